@@ -1,0 +1,80 @@
+//! Command line (clap derive). Thin: parse, then call into the library.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Overrides;
+use crate::telemetry::log::LogFormat;
+
+#[derive(Debug, Parser)]
+#[command(name = "ladderd", version, about = "Live-video transcoding appliance: RTMP in, ABR ladder, LL-HLS out")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Configuration file (TOML); see ladderd.example.toml.
+    #[arg(long, global = true, env = "LADDERD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// RTMP listen address, overriding server.rtmp_listen.
+    #[arg(long, global = true, value_name = "ADDR")]
+    pub rtmp_listen: Option<SocketAddr>,
+    /// HTTP listen address, overriding server.http_listen.
+    #[arg(long, global = true, value_name = "ADDR")]
+    pub http_listen: Option<SocketAddr>,
+    /// Log line format on stderr.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+impl Global {
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            rtmp_listen: self.rtmp_listen,
+            http_listen: self.http_listen,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the appliance (the default).
+    Serve {
+        /// Also run the built-in demo stream `demo`.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Report what hardware and kernel facilities were found, and why anything is unavailable.
+    Probe {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Transcode a file (FLV or Annex-B H.264) into the ladder.
+    Transcode {
+        input: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Benchmarks against a peer measured in the same run.
+    Bench {
+        #[arg(trailing_var_arg = true)]
+        args: Vec<String>,
+    },
+    /// Configuration tools.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a configuration file; exit 2 naming the key at fault.
+    Check { file: PathBuf },
+}

@@ -1,0 +1,381 @@
+//! The one TOML configuration file, CLI overrides, and validation.
+//!
+//! Every error names the key at fault (`server.rtmp_listen: invalid socket
+//! address syntax`), and the binary exits with code 2 on any of them.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{file}: {key}: {reason}")]
+    Invalid {
+        file: String,
+        key: String,
+        reason: String,
+    },
+}
+
+/// A secret (stream key, admin token): never printed, logged or serialized.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    /// Compares without an early exit on the first differing byte.
+    pub fn matches(&self, candidate: &str) -> bool {
+        let (a, b) = (self.0.as_bytes(), candidate.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: Server,
+    pub runtime: Runtime,
+    pub limits: Limits,
+    pub ingest: Ingest,
+    pub streams: Vec<StreamConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: Server::default(),
+            runtime: Runtime::default(),
+            limits: Limits::default(),
+            ingest: Ingest::default(),
+            streams: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Server {
+    pub rtmp_listen: SocketAddr,
+    pub http_listen: SocketAddr,
+    /// Seconds the process waits for streams to end on SIGTERM before exiting anyway.
+    pub shutdown_grace_secs: f64,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Server {
+            rtmp_listen: SocketAddr::from(([0, 0, 0, 0], 1935)),
+            http_listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            shutdown_grace_secs: 3.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Runtime {
+    /// CPU ids to run executors on, one pinned executor per id. Empty: every CPU this process may use.
+    pub cores: Vec<usize>,
+    /// How many of `cores` (the first ones) serve sockets; the rest do media work.
+    /// With a single core, it does both.
+    pub io_cores: usize,
+    /// io_uring registered-buffer memory per executor, KiB (glommio `io_memory`).
+    /// Counts against RLIMIT_MEMLOCK (systemd `LimitMEMLOCK`) for non-root users.
+    pub io_memory_kib: usize,
+}
+
+impl Default for Runtime {
+    fn default() -> Self {
+        Runtime {
+            cores: Vec::new(),
+            io_cores: 1,
+            io_memory_kib: 768,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Live publishes at once; further publishes are rejected.
+    pub max_streams: usize,
+    /// Open RTMP connections at once (publishing or not).
+    pub max_rtmp_connections: usize,
+    /// Seconds an RTMP connection may stay silent (handshake included) before it is closed.
+    pub rtmp_idle_timeout_secs: f64,
+    /// Packets queued between ingest and a stream's pipeline before ingest waits (backpressure).
+    pub packet_queue: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_streams: 64,
+            max_rtmp_connections: 256,
+            rtmp_idle_timeout_secs: 10.0,
+            packet_queue: 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Ingest {
+    /// RTMP application name publishers connect to (`rtmp://HOST/live`).
+    pub app: String,
+    /// Lab setting: accept any stream NAME without a key. Off by default.
+    pub allow_any_key: bool,
+    /// A second publisher on a live NAME replaces the first (default: it is rejected).
+    pub takeover: bool,
+}
+
+impl Default for Ingest {
+    fn default() -> Self {
+        Ingest {
+            app: "live".into(),
+            allow_any_key: false,
+            takeover: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamConfig {
+    /// Public name, used in playback URLs.
+    pub name: String,
+    /// Secret the publisher sends as `?key=`.
+    pub key: Secret,
+    /// Overrides `ingest.takeover` for this stream.
+    #[serde(default)]
+    pub takeover: Option<bool>,
+}
+
+/// Settings given on the command line; they win over the file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub rtmp_listen: Option<SocketAddr>,
+    pub http_listen: Option<SocketAddr>,
+}
+
+impl Config {
+    /// Loads and validates a file, or the defaults when `path` is `None`.
+    pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let mut config = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.display().to_string(),
+                    source,
+                })?;
+                Config::parse(&text, &p.display().to_string())?
+            }
+            None => Config::default(),
+        };
+        if let Some(a) = overrides.rtmp_listen {
+            config.server.rtmp_listen = a;
+        }
+        if let Some(a) = overrides.http_listen {
+            config.server.http_listen = a;
+        }
+        Ok(config)
+    }
+
+    /// Parses and validates TOML text; `file` only labels errors.
+    pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+        let de = toml::Deserializer::new(text);
+        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            // toml's message carries line/column and a caret diagram; keep its first line
+            // plus the position so the operator can find it.
+            let inner = e.into_inner();
+            let reason = inner.message().to_string();
+            let at = inner
+                .span()
+                .map(|s| {
+                    let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
+                    format!(" (line {line})")
+                })
+                .unwrap_or_default();
+            ConfigError::Invalid {
+                file: file.into(),
+                key: if key == "." { "(top level)".into() } else { key },
+                reason: format!("{reason}{at}"),
+            }
+        })?;
+        config.validate().map_err(|(key, reason)| ConfigError::Invalid {
+            file: file.into(),
+            key,
+            reason,
+        })?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), (String, String)> {
+        let bad = |k: &str, r: String| Err((k.to_string(), r));
+        let cpus = available_cpus();
+        let mut seen = HashSet::new();
+        for (i, c) in self.runtime.cores.iter().enumerate() {
+            if !cpus.contains(c) {
+                return bad(
+                    &format!("runtime.cores[{i}]"),
+                    format!("CPU {c} is not available to this process (available: {cpus:?})"),
+                );
+            }
+            if !seen.insert(c) {
+                return bad(&format!("runtime.cores[{i}]"), format!("CPU {c} listed twice"));
+            }
+        }
+        if self.runtime.io_cores == 0 {
+            return bad("runtime.io_cores", "must be at least 1".into());
+        }
+        let ncores = if self.runtime.cores.is_empty() { cpus.len() } else { self.runtime.cores.len() };
+        if self.runtime.io_cores > ncores {
+            return bad(
+                "runtime.io_cores",
+                format!("{} I/O cores requested but only {ncores} cores configured", self.runtime.io_cores),
+            );
+        }
+        if !(64..=1 << 20).contains(&self.runtime.io_memory_kib) {
+            return bad("runtime.io_memory_kib", "must be between 64 and 1048576".into());
+        }
+        if self.server.rtmp_listen == self.server.http_listen {
+            return bad("server.http_listen", "same address as server.rtmp_listen".into());
+        }
+        if !(0.0..=60.0).contains(&self.server.shutdown_grace_secs) {
+            return bad("server.shutdown_grace_secs", "must be between 0 and 60".into());
+        }
+        if self.limits.max_streams == 0 {
+            return bad("limits.max_streams", "must be at least 1".into());
+        }
+        if self.limits.max_rtmp_connections == 0 {
+            return bad("limits.max_rtmp_connections", "must be at least 1".into());
+        }
+        if !(self.limits.rtmp_idle_timeout_secs > 0.0 && self.limits.rtmp_idle_timeout_secs <= 3600.0) {
+            return bad("limits.rtmp_idle_timeout_secs", "must be in (0, 3600]".into());
+        }
+        if !(16..=1 << 20).contains(&self.limits.packet_queue) {
+            return bad("limits.packet_queue", "must be between 16 and 1048576".into());
+        }
+        if !valid_name(&self.ingest.app) {
+            return bad("ingest.app", "use 1-64 characters from A-Z a-z 0-9 _ - .".into());
+        }
+        let mut names = HashSet::new();
+        for (i, s) in self.streams.iter().enumerate() {
+            if !valid_name(&s.name) {
+                return bad(
+                    &format!("streams[{i}].name"),
+                    format!("{:?}: use 1-64 characters from A-Z a-z 0-9 _ - .", s.name),
+                );
+            }
+            if !names.insert(&s.name) {
+                return bad(&format!("streams[{i}].name"), format!("{:?} is configured twice", s.name));
+            }
+            if s.key.0.len() < 8 {
+                return bad(&format!("streams[{i}].key"), "must be at least 8 characters".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Finds the configured stream with this public name.
+    pub fn stream(&self, name: &str) -> Option<&StreamConfig> {
+        self.streams.iter().find(|s| s.name == name)
+    }
+
+    /// The executors' CPUs: `runtime.cores`, or every CPU this process may run on.
+    pub fn cores(&self) -> Vec<usize> {
+        if self.runtime.cores.is_empty() {
+            available_cpus()
+        } else {
+            self.runtime.cores.clone()
+        }
+    }
+}
+
+/// Stream and app names: safe in URLs, paths and logs.
+pub fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && !s.starts_with('.')
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+}
+
+/// CPUs in this process's affinity mask (what systemd `CPUAffinity=` leaves us).
+pub fn available_cpus() -> Vec<usize> {
+    // SAFETY: sched_getaffinity writes at most size_of::<cpu_set_t>() bytes into `set`.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect();
+        }
+        (0..libc::CPU_SETSIZE as usize).filter(|&c| libc::CPU_ISSET(c, &set)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        Config::parse(text, "t.toml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ports() {
+        let c = Config::parse("", "t.toml").unwrap();
+        assert_eq!(c.server.rtmp_listen.to_string(), "0.0.0.0:1935");
+        assert_eq!(c.server.http_listen.to_string(), "0.0.0.0:8080");
+        assert!(!c.ingest.allow_any_key);
+    }
+
+    #[test]
+    fn example_file_is_valid() {
+        let text = include_str!("../ladderd.example.toml");
+        let c = Config::parse(text, "ladderd.example.toml").unwrap();
+        assert!(!c.streams.is_empty());
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = err("[server]\nrtmp_listen = \"nowhere:x\"\n");
+        assert!(e.starts_with("t.toml: server.rtmp_listen: "), "{e}");
+        let e = err("[server]\nbogus = 1\n");
+        assert!(e.contains("server") && e.contains("bogus"), "{e}");
+        let e = err("[limits]\nmax_streams = -3\n");
+        assert!(e.contains("limits.max_streams"), "{e}");
+        let e = err("[limits]\nmax_streams = 0\n");
+        assert!(e.contains("limits.max_streams: must be at least 1"), "{e}");
+        let e = err("[[streams]]\nname = \"a b\"\nkey = \"0123456789\"\n");
+        assert!(e.contains("streams[0].name"), "{e}");
+        let e = err("[[streams]]\nname = \"cam\"\nkey = \"short\"\n");
+        assert!(e.contains("streams[0].key"), "{e}");
+        let e = err("[runtime]\ncores = [100000]\n");
+        assert!(e.contains("runtime.cores[0]"), "{e}");
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let c = Config::parse("[[streams]]\nname = \"cam1\"\nkey = \"hunter2hunter2\"\n", "t").unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+        assert!(c.streams[0].key.matches("hunter2hunter2"));
+        assert!(!c.streams[0].key.matches("hunter2hunter3"));
+        assert!(!c.streams[0].key.matches("hunter2"));
+    }
+}

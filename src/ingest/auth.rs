@@ -1,0 +1,150 @@
+//! Who may publish what: the publish name, its query string, and the stream keys.
+//!
+//! A publisher sends `NAME?key=SECRET` as the RTMP publish name (OBS: server
+//! `rtmp://HOST/live`, stream key `NAME?key=SECRET`). NAME is public; the
+//! secret is checked here and goes nowhere else.
+
+use crate::config::{valid_name, Config};
+
+/// Why a publish was refused; the label is used in logs and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rejection {
+    WrongApp,
+    BadName,
+    UnknownStream,
+    MissingKey,
+    BadKey,
+    AlreadyLive,
+    TooManyStreams,
+    ShuttingDown,
+}
+
+impl Rejection {
+    pub fn label(self) -> &'static str {
+        match self {
+            Rejection::WrongApp => "wrong_app",
+            Rejection::BadName => "bad_name",
+            Rejection::UnknownStream => "unknown_stream",
+            Rejection::MissingKey => "missing_key",
+            Rejection::BadKey => "bad_key",
+            Rejection::AlreadyLive => "already_live",
+            Rejection::TooManyStreams => "too_many_streams",
+            Rejection::ShuttingDown => "shutting_down",
+        }
+    }
+
+    /// The RTMP status code sent back to the publisher.
+    pub fn rtmp_code(self) -> &'static str {
+        match self {
+            Rejection::WrongApp => "NetConnection.Connect.Rejected",
+            Rejection::BadName | Rejection::UnknownStream | Rejection::AlreadyLive => {
+                "NetStream.Publish.BadName"
+            }
+            _ => "NetStream.Publish.Denied",
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Rejection::WrongApp => "unknown RTMP application",
+            Rejection::BadName => "stream name is not valid",
+            Rejection::UnknownStream => "no such stream is configured",
+            Rejection::MissingKey => "stream key missing (publish as NAME?key=SECRET)",
+            Rejection::BadKey => "stream key is wrong",
+            Rejection::AlreadyLive => "stream already has a publisher",
+            Rejection::TooManyStreams => "server is at its stream limit",
+            Rejection::ShuttingDown => "server is shutting down",
+        }
+    }
+}
+
+/// The public half of a publish name. The key is checked and dropped in [`authorize`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authorized {
+    pub name: String,
+    pub takeover: bool,
+}
+
+/// Splits `NAME?key=SECRET&x=y` and checks the key against the configuration.
+pub fn authorize(config: &Config, raw: &str) -> Result<Authorized, (Option<String>, Rejection)> {
+    let (name, query) = raw.split_once('?').unwrap_or((raw, ""));
+    if !valid_name(name) {
+        return Err((None, Rejection::BadName));
+    }
+    let name = name.to_string();
+    let key = query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == "key" || *k == "token")
+        .map(|(_, v)| v);
+    let global_takeover = config.ingest.takeover;
+    match config.stream(&name) {
+        Some(stream) => match key {
+            None => Err((Some(name), Rejection::MissingKey)),
+            Some(k) if stream.key.matches(k) => Ok(Authorized {
+                takeover: stream.takeover.unwrap_or(global_takeover),
+                name,
+            }),
+            Some(_) => Err((Some(name), Rejection::BadKey)),
+        },
+        None if config.ingest.allow_any_key => Ok(Authorized {
+            name,
+            takeover: global_takeover,
+        }),
+        None => Err((Some(name), Rejection::UnknownStream)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: &str) -> Config {
+        Config::parse(
+            &format!("{extra}\n[[streams]]\nname = \"cam1\"\nkey = \"s3cret-key\"\n"),
+            "t",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn key_in_query_string() {
+        let c = config("");
+        assert_eq!(
+            authorize(&c, "cam1?key=s3cret-key"),
+            Ok(Authorized {
+                name: "cam1".into(),
+                takeover: false
+            })
+        );
+        assert_eq!(
+            authorize(&c, "cam1?foo=1&token=s3cret-key").map(|a| a.name),
+            Ok("cam1".into())
+        );
+        assert_eq!(
+            authorize(&c, "cam1?key=wrong"),
+            Err((Some("cam1".into()), Rejection::BadKey))
+        );
+        assert_eq!(authorize(&c, "cam1"), Err((Some("cam1".into()), Rejection::MissingKey)));
+        assert_eq!(
+            authorize(&c, "cam9?key=s3cret-key"),
+            Err((Some("cam9".into()), Rejection::UnknownStream))
+        );
+        assert_eq!(authorize(&c, "../etc?key=x"), Err((None, Rejection::BadName)));
+    }
+
+    #[test]
+    fn allow_any_key_and_takeover() {
+        let c = config("[ingest]\nallow_any_key = true\ntakeover = true");
+        assert_eq!(
+            authorize(&c, "anything"),
+            Ok(Authorized {
+                name: "anything".into(),
+                takeover: true
+            })
+        );
+        // A configured stream still needs its key.
+        assert_eq!(authorize(&c, "cam1?key=nope").unwrap_err().1, Rejection::BadKey);
+    }
+}

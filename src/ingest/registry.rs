@@ -1,0 +1,446 @@
+//! The live streams: one publisher per NAME, their counters, and recent sessions.
+//!
+//! Claims and releases take a lock (once per publish); per-packet counters are
+//! atomics written by one connection task and read by the API on any core.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use event_listener::Event;
+use serde::Serialize;
+
+use super::auth::Rejection;
+use crate::media::aac::AudioSpecificConfig;
+use crate::media::h264::AvcConfig;
+use crate::media::StreamId;
+
+/// Sessions remembered after they end, for `/api/v1/sessions`.
+const HISTORY: usize = 64;
+/// Seconds of the bitrate window; one bucket per second plus slack.
+const RATE_WINDOW_SECS: u64 = 5;
+const RATE_BUCKETS: usize = 8;
+
+#[derive(Default)]
+pub struct Registry {
+    inner: Mutex<Inner>,
+    next_id: AtomicU64,
+    rejected: Mutex<HashMap<&'static str, u64>>,
+}
+
+#[derive(Default)]
+struct Inner {
+    live: HashMap<String, Arc<LiveStream>>,
+    history: VecDeque<SessionRecord>,
+}
+
+/// Why a publish session ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "detail")]
+pub enum EndReason {
+    /// The publisher unpublished or closed its connection.
+    PublisherClosed,
+    /// Silent for longer than `limits.rtmp_idle_timeout_secs`.
+    Timeout,
+    /// Another publisher took the NAME over.
+    TakenOver,
+    /// The server is shutting down.
+    Shutdown,
+    /// Stopped by an operator through the API.
+    Kicked,
+    /// The stream could not be carried (unsupported codec, protocol error).
+    Error(String),
+}
+
+pub struct LiveStream {
+    pub id: StreamId,
+    pub name: String,
+    pub publisher: SocketAddr,
+    pub started: Instant,
+    pub started_unix_ms: u64,
+    pub stats: IngestStats,
+    pub pipeline: PipelineStats,
+    info: Mutex<SourceInfo>,
+    stop: AtomicBool,
+    stop_reason: Mutex<Option<EndReason>>,
+    stopped: Event,
+}
+
+/// What the publisher told us about its media.
+#[derive(Debug, Clone, Default)]
+pub struct SourceInfo {
+    pub video: Option<AvcConfig>,
+    pub audio: Option<AudioSpecificConfig>,
+    /// `onMetaData` as the publisher sent it (numbers and strings only).
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// Written by the connection task that owns the publish.
+#[derive(Default)]
+pub struct IngestStats {
+    pub video_packets: AtomicU64,
+    pub audio_packets: AtomicU64,
+    pub keyframes: AtomicU64,
+    pub bytes: AtomicU64,
+    pub discontinuities: AtomicU64,
+    /// Tags dropped because they could not be parsed.
+    pub tag_errors: AtomicU64,
+    /// Milliseconds after `started` of the last packet.
+    pub last_packet_ms: AtomicU64,
+    rate_sec: [AtomicU64; RATE_BUCKETS],
+    rate_bytes: [AtomicU64; RATE_BUCKETS],
+}
+
+/// Written by the stream's pipeline on its media core.
+#[derive(Default)]
+pub struct PipelineStats {
+    pub packets: AtomicU64,
+    pub video_packets: AtomicU64,
+    pub audio_packets: AtomicU64,
+    /// Packets whose dts went backwards on their track (must stay 0).
+    pub dts_regressions: AtomicU64,
+    /// Packets with pts < dts (must stay 0).
+    pub pts_before_dts: AtomicU64,
+    pub discontinuities: AtomicU64,
+}
+
+impl IngestStats {
+    /// Accounts one packet of `len` bytes arriving `now`.
+    pub fn record(&self, since_start: std::time::Duration, len: usize) {
+        self.bytes.fetch_add(len as u64, Relaxed);
+        self.last_packet_ms.store(since_start.as_millis() as u64, Relaxed);
+        let sec = since_start.as_secs() + 1; // 0 marks an empty bucket
+        let i = (sec % RATE_BUCKETS as u64) as usize;
+        if self.rate_sec[i].load(Relaxed) != sec {
+            self.rate_bytes[i].store(0, Relaxed);
+            self.rate_sec[i].store(sec, Relaxed);
+        }
+        self.rate_bytes[i].fetch_add(len as u64, Relaxed);
+    }
+
+    /// Bits per second over the last complete `RATE_WINDOW_SECS` seconds.
+    pub fn bitrate(&self, since_start: std::time::Duration) -> u64 {
+        let now = since_start.as_secs() + 1;
+        let window = RATE_WINDOW_SECS.min(now.saturating_sub(1)).max(1);
+        let total: u64 = (0..RATE_BUCKETS)
+            .filter(|&i| {
+                let s = self.rate_sec[i].load(Relaxed);
+                s < now && s + window >= now
+            })
+            .map(|i| self.rate_bytes[i].load(Relaxed))
+            .sum();
+        total * 8 / window
+    }
+}
+
+impl LiveStream {
+    pub fn info(&self) -> MutexGuard<'_, SourceInfo> {
+        self.info.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Asks the connection that owns this publish to end it.
+    pub fn stop(&self, reason: EndReason) {
+        {
+            let mut r = self.stop_reason.lock().unwrap_or_else(|p| p.into_inner());
+            r.get_or_insert(reason);
+        }
+        self.stop.store(true, Relaxed);
+        self.stopped.notify(usize::MAX);
+    }
+
+    /// Resolves once [`LiveStream::stop`] has been called; yields the reason.
+    pub async fn stopped(&self) -> EndReason {
+        loop {
+            if let Some(r) = self.stop_reason() {
+                return r;
+            }
+            let listener = self.stopped.listen();
+            if let Some(r) = self.stop_reason() {
+                return r;
+            }
+            listener.await;
+        }
+    }
+
+    fn stop_reason(&self) -> Option<EndReason> {
+        if !self.stop.load(Relaxed) {
+            return None;
+        }
+        self.stop_reason.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn snapshot(&self) -> StreamView {
+        let elapsed = self.started.elapsed();
+        let info = self.info().clone();
+        let s = &self.stats;
+        let p = &self.pipeline;
+        StreamView {
+            name: self.name.clone(),
+            id: self.id,
+            publisher: self.publisher.to_string(),
+            started_unix_ms: self.started_unix_ms,
+            uptime_secs: elapsed.as_secs_f64(),
+            video: info.video.as_ref().map(|v| VideoView {
+                codec: v.codec_string(),
+                profile: v.profile_name().to_string(),
+                level: v.level_idc as f64 / 10.0,
+                width: v.width,
+                height: v.height,
+                fps: v.fps.or_else(|| metadata_number(&info.metadata, "framerate")),
+            }),
+            audio: info.audio.as_ref().map(|a| AudioView {
+                codec: a.codec_string(),
+                sample_rate: a.sample_rate,
+                channels: a.channels,
+            }),
+            metadata: info.metadata.clone(),
+            packets: PacketCounts {
+                video: s.video_packets.load(Relaxed),
+                audio: s.audio_packets.load(Relaxed),
+            },
+            keyframes: s.keyframes.load(Relaxed),
+            bytes_received: s.bytes.load(Relaxed),
+            bitrate_bps: s.bitrate(elapsed),
+            since_last_packet_ms: (elapsed.as_millis() as u64)
+                .saturating_sub(s.last_packet_ms.load(Relaxed)),
+            discontinuities: s.discontinuities.load(Relaxed),
+            tag_errors: s.tag_errors.load(Relaxed),
+            pipeline: PipelineView {
+                packets: p.packets.load(Relaxed),
+                video_packets: p.video_packets.load(Relaxed),
+                audio_packets: p.audio_packets.load(Relaxed),
+                dts_regressions: p.dts_regressions.load(Relaxed),
+                pts_before_dts: p.pts_before_dts.load(Relaxed),
+                discontinuities: p.discontinuities.load(Relaxed),
+            },
+        }
+    }
+}
+
+fn metadata_number(meta: &Option<serde_json::Value>, key: &str) -> Option<f64> {
+    meta.as_ref()?.get(key)?.as_f64()
+}
+
+/// A publish as the API shows it. Never carries the stream key.
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamView {
+    pub name: String,
+    pub id: StreamId,
+    pub publisher: String,
+    pub started_unix_ms: u64,
+    pub uptime_secs: f64,
+    pub video: Option<VideoView>,
+    pub audio: Option<AudioView>,
+    pub metadata: Option<serde_json::Value>,
+    pub packets: PacketCounts,
+    pub keyframes: u64,
+    pub bytes_received: u64,
+    /// Over the last 5 s.
+    pub bitrate_bps: u64,
+    pub since_last_packet_ms: u64,
+    pub discontinuities: u64,
+    pub tag_errors: u64,
+    pub pipeline: PipelineView,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VideoView {
+    pub codec: String,
+    pub profile: String,
+    pub level: f64,
+    pub width: u32,
+    pub height: u32,
+    pub fps: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AudioView {
+    pub codec: String,
+    pub sample_rate: u32,
+    pub channels: u8,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PacketCounts {
+    pub video: u64,
+    pub audio: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PipelineView {
+    pub packets: u64,
+    pub video_packets: u64,
+    pub audio_packets: u64,
+    pub dts_regressions: u64,
+    pub pts_before_dts: u64,
+    pub discontinuities: u64,
+}
+
+/// A finished publish: its final counters, once its pipeline has drained.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionRecord {
+    #[serde(flatten)]
+    pub stream: StreamView,
+    pub ended: EndReason,
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Makes `name` live for `publisher`. With `takeover`, an existing publisher
+    /// is told to stop and replaced; otherwise the claim is refused.
+    pub fn claim(
+        &self,
+        name: &str,
+        publisher: SocketAddr,
+        takeover: bool,
+        max_streams: usize,
+    ) -> Result<Arc<LiveStream>, Rejection> {
+        let mut inner = self.lock();
+        if let Some(existing) = inner.live.get(name) {
+            if !takeover {
+                return Err(Rejection::AlreadyLive);
+            }
+            existing.stop(EndReason::TakenOver);
+            inner.live.remove(name);
+        }
+        if inner.live.len() >= max_streams {
+            return Err(Rejection::TooManyStreams);
+        }
+        let stream = Arc::new(LiveStream {
+            id: self.next_id.fetch_add(1, Relaxed) + 1,
+            name: name.to_string(),
+            publisher,
+            started: Instant::now(),
+            started_unix_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+            stats: IngestStats::default(),
+            pipeline: PipelineStats::default(),
+            info: Mutex::new(SourceInfo::default()),
+            stop: AtomicBool::new(false),
+            stop_reason: Mutex::new(None),
+            stopped: Event::new(),
+        });
+        inner.live.insert(name.to_string(), stream.clone());
+        Ok(stream)
+    }
+
+    /// Takes the stream off the live list (if it is still the one live under its name).
+    pub fn release(&self, stream: &LiveStream) {
+        let mut inner = self.lock();
+        if inner.live.get(&stream.name).is_some_and(|s| s.id == stream.id) {
+            inner.live.remove(&stream.name);
+        }
+    }
+
+    /// Files the final record of a session whose pipeline has drained.
+    pub fn finish(&self, stream: &LiveStream, ended: EndReason) {
+        let record = SessionRecord {
+            stream: stream.snapshot(),
+            ended,
+        };
+        let mut inner = self.lock();
+        if inner.history.len() == HISTORY {
+            inner.history.pop_front();
+        }
+        inner.history.push_back(record);
+    }
+
+    pub fn count_rejection(&self, r: Rejection) {
+        *self
+            .rejected
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(r.label())
+            .or_default() += 1;
+    }
+
+    pub fn rejections(&self) -> HashMap<&'static str, u64> {
+        self.rejected.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn live(&self) -> Vec<Arc<LiveStream>> {
+        let mut v: Vec<_> = self.lock().live.values().cloned().collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<LiveStream>> {
+        self.lock().live.get(name).cloned()
+    }
+
+    pub fn history(&self) -> Vec<SessionRecord> {
+        self.lock().history.iter().cloned().collect()
+    }
+
+    /// Tells every live publish to end (shutdown).
+    pub fn stop_all(&self, reason: EndReason) {
+        for s in self.live() {
+            s.stop(reason.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn addr() -> SocketAddr {
+        "127.0.0.1:5000".parse().unwrap()
+    }
+
+    #[test]
+    fn one_publisher_per_name_unless_takeover() {
+        let r = Registry::new();
+        let a = r.claim("cam1", addr(), false, 10).unwrap();
+        assert_eq!(r.claim("cam1", addr(), false, 10).err(), Some(Rejection::AlreadyLive));
+        let b = r.claim("cam1", addr(), true, 10).unwrap();
+        assert_ne!(a.id, b.id);
+        assert_eq!(a.stop_reason(), Some(EndReason::TakenOver));
+        // The old owner releasing must not remove the new one.
+        r.release(&a);
+        assert_eq!(r.get("cam1").map(|s| s.id), Some(b.id));
+        r.release(&b);
+        assert!(r.get("cam1").is_none());
+    }
+
+    #[test]
+    fn stream_limit() {
+        let r = Registry::new();
+        let _a = r.claim("a", addr(), false, 1).unwrap();
+        assert_eq!(r.claim("b", addr(), false, 1).err(), Some(Rejection::TooManyStreams));
+    }
+
+    #[test]
+    fn bitrate_counts_complete_seconds() {
+        let s = IngestStats::default();
+        for t in 0..7u64 {
+            for _ in 0..10 {
+                s.record(Duration::from_millis(t * 1000 + 500), 12_500);
+            }
+        }
+        // 125 000 bytes per second = 1 Mbit/s.
+        assert_eq!(s.bitrate(Duration::from_millis(7_100)), 1_000_000);
+    }
+
+    #[test]
+    fn history_is_bounded() {
+        let r = Registry::new();
+        for i in 0..(HISTORY + 5) {
+            let s = r.claim(&format!("s{i}"), addr(), false, 1000).unwrap();
+            r.release(&s);
+            r.finish(&s, EndReason::PublisherClosed);
+        }
+        assert_eq!(r.history().len(), HISTORY);
+    }
+}

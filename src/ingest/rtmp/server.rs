@@ -1,0 +1,365 @@
+//! RTMP socket glue on the I/O cores: accept, read, feed the session, write, act.
+//!
+//! All protocol and media logic lives in [`super::session`], [`crate::ingest::flv`]
+//! and [`crate::ingest::auth`]; this file only moves bytes and decisions.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::{TcpListener, TcpStream};
+use tracing::{debug, info, warn};
+
+use super::session::{Event, Output, Session, SessionError};
+use crate::ingest::auth::{self, Rejection};
+use crate::ingest::flv::{Demuxed, Demuxer, FlvError};
+use crate::ingest::registry::{EndReason, LiveStream};
+use crate::media::{CodecConfig, Track};
+use crate::runtime::Context;
+use crate::transcode::pipeline::{Input, Job};
+
+const READ_BUF: usize = 64 * 1024;
+
+pub async fn accept_loop(listener: TcpListener, ctx: Arc<Context>) {
+    let mut last_full_log: Option<Instant> = None;
+    loop {
+        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
+            ctx.shutdown.wait().await;
+            None
+        })
+        .await;
+        let stream = match accepted {
+            None => break,
+            Some(Ok(s)) => s,
+            Some(Err(e)) => {
+                warn!(error = %e, "rtmp accept failed");
+                glommio::timer::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let peer = stream.peer_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let open = ctx.rtmp_connections.fetch_add(1, SeqCst);
+        if open >= ctx.config.limits.max_rtmp_connections {
+            ctx.rtmp_connections.fetch_sub(1, SeqCst);
+            // One line a minute at most: a flood must not flood the log too.
+            if last_full_log.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
+                warn!(%peer, limit = ctx.config.limits.max_rtmp_connections, "rtmp connection limit reached; refusing connections");
+                last_full_log = Some(Instant::now());
+            }
+            drop(stream);
+            continue;
+        }
+        let ctx = ctx.clone();
+        glommio::spawn_local(async move {
+            let mut conn = Connection::new(peer, ctx.clone());
+            let result = conn.run(stream).await;
+            conn.finish(result).await;
+            ctx.rtmp_connections.fetch_sub(1, SeqCst);
+        })
+        .detach();
+    }
+}
+
+/// Why a connection ended, for its one log line.
+#[derive(Debug)]
+enum Close {
+    Eof,
+    Io(std::io::Error),
+    Timeout,
+    Session(SessionError),
+    Rejected,
+    Stream(FlvError),
+    Stopped(EndReason),
+    Unpublished,
+}
+
+struct Publish {
+    stream: Arc<LiveStream>,
+    demuxer: Demuxer,
+    tx: flume::Sender<Input>,
+    logged_tag_error: bool,
+}
+
+struct Connection {
+    peer: SocketAddr,
+    ctx: Arc<Context>,
+    session: Session,
+    publish: Option<Publish>,
+    outbound: Vec<u8>,
+}
+
+impl Connection {
+    fn new(peer: SocketAddr, ctx: Arc<Context>) -> Self {
+        Connection {
+            peer,
+            ctx,
+            session: Session::new(),
+            publish: None,
+            outbound: Vec::new(),
+        }
+    }
+
+    async fn run(&mut self, mut socket: TcpStream) -> Close {
+        let idle = Duration::from_secs_f64(self.ctx.config.limits.rtmp_idle_timeout_secs);
+        if let Err(e) = socket.set_read_timeout(Some(idle)) {
+            return Close::Io(std::io::Error::other(e.to_string()));
+        }
+        let _ = socket.set_nodelay(true);
+        let mut buf = vec![0u8; READ_BUF];
+        loop {
+            let stop = self.publish.as_ref().map(|p| p.stream.clone());
+            let read = futures_lite::future::or(
+                async { Ok(socket.read(&mut buf).await) },
+                async {
+                    let shutdown = async {
+                        self.ctx.shutdown.wait().await;
+                        EndReason::Shutdown
+                    };
+                    Err(match &stop {
+                        Some(s) => futures_lite::future::or(s.stopped(), shutdown).await,
+                        None => shutdown.await,
+                    })
+                },
+            )
+            .await;
+            let n = match read {
+                Err(reason) => return Close::Stopped(reason),
+                Ok(Ok(0)) => return Close::Eof,
+                Ok(Ok(n)) => n,
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::TimedOut => return Close::Timeout,
+                Ok(Err(e)) => return Close::Io(e),
+            };
+            let arrival = Instant::now();
+            if let Err(e) = self.session.handle_input(&buf[..n]) {
+                return Close::Session(e);
+            }
+            if let Err(close) = self.drain(arrival).await {
+                let _ = self.flush(&mut socket).await;
+                return close;
+            }
+            if let Err(e) = self.flush(&mut socket).await {
+                return Close::Io(e);
+            }
+        }
+    }
+
+    async fn flush(&mut self, socket: &mut TcpStream) -> std::io::Result<()> {
+        if !self.outbound.is_empty() {
+            socket.write_all(&self.outbound).await?;
+            self.outbound.clear();
+        }
+        Ok(())
+    }
+
+    /// Acts on everything the session produced. `Err` ends the connection.
+    async fn drain(&mut self, arrival: Instant) -> Result<(), Close> {
+        while let Some(out) = self.session.poll_output() {
+            match out {
+                Output::Transmit(bytes) => self.outbound.extend_from_slice(&bytes),
+                Output::Event(event) => self.on_event(event, arrival).await?,
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_event(&mut self, event: Event, arrival: Instant) -> Result<(), Close> {
+        match event {
+            Event::ConnectRequested { request, app } => {
+                if app == self.ctx.config.ingest.app {
+                    self.session.accept(request).map_err(Close::Session)
+                } else {
+                    debug!(peer = %self.peer, app = %app, "rtmp connect to unknown app");
+                    self.reject(request, None, Rejection::WrongApp)
+                }
+            }
+            Event::PublishRequested { request, name, .. } => self.on_publish(request, &name),
+            Event::PlayRequested { request } => {
+                let _ = self.session.reject(
+                    request,
+                    "NetStream.Play.Failed",
+                    "ladderd does not serve RTMP playback; use /live/NAME/master.m3u8",
+                );
+                Ok(())
+            }
+            Event::PublishFinished => Err(Close::Unpublished),
+            Event::Metadata(meta) => {
+                if let Some(p) = &self.publish {
+                    p.stream.info().metadata = Some(metadata_json(&meta));
+                }
+                Ok(())
+            }
+            Event::Video { timestamp_ms, data } => self.on_media(Track::Video, timestamp_ms, data, arrival).await,
+            Event::Audio { timestamp_ms, data } => self.on_media(Track::Audio, timestamp_ms, data, arrival).await,
+        }
+    }
+
+    fn reject(&mut self, request: u32, name: Option<&str>, why: Rejection) -> Result<(), Close> {
+        self.ctx.registry.count_rejection(why);
+        warn!(
+            peer = %self.peer,
+            stream = name.unwrap_or("-"),
+            reason = why.label(),
+            "publish rejected: {}",
+            why.describe()
+        );
+        let _ = self.session.reject(request, why.rtmp_code(), why.describe());
+        Err(Close::Rejected)
+    }
+
+    fn on_publish(&mut self, request: u32, raw_name: &str) -> Result<(), Close> {
+        if self.publish.is_some() {
+            // One publish per connection keeps ownership simple.
+            return self.reject(request, None, Rejection::BadName);
+        }
+        if self.ctx.shutdown.is_triggered() {
+            return self.reject(request, None, Rejection::ShuttingDown);
+        }
+        let authorized = match auth::authorize(&self.ctx.config, raw_name) {
+            Ok(a) => a,
+            Err((name, why)) => return self.reject(request, name.as_deref(), why),
+        };
+        let claim = self.ctx.registry.claim(
+            &authorized.name,
+            self.peer,
+            authorized.takeover,
+            self.ctx.config.limits.max_streams,
+        );
+        let stream = match claim {
+            Ok(s) => s,
+            Err(why) => return self.reject(request, Some(&authorized.name), why),
+        };
+        let (tx, rx) = flume::bounded(self.ctx.config.limits.packet_queue);
+        if self
+            .ctx
+            .media
+            .dispatch(Job {
+                stream: stream.clone(),
+                input: rx,
+            })
+            .is_err()
+        {
+            self.ctx.registry.release(&stream);
+            return self.reject(request, Some(&authorized.name), Rejection::ShuttingDown);
+        }
+        info!(peer = %self.peer, stream = %stream.name, id = stream.id, takeover = authorized.takeover, "publish started");
+        self.publish = Some(Publish {
+            demuxer: Demuxer::new(stream.id),
+            stream,
+            tx,
+            logged_tag_error: false,
+        });
+        self.session.accept(request).map_err(Close::Session)
+    }
+
+    async fn on_media(&mut self, track: Track, ts: u32, data: Bytes, arrival: Instant) -> Result<(), Close> {
+        let Some(p) = &mut self.publish else {
+            return Ok(());
+        };
+        let out = match track {
+            Track::Video => p.demuxer.push_video(ts, &data, arrival),
+            Track::Audio => p.demuxer.push_audio(ts, &data, arrival),
+        };
+        let input = match out {
+            Ok(Demuxed::Nothing) => return Ok(()),
+            Ok(Demuxed::Config(cfg)) => {
+                let mut info = p.stream.info();
+                match &cfg {
+                    CodecConfig::Avc(v) => {
+                        if info.video.as_ref() != Some(v) {
+                            info!(stream = %p.stream.name, codec = %v.codec_string(), width = v.width, height = v.height, fps = ?v.fps, "video config");
+                        }
+                        info.video = Some(v.clone());
+                    }
+                    CodecConfig::Aac(a) => {
+                        if info.audio.as_ref() != Some(a) {
+                            info!(stream = %p.stream.name, codec = %a.codec_string(), sample_rate = a.sample_rate, channels = a.channels, "audio config");
+                        }
+                        info.audio = Some(a.clone());
+                    }
+                }
+                Input::Config(cfg)
+            }
+            Ok(Demuxed::Packet(packet)) => {
+                let s = &p.stream.stats;
+                match packet.track {
+                    Track::Video => s.video_packets.fetch_add(1, Relaxed),
+                    Track::Audio => s.audio_packets.fetch_add(1, Relaxed),
+                };
+                if packet.keyframe && packet.track == Track::Video {
+                    s.keyframes.fetch_add(1, Relaxed);
+                }
+                if packet.discontinuity {
+                    s.discontinuities.fetch_add(1, Relaxed);
+                }
+                s.record(arrival.saturating_duration_since(p.stream.started), data.len());
+                Input::Packet(packet)
+            }
+            Err(e) if e.is_fatal() => return Err(Close::Stream(e)),
+            Err(e) => {
+                p.stream.stats.tag_errors.fetch_add(1, Relaxed);
+                if !p.logged_tag_error {
+                    warn!(stream = %p.stream.name, ?track, timestamp_ms = ts, len = data.len(), "dropping malformed tag: {e} (further ones are only counted)");
+                    p.logged_tag_error = true;
+                }
+                return Ok(());
+            }
+        };
+        // Backpressure: wait for the pipeline rather than buffer without bound.
+        if p.tx.send_async(input).await.is_err() {
+            return Err(Close::Stopped(EndReason::Error("pipeline stopped".into())));
+        }
+        Ok(())
+    }
+
+    /// Logs the close once and ends the publish, if any.
+    async fn finish(&mut self, close: Close) {
+        let reason = match &close {
+            Close::Eof | Close::Unpublished => EndReason::PublisherClosed,
+            Close::Timeout => EndReason::Timeout,
+            Close::Stopped(r) => r.clone(),
+            Close::Rejected => EndReason::PublisherClosed,
+            Close::Io(e) => EndReason::Error(format!("socket: {e}")),
+            Close::Session(e) => EndReason::Error(e.to_string()),
+            Close::Stream(e) => EndReason::Error(e.to_string()),
+        };
+        match (&self.publish, &close) {
+            (Some(p), Close::Stream(e)) => {
+                warn!(peer = %self.peer, stream = %p.stream.name, "publish refused: {e}")
+            }
+            (Some(p), _) => info!(peer = %self.peer, stream = %p.stream.name, id = p.stream.id, reason = ?reason, "publish ended"),
+            (None, Close::Session(e)) => warn!(peer = %self.peer, "rtmp connection closed: {e}"),
+            (None, Close::Timeout) => debug!(peer = %self.peer, "rtmp connection idle; closed"),
+            (None, _) => debug!(peer = %self.peer, ?close, "rtmp connection closed"),
+        }
+        if let Some(p) = self.publish.take() {
+            self.ctx.registry.release(&p.stream);
+            // The pipeline drains what is queued, then files the session record.
+            let _ = p.tx.send_async(Input::End(reason)).await;
+        }
+    }
+}
+
+/// `onMetaData` as JSON, for the API (numbers, strings and booleans only).
+fn metadata_json(m: &rml_rtmp::sessions::StreamMetadata) -> serde_json::Value {
+    let mut o = serde_json::Map::new();
+    let mut put = |k: &str, v: Option<serde_json::Value>| {
+        if let Some(v) = v {
+            o.insert(k.into(), v);
+        }
+    };
+    put("width", m.video_width.map(Into::into));
+    put("height", m.video_height.map(Into::into));
+    put("videocodecid", m.video_codec_id.map(Into::into));
+    put("framerate", m.video_frame_rate.map(|f| serde_json::json!((f as f64 * 1000.0).round() / 1000.0)));
+    put("videodatarate", m.video_bitrate_kbps.map(Into::into));
+    put("audiocodecid", m.audio_codec_id.map(Into::into));
+    put("audiodatarate", m.audio_bitrate_kbps.map(Into::into));
+    put("audiosamplerate", m.audio_sample_rate.map(Into::into));
+    put("audiochannels", m.audio_channels.map(Into::into));
+    put("stereo", m.audio_is_stereo.map(Into::into));
+    put("encoder", m.encoder.clone().map(Into::into));
+    serde_json::Value::Object(o)
+}

@@ -1,0 +1,383 @@
+//! Sans-IO RTMP server session: handshake + `rml_rtmp::ServerSession`, with its
+//! panics contained.
+//!
+//! Drive contract: call [`Session::handle_input`] with every byte read from the
+//! socket, in order; then drain [`Session::poll_output`] until it returns `None`,
+//! writing each [`Output::Transmit`] to the socket in order and acting on each
+//! [`Output::Event`] (a request must be answered with [`Session::accept`] or
+//! [`Session::reject`], whose responses come out of `poll_output` too).
+//! After any `Err` the session is dead: close the connection.
+//!
+//! `rml_rtmp` 0.8 is unmaintained and has panics reachable from malformed input;
+//! every call into it goes through [`contain`], which turns a panic into
+//! [`SessionError::Panicked`] so only this connection ends.
+
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use bytes::Bytes;
+use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
+use rml_rtmp::sessions::{
+    ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult, StreamMetadata,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("handshake failed: {0}")]
+    Handshake(String),
+    #[error("RTMP protocol error: {0}")]
+    Protocol(String),
+    #[error("RTMP parser panicked: {0}")]
+    Panicked(String),
+    #[error("session already closed")]
+    Closed,
+}
+
+/// What the connection owner must act on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    ConnectRequested {
+        request: u32,
+        app: String,
+    },
+    /// `name` is the raw publish name, query string included (`cam1?key=…`).
+    PublishRequested {
+        request: u32,
+        app: String,
+        name: String,
+    },
+    PublishFinished,
+    Metadata(StreamMetadata),
+    Video {
+        timestamp_ms: u32,
+        data: Bytes,
+    },
+    Audio {
+        timestamp_ms: u32,
+        data: Bytes,
+    },
+    /// Playback requests: ladderd does not serve RTMP playback.
+    PlayRequested {
+        request: u32,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    Transmit(Vec<u8>),
+    Event(Event),
+}
+
+enum State {
+    Handshaking(Box<Handshake>),
+    Active(Box<ServerSession>),
+    Dead,
+}
+
+pub struct Session {
+    state: State,
+    out: VecDeque<Output>,
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Session {
+    pub fn new() -> Self {
+        Session {
+            state: State::Handshaking(Box::new(Handshake::new(PeerType::Server))),
+            out: VecDeque::new(),
+        }
+    }
+
+    /// True once the handshake is done and RTMP messages flow.
+    pub fn is_established(&self) -> bool {
+        matches!(self.state, State::Active(_))
+    }
+
+    pub fn handle_input(&mut self, bytes: &[u8]) -> Result<(), SessionError> {
+        let result = self.handle_input_inner(bytes);
+        if result.is_err() {
+            self.state = State::Dead;
+        }
+        result
+    }
+
+    fn handle_input_inner(&mut self, bytes: &[u8]) -> Result<(), SessionError> {
+        match &mut self.state {
+            State::Dead => Err(SessionError::Closed),
+            State::Handshaking(hs) => {
+                let step = contain(|| hs.process_bytes(bytes))?
+                    .map_err(|e| SessionError::Handshake(e.to_string()))?;
+                match step {
+                    HandshakeProcessResult::InProgress { response_bytes } => {
+                        self.transmit(response_bytes);
+                        Ok(())
+                    }
+                    HandshakeProcessResult::Completed {
+                        response_bytes,
+                        remaining_bytes,
+                    } => {
+                        self.transmit(response_bytes);
+                        let mut config = ServerSessionConfig::new();
+                        config.chunk_size = 4096;
+                        let (session, results) = contain(|| ServerSession::new(config))?
+                            .map_err(|e| SessionError::Protocol(e.to_string()))?;
+                        self.state = State::Active(Box::new(session));
+                        self.absorb(results)?;
+                        if remaining_bytes.is_empty() {
+                            Ok(())
+                        } else {
+                            self.handle_input_inner(&remaining_bytes)
+                        }
+                    }
+                }
+            }
+            State::Active(session) => {
+                let results = contain(|| session.handle_input(bytes))?
+                    .map_err(|e| SessionError::Protocol(e.to_string()))?;
+                self.absorb(results)
+            }
+        }
+    }
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    pub fn accept(&mut self, request: u32) -> Result<(), SessionError> {
+        let State::Active(session) = &mut self.state else {
+            return Err(SessionError::Closed);
+        };
+        let results = contain(|| session.accept_request(request))?
+            .map_err(|e| SessionError::Protocol(e.to_string()))?;
+        self.absorb(results)
+    }
+
+    /// Answers a request with an RTMP `_error` / `onStatus` carrying `code` and `description`.
+    pub fn reject(&mut self, request: u32, code: &str, description: &str) -> Result<(), SessionError> {
+        let State::Active(session) = &mut self.state else {
+            return Err(SessionError::Closed);
+        };
+        let results = contain(|| session.reject_request(request, code, description))?
+            .map_err(|e| SessionError::Protocol(e.to_string()))?;
+        self.absorb(results)
+    }
+
+    fn transmit(&mut self, bytes: Vec<u8>) {
+        if !bytes.is_empty() {
+            self.out.push_back(Output::Transmit(bytes));
+        }
+    }
+
+    fn absorb(&mut self, results: Vec<ServerSessionResult>) -> Result<(), SessionError> {
+        for result in results {
+            match result {
+                ServerSessionResult::OutboundResponse(packet) => self.transmit(packet.bytes),
+                ServerSessionResult::RaisedEvent(event) => {
+                    if let Some(e) = self.translate(event)? {
+                        self.out.push_back(Output::Event(e));
+                    }
+                }
+                ServerSessionResult::UnhandleableMessageReceived(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn translate(&mut self, event: ServerSessionEvent) -> Result<Option<Event>, SessionError> {
+        Ok(Some(match event {
+            ServerSessionEvent::ConnectionRequested { request_id, app_name } => {
+                Event::ConnectRequested {
+                    request: request_id,
+                    app: app_name,
+                }
+            }
+            ServerSessionEvent::PublishStreamRequested {
+                request_id,
+                app_name,
+                stream_key,
+                ..
+            } => Event::PublishRequested {
+                request: request_id,
+                app: app_name,
+                name: stream_key,
+            },
+            ServerSessionEvent::PublishStreamFinished { .. } => Event::PublishFinished,
+            ServerSessionEvent::StreamMetadataChanged { metadata, .. } => Event::Metadata(metadata),
+            ServerSessionEvent::VideoDataReceived { data, timestamp, .. } => Event::Video {
+                timestamp_ms: timestamp.value,
+                data,
+            },
+            ServerSessionEvent::AudioDataReceived { data, timestamp, .. } => Event::Audio {
+                timestamp_ms: timestamp.value,
+                data,
+            },
+            ServerSessionEvent::PlayStreamRequested { request_id, .. } => Event::PlayRequested {
+                request: request_id,
+            },
+            _ => return Ok(None),
+        }))
+    }
+}
+
+/// Runs a call into third-party parsing code, turning a panic into an error.
+fn contain<T>(f: impl FnOnce() -> T) -> Result<T, SessionError> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
+        let msg = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "non-string panic payload".into());
+        SessionError::Panicked(msg)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rml_rtmp::sessions::{ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult, PublishRequestType};
+
+    /// Plays the client side with rml_rtmp's own client session.
+    struct Peer {
+        server: Session,
+        client: ClientSession,
+        events: Vec<Event>,
+        client_events: Vec<ClientSessionEvent>,
+    }
+
+    impl Peer {
+        fn connect() -> Peer {
+            let mut server = Session::new();
+            let mut hs = Handshake::new(PeerType::Client);
+            let c0c1 = hs.generate_outbound_p0_and_p1().unwrap();
+            server.handle_input(&c0c1).unwrap();
+            let mut to_client = Vec::new();
+            while let Some(Output::Transmit(b)) = server.poll_output() {
+                to_client.extend(b);
+            }
+            let HandshakeProcessResult::Completed { response_bytes, .. } =
+                hs.process_bytes(&to_client).unwrap()
+            else {
+                panic!("client handshake not complete")
+            };
+            server.handle_input(&response_bytes).unwrap();
+            assert!(server.is_established());
+            let (client, initial) = ClientSession::new(ClientSessionConfig::new()).unwrap();
+            let mut peer = Peer {
+                server,
+                client,
+                events: vec![],
+                client_events: vec![],
+            };
+            peer.pump_server();
+            peer.to_server(initial);
+            peer
+        }
+
+        fn to_server(&mut self, results: Vec<ClientSessionResult>) {
+            for r in results {
+                match r {
+                    ClientSessionResult::OutboundResponse(p) => {
+                        self.server.handle_input(&p.bytes).unwrap()
+                    }
+                    ClientSessionResult::RaisedEvent(e) => self.client_events.push(e),
+                    _ => {}
+                }
+            }
+            self.pump_server();
+        }
+
+        fn pump_server(&mut self) {
+            let mut to_client = Vec::new();
+            while let Some(o) = self.server.poll_output() {
+                match o {
+                    Output::Transmit(b) => to_client.extend(b),
+                    Output::Event(e) => self.events.push(e),
+                }
+            }
+            if !to_client.is_empty() {
+                let results = self.client.handle_input(&to_client).unwrap();
+                self.to_server(results);
+            }
+        }
+    }
+
+    #[test]
+    fn connect_and_publish_surface_as_requests() {
+        let mut p = Peer::connect();
+        let r = p.client.request_connection("live".into()).unwrap();
+        p.to_server(vec![r]);
+        let Some(Event::ConnectRequested { request, app }) = p.events.pop() else {
+            panic!("no connect request: {:?}", p.events)
+        };
+        assert_eq!(app, "live");
+        p.server.accept(request).unwrap();
+        p.pump_server();
+        let r = p
+            .client
+            .request_publishing("cam1?key=s3cret".into(), PublishRequestType::Live)
+            .unwrap();
+        p.to_server(vec![r]);
+        let Some(Event::PublishRequested { request, name, .. }) = p.events.pop() else {
+            panic!("no publish request: {:?}", p.events)
+        };
+        assert_eq!(name, "cam1?key=s3cret");
+        p.server.accept(request).unwrap();
+        p.pump_server();
+        assert!(p
+            .client_events
+            .iter()
+            .any(|e| matches!(e, ClientSessionEvent::PublishRequestAccepted)));
+        let r = p
+            .client
+            .publish_video_data(Bytes::from_static(&[0x17, 0, 0, 0, 0]), rml_rtmp::time::RtmpTimestamp::new(40), false)
+            .unwrap();
+        p.to_server(vec![r]);
+        assert_eq!(
+            p.events.pop(),
+            Some(Event::Video {
+                timestamp_ms: 40,
+                data: Bytes::from_static(&[0x17, 0, 0, 0, 0])
+            })
+        );
+    }
+
+    #[test]
+    fn garbage_handshake_is_an_error() {
+        let mut s = Session::new();
+        let mut junk = vec![0x16u8, 0x03, 0x01];
+        junk.resize(1537, 0xAA);
+        assert!(matches!(s.handle_input(&junk), Err(SessionError::Handshake(_))));
+        assert!(matches!(s.handle_input(&[3]), Err(SessionError::Closed)));
+    }
+
+    #[test]
+    fn chunk_size_of_2_pow_31_is_refused() {
+        let mut p = Peer::connect();
+        // Set Chunk Size (type 1) on csid 2 with 2^31, one above the protocol maximum.
+        // (Up to 2^31 - 1 is legal; a chunk never exceeds its message, itself < 16 MiB.)
+        let msg = [0x02, 0, 0, 0, 0, 0, 4, 0x01, 0, 0, 0, 0, 0x80, 0, 0, 0];
+        let err = p.server.handle_input(&msg).unwrap_err();
+        assert!(matches!(err, SessionError::Protocol(_)), "{err}");
+    }
+
+    #[test]
+    fn random_input_never_escapes_as_a_panic() {
+        // A small deterministic LCG so the test is reproducible.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..200 {
+            let mut p = Peer::connect();
+            let mut buf = vec![0u8; 512];
+            for b in buf.iter_mut() {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                *b = (x >> 33) as u8;
+            }
+            let _ = p.server.handle_input(&buf);
+            while p.server.poll_output().is_some() {}
+        }
+    }
+}

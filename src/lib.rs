@@ -1,0 +1,14 @@
+//! ladderd: a bare-metal live-video transcoding appliance.
+//!
+//! Data flow (see DESIGN.md): ingest → pipeline → packager → store → origin.
+//! Each box owns its state; boxes talk through bounded channels of owned values.
+
+pub mod cli;
+pub mod config;
+pub mod ingest;
+pub mod media;
+pub mod origin;
+pub mod probe;
+pub mod runtime;
+pub mod telemetry;
+pub mod transcode;

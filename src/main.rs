@@ -1,0 +1,76 @@
+//! The `ladderd` binary: parse, dispatch, map errors to exit codes.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use ladderd::cli::{Cli, Command, ConfigCommand};
+use ladderd::config::{Config, ConfigError};
+
+/// Exit code for a configuration the operator must fix.
+const EXIT_CONFIG: u8 = 2;
+/// Exit code for a subcommand this build does not provide yet.
+const EXIT_UNAVAILABLE: u8 = 69;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    ladderd::telemetry::log::init(cli.global.log_format);
+    let overrides = cli.global.overrides();
+    let load = || Config::load(cli.global.config.as_deref(), &overrides);
+    match cli.command.unwrap_or(Command::Serve { demo: false }) {
+        Command::Serve { demo } => {
+            if demo {
+                return unavailable("serve --demo", "the built-in demo source arrives with the software ladder (issue #4)");
+            }
+            let config = match load() {
+                Ok(c) => c,
+                Err(e) => return config_error(e),
+            };
+            match ladderd::runtime::serve(config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Config {
+            command: ConfigCommand::Check { file },
+        } => match Config::load(Some(&file), &overrides) {
+            Ok(c) => {
+                println!(
+                    "{}: ok ({} streams, rtmp {}, http {})",
+                    file.display(),
+                    c.streams.len(),
+                    c.server.rtmp_listen,
+                    c.server.http_listen
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => config_error(e),
+        },
+        Command::Probe { json } => {
+            let report = ladderd::probe::run();
+            if json {
+                match serde_json::to_string_pretty(&report) {
+                    Ok(s) => println!("{s}"),
+                    Err(e) => eprintln!("probe: {e}"),
+                }
+            } else {
+                print!("{}", report.to_text());
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Transcode { .. } => unavailable("transcode", "file transcoding arrives with the software ladder (issue #4)"),
+        Command::Bench { .. } => unavailable("bench", "benchmarks arrive with the software ladder (issue #4)"),
+    }
+}
+
+fn config_error(e: ConfigError) -> ExitCode {
+    eprintln!("ladderd: config error: {e}");
+    ExitCode::from(EXIT_CONFIG)
+}
+
+fn unavailable(what: &str, why: &str) -> ExitCode {
+    eprintln!("ladderd {what}: not available in this build: {why}");
+    ExitCode::from(EXIT_UNAVAILABLE)
+}

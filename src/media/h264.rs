@@ -1,0 +1,261 @@
+//! H.264 configuration: the `avcC` record (ISO/IEC 14496-15) and what its SPS says.
+
+use bytes::Bytes;
+use h264_reader::nal::sps::SeqParameterSet;
+use h264_reader::rbsp::{decode_nal, BitReader};
+
+/// Largest picture we accept from a publisher, in pixels per side (8K and then some).
+const MAX_DIMENSION: u32 = 8192;
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum AvcConfigError {
+    #[error("avcC record truncated at byte {offset} (needed {needed} more)")]
+    Truncated { offset: usize, needed: usize },
+    #[error("avcC configurationVersion is {0}, expected 1")]
+    Version(u8),
+    #[error("avcC carries no SPS")]
+    NoSps,
+    #[error("avcC carries no PPS")]
+    NoPps,
+    #[error("SPS is not a valid NAL unit: {0}")]
+    Sps(String),
+    #[error("picture size {width}x{height} is outside 16..={MAX_DIMENSION}")]
+    Dimensions { width: u32, height: u32 },
+}
+
+/// A parsed `AVCDecoderConfigurationRecord` plus the facts of its first SPS.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AvcConfig {
+    /// The record exactly as received (goes into the CMAF `avcC` box).
+    pub record: Bytes,
+    pub profile_idc: u8,
+    pub constraint_flags: u8,
+    pub level_idc: u8,
+    /// Bytes of the length prefix in front of each NAL unit (1, 2 or 4).
+    pub nal_length_size: u8,
+    pub sps: Vec<Bytes>,
+    pub pps: Vec<Bytes>,
+    pub width: u32,
+    pub height: u32,
+    /// Frame rate from the SPS VUI timing info, when the encoder wrote it.
+    pub fps: Option<f64>,
+}
+
+impl AvcConfig {
+    /// Parses an `avcC` record; every length is checked against the buffer.
+    pub fn parse(record: Bytes) -> Result<Self, AvcConfigError> {
+        let mut r = Reader { buf: &record, pos: 0 };
+        let version = r.u8()?;
+        if version != 1 {
+            return Err(AvcConfigError::Version(version));
+        }
+        let profile_idc = r.u8()?;
+        let constraint_flags = r.u8()?;
+        let level_idc = r.u8()?;
+        let nal_length_size = (r.u8()? & 0x03) + 1;
+        let num_sps = (r.u8()? & 0x1f) as usize;
+        let mut sps = Vec::with_capacity(num_sps);
+        for _ in 0..num_sps {
+            let len = r.u16()? as usize;
+            let (start, end) = r.take(len)?;
+            sps.push(record.slice(start..end));
+        }
+        let num_pps = r.u8()? as usize;
+        let mut pps = Vec::with_capacity(num_pps);
+        for _ in 0..num_pps {
+            let len = r.u16()? as usize;
+            let (start, end) = r.take(len)?;
+            pps.push(record.slice(start..end));
+        }
+        // High-profile trailers (chroma format, bit depth, SPS ext) are optional
+        // and ignored: the SPS itself says the same.
+        let first_sps = sps.first().ok_or(AvcConfigError::NoSps)?;
+        if pps.is_empty() {
+            return Err(AvcConfigError::NoPps);
+        }
+        let info = SpsInfo::parse(first_sps)?;
+        Ok(AvcConfig {
+            profile_idc,
+            constraint_flags,
+            level_idc,
+            nal_length_size,
+            width: info.width,
+            height: info.height,
+            fps: info.fps,
+            sps,
+            pps,
+            record,
+        })
+    }
+
+    /// RFC 6381 codec string, e.g. `avc1.64001f`.
+    pub fn codec_string(&self) -> String {
+        format!(
+            "avc1.{:02x}{:02x}{:02x}",
+            self.profile_idc, self.constraint_flags, self.level_idc
+        )
+    }
+
+    /// Human name of the profile, for logs and the API.
+    pub fn profile_name(&self) -> &'static str {
+        match self.profile_idc {
+            66 if self.constraint_flags & 0x40 != 0 => "Constrained Baseline",
+            66 => "Baseline",
+            77 => "Main",
+            88 => "Extended",
+            100 => "High",
+            110 => "High 10",
+            122 => "High 4:2:2",
+            244 => "High 4:4:4",
+            _ => "other",
+        }
+    }
+}
+
+/// What the appliance needs to know from a sequence parameter set.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SpsInfo {
+    pub width: u32,
+    pub height: u32,
+    pub fps: Option<f64>,
+}
+
+impl SpsInfo {
+    /// Parses an SPS NAL unit (header byte included).
+    pub fn parse(nal: &[u8]) -> Result<Self, AvcConfigError> {
+        let sps_err = |e: String| AvcConfigError::Sps(e);
+        if nal.first().map(|b| b & 0x1f) != Some(7) {
+            return Err(sps_err("NAL unit type is not 7 (SPS)".into()));
+        }
+        let rbsp = decode_nal(nal).map_err(|e| sps_err(e.to_string()))?;
+        // h264-reader is a third-party parser fed with network bytes; contain
+        // any panic in it to this one config (STYLE: never trust the network).
+        let parsed = std::panic::catch_unwind(|| SeqParameterSet::from_bits(BitReader::new(&rbsp[..])))
+            .map_err(|_| sps_err("SPS parser panicked".into()))?
+            .map_err(|e| sps_err(format!("{e:?}")))?;
+        // Bound the macroblock counts before h264-reader multiplies them.
+        let mbs_limit = MAX_DIMENSION / 16;
+        if parsed.pic_width_in_mbs_minus1 >= mbs_limit
+            || parsed.pic_height_in_map_units_minus1 >= mbs_limit
+        {
+            return Err(AvcConfigError::Dimensions {
+                width: parsed.pic_width_in_mbs_minus1.saturating_add(1).saturating_mul(16),
+                height: parsed
+                    .pic_height_in_map_units_minus1
+                    .saturating_add(1)
+                    .saturating_mul(16),
+            });
+        }
+        let (width, height) = parsed
+            .pixel_dimensions()
+            .map_err(|e| sps_err(format!("{e:?}")))?;
+        if !(16..=MAX_DIMENSION).contains(&width) || !(16..=MAX_DIMENSION).contains(&height) {
+            return Err(AvcConfigError::Dimensions { width, height });
+        }
+        let fps = parsed
+            .vui_parameters
+            .as_ref()
+            .and_then(|v| v.timing_info.as_ref())
+            .filter(|t| t.num_units_in_tick > 0 && t.time_scale > 0)
+            .map(|t| t.time_scale as f64 / (2.0 * t.num_units_in_tick as f64));
+        Ok(SpsInfo { width, height, fps })
+    }
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Result<(usize, usize), AvcConfigError> {
+        let have = self.buf.len() - self.pos;
+        if have < n {
+            return Err(AvcConfigError::Truncated {
+                offset: self.pos,
+                needed: n - have,
+            });
+        }
+        let start = self.pos;
+        self.pos += n;
+        Ok((start, self.pos))
+    }
+    fn u8(&mut self) -> Result<u8, AvcConfigError> {
+        let (s, _) = self.take(1)?;
+        Ok(self.buf[s])
+    }
+    fn u16(&mut self) -> Result<u16, AvcConfigError> {
+        let (s, _) = self.take(2)?;
+        Ok(u16::from_be_bytes([self.buf[s], self.buf[s + 1]]))
+    }
+}
+
+/// Iterates the NAL units of one AVCC access unit; stops at the first bad length.
+pub fn avcc_nal_units(data: &[u8], nal_length_size: u8) -> impl Iterator<Item = &[u8]> {
+    let n = nal_length_size as usize;
+    let mut rest = data;
+    std::iter::from_fn(move || {
+        if rest.len() < n || n == 0 {
+            return None;
+        }
+        let len = rest[..n].iter().fold(0usize, |acc, b| (acc << 8) | *b as usize);
+        let body = rest.get(n..n + len)?;
+        rest = &rest[n + len..];
+        Some(body)
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// avcC of `tests/data/tiny-720p30-high.flv` (x264 High, level 3.1, 1280x720@30),
+    /// bytes 0x138..0x165 of that file; README in tests/data says how it was made.
+    pub(crate) const AVCC_720P30_HIGH: &[u8] = &[
+        0x01, 0x64, 0x00, 0x1f, 0xff, 0xe1, 0x00, 0x1a, 0x67, 0x64, 0x00, 0x1f, 0xac, 0xd9, 0x40,
+        0x50, 0x05, 0xbb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00, 0x00, 0x03, 0x03, 0xc0,
+        0xf1, 0x83, 0x19, 0x60, 0x01, 0x00, 0x04, 0x68, 0xef, 0x8f, 0xcb, 0xfd, 0xf8, 0xf8, 0x00
+    ];
+
+    #[test]
+    fn parses_x264_high_720p30() {
+        let cfg = AvcConfig::parse(Bytes::from_static(AVCC_720P30_HIGH)).unwrap();
+        assert_eq!(cfg.profile_idc, 100);
+        assert_eq!(cfg.level_idc, 31);
+        assert_eq!(cfg.nal_length_size, 4);
+        assert_eq!((cfg.width, cfg.height), (1280, 720));
+        assert_eq!(cfg.fps, Some(30.0));
+        assert_eq!(cfg.codec_string(), "avc1.64001f");
+        assert_eq!(cfg.profile_name(), "High");
+        assert_eq!(cfg.sps.len(), 1);
+        assert_eq!(cfg.pps.len(), 1);
+    }
+
+    #[test]
+    fn every_truncation_is_an_error_not_a_panic() {
+        // The last 4 bytes are the optional High-profile trailer.
+        for n in 0..AVCC_720P30_HIGH.len() - 4 {
+            let r = AvcConfig::parse(Bytes::copy_from_slice(&AVCC_720P30_HIGH[..n]));
+            assert!(r.is_err(), "prefix of {n} bytes parsed");
+        }
+    }
+
+    #[test]
+    fn rejects_wrong_version_and_missing_sets() {
+        let mut v = AVCC_720P30_HIGH.to_vec();
+        v[0] = 2;
+        assert_eq!(AvcConfig::parse(Bytes::from(v)), Err(AvcConfigError::Version(2)));
+        let no_sps = [0x01, 0x64, 0x00, 0x1f, 0xff, 0xe0, 0x00];
+        assert_eq!(
+            AvcConfig::parse(Bytes::copy_from_slice(&no_sps)),
+            Err(AvcConfigError::NoSps)
+        );
+    }
+
+    #[test]
+    fn splits_avcc_access_units() {
+        let au = [0, 0, 0, 2, 0x65, 0xaa, 0, 0, 0, 1, 0x06, 0, 0, 0, 9];
+        let nals: Vec<&[u8]> = avcc_nal_units(&au, 4).collect();
+        assert_eq!(nals, vec![&[0x65, 0xaa][..], &[0x06][..]]);
+    }
+}

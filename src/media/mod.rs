@@ -1,0 +1,57 @@
+//! Media values that travel between boxes: packets, codec configs, media time.
+//!
+//! Pure data and parsing; nothing here does I/O.
+
+pub mod aac;
+pub mod h264;
+pub mod timeline;
+
+use std::time::Instant;
+
+use bytes::Bytes;
+
+/// Media time runs at 90 kHz from ingest to packager (DESIGN: "time is one clock").
+pub const TIMESCALE: u32 = 90_000;
+
+/// Converts milliseconds (RTMP/FLV time) into 90 kHz ticks.
+pub const fn ms_to_ticks(ms: i64) -> i64 {
+    ms * 90
+}
+
+/// Which elementary stream of a publish a packet belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Track {
+    Video,
+    Audio,
+}
+
+/// Process-wide identity of one publish session (a reconnect gets a new one).
+pub type StreamId = u64;
+
+/// One access unit as it leaves ingest.
+///
+/// Video data is AVCC (length-prefixed NAL units, the size given by the
+/// stream's [`h264::AvcConfig::nal_length_size`]); audio data is one raw AAC frame.
+#[derive(Debug, Clone)]
+pub struct Packet {
+    pub stream: StreamId,
+    pub track: Track,
+    /// Decode time, 90 kHz, monotonic non-decreasing per track.
+    pub dts: i64,
+    /// Presentation time, 90 kHz, never below `dts`.
+    pub pts: i64,
+    pub keyframe: bool,
+    /// Set on the first packet after a timestamp jump, wrap or reset at ingest.
+    pub discontinuity: bool,
+    pub data: Bytes,
+    /// When the bytes carrying this packet arrived, for per-stage latency.
+    pub arrival: Instant,
+}
+
+/// Codec configuration of a track, as announced by the publisher.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CodecConfig {
+    Avc(h264::AvcConfig),
+    Aac(aac::AudioSpecificConfig),
+}

@@ -1,0 +1,73 @@
+//! `ladderd probe`: what this machine offers the appliance, and why anything is missing.
+
+use serde::Serialize;
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub cpus: Vec<usize>,
+    pub io_uring: Facility,
+    pub memlock_kib: Option<u64>,
+    pub gpu: Facility,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Facility {
+    pub available: bool,
+    pub detail: String,
+}
+
+pub fn run() -> Report {
+    Report {
+        cpus: crate::config::available_cpus(),
+        io_uring: probe_io_uring(),
+        memlock_kib: memlock_kib(),
+        gpu: Facility {
+            available: false,
+            detail: "not probed: this build has no GPU backend yet (NVDEC/NVENC/CUDA arrive with issue #7)".into(),
+        },
+    }
+}
+
+impl Report {
+    pub fn to_text(&self) -> String {
+        let yn = |f: &Facility| if f.available { "yes" } else { "no" };
+        format!(
+            "cpus:      {:?}\nio_uring:  {} ({})\nmemlock:   {}\ngpu:       {} ({})\n",
+            self.cpus,
+            yn(&self.io_uring),
+            self.io_uring.detail,
+            self.memlock_kib
+                .map_or("unlimited".to_string(), |k| format!("{k} KiB")),
+            yn(&self.gpu),
+            self.gpu.detail
+        )
+    }
+}
+
+fn probe_io_uring() -> Facility {
+    match glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+        .io_memory(256 * 1024)
+        .make()
+    {
+        Ok(_) => Facility {
+            available: true,
+            detail: "glommio executor started".into(),
+        },
+        Err(e) => Facility {
+            available: false,
+            detail: e.to_string(),
+        },
+    }
+}
+
+fn memlock_kib() -> Option<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit struct into `lim`.
+    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) } != 0 || lim.rlim_cur == libc::RLIM_INFINITY {
+        return None;
+    }
+    Some(lim.rlim_cur / 1024)
+}

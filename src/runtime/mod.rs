@@ -1,0 +1,351 @@
+//! Thread-per-core runtime: one pinned glommio executor per configured core.
+//!
+//! The first `runtime.io_cores` cores serve sockets (every I/O core binds the
+//! RTMP and HTTP listeners with `SO_REUSEPORT`, so the kernel spreads
+//! connections); the others run stream pipelines. With one core, it does both.
+//! Cross-core hand-off is by bounded channels of owned values. This is the only
+//! module that knows about cores.
+
+pub mod shutdown;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use glommio::{LocalExecutorBuilder, Placement};
+use tracing::{error, info, warn};
+
+use crate::config::Config;
+use crate::ingest::registry::{EndReason, Registry};
+use crate::transcode::pipeline;
+pub use shutdown::Shutdown;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("cannot start the executor on CPU {cpu}: {reason}")]
+    Executor { cpu: usize, reason: String },
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind {
+        addr: SocketAddr,
+        what: &'static str,
+        source: std::io::Error,
+    },
+    #[error("signal handling: {0}")]
+    Signals(std::io::Error),
+    #[error("executor thread on CPU {0} exited unexpectedly")]
+    ExecutorDied(usize),
+}
+
+/// What every core shares: configuration, the live streams, and the way to reach media cores.
+pub struct Context {
+    pub config: Config,
+    pub registry: Registry,
+    pub shutdown: Shutdown,
+    pub media: MediaCores,
+    /// Open RTMP connections across all I/O cores.
+    pub rtmp_connections: AtomicUsize,
+    /// Set once every listener is bound; cleared on shutdown.
+    pub ready: std::sync::atomic::AtomicBool,
+}
+
+/// Round-robin hand-off of new streams to the media cores.
+pub struct MediaCores {
+    senders: Vec<flume::Sender<pipeline::Job>>,
+    next: AtomicUsize,
+}
+
+impl MediaCores {
+    /// Hands a stream's pipeline to the next media core.
+    pub fn dispatch(&self, job: pipeline::Job) -> Result<(), pipeline::Job> {
+        let n = self.senders.len();
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        self.senders[i].send(job).map_err(|e| e.into_inner())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Io,
+    Media,
+    Both,
+}
+
+impl Role {
+    fn name(self) -> &'static str {
+        match self {
+            Role::Io => "io",
+            Role::Media => "media",
+            Role::Both => "io+media",
+        }
+    }
+}
+
+enum Report {
+    Ready,
+    Failed(RuntimeError),
+    Exited(usize),
+    Signal(i32),
+}
+
+/// Runs the appliance until SIGINT/SIGTERM; returns once every core has stopped
+/// (or the shutdown grace period ran out).
+pub fn serve(config: Config) -> Result<(), RuntimeError> {
+    let (report_tx, report_rx) = mpsc::channel::<Report>();
+    watch_signals(report_tx.clone())?;
+
+    let cores = config.cores();
+    let io_count = config.runtime.io_cores.min(cores.len());
+    let roles: Vec<Role> = if cores.len() == 1 {
+        vec![Role::Both]
+    } else {
+        (0..cores.len())
+            .map(|i| if i < io_count { Role::Io } else { Role::Media })
+            .collect()
+    };
+    check_memlock(&config, cores.len());
+
+    let mut media_rx = Vec::new();
+    let mut senders = Vec::new();
+    for role in &roles {
+        if matches!(role, Role::Media | Role::Both) {
+            // Bounded: a burst of publishes waits rather than piling up.
+            let (tx, rx) = flume::bounded(64);
+            senders.push(tx);
+            media_rx.push(Some(rx));
+        } else {
+            media_rx.push(None);
+        }
+    }
+    let ctx = Arc::new(Context {
+        registry: Registry::new(),
+        shutdown: Shutdown::default(),
+        media: MediaCores {
+            senders,
+            next: AtomicUsize::new(0),
+        },
+        rtmp_connections: AtomicUsize::new(0),
+        ready: Default::default(),
+        config,
+    });
+
+    let io_memory = ctx.config.runtime.io_memory_kib * 1024;
+    let mut threads = Vec::new();
+    for (i, (&cpu, &role)) in cores.iter().zip(&roles).enumerate() {
+        let ctx = ctx.clone();
+        let report = report_tx.clone();
+        let jobs = media_rx[i].take();
+        let name = format!("ladderd-{}-{cpu}", role.name());
+        let thread = std::thread::Builder::new()
+            .name(name.clone())
+            .spawn(move || {
+                let executor = LocalExecutorBuilder::new(Placement::Fixed(cpu))
+                    .name(&name)
+                    .io_memory(io_memory)
+                    .make();
+                let executor = match executor {
+                    Ok(e) => e,
+                    Err(e) => {
+                        let _ = report.send(Report::Failed(RuntimeError::Executor {
+                            cpu,
+                            reason: executor_hint(&e.to_string()),
+                        }));
+                        return;
+                    }
+                };
+                executor.run(core_main(ctx, role, jobs, report.clone()));
+                let _ = report.send(Report::Exited(cpu));
+            })
+            .map_err(|e| RuntimeError::Executor {
+                cpu,
+                reason: e.to_string(),
+            })?;
+        threads.push(thread);
+    }
+    drop(report_tx);
+
+    let io_cores = roles.iter().filter(|r| **r != Role::Media).count();
+    let mut ready = 0;
+    let mut failure = None;
+    let mut exited = 0;
+    while ready < io_cores && failure.is_none() {
+        match report_rx.recv() {
+            Ok(Report::Ready) => ready += 1,
+            Ok(Report::Failed(e)) => failure = Some(e),
+            Ok(Report::Exited(cpu)) => {
+                exited += 1;
+                failure = Some(RuntimeError::ExecutorDied(cpu));
+            }
+            Ok(Report::Signal(sig)) => {
+                info!(signal = sig, "signal during start-up; stopping");
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    if failure.is_none() && ready == io_cores {
+        ctx.ready.store(true, Ordering::SeqCst);
+        info!(
+            rtmp = %ctx.config.server.rtmp_listen,
+            http = %ctx.config.server.http_listen,
+            cores = ?cores,
+            io_cores,
+            media_cores = roles.iter().filter(|r| **r != Role::Io).count(),
+            "ladderd ready"
+        );
+        loop {
+            match report_rx.recv() {
+                Ok(Report::Signal(sig)) => {
+                    info!(signal = sig, "shutting down");
+                    break;
+                }
+                Ok(Report::Exited(cpu)) => {
+                    exited += 1;
+                    failure = Some(RuntimeError::ExecutorDied(cpu));
+                    break;
+                }
+                Ok(Report::Failed(e)) => {
+                    failure = Some(e);
+                    break;
+                }
+                Ok(Report::Ready) => {}
+                Err(_) => break,
+            }
+        }
+    }
+
+    ctx.ready.store(false, Ordering::SeqCst);
+    ctx.registry.stop_all(EndReason::Shutdown);
+    ctx.shutdown.trigger();
+    let deadline = Instant::now() + Duration::from_secs_f64(ctx.config.server.shutdown_grace_secs);
+    while exited < threads.len() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match report_rx.recv_timeout(left) {
+            Ok(Report::Exited(_)) => exited += 1,
+            Ok(Report::Failed(e)) => {
+                error!("{e}");
+                exited += 1;
+            }
+            Ok(_) => {}
+            Err(_) => {
+                warn!(
+                    still_running = threads.len() - exited,
+                    "shutdown grace period over; exiting with cores still busy"
+                );
+                break;
+            }
+        }
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => {
+            info!("stopped");
+            Ok(())
+        }
+    }
+}
+
+async fn core_main(
+    ctx: Arc<Context>,
+    role: Role,
+    jobs: Option<flume::Receiver<pipeline::Job>>,
+    report: mpsc::Sender<Report>,
+) {
+    let mut tasks = Vec::new();
+    if matches!(role, Role::Io | Role::Both) {
+        let rtmp = match glommio::net::TcpListener::bind(ctx.config.server.rtmp_listen) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = report.send(Report::Failed(RuntimeError::Bind {
+                    addr: ctx.config.server.rtmp_listen,
+                    what: "RTMP",
+                    source: std::io::Error::other(e.to_string()),
+                }));
+                return;
+            }
+        };
+        let http = match glommio::net::TcpListener::bind(ctx.config.server.http_listen) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = report.send(Report::Failed(RuntimeError::Bind {
+                    addr: ctx.config.server.http_listen,
+                    what: "HTTP",
+                    source: std::io::Error::other(e.to_string()),
+                }));
+                return;
+            }
+        };
+        tasks.push(glommio::spawn_local(crate::ingest::rtmp::server::accept_loop(rtmp, ctx.clone())));
+        tasks.push(glommio::spawn_local(crate::origin::accept_loop(http, ctx.clone())));
+        let _ = report.send(Report::Ready);
+    }
+    if let Some(jobs) = jobs {
+        tasks.push(glommio::spawn_local(pipeline::media_core(jobs, ctx.clone())));
+    }
+    for t in tasks {
+        t.await;
+    }
+}
+
+/// Turns glommio's start-up errors into what the operator must change.
+fn executor_hint(err: &str) -> String {
+    let lower = err.to_lowercase();
+    if lower.contains("memlock") || lower.contains("locked memory") {
+        format!("{err}: raise the locked-memory limit (systemd LimitMEMLOCK=, ulimit -l) or lower runtime.io_memory_kib")
+    } else if lower.contains("operation not permitted") || lower.contains("function not implemented") {
+        format!("{err}: io_uring is unavailable (kernel ≥ 5.8 with io_uring enabled, and not blocked by seccomp/container policy)")
+    } else {
+        err.to_string()
+    }
+}
+
+/// Logs whether io_uring buffers can be registered (glommio falls back silently when not).
+fn check_memlock(config: &Config, executors: usize) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit struct into `lim`.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) };
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    // glommio registers the io_memory arena in three rings per executor.
+    let needed = (config.runtime.io_memory_kib as u64 * 1024) * 3 * executors as u64;
+    if rc != 0 {
+        warn!("cannot read RLIMIT_MEMLOCK; io_uring buffer registration may fall back");
+        return;
+    }
+    let unlimited = lim.rlim_cur == libc::RLIM_INFINITY;
+    if root || unlimited || lim.rlim_cur >= needed {
+        info!(
+            memlock_kib = if unlimited { u64::MAX } else { lim.rlim_cur / 1024 },
+            needed_kib = needed / 1024,
+            root,
+            "io_uring registered buffers: available"
+        );
+    } else {
+        warn!(
+            memlock_kib = lim.rlim_cur / 1024,
+            needed_kib = needed / 1024,
+            "io_uring registered buffers: unavailable, using unregistered I/O (raise LimitMEMLOCK or lower runtime.io_memory_kib)"
+        );
+    }
+}
+
+/// Forwards SIGINT/SIGTERM to the main thread.
+fn watch_signals(report: mpsc::Sender<Report>) -> Result<(), RuntimeError> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).map_err(RuntimeError::Signals)?;
+    std::thread::Builder::new()
+        .name("ladderd-signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                if report.send(Report::Signal(sig)).is_err() {
+                    return;
+                }
+            }
+        })
+        .map_err(RuntimeError::Signals)?;
+    Ok(())
+}

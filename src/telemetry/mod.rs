@@ -1,0 +1,3 @@
+//! Logs now; histograms, Prometheus exposition and health come with the operations work.
+
+pub mod log;
