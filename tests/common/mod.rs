@@ -1,0 +1,399 @@
+//! Shared helpers for integration tests: start the real binary on free loopback
+//! ports, make inputs with ffmpeg, push them, read the API. Every process a test
+//! starts is killed when its guard drops.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Fails loudly when a peer tool is missing: `scripts/test.sh` installs them.
+pub fn require(tool: &str) {
+    let ok = Command::new(tool)
+        .arg("-version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    assert!(ok, "{tool} is not installed; run scripts/test.sh (it installs ffmpeg)");
+}
+
+/// A running `ladderd serve`.
+pub struct Server {
+    child: Option<Child>,
+    pub rtmp: SocketAddr,
+    pub http: SocketAddr,
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Starts with this TOML (listen addresses are added on the command line).
+    pub fn start(config: &str) -> Server {
+        Self::start_with(config, &[])
+    }
+
+    pub fn start_with(config: &str, extra_args: &[&str]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("ladderd.toml");
+        std::fs::write(&cfg, config).unwrap();
+        let log = dir.path().join("ladderd.log");
+        let rtmp: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_ladderd"))
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--rtmp-listen")
+            .arg(rtmp.to_string())
+            .arg("--http-listen")
+            .arg(http.to_string())
+            .args(extra_args)
+            .arg("serve")
+            .env("LADDERD_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut s = Server {
+            child: Some(child),
+            rtmp,
+            http,
+            log,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if s.get("/healthz").map(|(st, _)| st == 200).unwrap_or(false)
+                && TcpStream::connect(rtmp).is_ok()
+            {
+                return s;
+            }
+            if let Some(status) = s.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("ladderd exited during start-up ({status}):\n{}", s.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("ladderd did not become healthy:\n{}", s.log_text());
+    }
+
+    pub fn rtmp_url(&self, name_and_query: &str) -> String {
+        format!("rtmp://{}/live/{}", self.rtmp, name_and_query)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    pub fn child(&mut self) -> &mut Child {
+        self.child.as_mut().unwrap()
+    }
+
+    /// GET returning (status, body).
+    pub fn get(&self, path: &str) -> Result<(u16, String), String> {
+        let url = format!("http://{}{}", self.http, path);
+        match ureq::get(&url).timeout(Duration::from_secs(5)).call() {
+            Ok(r) => Ok((r.status(), r.into_string().map_err(|e| e.to_string())?)),
+            Err(ureq::Error::Status(code, r)) => Ok((code, r.into_string().unwrap_or_default())),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    pub fn json(&self, path: &str) -> Value {
+        let (status, body) = self.get(path).unwrap();
+        assert_eq!(status, 200, "GET {path}: {body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// The live stream NAME, if the API lists it.
+    pub fn live(&self, name: &str) -> Option<Value> {
+        self.json("/api/v1/streams")["streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .cloned()
+    }
+
+    /// Polls until `f` returns Some or the timeout passes.
+    pub fn wait_for<T>(&self, what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(v) = f() {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}\n--- log ---\n{}", self.log_text());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits for the drained session record of the `n`-th publish of NAME (1-based).
+    pub fn session(&self, name: &str, n: usize, timeout: Duration) -> Value {
+        self.wait_for(&format!("session {n} of {name}"), timeout, || {
+            let s = self.json("/api/v1/sessions");
+            s["sessions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|r| r["name"] == name)
+                .nth(n - 1)
+                .cloned()
+        })
+    }
+
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let child = self.child.as_mut().unwrap();
+        unsafe_kill(child.id(), libc_sig::TERM);
+        child.wait().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub mod libc_sig {
+    pub const TERM: i32 = 15;
+    pub const KILL: i32 = 9;
+}
+
+/// Sends a signal with the `kill` utility (no libc in dev-dependencies needed).
+pub fn unsafe_kill(pid: u32, sig: i32) {
+    let _ = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status();
+}
+
+/// A child process killed on drop.
+pub struct Proc(pub Child);
+
+impl Proc {
+    pub fn wait_timeout(&mut self, t: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + t;
+        while Instant::now() < deadline {
+            if let Some(s) = self.0.try_wait().unwrap() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Test inputs made by ffmpeg once per test binary, cached under target/.
+pub struct Input {
+    pub path: PathBuf,
+    pub video_frames: u64,
+    pub audio_frames: u64,
+}
+
+fn media_dir() -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("media");
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// 10 s of 1280x720@30 H.264 High with B-frames + AAC stereo 48 kHz.
+pub fn input_720p30_high() -> &'static Input {
+    static I: OnceLock<Input> = OnceLock::new();
+    I.get_or_init(|| {
+        make_input(
+            "720p30-high-bf-aac-10s.mp4",
+            &[
+                "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30",
+                "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+                "-t", "10", "-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high",
+                "-bf", "3", "-g", "60", "-pix_fmt", "yuv420p",
+                "-c:a", "aac", "-b:a", "128k", "-ac", "2",
+            ],
+        )
+    })
+}
+
+/// 8 s of 640x360@30 H.264 Main + MP3 audio (FLV allows it; ladderd must refuse it).
+pub fn input_mp3_audio() -> &'static Input {
+    static I: OnceLock<Input> = OnceLock::new();
+    I.get_or_init(|| {
+        make_input(
+            "360p30-mp3-8s.mkv",
+            &[
+                "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30",
+                "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100",
+                "-t", "8", "-c:v", "libx264", "-preset", "veryfast", "-g", "30",
+                "-c:a", "libmp3lame", "-b:a", "96k",
+            ],
+        )
+    })
+}
+
+fn make_input(name: &str, args: &[&str]) -> Input {
+    require("ffmpeg");
+    let path = media_dir().join(name);
+    if !path.exists() {
+        // Unique temp name, then rename: test binaries run in parallel.
+        let tmp = path.with_extension(format!("tmp{}.{}", std::process::id(), path.extension().unwrap().to_str().unwrap()));
+        let st = Command::new("ffmpeg")
+            .args(["-v", "error", "-y"])
+            .args(args)
+            .arg(&tmp)
+            .status()
+            .unwrap();
+        assert!(st.success(), "ffmpeg failed to make {name}");
+        std::fs::rename(&tmp, &path).unwrap();
+    }
+    Input {
+        video_frames: count_packets(&path, "v:0"),
+        audio_frames: count_packets(&path, "a:0"),
+        path,
+    }
+}
+
+/// Packets ffprobe counts in one stream of a file.
+pub fn count_packets(path: &Path, stream: &str) -> u64 {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", stream, "-count_packets", "-show_entries", "stream=nb_read_packets", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or_else(|_| {
+        panic!("ffprobe count of {stream} in {}: {:?}", path.display(), out)
+    })
+}
+
+/// ffmpeg pushing a file to `url` in real time (`-re`), copying its codecs.
+/// `looped`: repeat forever (until dropped).
+pub fn push(input: &Path, url: &str, looped: bool) -> Proc {
+    push_args(input, url, looped, &["-c", "copy"])
+}
+
+pub fn push_args(input: &Path, url: &str, looped: bool, codec_args: &[&str]) -> Proc {
+    require("ffmpeg");
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-hide_banner", "-nostdin", "-v", "error", "-re"]);
+    if looped {
+        cmd.args(["-stream_loop", "-1"]);
+    }
+    cmd.arg("-i").arg(input).args(codec_args).args(["-f", "flv", url]);
+    Proc(cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap())
+}
+
+/// A minimal RTMP client driven by rml_rtmp: handshake, connect, publish, raw writes.
+pub struct RawClient {
+    pub sock: TcpStream,
+    session: Option<rml_rtmp::sessions::ClientSession>,
+}
+
+impl RawClient {
+    /// TCP connect and complete the RTMP handshake.
+    pub fn handshake(addr: SocketAddr) -> RawClient {
+        use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
+        let mut sock = TcpStream::connect(addr).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut hs = Handshake::new(PeerType::Client);
+        sock.write_all(&hs.generate_outbound_p0_and_p1().unwrap()).unwrap();
+        let mut buf = [0u8; 8192];
+        loop {
+            let n = sock.read(&mut buf).unwrap();
+            assert!(n > 0, "server closed during handshake");
+            match hs.process_bytes(&buf[..n]).unwrap() {
+                HandshakeProcessResult::InProgress { response_bytes } => sock.write_all(&response_bytes).unwrap(),
+                HandshakeProcessResult::Completed { response_bytes, .. } => {
+                    sock.write_all(&response_bytes).unwrap();
+                    break;
+                }
+            }
+        }
+        RawClient { sock, session: None }
+    }
+
+    /// Wraps a bare socket (no handshake done) to use [`RawClient::closed_within`].
+    pub fn from_socket(sock: TcpStream) -> RawClient {
+        RawClient { sock, session: None }
+    }
+
+    /// connect("live") then publish(name); returns once the server accepted both.
+    pub fn publish(addr: SocketAddr, name: &str) -> RawClient {
+        use rml_rtmp::sessions::{ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult, PublishRequestType};
+        let mut c = Self::handshake(addr);
+        let (mut session, initial) = ClientSession::new(ClientSessionConfig::new()).unwrap();
+        let mut pending: Vec<ClientSessionResult> = initial;
+        pending.push(session.request_connection("live".into()).unwrap());
+        let mut published = false;
+        let mut buf = [0u8; 8192];
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !published {
+            assert!(Instant::now() < deadline, "publish not accepted");
+            for r in pending.drain(..) {
+                match r {
+                    ClientSessionResult::OutboundResponse(p) => c.sock.write_all(&p.bytes).unwrap(),
+                    ClientSessionResult::RaisedEvent(ClientSessionEvent::ConnectionRequestAccepted) => {
+                        let r = session.request_publishing(name.into(), PublishRequestType::Live).unwrap();
+                        if let ClientSessionResult::OutboundResponse(p) = r {
+                            c.sock.write_all(&p.bytes).unwrap();
+                        }
+                    }
+                    ClientSessionResult::RaisedEvent(ClientSessionEvent::PublishRequestAccepted) => published = true,
+                    _ => {}
+                }
+            }
+            if published {
+                break;
+            }
+            let n = c.sock.read(&mut buf).unwrap();
+            assert!(n > 0, "server closed before accepting publish");
+            pending = session.handle_input(&buf[..n]).unwrap();
+        }
+        c.session = Some(session);
+        c
+    }
+
+    /// Sends one FLV video tag body at `ts_ms`.
+    pub fn video(&mut self, body: &[u8], ts_ms: u32) -> std::io::Result<()> {
+        let session = self.session.as_mut().unwrap();
+        let r = session
+            .publish_video_data(bytes::Bytes::copy_from_slice(body), rml_rtmp::time::RtmpTimestamp::new(ts_ms), false)
+            .unwrap();
+        if let rml_rtmp::sessions::ClientSessionResult::OutboundResponse(p) = r {
+            self.sock.write_all(&p.bytes)?;
+        }
+        Ok(())
+    }
+
+    /// True once the server has closed the connection (EOF or reset) within `t`.
+    pub fn closed_within(&mut self, t: Duration) -> bool {
+        let deadline = Instant::now() + t;
+        let _ = self.sock.set_read_timeout(Some(Duration::from_millis(200)));
+        let mut buf = [0u8; 65536];
+        while Instant::now() < deadline {
+            match self.sock.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(_) => return true,
+            }
+        }
+        false
+    }
+}
