@@ -9,7 +9,11 @@ use crate::config::Overrides;
 use crate::telemetry::log::LogFormat;
 
 #[derive(Debug, Parser)]
-#[command(name = "ladderd", version, about = "Live-video transcoding appliance: RTMP in, ABR ladder, LL-HLS out")]
+#[command(
+    name = "ladderd",
+    version,
+    about = "Live-video transcoding appliance: RTMP in, ABR ladder, LL-HLS out"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,

@@ -215,15 +215,21 @@ impl Config {
                 .unwrap_or_default();
             ConfigError::Invalid {
                 file: file.into(),
-                key: if key == "." { "(top level)".into() } else { key },
+                key: if key == "." {
+                    "(top level)".into()
+                } else {
+                    key
+                },
                 reason: format!("{reason}{at}"),
             }
         })?;
-        config.validate().map_err(|(key, reason)| ConfigError::Invalid {
-            file: file.into(),
-            key,
-            reason,
-        })?;
+        config
+            .validate()
+            .map_err(|(key, reason)| ConfigError::Invalid {
+                file: file.into(),
+                key,
+                reason,
+            })?;
         Ok(config)
     }
 
@@ -239,27 +245,46 @@ impl Config {
                 );
             }
             if !seen.insert(c) {
-                return bad(&format!("runtime.cores[{i}]"), format!("CPU {c} listed twice"));
+                return bad(
+                    &format!("runtime.cores[{i}]"),
+                    format!("CPU {c} listed twice"),
+                );
             }
         }
         if self.runtime.io_cores == 0 {
             return bad("runtime.io_cores", "must be at least 1".into());
         }
-        let ncores = if self.runtime.cores.is_empty() { cpus.len() } else { self.runtime.cores.len() };
+        let ncores = if self.runtime.cores.is_empty() {
+            cpus.len()
+        } else {
+            self.runtime.cores.len()
+        };
         if self.runtime.io_cores > ncores {
             return bad(
                 "runtime.io_cores",
-                format!("{} I/O cores requested but only {ncores} cores configured", self.runtime.io_cores),
+                format!(
+                    "{} I/O cores requested but only {ncores} cores configured",
+                    self.runtime.io_cores
+                ),
             );
         }
         if !(64..=1 << 20).contains(&self.runtime.io_memory_kib) {
-            return bad("runtime.io_memory_kib", "must be between 64 and 1048576".into());
+            return bad(
+                "runtime.io_memory_kib",
+                "must be between 64 and 1048576".into(),
+            );
         }
         if self.server.rtmp_listen == self.server.http_listen {
-            return bad("server.http_listen", "same address as server.rtmp_listen".into());
+            return bad(
+                "server.http_listen",
+                "same address as server.rtmp_listen".into(),
+            );
         }
         if !(0.0..=60.0).contains(&self.server.shutdown_grace_secs) {
-            return bad("server.shutdown_grace_secs", "must be between 0 and 60".into());
+            return bad(
+                "server.shutdown_grace_secs",
+                "must be between 0 and 60".into(),
+            );
         }
         if self.limits.max_streams == 0 {
             return bad("limits.max_streams", "must be at least 1".into());
@@ -267,14 +292,25 @@ impl Config {
         if self.limits.max_rtmp_connections == 0 {
             return bad("limits.max_rtmp_connections", "must be at least 1".into());
         }
-        if !(self.limits.rtmp_idle_timeout_secs > 0.0 && self.limits.rtmp_idle_timeout_secs <= 3600.0) {
-            return bad("limits.rtmp_idle_timeout_secs", "must be in (0, 3600]".into());
+        if !(self.limits.rtmp_idle_timeout_secs > 0.0
+            && self.limits.rtmp_idle_timeout_secs <= 3600.0)
+        {
+            return bad(
+                "limits.rtmp_idle_timeout_secs",
+                "must be in (0, 3600]".into(),
+            );
         }
         if !(16..=1 << 20).contains(&self.limits.packet_queue) {
-            return bad("limits.packet_queue", "must be between 16 and 1048576".into());
+            return bad(
+                "limits.packet_queue",
+                "must be between 16 and 1048576".into(),
+            );
         }
         if !valid_name(&self.ingest.app) {
-            return bad("ingest.app", "use 1-64 characters from A-Z a-z 0-9 _ - .".into());
+            return bad(
+                "ingest.app",
+                "use 1-64 characters from A-Z a-z 0-9 _ - .".into(),
+            );
         }
         let mut names = HashSet::new();
         for (i, s) in self.streams.iter().enumerate() {
@@ -285,10 +321,16 @@ impl Config {
                 );
             }
             if !names.insert(&s.name) {
-                return bad(&format!("streams[{i}].name"), format!("{:?} is configured twice", s.name));
+                return bad(
+                    &format!("streams[{i}].name"),
+                    format!("{:?} is configured twice", s.name),
+                );
             }
             if s.key.0.len() < 8 {
-                return bad(&format!("streams[{i}].key"), "must be at least 8 characters".into());
+                return bad(
+                    &format!("streams[{i}].key"),
+                    "must be at least 8 characters".into(),
+                );
             }
         }
         Ok(())
@@ -314,7 +356,8 @@ pub fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
         && !s.starts_with('.')
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
 }
 
 /// CPUs in this process's affinity mask (what systemd `CPUAffinity=` leaves us).
@@ -325,7 +368,9 @@ pub fn available_cpus() -> Vec<usize> {
         if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
             return (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect();
         }
-        (0..libc::CPU_SETSIZE as usize).filter(|&c| libc::CPU_ISSET(c, &set)).collect()
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect()
     }
 }
 
@@ -372,7 +417,11 @@ mod tests {
 
     #[test]
     fn secrets_do_not_print() {
-        let c = Config::parse("[[streams]]\nname = \"cam1\"\nkey = \"hunter2hunter2\"\n", "t").unwrap();
+        let c = Config::parse(
+            "[[streams]]\nname = \"cam1\"\nkey = \"hunter2hunter2\"\n",
+            "t",
+        )
+        .unwrap();
         assert!(!format!("{c:?}").contains("hunter2"));
         assert!(c.streams[0].key.matches("hunter2hunter2"));
         assert!(!c.streams[0].key.matches("hunter2hunter3"));

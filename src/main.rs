@@ -19,7 +19,10 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Serve { demo: false }) {
         Command::Serve { demo } => {
             if demo {
-                return unavailable("serve --demo", "the built-in demo source arrives with the software ladder (issue #4)");
+                return unavailable(
+                    "serve --demo",
+                    "the built-in demo source arrives with the software ladder (issue #4)",
+                );
             }
             let config = match load() {
                 Ok(c) => c,
@@ -60,8 +63,14 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Command::Transcode { .. } => unavailable("transcode", "file transcoding arrives with the software ladder (issue #4)"),
-        Command::Bench { .. } => unavailable("bench", "benchmarks arrive with the software ladder (issue #4)"),
+        Command::Transcode { .. } => unavailable(
+            "transcode",
+            "file transcoding arrives with the software ladder (issue #4)",
+        ),
+        Command::Bench { .. } => unavailable(
+            "bench",
+            "benchmarks arrive with the software ladder (issue #4)",
+        ),
     }
 }
 

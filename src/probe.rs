@@ -66,7 +66,9 @@ fn memlock_kib() -> Option<u64> {
         rlim_max: 0,
     };
     // SAFETY: getrlimit writes one rlimit struct into `lim`.
-    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) } != 0 || lim.rlim_cur == libc::RLIM_INFINITY {
+    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) } != 0
+        || lim.rlim_cur == libc::RLIM_INFINITY
+    {
         return None;
     }
     Some(lim.rlim_cur / 1024)

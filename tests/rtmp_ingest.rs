@@ -19,11 +19,23 @@ fn two_streams(extra: &str) -> String {
 /// The packet counts of a drained session equal what ffprobe counts in the input,
 /// and the timeline invariants held for every packet.
 fn assert_complete(session: &serde_json::Value, input: &Input) {
-    assert_eq!(session["packets"]["video"], input.video_frames, "{session:#}");
-    assert_eq!(session["packets"]["audio"], input.audio_frames, "{session:#}");
+    assert_eq!(
+        session["packets"]["video"], input.video_frames,
+        "{session:#}"
+    );
+    assert_eq!(
+        session["packets"]["audio"], input.audio_frames,
+        "{session:#}"
+    );
     let p = &session["pipeline"];
-    assert_eq!(p["video_packets"], input.video_frames, "pipeline saw every video packet");
-    assert_eq!(p["audio_packets"], input.audio_frames, "pipeline saw every audio packet");
+    assert_eq!(
+        p["video_packets"], input.video_frames,
+        "pipeline saw every video packet"
+    );
+    assert_eq!(
+        p["audio_packets"], input.audio_frames,
+        "pipeline saw every audio packet"
+    );
     assert_eq!(p["dts_regressions"], 0, "dts monotonic per track");
     assert_eq!(p["pts_before_dts"], 0, "pts - dts >= 0");
     assert_eq!(p["discontinuities"], 0);
@@ -34,11 +46,21 @@ fn assert_complete(session: &serde_json::Value, input: &Input) {
 fn push_720p30_high_with_bframes_is_described_and_complete() {
     let input = input_720p30_high();
     let server = Server::start(&two_streams(""));
-    let mut ff = push(&input.path, &server.rtmp_url(&format!("cam1?key={KEY1}")), false);
+    let mut ff = push(
+        &input.path,
+        &server.rtmp_url(&format!("cam1?key={KEY1}")),
+        false,
+    );
 
-    let live = server.wait_for("cam1 live with video and audio config", Duration::from_secs(10), || {
-        server.live("cam1").filter(|s| !s["video"].is_null() && !s["audio"].is_null())
-    });
+    let live = server.wait_for(
+        "cam1 live with video and audio config",
+        Duration::from_secs(10),
+        || {
+            server
+                .live("cam1")
+                .filter(|s| !s["video"].is_null() && !s["audio"].is_null())
+        },
+    );
     assert_eq!(live["video"]["codec"], "avc1.64001f");
     assert_eq!(live["video"]["profile"], "High");
     assert_eq!(live["video"]["width"], 1280);
@@ -47,7 +69,10 @@ fn push_720p30_high_with_bframes_is_described_and_complete() {
     assert_eq!(live["audio"]["codec"], "mp4a.40.2");
     assert_eq!(live["audio"]["sample_rate"], 48000);
     assert_eq!(live["audio"]["channels"], 2);
-    assert!(live["publisher"].as_str().unwrap().starts_with("127.0.0.1:"));
+    assert!(live["publisher"]
+        .as_str()
+        .unwrap()
+        .starts_with("127.0.0.1:"));
     assert_eq!(live["metadata"]["width"], 1280);
 
     // After a few seconds the 5 s bitrate window reflects the push (~2-3 Mbit/s here).
@@ -57,7 +82,9 @@ fn push_720p30_high_with_bframes_is_described_and_complete() {
     assert!(bitrate > 100_000, "bitrate {bitrate}");
     assert!(live["since_last_packet_ms"].as_u64().unwrap() < 1000);
 
-    let status = ff.wait_timeout(Duration::from_secs(20)).expect("ffmpeg finished");
+    let status = ff
+        .wait_timeout(Duration::from_secs(20))
+        .expect("ffmpeg finished");
     assert!(status.success(), "ffmpeg push failed");
     let session = server.session("cam1", 1, Duration::from_secs(5));
     assert_complete(&session, input);
@@ -74,36 +101,81 @@ fn push_720p30_high_with_bframes_is_described_and_complete() {
 fn two_publishers_at_once_and_rejections_do_not_disturb_them() {
     let input = input_720p30_high();
     let server = Server::start(&two_streams(""));
-    let mut a = push(&input.path, &server.rtmp_url(&format!("cam1?key={KEY1}")), false);
-    let mut b = push(&input.path, &server.rtmp_url(&format!("cam2?key={KEY2}")), false);
+    let mut a = push(
+        &input.path,
+        &server.rtmp_url(&format!("cam1?key={KEY1}")),
+        false,
+    );
+    let mut b = push(
+        &input.path,
+        &server.rtmp_url(&format!("cam2?key={KEY2}")),
+        false,
+    );
     server.wait_for("both live", Duration::from_secs(10), || {
         (server.live("cam1").is_some() && server.live("cam2").is_some()).then_some(())
     });
 
     // Unknown key, no key, unknown stream, and a second publisher on a live name.
     let wrong_key = "not-the-key-xyz";
-    let mut bad = push(&input.path, &server.rtmp_url(&format!("cam1?key={wrong_key}")), false);
-    let st = bad.wait_timeout(Duration::from_secs(10)).expect("rejected publisher exits");
+    let mut bad = push(
+        &input.path,
+        &server.rtmp_url(&format!("cam1?key={wrong_key}")),
+        false,
+    );
+    let st = bad
+        .wait_timeout(Duration::from_secs(10))
+        .expect("rejected publisher exits");
     assert!(!st.success(), "publish with a wrong key must fail");
-    let mut dup = push(&input.path, &server.rtmp_url(&format!("cam2?key={KEY2}")), false);
-    let st = dup.wait_timeout(Duration::from_secs(10)).expect("duplicate publisher exits");
+    let mut dup = push(
+        &input.path,
+        &server.rtmp_url(&format!("cam2?key={KEY2}")),
+        false,
+    );
+    let st = dup
+        .wait_timeout(Duration::from_secs(10))
+        .expect("duplicate publisher exits");
     assert!(!st.success(), "a second publisher on a live name must fail");
-    let mut unknown = push(&input.path, &server.rtmp_url("cam9?key=whatever-key"), false);
-    assert!(!unknown.wait_timeout(Duration::from_secs(10)).expect("exits").success());
+    let mut unknown = push(
+        &input.path,
+        &server.rtmp_url("cam9?key=whatever-key"),
+        false,
+    );
+    assert!(!unknown
+        .wait_timeout(Duration::from_secs(10))
+        .expect("exits")
+        .success());
 
     let sessions = server.json("/api/v1/sessions");
     assert_eq!(sessions["rejected"]["bad_key"], 1, "{sessions:#}");
     assert_eq!(sessions["rejected"]["already_live"], 1, "{sessions:#}");
     assert_eq!(sessions["rejected"]["unknown_stream"], 1, "{sessions:#}");
     let log = server.log_text();
-    let rejected_lines: Vec<_> = log.lines().filter(|l| l.contains("publish rejected")).collect();
-    assert_eq!(rejected_lines.len(), 3, "one log line per rejection:\n{log}");
-    assert!(rejected_lines.iter().any(|l| l.contains("bad_key") && l.contains("cam1")));
-    assert!(!log.contains(wrong_key), "a rejected key must not be logged either");
+    let rejected_lines: Vec<_> = log
+        .lines()
+        .filter(|l| l.contains("publish rejected"))
+        .collect();
+    assert_eq!(
+        rejected_lines.len(),
+        3,
+        "one log line per rejection:\n{log}"
+    );
+    assert!(rejected_lines
+        .iter()
+        .any(|l| l.contains("bad_key") && l.contains("cam1")));
+    assert!(
+        !log.contains(wrong_key),
+        "a rejected key must not be logged either"
+    );
 
     // The rejected pushes did not disturb the two real ones: both arrive intact.
-    assert!(a.wait_timeout(Duration::from_secs(25)).expect("push a done").success());
-    assert!(b.wait_timeout(Duration::from_secs(25)).expect("push b done").success());
+    assert!(a
+        .wait_timeout(Duration::from_secs(25))
+        .expect("push a done")
+        .success());
+    assert!(b
+        .wait_timeout(Duration::from_secs(25))
+        .expect("push b done")
+        .success());
     assert_complete(&server.session("cam1", 1, Duration::from_secs(5)), input);
     assert_complete(&server.session("cam2", 1, Duration::from_secs(5)), input);
 }
@@ -112,9 +184,19 @@ fn two_publishers_at_once_and_rejections_do_not_disturb_them() {
 fn takeover_replaces_the_first_publisher_when_configured() {
     let input = input_720p30_high();
     let server = Server::start(&two_streams("[ingest]\ntakeover = true"));
-    let mut first = push(&input.path, &server.rtmp_url(&format!("cam1?key={KEY1}")), true);
-    let a = server.wait_for("first live", Duration::from_secs(10), || server.live("cam1"));
-    let _second = push(&input.path, &server.rtmp_url(&format!("cam1?key={KEY1}")), true);
+    let mut first = push(
+        &input.path,
+        &server.rtmp_url(&format!("cam1?key={KEY1}")),
+        true,
+    );
+    let a = server.wait_for("first live", Duration::from_secs(10), || {
+        server.live("cam1")
+    });
+    let _second = push(
+        &input.path,
+        &server.rtmp_url(&format!("cam1?key={KEY1}")),
+        true,
+    );
     let b = server.wait_for("second took over", Duration::from_secs(10), || {
         server.live("cam1").filter(|s| s["id"] != a["id"])
     });
@@ -122,27 +204,42 @@ fn takeover_replaces_the_first_publisher_when_configured() {
     let old = server.session("cam1", 1, Duration::from_secs(5));
     assert_eq!(old["ended"]["kind"], "taken_over");
     // The first ffmpeg was disconnected.
-    assert!(first.wait_timeout(Duration::from_secs(10)).is_some(), "first publisher still connected");
+    assert!(
+        first.wait_timeout(Duration::from_secs(10)).is_some(),
+        "first publisher still connected"
+    );
 }
 
 #[test]
 fn killed_publisher_leaves_within_5s_and_the_name_can_publish_again() {
     let input = input_720p30_high();
     let server = Server::start(&two_streams(""));
-    let mut ff = push(&input.path, &server.rtmp_url(&format!("cam1?key={KEY1}")), true);
+    let mut ff = push(
+        &input.path,
+        &server.rtmp_url(&format!("cam1?key={KEY1}")),
+        true,
+    );
     server.wait_for("live", Duration::from_secs(10), || server.live("cam1"));
     std::thread::sleep(Duration::from_secs(1));
     unsafe_kill(ff.0.id(), libc_sig::KILL);
     let _ = ff.0.wait();
     let t = Instant::now();
-    server.wait_for("stream to leave the API", Duration::from_secs(5), || server.live("cam1").is_none().then_some(()));
+    server.wait_for("stream to leave the API", Duration::from_secs(5), || {
+        server.live("cam1").is_none().then_some(())
+    });
     println!("stream left the API {:?} after SIGKILL", t.elapsed());
     let s = server.session("cam1", 1, Duration::from_secs(5));
     assert_eq!(s["pipeline"]["dts_regressions"], 0);
 
-    let _again = push(&input.path, &server.rtmp_url(&format!("cam1?key={KEY1}")), true);
+    let _again = push(
+        &input.path,
+        &server.rtmp_url(&format!("cam1?key={KEY1}")),
+        true,
+    );
     let live = server.wait_for("republished", Duration::from_secs(10), || {
-        server.live("cam1").filter(|s| s["packets"]["video"].as_u64().unwrap_or(0) > 0)
+        server
+            .live("cam1")
+            .filter(|s| s["packets"]["video"].as_u64().unwrap_or(0) > 0)
     });
     assert_ne!(live["id"], s["id"]);
 }
@@ -151,9 +248,20 @@ fn killed_publisher_leaves_within_5s_and_the_name_can_publish_again() {
 fn hostile_input_closes_only_that_connection() {
     let input = input_720p30_high();
     let server = Server::start(&two_streams("[limits]\nrtmp_idle_timeout_secs = 2.0"));
-    let _good = push(&input.path, &server.rtmp_url(&format!("cam1?key={KEY1}")), true);
-    server.wait_for("good publisher live", Duration::from_secs(10), || server.live("cam1"));
-    let count = || server.live("cam1").map(|s| s["packets"]["video"].as_u64().unwrap()).unwrap_or(0);
+    let _good = push(
+        &input.path,
+        &server.rtmp_url(&format!("cam1?key={KEY1}")),
+        true,
+    );
+    server.wait_for("good publisher live", Duration::from_secs(10), || {
+        server.live("cam1")
+    });
+    let count = || {
+        server
+            .live("cam1")
+            .map(|s| s["packets"]["video"].as_u64().unwrap())
+            .unwrap_or(0)
+    };
 
     // 1. Random bytes instead of a handshake.
     let mut random = std::net::TcpStream::connect(server.rtmp).unwrap();
@@ -168,31 +276,51 @@ fn hostile_input_closes_only_that_connection() {
         .collect();
     let _ = random.write_all(&junk);
     let mut random = RawClient::from_socket(random);
-    assert!(random.closed_within(Duration::from_secs(5)), "random bytes: connection left open");
+    assert!(
+        random.closed_within(Duration::from_secs(5)),
+        "random bytes: connection left open"
+    );
 
     // 2. A truncated handshake (C0 + half of C1), then silence: closed by the idle timeout.
     let mut trunc = std::net::TcpStream::connect(server.rtmp).unwrap();
     trunc.write_all(&[3]).unwrap();
     trunc.write_all(&[0u8; 700]).unwrap();
     let mut trunc = RawClient::from_socket(trunc);
-    assert!(trunc.closed_within(Duration::from_secs(6)), "truncated handshake: connection left open");
+    assert!(
+        trunc.closed_within(Duration::from_secs(6)),
+        "truncated handshake: connection left open"
+    );
 
     // 3. Set Chunk Size 2^31 after a valid handshake.
     let mut chunk = RawClient::handshake(server.rtmp);
-    chunk.sock.write_all(&[0x02, 0, 0, 0, 0, 0, 4, 0x01, 0, 0, 0, 0, 0x80, 0, 0, 0]).unwrap();
-    assert!(chunk.closed_within(Duration::from_secs(5)), "chunk size 2^31: connection left open");
+    chunk
+        .sock
+        .write_all(&[0x02, 0, 0, 0, 0, 0, 4, 0x01, 0, 0, 0, 0, 0x80, 0, 0, 0])
+        .unwrap();
+    assert!(
+        chunk.closed_within(Duration::from_secs(5)),
+        "chunk size 2^31: connection left open"
+    );
 
     // 4. AMF garbage: a command message (type 20) whose body is not AMF0.
     let mut amf = RawClient::handshake(server.rtmp);
-    let body = [0xffu8, 0x13, 0x37, 0x02, 0xff, 0xff, 0x00, 0x05, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42];
+    let body = [
+        0xffu8, 0x13, 0x37, 0x02, 0xff, 0xff, 0x00, 0x05, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42,
+        0x42,
+    ];
     let mut msg = vec![0x03, 0, 0, 0, 0, 0, body.len() as u8, 20, 0, 0, 0, 0];
     msg.extend_from_slice(&body);
     amf.sock.write_all(&msg).unwrap();
-    assert!(amf.closed_within(Duration::from_secs(5)), "AMF garbage: connection left open");
+    assert!(
+        amf.closed_within(Duration::from_secs(5)),
+        "AMF garbage: connection left open"
+    );
 
     // 5. A message claiming 16 MiB − 1 (the format's maximum), then 100 MB of filler.
     let mut huge = RawClient::handshake(server.rtmp);
-    huge.sock.write_all(&[0x03, 0, 0, 0, 0xff, 0xff, 0xff, 20, 0, 0, 0, 0]).unwrap();
+    huge.sock
+        .write_all(&[0x03, 0, 0, 0, 0xff, 0xff, 0xff, 20, 0, 0, 0, 0])
+        .unwrap();
     let filler = vec![0x41u8; 1 << 20];
     let mut sent = 0usize;
     let _ = huge.sock.set_write_timeout(Some(Duration::from_secs(5)));
@@ -202,21 +330,36 @@ fn hostile_input_closes_only_that_connection() {
         }
         sent += filler.len();
     }
-    assert!(huge.closed_within(Duration::from_secs(10)), "huge message: connection left open after {sent} bytes");
+    assert!(
+        huge.closed_within(Duration::from_secs(10)),
+        "huge message: connection left open after {sent} bytes"
+    );
 
     // 6. Enhanced-RTMP HEVC on a publish: that stream is refused as unsupported.
     let mut hevc = RawClient::publish(server.rtmp, &format!("cam2?key={KEY2}"));
     let _ = hevc.video(&[0x90, b'h', b'v', b'c', b'1', 0x01, 0x64, 0, 0], 0);
-    assert!(hevc.closed_within(Duration::from_secs(5)), "HEVC publish left open");
+    assert!(
+        hevc.closed_within(Duration::from_secs(5)),
+        "HEVC publish left open"
+    );
     let refused = server.session("cam2", 1, Duration::from_secs(5));
     assert_eq!(refused["ended"]["kind"], "error");
-    assert!(refused["ended"]["detail"].as_str().unwrap().contains("unsupported codec"), "{refused:#}");
+    assert!(
+        refused["ended"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("unsupported codec"),
+        "{refused:#}"
+    );
 
     // The good publisher kept flowing through all of it, and the server is healthy.
     let before = count();
     std::thread::sleep(Duration::from_secs(2));
     let after = count();
-    assert!(after > before + 30, "good stream stalled: {before} -> {after}");
+    assert!(
+        after > before + 30,
+        "good stream stalled: {before} -> {after}"
+    );
     assert_eq!(server.get("/healthz").unwrap().0, 200);
     assert!(server.live("cam1").is_some());
 }
@@ -226,19 +369,42 @@ fn mp3_audio_is_refused_as_unsupported_and_others_continue() {
     let good_input = input_720p30_high();
     let mp3 = input_mp3_audio();
     let server = Server::start(&two_streams(""));
-    let _good = push(&good_input.path, &server.rtmp_url(&format!("cam1?key={KEY1}")), true);
+    let _good = push(
+        &good_input.path,
+        &server.rtmp_url(&format!("cam1?key={KEY1}")),
+        true,
+    );
     server.wait_for("good live", Duration::from_secs(10), || server.live("cam1"));
-    let mut bad = push(&mp3.path, &server.rtmp_url(&format!("cam2?key={KEY2}")), false);
-    assert!(bad.wait_timeout(Duration::from_secs(10)).is_some(), "mp3 publisher not disconnected");
+    let mut bad = push(
+        &mp3.path,
+        &server.rtmp_url(&format!("cam2?key={KEY2}")),
+        false,
+    );
+    assert!(
+        bad.wait_timeout(Duration::from_secs(10)).is_some(),
+        "mp3 publisher not disconnected"
+    );
     let s = server.session("cam2", 1, Duration::from_secs(5));
-    let detail = s["ended"]["detail"].as_str().unwrap_or_default().to_string();
-    assert!(detail.contains("unsupported codec") && detail.contains("MP3"), "{s:#}");
+    let detail = s["ended"]["detail"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        detail.contains("unsupported codec") && detail.contains("MP3"),
+        "{s:#}"
+    );
     let log = server.log_text();
-    let warnings = log.lines().filter(|l| l.contains("WARN") && l.contains("unsupported codec"));
+    let warnings = log
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("unsupported codec"));
     assert_eq!(warnings.count(), 1, "logged once as a warning:\n{log}");
-    let c0 = server.live("cam1").unwrap()["packets"]["video"].as_u64().unwrap();
+    let c0 = server.live("cam1").unwrap()["packets"]["video"]
+        .as_u64()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(1500));
-    let c1 = server.live("cam1").unwrap()["packets"]["video"].as_u64().unwrap();
+    let c1 = server.live("cam1").unwrap()["packets"]["video"]
+        .as_u64()
+        .unwrap();
     assert!(c1 > c0, "good stream stalled");
 }
 
@@ -246,7 +412,11 @@ fn mp3_audio_is_refused_as_unsupported_and_others_continue() {
 fn sigterm_with_a_live_publisher_exits_zero_within_5s() {
     let input = input_720p30_high();
     let mut server = Server::start(&two_streams(""));
-    let _ff = push(&input.path, &server.rtmp_url(&format!("cam1?key={KEY1}")), true);
+    let _ff = push(
+        &input.path,
+        &server.rtmp_url(&format!("cam1?key={KEY1}")),
+        true,
+    );
     server.wait_for("live", Duration::from_secs(10), || server.live("cam1"));
     let t = Instant::now();
     unsafe_kill(server.pid(), libc_sig::TERM);
@@ -255,11 +425,18 @@ fn sigterm_with_a_live_publisher_exits_zero_within_5s() {
         if let Some(s) = server.child().try_wait().unwrap() {
             break s;
         }
-        assert!(Instant::now() < deadline, "still running 5 s after SIGTERM\n{}", server.log_text());
+        assert!(
+            Instant::now() < deadline,
+            "still running 5 s after SIGTERM\n{}",
+            server.log_text()
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     println!("exited {:?} after SIGTERM", t.elapsed());
     assert_eq!(status.code(), Some(0), "{}", server.log_text());
     let log = server.log_text();
-    assert!(log.contains("pipeline drained"), "stream did not end cleanly:\n{log}");
+    assert!(
+        log.contains("pipeline drained"),
+        "stream did not end cleanly:\n{log}"
+    );
 }

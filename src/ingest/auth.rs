@@ -126,12 +126,18 @@ mod tests {
             authorize(&c, "cam1?key=wrong"),
             Err((Some("cam1".into()), Rejection::BadKey))
         );
-        assert_eq!(authorize(&c, "cam1"), Err((Some("cam1".into()), Rejection::MissingKey)));
+        assert_eq!(
+            authorize(&c, "cam1"),
+            Err((Some("cam1".into()), Rejection::MissingKey))
+        );
         assert_eq!(
             authorize(&c, "cam9?key=s3cret-key"),
             Err((Some("cam9".into()), Rejection::UnknownStream))
         );
-        assert_eq!(authorize(&c, "../etc?key=x"), Err((None, Rejection::BadName)));
+        assert_eq!(
+            authorize(&c, "../etc?key=x"),
+            Err((None, Rejection::BadName))
+        );
     }
 
     #[test]
@@ -145,6 +151,9 @@ mod tests {
             })
         );
         // A configured stream still needs its key.
-        assert_eq!(authorize(&c, "cam1?key=nope").unwrap_err().1, Rejection::BadKey);
+        assert_eq!(
+            authorize(&c, "cam1?key=nope").unwrap_err().1,
+            Rejection::BadKey
+        );
     }
 }

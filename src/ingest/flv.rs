@@ -223,7 +223,10 @@ impl Demuxer {
                 cts_ms,
                 data,
             } => {
-                let cfg = self.video.as_ref().ok_or(FlvError::NoConfig(Track::Video))?;
+                let cfg = self
+                    .video
+                    .as_ref()
+                    .ok_or(FlvError::NoConfig(Track::Video))?;
                 check_nal_lengths(&data, cfg.nal_length_size)?;
                 let t = self.video_clock.unwrap(timestamp_ms);
                 if cts_ms < 0 {
@@ -285,7 +288,9 @@ fn check_nal_lengths(data: &[u8], nal_length_size: u8) -> Result<(), FlvError> {
         let prefix = data
             .get(pos..pos + n)
             .ok_or(FlvError::NalLength { offset: pos })?;
-        let len = prefix.iter().fold(0usize, |acc, b| (acc << 8) | *b as usize);
+        let len = prefix
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | *b as usize);
         pos = pos
             .checked_add(n + len)
             .filter(|end| *end <= data.len())
@@ -465,7 +470,10 @@ mod tests {
             d.push_video(0, &bad, now).unwrap_err(),
             FlvError::NalLength { offset: 0 }
         );
-        assert!(matches!(d.push_video(0, &nalu, now), Ok(Demuxed::Packet(_))));
+        assert!(matches!(
+            d.push_video(0, &nalu, now),
+            Ok(Demuxed::Packet(_))
+        ));
     }
 
     #[test]
@@ -482,7 +490,10 @@ mod tests {
     fn file_walker_stops_on_truncation() {
         let cut = Bytes::from_static(&TINY[..TINY.len() - 7]);
         let results: Vec<_> = FileTags::new(cut).unwrap().collect();
-        assert!(matches!(results.last(), Some(Err(FlvError::FileTruncated(_)))));
+        assert!(matches!(
+            results.last(),
+            Some(Err(FlvError::FileTruncated(_)))
+        ));
         assert!(FileTags::new(Bytes::from_static(b"GIF89a..........")).is_err());
     }
 }

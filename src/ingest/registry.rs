@@ -110,7 +110,8 @@ impl IngestStats {
     /// Accounts one packet of `len` bytes arriving `now`.
     pub fn record(&self, since_start: std::time::Duration, len: usize) {
         self.bytes.fetch_add(len as u64, Relaxed);
-        self.last_packet_ms.store(since_start.as_millis() as u64, Relaxed);
+        self.last_packet_ms
+            .store(since_start.as_millis() as u64, Relaxed);
         let sec = since_start.as_secs() + 1; // 0 marks an empty bucket
         let i = (sec % RATE_BUCKETS as u64) as usize;
         if self.rate_sec[i].load(Relaxed) != sec {
@@ -168,7 +169,10 @@ impl LiveStream {
         if !self.stop.load(Relaxed) {
             return None;
         }
-        self.stop_reason.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.stop_reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn snapshot(&self) -> StreamView {
@@ -188,7 +192,9 @@ impl LiveStream {
                 level: v.level_idc as f64 / 10.0,
                 width: v.width,
                 height: v.height,
-                fps: v.fps.or_else(|| metadata_number(&info.metadata, "framerate")),
+                fps: v
+                    .fps
+                    .or_else(|| metadata_number(&info.metadata, "framerate")),
             }),
             audio: info.audio.as_ref().map(|a| AudioView {
                 codec: a.codec_string(),
@@ -337,7 +343,11 @@ impl Registry {
     /// Takes the stream off the live list (if it is still the one live under its name).
     pub fn release(&self, stream: &LiveStream) {
         let mut inner = self.lock();
-        if inner.live.get(&stream.name).is_some_and(|s| s.id == stream.id) {
+        if inner
+            .live
+            .get(&stream.name)
+            .is_some_and(|s| s.id == stream.id)
+        {
             inner.live.remove(&stream.name);
         }
     }
@@ -365,7 +375,10 @@ impl Registry {
     }
 
     pub fn rejections(&self) -> HashMap<&'static str, u64> {
-        self.rejected.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.rejected
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn live(&self) -> Vec<Arc<LiveStream>> {
@@ -403,7 +416,10 @@ mod tests {
     fn one_publisher_per_name_unless_takeover() {
         let r = Registry::new();
         let a = r.claim("cam1", addr(), false, 10).unwrap();
-        assert_eq!(r.claim("cam1", addr(), false, 10).err(), Some(Rejection::AlreadyLive));
+        assert_eq!(
+            r.claim("cam1", addr(), false, 10).err(),
+            Some(Rejection::AlreadyLive)
+        );
         let b = r.claim("cam1", addr(), true, 10).unwrap();
         assert_ne!(a.id, b.id);
         assert_eq!(a.stop_reason(), Some(EndReason::TakenOver));
@@ -418,7 +434,10 @@ mod tests {
     fn stream_limit() {
         let r = Registry::new();
         let _a = r.claim("a", addr(), false, 1).unwrap();
-        assert_eq!(r.claim("b", addr(), false, 1).err(), Some(Rejection::TooManyStreams));
+        assert_eq!(
+            r.claim("b", addr(), false, 1).err(),
+            Some(Rejection::TooManyStreams)
+        );
     }
 
     #[test]

@@ -87,7 +87,10 @@ mod tests {
     fn parses_lc_48k_stereo() {
         // 00010 0011 0010 000 -> LC, 48 kHz, 2 channels (what ffmpeg's aac encoder writes).
         let asc = AudioSpecificConfig::parse(Bytes::from_static(&[0x11, 0x90])).unwrap();
-        assert_eq!((asc.object_type, asc.sample_rate, asc.channels), (2, 48000, 2));
+        assert_eq!(
+            (asc.object_type, asc.sample_rate, asc.channels),
+            (2, 48000, 2)
+        );
         assert_eq!(asc.codec_string(), "mp4a.40.2");
     }
 
@@ -97,7 +100,10 @@ mod tests {
         // 00010 1111 000000000101011000100010 0001
         let bytes = [0x17, 0x80, 0x2b, 0x11, 0x08];
         let asc = AudioSpecificConfig::parse(Bytes::copy_from_slice(&bytes)).unwrap();
-        assert_eq!((asc.object_type, asc.sample_rate, asc.channels), (2, 22050, 1));
+        assert_eq!(
+            (asc.object_type, asc.sample_rate, asc.channels),
+            (2, 22050, 1)
+        );
     }
 
     #[test]

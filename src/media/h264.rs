@@ -44,7 +44,10 @@ pub struct AvcConfig {
 impl AvcConfig {
     /// Parses an `avcC` record; every length is checked against the buffer.
     pub fn parse(record: Bytes) -> Result<Self, AvcConfigError> {
-        let mut r = Reader { buf: &record, pos: 0 };
+        let mut r = Reader {
+            buf: &record,
+            pos: 0,
+        };
         let version = r.u8()?;
         if version != 1 {
             return Err(AvcConfigError::Version(version));
@@ -130,16 +133,20 @@ impl SpsInfo {
         let rbsp = decode_nal(nal).map_err(|e| sps_err(e.to_string()))?;
         // h264-reader is a third-party parser fed with network bytes; contain
         // any panic in it to this one config (STYLE: never trust the network).
-        let parsed = std::panic::catch_unwind(|| SeqParameterSet::from_bits(BitReader::new(&rbsp[..])))
-            .map_err(|_| sps_err("SPS parser panicked".into()))?
-            .map_err(|e| sps_err(format!("{e:?}")))?;
+        let parsed =
+            std::panic::catch_unwind(|| SeqParameterSet::from_bits(BitReader::new(&rbsp[..])))
+                .map_err(|_| sps_err("SPS parser panicked".into()))?
+                .map_err(|e| sps_err(format!("{e:?}")))?;
         // Bound the macroblock counts before h264-reader multiplies them.
         let mbs_limit = MAX_DIMENSION / 16;
         if parsed.pic_width_in_mbs_minus1 >= mbs_limit
             || parsed.pic_height_in_map_units_minus1 >= mbs_limit
         {
             return Err(AvcConfigError::Dimensions {
-                width: parsed.pic_width_in_mbs_minus1.saturating_add(1).saturating_mul(16),
+                width: parsed
+                    .pic_width_in_mbs_minus1
+                    .saturating_add(1)
+                    .saturating_mul(16),
                 height: parsed
                     .pic_height_in_map_units_minus1
                     .saturating_add(1)
@@ -198,7 +205,9 @@ pub fn avcc_nal_units(data: &[u8], nal_length_size: u8) -> impl Iterator<Item = 
         if rest.len() < n || n == 0 {
             return None;
         }
-        let len = rest[..n].iter().fold(0usize, |acc, b| (acc << 8) | *b as usize);
+        let len = rest[..n]
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | *b as usize);
         let body = rest.get(n..n + len)?;
         rest = &rest[n + len..];
         Some(body)
@@ -214,7 +223,7 @@ pub(crate) mod tests {
     pub(crate) const AVCC_720P30_HIGH: &[u8] = &[
         0x01, 0x64, 0x00, 0x1f, 0xff, 0xe1, 0x00, 0x1a, 0x67, 0x64, 0x00, 0x1f, 0xac, 0xd9, 0x40,
         0x50, 0x05, 0xbb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00, 0x00, 0x03, 0x03, 0xc0,
-        0xf1, 0x83, 0x19, 0x60, 0x01, 0x00, 0x04, 0x68, 0xef, 0x8f, 0xcb, 0xfd, 0xf8, 0xf8, 0x00
+        0xf1, 0x83, 0x19, 0x60, 0x01, 0x00, 0x04, 0x68, 0xef, 0x8f, 0xcb, 0xfd, 0xf8, 0xf8, 0x00,
     ];
 
     #[test]
@@ -244,7 +253,10 @@ pub(crate) mod tests {
     fn rejects_wrong_version_and_missing_sets() {
         let mut v = AVCC_720P30_HIGH.to_vec();
         v[0] = 2;
-        assert_eq!(AvcConfig::parse(Bytes::from(v)), Err(AvcConfigError::Version(2)));
+        assert_eq!(
+            AvcConfig::parse(Bytes::from(v)),
+            Err(AvcConfigError::Version(2))
+        );
         let no_sps = [0x01, 0x64, 0x00, 0x1f, 0xff, 0xe0, 0x00];
         assert_eq!(
             AvcConfig::parse(Bytes::copy_from_slice(&no_sps)),

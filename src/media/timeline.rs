@@ -110,7 +110,10 @@ mod tests {
     #[test]
     fn backward_jump_is_a_discontinuity_and_never_negative() {
         let out = run(&[5000, 5033, 100, 133]);
-        assert_eq!(out, vec![(5000, false), (5033, false), (5066, true), (5099, false)]);
+        assert_eq!(
+            out,
+            vec![(5000, false), (5033, false), (5066, true), (5099, false)]
+        );
         assert!(out.windows(2).all(|w| w[1].0 >= w[0].0));
     }
 
@@ -122,7 +125,10 @@ mod tests {
 
     #[test]
     fn repeated_timestamp_is_not_a_jump() {
-        assert_eq!(run(&[10, 10, 20]), vec![(10, false), (10, false), (20, false)]);
+        assert_eq!(
+            run(&[10, 10, 20]),
+            vec![(10, false), (10, false), (20, false)]
+        );
     }
 
     #[test]

@@ -15,7 +15,8 @@ pub async fn handle(ctx: &Context, req: Request<Incoming>) -> Response<Body> {
     let head = req.method() == Method::HEAD;
     if req.method() != Method::GET && !head {
         let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
-        r.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        r.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
         return r;
     }
     let path = req.uri().path();
@@ -48,22 +49,31 @@ pub async fn handle(ctx: &Context, req: Request<Incoming>) -> Response<Body> {
 fn text(status: StatusCode, body: &'static str) -> Response<Body> {
     let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
     *r.status_mut() = status;
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    r.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
 
 fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
     let body = match serde_json::to_vec_pretty(value) {
         Ok(b) => b,
-        Err(e) => return text_owned(StatusCode::INTERNAL_SERVER_ERROR, format!("serialize: {e}\n")),
+        Err(e) => {
+            return text_owned(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("serialize: {e}\n"),
+            )
+        }
     };
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    r.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
 

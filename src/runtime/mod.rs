@@ -150,6 +150,7 @@ pub fn serve(config: Config) -> Result<(), RuntimeError> {
                             cpu,
                             reason: executor_hint(&e.to_string()),
                         }));
+                        let _ = report.send(Report::Exited(cpu));
                         return;
                     }
                 };
@@ -222,10 +223,7 @@ pub fn serve(config: Config) -> Result<(), RuntimeError> {
         let left = deadline.saturating_duration_since(Instant::now());
         match report_rx.recv_timeout(left) {
             Ok(Report::Exited(_)) => exited += 1,
-            Ok(Report::Failed(e)) => {
-                error!("{e}");
-                exited += 1;
-            }
+            Ok(Report::Failed(e)) => error!("{e}"),
             Ok(_) => {}
             Err(_) => {
                 warn!(
@@ -275,12 +273,20 @@ async fn core_main(
                 return;
             }
         };
-        tasks.push(glommio::spawn_local(crate::ingest::rtmp::server::accept_loop(rtmp, ctx.clone())));
-        tasks.push(glommio::spawn_local(crate::origin::accept_loop(http, ctx.clone())));
+        tasks.push(glommio::spawn_local(
+            crate::ingest::rtmp::server::accept_loop(rtmp, ctx.clone()),
+        ));
+        tasks.push(glommio::spawn_local(crate::origin::accept_loop(
+            http,
+            ctx.clone(),
+        )));
         let _ = report.send(Report::Ready);
     }
     if let Some(jobs) = jobs {
-        tasks.push(glommio::spawn_local(pipeline::media_core(jobs, ctx.clone())));
+        tasks.push(glommio::spawn_local(pipeline::media_core(
+            jobs,
+            ctx.clone(),
+        )));
     }
     for t in tasks {
         t.await;
@@ -292,7 +298,9 @@ fn executor_hint(err: &str) -> String {
     let lower = err.to_lowercase();
     if lower.contains("memlock") || lower.contains("locked memory") {
         format!("{err}: raise the locked-memory limit (systemd LimitMEMLOCK=, ulimit -l) or lower runtime.io_memory_kib")
-    } else if lower.contains("operation not permitted") || lower.contains("function not implemented") {
+    } else if lower.contains("operation not permitted")
+        || lower.contains("function not implemented")
+    {
         format!("{err}: io_uring is unavailable (kernel ≥ 5.8 with io_uring enabled, and not blocked by seccomp/container policy)")
     } else {
         err.to_string()
@@ -318,7 +326,11 @@ fn check_memlock(config: &Config, executors: usize) {
     let unlimited = lim.rlim_cur == libc::RLIM_INFINITY;
     if root || unlimited || lim.rlim_cur >= needed {
         info!(
-            memlock_kib = if unlimited { u64::MAX } else { lim.rlim_cur / 1024 },
+            memlock_kib = if unlimited {
+                u64::MAX
+            } else {
+                lim.rlim_cur / 1024
+            },
             needed_kib = needed / 1024,
             root,
             "io_uring registered buffers: available"

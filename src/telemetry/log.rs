@@ -33,7 +33,10 @@ pub fn init(format: LogFormat) {
             .map(|s| s.to_string())
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_default();
-        let at = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+        let at = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
         let thread = std::thread::current().name().unwrap_or("?").to_string();
         tracing::error!(%thread, %at, "panic: {msg}");
     }));

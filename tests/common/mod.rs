@@ -13,7 +13,11 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Fails loudly when a peer tool is missing: `scripts/test.sh` installs them.
@@ -24,7 +28,10 @@ pub fn require(tool: &str) {
         .stderr(Stdio::null())
         .status()
         .is_ok();
-    assert!(ok, "{tool} is not installed; run scripts/test.sh (it installs ffmpeg)");
+    assert!(
+        ok,
+        "{tool} is not installed; run scripts/test.sh (it installs ffmpeg)"
+    );
 }
 
 /// A running `ladderd serve`.
@@ -78,7 +85,10 @@ impl Server {
                 return s;
             }
             if let Some(status) = s.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("ladderd exited during start-up ({status}):\n{}", s.log_text());
+                panic!(
+                    "ladderd exited during start-up ({status}):\n{}",
+                    s.log_text()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -128,13 +138,22 @@ impl Server {
     }
 
     /// Polls until `f` returns Some or the timeout passes.
-    pub fn wait_for<T>(&self, what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    pub fn wait_for<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut f: impl FnMut() -> Option<T>,
+    ) -> T {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(v) = f() {
                 return v;
             }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}\n--- log ---\n{}", self.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}\n--- log ---\n{}",
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -176,7 +195,10 @@ pub mod libc_sig {
 
 /// Sends a signal with the `kill` utility (no libc in dev-dependencies needed).
 pub fn unsafe_kill(pid: u32, sig: i32) {
-    let _ = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status();
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status();
 }
 
 /// A child process killed on drop.
@@ -222,11 +244,34 @@ pub fn input_720p30_high() -> &'static Input {
         make_input(
             "720p30-high-bf-aac-10s.mp4",
             &[
-                "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30",
-                "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-                "-t", "10", "-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high",
-                "-bf", "3", "-g", "60", "-pix_fmt", "yuv420p",
-                "-c:a", "aac", "-b:a", "128k", "-ac", "2",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=1280x720:rate=30",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=440:sample_rate=48000",
+                "-t",
+                "10",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "veryfast",
+                "-profile:v",
+                "high",
+                "-bf",
+                "3",
+                "-g",
+                "60",
+                "-pix_fmt",
+                "yuv420p",
+                "-c:a",
+                "aac",
+                "-b:a",
+                "128k",
+                "-ac",
+                "2",
             ],
         )
     })
@@ -239,10 +284,26 @@ pub fn input_mp3_audio() -> &'static Input {
         make_input(
             "360p30-mp3-8s.mkv",
             &[
-                "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30",
-                "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100",
-                "-t", "8", "-c:v", "libx264", "-preset", "veryfast", "-g", "30",
-                "-c:a", "libmp3lame", "-b:a", "96k",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=640x360:rate=30",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=440:sample_rate=44100",
+                "-t",
+                "8",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "veryfast",
+                "-g",
+                "30",
+                "-c:a",
+                "libmp3lame",
+                "-b:a",
+                "96k",
             ],
         )
     })
@@ -253,7 +314,11 @@ fn make_input(name: &str, args: &[&str]) -> Input {
     let path = media_dir().join(name);
     if !path.exists() {
         // Unique temp name, then rename: test binaries run in parallel.
-        let tmp = path.with_extension(format!("tmp{}.{}", std::process::id(), path.extension().unwrap().to_str().unwrap()));
+        let tmp = path.with_extension(format!(
+            "tmp{}.{}",
+            std::process::id(),
+            path.extension().unwrap().to_str().unwrap()
+        ));
         let st = Command::new("ffmpeg")
             .args(["-v", "error", "-y"])
             .args(args)
@@ -273,13 +338,24 @@ fn make_input(name: &str, args: &[&str]) -> Input {
 /// Packets ffprobe counts in one stream of a file.
 pub fn count_packets(path: &Path, stream: &str) -> u64 {
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", stream, "-count_packets", "-show_entries", "stream=nb_read_packets", "-of", "csv=p=0"])
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            stream,
+            "-count_packets",
+            "-show_entries",
+            "stream=nb_read_packets",
+            "-of",
+            "csv=p=0",
+        ])
         .arg(path)
         .output()
         .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or_else(|_| {
-        panic!("ffprobe count of {stream} in {}: {:?}", path.display(), out)
-    })
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("ffprobe count of {stream} in {}: {:?}", path.display(), out))
 }
 
 /// ffmpeg pushing a file to `url` in real time (`-re`), copying its codecs.
@@ -295,8 +371,16 @@ pub fn push_args(input: &Path, url: &str, looped: bool, codec_args: &[&str]) -> 
     if looped {
         cmd.args(["-stream_loop", "-1"]);
     }
-    cmd.arg("-i").arg(input).args(codec_args).args(["-f", "flv", url]);
-    Proc(cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap())
+    cmd.arg("-i")
+        .arg(input)
+        .args(codec_args)
+        .args(["-f", "flv", url]);
+    Proc(
+        cmd.stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    )
 }
 
 /// A minimal RTMP client driven by rml_rtmp: handshake, connect, publish, raw writes.
@@ -312,30 +396,42 @@ impl RawClient {
         let mut sock = TcpStream::connect(addr).unwrap();
         sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let mut hs = Handshake::new(PeerType::Client);
-        sock.write_all(&hs.generate_outbound_p0_and_p1().unwrap()).unwrap();
+        sock.write_all(&hs.generate_outbound_p0_and_p1().unwrap())
+            .unwrap();
         let mut buf = [0u8; 8192];
         loop {
             let n = sock.read(&mut buf).unwrap();
             assert!(n > 0, "server closed during handshake");
             match hs.process_bytes(&buf[..n]).unwrap() {
-                HandshakeProcessResult::InProgress { response_bytes } => sock.write_all(&response_bytes).unwrap(),
+                HandshakeProcessResult::InProgress { response_bytes } => {
+                    sock.write_all(&response_bytes).unwrap()
+                }
                 HandshakeProcessResult::Completed { response_bytes, .. } => {
                     sock.write_all(&response_bytes).unwrap();
                     break;
                 }
             }
         }
-        RawClient { sock, session: None }
+        RawClient {
+            sock,
+            session: None,
+        }
     }
 
     /// Wraps a bare socket (no handshake done) to use [`RawClient::closed_within`].
     pub fn from_socket(sock: TcpStream) -> RawClient {
-        RawClient { sock, session: None }
+        RawClient {
+            sock,
+            session: None,
+        }
     }
 
     /// connect("live") then publish(name); returns once the server accepted both.
     pub fn publish(addr: SocketAddr, name: &str) -> RawClient {
-        use rml_rtmp::sessions::{ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult, PublishRequestType};
+        use rml_rtmp::sessions::{
+            ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult,
+            PublishRequestType,
+        };
         let mut c = Self::handshake(addr);
         let (mut session, initial) = ClientSession::new(ClientSessionConfig::new()).unwrap();
         let mut pending: Vec<ClientSessionResult> = initial;
@@ -348,13 +444,19 @@ impl RawClient {
             for r in pending.drain(..) {
                 match r {
                     ClientSessionResult::OutboundResponse(p) => c.sock.write_all(&p.bytes).unwrap(),
-                    ClientSessionResult::RaisedEvent(ClientSessionEvent::ConnectionRequestAccepted) => {
-                        let r = session.request_publishing(name.into(), PublishRequestType::Live).unwrap();
+                    ClientSessionResult::RaisedEvent(
+                        ClientSessionEvent::ConnectionRequestAccepted,
+                    ) => {
+                        let r = session
+                            .request_publishing(name.into(), PublishRequestType::Live)
+                            .unwrap();
                         if let ClientSessionResult::OutboundResponse(p) = r {
                             c.sock.write_all(&p.bytes).unwrap();
                         }
                     }
-                    ClientSessionResult::RaisedEvent(ClientSessionEvent::PublishRequestAccepted) => published = true,
+                    ClientSessionResult::RaisedEvent(
+                        ClientSessionEvent::PublishRequestAccepted,
+                    ) => published = true,
                     _ => {}
                 }
             }
@@ -373,7 +475,11 @@ impl RawClient {
     pub fn video(&mut self, body: &[u8], ts_ms: u32) -> std::io::Result<()> {
         let session = self.session.as_mut().unwrap();
         let r = session
-            .publish_video_data(bytes::Bytes::copy_from_slice(body), rml_rtmp::time::RtmpTimestamp::new(ts_ms), false)
+            .publish_video_data(
+                bytes::Bytes::copy_from_slice(body),
+                rml_rtmp::time::RtmpTimestamp::new(ts_ms),
+                false,
+            )
             .unwrap();
         if let rml_rtmp::sessions::ClientSessionResult::OutboundResponse(p) = r {
             self.sock.write_all(&p.bytes)?;
@@ -390,7 +496,11 @@ impl RawClient {
             match self.sock.read(&mut buf) {
                 Ok(0) => return true,
                 Ok(_) => {}
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
                 Err(_) => return true,
             }
         }

@@ -40,7 +40,9 @@ pub async fn accept_loop(listener: TcpListener, ctx: Arc<Context>) {
                 continue;
             }
         };
-        let peer = stream.peer_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let peer = stream
+            .peer_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
         let open = ctx.rtmp_connections.fetch_add(1, SeqCst);
         if open >= ctx.config.limits.max_rtmp_connections {
             ctx.rtmp_connections.fetch_sub(1, SeqCst);
@@ -111,19 +113,16 @@ impl Connection {
         let mut buf = vec![0u8; READ_BUF];
         loop {
             let stop = self.publish.as_ref().map(|p| p.stream.clone());
-            let read = futures_lite::future::or(
-                async { Ok(socket.read(&mut buf).await) },
-                async {
-                    let shutdown = async {
-                        self.ctx.shutdown.wait().await;
-                        EndReason::Shutdown
-                    };
-                    Err(match &stop {
-                        Some(s) => futures_lite::future::or(s.stopped(), shutdown).await,
-                        None => shutdown.await,
-                    })
-                },
-            )
+            let read = futures_lite::future::or(async { Ok(socket.read(&mut buf).await) }, async {
+                let shutdown = async {
+                    self.ctx.shutdown.wait().await;
+                    EndReason::Shutdown
+                };
+                Err(match &stop {
+                    Some(s) => futures_lite::future::or(s.stopped(), shutdown).await,
+                    None => shutdown.await,
+                })
+            })
             .await;
             let n = match read {
                 Err(reason) => return Close::Stopped(reason),
@@ -191,8 +190,14 @@ impl Connection {
                 }
                 Ok(())
             }
-            Event::Video { timestamp_ms, data } => self.on_media(Track::Video, timestamp_ms, data, arrival).await,
-            Event::Audio { timestamp_ms, data } => self.on_media(Track::Audio, timestamp_ms, data, arrival).await,
+            Event::Video { timestamp_ms, data } => {
+                self.on_media(Track::Video, timestamp_ms, data, arrival)
+                    .await
+            }
+            Event::Audio { timestamp_ms, data } => {
+                self.on_media(Track::Audio, timestamp_ms, data, arrival)
+                    .await
+            }
         }
     }
 
@@ -205,7 +210,9 @@ impl Connection {
             "publish rejected: {}",
             why.describe()
         );
-        let _ = self.session.reject(request, why.rtmp_code(), why.describe());
+        let _ = self
+            .session
+            .reject(request, why.rtmp_code(), why.describe());
         Err(Close::Rejected)
     }
 
@@ -254,7 +261,13 @@ impl Connection {
         self.session.accept(request).map_err(Close::Session)
     }
 
-    async fn on_media(&mut self, track: Track, ts: u32, data: Bytes, arrival: Instant) -> Result<(), Close> {
+    async fn on_media(
+        &mut self,
+        track: Track,
+        ts: u32,
+        data: Bytes,
+        arrival: Instant,
+    ) -> Result<(), Close> {
         let Some(p) = &mut self.publish else {
             return Ok(());
         };
@@ -294,7 +307,10 @@ impl Connection {
                 if packet.discontinuity {
                     s.discontinuities.fetch_add(1, Relaxed);
                 }
-                s.record(arrival.saturating_duration_since(p.stream.started), data.len());
+                s.record(
+                    arrival.saturating_duration_since(p.stream.started),
+                    data.len(),
+                );
                 Input::Packet(packet)
             }
             Err(e) if e.is_fatal() => return Err(Close::Stream(e)),
@@ -329,7 +345,9 @@ impl Connection {
             (Some(p), Close::Stream(e)) => {
                 warn!(peer = %self.peer, stream = %p.stream.name, "publish refused: {e}")
             }
-            (Some(p), _) => info!(peer = %self.peer, stream = %p.stream.name, id = p.stream.id, reason = ?reason, "publish ended"),
+            (Some(p), _) => {
+                info!(peer = %self.peer, stream = %p.stream.name, id = p.stream.id, reason = ?reason, "publish ended")
+            }
             (None, Close::Session(e)) => warn!(peer = %self.peer, "rtmp connection closed: {e}"),
             (None, Close::Timeout) => debug!(peer = %self.peer, "rtmp connection idle; closed"),
             (None, _) => debug!(peer = %self.peer, ?close, "rtmp connection closed"),
@@ -353,7 +371,11 @@ fn metadata_json(m: &rml_rtmp::sessions::StreamMetadata) -> serde_json::Value {
     put("width", m.video_width.map(Into::into));
     put("height", m.video_height.map(Into::into));
     put("videocodecid", m.video_codec_id.map(Into::into));
-    put("framerate", m.video_frame_rate.map(|f| serde_json::json!((f as f64 * 1000.0).round() / 1000.0)));
+    put(
+        "framerate",
+        m.video_frame_rate
+            .map(|f| serde_json::json!((f as f64 * 1000.0).round() / 1000.0)),
+    );
     put("videodatarate", m.video_bitrate_kbps.map(Into::into));
     put("audiocodecid", m.audio_codec_id.map(Into::into));
     put("audiodatarate", m.audio_bitrate_kbps.map(Into::into));

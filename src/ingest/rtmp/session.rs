@@ -158,7 +158,12 @@ impl Session {
     }
 
     /// Answers a request with an RTMP `_error` / `onStatus` carrying `code` and `description`.
-    pub fn reject(&mut self, request: u32, code: &str, description: &str) -> Result<(), SessionError> {
+    pub fn reject(
+        &mut self,
+        request: u32,
+        code: &str,
+        description: &str,
+    ) -> Result<(), SessionError> {
         let State::Active(session) = &mut self.state else {
             return Err(SessionError::Closed);
         };
@@ -190,12 +195,13 @@ impl Session {
 
     fn translate(&mut self, event: ServerSessionEvent) -> Result<Option<Event>, SessionError> {
         Ok(Some(match event {
-            ServerSessionEvent::ConnectionRequested { request_id, app_name } => {
-                Event::ConnectRequested {
-                    request: request_id,
-                    app: app_name,
-                }
-            }
+            ServerSessionEvent::ConnectionRequested {
+                request_id,
+                app_name,
+            } => Event::ConnectRequested {
+                request: request_id,
+                app: app_name,
+            },
             ServerSessionEvent::PublishStreamRequested {
                 request_id,
                 app_name,
@@ -208,11 +214,15 @@ impl Session {
             },
             ServerSessionEvent::PublishStreamFinished { .. } => Event::PublishFinished,
             ServerSessionEvent::StreamMetadataChanged { metadata, .. } => Event::Metadata(metadata),
-            ServerSessionEvent::VideoDataReceived { data, timestamp, .. } => Event::Video {
+            ServerSessionEvent::VideoDataReceived {
+                data, timestamp, ..
+            } => Event::Video {
                 timestamp_ms: timestamp.value,
                 data,
             },
-            ServerSessionEvent::AudioDataReceived { data, timestamp, .. } => Event::Audio {
+            ServerSessionEvent::AudioDataReceived {
+                data, timestamp, ..
+            } => Event::Audio {
                 timestamp_ms: timestamp.value,
                 data,
             },
@@ -239,7 +249,10 @@ fn contain<T>(f: impl FnOnce() -> T) -> Result<T, SessionError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rml_rtmp::sessions::{ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult, PublishRequestType};
+    use rml_rtmp::sessions::{
+        ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult,
+        PublishRequestType,
+    };
 
     /// Plays the client side with rml_rtmp's own client session.
     struct Peer {
@@ -334,7 +347,11 @@ mod tests {
             .any(|e| matches!(e, ClientSessionEvent::PublishRequestAccepted)));
         let r = p
             .client
-            .publish_video_data(Bytes::from_static(&[0x17, 0, 0, 0, 0]), rml_rtmp::time::RtmpTimestamp::new(40), false)
+            .publish_video_data(
+                Bytes::from_static(&[0x17, 0, 0, 0, 0]),
+                rml_rtmp::time::RtmpTimestamp::new(40),
+                false,
+            )
             .unwrap();
         p.to_server(vec![r]);
         assert_eq!(
@@ -351,7 +368,10 @@ mod tests {
         let mut s = Session::new();
         let mut junk = vec![0x16u8, 0x03, 0x01];
         junk.resize(1537, 0xAA);
-        assert!(matches!(s.handle_input(&junk), Err(SessionError::Handshake(_))));
+        assert!(matches!(
+            s.handle_input(&junk),
+            Err(SessionError::Handshake(_))
+        ));
         assert!(matches!(s.handle_input(&[3]), Err(SessionError::Closed)));
     }
 
@@ -373,7 +393,9 @@ mod tests {
             let mut p = Peer::connect();
             let mut buf = vec![0u8; 512];
             for b in buf.iter_mut() {
-                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 *b = (x >> 33) as u8;
             }
             let _ = p.server.handle_input(&buf);

@@ -1,0 +1,39 @@
+//! Arbitrary bytes after a valid handshake, through our session wrapper around
+//! rml_rtmp. A panic inside rml_rtmp must come back as an error, never escape.
+#![no_main]
+
+use ladderd::ingest::rtmp::session::{Event, Output, Session};
+use libfuzzer_sys::fuzz_target;
+use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
+
+fuzz_target!(|data: &[u8]| {
+    let mut server = Session::new();
+    let mut client = Handshake::new(PeerType::Client);
+    let Ok(c0c1) = client.generate_outbound_p0_and_p1() else { return };
+    if server.handle_input(&c0c1).is_err() {
+        return;
+    }
+    let mut s0s1s2 = Vec::new();
+    while let Some(Output::Transmit(b)) = server.poll_output() {
+        s0s1s2.extend(b);
+    }
+    let Ok(HandshakeProcessResult::Completed { response_bytes, .. }) = client.process_bytes(&s0s1s2) else {
+        return;
+    };
+    if server.handle_input(&response_bytes).is_err() {
+        return;
+    }
+    for chunk in data.chunks(97) {
+        if server.handle_input(chunk).is_err() {
+            return;
+        }
+        while let Some(out) = server.poll_output() {
+            // Accept every request so the fuzzer reaches publish and media paths.
+            if let Output::Event(Event::ConnectRequested { request, .. } | Event::PublishRequested { request, .. }) = out {
+                if server.accept(request).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+});

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The one test command. On a fresh Debian machine it installs what the tests
+# drive (ffmpeg/ffprobe as the real RTMP peer, curl for h2c, nasm and
+# pkg-config for the codec build), then runs every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+need() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
+need ffmpeg ffmpeg
+need ffprobe ffmpeg
+need curl curl
+need nasm nasm
+need pkg-config pkg-config
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "scripts/test.sh: installing ${missing[*]}" >&2
+  $sudo apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 \
+    $(printf '%s\n' "${missing[@]}" | sort -u)
+fi
+
+cargo --version
+start=$(date +%s)
+cargo build --locked --all-targets
+echo "scripts/test.sh: build took $(( $(date +%s) - start )) s" >&2
+cargo test --locked
+echo "scripts/test.sh: build + tests took $(( $(date +%s) - start )) s" >&2

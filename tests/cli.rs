@@ -1,0 +1,169 @@
+//! The binary's command line, configuration errors, start-up failures and HTTP basics.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn ladderd() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ladderd"))
+}
+
+fn write_config(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("c.toml");
+    std::fs::write(&p, text).unwrap();
+    (dir, p)
+}
+
+#[test]
+fn bad_config_exits_2_and_names_the_key() {
+    let cases = [
+        (
+            "[server]\nrtmp_listen = \"not-an-address\"\n",
+            "server.rtmp_listen",
+        ),
+        ("[server]\nhttp_lisen = \"0.0.0.0:80\"\n", "http_lisen"),
+        ("[limits]\nmax_streams = \"many\"\n", "limits.max_streams"),
+        ("[limits]\npacket_queue = 1\n", "limits.packet_queue"),
+        (
+            "[[streams]]\nname = \"cam 1\"\nkey = \"0123456789\"\n",
+            "streams[0].name",
+        ),
+        ("[runtime]\nio_cores = 0\n", "runtime.io_cores"),
+    ];
+    for (text, key) in cases {
+        let (_d, path) = write_config(text);
+        for args in [vec!["config", "check"], vec!["--config"]] {
+            let mut cmd = ladderd();
+            cmd.args(&args).arg(&path);
+            if args[0] == "--config" {
+                cmd.arg("serve");
+            }
+            let out = cmd.output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{args:?} {text:?}: {stderr}");
+            assert!(
+                stderr.contains(key),
+                "{args:?}: error does not name {key}: {stderr}"
+            );
+        }
+    }
+}
+
+#[test]
+fn example_config_checks_ok() {
+    let out = ladderd()
+        .args([
+            "config",
+            "check",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/ladderd.example.toml"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn probe_exits_0_and_reports_json() {
+    let out = ladderd().args(["probe", "--json"]).output().unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["cpus"].as_array().is_some_and(|c| !c.is_empty()));
+    assert_eq!(v["gpu"]["available"], false);
+    assert!(v["gpu"]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("no GPU backend"));
+}
+
+#[test]
+fn later_subcommands_say_they_are_not_available_yet() {
+    for args in [
+        vec!["transcode", "x.flv", "--out", "/tmp/x"],
+        vec!["bench", "ladder"],
+        vec!["serve", "--demo"],
+    ] {
+        let out = ladderd().args(&args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(69), "{args:?}");
+        assert!(
+            stderr.contains("not available in this build"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn memlock_too_low_exits_with_what_to_raise() {
+    // glommio needs at least 512 KiB of locked memory per executor to start.
+    let (http, rtmp) = (free_port(), free_port());
+    let script = format!(
+        "ulimit -l 64 && exec {} --rtmp-listen 127.0.0.1:{rtmp} --http-listen 127.0.0.1:{http}",
+        env!("CARGO_BIN_EXE_ladderd")
+    );
+    let t = Instant::now();
+    let out = Command::new("sh").args(["-c", &script]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("LimitMEMLOCK"), "{stderr}");
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        t.elapsed()
+    );
+}
+
+#[test]
+fn port_in_use_is_a_clear_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    // Without SO_REUSEPORT on the first socket, the second bind fails.
+    let out = ladderd()
+        .args([
+            "--rtmp-listen",
+            &addr.to_string(),
+            "--http-listen",
+            &format!("127.0.0.1:{}", free_port()),
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&addr.to_string()) && stderr.contains("RTMP"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn http_answers_over_http1_and_h2c() {
+    let server = Server::start("");
+    let (status, body) = server.get("/healthz").unwrap();
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+    assert_eq!(server.get("/nope").unwrap().0, 404);
+    assert_eq!(server.get("/api/v1/streams/absent").unwrap().0, 404);
+    assert_eq!(
+        server.json("/api/v1/streams")["streams"],
+        serde_json::json!([])
+    );
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "--http2-prior-knowledge",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_version} %{http_code}",
+        ])
+        .arg(format!("http://{}/healthz", server.http))
+        .output()
+        .expect("curl is installed by scripts/test.sh");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "2 200");
+}
