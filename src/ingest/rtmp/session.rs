@@ -385,6 +385,23 @@ mod tests {
         assert!(matches!(err, SessionError::Protocol(_)), "{err}");
     }
 
+    /// Found by `fuzz/fuzz_targets/rtmp_session.rs`: an AMF0 command message whose
+    /// body holds no values makes rml_rtmp 0.8 slice `values[..3]` of an empty Vec
+    /// (amf0_command.rs:35) and panic. It must end this session only.
+    #[test]
+    fn amf0_command_without_values_panic_is_contained() {
+        let mut p = Peer::connect();
+        let crash = [
+            0x21, 0x0f, 0, 0, 0, 0, 0, 0x11, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff,
+        ];
+        let err = p.server.handle_input(&crash).unwrap_err();
+        assert!(matches!(err, SessionError::Panicked(_)), "{err}");
+        assert!(matches!(
+            p.server.handle_input(&[0]),
+            Err(SessionError::Closed)
+        ));
+    }
+
     #[test]
     fn random_input_never_escapes_as_a_panic() {
         // A small deterministic LCG so the test is reproducible.
