@@ -63,10 +63,19 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Command::Transcode { .. } => unavailable(
-            "transcode",
-            "file transcoding arrives with the software ladder (issue #4)",
-        ),
+        Command::Transcode { input, out } => {
+            let ladder = ladderd::transcode::ladder::default_ladder();
+            match ladderd::transcode::file::transcode(&input, &out, &ladder, 2.0) {
+                Ok(summary) => {
+                    print!("{}", summary.to_text());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("ladderd transcode: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Bench { .. } => unavailable(
             "bench",
             "benchmarks arrive with the software ladder (issue #4)",

@@ -118,3 +118,40 @@ mod tests {
         );
     }
 }
+
+impl AudioSpecificConfig {
+    /// The 7-byte ADTS header for one raw frame of `payload_len` bytes (no CRC).
+    pub fn adts_header(&self, payload_len: usize) -> [u8; 7] {
+        let index = SAMPLE_RATES
+            .iter()
+            .position(|&r| r == self.sample_rate)
+            .unwrap_or(4) as u8; // 44.1 kHz when the rate has no index
+        let profile = self.object_type.clamp(1, 4) - 1;
+        let len = (payload_len + 7) as u32;
+        let ch = self.channels & 0x7;
+        [
+            0xff,
+            0xf1,
+            (profile << 6) | (index << 2) | (ch >> 2),
+            ((ch & 3) << 6) | ((len >> 11) as u8 & 0x3),
+            (len >> 3) as u8,
+            (((len & 7) as u8) << 5) | 0x1f,
+            0xfc,
+        ]
+    }
+}
+
+#[cfg(test)]
+mod adts_tests {
+    use super::*;
+
+    #[test]
+    fn adts_header_for_lc_48k_stereo() {
+        let asc = AudioSpecificConfig::parse(Bytes::from_static(&[0x11, 0x90])).unwrap();
+        // Length 100 + 7 = 107 = 0b000_0110_1011.
+        assert_eq!(
+            asc.adts_header(100),
+            [0xff, 0xf1, 0x4c, 0x80, 0x0d, 0x7f, 0xfc]
+        );
+    }
+}

@@ -1,0 +1,110 @@
+//! The ladder: configured rungs, and which of them a given source gets.
+
+use serde::Deserialize;
+
+/// One configured rung: the largest picture and frame rate it may have.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RungConfig {
+    pub name: String,
+    /// Output height; width follows the source's aspect ratio.
+    pub height: u32,
+    pub fps: f64,
+    pub bitrate_kbps: u32,
+}
+
+/// The broadcast ladder: 1080p60 6 Mbps · 1080p30 4.5 · 720p30 3 · 480p30 1.5 · 360p30 0.8.
+pub fn default_ladder() -> Vec<RungConfig> {
+    [
+        ("1080p60", 1080, 60.0, 6000),
+        ("1080p30", 1080, 30.0, 4500),
+        ("720p30", 720, 30.0, 3000),
+        ("480p30", 480, 30.0, 1500),
+        ("360p30", 360, 30.0, 800),
+    ]
+    .into_iter()
+    .map(|(n, h, f, b)| RungConfig {
+        name: n.into(),
+        height: h,
+        fps: f,
+        bitrate_kbps: b,
+    })
+    .collect()
+}
+
+/// A rung as it will run for one source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rung {
+    pub name: String,
+    pub width: u32,
+    pub height: u32,
+    /// Take every `frame_step`-th source frame (2 for a 30 fps rung from 60 fps).
+    pub frame_step: u32,
+    pub fps: f64,
+    pub bitrate_bps: u32,
+}
+
+/// Picks the rungs a source of `width`x`height`@`fps` gets: none above its
+/// resolution or frame rate; aspect ratio kept with even dimensions.
+pub fn plan(ladder: &[RungConfig], width: u32, height: u32, fps: f64) -> Vec<Rung> {
+    ladder
+        .iter()
+        .filter(|r| r.height <= height && r.fps <= fps * 1.01)
+        .map(|r| {
+            // Integer steps only: 60→30 is 2; 50→30 keeps every frame (rung runs at 50).
+            let step = ((fps / r.fps) + 0.01).floor().max(1.0) as u32;
+            let out_w = even((width as u64 * r.height as u64) as f64 / height as f64);
+            Rung {
+                name: r.name.clone(),
+                width: out_w,
+                height: even(r.height as f64),
+                frame_step: step,
+                fps: fps / step as f64,
+                bitrate_bps: r.bitrate_kbps * 1000,
+            }
+        })
+        .collect()
+}
+
+fn even(x: f64) -> u32 {
+    ((x / 2.0).round() as u32 * 2).max(2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(r: &[Rung]) -> Vec<&str> {
+        r.iter().map(|r| r.name.as_str()).collect()
+    }
+
+    #[test]
+    fn sixty_fps_1080_source_gets_the_full_ladder() {
+        let r = plan(&default_ladder(), 1920, 1080, 60.0);
+        assert_eq!(
+            names(&r),
+            ["1080p60", "1080p30", "720p30", "480p30", "360p30"]
+        );
+        assert_eq!(r[0].frame_step, 1);
+        assert_eq!(r[1].frame_step, 2);
+        assert_eq!((r[2].width, r[2].height), (1280, 720));
+        assert_eq!((r[3].width, r[3].height), (854, 480));
+        assert_eq!((r[4].width, r[4].height), (640, 360));
+    }
+
+    #[test]
+    fn rungs_above_the_source_are_dropped() {
+        let r = plan(&default_ladder(), 1280, 720, 30.0);
+        assert_eq!(names(&r), ["720p30", "480p30", "360p30"]);
+        assert!(r.iter().all(|r| r.frame_step == 1 && r.fps == 30.0));
+        let r = plan(&default_ladder(), 1920, 1080, 29.97);
+        assert_eq!(names(&r), ["1080p30", "720p30", "480p30", "360p30"]);
+    }
+
+    #[test]
+    fn odd_aspect_gives_even_dimensions() {
+        let r = plan(&default_ladder(), 1440, 1080, 30.0);
+        assert!(r.iter().all(|r| r.width % 2 == 0 && r.height % 2 == 0));
+        assert_eq!(r[1].width, 960);
+    }
+}
