@@ -10,6 +10,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::transcode::ladder::{default_ladder, RungConfig};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{path}: cannot read: {source}")]
@@ -54,6 +56,7 @@ pub struct Config {
     pub runtime: Runtime,
     pub limits: Limits,
     pub ingest: Ingest,
+    pub ladder: Ladder,
     pub streams: Vec<StreamConfig>,
 }
 
@@ -64,6 +67,7 @@ impl Default for Config {
             runtime: Runtime::default(),
             limits: Limits::default(),
             ingest: Ingest::default(),
+            ladder: Ladder::default(),
             streams: Vec::new(),
         }
     }
@@ -152,6 +156,31 @@ impl Default for Ingest {
             app: "live".into(),
             allow_any_key: false,
             takeover: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Ladder {
+    /// Transcode live streams into the ladder (off: ingest only).
+    pub enabled: bool,
+    /// Segment duration; every rung gets an IDR at each segment boundary.
+    pub segment_secs: f64,
+    /// A stream whose oldest queued packet is older than this drops frames
+    /// up to its next keyframe (counted) instead of falling further behind.
+    pub max_lag_secs: f64,
+    /// The rungs, largest first. Rungs above a source's size or frame rate are dropped.
+    pub rungs: Vec<RungConfig>,
+}
+
+impl Default for Ladder {
+    fn default() -> Self {
+        Ladder {
+            enabled: true,
+            segment_secs: 2.0,
+            max_lag_secs: 3.0,
+            rungs: default_ladder(),
         }
     }
 }
@@ -305,6 +334,31 @@ impl Config {
                 "limits.packet_queue",
                 "must be between 16 and 1048576".into(),
             );
+        }
+        if !(0.5..=12.0).contains(&self.ladder.segment_secs) {
+            return bad("ladder.segment_secs", "must be between 0.5 and 12".into());
+        }
+        if !(0.1..=60.0).contains(&self.ladder.max_lag_secs) {
+            return bad("ladder.max_lag_secs", "must be between 0.1 and 60".into());
+        }
+        let mut rung_names = HashSet::new();
+        for (i, r) in self.ladder.rungs.iter().enumerate() {
+            let key = |f: &str| format!("ladder.rungs[{i}].{f}");
+            if !valid_name(&r.name) || !rung_names.insert(&r.name) {
+                return bad(
+                    &key("name"),
+                    format!("{:?}: must be a unique name of A-Z a-z 0-9 _ - .", r.name),
+                );
+            }
+            if !(64..=4320).contains(&r.height) {
+                return bad(&key("height"), "must be between 64 and 4320".into());
+            }
+            if !(1.0..=120.0).contains(&r.fps) {
+                return bad(&key("fps"), "must be between 1 and 120".into());
+            }
+            if !(50..=100_000).contains(&r.bitrate_kbps) {
+                return bad(&key("bitrate_kbps"), "must be between 50 and 100000".into());
+            }
         }
         if !valid_name(&self.ingest.app) {
             return bad(

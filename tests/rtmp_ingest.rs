@@ -10,9 +10,11 @@ use common::*;
 const KEY1: &str = "key-one-secret";
 const KEY2: &str = "key-two-secret";
 
+/// Two configured streams. The ladder is off here (these tests are about
+/// ingest; `rtmp_ladder.rs` runs it) to keep the suite light on 2 cores.
 fn two_streams(extra: &str) -> String {
     format!(
-        "{extra}\n[[streams]]\nname = \"cam1\"\nkey = \"{KEY1}\"\n\n[[streams]]\nname = \"cam2\"\nkey = \"{KEY2}\"\n"
+        "{extra}\n[ladder]\nenabled = false\n\n[[streams]]\nname = \"cam1\"\nkey = \"{KEY1}\"\n\n[[streams]]\nname = \"cam2\"\nkey = \"{KEY2}\"\n"
     )
 }
 

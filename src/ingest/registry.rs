@@ -89,8 +89,7 @@ pub struct IngestStats {
     pub tag_errors: AtomicU64,
     /// Milliseconds after `started` of the last packet.
     pub last_packet_ms: AtomicU64,
-    rate_sec: [AtomicU64; RATE_BUCKETS],
-    rate_bytes: [AtomicU64; RATE_BUCKETS],
+    rate: RateWindow,
 }
 
 /// Written by the stream's pipeline on its media core.
@@ -104,35 +103,97 @@ pub struct PipelineStats {
     /// Packets with pts < dts (must stay 0).
     pub pts_before_dts: AtomicU64,
     pub discontinuities: AtomicU64,
+    pub frames_decoded: AtomicU64,
+    /// Decode errors (each makes the stream skip to its next keyframe).
+    pub decode_errors: AtomicU64,
+    /// Video packets not decoded because of those errors (the bad one included).
+    pub frames_skipped: AtomicU64,
+    /// Source frames dropped because the stream fell behind real time.
+    pub dropped_late: AtomicU64,
+    /// The running ladder's rungs; replaced when the source's video config changes.
+    pub rungs: Mutex<Arc<Vec<RungCounters>>>,
 }
 
 impl IngestStats {
-    /// Accounts one packet of `len` bytes arriving `now`.
+    /// Accounts one packet of `len` bytes arriving `since_start` into the publish.
     pub fn record(&self, since_start: std::time::Duration, len: usize) {
         self.bytes.fetch_add(len as u64, Relaxed);
         self.last_packet_ms
             .store(since_start.as_millis() as u64, Relaxed);
-        let sec = since_start.as_secs() + 1; // 0 marks an empty bucket
-        let i = (sec % RATE_BUCKETS as u64) as usize;
-        if self.rate_sec[i].load(Relaxed) != sec {
-            self.rate_bytes[i].store(0, Relaxed);
-            self.rate_sec[i].store(sec, Relaxed);
-        }
-        self.rate_bytes[i].fetch_add(len as u64, Relaxed);
+        self.rate.add(since_start, len as u64);
     }
 
-    /// Bits per second over the last complete `RATE_WINDOW_SECS` seconds.
+    /// Bits per second over the last complete 5 s.
     pub fn bitrate(&self, since_start: std::time::Duration) -> u64 {
+        self.rate.per_second(since_start) * 8
+    }
+}
+
+/// A per-second rate over the last complete `RATE_WINDOW_SECS` seconds, lock-free.
+/// One writer (the task that owns the stream), any number of readers.
+#[derive(Default)]
+pub struct RateWindow {
+    sec: [AtomicU64; RATE_BUCKETS],
+    sum: [AtomicU64; RATE_BUCKETS],
+}
+
+impl RateWindow {
+    pub fn add(&self, since_start: std::time::Duration, n: u64) {
+        let sec = since_start.as_secs() + 1; // 0 marks an empty bucket
+        let i = (sec % RATE_BUCKETS as u64) as usize;
+        if self.sec[i].load(Relaxed) != sec {
+            self.sum[i].store(0, Relaxed);
+            self.sec[i].store(sec, Relaxed);
+        }
+        self.sum[i].fetch_add(n, Relaxed);
+    }
+
+    /// Mean per second over the complete seconds of the window (fewer at start).
+    pub fn per_second(&self, since_start: std::time::Duration) -> u64 {
         let now = since_start.as_secs() + 1;
         let window = RATE_WINDOW_SECS.min(now.saturating_sub(1)).max(1);
         let total: u64 = (0..RATE_BUCKETS)
             .filter(|&i| {
-                let s = self.rate_sec[i].load(Relaxed);
+                let s = self.sec[i].load(Relaxed);
                 s < now && s + window >= now
             })
-            .map(|i| self.rate_bytes[i].load(Relaxed))
+            .map(|i| self.sum[i].load(Relaxed))
             .sum();
-        total * 8 / window
+        total / window
+    }
+}
+
+/// Output of one rung of a running ladder.
+pub struct RungCounters {
+    pub name: String,
+    pub width: u32,
+    pub height: u32,
+    pub target_fps: f64,
+    pub target_bitrate_bps: u32,
+    pub frames: AtomicU64,
+    pub keyframes: AtomicU64,
+    pub bytes: AtomicU64,
+    /// Frames not encoded because the stream fell behind real time (see pipeline).
+    pub dropped: AtomicU64,
+    pub frame_rate: RateWindow,
+    pub byte_rate: RateWindow,
+}
+
+impl RungCounters {
+    pub fn new(rung: &crate::transcode::ladder::Rung) -> Self {
+        RungCounters {
+            name: rung.name.clone(),
+            width: rung.width,
+            height: rung.height,
+            target_fps: rung.fps,
+            target_bitrate_bps: rung.bitrate_bps,
+            frames: AtomicU64::new(0),
+            keyframes: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            frame_rate: RateWindow::default(),
+            byte_rate: RateWindow::default(),
+        }
     }
 }
 
@@ -214,6 +275,28 @@ impl LiveStream {
             discontinuities: s.discontinuities.load(Relaxed),
             tag_errors: s.tag_errors.load(Relaxed),
             pipeline: PipelineView {
+                frames_decoded: p.frames_decoded.load(Relaxed),
+                decode_errors: p.decode_errors.load(Relaxed),
+                frames_skipped: p.frames_skipped.load(Relaxed),
+                dropped_late: p.dropped_late.load(Relaxed),
+                rungs: p
+                    .rungs
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter()
+                    .map(|r| RungView {
+                        name: r.name.clone(),
+                        width: r.width,
+                        height: r.height,
+                        target_fps: r.target_fps,
+                        output_fps: r.frame_rate.per_second(elapsed) as f64,
+                        target_bitrate_bps: r.target_bitrate_bps,
+                        bitrate_bps: r.byte_rate.per_second(elapsed) * 8,
+                        frames: r.frames.load(Relaxed),
+                        keyframes: r.keyframes.load(Relaxed),
+                        dropped: r.dropped.load(Relaxed),
+                    })
+                    .collect(),
                 packets: p.packets.load(Relaxed),
                 video_packets: p.video_packets.load(Relaxed),
                 audio_packets: p.audio_packets.load(Relaxed),
@@ -276,12 +359,33 @@ pub struct PacketCounts {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PipelineView {
+    pub frames_decoded: u64,
+    pub decode_errors: u64,
+    pub frames_skipped: u64,
+    pub dropped_late: u64,
+    pub rungs: Vec<RungView>,
     pub packets: u64,
     pub video_packets: u64,
     pub audio_packets: u64,
     pub dts_regressions: u64,
     pub pts_before_dts: u64,
     pub discontinuities: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RungView {
+    pub name: String,
+    pub width: u32,
+    pub height: u32,
+    pub target_fps: f64,
+    /// Frames per second over the last 5 s.
+    pub output_fps: f64,
+    pub target_bitrate_bps: u32,
+    /// Over the last 5 s.
+    pub bitrate_bps: u64,
+    pub frames: u64,
+    pub keyframes: u64,
+    pub dropped: u64,
 }
 
 /// A finished publish: its final counters, once its pipeline has drained.

@@ -41,8 +41,9 @@ pub struct LadderRun {
     frame_ticks: i64,
     pub decoded: u64,
     pub decode_time: Duration,
-    /// Pictures lost to decode errors (skipped to the next keyframe).
-    pub decode_errors: u64,
+    /// Packets not decoded because of a decode error: the bad one and those
+    /// skipped up to the next keyframe.
+    pub skipped: u64,
     waiting_for_keyframe: bool,
 }
 
@@ -73,7 +74,7 @@ impl LadderRun {
             frame_ticks: (TIMESCALE as f64 / fps).round() as i64,
             decoded: 0,
             decode_time: Duration::ZERO,
-            decode_errors: 0,
+            skipped: 0,
             waiting_for_keyframe: false,
         })
     }
@@ -94,7 +95,7 @@ impl LadderRun {
         out: &mut dyn FnMut(usize, EncodedFrame),
     ) -> Result<(), StageError> {
         if self.waiting_for_keyframe && !packet.keyframe {
-            self.decode_errors += 1;
+            self.skipped += 1;
             return Ok(());
         }
         self.waiting_for_keyframe = false;
@@ -130,7 +131,7 @@ impl LadderRun {
         });
         self.decode_time += t.elapsed().saturating_sub(fan_out_time);
         if let Err(e) = r {
-            self.decode_errors += 1;
+            self.skipped += 1;
             self.waiting_for_keyframe = true;
             return Err(e);
         }

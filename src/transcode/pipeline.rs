@@ -1,21 +1,29 @@
 //! Per-stream pipeline on a media core.
 //!
 //! Ingest hands each stream's packets over a bounded channel (backpressure
-//! reaches the publisher's TCP window, never unbounded memory). Today the
-//! pipeline checks the timeline invariants every later stage relies on and
-//! accounts the packets; decode/scale/encode plug in here with the software
-//! ladder. When ingest drops its sender the pipeline drains what is queued,
-//! then files the session's final record.
+//! reaches the publisher's TCP window, never unbounded memory). The pipeline
+//! checks the timeline invariants every later stage relies on, then runs the
+//! ladder ([`LadderRun`]: decode once, scale and encode every rung, IDRs
+//! aligned). Real-time policy: a packet that waited longer than
+//! `ladder.max_lag_secs` makes the stream drop source frames up to its next
+//! keyframe (counted per rung), so it catches up instead of falling further
+//! behind. When ingest ends the stream the pipeline drains what is queued,
+//! flushes the decoder, then files the session's final record.
 
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use tracing::{info, warn};
 
-use crate::ingest::registry::{EndReason, LiveStream};
+use crate::ingest::registry::{EndReason, LiveStream, RungCounters};
+use crate::media::h264::AvcConfig;
 use crate::media::{CodecConfig, Packet, Track};
 use crate::runtime::Context;
+use crate::transcode::ladder_run::LadderRun;
+use crate::transcode::EncodedFrame;
 
 /// What ingest sends down a stream's channel.
 #[derive(Debug)]
@@ -63,49 +71,185 @@ struct TrackCheck {
     last_dts: Option<i64>,
 }
 
+/// The ladder of one stream and where its output is counted.
+struct Running {
+    run: LadderRun,
+    counters: Arc<Vec<RungCounters>>,
+    skipping_to_keyframe: bool,
+    logged_decode_error: bool,
+}
+
+impl Running {
+    fn start(stream: &LiveStream, cfg: &AvcConfig, ctx: &Context) -> Option<Running> {
+        let fps = cfg
+            .fps
+            .or_else(|| stream.info().metadata.as_ref()?.get("framerate")?.as_f64())
+            .filter(|f| (1.0..=240.0).contains(f))
+            .unwrap_or(30.0);
+        let ladder = &ctx.config.ladder;
+        match LadderRun::new(cfg, fps, &ladder.rungs, ladder.segment_secs) {
+            Ok(run) => {
+                let counters: Vec<RungCounters> =
+                    run.rungs().map(|(r, _)| RungCounters::new(r)).collect();
+                let names: Vec<&str> = counters.iter().map(|c| c.name.as_str()).collect();
+                info!(stream = %stream.name, source = %format!("{}x{}@{fps:.2}", cfg.width, cfg.height), rungs = ?names, "ladder started");
+                let counters = Arc::new(counters);
+                *stream
+                    .pipeline
+                    .rungs
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = counters.clone();
+                Some(Running {
+                    run,
+                    counters,
+                    skipping_to_keyframe: false,
+                    logged_decode_error: false,
+                })
+            }
+            Err(e) => {
+                warn!(stream = %stream.name, "ladder not started: {e}");
+                None
+            }
+        }
+    }
+
+    fn push(&mut self, stream: &LiveStream, p: &Packet, max_lag: Duration) {
+        let stats = &stream.pipeline;
+        let late = p.arrival.elapsed() > max_lag;
+        if late && !p.keyframe {
+            self.skipping_to_keyframe = true;
+        }
+        if self.skipping_to_keyframe {
+            if !p.keyframe {
+                stats.dropped_late.fetch_add(1, Relaxed);
+                for c in self.counters.iter() {
+                    c.dropped.fetch_add(1, Relaxed);
+                }
+                return;
+            }
+            self.skipping_to_keyframe = false;
+        }
+        let (decoded_before, skipped_before) = (self.run.decoded, self.run.skipped);
+        let started = stream.started;
+        let counters = &self.counters;
+        let mut sink = |i: usize, f: EncodedFrame| {
+            if let Some(c) = counters.get(i) {
+                let t = f.arrival.saturating_duration_since(started);
+                c.frames.fetch_add(1, Relaxed);
+                c.keyframes.fetch_add(f.keyframe as u64, Relaxed);
+                c.bytes.fetch_add(f.data.len() as u64, Relaxed);
+                c.frame_rate.add(t, 1);
+                c.byte_rate.add(t, f.data.len() as u64);
+            }
+        };
+        let result = self.run.push(p, &mut sink);
+        stats
+            .frames_decoded
+            .fetch_add(self.run.decoded - decoded_before, Relaxed);
+        stats
+            .frames_skipped
+            .fetch_add(self.run.skipped - skipped_before, Relaxed);
+        if let Err(e) = result {
+            stats.decode_errors.fetch_add(1, Relaxed);
+            if !self.logged_decode_error {
+                warn!(stream = %stream.name, "{e}; skipping to the next keyframe (further errors are only counted)");
+                self.logged_decode_error = true;
+            }
+        }
+    }
+
+    fn finish(&mut self, stream: &LiveStream) {
+        let decoded_before = self.run.decoded;
+        let counters = &self.counters;
+        let mut sink = |i: usize, f: EncodedFrame| {
+            if let Some(c) = counters.get(i) {
+                c.frames.fetch_add(1, Relaxed);
+                c.keyframes.fetch_add(f.keyframe as u64, Relaxed);
+                c.bytes.fetch_add(f.data.len() as u64, Relaxed);
+            }
+        };
+        if let Err(e) = self.run.finish(&mut sink) {
+            warn!(stream = %stream.name, "ladder flush: {e}");
+        }
+        stream
+            .pipeline
+            .frames_decoded
+            .fetch_add(self.run.decoded - decoded_before, Relaxed);
+    }
+}
+
 async fn run_stream(job: Job, ctx: &Context) {
     let stream = job.stream;
     let stats = &stream.pipeline;
     let mut video = TrackCheck::default();
     let mut audio = TrackCheck::default();
     let mut ended = EndReason::PublisherClosed;
+    let mut ladder: Option<Running> = None;
+    let mut video_config: Option<AvcConfig> = None;
+    let max_lag = Duration::from_secs_f64(ctx.config.ladder.max_lag_secs);
     while let Ok(input) = job.input.recv_async().await {
         match input {
-            Input::Config(_) => {}
+            Input::Config(CodecConfig::Avc(cfg)) => {
+                if ctx.config.ladder.enabled && video_config.as_ref() != Some(&cfg) {
+                    if let Some(l) = &mut ladder {
+                        l.finish(&stream);
+                    }
+                    ladder = Running::start(&stream, &cfg, ctx);
+                    video_config = Some(cfg);
+                }
+            }
+            Input::Config(CodecConfig::Aac(_)) => {}
             Input::Packet(p) => {
-                stats.packets.fetch_add(1, Relaxed);
-                let check = match p.track {
-                    Track::Video => {
-                        stats.video_packets.fetch_add(1, Relaxed);
-                        &mut video
-                    }
-                    Track::Audio => {
-                        stats.audio_packets.fetch_add(1, Relaxed);
-                        &mut audio
-                    }
-                };
-                if p.pts < p.dts {
-                    stats.pts_before_dts.fetch_add(1, Relaxed);
-                }
-                if check.last_dts.is_some_and(|last| p.dts < last) {
-                    if stats.dts_regressions.fetch_add(1, Relaxed) == 0 {
-                        warn!(stream = %stream.name, track = ?p.track, dts = p.dts, "dts went backwards");
+                check_packet(&stream, &p, &mut video, &mut audio);
+                // On shutdown, drain quickly: account, do not encode.
+                if p.track == Track::Video && !ctx.shutdown.is_triggered() {
+                    if let Some(l) = &mut ladder {
+                        l.push(&stream, &p, max_lag);
+                        // Let the I/O side of this core breathe between frames.
+                        glommio::yield_if_needed().await;
                     }
                 }
-                if p.discontinuity {
-                    stats.discontinuities.fetch_add(1, Relaxed);
-                }
-                check.last_dts = Some(p.dts);
             }
             Input::End(reason) => ended = reason,
         }
+    }
+    if let Some(l) = &mut ladder {
+        l.finish(&stream);
     }
     info!(
         stream = %stream.name,
         id = stream.id,
         packets = stats.packets.load(Relaxed),
+        frames_decoded = stats.frames_decoded.load(Relaxed),
         reason = ?ended,
         "pipeline drained"
     );
     ctx.registry.finish(&stream, ended);
+}
+
+fn check_packet(stream: &LiveStream, p: &Packet, video: &mut TrackCheck, audio: &mut TrackCheck) {
+    let stats = &stream.pipeline;
+    stats.packets.fetch_add(1, Relaxed);
+    let check = match p.track {
+        Track::Video => {
+            stats.video_packets.fetch_add(1, Relaxed);
+            video
+        }
+        Track::Audio => {
+            stats.audio_packets.fetch_add(1, Relaxed);
+            audio
+        }
+    };
+    if p.pts < p.dts {
+        stats.pts_before_dts.fetch_add(1, Relaxed);
+    }
+    if check.last_dts.is_some_and(|last| p.dts < last)
+        && stats.dts_regressions.fetch_add(1, Relaxed) == 0
+    {
+        warn!(stream = %stream.name, track = ?p.track, dts = p.dts, "dts went backwards");
+    }
+    if p.discontinuity {
+        stats.discontinuities.fetch_add(1, Relaxed);
+    }
+    check.last_dts = Some(p.dts);
 }

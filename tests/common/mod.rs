@@ -487,6 +487,22 @@ impl RawClient {
         Ok(())
     }
 
+    /// Sends one FLV audio tag body at `ts_ms`.
+    pub fn audio(&mut self, body: &[u8], ts_ms: u32) -> std::io::Result<()> {
+        let session = self.session.as_mut().unwrap();
+        let r = session
+            .publish_audio_data(
+                bytes::Bytes::copy_from_slice(body),
+                rml_rtmp::time::RtmpTimestamp::new(ts_ms),
+                false,
+            )
+            .unwrap();
+        if let rml_rtmp::sessions::ClientSessionResult::OutboundResponse(p) = r {
+            self.sock.write_all(&p.bytes)?;
+        }
+        Ok(())
+    }
+
     /// True once the server has closed the connection (EOF or reset) within `t`.
     pub fn closed_within(&mut self, t: Duration) -> bool {
         let deadline = Instant::now() + t;

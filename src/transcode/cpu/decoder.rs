@@ -116,3 +116,66 @@ impl Decoder for OpenH264Decoder {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::flv::{Demuxed, Demuxer, FileTags};
+    use bytes::Bytes;
+
+    fn capture() -> (AvcConfig, Vec<Packet>) {
+        let data = Bytes::from_static(include_bytes!("../../../tests/data/tiny-720p30-high.flv"));
+        let mut d = Demuxer::new(1);
+        let now = Instant::now();
+        let mut v = Vec::new();
+        for t in FileTags::new(data).unwrap() {
+            let t = t.unwrap();
+            if t.kind == 9 {
+                if let Ok(Demuxed::Packet(p)) = d.push_video(t.timestamp_ms, &t.body, now) {
+                    v.push(p);
+                }
+            }
+        }
+        (d.video_config().unwrap().clone(), v)
+    }
+
+    #[test]
+    fn decodes_every_bframe_picture_in_presentation_order() {
+        let (cfg, packets) = capture();
+        let mut dec = OpenH264Decoder::new(cfg).unwrap();
+        let mut pts = Vec::new();
+        for p in &packets {
+            dec.decode(p, &mut |f| pts.push(f.pts)).unwrap();
+        }
+        dec.flush(&mut |f| pts.push(f.pts)).unwrap();
+        assert_eq!(pts.len(), packets.len());
+        let mut sorted = pts.clone();
+        sorted.sort();
+        assert_eq!(pts, sorted, "pictures must come out in presentation order");
+        let mut want: Vec<i64> = packets.iter().map(|p| p.pts).collect();
+        want.sort();
+        assert_eq!(pts, want);
+    }
+
+    #[test]
+    fn garbage_slice_is_an_error() {
+        let (cfg, packets) = capture();
+        let mut dec = OpenH264Decoder::new(cfg).unwrap();
+        dec.decode(&packets[0], &mut |_| {}).unwrap();
+        let mut bad = packets[1].clone();
+        let mut data = bad.data.to_vec();
+        // Keep the length prefix and NAL header; trash the slice.
+        for b in data.iter_mut().skip(5) {
+            *b = 0xff;
+        }
+        bad.data = Bytes::from(data);
+        let mut failures = 0;
+        for p in std::iter::once(&bad).chain(&packets[2..]) {
+            failures += dec.decode(p, &mut |_| {}).is_err() as u32;
+        }
+        assert!(
+            failures > 0,
+            "openh264 reported no error for a trashed slice"
+        );
+    }
+}

@@ -1,0 +1,182 @@
+//! The live ladder behind RTMP ingest: rungs in the API, frame accounting, and
+//! recovery from a corrupted packet without disturbing another stream.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::*;
+use ladderd::ingest::flv::FileTags;
+
+const CONFIG: &str = "[[streams]]\nname = \"cam1\"\nkey = \"key-one-secret\"\n\n[[streams]]\nname = \"cam2\"\nkey = \"key-two-secret\"\n";
+
+fn rung_names(stream: &serde_json::Value) -> Vec<String> {
+    stream["pipeline"]["rungs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn rtmp_push_runs_the_ladder_and_accounts_every_frame() {
+    let input = input_720p30_high();
+    let server = Server::start(CONFIG);
+    let mut ff = push(
+        &input.path,
+        &server.rtmp_url("cam1?key=key-one-secret"),
+        false,
+    );
+    let live = server.wait_for("rungs producing frames", Duration::from_secs(15), || {
+        server.live("cam1").filter(|s| {
+            s["pipeline"]["rungs"].as_array().is_some_and(|r| {
+                !r.is_empty() && r.iter().all(|r| r["frames"].as_u64().unwrap_or(0) > 0)
+            })
+        })
+    });
+    assert_eq!(
+        rung_names(&live),
+        ["720p30", "480p30", "360p30"],
+        "a 720p30 source gets no 1080p rungs"
+    );
+    let r0 = &live["pipeline"]["rungs"][0];
+    assert_eq!(
+        (r0["width"].as_u64(), r0["height"].as_u64()),
+        (Some(1280), Some(720))
+    );
+    assert!(r0.get("output_fps").is_some() && r0.get("dropped").is_some());
+
+    assert!(ff
+        .wait_timeout(Duration::from_secs(30))
+        .expect("push finished")
+        .success());
+    let s = server.session("cam1", 1, Duration::from_secs(30));
+    let p = &s["pipeline"];
+    println!("{p:#}");
+    assert_eq!(p["decode_errors"], 0);
+    // Decode once: every source frame decoded exactly once, unless dropped for lag.
+    let dropped = p["dropped_late"].as_u64().unwrap();
+    assert_eq!(
+        p["frames_decoded"].as_u64().unwrap() + dropped,
+        input.video_frames
+    );
+    for r in p["rungs"].as_array().unwrap() {
+        // Frame-accurate: output + dropped = input, and one IDR per 2 s segment.
+        assert_eq!(
+            r["frames"].as_u64().unwrap() + r["dropped"].as_u64().unwrap(),
+            input.video_frames,
+            "{r:#}"
+        );
+        if dropped == 0 {
+            assert_eq!(r["keyframes"], 5, "10 s at 2 s segments: {r:#}");
+        }
+    }
+}
+
+/// Publishes the tags of an FLV file over RTMP, paced by their timestamps, with
+/// the slice bytes of video tag `corrupt` overwritten.
+fn publish_flv(server: &Server, name: &str, flv: &std::path::Path, corrupt: usize) {
+    let data = Bytes::from(std::fs::read(flv).unwrap());
+    let mut client = RawClient::publish(server.rtmp, name);
+    let start = Instant::now();
+    let mut video_index = 0;
+    for tag in FileTags::new(data).unwrap() {
+        let tag = tag.unwrap();
+        let due = Duration::from_millis(tag.timestamp_ms as u64);
+        if let Some(wait) = due.checked_sub(start.elapsed()) {
+            std::thread::sleep(wait);
+        }
+        match tag.kind {
+            9 => {
+                let mut body = tag.body.to_vec();
+                // AVC NALU tag: 5-byte tag header, 4-byte length, NAL header, slice.
+                if video_index == corrupt && body.len() > 20 && body[1] == 1 {
+                    for b in body.iter_mut().skip(10) {
+                        *b = 0xff;
+                    }
+                }
+                if body[1] == 1 {
+                    video_index += 1;
+                }
+                client.video(&body, tag.timestamp_ms).unwrap();
+            }
+            8 => client.audio(&tag.body, tag.timestamp_ms).unwrap(),
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn corrupted_packet_recovers_at_the_next_keyframe_and_spares_other_streams() {
+    let input = input_720p30_high();
+    let flv =
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("media/720p30-high-bf-aac-10s.flv");
+    if !flv.exists() {
+        let st = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-i"])
+            .arg(&input.path)
+            .args(["-c", "copy"])
+            .arg(&flv)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    let server = Server::start(CONFIG);
+    let mut other = push(
+        &input.path,
+        &server.rtmp_url("cam2?key=key-two-secret"),
+        false,
+    );
+    // Frame 75 is mid-GOP (keyframes every 60): the stream must resume at frame 120.
+    publish_flv(&server, "cam1?key=key-one-secret", &flv, 75);
+    let s = server.session("cam1", 1, Duration::from_secs(20));
+    let p = &s["pipeline"];
+    println!("cam1: {p:#}");
+    assert_eq!(
+        p["decode_errors"], 1,
+        "one corrupted packet, one error: {p:#}"
+    );
+    let skipped = p["frames_skipped"].as_u64().unwrap();
+    let decoded = p["frames_decoded"].as_u64().unwrap();
+    let late = p["dropped_late"].as_u64().unwrap();
+    // Every source frame is decoded, skipped for the error, or dropped for lag.
+    assert_eq!(decoded + skipped + late, input.video_frames, "{p:#}");
+    // Recovered at the next keyframe: at most one GOP (60 frames) lost.
+    assert!(
+        (1..=60).contains(&skipped),
+        "did not recover at the next keyframe: {p:#}"
+    );
+    for r in p["rungs"].as_array().unwrap() {
+        assert_eq!(
+            r["frames"].as_u64().unwrap() + r["dropped"].as_u64().unwrap() + skipped,
+            input.video_frames,
+            "{r:#}"
+        );
+    }
+    let log = server.log_text();
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.contains("skipping to the next keyframe"))
+            .count(),
+        1,
+        "logged once:\n{log}"
+    );
+
+    assert!(other
+        .wait_timeout(Duration::from_secs(30))
+        .expect("other push done")
+        .success());
+    let o = server.session("cam2", 1, Duration::from_secs(30));
+    assert_eq!(
+        o["pipeline"]["decode_errors"], 0,
+        "the other stream was touched"
+    );
+    assert_eq!(o["pipeline"]["frames_skipped"], 0);
+    assert_eq!(
+        o["pipeline"]["frames_decoded"].as_u64().unwrap()
+            + o["pipeline"]["dropped_late"].as_u64().unwrap(),
+        input.video_frames
+    );
+}
