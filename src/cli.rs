@@ -42,6 +42,7 @@ impl Global {
         Overrides {
             rtmp_listen: self.rtmp_listen,
             http_listen: self.http_listen,
+            demo: false,
         }
     }
 }

@@ -10,6 +10,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+pub use crate::ingest::demo::DemoConfig;
 use crate::transcode::ladder::{default_ladder, RungConfig};
 
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +58,7 @@ pub struct Config {
     pub limits: Limits,
     pub ingest: Ingest,
     pub ladder: Ladder,
+    pub demo: DemoConfig,
     pub streams: Vec<StreamConfig>,
 }
 
@@ -68,6 +70,7 @@ impl Default for Config {
             limits: Limits::default(),
             ingest: Ingest::default(),
             ladder: Ladder::default(),
+            demo: DemoConfig::default(),
             streams: Vec::new(),
         }
     }
@@ -202,6 +205,8 @@ pub struct StreamConfig {
 pub struct Overrides {
     pub rtmp_listen: Option<SocketAddr>,
     pub http_listen: Option<SocketAddr>,
+    /// `serve --demo`: run the built-in demo stream.
+    pub demo: bool,
 }
 
 impl Config {
@@ -222,6 +227,16 @@ impl Config {
         }
         if let Some(a) = overrides.http_listen {
             config.server.http_listen = a;
+        }
+        if overrides.demo {
+            config.demo.enabled = true;
+            config
+                .validate()
+                .map_err(|(key, reason)| ConfigError::Invalid {
+                    file: path.map_or("(defaults)".into(), |p| p.display().to_string()),
+                    key,
+                    reason,
+                })?;
         }
         Ok(config)
     }
@@ -359,6 +374,31 @@ impl Config {
             if !(50..=100_000).contains(&r.bitrate_kbps) {
                 return bad(&key("bitrate_kbps"), "must be between 50 and 100000".into());
             }
+        }
+        let d = &self.demo;
+        if !valid_name(&d.name) {
+            return bad(
+                "demo.name",
+                "use 1-64 characters from A-Z a-z 0-9 _ - .".into(),
+            );
+        }
+        if self.streams.iter().any(|s| s.name == d.name) && d.enabled {
+            return bad(
+                "demo.name",
+                format!("{:?} is also a configured stream", d.name),
+            );
+        }
+        if !(64..=3840).contains(&d.width) || d.width % 2 == 1 {
+            return bad("demo.width", "must be even, between 64 and 3840".into());
+        }
+        if !(64..=2160).contains(&d.height) || d.height % 2 == 1 {
+            return bad("demo.height", "must be even, between 64 and 2160".into());
+        }
+        if !(1..=120).contains(&d.fps) {
+            return bad("demo.fps", "must be between 1 and 120".into());
+        }
+        if !(100..=50_000).contains(&d.bitrate_kbps) {
+            return bad("demo.bitrate_kbps", "must be between 100 and 50000".into());
         }
         if !valid_name(&self.ingest.app) {
             return bad(

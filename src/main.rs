@@ -15,16 +15,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     ladderd::telemetry::log::init(cli.global.log_format);
     let overrides = cli.global.overrides();
-    let load = || Config::load(cli.global.config.as_deref(), &overrides);
     match cli.command.unwrap_or(Command::Serve { demo: false }) {
         Command::Serve { demo } => {
-            if demo {
-                return unavailable(
-                    "serve --demo",
-                    "the built-in demo source arrives with the software ladder (issue #4)",
-                );
-            }
-            let config = match load() {
+            let overrides = ladderd::config::Overrides { demo, ..overrides };
+            let config = match Config::load(cli.global.config.as_deref(), &overrides) {
                 Ok(c) => c,
                 Err(e) => return config_error(e),
             };

@@ -85,7 +85,7 @@ fn probe_exits_0_and_reports_json() {
 
 #[test]
 fn later_subcommands_say_they_are_not_available_yet() {
-    for args in [vec!["bench", "ladder"], vec!["serve", "--demo"]] {
+    for args in [vec!["bench", "ladder"]] {
         let out = ladderd().args(&args).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(69), "{args:?}");

@@ -197,6 +197,55 @@ impl Reader<'_> {
     }
 }
 
+impl AvcConfig {
+    /// Builds the `avcC` record for one SPS and one PPS (e.g. from our own encoder).
+    pub fn from_parameter_sets(sps: &[u8], pps: &[u8]) -> Result<Self, AvcConfigError> {
+        if sps.len() < 4 {
+            return Err(AvcConfigError::NoSps);
+        }
+        if pps.is_empty() {
+            return Err(AvcConfigError::NoPps);
+        }
+        let mut r = vec![1, sps[1], sps[2], sps[3], 0xff, 0xe1];
+        r.extend_from_slice(&(sps.len() as u16).to_be_bytes());
+        r.extend_from_slice(sps);
+        r.push(1);
+        r.extend_from_slice(&(pps.len() as u16).to_be_bytes());
+        r.extend_from_slice(pps);
+        AvcConfig::parse(Bytes::from(r))
+    }
+}
+
+/// Iterates the NAL units of an Annex-B buffer (3- or 4-byte start codes).
+pub fn annexb_nal_units(data: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut starts = Vec::new();
+    let mut i = 0;
+    while i + 3 <= data.len() {
+        if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
+            starts.push(i + 3);
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    let ends: Vec<usize> = starts
+        .iter()
+        .skip(1)
+        .map(|&s| {
+            let mut e = s - 3;
+            while e > 0 && data[e - 1] == 0 {
+                e -= 1;
+            }
+            e
+        })
+        .chain(std::iter::once(data.len()))
+        .collect();
+    starts
+        .into_iter()
+        .zip(ends)
+        .map(move |(s, e)| &data[s..e.max(s)])
+}
+
 /// Iterates the NAL units of one AVCC access unit; stops at the first bad length.
 pub fn avcc_nal_units(data: &[u8], nal_length_size: u8) -> impl Iterator<Item = &[u8]> {
     let n = nal_length_size as usize;
@@ -262,6 +311,23 @@ pub(crate) mod tests {
             AvcConfig::parse(Bytes::copy_from_slice(&no_sps)),
             Err(AvcConfigError::NoSps)
         );
+    }
+
+    #[test]
+    fn splits_annexb_and_rebuilds_avcc() {
+        let cfg = AvcConfig::parse(Bytes::from_static(AVCC_720P30_HIGH)).unwrap();
+        let mut annexb = vec![0, 0, 0, 1];
+        annexb.extend_from_slice(&cfg.sps[0]);
+        annexb.extend_from_slice(&[0, 0, 1]);
+        annexb.extend_from_slice(&cfg.pps[0]);
+        let nals: Vec<&[u8]> = annexb_nal_units(&annexb).collect();
+        assert_eq!(nals, vec![&cfg.sps[0][..], &cfg.pps[0][..]]);
+        let rebuilt = AvcConfig::from_parameter_sets(nals[0], nals[1]).unwrap();
+        assert_eq!(
+            (rebuilt.width, rebuilt.height, rebuilt.fps),
+            (1280, 720, Some(30.0))
+        );
+        assert_eq!(rebuilt.codec_string(), cfg.codec_string());
     }
 
     #[test]

@@ -184,6 +184,11 @@ pub fn serve(config: Config) -> Result<(), RuntimeError> {
             Err(_) => break,
         }
     }
+    if failure.is_none() && ready == io_cores && ctx.config.demo.enabled {
+        if let Err(e) = crate::ingest::demo::spawn(ctx.clone()) {
+            warn!("demo source not started: {e}");
+        }
+    }
     if failure.is_none() && ready == io_cores {
         ctx.ready.store(true, Ordering::SeqCst);
         info!(

@@ -49,6 +49,7 @@ impl Server {
         Self::start_with(config, &[])
     }
 
+    /// `extra_args` go after `serve` (e.g. `--demo`).
     pub fn start_with(config: &str, extra_args: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("ladderd.toml");
@@ -63,8 +64,8 @@ impl Server {
             .arg(rtmp.to_string())
             .arg("--http-listen")
             .arg(http.to_string())
-            .args(extra_args)
             .arg("serve")
+            .args(extra_args)
             .env("LADDERD_LOG", "info")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())

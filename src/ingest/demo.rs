@@ -1,0 +1,273 @@
+//! The built-in demo source: a live test pattern made in-process, so a fresh
+//! box shows a running ladder with no camera.
+//!
+//! Each picture (colour bars, a moving box, a frame counter and the wall clock
+//! burned in) is encoded to H.264 and enters the pipeline through the same
+//! [`Packet`] path as RTMP, paced in real time. Audio (a tone) is not produced
+//! yet: this build has no AAC encoder.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use serde::Deserialize;
+use tracing::{info, warn};
+
+use crate::ingest::registry::EndReason;
+use crate::media::h264::{annexb_nal_units, AvcConfig};
+use crate::media::{CodecConfig, Packet, Track, TIMESCALE};
+use crate::runtime::Context;
+use crate::transcode::cpu::OpenH264Encoder;
+use crate::transcode::ladder::Rung;
+use crate::transcode::pipeline::{Input, Job};
+use crate::transcode::{Encoder, Frame};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DemoConfig {
+    pub enabled: bool,
+    /// Public stream name of the demo.
+    pub name: String,
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub bitrate_kbps: u32,
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        DemoConfig {
+            enabled: false,
+            name: "demo".into(),
+            width: 1280,
+            height: 720,
+            fps: 30,
+            bitrate_kbps: 4000,
+        }
+    }
+}
+
+/// Starts the demo on its own thread (it is a source, like a camera).
+pub fn spawn(ctx: Arc<Context>) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("ladderd-demo".into())
+        .spawn(move || {
+            if let Err(e) = run(&ctx) {
+                warn!("demo source stopped: {e}");
+            }
+        })?;
+    Ok(())
+}
+
+fn run(ctx: &Context) -> Result<(), String> {
+    let cfg = &ctx.config.demo;
+    let publisher = SocketAddr::from(([127, 0, 0, 1], 0));
+    let stream = ctx
+        .registry
+        .claim(&cfg.name, publisher, true, usize::MAX)
+        .map_err(|r| r.describe().to_string())?;
+    // Our encoder writes no VUI timing; say the frame rate the way a publisher would.
+    stream.info().metadata = Some(serde_json::json!({
+        "width": cfg.width, "height": cfg.height, "framerate": cfg.fps, "encoder": "ladderd demo",
+    }));
+    let (tx, rx) = flume::bounded(ctx.config.limits.packet_queue);
+    ctx.media
+        .dispatch(Job {
+            stream: stream.clone(),
+            input: rx,
+        })
+        .map_err(|_| "no media core accepted the demo".to_string())?;
+    let rung = Rung {
+        name: "demo-source".into(),
+        width: cfg.width,
+        height: cfg.height,
+        frame_step: 1,
+        fps: cfg.fps as f64,
+        bitrate_bps: cfg.bitrate_kbps * 1000,
+    };
+    let mut encoder = OpenH264Encoder::new(&rung).map_err(|e| e.to_string())?;
+    let mut frame = Frame::new(cfg.width, cfg.height);
+    let gop = (cfg.fps * 2) as u64;
+    let tick = TIMESCALE as i64 / cfg.fps as i64;
+    let start = Instant::now();
+    let mut config_sent = false;
+    info!(stream = %cfg.name, size = %format!("{}x{}@{}", cfg.width, cfg.height, cfg.fps), "demo source started");
+    let mut n: u64 = 0;
+    let reason = loop {
+        if ctx.shutdown.is_triggered() {
+            break EndReason::Shutdown;
+        }
+        let due = start + Duration::from_secs_f64(n as f64 / cfg.fps as f64);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        draw(&mut frame, n, cfg.fps);
+        frame.pts = n as i64 * tick;
+        frame.arrival = Instant::now();
+        let Some(encoded) = encoder
+            .encode(&frame, n % gop == 0)
+            .map_err(|e| e.to_string())?
+        else {
+            n += 1;
+            continue;
+        };
+        let mut avcc = Vec::with_capacity(encoded.data.len() + 16);
+        for nal in annexb_nal_units(&encoded.data) {
+            match nal.first().map(|b| b & 0x1f) {
+                Some(7) | Some(8) if !config_sent => {}
+                Some(7) | Some(8) => continue,
+                _ => {}
+            }
+            avcc.extend_from_slice(&(nal.len() as u32).to_be_bytes());
+            avcc.extend_from_slice(nal);
+        }
+        if !config_sent {
+            let nals: Vec<&[u8]> = annexb_nal_units(&encoded.data).collect();
+            let sps = nals.iter().find(|n| n.first().map(|b| b & 0x1f) == Some(7));
+            let pps = nals.iter().find(|n| n.first().map(|b| b & 0x1f) == Some(8));
+            let (Some(sps), Some(pps)) = (sps, pps) else {
+                return Err("first demo frame carries no SPS/PPS".into());
+            };
+            let config = AvcConfig::from_parameter_sets(sps, pps).map_err(|e| e.to_string())?;
+            stream.info().video = Some(config.clone());
+            if tx.send(Input::Config(CodecConfig::Avc(config))).is_err() {
+                break EndReason::Shutdown;
+            }
+            config_sent = true;
+            // Parameter sets travel in the config, not the packets.
+            avcc.clear();
+            for nal in annexb_nal_units(&encoded.data)
+                .filter(|n| !matches!(n.first().map(|b| b & 0x1f), Some(7) | Some(8)))
+            {
+                avcc.extend_from_slice(&(nal.len() as u32).to_be_bytes());
+                avcc.extend_from_slice(nal);
+            }
+        }
+        let s = &stream.stats;
+        s.video_packets
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        s.keyframes.fetch_add(
+            encoded.keyframe as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        s.record(
+            frame.arrival.saturating_duration_since(stream.started),
+            avcc.len(),
+        );
+        let packet = Packet {
+            stream: stream.id,
+            track: Track::Video,
+            dts: encoded.dts,
+            pts: encoded.pts,
+            keyframe: encoded.keyframe,
+            discontinuity: false,
+            data: Bytes::from(avcc),
+            arrival: frame.arrival,
+        };
+        if tx.send(Input::Packet(packet)).is_err() {
+            break EndReason::Shutdown;
+        }
+        n += 1;
+    };
+    ctx.registry.release(&stream);
+    let _ = tx.send(Input::End(reason));
+    Ok(())
+}
+
+/// Colour bars, a box moving across, the frame number and the wall clock.
+fn draw(f: &mut Frame, n: u64, fps: u32) {
+    let (w, h) = (f.width as usize, f.height as usize);
+    let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+    // Seven bars (Y, U, V) at 75 %: white, yellow, cyan, green, magenta, red, blue.
+    const BARS: [(u8, u8, u8); 7] = [
+        (180, 128, 128),
+        (162, 44, 142),
+        (131, 156, 44),
+        (112, 72, 58),
+        (84, 184, 198),
+        (65, 100, 212),
+        (35, 212, 114),
+    ];
+    for y in 0..h {
+        for x in 0..w {
+            f.y[y * w + x] = BARS[x * 7 / w].0;
+        }
+    }
+    for y in 0..ch {
+        for x in 0..cw {
+            let b = BARS[x * 7 / cw];
+            f.u[y * cw + x] = b.1;
+            f.v[y * cw + x] = b.2;
+        }
+    }
+    // A box sweeping left to right once every 4 seconds.
+    let size = h / 6;
+    let period = (fps as u64 * 4).max(1);
+    let bx = ((n % period) as usize * (w - size)) / period as usize;
+    let by = h / 2 - size / 2;
+    for y in by..by + size {
+        f.y[y * w + bx..y * w + bx + size].fill(235);
+    }
+    // Frame counter and UTC wall clock, burned in.
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let day_ms = ms % 86_400_000;
+    let clock = format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        day_ms / 3_600_000,
+        day_ms / 60_000 % 60,
+        day_ms / 1000 % 60,
+        day_ms % 1000
+    );
+    let scale = (h / 120).max(2);
+    text(f, &format!("{n:08}"), w / 20, h / 12, scale);
+    text(f, &clock, w / 20, h - h / 12 - 7 * scale, scale);
+}
+
+/// Draws digits, ':' and '.' with a 5x7 bitmap font, white on a black box.
+fn text(f: &mut Frame, s: &str, x0: usize, y0: usize, scale: usize) {
+    const FONT: [[u8; 7]; 10] = [
+        [14, 17, 19, 21, 25, 17, 14],
+        [4, 12, 4, 4, 4, 4, 14],
+        [14, 17, 1, 2, 4, 8, 31],
+        [31, 2, 4, 2, 1, 17, 14],
+        [2, 6, 10, 18, 31, 2, 2],
+        [31, 16, 30, 1, 1, 17, 14],
+        [6, 8, 16, 30, 17, 17, 14],
+        [31, 1, 2, 4, 8, 8, 8],
+        [14, 17, 17, 14, 17, 17, 14],
+        [14, 17, 17, 15, 1, 2, 12],
+    ];
+    let w = f.width as usize;
+    let h = f.height as usize;
+    let adv = 6 * scale;
+    let (bw, bh) = (s.len() * adv + scale, 9 * scale);
+    for y in y0.saturating_sub(scale)..(y0 + bh).min(h) {
+        let row = &mut f.y[y * w..(y + 1) * w];
+        row[x0.saturating_sub(scale)..(x0 + bw).min(w)].fill(16);
+    }
+    for (i, c) in s.chars().enumerate() {
+        let glyph: [u8; 7] = match c {
+            '0'..='9' => FONT[c as usize - '0' as usize],
+            ':' => [0, 4, 4, 0, 4, 4, 0],
+            '.' => [0, 0, 0, 0, 0, 12, 12],
+            _ => [0; 7],
+        };
+        for (gy, bits) in glyph.iter().enumerate() {
+            for gx in 0..5 {
+                if bits & (16 >> gx) == 0 {
+                    continue;
+                }
+                for dy in 0..scale {
+                    let y = y0 + gy * scale + dy;
+                    let x = x0 + i * adv + gx * scale;
+                    if y < h && x + scale <= w {
+                        f.y[y * w + x..y * w + x + scale].fill(235);
+                    }
+                }
+            }
+        }
+    }
+}
