@@ -68,8 +68,8 @@ pub enum Command {
     },
     /// Benchmarks against a peer measured in the same run.
     Bench {
-        #[arg(trailing_var_arg = true)]
-        args: Vec<String>,
+        #[command(subcommand)]
+        which: BenchCommand,
     },
     /// Configuration tools.
     Config {
@@ -82,4 +82,22 @@ pub enum Command {
 pub enum ConfigCommand {
     /// Validate a configuration file; exit 2 naming the key at fault.
     Check { file: PathBuf },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// The full ladder, ladderd vs ffmpeg (same input, same run); prints fps and the ratio.
+    Ladder {
+        /// FLV input (default: a 10 s 1080p30 clip made with ffmpeg).
+        #[arg(long)]
+        input: Option<PathBuf>,
+    },
+    /// How many 720p30 -> 3-rung ladders hold real time at once.
+    Channels {
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// Stop after this many channels.
+        #[arg(long, default_value_t = 16)]
+        max: usize,
+    },
 }

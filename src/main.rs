@@ -8,8 +8,6 @@ use ladderd::config::{Config, ConfigError};
 
 /// Exit code for a configuration the operator must fix.
 const EXIT_CONFIG: u8 = 2;
-/// Exit code for a subcommand this build does not provide yet.
-const EXIT_UNAVAILABLE: u8 = 69;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -70,19 +68,31 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Bench { .. } => unavailable(
-            "bench",
-            "benchmarks arrive with the software ladder (issue #4)",
-        ),
+        Command::Bench { which } => {
+            use ladderd::cli::BenchCommand;
+            let result = match which {
+                BenchCommand::Ladder { input } => {
+                    ladderd::transcode::bench::ladder(input.as_deref()).map(|r| r.text)
+                }
+                BenchCommand::Channels { input, max } => {
+                    ladderd::transcode::bench::channels(input.as_deref(), max)
+                }
+            };
+            match result {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("ladderd bench: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
     }
 }
 
 fn config_error(e: ConfigError) -> ExitCode {
     eprintln!("ladderd: config error: {e}");
     ExitCode::from(EXIT_CONFIG)
-}
-
-fn unavailable(what: &str, why: &str) -> ExitCode {
-    eprintln!("ladderd {what}: not available in this build: {why}");
-    ExitCode::from(EXIT_UNAVAILABLE)
 }

@@ -84,19 +84,6 @@ fn probe_exits_0_and_reports_json() {
 }
 
 #[test]
-fn later_subcommands_say_they_are_not_available_yet() {
-    for args in [vec!["bench", "ladder"]] {
-        let out = ladderd().args(&args).output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(69), "{args:?}");
-        assert!(
-            stderr.contains("not available in this build"),
-            "{args:?}: {stderr}"
-        );
-    }
-}
-
-#[test]
 fn memlock_too_low_exits_with_what_to_raise() {
     // glommio needs at least 512 KiB of locked memory per executor to start.
     let (http, rtmp) = (free_port(), free_port());
@@ -186,4 +173,36 @@ fn transcode_reports_a_missing_or_wrong_input() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("not an FLV file"), "{stderr}");
+}
+
+#[test]
+fn bench_ladder_reports_both_sides_and_a_ratio() {
+    require("ffmpeg");
+    let out = ladderd()
+        .args([
+            "bench",
+            "ladder",
+            "--input",
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/data/tiny-720p30-high.flv"
+            ),
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("ffmpeg split+scale") && stdout.contains("ladderd openh264"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("ratio ladderd/ffmpeg:"), "{stdout}");
+    assert!(
+        stdout.contains("[\"720p30\", \"480p30\", \"360p30\"]"),
+        "{stdout}"
+    );
 }

@@ -154,7 +154,7 @@ fn transcode(src: &Source) -> (tempfile::TempDir, Vec<RungOut>, String) {
     let mut rungs = Vec::new();
     for line in stdout.lines().skip(2) {
         let name = line.split_whitespace().next().unwrap().to_string();
-        if name == "audio:" {
+        if name == "audio:" || name == "latency" {
             continue;
         }
         let path = dir.path().join(format!("{name}.h264"));

@@ -16,6 +16,7 @@ use super::auth::Rejection;
 use crate::media::aac::AudioSpecificConfig;
 use crate::media::h264::AvcConfig;
 use crate::media::StreamId;
+use crate::transcode::ladder_run::LatencySummary;
 
 /// Sessions remembered after they end, for `/api/v1/sessions`.
 const HISTORY: usize = 64;
@@ -112,6 +113,8 @@ pub struct PipelineStats {
     pub dropped_late: AtomicU64,
     /// The running ladder's rungs; replaced when the source's video config changes.
     pub rungs: Mutex<Arc<Vec<RungCounters>>>,
+    /// Per-stage latency, refreshed by the pipeline about once a second.
+    pub latency: Mutex<LatencySummary>,
 }
 
 impl IngestStats {
@@ -278,6 +281,7 @@ impl LiveStream {
                 frames_decoded: p.frames_decoded.load(Relaxed),
                 decode_errors: p.decode_errors.load(Relaxed),
                 frames_skipped: p.frames_skipped.load(Relaxed),
+                latency: p.latency.lock().unwrap_or_else(|e| e.into_inner()).clone(),
                 dropped_late: p.dropped_late.load(Relaxed),
                 rungs: p
                     .rungs
@@ -363,6 +367,7 @@ pub struct PipelineView {
     pub decode_errors: u64,
     pub frames_skipped: u64,
     pub dropped_late: u64,
+    pub latency: LatencySummary,
     pub rungs: Vec<RungView>,
     pub packets: u64,
     pub video_packets: u64,

@@ -54,6 +54,7 @@ pub struct Summary {
     pub wall: Duration,
     pub rungs: Vec<RungSummary>,
     pub audio: Option<PathBuf>,
+    pub latency: crate::transcode::ladder_run::LatencySummary,
 }
 
 pub fn transcode(
@@ -170,6 +171,7 @@ pub fn transcode(
         wall: started.elapsed(),
         rungs,
         audio: audio_path,
+        latency: run.latency_summary(),
     })
 }
 
@@ -212,6 +214,18 @@ impl Summary {
                 r.encode_time.as_secs_f64()
             );
         }
+        let l = &self.latency;
+        s += &format!(
+            "latency ms p50/p99: decode {:.2}/{:.2}, all rungs {:.2}/{:.2}",
+            l.decode.p50_ms, l.decode.p99_ms, l.ladder.p50_ms, l.ladder.p99_ms
+        );
+        for (name, scale, encode) in &l.rungs {
+            s += &format!(
+                ", {name} scale {:.2}/{:.2} encode {:.2}/{:.2}",
+                scale.p50_ms, scale.p99_ms, encode.p50_ms, encode.p99_ms
+            );
+        }
+        s += "\n";
         if let Some(a) = &self.audio {
             s += &format!("audio: {}\n", a.display());
         }

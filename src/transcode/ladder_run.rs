@@ -8,6 +8,8 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use hdrhistogram::Histogram;
+
 use crate::media::h264::AvcConfig;
 use crate::media::{Packet, TIMESCALE};
 use crate::transcode::boundary::{Boundaries, Mode};
@@ -16,13 +18,79 @@ use crate::transcode::ladder::{plan, Rung, RungConfig};
 use crate::transcode::{Decoder, EncodedFrame, Encoder, Frame, Scaler, StageError};
 
 /// Per-rung output accounting.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RungStats {
     pub frames: u64,
     pub keyframes: u64,
     pub bytes: u64,
     pub scale_time: Duration,
     pub encode_time: Duration,
+    /// Microseconds per picture.
+    pub scale_us: Histogram<u64>,
+    pub encode_us: Histogram<u64>,
+}
+
+impl Default for RungStats {
+    fn default() -> Self {
+        RungStats {
+            frames: 0,
+            keyframes: 0,
+            bytes: 0,
+            scale_time: Duration::ZERO,
+            encode_time: Duration::ZERO,
+            scale_us: latency_histogram(),
+            encode_us: latency_histogram(),
+        }
+    }
+}
+
+/// Microseconds, 1 µs to 60 s, 3 significant figures; values above saturate.
+pub fn latency_histogram() -> Histogram<u64> {
+    match Histogram::new_with_bounds(1, 60_000_000, 3) {
+        Ok(h) => h,
+        Err(_) => unreachable!("constant bounds are valid"),
+    }
+}
+
+/// Count, p50 and p99 of a latency histogram, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct Percentiles {
+    pub count: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+impl Percentiles {
+    pub fn of(h: &Histogram<u64>) -> Self {
+        Percentiles {
+            count: h.len(),
+            p50_ms: h.value_at_quantile(0.50) as f64 / 1000.0,
+            p99_ms: h.value_at_quantile(0.99) as f64 / 1000.0,
+        }
+    }
+}
+
+/// Per-stage latency summary of a ladder, for the API and `transcode`.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct LatencySummary {
+    pub decode: Percentiles,
+    /// Scale + encode of all rungs for one picture.
+    pub ladder: Percentiles,
+    /// Ingest arrival → all rungs encoded.
+    pub total: Percentiles,
+    /// Per rung: (name, scale, encode).
+    pub rungs: Vec<(String, Percentiles, Percentiles)>,
+}
+
+/// Per-stage latency of a running ladder (microseconds).
+#[derive(Debug, Clone)]
+pub struct StageLatency {
+    /// Decoding one access unit.
+    pub decode_us: Histogram<u64>,
+    /// Scaling + encoding every rung's share of one decoded picture.
+    pub ladder_us: Histogram<u64>,
+    /// Packet arrival at ingest → every rung has encoded that picture.
+    pub total_us: Histogram<u64>,
 }
 
 struct RungState {
@@ -41,6 +109,7 @@ pub struct LadderRun {
     frame_ticks: i64,
     pub decoded: u64,
     pub decode_time: Duration,
+    pub latency: StageLatency,
     /// Packets not decoded because of a decode error: the bad one and those
     /// skipped up to the next keyframe.
     pub skipped: u64,
@@ -74,6 +143,11 @@ impl LadderRun {
             frame_ticks: (TIMESCALE as f64 / fps).round() as i64,
             decoded: 0,
             decode_time: Duration::ZERO,
+            latency: StageLatency {
+                decode_us: latency_histogram(),
+                ladder_us: latency_histogram(),
+                total_us: latency_histogram(),
+            },
             skipped: 0,
             waiting_for_keyframe: false,
         })
@@ -81,6 +155,25 @@ impl LadderRun {
 
     pub fn rungs(&self) -> impl Iterator<Item = (&Rung, &RungStats)> {
         self.rungs.iter().map(|r| (&r.rung, &r.stats))
+    }
+
+    pub fn latency_summary(&self) -> LatencySummary {
+        LatencySummary {
+            decode: Percentiles::of(&self.latency.decode_us),
+            ladder: Percentiles::of(&self.latency.ladder_us),
+            total: Percentiles::of(&self.latency.total_us),
+            rungs: self
+                .rungs
+                .iter()
+                .map(|r| {
+                    (
+                        r.rung.name.clone(),
+                        Percentiles::of(&r.stats.scale_us),
+                        Percentiles::of(&r.stats.encode_us),
+                    )
+                })
+                .collect(),
+        }
     }
 
     pub fn boundary_mode(&self) -> Mode {
@@ -105,31 +198,16 @@ impl LadderRun {
         let t = Instant::now();
         let mut result = Ok(());
         let mut fan_out_time = Duration::ZERO;
-        let Self {
-            decoder,
-            rungs,
-            boundaries,
-            source_keyframes,
-            frame_ticks,
-            decoded,
-            ..
-        } = self;
-        let r = decoder.decode(packet, &mut |frame| {
-            *decoded += 1;
-            let t = Instant::now();
-            if let Err(e) = fan_out(
-                frame,
-                rungs,
-                boundaries,
-                source_keyframes,
-                *frame_ticks,
-                out,
-            ) {
-                result = Err(e);
-            }
-            fan_out_time += t.elapsed();
-        });
-        self.decode_time += t.elapsed().saturating_sub(fan_out_time);
+        let r = {
+            let (decoder, mut stage) = self.split();
+            decoder.decode(packet, &mut |frame| {
+                let spent = stage.picture(frame, out, &mut result);
+                fan_out_time += spent;
+            })
+        };
+        let decode = t.elapsed().saturating_sub(fan_out_time);
+        self.decode_time += decode;
+        let _ = self.latency.decode_us.record(decode.as_micros() as u64);
         if let Err(e) = r {
             self.skipped += 1;
             self.waiting_for_keyframe = true;
@@ -141,29 +219,65 @@ impl LadderRun {
     /// End of stream: drains the decoder's reorder buffer through the rungs.
     pub fn finish(&mut self, out: &mut dyn FnMut(usize, EncodedFrame)) -> Result<(), StageError> {
         let mut result = Ok(());
-        let Self {
-            decoder,
-            rungs,
-            boundaries,
-            source_keyframes,
-            frame_ticks,
-            decoded,
-            ..
-        } = self;
+        let (decoder, mut stage) = self.split();
         decoder.flush(&mut |frame| {
-            *decoded += 1;
-            if let Err(e) = fan_out(
-                frame,
-                rungs,
-                boundaries,
-                source_keyframes,
-                *frame_ticks,
-                out,
-            ) {
-                result = Err(e);
-            }
+            stage.picture(frame, out, &mut result);
         })?;
         result
+    }
+
+    fn split(&mut self) -> (&mut dyn Decoder, FanOut<'_>) {
+        (
+            self.decoder.as_mut(),
+            FanOut {
+                rungs: &mut self.rungs,
+                boundaries: &mut self.boundaries,
+                source_keyframes: &mut self.source_keyframes,
+                frame_ticks: self.frame_ticks,
+                decoded: &mut self.decoded,
+                latency: &mut self.latency,
+            },
+        )
+    }
+}
+
+/// Everything but the decoder, borrowed while the decoder hands out pictures.
+struct FanOut<'a> {
+    rungs: &'a mut [RungState],
+    boundaries: &'a mut Boundaries,
+    source_keyframes: &'a mut HashSet<i64>,
+    frame_ticks: i64,
+    decoded: &'a mut u64,
+    latency: &'a mut StageLatency,
+}
+
+impl FanOut<'_> {
+    /// One decoded picture through every rung; returns the time it took.
+    fn picture(
+        &mut self,
+        frame: &Frame,
+        out: &mut dyn FnMut(usize, EncodedFrame),
+        result: &mut Result<(), StageError>,
+    ) -> Duration {
+        *self.decoded += 1;
+        let t = Instant::now();
+        if let Err(e) = fan_out(
+            frame,
+            self.rungs,
+            self.boundaries,
+            self.source_keyframes,
+            self.frame_ticks,
+            out,
+        ) {
+            *result = Err(e);
+        }
+        let spent = t.elapsed();
+        let _ = self.latency.ladder_us.record(spent.as_micros() as u64);
+        let _ = self
+            .latency
+            .total_us
+            .record(frame.arrival.elapsed().as_micros() as u64);
+        spent
     }
 }
 
@@ -189,8 +303,11 @@ fn fan_out(
         r.scaler.scale(frame, &mut r.frame)?;
         let t2 = Instant::now();
         r.stats.scale_time += t2 - t;
+        let _ = r.stats.scale_us.record((t2 - t).as_micros() as u64);
         let encoded = r.encoder.encode(&r.frame, decision.boundary)?;
-        r.stats.encode_time += t2.elapsed();
+        let spent = t2.elapsed();
+        r.stats.encode_time += spent;
+        let _ = r.stats.encode_us.record(spent.as_micros() as u64);
         if let Some(e) = encoded {
             r.stats.frames += 1;
             r.stats.keyframes += e.keyframe as u64;

@@ -4,6 +4,7 @@
 //! One trait per swappable stage; the CPU backend (`cpu/`) is the reference and
 //! the no-GPU path; the GPU backend implements the same traits.
 
+pub mod bench;
 pub mod boundary;
 pub mod cpu;
 pub mod file;

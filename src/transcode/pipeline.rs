@@ -74,6 +74,7 @@ struct TrackCheck {
 /// The ladder of one stream and where its output is counted.
 struct Running {
     run: LadderRun,
+    last_latency_publish: std::time::Instant,
     counters: Arc<Vec<RungCounters>>,
     skipping_to_keyframe: bool,
     logged_decode_error: bool,
@@ -101,6 +102,7 @@ impl Running {
                     .unwrap_or_else(|e| e.into_inner()) = counters.clone();
                 Some(Running {
                     run,
+                    last_latency_publish: std::time::Instant::now(),
                     counters,
                     skipping_to_keyframe: false,
                     logged_decode_error: false,
@@ -149,6 +151,9 @@ impl Running {
         stats
             .frames_skipped
             .fetch_add(self.run.skipped - skipped_before, Relaxed);
+        if self.last_latency_publish.elapsed() >= Duration::from_secs(1) {
+            self.publish_latency(stream);
+        }
         if let Err(e) = result {
             stats.decode_errors.fetch_add(1, Relaxed);
             if !self.logged_decode_error {
@@ -156,6 +161,15 @@ impl Running {
                 self.logged_decode_error = true;
             }
         }
+    }
+
+    fn publish_latency(&mut self, stream: &LiveStream) {
+        *stream
+            .pipeline
+            .latency
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = self.run.latency_summary();
+        self.last_latency_publish = std::time::Instant::now();
     }
 
     fn finish(&mut self, stream: &LiveStream) {
@@ -175,6 +189,7 @@ impl Running {
             .pipeline
             .frames_decoded
             .fetch_add(self.run.decoded - decoded_before, Relaxed);
+        self.publish_latency(stream);
     }
 }
 

@@ -1,0 +1,229 @@
+//! `ladderd bench ladder` and `ladderd bench channels`: the ladder against
+//! ffmpeg doing the same decode-once ladder in the same run, and how many live
+//! 720p30 → 3-rung channels this machine holds in real time.
+//!
+//! Encoders differ: Debian's ffmpeg has no libopenh264, so ffmpeg runs libx264
+//! `ultrafast` (the issue's fallback); ladderd runs openh264. The report says so.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::ingest::flv::{Demuxed, Demuxer, FileTags};
+use crate::media::h264::AvcConfig;
+use crate::media::{Packet, Track};
+use crate::transcode::ladder::{default_ladder, plan};
+use crate::transcode::ladder_run::LadderRun;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("ffmpeg: {0}")]
+    Ffmpeg(String),
+    #[error("{0}")]
+    Input(String),
+    #[error(transparent)]
+    Stage(#[from] crate::transcode::StageError),
+}
+
+/// Makes (once) a test clip with ffmpeg under the system temp dir.
+pub fn clip(size: &str, fps: u32, secs: u32) -> Result<PathBuf, BenchError> {
+    let path = std::env::temp_dir().join(format!("ladderd-bench-{size}-{fps}-{secs}s.flv"));
+    if path.exists() {
+        return Ok(path);
+    }
+    let tmp = path.with_extension(format!("{}.flv", std::process::id()));
+    let st = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(format!("testsrc2=size={size}:rate={fps}"))
+        .args([
+            "-t",
+            &secs.to_string(),
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-profile:v",
+            "high",
+            "-bf",
+            "3",
+            "-g",
+        ])
+        .arg((fps * 2).to_string())
+        .arg(&tmp)
+        .status()
+        .map_err(|e| {
+            BenchError::Ffmpeg(format!(
+                "cannot run ffmpeg ({e}); install it (apt-get install ffmpeg)"
+            ))
+        })?;
+    if !st.success() {
+        return Err(BenchError::Ffmpeg(format!("making {size}@{fps} failed")));
+    }
+    std::fs::rename(&tmp, &path).map_err(|e| BenchError::Input(e.to_string()))?;
+    Ok(path)
+}
+
+fn load(path: &Path) -> Result<(AvcConfig, f64, Vec<Packet>), BenchError> {
+    let data = Bytes::from(
+        std::fs::read(path).map_err(|e| BenchError::Input(format!("{}: {e}", path.display())))?,
+    );
+    let mut d = Demuxer::new(0);
+    let now = Instant::now();
+    let mut video = Vec::new();
+    for tag in FileTags::new(data).map_err(|e| BenchError::Input(e.to_string()))? {
+        let tag = tag.map_err(|e| BenchError::Input(e.to_string()))?;
+        if tag.kind == 9 {
+            if let Ok(Demuxed::Packet(p)) = d.push_video(tag.timestamp_ms, &tag.body, now) {
+                if p.track == Track::Video {
+                    video.push(p);
+                }
+            }
+        }
+    }
+    let cfg = d
+        .video_config()
+        .cloned()
+        .ok_or_else(|| BenchError::Input("no H.264 video".into()))?;
+    let fps = cfg.fps.unwrap_or(30.0);
+    Ok((cfg, fps, video))
+}
+
+/// Runs the whole ladder over `packets` as fast as possible; returns the wall time.
+fn run_ladder(cfg: &AvcConfig, fps: f64, packets: &[Packet]) -> Result<Duration, BenchError> {
+    let mut run = LadderRun::new(cfg, fps, &default_ladder(), 2.0)?;
+    let t = Instant::now();
+    let mut sink = |_: usize, _| {};
+    for p in packets {
+        run.push(p, &mut sink)?;
+    }
+    run.finish(&mut sink)?;
+    Ok(t.elapsed())
+}
+
+pub struct LadderReport {
+    pub text: String,
+    pub ratio: f64,
+}
+
+/// ladderd vs ffmpeg (split + bilinear scale + libx264 ultrafast) on one input.
+pub fn ladder(input: Option<&Path>) -> Result<LadderReport, BenchError> {
+    let path = match input {
+        Some(p) => p.to_path_buf(),
+        None => clip("1920x1080", 30, 10)?,
+    };
+    let (cfg, fps, packets) = load(&path)?;
+    let rungs = plan(&default_ladder(), cfg.width, cfg.height, fps);
+    let n = rungs.len();
+    let mut filter = format!("[0:v]split={n}");
+    for i in 0..n {
+        filter += &format!("[s{i}]");
+    }
+    filter += ";";
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-v", "error", "-y", "-threads", "1", "-i"])
+        .arg(&path);
+    for (i, r) in rungs.iter().enumerate() {
+        let select = if r.frame_step > 1 {
+            format!("select='not(mod(n\\,{}))',", r.frame_step)
+        } else {
+            String::new()
+        };
+        filter += &format!(
+            "[s{i}]{select}scale={}:{}:flags=bilinear[o{i}];",
+            r.width, r.height
+        );
+    }
+    filter.pop();
+    cmd.args(["-filter_complex", &filter]);
+    for (i, r) in rungs.iter().enumerate() {
+        cmd.args([
+            "-map",
+            &format!("[o{i}]"),
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-threads",
+            "1",
+        ])
+        .args(["-b:v", &r.bitrate_bps.to_string(), "-f", "null", "-"]);
+    }
+    // Best of two for each side, same input, same run.
+    let mut ff = Duration::MAX;
+    let mut ours = Duration::MAX;
+    for _ in 0..2 {
+        let t = Instant::now();
+        let st = cmd
+            .status()
+            .map_err(|e| BenchError::Ffmpeg(e.to_string()))?;
+        if !st.success() {
+            return Err(BenchError::Ffmpeg("ladder run failed".into()));
+        }
+        ff = ff.min(t.elapsed());
+        ours = ours.min(run_ladder(&cfg, fps, &packets)?);
+    }
+    let frames = packets.len() as f64;
+    let names: Vec<&str> = rungs.iter().map(|r| r.name.as_str()).collect();
+    let ratio = ff.as_secs_f64() / ours.as_secs_f64();
+    let text = format!(
+        "bench ladder: {} ({}x{}@{fps:.0}, {} frames) -> {names:?}, decode once, single thread each\n\
+         {:<44} {:>8.1} fps  {:>7.2} s\n{:<44} {:>8.1} fps  {:>7.2} s\nratio ladderd/ffmpeg: {ratio:.2}x\n",
+        path.display(),
+        cfg.width,
+        cfg.height,
+        packets.len(),
+        "ffmpeg split+scale(bilinear)+libx264 ultrafast",
+        frames / ff.as_secs_f64(),
+        ff.as_secs_f64(),
+        "ladderd openh264 + fast_image_resize",
+        frames / ours.as_secs_f64(),
+        ours.as_secs_f64(),
+    );
+    Ok(LadderReport { text, ratio })
+}
+
+/// How many 720p30 → 3-rung ladders run at once in real time (each on its own thread).
+pub fn channels(input: Option<&Path>, max: usize) -> Result<String, BenchError> {
+    let path = match input {
+        Some(p) => p.to_path_buf(),
+        None => clip("1280x720", 30, 10)?,
+    };
+    let (cfg, fps, packets) = load(&path)?;
+    let realtime = Duration::from_secs_f64(packets.len() as f64 / fps);
+    let mut text = format!(
+        "bench channels: {} ({} frames = {:.1} s of video per channel)\n",
+        path.display(),
+        packets.len(),
+        realtime.as_secs_f64()
+    );
+    let mut held = 0;
+    for n in 1..=max {
+        let slowest = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..n)
+                .map(|_| s.spawn(|| run_ladder(&cfg, fps, &packets)))
+                .collect();
+            let mut worst = Duration::ZERO;
+            for h in handles {
+                match h.join() {
+                    Ok(Ok(d)) => worst = worst.max(d),
+                    Ok(Err(e)) => return Err(e),
+                    Err(_) => return Err(BenchError::Input("ladder thread panicked".into())),
+                }
+            }
+            Ok(worst)
+        })?;
+        let rtf = realtime.as_secs_f64() / slowest.as_secs_f64();
+        text += &format!(
+            "  {n} channel(s): slowest {:.2} s, real-time factor {rtf:.2}\n",
+            slowest.as_secs_f64()
+        );
+        if rtf < 1.0 {
+            break;
+        }
+        held = n;
+    }
+    text += &format!("channels held in real time: {held}\n");
+    Ok(text)
+}
