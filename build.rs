@@ -1,4 +1,6 @@
-//! Build script: records the commit for `--version`-style reports and watches `kernels/`.
+//! Build script: records the commit for `--version`-style reports, watches
+//! `kernels/`, and says when nasm is missing (openh264 then builds without its
+//! assembly and decodes/encodes at about half speed, silently).
 //!
 //! CUDA kernels in `kernels/` will be compiled to PTX here when NVRTC is found
 //! (GPU backend); nothing GPU-related is ever required to build.
@@ -17,4 +19,15 @@ fn main() {
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=LADDERD_COMMIT={commit}");
+    let nasm = Command::new("nasm")
+        .arg("-v")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !nasm {
+        println!("cargo:warning=nasm not found: openh264 is built without its assembly (about half the codec speed); install it (apt-get install nasm) and rebuild");
+    }
+    println!(
+        "cargo:rustc-env=LADDERD_CODEC_ASM={}",
+        if nasm { "yes" } else { "no" }
+    );
 }

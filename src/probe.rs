@@ -4,6 +4,9 @@ use serde::Serialize;
 
 #[derive(Debug, Serialize)]
 pub struct Report {
+    pub commit: &'static str,
+    /// Whether openh264 was built with its assembly (nasm present at build time).
+    pub codec_asm: bool,
     pub cpus: Vec<usize>,
     pub io_uring: Facility,
     pub memlock_kib: Option<u64>,
@@ -18,6 +21,8 @@ pub struct Facility {
 
 pub fn run() -> Report {
     Report {
+        commit: env!("LADDERD_COMMIT"),
+        codec_asm: env!("LADDERD_CODEC_ASM") == "yes",
         cpus: crate::config::available_cpus(),
         io_uring: probe_io_uring(),
         memlock_kib: memlock_kib(),
@@ -32,7 +37,9 @@ impl Report {
     pub fn to_text(&self) -> String {
         let yn = |f: &Facility| if f.available { "yes" } else { "no" };
         format!(
-            "cpus:      {:?}\nio_uring:  {} ({})\nmemlock:   {}\ngpu:       {} ({})\n",
+            "build:     {} (codec assembly: {})\ncpus:      {:?}\nio_uring:  {} ({})\nmemlock:   {}\ngpu:       {} ({})\n",
+            self.commit,
+            if self.codec_asm { "yes" } else { "no: nasm was missing at build time, codecs run at about half speed" },
             self.cpus,
             yn(&self.io_uring),
             self.io_uring.detail,

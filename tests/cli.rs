@@ -77,6 +77,8 @@ fn probe_exits_0_and_reports_json() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v["cpus"].as_array().is_some_and(|c| !c.is_empty()));
     assert_eq!(v["gpu"]["available"], false);
+    // scripts/test.sh installs nasm before building, so openh264 has its assembly.
+    assert_eq!(v["codec_asm"], true, "built without nasm: {v:#}");
     assert!(v["gpu"]["detail"]
         .as_str()
         .unwrap()

@@ -110,9 +110,11 @@ fn publish_flv(server: &Server, name: &str, flv: &std::path::Path, corrupt: usiz
 
 #[test]
 fn corrupted_packet_recovers_at_the_next_keyframe_and_spares_other_streams() {
-    let input = input_720p30_high();
+    // 360p keeps two live ladders light enough for 2 cores shared with other tests,
+    // so the lag policy does not drop the corrupted packet before it is decoded.
+    let input = input_360p30_high();
     let flv =
-        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("media/720p30-high-bf-aac-10s.flv");
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("media/360p30-high-bf-aac-10s.flv");
     if !flv.exists() {
         let st = std::process::Command::new("ffmpeg")
             .args(["-v", "error", "-y", "-i"])
@@ -134,6 +136,10 @@ fn corrupted_packet_recovers_at_the_next_keyframe_and_spares_other_streams() {
     let s = server.session("cam1", 1, Duration::from_secs(20));
     let p = &s["pipeline"];
     println!("cam1: {p:#}");
+    assert_eq!(
+        p["dropped_late"], 0,
+        "machine too loaded: the pipeline fell behind real time: {p:#}"
+    );
     assert_eq!(
         p["decode_errors"], 1,
         "one corrupted packet, one error: {p:#}"

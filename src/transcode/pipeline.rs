@@ -134,16 +134,7 @@ impl Running {
         let (decoded_before, skipped_before) = (self.run.decoded, self.run.skipped);
         let started = stream.started;
         let counters = &self.counters;
-        let mut sink = |i: usize, f: EncodedFrame| {
-            if let Some(c) = counters.get(i) {
-                let t = f.arrival.saturating_duration_since(started);
-                c.frames.fetch_add(1, Relaxed);
-                c.keyframes.fetch_add(f.keyframe as u64, Relaxed);
-                c.bytes.fetch_add(f.data.len() as u64, Relaxed);
-                c.frame_rate.add(t, 1);
-                c.byte_rate.add(t, f.data.len() as u64);
-            }
-        };
+        let mut sink = |i: usize, f: EncodedFrame| count_output(counters, i, &f, started);
         let result = self.run.push(p, &mut sink);
         stats
             .frames_decoded
@@ -175,13 +166,8 @@ impl Running {
     fn finish(&mut self, stream: &LiveStream) {
         let decoded_before = self.run.decoded;
         let counters = &self.counters;
-        let mut sink = |i: usize, f: EncodedFrame| {
-            if let Some(c) = counters.get(i) {
-                c.frames.fetch_add(1, Relaxed);
-                c.keyframes.fetch_add(f.keyframe as u64, Relaxed);
-                c.bytes.fetch_add(f.data.len() as u64, Relaxed);
-            }
-        };
+        let started = stream.started;
+        let mut sink = |i: usize, f: EncodedFrame| count_output(counters, i, &f, started);
         if let Err(e) = self.run.finish(&mut sink) {
             warn!(stream = %stream.name, "ladder flush: {e}");
         }
@@ -190,6 +176,23 @@ impl Running {
             .frames_decoded
             .fetch_add(self.run.decoded - decoded_before, Relaxed);
         self.publish_latency(stream);
+    }
+}
+
+/// Accounts one encoded frame of rung `i`.
+fn count_output(
+    counters: &[RungCounters],
+    i: usize,
+    f: &EncodedFrame,
+    started: std::time::Instant,
+) {
+    if let Some(c) = counters.get(i) {
+        let t = f.arrival.saturating_duration_since(started);
+        c.frames.fetch_add(1, Relaxed);
+        c.keyframes.fetch_add(f.keyframe as u64, Relaxed);
+        c.bytes.fetch_add(f.data.len() as u64, Relaxed);
+        c.frame_rate.add(t, 1);
+        c.byte_rate.add(t, f.data.len() as u64);
     }
 }
 

@@ -278,6 +278,47 @@ pub fn input_720p30_high() -> &'static Input {
     })
 }
 
+/// 10 s of 640x360@30 H.264 High with B-frames + AAC: a light ladder (one rung),
+/// for tests that run several live ladders at once on 2 cores.
+pub fn input_360p30_high() -> &'static Input {
+    static I: OnceLock<Input> = OnceLock::new();
+    I.get_or_init(|| {
+        make_input(
+            "360p30-high-bf-aac-10s.mp4",
+            &[
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=640x360:rate=30",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=440:sample_rate=48000",
+                "-t",
+                "10",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "veryfast",
+                "-profile:v",
+                "high",
+                "-bf",
+                "3",
+                "-g",
+                "60",
+                "-pix_fmt",
+                "yuv420p",
+                "-c:a",
+                "aac",
+                "-b:a",
+                "128k",
+                "-ac",
+                "2",
+            ],
+        )
+    })
+}
+
 /// 8 s of 640x360@30 H.264 Main + MP3 audio (FLV allows it; ladderd must refuse it).
 pub fn input_mp3_audio() -> &'static Input {
     static I: OnceLock<Input> = OnceLock::new();
@@ -474,31 +515,26 @@ impl RawClient {
 
     /// Sends one FLV video tag body at `ts_ms`.
     pub fn video(&mut self, body: &[u8], ts_ms: u32) -> std::io::Result<()> {
-        let session = self.session.as_mut().unwrap();
-        let r = session
-            .publish_video_data(
-                bytes::Bytes::copy_from_slice(body),
-                rml_rtmp::time::RtmpTimestamp::new(ts_ms),
-                false,
-            )
-            .unwrap();
-        if let rml_rtmp::sessions::ClientSessionResult::OutboundResponse(p) = r {
-            self.sock.write_all(&p.bytes)?;
-        }
-        Ok(())
+        self.media(true, body, ts_ms)
     }
 
     /// Sends one FLV audio tag body at `ts_ms`.
     pub fn audio(&mut self, body: &[u8], ts_ms: u32) -> std::io::Result<()> {
+        self.media(false, body, ts_ms)
+    }
+
+    fn media(&mut self, video: bool, body: &[u8], ts_ms: u32) -> std::io::Result<()> {
         let session = self.session.as_mut().unwrap();
-        let r = session
-            .publish_audio_data(
-                bytes::Bytes::copy_from_slice(body),
-                rml_rtmp::time::RtmpTimestamp::new(ts_ms),
-                false,
-            )
-            .unwrap();
-        if let rml_rtmp::sessions::ClientSessionResult::OutboundResponse(p) = r {
+        let (data, ts) = (
+            bytes::Bytes::copy_from_slice(body),
+            rml_rtmp::time::RtmpTimestamp::new(ts_ms),
+        );
+        let r = if video {
+            session.publish_video_data(data, ts, false)
+        } else {
+            session.publish_audio_data(data, ts, false)
+        };
+        if let rml_rtmp::sessions::ClientSessionResult::OutboundResponse(p) = r.unwrap() {
             self.sock.write_all(&p.bytes)?;
         }
         Ok(())
