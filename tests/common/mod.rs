@@ -241,82 +241,51 @@ fn media_dir() -> PathBuf {
 /// 10 s of 1280x720@30 H.264 High with B-frames + AAC stereo 48 kHz.
 pub fn input_720p30_high() -> &'static Input {
     static I: OnceLock<Input> = OnceLock::new();
-    I.get_or_init(|| {
-        make_input(
-            "720p30-high-bf-aac-10s.mp4",
-            &[
-                "-f",
-                "lavfi",
-                "-i",
-                "testsrc2=size=1280x720:rate=30",
-                "-f",
-                "lavfi",
-                "-i",
-                "sine=frequency=440:sample_rate=48000",
-                "-t",
-                "10",
-                "-c:v",
-                "libx264",
-                "-preset",
-                "veryfast",
-                "-profile:v",
-                "high",
-                "-bf",
-                "3",
-                "-g",
-                "60",
-                "-pix_fmt",
-                "yuv420p",
-                "-c:a",
-                "aac",
-                "-b:a",
-                "128k",
-                "-ac",
-                "2",
-            ],
-        )
-    })
+    I.get_or_init(|| high_with_bframes("720p30-high-bf-aac-10s.mp4", "1280x720"))
 }
 
-/// 10 s of 640x360@30 H.264 High with B-frames + AAC: a light ladder (one rung),
-/// for tests that run several live ladders at once on 2 cores.
+/// The same at 640x360: a light ladder (one rung), for tests that run several
+/// live ladders at once on 2 cores.
 pub fn input_360p30_high() -> &'static Input {
     static I: OnceLock<Input> = OnceLock::new();
-    I.get_or_init(|| {
-        make_input(
-            "360p30-high-bf-aac-10s.mp4",
-            &[
-                "-f",
-                "lavfi",
-                "-i",
-                "testsrc2=size=640x360:rate=30",
-                "-f",
-                "lavfi",
-                "-i",
-                "sine=frequency=440:sample_rate=48000",
-                "-t",
-                "10",
-                "-c:v",
-                "libx264",
-                "-preset",
-                "veryfast",
-                "-profile:v",
-                "high",
-                "-bf",
-                "3",
-                "-g",
-                "60",
-                "-pix_fmt",
-                "yuv420p",
-                "-c:a",
-                "aac",
-                "-b:a",
-                "128k",
-                "-ac",
-                "2",
-            ],
-        )
-    })
+    I.get_or_init(|| high_with_bframes("360p30-high-bf-aac-10s.mp4", "640x360"))
+}
+
+fn high_with_bframes(name: &str, size: &str) -> Input {
+    let src = format!("testsrc2=size={size}:rate=30");
+    make_input(
+        name,
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            &src,
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-t",
+            "10",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-profile:v",
+            "high",
+            "-bf",
+            "3",
+            "-g",
+            "60",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "128k",
+            "-ac",
+            "2",
+        ],
+    )
 }
 
 /// 8 s of 640x360@30 H.264 Main + MP3 audio (FLV allows it; ladderd must refuse it).
