@@ -83,6 +83,9 @@ pub struct Server {
     pub http_listen: SocketAddr,
     /// Seconds the process waits for streams to end on SIGTERM before exiting anyway.
     pub shutdown_grace_secs: f64,
+    /// An HTTP connection that sends nothing for this long is closed (slow or
+    /// stalled clients, half-sent headers, idle keep-alive).
+    pub http_idle_timeout_secs: f64,
 }
 
 impl Default for Server {
@@ -91,6 +94,7 @@ impl Default for Server {
             rtmp_listen: SocketAddr::from(([0, 0, 0, 0], 1935)),
             http_listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
             shutdown_grace_secs: 3.0,
+            http_idle_timeout_secs: 60.0,
         }
     }
 }
@@ -328,6 +332,14 @@ impl Config {
             return bad(
                 "server.shutdown_grace_secs",
                 "must be between 0 and 60".into(),
+            );
+        }
+        if !(self.server.http_idle_timeout_secs > 0.0
+            && self.server.http_idle_timeout_secs <= 3600.0)
+        {
+            return bad(
+                "server.http_idle_timeout_secs",
+                "must be in (0, 3600]".into(),
             );
         }
         if self.limits.max_streams == 0 {

@@ -208,3 +208,25 @@ fn bench_ladder_reports_both_sides_and_a_ratio() {
         "{stdout}"
     );
 }
+
+#[test]
+fn stalled_http_client_is_closed_after_the_idle_timeout() {
+    use std::io::{Read, Write};
+    let server = Server::start("[server]\nhttp_idle_timeout_secs = 1.0\n");
+    let mut slow = std::net::TcpStream::connect(server.http).unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .unwrap(); // headers never finished
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let t = Instant::now();
+    let mut buf = [0u8; 256];
+    let closed = matches!(slow.read(&mut buf), Ok(0) | Err(_));
+    assert!(closed, "server answered a half-sent request");
+    assert!(
+        t.elapsed() < Duration::from_secs(8),
+        "not closed by the idle timeout ({:?})",
+        t.elapsed()
+    );
+    // Others are served meanwhile and after.
+    assert_eq!(server.get("/healthz").unwrap().0, 200);
+}

@@ -34,6 +34,13 @@ pub async fn accept_loop(listener: TcpListener, ctx: Arc<Context>) {
             }
         };
         let _ = stream.set_nodelay(true);
+        // hyper's own header timeout needs a Send timer (glommio's is not), so the
+        // socket's read timeout bounds slow and stalled clients instead.
+        let idle = Duration::from_secs_f64(ctx.config.server.http_idle_timeout_secs);
+        if let Err(e) = stream.set_read_timeout(Some(idle)) {
+            debug!(error = %e, "cannot set http read timeout; dropping connection");
+            continue;
+        }
         let ctx = ctx.clone();
         glommio::spawn_local(async move {
             let service = service_fn(move |req| {
@@ -41,7 +48,6 @@ pub async fn accept_loop(listener: TcpListener, ctx: Arc<Context>) {
                 async move { Ok::<_, Infallible>(routes::handle(&ctx, req).await) }
             });
             let mut builder = auto::Builder::new(LocalExec);
-            // hyper's header timeout needs a Send timer, which glommio's is not.
             builder.http1().header_read_timeout(None).keep_alive(true);
             if let Err(e) = builder.serve_connection(HyperIo(stream), service).await {
                 debug!(error = %e, "http connection ended with an error");
