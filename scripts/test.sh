@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one test command. On a fresh Debian machine it installs what the tests
 # drive (ffmpeg/ffprobe as the real RTMP peer, curl for h2c, nasm and
-# pkg-config for the codec build), then runs every test.
+# pkg-config for the codec build, kill from procps), then runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +12,7 @@ need ffprobe ffmpeg
 need curl curl
 need nasm nasm
 need pkg-config pkg-config
+need kill procps
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
