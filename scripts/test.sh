@@ -12,7 +12,7 @@ need ffprobe ffmpeg
 need curl curl
 need nasm nasm
 need pkg-config pkg-config
-need kill procps
+need /usr/bin/kill procps
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
