@@ -58,6 +58,7 @@ pub struct Config {
     pub limits: Limits,
     pub ingest: Ingest,
     pub ladder: Ladder,
+    pub hls: Hls,
     pub demo: DemoConfig,
     pub streams: Vec<StreamConfig>,
 }
@@ -70,6 +71,7 @@ impl Default for Config {
             limits: Limits::default(),
             ingest: Ingest::default(),
             ladder: Ladder::default(),
+            hls: Hls::default(),
             demo: DemoConfig::default(),
             streams: Vec::new(),
         }
@@ -188,6 +190,34 @@ impl Default for Ladder {
             segment_secs: 2.0,
             max_lag_secs: 3.0,
             rungs: default_ladder(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Hls {
+    /// LL-HLS part duration; rounded to whole frames of the source.
+    pub part_secs: f64,
+    /// How much of each rendition the hot store keeps (delta updates need
+    /// more than 6 target durations; standard HLS three 6 s segments).
+    pub window_secs: f64,
+    /// Standard (non-LL) HLS segment duration: a whole number of LL segments.
+    pub standard_segment_secs: f64,
+    /// Offer the ingested stream as a rendition without re-encoding.
+    pub source_rendition: bool,
+    /// hls.js for the player page (installed by `npm ci`).
+    pub hls_js: std::path::PathBuf,
+}
+
+impl Default for Hls {
+    fn default() -> Self {
+        Hls {
+            part_secs: 0.333,
+            window_secs: 40.0,
+            standard_segment_secs: 6.0,
+            source_rendition: true,
+            hls_js: "node_modules/hls.js/dist/hls.min.js".into(),
         }
     }
 }
@@ -368,9 +398,34 @@ impl Config {
         if !(0.1..=60.0).contains(&self.ladder.max_lag_secs) {
             return bad("ladder.max_lag_secs", "must be between 0.1 and 60".into());
         }
+        if !(0.1..=2.0).contains(&self.hls.part_secs) || self.hls.part_secs > self.ladder.segment_secs {
+            return bad(
+                "hls.part_secs",
+                "must be between 0.1 and 2 and at most ladder.segment_secs".into(),
+            );
+        }
+        if self.hls.standard_segment_secs < self.ladder.segment_secs
+            || self.hls.standard_segment_secs > 30.0
+        {
+            return bad(
+                "hls.standard_segment_secs",
+                "must be between ladder.segment_secs and 30".into(),
+            );
+        }
+        let needed = (6.0 * (1.5 * self.ladder.segment_secs).ceil() + self.ladder.segment_secs)
+            .max(3.0 * self.hls.standard_segment_secs + self.ladder.segment_secs);
+        if !(needed..=600.0).contains(&self.hls.window_secs) {
+            return bad(
+                "hls.window_secs",
+                format!("must be between {needed} (delta updates and three standard segments) and 600"),
+            );
+        }
         let mut rung_names = HashSet::new();
         for (i, r) in self.ladder.rungs.iter().enumerate() {
             let key = |f: &str| format!("ladder.rungs[{i}].{f}");
+            if r.name == "source" || r.name == "audio" {
+                return bad(&key("name"), format!("{:?} is reserved for a rendition", r.name));
+            }
             if !valid_name(&r.name) || !rung_names.insert(&r.name) {
                 return bad(
                     &key("name"),

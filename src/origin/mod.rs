@@ -1,12 +1,16 @@
 //! The HTTP origin: hyper 1.x (HTTP/1.1 keep-alive and h2c) on the I/O cores.
 //!
-//! No media logic here: routes read the registry (and, later, the store).
+//! No media logic here: routes read the registry and the hot store.
 
 mod io;
+pub mod playback;
+mod player;
 pub mod routes;
 
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, AtomicU64};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use glommio::net::TcpListener;
@@ -54,5 +58,41 @@ pub async fn accept_loop(listener: TcpListener, ctx: Arc<Context>) {
             }
         })
         .detach();
+    }
+}
+
+/// Origin accounting: requests by route and status, bytes out, waiters.
+#[derive(Default)]
+pub struct HttpStats {
+    requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
+    pub bytes_out: AtomicU64,
+    /// Requests parked on a blocking reload or a preload hint right now.
+    pub blocked_waiters: AtomicI64,
+}
+
+impl HttpStats {
+    pub fn count(&self, route: &'static str, status: u16) {
+        *self
+            .requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry((route, status))
+            .or_default() += 1;
+    }
+
+    pub fn snapshot(&self) -> serde_json::Value {
+        use std::sync::atomic::Ordering::Relaxed;
+        let requests: Vec<_> = self
+            .requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|((route, status), n)| serde_json::json!({"route": route, "status": status, "count": n}))
+            .collect();
+        serde_json::json!({
+            "requests": requests,
+            "bytes_out": self.bytes_out.load(Relaxed),
+            "blocked_waiters": self.blocked_waiters.load(Relaxed),
+        })
     }
 }

@@ -1,27 +1,91 @@
-//! Routes: `/healthz`, `/api/v1/streams[/NAME]`, `/api/v1/sessions`.
+//! Routes: playback (`/live/…`), the player page (`/`, `/watch/NAME`),
+//! `/healthz`, `/api/v1/streams[/NAME]`, `/api/v1/sessions`, `/api/v1/origin`.
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE};
+use hyper::body::{Body as _, Incoming};
+use hyper::header::{
+    HeaderValue, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
+    ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_EXPOSE_HEADERS, ALLOW, CACHE_CONTROL,
+    CONTENT_LENGTH, CONTENT_TYPE,
+};
 use hyper::{Method, Request, Response, StatusCode};
 use serde::Serialize;
 
+use super::{playback, player};
 use crate::runtime::Context;
 
 pub type Body = Full<Bytes>;
 
 pub async fn handle(ctx: &Context, req: Request<Incoming>) -> Response<Body> {
-    let head = req.method() == Method::HEAD;
-    if req.method() != Method::GET && !head {
-        let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
-        r.headers_mut()
-            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+    let path = req.uri().path().to_string();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let route = route_label(&segments);
+    let mut resp = dispatch(ctx, &req, &segments).await;
+    let h = resp.headers_mut();
+    // Players on other origins read playlists and media.
+    h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.insert(
+        ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("Content-Length, Content-Range, ETag"),
+    );
+    let len = resp.body().size_hint().exact().unwrap_or(0);
+    if req.method() == Method::HEAD {
+        // Say how long the GET body would be, then send none.
+        resp.headers_mut().insert(CONTENT_LENGTH, HeaderValue::from(len));
+        *resp.body_mut() = Full::new(Bytes::new());
+    } else {
+        ctx.http.bytes_out.fetch_add(len, std::sync::atomic::Ordering::Relaxed);
+    }
+    ctx.http.count(route, resp.status().as_u16());
+    resp
+}
+
+/// A bounded label per route (never a path a client made up).
+fn route_label(segments: &[&str]) -> &'static str {
+    match segments {
+        ["live", _, f] if f.ends_with(".m3u8") => "multivariant",
+        ["live", _, _, f] if f.ends_with(".m3u8") => "media_playlist",
+        ["live", _, _, f] if f.starts_with("part") => "part",
+        ["live", _, _, f] if f.starts_with("init") => "init",
+        ["live", ..] => "segment",
+        [""] | ["watch", _] | ["assets", _] => "player",
+        ["healthz"] => "healthz",
+        ["api", ..] => "api",
+        _ => "other",
+    }
+}
+
+async fn dispatch(ctx: &Context, req: &Request<Incoming>, segments: &[&str]) -> Response<Body> {
+    let method = req.method();
+    if method == Method::OPTIONS {
+        let mut r = text(StatusCode::NO_CONTENT, "");
+        *r.body_mut() = Full::new(Bytes::new());
+        let h = r.headers_mut();
+        h.insert(
+            ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, HEAD, OPTIONS"),
+        );
+        h.insert(
+            ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("Range, If-None-Match"),
+        );
+        h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
         return r;
     }
-    let path = req.uri().path();
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let mut resp = match segments.as_slice() {
+    if method != Method::GET && method != Method::HEAD {
+        let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+        r.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("GET, HEAD, OPTIONS"));
+        return r;
+    }
+    match segments {
+        ["live", rest @ ..] => {
+            playback::handle(ctx, rest, req.uri().query(), req.headers()).await
+        }
+        [""] => player::index(),
+        ["watch", name] => player::watch(name),
+        ["assets", "hls.min.js"] => player::hls_js(&ctx.config.hls.hls_js),
         ["healthz"] => text(StatusCode::OK, "ok\n"),
         ["api", "v1", "streams"] => {
             let streams: Vec<_> = ctx.registry.live().iter().map(|s| s.snapshot()).collect();
@@ -38,16 +102,13 @@ pub async fn handle(ctx: &Context, req: Request<Incoming>) -> Response<Body> {
                 "rejected": ctx.registry.rejections(),
             }),
         ),
+        ["api", "v1", "origin"] => json(StatusCode::OK, &ctx.http.snapshot()),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
-    };
-    if head {
-        *resp.body_mut() = Full::new(Bytes::new());
     }
-    resp
 }
 
-fn text(status: StatusCode, body: &'static str) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+pub fn text(status: StatusCode, body: &str) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::copy_from_slice(body.as_bytes())));
     *r.status_mut() = status;
     r.headers_mut().insert(
         CONTENT_TYPE,
@@ -61,12 +122,7 @@ fn text(status: StatusCode, body: &'static str) -> Response<Body> {
 fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
     let body = match serde_json::to_vec_pretty(value) {
         Ok(b) => b,
-        Err(e) => {
-            return text_owned(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("serialize: {e}\n"),
-            )
-        }
+        Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, &format!("serialize: {e}\n")),
     };
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
@@ -79,10 +135,4 @@ fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
 
 fn json_error(status: StatusCode, message: &str) -> Response<Body> {
     json(status, &serde_json::json!({ "error": message }))
-}
-
-fn text_owned(status: StatusCode, body: String) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
-    *r.status_mut() = status;
-    r
 }

@@ -43,6 +43,10 @@ pub struct Context {
     pub registry: Registry,
     pub shutdown: Shutdown,
     pub media: MediaCores,
+    /// Published media, read by the origin.
+    pub store: crate::store::hot::HotStore,
+    /// Origin request accounting.
+    pub http: crate::origin::HttpStats,
     /// Open RTMP connections across all I/O cores.
     pub rtmp_connections: AtomicUsize,
     /// Set once every listener is bound; cleared on shutdown.
@@ -126,6 +130,8 @@ pub fn serve(config: Config) -> Result<(), RuntimeError> {
         },
         rtmp_connections: AtomicUsize::new(0),
         ready: Default::default(),
+        store: crate::store::hot::HotStore::new(config.hls.window_secs),
+        http: Default::default(),
         config,
     });
 

@@ -19,8 +19,10 @@ use std::time::Duration;
 use tracing::{info, warn};
 
 use crate::ingest::registry::{EndReason, LiveStream, RungCounters};
+use crate::media::aac::AudioSpecificConfig;
 use crate::media::h264::AvcConfig;
 use crate::media::{CodecConfig, Packet, Track};
+use crate::package::StreamPackager;
 use crate::runtime::Context;
 use crate::transcode::ladder_run::LadderRun;
 use crate::transcode::EncodedFrame;
@@ -81,12 +83,7 @@ struct Running {
 }
 
 impl Running {
-    fn start(stream: &LiveStream, cfg: &AvcConfig, ctx: &Context) -> Option<Running> {
-        let fps = cfg
-            .fps
-            .or_else(|| stream.info().metadata.as_ref()?.get("framerate")?.as_f64())
-            .filter(|f| (1.0..=240.0).contains(f))
-            .unwrap_or(30.0);
+    fn start(stream: &LiveStream, cfg: &AvcConfig, fps: f64, ctx: &Context) -> Option<Running> {
         let ladder = &ctx.config.ladder;
         match LadderRun::new(cfg, fps, &ladder.rungs, ladder.segment_secs) {
             Ok(run) => {
@@ -115,7 +112,13 @@ impl Running {
         }
     }
 
-    fn push(&mut self, stream: &LiveStream, p: &Packet, max_lag: Duration) {
+    fn push(
+        &mut self,
+        stream: &LiveStream,
+        p: &Packet,
+        max_lag: Duration,
+        packager: &mut Option<StreamPackager>,
+    ) {
         let stats = &stream.pipeline;
         let late = p.arrival.elapsed() > max_lag;
         if late && !p.keyframe {
@@ -134,7 +137,12 @@ impl Running {
         let (decoded_before, skipped_before) = (self.run.decoded, self.run.skipped);
         let started = stream.started;
         let counters = &self.counters;
-        let mut sink = |i: usize, f: EncodedFrame| count_output(counters, i, &f, started);
+        let mut sink = |i: usize, f: EncodedFrame| {
+            count_output(counters, i, &f, started);
+            if let Some(pk) = packager.as_mut() {
+                pk.rung_frame(i, &f);
+            }
+        };
         let result = self.run.push(p, &mut sink);
         stats
             .frames_decoded
@@ -163,11 +171,16 @@ impl Running {
         self.last_latency_publish = std::time::Instant::now();
     }
 
-    fn finish(&mut self, stream: &LiveStream) {
+    fn finish(&mut self, stream: &LiveStream, packager: &mut Option<StreamPackager>) {
         let decoded_before = self.run.decoded;
         let counters = &self.counters;
         let started = stream.started;
-        let mut sink = |i: usize, f: EncodedFrame| count_output(counters, i, &f, started);
+        let mut sink = |i: usize, f: EncodedFrame| {
+            count_output(counters, i, &f, started);
+            if let Some(pk) = packager.as_mut() {
+                pk.rung_frame(i, &f);
+            }
+        };
         if let Err(e) = self.run.finish(&mut sink) {
             warn!(stream = %stream.name, "ladder flush: {e}");
         }
@@ -203,26 +216,67 @@ async fn run_stream(job: Job, ctx: &Context) {
     let mut audio = TrackCheck::default();
     let mut ended = EndReason::PublisherClosed;
     let mut ladder: Option<Running> = None;
+    let mut packager: Option<StreamPackager> = None;
+    let mut audio_config: Option<AudioSpecificConfig> = None;
     let mut video_config: Option<AvcConfig> = None;
     let max_lag = Duration::from_secs_f64(ctx.config.ladder.max_lag_secs);
     while let Ok(input) = job.input.recv_async().await {
         match input {
             Input::Config(CodecConfig::Avc(cfg)) => {
-                if ctx.config.ladder.enabled && video_config.as_ref() != Some(&cfg) {
-                    if let Some(l) = &mut ladder {
-                        l.finish(&stream);
-                    }
-                    ladder = Running::start(&stream, &cfg, ctx);
-                    video_config = Some(cfg);
+                if video_config.as_ref() == Some(&cfg) {
+                    continue;
                 }
+                let fps = source_fps(&stream, &cfg);
+                // A new video configuration starts the stream's media afresh.
+                if let Some(l) = &mut ladder {
+                    l.finish(&stream, &mut packager);
+                }
+                if let Some(p) = &mut packager {
+                    p.finish();
+                }
+                let mut p = StreamPackager::new(
+                    &ctx.store,
+                    &ctx.config,
+                    &stream.name,
+                    stream.id,
+                    stream.started_unix_ms,
+                    &cfg,
+                    fps,
+                );
+                if let Some(a) = &audio_config {
+                    p.set_audio(a);
+                }
+                ladder = None;
+                if ctx.config.ladder.enabled {
+                    ladder = Running::start(&stream, &cfg, fps, ctx);
+                    if let Some(l) = &ladder {
+                        p.set_rungs(l.run.rungs().map(|(r, _)| r.clone()).collect());
+                    }
+                }
+                packager = Some(p);
+                video_config = Some(cfg);
             }
-            Input::Config(CodecConfig::Aac(_)) => {}
+            Input::Config(CodecConfig::Aac(asc)) => {
+                if let Some(p) = &mut packager {
+                    p.set_audio(&asc);
+                }
+                audio_config = Some(asc);
+            }
             Input::Packet(p) => {
                 check_packet(&stream, &p, &mut video, &mut audio);
-                // On shutdown, drain quickly: account, do not encode.
-                if p.track == Track::Video && !ctx.shutdown.is_triggered() {
+                if ctx.shutdown.is_triggered() {
+                    // On shutdown, drain quickly: account, do not encode.
+                    continue;
+                }
+                if let Some(pk) = &mut packager {
+                    match p.track {
+                        Track::Video => pk.source_video(&p),
+                        Track::Audio => pk.audio(&p),
+                    }
+                }
+                if p.track == Track::Video {
                     if let Some(l) = &mut ladder {
-                        l.push(&stream, &p, max_lag);
+                        l.push(&stream, &p, max_lag, &mut packager);
                         // Let the I/O side of this core breathe between frames.
                         glommio::yield_if_needed().await;
                     }
@@ -232,7 +286,10 @@ async fn run_stream(job: Job, ctx: &Context) {
         }
     }
     if let Some(l) = &mut ladder {
-        l.finish(&stream);
+        l.finish(&stream, &mut packager);
+    }
+    if let Some(p) = &mut packager {
+        p.finish();
     }
     info!(
         stream = %stream.name,
@@ -243,6 +300,14 @@ async fn run_stream(job: Job, ctx: &Context) {
         "pipeline drained"
     );
     ctx.registry.finish(&stream, ended);
+}
+
+/// The source frame rate: from the SPS, else `onMetaData`, else 30.
+fn source_fps(stream: &LiveStream, cfg: &AvcConfig) -> f64 {
+    cfg.fps
+        .or_else(|| stream.info().metadata.as_ref()?.get("framerate")?.as_f64())
+        .filter(|f| (1.0..=240.0).contains(f))
+        .unwrap_or(30.0)
 }
 
 fn check_packet(stream: &LiveStream, p: &Packet, video: &mut TrackCheck, audio: &mut TrackCheck) {

@@ -1,0 +1,273 @@
+//! Cuts one rendition's frames into CMAF parts and segments (sans-IO).
+//!
+//! Segments start where the caller says (an IDR on the stream's shared
+//! boundaries); parts are cut so none is longer than the part target. A frame
+//! is held until the next one arrives, so every sample's duration is its real
+//! dts delta (one frame of latency; none of the guessing that leaves gaps).
+
+use bytes::Bytes;
+
+use super::cmaf::{self, CmafError, Sample};
+
+/// One frame in, timestamps in the track's timescale (already ≥ 0).
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub dts: i64,
+    pub pts: i64,
+    pub keyframe: bool,
+    /// This frame begins a new segment (it must be a keyframe for video).
+    pub starts_segment: bool,
+    /// A timestamp reset happened before this frame.
+    pub discontinuity: bool,
+    /// Wall-clock time of this frame's presentation (ms since the Unix epoch).
+    pub pdt_ms: u64,
+    pub data: Bytes,
+}
+
+/// What the chunker publishes, in order.
+#[derive(Debug, Clone)]
+pub enum Chunk {
+    SegmentStart {
+        msn: u64,
+        pdt_ms: u64,
+        discontinuity: bool,
+    },
+    Part {
+        msn: u64,
+        index: u32,
+        /// Starts with an IDR.
+        independent: bool,
+        duration: f64,
+        data: Bytes,
+    },
+    SegmentEnd {
+        msn: u64,
+        duration: f64,
+    },
+}
+
+pub struct Chunker {
+    timescale: u32,
+    part_target: i64,
+    /// Duration used when the next frame's dts says nothing sensible.
+    nominal: i64,
+    held: Option<Frame>,
+    part: Vec<Sample>,
+    part_base: i64,
+    part_ticks: i64,
+    segment_ticks: i64,
+    msn: Option<u64>,
+    part_index: u32,
+    sequence: u32,
+    pending_discontinuity: bool,
+}
+
+impl Chunker {
+    /// `part_target` and `nominal` (one frame) in track timescale units.
+    pub fn new(timescale: u32, part_target: i64, nominal: i64) -> Self {
+        Chunker {
+            timescale,
+            part_target: part_target.max(1),
+            nominal: nominal.max(1),
+            held: None,
+            part: Vec::new(),
+            part_base: 0,
+            part_ticks: 0,
+            segment_ticks: 0,
+            msn: None,
+            part_index: 0,
+            sequence: 0,
+            pending_discontinuity: false,
+        }
+    }
+
+    /// Takes one frame; returns the chunks that became complete.
+    pub fn push(&mut self, frame: Frame) -> Result<Vec<Chunk>, CmafError> {
+        let mut out = Vec::new();
+        if self.msn.is_none() && self.held.is_none() && !frame.starts_segment {
+            // Nothing to hang a segment on yet (video waits for its first IDR).
+            return Ok(out);
+        }
+        if let Some(prev) = self.held.take() {
+            let delta = frame.dts - prev.dts;
+            let duration = if delta > 0 && delta <= self.nominal * 10 {
+                delta
+            } else {
+                self.nominal
+            };
+            self.place(prev, duration, &mut out)?;
+        }
+        self.held = Some(frame);
+        Ok(out)
+    }
+
+    /// End of stream: publishes the held frame and closes the segment.
+    pub fn finish(&mut self) -> Result<Vec<Chunk>, CmafError> {
+        let mut out = Vec::new();
+        if let Some(prev) = self.held.take() {
+            self.place(prev, self.nominal, &mut out)?;
+        }
+        self.close_part(&mut out)?;
+        if let Some(msn) = self.msn {
+            out.push(Chunk::SegmentEnd {
+                msn,
+                duration: self.secs(self.segment_ticks),
+            });
+            self.msn = Some(msn + 1);
+        }
+        Ok(out)
+    }
+
+    fn secs(&self, ticks: i64) -> f64 {
+        ticks as f64 / self.timescale as f64
+    }
+
+    fn place(&mut self, f: Frame, duration: i64, out: &mut Vec<Chunk>) -> Result<(), CmafError> {
+        self.pending_discontinuity |= f.discontinuity;
+        if f.starts_segment || self.msn.is_none() {
+            self.close_part(out)?;
+            let msn = match self.msn {
+                Some(msn) => {
+                    out.push(Chunk::SegmentEnd {
+                        msn,
+                        duration: self.secs(self.segment_ticks),
+                    });
+                    msn + 1
+                }
+                None => 0,
+            };
+            self.msn = Some(msn);
+            self.part_index = 0;
+            self.segment_ticks = 0;
+            out.push(Chunk::SegmentStart {
+                msn,
+                pdt_ms: f.pdt_ms,
+                discontinuity: std::mem::take(&mut self.pending_discontinuity),
+            });
+        } else if !self.part.is_empty() && self.part_ticks + duration > self.part_target {
+            self.close_part(out)?;
+        }
+        if self.part.is_empty() {
+            self.part_base = f.dts;
+        }
+        self.part.push(Sample {
+            duration: duration as u32,
+            composition_offset: (f.pts - f.dts).clamp(i32::MIN as i64, i32::MAX as i64) as i32,
+            keyframe: f.keyframe,
+            data: f.data,
+        });
+        self.part_ticks += duration;
+        self.segment_ticks += duration;
+        // Publish as soon as another frame of this length would not fit.
+        if self.part_ticks + self.nominal > self.part_target {
+            self.close_part(out)?;
+        }
+        Ok(())
+    }
+
+    fn close_part(&mut self, out: &mut Vec<Chunk>) -> Result<(), CmafError> {
+        if self.part.is_empty() {
+            return Ok(());
+        }
+        let Some(msn) = self.msn else {
+            self.part.clear();
+            return Ok(());
+        };
+        self.sequence += 1;
+        let independent = self.part[0].keyframe;
+        let data = cmaf::fragment(self.sequence, self.part_base.max(0) as u64, &self.part)?;
+        out.push(Chunk::Part {
+            msn,
+            index: self.part_index,
+            independent,
+            duration: self.secs(self.part_ticks),
+            data,
+        });
+        self.part_index += 1;
+        self.part.clear();
+        self.part_ticks = 0;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(i: i64, key: bool) -> Frame {
+        Frame {
+            dts: i * 3000,
+            pts: i * 3000,
+            keyframe: key,
+            starts_segment: key,
+            discontinuity: false,
+            pdt_ms: 1_000 + i as u64 * 33,
+            data: Bytes::from(vec![0, 0, 0, 1, 0x65]),
+        }
+    }
+
+    /// 30 fps, 2 s segments, 10-frame parts: 6 parts per segment, all ≤ target,
+    /// INDEPENDENT only on the first part of each segment.
+    #[test]
+    fn parts_fit_the_target_and_segments_start_on_keyframes() {
+        let mut c = Chunker::new(90_000, 30_000, 3000);
+        let mut chunks = Vec::new();
+        for i in 0..120 {
+            chunks.extend(c.push(frame(i, i % 60 == 0)).unwrap());
+        }
+        chunks.extend(c.finish().unwrap());
+        let parts: Vec<_> = chunks
+            .iter()
+            .filter_map(|c| match c {
+                Chunk::Part {
+                    msn,
+                    index,
+                    independent,
+                    duration,
+                    ..
+                } => Some((*msn, *index, *independent, *duration)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(parts.len(), 12);
+        for (msn, index, independent, duration) in &parts {
+            assert!(*duration <= 30_000.0 / 90_000.0 + 1e-9, "{msn}.{index}: {duration}");
+            assert_eq!(*independent, *index == 0, "{msn}.{index}");
+        }
+        let ends: Vec<_> = chunks
+            .iter()
+            .filter_map(|c| match c {
+                Chunk::SegmentEnd { msn, duration } => Some((*msn, *duration)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ends, vec![(0, 2.0), (1, 2.0)]);
+    }
+
+    #[test]
+    fn nothing_before_the_first_segment_start() {
+        let mut c = Chunker::new(90_000, 30_000, 3000);
+        assert!(c.push(frame(1, false)).unwrap().is_empty());
+        assert!(c.finish().unwrap().is_empty());
+    }
+
+    #[test]
+    fn jittery_durations_never_exceed_the_part_target() {
+        let mut c = Chunker::new(90_000, 30_000, 3000);
+        let mut dts = 0;
+        let mut chunks = Vec::new();
+        for i in 0..300 {
+            // RTMP millisecond timestamps: 33/34 ms steps.
+            dts += if i % 3 == 0 { 3060 } else { 2970 };
+            let mut f = frame(0, i % 60 == 0);
+            f.dts = dts;
+            f.pts = dts;
+            chunks.extend(c.push(f).unwrap());
+        }
+        for ch in chunks {
+            if let Chunk::Part { duration, .. } = ch {
+                assert!(duration <= 30_000.0 / 90_000.0 + 1e-9);
+            }
+        }
+    }
+}

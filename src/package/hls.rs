@@ -1,0 +1,509 @@
+//! HLS playlists: multivariant, LL-HLS media (parts, preload hint, delta
+//! updates, rendition reports) and standard media playlists. Sans-IO: a
+//! description of what the store holds in, playlist text out.
+
+use std::fmt::Write;
+
+/// One published part, as a playlist lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartEntry {
+    pub duration: f64,
+    pub independent: bool,
+}
+
+/// One segment (complete, or the one still receiving parts).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SegmentEntry {
+    pub msn: u64,
+    pub duration: f64,
+    pub pdt_ms: u64,
+    pub discontinuity: bool,
+    pub init_version: u32,
+    pub parts: Vec<PartEntry>,
+    pub complete: bool,
+}
+
+/// The stream-wide LL-HLS timing, identical in every rendition.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Timing {
+    pub target_duration: u64,
+    pub part_target: f64,
+}
+
+impl Timing {
+    pub fn part_hold_back(&self) -> f64 {
+        3.0 * self.part_target
+    }
+    pub fn hold_back(&self) -> f64 {
+        3.0 * self.target_duration as f64
+    }
+    pub fn can_skip_until(&self) -> f64 {
+        6.0 * self.target_duration as f64
+    }
+}
+
+/// Another rendition's newest part, for `EXT-X-RENDITION-REPORT`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenditionReport {
+    pub uri: String,
+    pub last_msn: u64,
+    pub last_part: u32,
+}
+
+/// Everything an LL-HLS media playlist shows.
+#[derive(Debug, Clone)]
+pub struct MediaPlaylist<'a> {
+    pub timing: Timing,
+    /// Oldest first; the last one may be incomplete.
+    pub segments: &'a [SegmentEntry],
+    pub discontinuity_sequence: u64,
+    pub reports: &'a [RenditionReport],
+    /// Segments whose parts are listed: the last few (spec: ≥ those within
+    /// PART-HOLD-BACK of the end).
+    pub part_segments: usize,
+    /// `_HLS_skip=YES|v2` was asked for.
+    pub skip: bool,
+    /// The stream has ended: `EXT-X-ENDLIST`, no preload hint.
+    pub ended: bool,
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` for a Unix time in milliseconds.
+pub fn iso8601(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (h, m, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(mo <= 2);
+    format!(
+        "{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}.{:03}Z",
+        ms % 1000
+    )
+}
+
+pub fn part_uri(msn: u64, index: u32) -> String {
+    format!("part{msn}.{index}.m4s")
+}
+pub fn segment_uri(msn: u64) -> String {
+    format!("seg{msn}.m4s")
+}
+pub fn init_uri(version: u32) -> String {
+    format!("init{version}.mp4")
+}
+pub fn long_segment_uri(n: u64) -> String {
+    format!("long{n}.m4s")
+}
+
+/// How many leading segments a delta update skips: those that start more
+/// than CAN-SKIP-UNTIL before the end of the playlist.
+pub fn skippable(segments: &[SegmentEntry], timing: &Timing) -> usize {
+    let total: f64 = segments.iter().map(|s| s.duration).sum();
+    let mut start = 0.0;
+    let mut n = 0;
+    for s in segments {
+        if !s.complete || total - start <= timing.can_skip_until() {
+            break;
+        }
+        start += s.duration;
+        n += 1;
+    }
+    n
+}
+
+/// The LL-HLS media playlist.
+pub fn media_playlist(p: &MediaPlaylist) -> String {
+    let t = &p.timing;
+    let mut o = String::with_capacity(2048);
+    let _ = writeln!(o, "#EXTM3U");
+    let _ = writeln!(o, "#EXT-X-VERSION:9");
+    let _ = writeln!(o, "#EXT-X-TARGETDURATION:{}", t.target_duration);
+    let _ = writeln!(
+        o,
+        "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL={:.1},PART-HOLD-BACK={:.3},HOLD-BACK={:.1}",
+        t.can_skip_until(),
+        t.part_hold_back(),
+        t.hold_back()
+    );
+    let _ = writeln!(o, "#EXT-X-PART-INF:PART-TARGET={:.5}", t.part_target);
+    let first = p.segments.first().map_or(0, |s| s.msn);
+    let _ = writeln!(o, "#EXT-X-MEDIA-SEQUENCE:{first}");
+    let _ = writeln!(
+        o,
+        "#EXT-X-DISCONTINUITY-SEQUENCE:{}",
+        p.discontinuity_sequence
+    );
+    let skipped = if p.skip {
+        skippable(p.segments, t)
+    } else {
+        0
+    };
+    if skipped > 0 {
+        let _ = writeln!(o, "#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}");
+    }
+    let parts_from = p.segments.len().saturating_sub(p.part_segments);
+    let mut map: Option<u32> = None;
+    for (i, s) in p.segments.iter().enumerate().skip(skipped) {
+        if s.discontinuity && i > 0 {
+            let _ = writeln!(o, "#EXT-X-DISCONTINUITY");
+        }
+        if map != Some(s.init_version) {
+            let _ = writeln!(o, "#EXT-X-MAP:URI=\"{}\"", init_uri(s.init_version));
+            map = Some(s.init_version);
+        }
+        let _ = writeln!(o, "#EXT-X-PROGRAM-DATE-TIME:{}", iso8601(s.pdt_ms));
+        if i >= parts_from {
+            for (k, part) in s.parts.iter().enumerate() {
+                let _ = write!(
+                    o,
+                    "#EXT-X-PART:DURATION={:.5},URI=\"{}\"",
+                    part.duration,
+                    part_uri(s.msn, k as u32)
+                );
+                let _ = writeln!(o, "{}", if part.independent { ",INDEPENDENT=YES" } else { "" });
+            }
+        }
+        if s.complete {
+            let _ = writeln!(o, "#EXTINF:{:.5},", s.duration);
+            let _ = writeln!(o, "{}", segment_uri(s.msn));
+        }
+    }
+    if p.ended {
+        let _ = writeln!(o, "#EXT-X-ENDLIST");
+    } else {
+        let (msn, part) = match p.segments.last() {
+            Some(s) if !s.complete => (s.msn, s.parts.len() as u32),
+            Some(s) => (s.msn + 1, 0),
+            None => (0, 0),
+        };
+        let _ = writeln!(
+            o,
+            "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{}\"",
+            part_uri(msn, part)
+        );
+    }
+    for r in p.reports {
+        let _ = writeln!(
+            o,
+            "#EXT-X-RENDITION-REPORT:URI=\"{}\",LAST-MSN={},LAST-PART={}",
+            r.uri, r.last_msn, r.last_part
+        );
+    }
+    o
+}
+
+/// A standard-HLS segment made of `group` consecutive LL segments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LongSegment {
+    pub n: u64,
+    pub duration: f64,
+    pub pdt_ms: u64,
+    pub discontinuity: bool,
+    pub init_version: u32,
+}
+
+/// Groups complete LL segments into standard-HLS segments: `n` covers msns
+/// `n*group .. (n+1)*group`, and only whole groups are listed.
+pub fn long_segments(segments: &[SegmentEntry], group: u64) -> Vec<LongSegment> {
+    let group = group.max(1);
+    let mut out: Vec<LongSegment> = Vec::new();
+    let mut members = 0;
+    for s in segments.iter().filter(|s| s.complete) {
+        let n = s.msn / group;
+        match out.last_mut() {
+            Some(last) if last.n == n => {
+                last.duration += s.duration;
+                members += 1;
+            }
+            _ => {
+                if members != group && !out.is_empty() {
+                    out.pop();
+                }
+                if s.msn % group != 0 {
+                    // The window starts inside this group: it is not whole.
+                    members = 0;
+                    continue;
+                }
+                out.push(LongSegment {
+                    n,
+                    duration: s.duration,
+                    pdt_ms: s.pdt_ms,
+                    discontinuity: s.discontinuity,
+                    init_version: s.init_version,
+                });
+                members = 1;
+            }
+        }
+    }
+    if members != group {
+        out.pop();
+    }
+    out
+}
+
+/// The standard (non-LL) media playlist over whole groups.
+pub fn standard_playlist(
+    segments: &[LongSegment],
+    discontinuity_sequence: u64,
+    ended: bool,
+) -> String {
+    let target = segments
+        .iter()
+        .map(|s| s.duration.round() as u64)
+        .max()
+        .unwrap_or(6)
+        .max(1);
+    let mut o = String::with_capacity(1024);
+    let _ = writeln!(o, "#EXTM3U");
+    let _ = writeln!(o, "#EXT-X-VERSION:7");
+    let _ = writeln!(o, "#EXT-X-TARGETDURATION:{target}");
+    let _ = writeln!(
+        o,
+        "#EXT-X-MEDIA-SEQUENCE:{}",
+        segments.first().map_or(0, |s| s.n)
+    );
+    let _ = writeln!(o, "#EXT-X-DISCONTINUITY-SEQUENCE:{discontinuity_sequence}");
+    let mut map = None;
+    for (i, s) in segments.iter().enumerate() {
+        if s.discontinuity && i > 0 {
+            let _ = writeln!(o, "#EXT-X-DISCONTINUITY");
+        }
+        if map != Some(s.init_version) {
+            let _ = writeln!(o, "#EXT-X-MAP:URI=\"{}\"", init_uri(s.init_version));
+            map = Some(s.init_version);
+        }
+        let _ = writeln!(o, "#EXT-X-PROGRAM-DATE-TIME:{}", iso8601(s.pdt_ms));
+        let _ = writeln!(o, "#EXTINF:{:.5},", s.duration);
+        let _ = writeln!(o, "{}", long_segment_uri(s.n));
+    }
+    if ended {
+        let _ = writeln!(o, "#EXT-X-ENDLIST");
+    }
+    o
+}
+
+/// One video variant of the multivariant playlist.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Variant {
+    pub uri: String,
+    /// Peak and average bits per second, audio included.
+    pub bandwidth: u64,
+    pub average_bandwidth: u64,
+    pub codecs: String,
+    pub width: u32,
+    pub height: u32,
+    pub frame_rate: f64,
+}
+
+/// The audio rendition every variant refers to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AudioMedia {
+    pub uri: String,
+    pub channels: u8,
+}
+
+pub const AUDIO_GROUP: &str = "aud";
+
+pub fn multivariant_playlist(variants: &[Variant], audio: Option<&AudioMedia>) -> String {
+    let mut o = String::with_capacity(1024);
+    let _ = writeln!(o, "#EXTM3U");
+    let _ = writeln!(o, "#EXT-X-VERSION:7");
+    let _ = writeln!(o, "#EXT-X-INDEPENDENT-SEGMENTS");
+    if let Some(a) = audio {
+        let _ = writeln!(
+            o,
+            "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"{AUDIO_GROUP}\",NAME=\"audio\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"{}\",URI=\"{}\"",
+            a.channels, a.uri
+        );
+    }
+    for v in variants {
+        let _ = write!(
+            o,
+            "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\",RESOLUTION={}x{},FRAME-RATE={:.3}",
+            v.bandwidth, v.average_bandwidth, v.codecs, v.width, v.height, v.frame_rate
+        );
+        if audio.is_some() {
+            let _ = write!(o, ",AUDIO=\"{AUDIO_GROUP}\"");
+        }
+        let _ = writeln!(o);
+        let _ = writeln!(o, "{}", v.uri);
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seg(msn: u64, parts: usize, complete: bool) -> SegmentEntry {
+        SegmentEntry {
+            msn,
+            duration: parts as f64 / 3.0,
+            pdt_ms: 1_764_028_800_000 + msn * 2000,
+            discontinuity: false,
+            init_version: 0,
+            parts: (0..parts)
+                .map(|i| PartEntry {
+                    duration: 1.0 / 3.0,
+                    independent: i == 0,
+                })
+                .collect(),
+            complete,
+        }
+    }
+
+    const TIMING: Timing = Timing {
+        target_duration: 2,
+        part_target: 1.0 / 3.0,
+    };
+
+    #[test]
+    fn iso8601_matches_known_instants() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso8601(1_764_028_800_123), "2025-11-25T00:00:00.123Z");
+        assert_eq!(iso8601(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn ll_playlist_lines() {
+        let segments = [seg(7, 6, true), seg(8, 2, false)];
+        let reports = [RenditionReport {
+            uri: "../360p30/playlist.m3u8".into(),
+            last_msn: 8,
+            last_part: 1,
+        }];
+        let text = media_playlist(&MediaPlaylist {
+            timing: TIMING,
+            segments: &segments,
+            discontinuity_sequence: 0,
+            reports: &reports,
+            part_segments: 3,
+            skip: false,
+            ended: false,
+        });
+        let expected = "\
+#EXTM3U
+#EXT-X-VERSION:9
+#EXT-X-TARGETDURATION:2
+#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=12.0,PART-HOLD-BACK=1.000,HOLD-BACK=6.0
+#EXT-X-PART-INF:PART-TARGET=0.33333
+#EXT-X-MEDIA-SEQUENCE:7
+#EXT-X-DISCONTINUITY-SEQUENCE:0
+#EXT-X-MAP:URI=\"init0.mp4\"
+#EXT-X-PROGRAM-DATE-TIME:2025-11-25T00:00:14.000Z
+#EXT-X-PART:DURATION=0.33333,URI=\"part7.0.m4s\",INDEPENDENT=YES
+#EXT-X-PART:DURATION=0.33333,URI=\"part7.1.m4s\"
+#EXT-X-PART:DURATION=0.33333,URI=\"part7.2.m4s\"
+#EXT-X-PART:DURATION=0.33333,URI=\"part7.3.m4s\"
+#EXT-X-PART:DURATION=0.33333,URI=\"part7.4.m4s\"
+#EXT-X-PART:DURATION=0.33333,URI=\"part7.5.m4s\"
+#EXTINF:2.00000,
+seg7.m4s
+#EXT-X-PROGRAM-DATE-TIME:2025-11-25T00:00:16.000Z
+#EXT-X-PART:DURATION=0.33333,URI=\"part8.0.m4s\",INDEPENDENT=YES
+#EXT-X-PART:DURATION=0.33333,URI=\"part8.1.m4s\"
+#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part8.2.m4s\"
+#EXT-X-RENDITION-REPORT:URI=\"../360p30/playlist.m3u8\",LAST-MSN=8,LAST-PART=1
+";
+        assert_eq!(text, expected);
+    }
+
+    /// Apple's rules, as assertions over a generated playlist.
+    #[test]
+    fn apple_rules_hold() {
+        let segments: Vec<_> = (0..12).map(|m| seg(m, 6, true)).chain([seg(12, 3, false)]).collect();
+        let text = media_playlist(&MediaPlaylist {
+            timing: TIMING,
+            segments: &segments,
+            discontinuity_sequence: 0,
+            reports: &[],
+            part_segments: 3,
+            skip: false,
+            ended: false,
+        });
+        // PART-HOLD-BACK ≥ 3 × PART-TARGET (we promise 3×); HOLD-BACK ≥ 3 × TD.
+        assert!(TIMING.part_hold_back() >= 3.0 * TIMING.part_target);
+        assert!(TIMING.hold_back() >= 3.0 * TIMING.target_duration as f64);
+        // Every EXTINF rounds to ≤ TARGETDURATION; every part ≤ PART-TARGET.
+        for line in text.lines() {
+            if let Some(v) = line.strip_prefix("#EXTINF:") {
+                let d: f64 = v.trim_end_matches(',').parse().unwrap();
+                assert!(d.round() as u64 <= TIMING.target_duration);
+            }
+            if let Some(v) = line.strip_prefix("#EXT-X-PART:DURATION=") {
+                let d: f64 = v.split(',').next().unwrap().parse().unwrap();
+                assert!(d <= TIMING.part_target + 1e-5);
+            }
+        }
+        // Parts only for the last few segments.
+        assert!(!text.contains("part8.0"));
+        assert!(text.contains("part10.0") && text.contains("part12.2"));
+        // Exactly one preload hint, for the next part.
+        assert_eq!(text.matches("PRELOAD-HINT").count(), 1);
+        assert!(text.contains("URI=\"part12.3.m4s\""));
+    }
+
+    #[test]
+    fn delta_update_skips_all_but_the_last_can_skip_until() {
+        let segments: Vec<_> = (0..12).map(|m| seg(m, 6, true)).chain([seg(12, 3, false)]).collect();
+        // 12 × 2 s + 1 s: segments starting more than 12 s before the end go.
+        assert_eq!(skippable(&segments, &TIMING), 7);
+        let text = media_playlist(&MediaPlaylist {
+            timing: TIMING,
+            segments: &segments,
+            discontinuity_sequence: 0,
+            reports: &[],
+            part_segments: 3,
+            skip: true,
+            ended: false,
+        });
+        assert!(text.contains("#EXT-X-SKIP:SKIPPED-SEGMENTS=7\n"));
+        assert!(!text.contains("seg6.m4s") && text.contains("seg7.m4s"));
+        assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:0"));
+        // Too short to skip anything.
+        assert_eq!(skippable(&segments[..4], &TIMING), 0);
+    }
+
+    #[test]
+    fn long_segments_are_whole_groups() {
+        let segments: Vec<_> = (1..11).map(|m| seg(m, 6, true)).chain([seg(11, 2, false)]).collect();
+        let long = long_segments(&segments, 3);
+        // msn 1..2 is a partial group, 3..5, 6..8 whole, 9..10 incomplete.
+        assert_eq!(long.iter().map(|l| l.n).collect::<Vec<_>>(), vec![1, 2]);
+        assert!((long[0].duration - 6.0).abs() < 1e-9);
+        let text = standard_playlist(&long, 0, false);
+        assert!(text.contains("#EXT-X-TARGETDURATION:6\n"));
+        assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:1\n"));
+        assert!(text.contains("long2.m4s\n"));
+    }
+
+    #[test]
+    fn multivariant_lines() {
+        let v = Variant {
+            uri: "360p30/playlist.m3u8".into(),
+            bandwidth: 1_100_000,
+            average_bandwidth: 928_000,
+            codecs: "avc1.42c01e,mp4a.40.2".into(),
+            width: 640,
+            height: 360,
+            frame_rate: 30.0,
+        };
+        let a = AudioMedia {
+            uri: "audio/playlist.m3u8".into(),
+            channels: 2,
+        };
+        assert_eq!(
+            multivariant_playlist(&[v], Some(&a)),
+            "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n\
+#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aud\",NAME=\"audio\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"2\",URI=\"audio/playlist.m3u8\"\n\
+#EXT-X-STREAM-INF:BANDWIDTH=1100000,AVERAGE-BANDWIDTH=928000,CODECS=\"avc1.42c01e,mp4a.40.2\",RESOLUTION=640x360,FRAME-RATE=30.000,AUDIO=\"aud\"\n\
+360p30/playlist.m3u8\n"
+        );
+    }
+}

@@ -1,0 +1,564 @@
+//! The hot store: per stream and rendition, a ring of the most recent
+//! segments and their parts, in memory. Published objects never change; a
+//! rendition's `changed` event wakes every request waiting for the next part.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use bytes::{Bytes, BytesMut};
+use event_listener::Event;
+
+use crate::package::chunker::Chunk;
+use crate::package::hls::{PartEntry, SegmentEntry, Timing};
+
+/// What a rendition carries, for the multivariant playlist.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RenditionKind {
+    Video {
+        width: u32,
+        height: u32,
+        fps: f64,
+        /// The encoder's target (rungs); 0 for passthrough (measured instead).
+        nominal_bps: u64,
+    },
+    Audio {
+        channels: u8,
+        nominal_bps: u64,
+    },
+}
+
+/// A lookup's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Object {
+    Ready(Bytes),
+    /// Not published yet, but next in line: worth waiting for.
+    Pending,
+    /// Was published and has left the window.
+    Gone,
+    Missing,
+}
+
+/// How a blocking playlist request stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Block {
+    Ready,
+    Wait,
+    /// Asked too far ahead of the live edge.
+    TooFar,
+}
+
+pub struct HotStore {
+    streams: RwLock<HashMap<String, Arc<StreamMedia>>>,
+    window_secs: f64,
+}
+
+impl HotStore {
+    pub fn new(window_secs: f64) -> Self {
+        HotStore {
+            streams: RwLock::new(HashMap::new()),
+            window_secs,
+        }
+    }
+
+    /// Starts a stream's media, replacing what an earlier publish left.
+    pub fn open(&self, name: &str, generation: u64, timing: Timing, group: u64) -> Arc<StreamMedia> {
+        let media = Arc::new(StreamMedia {
+            name: name.to_string(),
+            generation,
+            timing,
+            group,
+            window_secs: self.window_secs,
+            renditions: RwLock::new(Vec::new()),
+            ended: AtomicBool::new(false),
+        });
+        let old = write(&self.streams).insert(name.to_string(), media.clone());
+        if let Some(old) = old {
+            old.end();
+        }
+        media
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<StreamMedia>> {
+        read(&self.streams).get(name).cloned()
+    }
+
+    /// Streams that have something to play, by name.
+    pub fn names(&self) -> Vec<String> {
+        let mut v: Vec<String> = read(&self.streams)
+            .values()
+            .filter(|s| !s.is_ended())
+            .map(|s| s.name.clone())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Forgets an ended stream's media (if no newer publish replaced it).
+    pub fn remove(&self, name: &str, generation: u64) {
+        let mut streams = write(&self.streams);
+        if streams.get(name).is_some_and(|s| s.generation == generation) {
+            streams.remove(name);
+        }
+    }
+}
+
+pub struct StreamMedia {
+    pub name: String,
+    /// The publish session (stream id) this media belongs to.
+    pub generation: u64,
+    pub timing: Timing,
+    /// LL segments per standard-HLS segment.
+    pub group: u64,
+    window_secs: f64,
+    renditions: RwLock<Vec<Arc<Rendition>>>,
+    ended: AtomicBool,
+}
+
+impl StreamMedia {
+    pub fn add(&self, name: &str, codecs: String, kind: RenditionKind) -> Arc<Rendition> {
+        let r = Arc::new(Rendition {
+            name: name.to_string(),
+            codecs,
+            kind,
+            window_secs: self.window_secs,
+            timeline: Mutex::new(Timeline::default()),
+            changed: Event::new(),
+            bytes_published: AtomicU64::new(0),
+        });
+        let mut all = write(&self.renditions);
+        all.retain(|x| x.name != name);
+        all.push(r.clone());
+        r
+    }
+
+    pub fn renditions(&self) -> Vec<Arc<Rendition>> {
+        read(&self.renditions).clone()
+    }
+
+    pub fn rendition(&self, name: &str) -> Option<Arc<Rendition>> {
+        read(&self.renditions).iter().find(|r| r.name == name).cloned()
+    }
+
+    /// Marks every rendition ended (`EXT-X-ENDLIST`) and wakes all waiters.
+    pub fn end(&self) {
+        self.ended.store(true, Relaxed);
+        for r in self.renditions() {
+            r.end();
+        }
+    }
+
+    pub fn is_ended(&self) -> bool {
+        self.ended.load(Relaxed)
+    }
+}
+
+#[derive(Default)]
+struct Timeline {
+    /// Init segments still referenced by the window, by version.
+    inits: Vec<(u32, Bytes)>,
+    entries: VecDeque<SegmentEntry>,
+    bodies: VecDeque<Body>,
+    discontinuity_sequence: u64,
+    /// Every msn below this was published and evicted.
+    evicted_before: u64,
+    ended: bool,
+}
+
+#[derive(Default)]
+struct Body {
+    parts: Vec<Bytes>,
+    /// The whole segment, assembled when its last part lands.
+    data: Option<Bytes>,
+}
+
+pub struct Rendition {
+    pub name: String,
+    /// RFC 6381 codecs of this rendition alone.
+    pub codecs: String,
+    pub kind: RenditionKind,
+    window_secs: f64,
+    timeline: Mutex<Timeline>,
+    /// Notified on every publish and at the end.
+    pub changed: Event,
+    pub bytes_published: AtomicU64,
+}
+
+impl Rendition {
+    fn lock(&self) -> MutexGuard<'_, Timeline> {
+        self.timeline.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Publishes a new init segment; segments started from now on use it.
+    pub fn set_init(&self, data: Bytes) -> u32 {
+        let mut t = self.lock();
+        let version = t.inits.last().map_or(0, |(v, _)| v + 1);
+        t.inits.push((version, data));
+        version
+    }
+
+    /// Publishes one chunk from the rendition's chunker.
+    pub fn publish(&self, chunk: Chunk) {
+        {
+            let mut t = self.lock();
+            let version = t.inits.last().map_or(0, |(v, _)| *v);
+            match chunk {
+                Chunk::SegmentStart {
+                    msn,
+                    pdt_ms,
+                    discontinuity,
+                } => {
+                    t.entries.push_back(SegmentEntry {
+                        msn,
+                        duration: 0.0,
+                        pdt_ms,
+                        discontinuity,
+                        init_version: version,
+                        parts: Vec::new(),
+                        complete: false,
+                    });
+                    t.bodies.push_back(Body::default());
+                }
+                Chunk::Part {
+                    msn,
+                    independent,
+                    duration,
+                    data,
+                    ..
+                } => {
+                    self.bytes_published.fetch_add(data.len() as u64, Relaxed);
+                    if let Some((e, b)) = t.newest(msn) {
+                        e.parts.push(PartEntry {
+                            duration,
+                            independent,
+                        });
+                        e.duration += duration;
+                        b.parts.push(data);
+                    }
+                }
+                Chunk::SegmentEnd { msn, duration } => {
+                    if let Some((e, b)) = t.newest(msn) {
+                        e.complete = true;
+                        e.duration = duration;
+                        let mut all = BytesMut::with_capacity(b.parts.iter().map(|p| p.len()).sum());
+                        for p in &b.parts {
+                            all.extend_from_slice(p);
+                        }
+                        b.data = Some(all.freeze());
+                    }
+                    t.evict(self.window_secs);
+                }
+            }
+        }
+        self.changed.notify(usize::MAX);
+    }
+
+    pub fn end(&self) {
+        self.lock().ended = true;
+        self.changed.notify(usize::MAX);
+    }
+
+    pub fn is_ended(&self) -> bool {
+        self.lock().ended
+    }
+
+    /// Runs `f` over the window (oldest first), the discontinuity sequence and
+    /// whether the rendition has ended.
+    pub fn with_segments<R>(&self, f: impl FnOnce(&[SegmentEntry], u64, bool) -> R) -> R {
+        let mut t = self.lock();
+        let (disc, ended) = (t.discontinuity_sequence, t.ended);
+        f(t.entries.make_contiguous(), disc, ended)
+    }
+
+    /// The newest published part: (msn, index).
+    pub fn last_part(&self) -> Option<(u64, u32)> {
+        let t = self.lock();
+        t.entries.iter().rev().find_map(|e| {
+            (!e.parts.is_empty()).then(|| (e.msn, e.parts.len() as u32 - 1))
+        })
+    }
+
+    /// Average and peak bits per second over the window's complete segments.
+    pub fn measured_bps(&self) -> Option<(u64, u64)> {
+        let t = self.lock();
+        let (mut bytes, mut secs, mut peak) = (0usize, 0.0, 0.0f64);
+        for (e, b) in t.entries.iter().zip(&t.bodies) {
+            if let (true, Some(d)) = (e.complete && e.duration > 0.0, &b.data) {
+                bytes += d.len();
+                secs += e.duration;
+                peak = peak.max(d.len() as f64 * 8.0 / e.duration);
+            }
+        }
+        (secs > 0.0).then(|| ((bytes as f64 * 8.0 / secs) as u64, peak as u64))
+    }
+
+    pub fn complete_segments(&self) -> usize {
+        self.lock().entries.iter().filter(|e| e.complete).count()
+    }
+
+    /// Where a blocking reload for `msn` (and `part`) stands.
+    pub fn block(&self, msn: u64, part: Option<u32>) -> Block {
+        let t = self.lock();
+        let edge = t.entries.back().map_or(0, |e| e.msn);
+        if msn > edge + 2 {
+            return Block::TooFar;
+        }
+        if t.ended {
+            return Block::Ready;
+        }
+        let Some(last) = t.entries.back() else {
+            return Block::Wait;
+        };
+        let ready = match part {
+            // The playlist must contain segment msn, complete.
+            None => msn < last.msn || (msn == last.msn && last.complete),
+            Some(p) => match t.find(msn) {
+                Some(e) => (p as usize) < e.parts.len() || (e.complete && msn < last.msn),
+                None => msn < t.entries.front().map_or(0, |e| e.msn),
+            },
+        };
+        if ready {
+            Block::Ready
+        } else {
+            Block::Wait
+        }
+    }
+
+    pub fn init(&self, version: u32) -> Object {
+        let t = self.lock();
+        match t.inits.iter().find(|(v, _)| *v == version) {
+            Some((_, d)) => Object::Ready(d.clone()),
+            None if t.inits.last().is_some_and(|(v, _)| version < *v) => Object::Gone,
+            None => Object::Missing,
+        }
+    }
+
+    pub fn part(&self, msn: u64, index: u32) -> Object {
+        let t = self.lock();
+        if msn < t.evicted_before {
+            return Object::Gone;
+        }
+        match t.position(msn) {
+            Some(i) => match t.bodies[i].parts.get(index as usize) {
+                Some(p) => Object::Ready(p.clone()),
+                None if !t.entries[i].complete && !t.ended => Object::Pending,
+                None => Object::Missing,
+            },
+            None => t.next_in_line(msn, index == 0),
+        }
+    }
+
+    pub fn segment(&self, msn: u64) -> Object {
+        let t = self.lock();
+        if msn < t.evicted_before {
+            return Object::Gone;
+        }
+        match t.position(msn) {
+            Some(i) => match &t.bodies[i].data {
+                Some(d) => Object::Ready(d.clone()),
+                None if t.ended => Object::Missing,
+                None => Object::Pending,
+            },
+            None => t.next_in_line(msn, true),
+        }
+    }
+
+    /// Standard-HLS segment `n`: LL segments `n*group ..` concatenated.
+    pub fn long_segment(&self, n: u64, group: u64) -> Object {
+        let t = self.lock();
+        let first = n.saturating_mul(group);
+        if first < t.evicted_before {
+            return Object::Gone;
+        }
+        let mut out = BytesMut::new();
+        for msn in first..first + group {
+            match t.position(msn).and_then(|i| t.bodies[i].data.as_ref()) {
+                Some(d) => out.extend_from_slice(d),
+                None => return Object::Missing,
+            }
+        }
+        Object::Ready(out.freeze())
+    }
+}
+
+impl Timeline {
+    fn position(&self, msn: u64) -> Option<usize> {
+        let first = self.entries.front()?.msn;
+        let i = usize::try_from(msn.checked_sub(first)?).ok()?;
+        (i < self.entries.len()).then_some(i)
+    }
+
+    fn find(&self, msn: u64) -> Option<&SegmentEntry> {
+        self.position(msn).map(|i| &self.entries[i])
+    }
+
+    fn newest(&mut self, msn: u64) -> Option<(&mut SegmentEntry, &mut Body)> {
+        match (self.entries.back_mut(), self.bodies.back_mut()) {
+            (Some(e), Some(b)) if e.msn == msn => Some((e, b)),
+            _ => None,
+        }
+    }
+
+    /// A segment or first part not yet started is worth waiting for only when
+    /// it is the very next one.
+    fn next_in_line(&self, msn: u64, first_part: bool) -> Object {
+        let next = self.entries.back().map_or(0, |e| e.msn + 1);
+        if !self.ended && first_part && msn == next {
+            Object::Pending
+        } else {
+            Object::Missing
+        }
+    }
+
+    /// Drops whole segments from the front while the rest still covers the window.
+    fn evict(&mut self, window_secs: f64) {
+        loop {
+            let total: f64 = self.entries.iter().filter(|e| e.complete).map(|e| e.duration).sum();
+            let Some(front) = self.entries.front() else { break };
+            if !front.complete || total - front.duration < window_secs {
+                break;
+            }
+            self.evicted_before = front.msn + 1;
+            if self.entries.get(1).is_some_and(|e| e.discontinuity) {
+                self.discontinuity_sequence += 1;
+            }
+            self.entries.pop_front();
+            self.bodies.pop_front();
+        }
+        // Keep only the init versions the window still uses.
+        if let Some(oldest) = self.entries.front().map(|e| e.init_version) {
+            self.inits.retain(|(v, _)| *v >= oldest);
+        }
+    }
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rendition(window: f64) -> Arc<Rendition> {
+        let store = HotStore::new(window);
+        let media = store.open(
+            "cam",
+            1,
+            Timing {
+                target_duration: 2,
+                part_target: 1.0 / 3.0,
+            },
+            3,
+        );
+        let r = media.add(
+            "360p30",
+            "avc1.42c01e".into(),
+            RenditionKind::Video {
+                width: 640,
+                height: 360,
+                fps: 30.0,
+                nominal_bps: 800_000,
+            },
+        );
+        r.set_init(Bytes::from_static(b"init"));
+        r
+    }
+
+    fn segment(r: &Rendition, msn: u64, parts: u32) {
+        r.publish(Chunk::SegmentStart {
+            msn,
+            pdt_ms: 0,
+            discontinuity: false,
+        });
+        for index in 0..parts {
+            r.publish(Chunk::Part {
+                msn,
+                index,
+                independent: index == 0,
+                duration: 1.0 / 3.0,
+                data: Bytes::from(vec![msn as u8, index as u8]),
+            });
+        }
+    }
+
+    fn end(r: &Rendition, msn: u64) {
+        r.publish(Chunk::SegmentEnd { msn, duration: 2.0 });
+    }
+
+    /// The blocking-reload state machine: wait until the asked part exists,
+    /// 400 beyond the edge + 2, ready once published.
+    #[test]
+    fn blocking_reload_states() {
+        let r = rendition(30.0);
+        assert_eq!(r.block(0, Some(0)), Block::Wait);
+        segment(&r, 0, 2);
+        assert_eq!(r.block(0, Some(1)), Block::Ready);
+        assert_eq!(r.block(0, Some(2)), Block::Wait);
+        assert_eq!(r.block(0, None), Block::Wait);
+        assert_eq!(r.block(2, Some(0)), Block::Wait);
+        assert_eq!(r.block(3, Some(0)), Block::TooFar);
+        r.publish(Chunk::Part {
+            msn: 0,
+            index: 2,
+            independent: false,
+            duration: 1.0 / 3.0,
+            data: Bytes::from_static(b"p"),
+        });
+        assert_eq!(r.block(0, Some(2)), Block::Ready);
+        end(&r, 0);
+        assert_eq!(r.block(0, None), Block::Ready);
+        // A part index past the end of a complete segment means the next one.
+        assert_eq!(r.block(0, Some(3)), Block::Wait);
+        segment(&r, 1, 1);
+        assert_eq!(r.block(0, Some(3)), Block::Ready);
+        r.end();
+        assert_eq!(r.block(1, Some(5)), Block::Ready);
+    }
+
+    #[test]
+    fn objects_pending_ready_gone() {
+        let r = rendition(4.0);
+        assert_eq!(r.part(0, 0), Object::Pending);
+        assert_eq!(r.part(0, 1), Object::Missing);
+        segment(&r, 0, 6);
+        assert_eq!(r.part(0, 5), Object::Ready(Bytes::from(vec![0, 5])));
+        assert_eq!(r.part(0, 6), Object::Pending);
+        assert_eq!(r.segment(0), Object::Pending);
+        end(&r, 0);
+        match r.segment(0) {
+            Object::Ready(d) => assert_eq!(d.len(), 12),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(r.part(1, 0), Object::Pending);
+        assert_eq!(r.segment(5), Object::Missing);
+        for msn in 1..4 {
+            segment(&r, msn, 6);
+            end(&r, msn);
+        }
+        // A 4 s window keeps two 2 s segments.
+        assert_eq!(r.segment(0), Object::Gone);
+        assert_eq!(r.part(1, 0), Object::Gone);
+        assert!(matches!(r.segment(2), Object::Ready(_)));
+        assert!(matches!(r.segment(3), Object::Ready(_)));
+        assert_eq!(r.long_segment(0, 3), Object::Gone);
+        assert_eq!(r.init(0), Object::Ready(Bytes::from_static(b"init")));
+        assert_eq!(r.init(1), Object::Missing);
+    }
+
+    #[test]
+    fn long_segment_concatenates_its_group() {
+        let r = rendition(30.0);
+        for msn in 0..3 {
+            segment(&r, msn, 1);
+            end(&r, msn);
+        }
+        assert_eq!(r.long_segment(0, 3), Object::Ready(Bytes::from(vec![0, 0, 1, 0, 2, 0])));
+        assert_eq!(r.long_segment(1, 3), Object::Missing);
+        assert_eq!(r.measured_bps(), Some((8, 8)));
+    }
+}

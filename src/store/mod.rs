@@ -1,0 +1,3 @@
+//! The one owner of published media: the in-memory hot ring (`hot`).
+
+pub mod hot;
