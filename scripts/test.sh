@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The one test command. On a fresh Debian machine it installs what the tests
 # drive (ffmpeg/ffprobe as the real RTMP peer, curl for h2c, nasm and
-# pkg-config for the codec build, kill from procps), then runs every test.
+# pkg-config for the codec build, kill from procps, chromium + node/npm for
+# hls.js playback and hls-parser), installs the npm packages from the
+# lockfile, then runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +15,9 @@ need curl curl
 need nasm nasm
 need pkg-config pkg-config
 need /usr/bin/kill procps
+need chromium chromium
+need node nodejs
+need npm npm
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -22,6 +27,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     $(printf '%s\n' "${missing[@]}" | sort -u)
 fi
 
+npm ci --no-audit --no-fund --loglevel=error
 cargo --version
 start=$(date +%s)
 cargo build --locked --all-targets

@@ -398,7 +398,9 @@ impl Config {
         if !(0.1..=60.0).contains(&self.ladder.max_lag_secs) {
             return bad("ladder.max_lag_secs", "must be between 0.1 and 60".into());
         }
-        if !(0.1..=2.0).contains(&self.hls.part_secs) || self.hls.part_secs > self.ladder.segment_secs {
+        if !(0.1..=2.0).contains(&self.hls.part_secs)
+            || self.hls.part_secs > self.ladder.segment_secs
+        {
             return bad(
                 "hls.part_secs",
                 "must be between 0.1 and 2 and at most ladder.segment_secs".into(),
@@ -417,14 +419,19 @@ impl Config {
         if !(needed..=600.0).contains(&self.hls.window_secs) {
             return bad(
                 "hls.window_secs",
-                format!("must be between {needed} (delta updates and three standard segments) and 600"),
+                format!(
+                    "must be between {needed} (delta updates and three standard segments) and 600"
+                ),
             );
         }
         let mut rung_names = HashSet::new();
         for (i, r) in self.ladder.rungs.iter().enumerate() {
             let key = |f: &str| format!("ladder.rungs[{i}].{f}");
             if r.name == "source" || r.name == "audio" {
-                return bad(&key("name"), format!("{:?} is reserved for a rendition", r.name));
+                return bad(
+                    &key("name"),
+                    format!("{:?} is reserved for a rendition", r.name),
+                );
             }
             if !valid_name(&r.name) || !rung_names.insert(&r.name) {
                 return bad(

@@ -88,7 +88,9 @@ fn run(ctx: &Context) -> Result<(), String> {
     };
     let mut encoder = OpenH264Encoder::new(&rung).map_err(|e| e.to_string())?;
     let mut frame = Frame::new(cfg.width, cfg.height);
-    let gop = (cfg.fps * 2) as u64;
+    // One GOP per segment, like a well-configured encoder in front of us: the
+    // source rendition then lines up with the ladder.
+    let gop = ((cfg.fps as f64 * ctx.config.ladder.segment_secs).round() as u64).max(1);
     let tick = TIMESCALE as i64 / cfg.fps as i64;
     let start = Instant::now();
     let mut config_sent = false;

@@ -7,8 +7,8 @@ pub mod playback;
 mod player;
 pub mod routes;
 
-use std::convert::Infallible;
 use std::collections::BTreeMap;
+use std::convert::Infallible;
 use std::sync::atomic::{AtomicI64, AtomicU64};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -68,6 +68,8 @@ pub struct HttpStats {
     pub bytes_out: AtomicU64,
     /// Requests parked on a blocking reload or a preload hint right now.
     pub blocked_waiters: AtomicI64,
+    /// Publish → a parked request answered (µs).
+    wake_us: Mutex<Option<hdrhistogram::Histogram<u64>>>,
 }
 
 impl HttpStats {
@@ -78,6 +80,13 @@ impl HttpStats {
             .unwrap_or_else(|e| e.into_inner())
             .entry((route, status))
             .or_default() += 1;
+    }
+
+    pub fn record_wake(&self, d: Option<std::time::Duration>) {
+        let Some(d) = d else { return };
+        let mut h = self.wake_us.lock().unwrap_or_else(|e| e.into_inner());
+        let h = h.get_or_insert_with(crate::transcode::ladder_run::latency_histogram);
+        let _ = h.record(d.as_micros() as u64);
     }
 
     pub fn snapshot(&self) -> serde_json::Value {
@@ -93,6 +102,12 @@ impl HttpStats {
             "requests": requests,
             "bytes_out": self.bytes_out.load(Relaxed),
             "blocked_waiters": self.blocked_waiters.load(Relaxed),
+            "blocked_wake": self
+                .wake_us
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+                .map(crate::transcode::ladder_run::Percentiles::of),
         })
     }
 }

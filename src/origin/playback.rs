@@ -79,17 +79,30 @@ pub async fn handle(
 fn multivariant(media: &StreamMedia, playlist_name: &str) -> String {
     let renditions = media.renditions();
     let audio = renditions.iter().find_map(|r| match r.kind {
-        RenditionKind::Audio { channels, nominal_bps } => Some((r, channels, nominal_bps)),
+        RenditionKind::Audio {
+            channels,
+            nominal_bps,
+        } => Some((r, channels, nominal_bps)),
         _ => None,
     });
-    let audio_bps = audio.map_or(0, |(r, _, nominal)| r.measured_bps().map_or(nominal, |m| m.1));
+    let audio_bps = audio.map_or(0, |(r, _, nominal)| {
+        r.measured_bps().map_or(nominal, |m| m.1)
+    });
     let mut variants = Vec::new();
     for r in &renditions {
-        let RenditionKind::Video { width, height, fps, nominal_bps } = r.kind else {
+        let RenditionKind::Video {
+            width,
+            height,
+            fps,
+            nominal_bps,
+        } = r.kind
+        else {
             continue;
         };
         // Listed once there is a whole segment to start from (and to measure).
-        let Some((avg, peak)) = r.measured_bps() else { continue };
+        let Some((avg, peak)) = r.measured_bps() else {
+            continue;
+        };
         if r.is_ended() {
             continue;
         }
@@ -132,23 +145,40 @@ async fn rendition_file(
             Err(e) => return text(StatusCode::BAD_REQUEST, e),
         };
         if let Some(msn) = q.msn {
+            let mut waited = false;
             loop {
                 let listener = r.changed.listen();
                 match r.block(msn, q.part) {
-                    Block::Ready => break,
+                    Block::Ready => {
+                        if waited {
+                            ctx.http.record_wake(r.since_publish());
+                        }
+                        break;
+                    }
                     Block::TooFar => {
-                        return text(StatusCode::BAD_REQUEST, "_HLS_msn is beyond the live edge + 2\n")
+                        return text(
+                            StatusCode::BAD_REQUEST,
+                            "_HLS_msn is beyond the live edge + 2\n",
+                        )
                     }
                     Block::Wait => {
                         if !wait(ctx, listener, deadline).await {
-                            return text(StatusCode::SERVICE_UNAVAILABLE, "not available in time\n");
+                            return text(
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                "not available in time\n",
+                            );
                         }
+                        waited = true;
                     }
                 }
             }
         }
         let body = ll_playlist(media, r, q.skip);
-        let cache = if q.msn.is_some() { "public, max-age=12" } else { "max-age=0" };
+        let cache = if q.msn.is_some() {
+            "public, max-age=12"
+        } else {
+            "max-age=0"
+        };
         return playlist(body, headers, cache);
     }
     if file == "index.m3u8" {
@@ -166,12 +196,20 @@ async fn rendition_file(
         Lookup::Segment(msn) => r.segment(msn),
         Lookup::Long(n) => r.long_segment(n, media.group),
     };
+    let mut waited = false;
     loop {
         let listener = r.changed.listen();
         match find() {
             Object::Ready(data) => {
+                if waited {
+                    ctx.http.record_wake(r.since_publish());
+                }
                 let etag = format!("\"{}-{}-{file}\"", media.generation, r.name);
-                let kind = if file.ends_with(".mp4") { "video/mp4" } else { "video/iso.segment" };
+                let kind = if file.ends_with(".mp4") {
+                    "video/mp4"
+                } else {
+                    "video/iso.segment"
+                };
                 return media_object(data, kind, &etag, headers);
             }
             Object::Gone => return text(StatusCode::GONE, "evicted from the live window\n"),
@@ -181,6 +219,7 @@ async fn rendition_file(
                 if !wait(ctx, listener, deadline).await {
                     return text(StatusCode::SERVICE_UNAVAILABLE, "not available in time\n");
                 }
+                waited = true;
             }
         }
     }
@@ -253,7 +292,10 @@ fn parse_object(file: &str) -> Option<Lookup> {
         // Digits only: no signs, no spaces.
         (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok())?
     }
-    if let Some(v) = file.strip_prefix("init").and_then(|f| f.strip_suffix(".mp4")) {
+    if let Some(v) = file
+        .strip_prefix("init")
+        .and_then(|f| f.strip_suffix(".mp4"))
+    {
         return num(v).map(Lookup::Init);
     }
     let stem = file.strip_suffix(".m4s")?;
@@ -348,7 +390,12 @@ pub fn byte_range(header: Option<&str>, len: u64) -> Result<Option<(u64, u64)>, 
     Ok(Some((start, end)))
 }
 
-fn media_object(data: Bytes, kind: &'static str, etag: &str, headers: &HeaderMap) -> Response<Body> {
+fn media_object(
+    data: Bytes,
+    kind: &'static str,
+    etag: &str,
+    headers: &HeaderMap,
+) -> Response<Body> {
     let len = data.len() as u64;
     let range = byte_range(headers.get(RANGE).and_then(|v| v.to_str().ok()), len);
     let mut resp = if not_modified(headers, etag) {
@@ -394,7 +441,11 @@ mod tests {
         assert_eq!(parse_query(None), Ok(Query::default()));
         assert_eq!(
             parse_query(Some("_HLS_msn=12&_HLS_part=3&_HLS_skip=v2&x=1")),
-            Ok(Query { msn: Some(12), part: Some(3), skip: true })
+            Ok(Query {
+                msn: Some(12),
+                part: Some(3),
+                skip: true
+            })
         );
         assert!(parse_query(Some("_HLS_part=1")).is_err());
         assert!(parse_query(Some("_HLS_msn=-1")).is_err());
@@ -407,7 +458,15 @@ mod tests {
         assert_eq!(parse_object("part12.3.m4s"), Some(Lookup::Part(12, 3)));
         assert_eq!(parse_object("seg7.m4s"), Some(Lookup::Segment(7)));
         assert_eq!(parse_object("long2.m4s"), Some(Lookup::Long(2)));
-        for bad in ["..", "../x", "seg.m4s", "seg+1.m4s", "part1.m4s", "init.mp4", "seg1.mp4"] {
+        for bad in [
+            "..",
+            "../x",
+            "seg.m4s",
+            "seg+1.m4s",
+            "part1.m4s",
+            "init.mp4",
+            "seg1.mp4",
+        ] {
             assert_eq!(parse_object(bad), None, "{bad}");
         }
     }

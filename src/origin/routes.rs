@@ -32,10 +32,13 @@ pub async fn handle(ctx: &Context, req: Request<Incoming>) -> Response<Body> {
     let len = resp.body().size_hint().exact().unwrap_or(0);
     if req.method() == Method::HEAD {
         // Say how long the GET body would be, then send none.
-        resp.headers_mut().insert(CONTENT_LENGTH, HeaderValue::from(len));
+        resp.headers_mut()
+            .insert(CONTENT_LENGTH, HeaderValue::from(len));
         *resp.body_mut() = Full::new(Bytes::new());
     } else {
-        ctx.http.bytes_out.fetch_add(len, std::sync::atomic::Ordering::Relaxed);
+        ctx.http
+            .bytes_out
+            .fetch_add(len, std::sync::atomic::Ordering::Relaxed);
     }
     ctx.http.count(route, resp.status().as_u16());
     resp
@@ -80,9 +83,7 @@ async fn dispatch(ctx: &Context, req: &Request<Incoming>, segments: &[&str]) -> 
         return r;
     }
     match segments {
-        ["live", rest @ ..] => {
-            playback::handle(ctx, rest, req.uri().query(), req.headers()).await
-        }
+        ["live", rest @ ..] => playback::handle(ctx, rest, req.uri().query(), req.headers()).await,
         [""] => player::index(),
         ["watch", name] => player::watch(name),
         ["assets", "hls.min.js"] => player::hls_js(&ctx.config.hls.hls_js),
@@ -122,7 +123,12 @@ pub fn text(status: StatusCode, body: &str) -> Response<Body> {
 fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
     let body = match serde_json::to_vec_pretty(value) {
         Ok(b) => b,
-        Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, &format!("serialize: {e}\n")),
+        Err(e) => {
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("serialize: {e}\n"),
+            )
+        }
     };
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;

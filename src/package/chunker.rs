@@ -57,6 +57,8 @@ pub struct Chunker {
     part_ticks: i64,
     segment_ticks: i64,
     msn: Option<u64>,
+    /// Where the last placed sample ends: decode times never go back past it.
+    end_dts: Option<i64>,
     part_index: u32,
     sequence: u32,
     pending_discontinuity: bool,
@@ -75,6 +77,7 @@ impl Chunker {
             part_ticks: 0,
             segment_ticks: 0,
             msn: None,
+            end_dts: None,
             part_index: 0,
             sequence: 0,
             pending_discontinuity: false,
@@ -148,7 +151,9 @@ impl Chunker {
             self.close_part(out)?;
         }
         if self.part.is_empty() {
-            self.part_base = f.dts;
+            // A source that jumps back would make tfdt go backwards: carry on
+            // from where the previous part ended instead.
+            self.part_base = self.end_dts.map_or(f.dts, |end| f.dts.max(end));
         }
         self.part.push(Sample {
             duration: duration as u32,
@@ -158,6 +163,7 @@ impl Chunker {
         });
         self.part_ticks += duration;
         self.segment_ticks += duration;
+        self.end_dts = Some(self.part_base + self.part_ticks);
         // Publish as soon as another frame of this length would not fit.
         if self.part_ticks + self.nominal > self.part_target {
             self.close_part(out)?;
@@ -231,7 +237,10 @@ mod tests {
             .collect();
         assert_eq!(parts.len(), 12);
         for (msn, index, independent, duration) in &parts {
-            assert!(*duration <= 30_000.0 / 90_000.0 + 1e-9, "{msn}.{index}: {duration}");
+            assert!(
+                *duration <= 30_000.0 / 90_000.0 + 1e-9,
+                "{msn}.{index}: {duration}"
+            );
             assert_eq!(*independent, *index == 0, "{msn}.{index}");
         }
         let ends: Vec<_> = chunks

@@ -5,8 +5,8 @@
 use bytes::Bytes;
 use mp4_atom::{
     Audio, Avc1, Avcc, AvccExt, Codec, Dinf, Dref, Encode, Esds, Ftyp, Hdlr, Mdat, Mdhd, Mdia,
-    Mfhd, Minf, Moof, Moov, Mp4a, Mvex, Mvhd, Smhd, Stbl, Stco, Stsd, Tfdt, Tfhd, Tkhd, Traf,
-    Trak, Trex, Trun, TrunEntry, TrunSamples, Url, Visual, Vmhd,
+    Mfhd, Minf, Moof, Moov, Mp4a, Mvex, Mvhd, Smhd, Stbl, Stco, Stsd, Tfdt, Tfhd, Tkhd, Traf, Trak,
+    Trex, Trun, TrunEntry, TrunSamples, Url, Visual, Vmhd,
 };
 
 use crate::media::aac::AudioSpecificConfig;
@@ -228,7 +228,11 @@ pub fn fragment(
         .map(|s| TrunEntry {
             duration: Some(s.duration),
             size: Some(s.data.len() as u32),
-            flags: Some(if s.keyframe { FLAGS_SYNC } else { FLAGS_NON_SYNC }),
+            flags: Some(if s.keyframe {
+                FLAGS_SYNC
+            } else {
+                FLAGS_NON_SYNC
+            }),
             cts: Some(s.composition_offset as i64),
         })
         .collect();

@@ -28,6 +28,8 @@ pub struct SegmentEntry {
 pub struct Timing {
     pub target_duration: u64,
     pub part_target: f64,
+    /// The segment length the ladder aims for (boundaries fall on it).
+    pub segment_target: f64,
 }
 
 impl Timing {
@@ -139,11 +141,7 @@ pub fn media_playlist(p: &MediaPlaylist) -> String {
         "#EXT-X-DISCONTINUITY-SEQUENCE:{}",
         p.discontinuity_sequence
     );
-    let skipped = if p.skip {
-        skippable(p.segments, t)
-    } else {
-        0
-    };
+    let skipped = if p.skip { skippable(p.segments, t) } else { 0 };
     if skipped > 0 {
         let _ = writeln!(o, "#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}");
     }
@@ -166,7 +164,15 @@ pub fn media_playlist(p: &MediaPlaylist) -> String {
                     part.duration,
                     part_uri(s.msn, k as u32)
                 );
-                let _ = writeln!(o, "{}", if part.independent { ",INDEPENDENT=YES" } else { "" });
+                let _ = writeln!(
+                    o,
+                    "{}",
+                    if part.independent {
+                        ",INDEPENDENT=YES"
+                    } else {
+                        ""
+                    }
+                );
             }
         }
         if s.complete {
@@ -177,8 +183,12 @@ pub fn media_playlist(p: &MediaPlaylist) -> String {
     if p.ended {
         let _ = writeln!(o, "#EXT-X-ENDLIST");
     } else {
+        // Hint the part that comes next: the next segment's first once this
+        // one is as long as a segment gets.
         let (msn, part) = match p.segments.last() {
-            Some(s) if !s.complete => (s.msn, s.parts.len() as u32),
+            Some(s) if !s.complete && s.duration + t.part_target / 2.0 < t.segment_target => {
+                (s.msn, s.parts.len() as u32)
+            }
             Some(s) => (s.msn + 1, 0),
             None => (0, 0),
         };
@@ -361,6 +371,7 @@ mod tests {
     const TIMING: Timing = Timing {
         target_duration: 2,
         part_target: 1.0 / 3.0,
+        segment_target: 2.0,
     };
 
     #[test]
@@ -417,7 +428,10 @@ seg7.m4s
     /// Apple's rules, as assertions over a generated playlist.
     #[test]
     fn apple_rules_hold() {
-        let segments: Vec<_> = (0..12).map(|m| seg(m, 6, true)).chain([seg(12, 3, false)]).collect();
+        let segments: Vec<_> = (0..12)
+            .map(|m| seg(m, 6, true))
+            .chain([seg(12, 3, false)])
+            .collect();
         let text = media_playlist(&MediaPlaylist {
             timing: TIMING,
             segments: &segments,
@@ -451,7 +465,10 @@ seg7.m4s
 
     #[test]
     fn delta_update_skips_all_but_the_last_can_skip_until() {
-        let segments: Vec<_> = (0..12).map(|m| seg(m, 6, true)).chain([seg(12, 3, false)]).collect();
+        let segments: Vec<_> = (0..12)
+            .map(|m| seg(m, 6, true))
+            .chain([seg(12, 3, false)])
+            .collect();
         // 12 × 2 s + 1 s: segments starting more than 12 s before the end go.
         assert_eq!(skippable(&segments, &TIMING), 7);
         let text = media_playlist(&MediaPlaylist {
@@ -472,7 +489,10 @@ seg7.m4s
 
     #[test]
     fn long_segments_are_whole_groups() {
-        let segments: Vec<_> = (1..11).map(|m| seg(m, 6, true)).chain([seg(11, 2, false)]).collect();
+        let segments: Vec<_> = (1..11)
+            .map(|m| seg(m, 6, true))
+            .chain([seg(11, 2, false)])
+            .collect();
         let long = long_segments(&segments, 3);
         // msn 1..2 is a partial group, 3..5, 6..8 whole, 9..10 incomplete.
         assert_eq!(long.iter().map(|l| l.n).collect::<Vec<_>>(), vec![1, 2]);

@@ -122,8 +122,11 @@ impl StreamPackager {
             // ladder switches to a fixed cadence.
             target_duration: (segment_secs * 1.5).ceil() as u64,
             part_target: part_ticks as f64 / TIMESCALE as f64,
+            segment_target: segment_secs,
         };
-        let group = (config.hls.standard_segment_secs / segment_secs).round().max(1.0) as u64;
+        let group = (config.hls.standard_segment_secs / segment_secs)
+            .round()
+            .max(1.0) as u64;
         let media = store.open(name, generation, timing, group);
         let mut p = StreamPackager {
             media,
@@ -278,9 +281,11 @@ impl StreamPackager {
         let Some(a) = &mut self.audio else { return };
         let sr = a.sample_rate;
         let t = t90 * sr / TIMESCALE as i64;
-        // Sample-accurate while the source is continuous; resync on a gap.
+        // Sample-accurate while the source is continuous; a gap moves ahead,
+        // an overlap drops the frame (decode time never goes backwards).
         let at = match a.next {
-            Some(n) if (t - n).abs() < 2 * AAC_FRAME && !p.discontinuity => n,
+            Some(n) if t < n - 2 * AAC_FRAME => return,
+            Some(n) if t <= n + 2 * AAC_FRAME => n,
             _ => t,
         };
         a.next = Some(at + AAC_FRAME);

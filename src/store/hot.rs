@@ -62,7 +62,13 @@ impl HotStore {
     }
 
     /// Starts a stream's media, replacing what an earlier publish left.
-    pub fn open(&self, name: &str, generation: u64, timing: Timing, group: u64) -> Arc<StreamMedia> {
+    pub fn open(
+        &self,
+        name: &str,
+        generation: u64,
+        timing: Timing,
+        group: u64,
+    ) -> Arc<StreamMedia> {
         let media = Arc::new(StreamMedia {
             name: name.to_string(),
             generation,
@@ -97,7 +103,10 @@ impl HotStore {
     /// Forgets an ended stream's media (if no newer publish replaced it).
     pub fn remove(&self, name: &str, generation: u64) {
         let mut streams = write(&self.streams);
-        if streams.get(name).is_some_and(|s| s.generation == generation) {
+        if streams
+            .get(name)
+            .is_some_and(|s| s.generation == generation)
+        {
             streams.remove(name);
         }
     }
@@ -125,6 +134,7 @@ impl StreamMedia {
             timeline: Mutex::new(Timeline::default()),
             changed: Event::new(),
             bytes_published: AtomicU64::new(0),
+            last_publish: Mutex::new(None),
         });
         let mut all = write(&self.renditions);
         all.retain(|x| x.name != name);
@@ -137,7 +147,10 @@ impl StreamMedia {
     }
 
     pub fn rendition(&self, name: &str) -> Option<Arc<Rendition>> {
-        read(&self.renditions).iter().find(|r| r.name == name).cloned()
+        read(&self.renditions)
+            .iter()
+            .find(|r| r.name == name)
+            .cloned()
     }
 
     /// Marks every rendition ended (`EXT-X-ENDLIST`) and wakes all waiters.
@@ -182,6 +195,7 @@ pub struct Rendition {
     /// Notified on every publish and at the end.
     pub changed: Event,
     pub bytes_published: AtomicU64,
+    last_publish: Mutex<Option<std::time::Instant>>,
 }
 
 impl Rendition {
@@ -240,7 +254,8 @@ impl Rendition {
                     if let Some((e, b)) = t.newest(msn) {
                         e.complete = true;
                         e.duration = duration;
-                        let mut all = BytesMut::with_capacity(b.parts.iter().map(|p| p.len()).sum());
+                        let mut all =
+                            BytesMut::with_capacity(b.parts.iter().map(|p| p.len()).sum());
                         for p in &b.parts {
                             all.extend_from_slice(p);
                         }
@@ -250,7 +265,17 @@ impl Rendition {
                 }
             }
         }
+        *self.last_publish.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(std::time::Instant::now());
         self.changed.notify(usize::MAX);
+    }
+
+    /// Time since the newest publish: how long a woken waiter took to answer.
+    pub fn since_publish(&self) -> Option<std::time::Duration> {
+        self.last_publish
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map(|t| t.elapsed())
     }
 
     pub fn end(&self) {
@@ -273,9 +298,10 @@ impl Rendition {
     /// The newest published part: (msn, index).
     pub fn last_part(&self) -> Option<(u64, u32)> {
         let t = self.lock();
-        t.entries.iter().rev().find_map(|e| {
-            (!e.parts.is_empty()).then(|| (e.msn, e.parts.len() as u32 - 1))
-        })
+        t.entries
+            .iter()
+            .rev()
+            .find_map(|e| (!e.parts.is_empty()).then(|| (e.msn, e.parts.len() as u32 - 1)))
     }
 
     /// Average and peak bits per second over the window's complete segments.
@@ -312,8 +338,13 @@ impl Rendition {
         let ready = match part {
             // The playlist must contain segment msn, complete.
             None => msn < last.msn || (msn == last.msn && last.complete),
+            // A part index past the end of a complete segment means the first
+            // part of the next one.
             Some(p) => match t.find(msn) {
-                Some(e) => (p as usize) < e.parts.len() || (e.complete && msn < last.msn),
+                Some(e) => {
+                    (p as usize) < e.parts.len()
+                        || (e.complete && t.find(msn + 1).is_some_and(|n| !n.parts.is_empty()))
+                }
                 None => msn < t.entries.front().map_or(0, |e| e.msn),
             },
         };
@@ -413,8 +444,15 @@ impl Timeline {
     /// Drops whole segments from the front while the rest still covers the window.
     fn evict(&mut self, window_secs: f64) {
         loop {
-            let total: f64 = self.entries.iter().filter(|e| e.complete).map(|e| e.duration).sum();
-            let Some(front) = self.entries.front() else { break };
+            let total: f64 = self
+                .entries
+                .iter()
+                .filter(|e| e.complete)
+                .map(|e| e.duration)
+                .sum();
+            let Some(front) = self.entries.front() else {
+                break;
+            };
             if !front.complete || total - front.duration < window_secs {
                 break;
             }
@@ -452,6 +490,7 @@ mod tests {
             Timing {
                 target_duration: 2,
                 part_target: 1.0 / 3.0,
+                segment_target: 2.0,
             },
             3,
         );
@@ -514,7 +553,19 @@ mod tests {
         assert_eq!(r.block(0, None), Block::Ready);
         // A part index past the end of a complete segment means the next one.
         assert_eq!(r.block(0, Some(3)), Block::Wait);
-        segment(&r, 1, 1);
+        r.publish(Chunk::SegmentStart {
+            msn: 1,
+            pdt_ms: 0,
+            discontinuity: false,
+        });
+        assert_eq!(r.block(0, Some(3)), Block::Wait);
+        r.publish(Chunk::Part {
+            msn: 1,
+            index: 0,
+            independent: true,
+            duration: 1.0 / 3.0,
+            data: Bytes::from_static(b"p"),
+        });
         assert_eq!(r.block(0, Some(3)), Block::Ready);
         r.end();
         assert_eq!(r.block(1, Some(5)), Block::Ready);
@@ -557,7 +608,10 @@ mod tests {
             segment(&r, msn, 1);
             end(&r, msn);
         }
-        assert_eq!(r.long_segment(0, 3), Object::Ready(Bytes::from(vec![0, 0, 1, 0, 2, 0])));
+        assert_eq!(
+            r.long_segment(0, 3),
+            Object::Ready(Bytes::from(vec![0, 0, 1, 0, 2, 0]))
+        );
         assert_eq!(r.long_segment(1, 3), Object::Missing);
         assert_eq!(r.measured_bps(), Some((8, 8)));
     }
