@@ -3,7 +3,8 @@
 # drive (ffmpeg/ffprobe as the real RTMP peer, curl for h2c, nasm and
 # pkg-config for the codec build, kill from procps, chromium + node/npm for
 # hls.js playback and hls-parser), installs the npm packages from the
-# lockfile, then runs every test.
+# lockfile, promtool (prometheus) and systemd-analyze (systemd) for the
+# operations checks, then runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,8 @@ need /usr/bin/kill procps
 need chromium chromium
 need node nodejs
 need npm npm
+need promtool prometheus
+need systemd-analyze systemd
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -59,6 +59,7 @@ pub struct Config {
     pub ingest: Ingest,
     pub ladder: Ladder,
     pub hls: Hls,
+    pub admin: Admin,
     pub demo: DemoConfig,
     pub streams: Vec<StreamConfig>,
 }
@@ -72,6 +73,7 @@ impl Default for Config {
             ingest: Ingest::default(),
             ladder: Ladder::default(),
             hls: Hls::default(),
+            admin: Admin::default(),
             demo: DemoConfig::default(),
             streams: Vec::new(),
         }
@@ -85,6 +87,9 @@ pub struct Server {
     pub http_listen: SocketAddr,
     /// Seconds the process waits for streams to end on SIGTERM before exiting anyway.
     pub shutdown_grace_secs: f64,
+    /// On SIGTERM, seconds `/readyz` answers 503 while everything keeps serving,
+    /// so load balancers stop sending viewers before the listeners close.
+    pub drain_secs: f64,
     /// An HTTP connection that sends nothing for this long is closed (slow or
     /// stalled clients, half-sent headers, idle keep-alive).
     pub http_idle_timeout_secs: f64,
@@ -96,6 +101,7 @@ impl Default for Server {
             rtmp_listen: SocketAddr::from(([0, 0, 0, 0], 1935)),
             http_listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
             shutdown_grace_secs: 3.0,
+            drain_secs: 0.5,
             http_idle_timeout_secs: 60.0,
         }
     }
@@ -220,6 +226,14 @@ impl Default for Hls {
             hls_js: "node_modules/hls.js/dist/hls.min.js".into(),
         }
     }
+}
+
+/// Who may read the API and `/metrics`, and kick publishers.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Admin {
+    /// When set, `/api/…` and `/metrics` need `Authorization: Bearer TOKEN`.
+    pub token: Option<Secret>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -357,6 +371,9 @@ impl Config {
                 "server.http_listen",
                 "same address as server.rtmp_listen".into(),
             );
+        }
+        if !(0.0..=10.0).contains(&self.server.drain_secs) {
+            return bad("server.drain_secs", "must be between 0 and 10".into());
         }
         if !(0.0..=60.0).contains(&self.server.shutdown_grace_secs) {
             return bad(

@@ -480,19 +480,7 @@ fn blocking_reload_preload_hints_delta_updates_and_http_semantics() {
 /// part that never comes is answered 503 after 3 target durations.
 #[test]
 fn blocking_request_for_a_part_that_never_comes_is_503() {
-    let input = input_360p30_high();
-    let flv =
-        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("media/360p30-high-bf-aac-10s.flv");
-    if !flv.exists() {
-        let ok = Command::new("ffmpeg")
-            .args(["-hide_banner", "-nostdin", "-v", "error", "-y", "-i"])
-            .arg(&input.path)
-            .args(["-c", "copy", "-f", "flv"])
-            .arg(&flv)
-            .status()
-            .unwrap();
-        assert!(ok.success());
-    }
+    let flv = input_360p30_flv();
     let server = Server::start("[ingest]\nallow_any_key = true\n\n[ladder]\nenabled = false\nsegment_secs = 1.0\n\n[limits]\nrtmp_idle_timeout_secs = 60.0\n");
     let mut client = RawClient::publish(server.rtmp, "quiet");
     let start = Instant::now();

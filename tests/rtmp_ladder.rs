@@ -113,18 +113,7 @@ fn corrupted_packet_recovers_at_the_next_keyframe_and_spares_other_streams() {
     // 360p keeps two live ladders light enough for 2 cores shared with other tests,
     // so the lag policy does not drop the corrupted packet before it is decoded.
     let input = input_360p30_high();
-    let flv =
-        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("media/360p30-high-bf-aac-10s.flv");
-    if !flv.exists() {
-        let st = std::process::Command::new("ffmpeg")
-            .args(["-v", "error", "-y", "-i"])
-            .arg(&input.path)
-            .args(["-c", "copy"])
-            .arg(&flv)
-            .status()
-            .unwrap();
-        assert!(st.success());
-    }
+    let flv = input_360p30_flv();
     let server = Server::start(CONFIG);
     let mut other = push(
         &input.path,

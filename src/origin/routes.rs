@@ -1,5 +1,7 @@
 //! Routes: playback (`/live/…`), the player page (`/`, `/watch/NAME`),
-//! `/healthz`, `/api/v1/streams[/NAME]`, `/api/v1/sessions`, `/api/v1/origin`.
+//! `/healthz`, `/readyz`, `/metrics`, `/api/v1/streams[/NAME]` (DELETE kicks),
+//! `/api/v1/sessions`, `/api/v1/origin`. The API and `/metrics` take the admin
+//! token when one is configured.
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -53,7 +55,8 @@ fn route_label(segments: &[&str]) -> &'static str {
         ["live", _, _, f] if f.starts_with("init") => "init",
         ["live", ..] => "segment",
         [""] | ["watch", _] | ["assets", _] => "player",
-        ["healthz"] => "healthz",
+        ["healthz"] | ["readyz"] => "health",
+        ["metrics"] => "metrics",
         ["api", ..] => "api",
         _ => "other",
     }
@@ -76,6 +79,33 @@ async fn dispatch(ctx: &Context, req: &Request<Incoming>, segments: &[&str]) -> 
         h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
         return r;
     }
+    let admin = matches!(segments, ["api", ..] | ["metrics"]);
+    if admin && !authorized(ctx, req) {
+        let mut r = json_error(StatusCode::UNAUTHORIZED, "admin token required");
+        r.headers_mut().insert(
+            hyper::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer"),
+        );
+        return r;
+    }
+    if method == Method::DELETE {
+        return match segments {
+            ["api", "v1", "streams", name] => match ctx.registry.get(name) {
+                Some(s) => {
+                    tracing::info!(stream = %s.name, "publisher kicked through the API");
+                    s.stop(crate::ingest::registry::EndReason::Kicked);
+                    json(StatusCode::OK, &serde_json::json!({ "kicked": s.name }))
+                }
+                None => json_error(StatusCode::NOT_FOUND, "no such live stream"),
+            },
+            _ => {
+                let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+                r.headers_mut()
+                    .insert(ALLOW, HeaderValue::from_static("GET, HEAD, OPTIONS"));
+                r
+            }
+        };
+    }
     if method != Method::GET && method != Method::HEAD {
         let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
         r.headers_mut()
@@ -88,6 +118,46 @@ async fn dispatch(ctx: &Context, req: &Request<Incoming>, segments: &[&str]) -> 
         ["watch", name] => player::watch(name),
         ["assets", "hls.min.js"] => player::hls_js(&ctx.config.hls.hls_js),
         ["healthz"] => text(StatusCode::OK, "ok\n"),
+        ["readyz"] => {
+            if ctx.ready.load(std::sync::atomic::Ordering::SeqCst) {
+                json(StatusCode::OK, &serde_json::json!({ "ready": true }))
+            } else {
+                let reason = if ctx.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                    "shutting down"
+                } else {
+                    "starting: listeners and executors not all up"
+                };
+                json(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &serde_json::json!({ "ready": false, "reason": reason }),
+                )
+            }
+        }
+        ["metrics"] => {
+            let om = crate::telemetry::metrics::render(ctx);
+            let wants_om = req
+                .headers()
+                .get(hyper::header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.contains("application/openmetrics-text"));
+            let (body, kind) = if wants_om {
+                (
+                    om,
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                )
+            } else {
+                (
+                    crate::telemetry::metrics::to_classic(&om),
+                    "text/plain; version=0.0.4; charset=utf-8",
+                )
+            };
+            let mut r = Response::new(Full::new(Bytes::from(body)));
+            r.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static(kind));
+            r.headers_mut()
+                .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r
+        }
         ["api", "v1", "streams"] => {
             let streams: Vec<_> = ctx.registry.live().iter().map(|s| s.snapshot()).collect();
             json(StatusCode::OK, &serde_json::json!({ "streams": streams }))
@@ -106,6 +176,18 @@ async fn dispatch(ctx: &Context, req: &Request<Incoming>, segments: &[&str]) -> 
         ["api", "v1", "origin"] => json(StatusCode::OK, &ctx.http.snapshot()),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
+}
+
+/// `Authorization: Bearer TOKEN` when `admin.token` is set.
+fn authorized(ctx: &Context, req: &Request<Incoming>) -> bool {
+    let Some(token) = &ctx.config.admin.token else {
+        return true;
+    };
+    req.headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| token.matches(t.trim()))
 }
 
 pub fn text(status: StatusCode, body: &str) -> Response<Body> {

@@ -18,6 +18,7 @@ use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::ingest::registry::{EndReason, Registry};
+use crate::telemetry::notify;
 use crate::transcode::pipeline;
 pub use shutdown::Shutdown;
 
@@ -51,7 +52,15 @@ pub struct Context {
     pub rtmp_connections: AtomicUsize,
     /// Set once every listener is bound; cleared on shutdown.
     pub ready: std::sync::atomic::AtomicBool,
+    /// Per executor: ms since `epoch` when it last ran its heartbeat task.
+    pub heartbeats: Vec<std::sync::atomic::AtomicU64>,
+    /// Set when shutdown begins (before the drain period).
+    pub stopping: std::sync::atomic::AtomicBool,
+    pub epoch: Instant,
 }
+
+/// How often each executor proves it is responsive.
+const HEARTBEAT: Duration = Duration::from_millis(500);
 
 /// Round-robin hand-off of new streams to the media cores.
 pub struct MediaCores {
@@ -132,6 +141,9 @@ pub fn serve(config: Config) -> Result<(), RuntimeError> {
         ready: Default::default(),
         store: crate::store::hot::HotStore::new(config.hls.window_secs),
         http: Default::default(),
+        heartbeats: cores.iter().map(|_| Default::default()).collect(),
+        stopping: Default::default(),
+        epoch: Instant::now(),
         config,
     });
 
@@ -160,7 +172,7 @@ pub fn serve(config: Config) -> Result<(), RuntimeError> {
                         return;
                     }
                 };
-                executor.run(core_main(ctx, role, jobs, report.clone()));
+                executor.run(core_main(ctx, i, role, jobs, report.clone()));
                 let _ = report.send(Report::Exited(cpu));
             })
             .map_err(|e| RuntimeError::Executor {
@@ -205,8 +217,14 @@ pub fn serve(config: Config) -> Result<(), RuntimeError> {
             media_cores = roles.iter().filter(|r| **r != Role::Io).count(),
             "ladderd ready"
         );
+        if let Err(e) = notify::notify("READY=1") {
+            warn!("systemd notify READY: {e}");
+        }
+        let watchdog = notify::watchdog_interval();
+        let tick = watchdog.unwrap_or(Duration::from_secs(1));
+        let mut unresponsive_logged = false;
         loop {
-            match report_rx.recv() {
+            match report_rx.recv_timeout(tick) {
                 Ok(Report::Signal(sig)) => {
                     info!(signal = sig, "shutting down");
                     break;
@@ -221,11 +239,43 @@ pub fn serve(config: Config) -> Result<(), RuntimeError> {
                     break;
                 }
                 Ok(Report::Ready) => {}
-                Err(_) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    let Some(interval) = watchdog else { continue };
+                    let now = ctx.epoch.elapsed().as_millis() as u64;
+                    let limit = (interval + HEARTBEAT).as_millis() as u64;
+                    let stuck = ctx
+                        .heartbeats
+                        .iter()
+                        .position(|h| now.saturating_sub(h.load(Ordering::Relaxed)) > limit);
+                    match stuck {
+                        None => {
+                            unresponsive_logged = false;
+                            if let Err(e) = notify::notify("WATCHDOG=1") {
+                                warn!("systemd notify WATCHDOG: {e}");
+                            }
+                        }
+                        Some(i) if !unresponsive_logged => {
+                            error!(
+                                executor = i,
+                                "executor unresponsive; not feeding the systemd watchdog"
+                            );
+                            unresponsive_logged = true;
+                        }
+                        Some(_) => {}
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
             }
         }
     }
 
+    // Lame duck: not ready, still serving, so balancers move viewers away first.
+    ctx.stopping.store(true, Ordering::SeqCst);
+    ctx.ready.store(false, Ordering::SeqCst);
+    let _ = notify::notify("STOPPING=1");
+    if failure.is_none() && ctx.config.server.drain_secs > 0.0 {
+        std::thread::sleep(Duration::from_secs_f64(ctx.config.server.drain_secs));
+    }
     ctx.ready.store(false, Ordering::SeqCst);
     ctx.registry.stop_all(EndReason::Shutdown);
     ctx.shutdown.trigger();
@@ -256,11 +306,25 @@ pub fn serve(config: Config) -> Result<(), RuntimeError> {
 
 async fn core_main(
     ctx: Arc<Context>,
+    index: usize,
     role: Role,
     jobs: Option<flume::Receiver<pipeline::Job>>,
     report: mpsc::Sender<Report>,
 ) {
     let mut tasks = Vec::new();
+    {
+        // The watchdog is fed only while every executor gets to run this.
+        let ctx = ctx.clone();
+        glommio::spawn_local(async move {
+            while !ctx.shutdown.is_triggered() {
+                if let Some(h) = ctx.heartbeats.get(index) {
+                    h.store(ctx.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+                }
+                glommio::timer::sleep(HEARTBEAT).await;
+            }
+        })
+        .detach();
+    }
     if matches!(role, Role::Io | Role::Both) {
         let rtmp = match glommio::net::TcpListener::bind(ctx.config.server.rtmp_listen) {
             Ok(l) => l,

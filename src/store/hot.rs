@@ -85,6 +85,10 @@ impl HotStore {
         media
     }
 
+    pub fn all(&self) -> Vec<Arc<StreamMedia>> {
+        read(&self.streams).values().cloned().collect()
+    }
+
     pub fn get(&self, name: &str) -> Option<Arc<StreamMedia>> {
         read(&self.streams).get(name).cloned()
     }
@@ -134,6 +138,8 @@ impl StreamMedia {
             timeline: Mutex::new(Timeline::default()),
             changed: Event::new(),
             bytes_published: AtomicU64::new(0),
+            parts_published: AtomicU64::new(0),
+            segments_published: AtomicU64::new(0),
             last_publish: Mutex::new(None),
         });
         let mut all = write(&self.renditions);
@@ -195,6 +201,8 @@ pub struct Rendition {
     /// Notified on every publish and at the end.
     pub changed: Event,
     pub bytes_published: AtomicU64,
+    pub parts_published: AtomicU64,
+    pub segments_published: AtomicU64,
     last_publish: Mutex<Option<std::time::Instant>>,
 }
 
@@ -241,6 +249,7 @@ impl Rendition {
                     ..
                 } => {
                     self.bytes_published.fetch_add(data.len() as u64, Relaxed);
+                    self.parts_published.fetch_add(1, Relaxed);
                     if let Some((e, b)) = t.newest(msn) {
                         e.parts.push(PartEntry {
                             duration,
@@ -251,6 +260,7 @@ impl Rendition {
                     }
                 }
                 Chunk::SegmentEnd { msn, duration } => {
+                    self.segments_published.fetch_add(1, Relaxed);
                     if let Some((e, b)) = t.newest(msn) {
                         e.complete = true;
                         e.duration = duration;

@@ -1,3 +1,6 @@
-//! Logs now; histograms, Prometheus exposition and health come with the operations work.
+//! Logs, Prometheus exposition, CPU accounting and the systemd notify protocol.
 
+pub mod cpu;
 pub mod log;
+pub mod metrics;
+pub mod notify;

@@ -80,6 +80,40 @@ pub struct LatencySummary {
     pub total: Percentiles,
     /// Per rung: (name, scale, encode).
     pub rungs: Vec<(String, Percentiles, Percentiles)>,
+    /// Cumulative buckets of every stage, for Prometheus.
+    #[serde(skip)]
+    pub histograms: Vec<StageBuckets>,
+}
+
+/// Bucket bounds for exported stage latencies: 1 ms … 10 s.
+pub const BUCKETS_SECS: [f64; 13] = [
+    0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0,
+];
+
+/// One stage's latency as Prometheus histogram data.
+#[derive(Debug, Clone, Default)]
+pub struct StageBuckets {
+    pub stage: &'static str,
+    pub rung: Option<String>,
+    pub count: u64,
+    pub sum_secs: f64,
+    /// Cumulative counts at each of [`BUCKETS_SECS`].
+    pub cumulative: Vec<u64>,
+}
+
+impl StageBuckets {
+    pub fn of(stage: &'static str, rung: Option<String>, h: &Histogram<u64>) -> Self {
+        StageBuckets {
+            stage,
+            rung,
+            count: h.len(),
+            sum_secs: h.mean() * h.len() as f64 / 1e6,
+            cumulative: BUCKETS_SECS
+                .iter()
+                .map(|b| h.count_between(0, (b * 1e6) as u64))
+                .collect(),
+        }
+    }
 }
 
 /// Per-stage latency of a running ladder (microseconds).
@@ -173,6 +207,19 @@ impl LadderRun {
                     )
                 })
                 .collect(),
+            histograms: [
+                StageBuckets::of("decode", None, &self.latency.decode_us),
+                StageBuckets::of("ladder", None, &self.latency.ladder_us),
+                StageBuckets::of("ingest_to_encoded", None, &self.latency.total_us),
+            ]
+            .into_iter()
+            .chain(self.rungs.iter().flat_map(|r| {
+                [
+                    StageBuckets::of("scale", Some(r.rung.name.clone()), &r.stats.scale_us),
+                    StageBuckets::of("encode", Some(r.rung.name.clone()), &r.stats.encode_us),
+                ]
+            }))
+            .collect(),
         }
     }
 

@@ -220,7 +220,24 @@ async fn run_stream(job: Job, ctx: &Context) {
     let mut audio_config: Option<AudioSpecificConfig> = None;
     let mut video_config: Option<AvcConfig> = None;
     let max_lag = Duration::from_secs_f64(ctx.config.ladder.max_lag_secs);
-    while let Ok(input) = job.input.recv_async().await {
+    loop {
+        // An idle stream still refreshes its latency snapshot (the API and
+        // /metrics read it), once a second.
+        let next = futures_lite::future::or(async { Some(job.input.recv_async().await) }, async {
+            glommio::timer::sleep(Duration::from_secs(1)).await;
+            None
+        })
+        .await;
+        let input = match next {
+            Some(Ok(input)) => input,
+            Some(Err(_)) => break,
+            None => {
+                if let Some(l) = &mut ladder {
+                    l.publish_latency(&stream);
+                }
+                continue;
+            }
+        };
         match input {
             Input::Config(CodecConfig::Avc(cfg)) => {
                 if video_config.as_ref() == Some(&cfg) {

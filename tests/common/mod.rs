@@ -51,6 +51,11 @@ impl Server {
 
     /// `extra_args` go after `serve` (e.g. `--demo`).
     pub fn start_with(config: &str, extra_args: &[&str]) -> Server {
+        Self::start_env(config, extra_args, &[])
+    }
+
+    /// With extra environment variables for the process.
+    pub fn start_env(config: &str, extra_args: &[&str], envs: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("ladderd.toml");
         std::fs::write(&cfg, config).unwrap();
@@ -67,6 +72,7 @@ impl Server {
             .arg("serve")
             .args(extra_args)
             .env("LADDERD_LOG", "info")
+            .envs(envs.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -367,6 +373,29 @@ pub fn count_packets(path: &Path, stream: &str) -> u64 {
         .trim()
         .parse()
         .unwrap_or_else(|_| panic!("ffprobe count of {stream} in {}: {:?}", path.display(), out))
+}
+
+/// `input_360p30_high` remuxed to FLV (for pushing tags with `RawClient`).
+pub fn input_360p30_flv() -> PathBuf {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| {
+        let input = input_360p30_high();
+        let flv = media_dir().join("360p30-high-bf-aac-10s.flv");
+        if !flv.exists() {
+            let tmp = media_dir().join(format!("360p30-{}.flv.tmp", std::process::id()));
+            let ok = Command::new("ffmpeg")
+                .args(["-hide_banner", "-nostdin", "-v", "error", "-y", "-i"])
+                .arg(&input.path)
+                .args(["-c", "copy", "-f", "flv"])
+                .arg(&tmp)
+                .status()
+                .unwrap();
+            assert!(ok.success());
+            std::fs::rename(&tmp, &flv).unwrap();
+        }
+        flv
+    })
+    .clone()
 }
 
 /// ffmpeg pushing a file to `url` in real time (`-re`), copying its codecs.

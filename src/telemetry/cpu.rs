@@ -1,0 +1,38 @@
+//! CPU time of the executor threads, from `/proc/self/task/*/{comm,stat}`.
+
+/// (thread name, CPU seconds) for every `ladderd-*` thread.
+pub fn per_thread_cpu_seconds() -> Vec<(String, f64)> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let mut out = Vec::new();
+    for t in tasks.flatten() {
+        let dir = t.path();
+        let Ok(comm) = std::fs::read_to_string(dir.join("comm")) else {
+            continue;
+        };
+        let comm = comm.trim();
+        if !comm.starts_with("ladderd-") {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else {
+            continue;
+        };
+        // Fields after the parenthesised name: utime and stime are the 12th and 13th.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let (Some(u), Some(s)) = (f.get(11), f.get(12)) else {
+            continue;
+        };
+        let (Ok(u), Ok(s)) = (u.parse::<f64>(), s.parse::<f64>()) else {
+            continue;
+        };
+        out.push((comm.to_string(), (u + s) / ticks));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}

@@ -1,0 +1,271 @@
+//! Operations: `/metrics` (checked by promtool), `/readyz` through a drain,
+//! the admin token, kicking a publisher, the systemd notify protocol, and the
+//! unit file (checked by systemd-analyze).
+
+mod common;
+
+use std::os::unix::net::UnixDatagram;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::*;
+use ladderd::ingest::flv::FileTags;
+
+/// Sum of a metric's samples whose line contains every `filters` substring.
+fn metric(text: &str, name: &str, filters: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter(|l| filters.iter().all(|f| l.contains(f)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn promtool_check(text: &str) {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool is not installed; run scripts/test.sh (package prometheus)");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn metrics_count_every_pushed_frame_and_pass_promtool() {
+    let flv = input_360p30_flv();
+    let server = Server::start("[ingest]\nallow_any_key = true\n\n[ladder]\nmax_lag_secs = 60.0\n");
+    // Push every tag at once, then keep the publish open: the counters settle.
+    let mut client = RawClient::publish(server.rtmp, "cam");
+    let mut video = 0u64;
+    for tag in FileTags::new(Bytes::from(std::fs::read(&flv).unwrap())).unwrap() {
+        let tag = tag.unwrap();
+        match tag.kind {
+            9 => {
+                if tag.body.get(1) == Some(&1) {
+                    video += 1;
+                }
+                client.video(&tag.body, tag.timestamp_ms).unwrap();
+            }
+            8 => client.audio(&tag.body, tag.timestamp_ms).unwrap(),
+            _ => {}
+        }
+    }
+    assert_eq!(video, 300, "10 s at 30 fps");
+    let text = server.wait_for("every frame decoded", Duration::from_secs(60), || {
+        let (_, t) = server.get("/metrics").ok()?;
+        (metric(&t, "ladderd_frames_decoded_total", &["stream=\"cam\""]) == video as f64)
+            .then_some(t)
+    });
+    promtool_check(&text);
+    assert_eq!(
+        metric(&text, "ladderd_packets_in_total", &["track=\"video\""]),
+        video as f64
+    );
+    // The decode stage's histogram counts exactly the frames decoded.
+    assert_eq!(
+        metric(
+            &text,
+            "ladderd_stage_latency_seconds_count",
+            &["stage=\"decode\"", "stream=\"cam\""]
+        ),
+        video as f64
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "ladderd_stage_latency_seconds_bucket",
+            &["stage=\"decode\"", "le=\"+Inf\""]
+        ),
+        video as f64
+    );
+    // The rung encoded all but the pictures the decoder still holds for reordering.
+    let encoded = metric(&text, "ladderd_frames_encoded_total", &["rung=\"360p30\""]);
+    assert!(
+        (video as f64 - 4.0..=video as f64).contains(&encoded),
+        "{encoded}"
+    );
+    assert!(
+        metric(
+            &text,
+            "ladderd_parts_published_total",
+            &["rendition=\"360p30\""]
+        ) > 0.0
+    );
+    assert!(metric(&text, "ladderd_core_cpu_seconds_total", &[]) > 0.0);
+    assert_eq!(metric(&text, "ladderd_streams_live", &[]), 1.0);
+    // OpenMetrics for scrapers that ask for it.
+    let om = ureq::get(&format!("http://{}/metrics", server.http))
+        .set("Accept", "application/openmetrics-text;version=1.0.0")
+        .call()
+        .unwrap();
+    assert!(om.content_type().contains("openmetrics"));
+    assert!(om.into_string().unwrap().ends_with("# EOF\n"));
+    drop(client);
+}
+
+#[test]
+fn readyz_turns_503_while_draining_then_the_process_exits_0() {
+    let mut server = Server::start("[server]\ndrain_secs = 2.0\n");
+    let (status, body) = server.get("/readyz").unwrap();
+    assert_eq!(status, 200, "{body}");
+    unsafe_kill(server.pid(), libc_sig::TERM);
+    let t = Instant::now();
+    // Within the 2 s drain: not ready, still answering.
+    let body = server.wait_for("readyz 503", Duration::from_secs(1), || {
+        let (status, body) = server.get("/readyz").ok()?;
+        (status == 503).then_some(body)
+    });
+    assert!(body.contains("shutting down"), "{body}");
+    assert_eq!(server.get("/healthz").unwrap().0, 200);
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let code = loop {
+        if let Some(code) = server.child().try_wait().unwrap() {
+            break code;
+        }
+        assert!(Instant::now() < deadline, "still running 8 s after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(code.success(), "{code}");
+    assert!(
+        t.elapsed() < Duration::from_secs(2 + 5),
+        "{:?}",
+        t.elapsed()
+    );
+}
+
+#[test]
+fn admin_token_guards_the_api_and_metrics_and_delete_kicks() {
+    let input = input_360p30_high();
+    let server = Server::start("[admin]\ntoken = \"s3cret-admin\"\n\n[ingest]\nallow_any_key = true\n\n[ladder]\nenabled = false\n");
+    let url = |p: &str| format!("http://{}{p}", server.http);
+    for path in ["/api/v1/streams", "/metrics", "/api/v1/sessions"] {
+        match ureq::get(&url(path)).call() {
+            Err(ureq::Error::Status(401, _)) => {}
+            other => panic!("{path} without a token: {other:?}"),
+        }
+        match ureq::get(&url(path))
+            .set("Authorization", "Bearer wrong")
+            .call()
+        {
+            Err(ureq::Error::Status(401, _)) => {}
+            other => panic!("{path} with a wrong token: {other:?}"),
+        }
+        let ok = ureq::get(&url(path))
+            .set("Authorization", "Bearer s3cret-admin")
+            .call()
+            .unwrap();
+        assert_eq!(ok.status(), 200);
+    }
+    // Health and playback stay open.
+    assert_eq!(server.get("/healthz").unwrap().0, 200);
+    assert_eq!(server.get("/live/nope/master.m3u8").unwrap().0, 404);
+
+    let _ff = push(&input.path, &server.rtmp_url("cam"), true);
+    let auth = |r: ureq::Request| r.set("Authorization", "Bearer s3cret-admin");
+    server.wait_for("stream live", Duration::from_secs(15), || {
+        auth(ureq::get(&url("/api/v1/streams/cam"))).call().ok()
+    });
+    match ureq::delete(&url("/api/v1/streams/cam")).call() {
+        Err(ureq::Error::Status(401, _)) => {}
+        other => panic!("DELETE without a token: {other:?}"),
+    }
+    let kicked = auth(ureq::delete(&url("/api/v1/streams/cam")))
+        .call()
+        .unwrap();
+    assert_eq!(kicked.status(), 200);
+    let sessions: serde_json::Value =
+        server.wait_for("kicked session", Duration::from_secs(10), || {
+            let v: serde_json::Value = auth(ureq::get(&url("/api/v1/sessions")))
+                .call()
+                .ok()?
+                .into_json()
+                .ok()?;
+            v["sessions"]
+                .as_array()?
+                .iter()
+                .any(|s| s["ended"]["kind"] == "kicked")
+                .then_some(v)
+        });
+    assert!(!sessions.to_string().contains("s3cret-admin"));
+}
+
+#[test]
+fn systemd_notify_ready_and_watchdog() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let _server = Server::start_env(
+        "",
+        &[],
+        &[
+            ("NOTIFY_SOCKET", path.to_str().unwrap()),
+            ("WATCHDOG_USEC", "1000000"),
+        ],
+    );
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 256];
+    while !(seen.iter().any(|m| m == "READY=1") && seen.iter().any(|m| m == "WATCHDOG=1")) {
+        let n = sock
+            .recv(&mut buf)
+            .expect("READY=1 and WATCHDOG=1 within 10 s");
+        seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    assert_eq!(
+        seen.first().map(String::as_str),
+        Some("READY=1"),
+        "{seen:?}"
+    );
+}
+
+#[test]
+fn systemd_unit_verifies() {
+    if Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        panic!("systemd-analyze is not installed; run scripts/test.sh (package systemd)");
+    }
+    // The unit names /usr/local/bin/ladderd; verify it against the binary we built.
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/systemd/ladderd.service"
+    ))
+    .unwrap();
+    assert!(unit.contains("Type=notify") && unit.contains("WatchdogSec="));
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("ladderd.service");
+    std::fs::write(
+        &copy,
+        unit.replace("/usr/local/bin/ladderd", env!("CARGO_BIN_EXE_ladderd")),
+    )
+    .unwrap();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&copy)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "systemd-analyze verify:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
