@@ -108,6 +108,25 @@ fn metrics_count_every_pushed_frame_and_pass_promtool() {
     );
     assert!(metric(&text, "ladderd_core_cpu_seconds_total", &[]) > 0.0);
     assert_eq!(metric(&text, "ladderd_streams_live", &[]), 1.0);
+    // Every metric the Grafana dashboard queries exists (two appear only once
+    // something happened: a rejected publisher, a parked playlist request).
+    let dashboard = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/grafana-dashboard.json"
+    ))
+    .unwrap();
+    let optional = [
+        "ladderd_publishers_rejected_total",
+        "ladderd_publish_to_served_seconds_bucket",
+    ];
+    for word in dashboard.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+        if word.starts_with("ladderd_") && !optional.contains(&word) {
+            assert!(
+                text.contains(word),
+                "dashboard queries {word}, which /metrics does not have"
+            );
+        }
+    }
     // OpenMetrics for scrapers that ask for it.
     let om = ureq::get(&format!("http://{}/metrics", server.http))
         .set("Accept", "application/openmetrics-text;version=1.0.0")
