@@ -100,4 +100,10 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 16)]
         max: usize,
     },
+    /// The cost of telemetry: ns per latency sample, ladder fps with recording on vs off.
+    Telemetry {
+        /// FLV input (default: a 10 s 720p30 clip made with ffmpeg).
+        #[arg(long)]
+        input: Option<PathBuf>,
+    },
 }

@@ -234,6 +234,9 @@ impl Default for Hls {
 pub struct Admin {
     /// When set, `/api/…` and `/metrics` need `Authorization: Bearer TOKEN`.
     pub token: Option<Secret>,
+    /// When set, `/api/…` and `/metrics` are served only here (health too),
+    /// not on `server.http_listen`.
+    pub listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

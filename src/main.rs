@@ -77,6 +77,9 @@ fn main() -> ExitCode {
                 BenchCommand::Channels { input, max } => {
                     ladderd::transcode::bench::channels(input.as_deref(), max)
                 }
+                BenchCommand::Telemetry { input } => {
+                    ladderd::transcode::bench::telemetry(input.as_deref())
+                }
             };
             match result {
                 Ok(text) => {

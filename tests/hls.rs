@@ -352,6 +352,18 @@ fn blocking_reload_preload_hints_delta_updates_and_http_semantics() {
     assert!(t.elapsed().as_secs_f64() <= target + 0.2);
     assert!(r.header("cache-control").contains("immutable"));
 
+    // The API counts playback requests as viewers and lists the renditions.
+    let api = server.json("/api/v1/streams/demo");
+    assert!(api["viewers"].as_u64().unwrap() > 0, "{api:#}");
+    assert!(
+        api["renditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["name"] == "360p30"),
+        "{api:#}"
+    );
+
     // Server-side wake-up: publish → parked request answered.
     let origin = server.json("/api/v1/origin");
     let wake = &origin["blocked_wake"];

@@ -288,3 +288,22 @@ fn systemd_unit_verifies() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn admin_listen_moves_the_api_and_metrics_off_the_public_port() {
+    let admin = format!("127.0.0.1:{}", free_port());
+    let server = Server::start(&format!("[admin]\nlisten = \"{admin}\"\n"));
+    assert_eq!(server.get("/api/v1/streams").unwrap().0, 404);
+    assert_eq!(server.get("/metrics").unwrap().0, 404);
+    assert_eq!(server.get("/healthz").unwrap().0, 200);
+    let get = |p: &str| match ureq::get(&format!("http://{admin}{p}")).call() {
+        Ok(r) => r.status(),
+        Err(ureq::Error::Status(c, _)) => c,
+        Err(e) => panic!("{p}: {e}"),
+    };
+    assert_eq!(get("/api/v1/streams"), 200);
+    assert_eq!(get("/metrics"), 200);
+    assert_eq!(get("/readyz"), 200);
+    assert_eq!(get("/live/demo/master.m3u8"), 404);
+    assert_eq!(get("/"), 404);
+}

@@ -21,7 +21,16 @@ use tracing::{debug, warn};
 use crate::runtime::Context;
 use io::{HyperIo, LocalExec};
 
-pub async fn accept_loop(listener: TcpListener, ctx: Arc<Context>) {
+/// Which routes a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    /// Playback, player, health; the API and /metrics unless `admin.listen` is set.
+    Public,
+    /// `admin.listen`: the API, /metrics and health only.
+    Admin,
+}
+
+pub async fn accept_loop(listener: TcpListener, ctx: Arc<Context>, surface: Surface) {
     loop {
         let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
             ctx.shutdown.wait().await;
@@ -49,7 +58,7 @@ pub async fn accept_loop(listener: TcpListener, ctx: Arc<Context>) {
         glommio::spawn_local(async move {
             let service = service_fn(move |req| {
                 let ctx = ctx.clone();
-                async move { Ok::<_, Infallible>(routes::handle(&ctx, req).await) }
+                async move { Ok::<_, Infallible>(routes::handle(&ctx, req, surface).await) }
             });
             let mut builder = auto::Builder::new(LocalExec);
             builder.http1().header_read_timeout(None).keep_alive(true);

@@ -65,6 +65,7 @@ pub async fn handle(
     let Some(media) = rest.first().and_then(|name| ctx.store.get(name)) else {
         return text(StatusCode::NOT_FOUND, "no such stream\n");
     };
+    media.count_request();
     match rest {
         [_, "master.m3u8"] => playlist(multivariant(&media, "playlist.m3u8"), headers, "max-age=0"),
         [_, "index.m3u8"] => playlist(multivariant(&media, "index.m3u8"), headers, "max-age=1"),

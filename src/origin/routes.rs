@@ -14,16 +14,26 @@ use hyper::header::{
 use hyper::{Method, Request, Response, StatusCode};
 use serde::Serialize;
 
-use super::{playback, player};
+use super::{playback, player, Surface};
 use crate::runtime::Context;
 
 pub type Body = Full<Bytes>;
 
-pub async fn handle(ctx: &Context, req: Request<Incoming>) -> Response<Body> {
+pub async fn handle(ctx: &Context, req: Request<Incoming>, surface: Surface) -> Response<Body> {
     let path = req.uri().path().to_string();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let route = route_label(&segments);
-    let mut resp = dispatch(ctx, &req, &segments).await;
+    let admin_route = matches!(segments.as_slice(), ["api", ..] | ["metrics"]);
+    let health = matches!(segments.as_slice(), ["healthz"] | ["readyz"]);
+    let here = match surface {
+        Surface::Admin => admin_route || health,
+        Surface::Public => !admin_route || ctx.config.admin.listen.is_none(),
+    };
+    let mut resp = if here {
+        dispatch(ctx, &req, &segments).await
+    } else {
+        text(StatusCode::NOT_FOUND, "not found\n")
+    };
     let h = resp.headers_mut();
     // Players on other origins read playlists and media.
     h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
@@ -159,11 +169,16 @@ async fn dispatch(ctx: &Context, req: &Request<Incoming>, segments: &[&str]) -> 
             r
         }
         ["api", "v1", "streams"] => {
-            let streams: Vec<_> = ctx.registry.live().iter().map(|s| s.snapshot()).collect();
+            let streams: Vec<_> = ctx
+                .registry
+                .live()
+                .iter()
+                .map(|s| stream_view(ctx, s))
+                .collect();
             json(StatusCode::OK, &serde_json::json!({ "streams": streams }))
         }
         ["api", "v1", "streams", name] => match ctx.registry.get(name) {
-            Some(s) => json(StatusCode::OK, &s.snapshot()),
+            Some(s) => json(StatusCode::OK, &stream_view(ctx, &s)),
             None => json_error(StatusCode::NOT_FOUND, "no such live stream"),
         },
         ["api", "v1", "sessions"] => json(
@@ -176,6 +191,29 @@ async fn dispatch(ctx: &Context, req: &Request<Incoming>, segments: &[&str]) -> 
         ["api", "v1", "origin"] => json(StatusCode::OK, &ctx.http.snapshot()),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
+}
+
+/// A live stream for the API: the registry's view plus what playback sees.
+fn stream_view(ctx: &Context, s: &crate::ingest::registry::LiveStream) -> serde_json::Value {
+    let mut v = serde_json::to_value(s.snapshot()).unwrap_or_default();
+    if let (Some(obj), Some(media)) = (v.as_object_mut(), ctx.store.get(&s.name)) {
+        let renditions: Vec<_> = media
+            .renditions()
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "name": r.name,
+                    "codecs": r.codecs,
+                    "parts": r.parts_published.load(std::sync::atomic::Ordering::Relaxed),
+                    "segments": r.segments_published.load(std::sync::atomic::Ordering::Relaxed),
+                    "last_part": r.last_part(),
+                })
+            })
+            .collect();
+        obj.insert("viewers".into(), media.recent_requests(10).into());
+        obj.insert("renditions".into(), renditions.into());
+    }
+    v
 }
 
 /// `Authorization: Bearer TOKEN` when `admin.token` is set.

@@ -5,6 +5,8 @@
 //! is held until the next one arrives, so every sample's duration is its real
 //! dts delta (one frame of latency; none of the guessing that leaves gaps).
 
+use std::time::Instant;
+
 use bytes::Bytes;
 
 use super::cmaf::{self, CmafError, Sample};
@@ -22,6 +24,10 @@ pub struct Frame {
     /// Wall-clock time of this frame's presentation (ms since the Unix epoch).
     pub pdt_ms: u64,
     pub data: Bytes,
+    /// When the source packet arrived at ingest, and when this frame was
+    /// ready to package (encoded, or received for passthrough).
+    pub arrival: Instant,
+    pub ready: Instant,
 }
 
 /// What the chunker publishes, in order.
@@ -39,6 +45,8 @@ pub enum Chunk {
         independent: bool,
         duration: f64,
         data: Bytes,
+        /// (arrival, ready) of each frame in the part, for latency accounting.
+        frames: Vec<(Instant, Instant)>,
     },
     SegmentEnd {
         msn: u64,
@@ -53,6 +61,7 @@ pub struct Chunker {
     nominal: i64,
     held: Option<Frame>,
     part: Vec<Sample>,
+    part_frames: Vec<(Instant, Instant)>,
     part_base: i64,
     part_ticks: i64,
     segment_ticks: i64,
@@ -73,6 +82,7 @@ impl Chunker {
             nominal: nominal.max(1),
             held: None,
             part: Vec::new(),
+            part_frames: Vec::new(),
             part_base: 0,
             part_ticks: 0,
             segment_ticks: 0,
@@ -155,6 +165,7 @@ impl Chunker {
             // from where the previous part ended instead.
             self.part_base = self.end_dts.map_or(f.dts, |end| f.dts.max(end));
         }
+        self.part_frames.push((f.arrival, f.ready));
         self.part.push(Sample {
             duration: duration as u32,
             composition_offset: (f.pts - f.dts).clamp(i32::MIN as i64, i32::MAX as i64) as i32,
@@ -177,6 +188,7 @@ impl Chunker {
         }
         let Some(msn) = self.msn else {
             self.part.clear();
+            self.part_frames.clear();
             return Ok(());
         };
         self.sequence += 1;
@@ -188,6 +200,7 @@ impl Chunker {
             independent,
             duration: self.secs(self.part_ticks),
             data,
+            frames: std::mem::take(&mut self.part_frames),
         });
         self.part_index += 1;
         self.part.clear();
@@ -209,6 +222,8 @@ mod tests {
             discontinuity: false,
             pdt_ms: 1_000 + i as u64 * 33,
             data: Bytes::from(vec![0, 0, 0, 1, 0x65]),
+            arrival: Instant::now(),
+            ready: Instant::now(),
         }
     }
 

@@ -12,8 +12,10 @@ pub mod cmaf;
 pub mod hls;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
+use hdrhistogram::Histogram;
 use tracing::{info, warn};
 
 use crate::config::Config;
@@ -22,6 +24,7 @@ use crate::media::h264::{annexb_nal_units, AvcConfig};
 use crate::media::{Packet, TIMESCALE};
 use crate::store::hot::{HotStore, Rendition, RenditionKind, StreamMedia};
 use crate::transcode::ladder::Rung;
+use crate::transcode::ladder_run::{latency_histogram, StageBuckets};
 use crate::transcode::EncodedFrame;
 use chunker::{Chunk, Chunker, Frame};
 use cmaf::TrackConfig;
@@ -38,22 +41,67 @@ struct Output {
     rendition: Arc<Rendition>,
     chunker: Chunker,
     failed: bool,
+    /// Ingest arrival → the frame's part published (µs).
+    ingest_to_published: Histogram<u64>,
+    /// Frame ready (encoded) → its part published (µs).
+    ready_to_published: Histogram<u64>,
 }
 
 impl Output {
+    fn new(rendition: Arc<Rendition>, chunker: Chunker) -> Self {
+        Output {
+            rendition,
+            chunker,
+            failed: false,
+            ingest_to_published: latency_histogram(),
+            ready_to_published: latency_histogram(),
+        }
+    }
+
     fn push(&mut self, frame: Frame, stream: &str) {
         match self.chunker.push(frame) {
-            Ok(chunks) => publish(&self.rendition, chunks),
+            Ok(chunks) => self.publish(chunks),
             Err(e) => self.fail(stream, e),
         }
     }
 
     fn finish(&mut self, stream: &str) {
         match self.chunker.finish() {
-            Ok(chunks) => publish(&self.rendition, chunks),
+            Ok(chunks) => self.publish(chunks),
             Err(e) => self.fail(stream, e),
         }
         self.rendition.end();
+    }
+
+    fn publish(&mut self, chunks: Vec<Chunk>) {
+        for c in chunks {
+            let frames = match &c {
+                Chunk::Part { frames, .. } => frames.clone(),
+                _ => Vec::new(),
+            };
+            self.rendition.publish(c);
+            let now = Instant::now();
+            for (arrival, ready) in frames {
+                let _ = self
+                    .ingest_to_published
+                    .record(now.saturating_duration_since(arrival).as_micros() as u64);
+                let _ = self
+                    .ready_to_published
+                    .record(now.saturating_duration_since(ready).as_micros() as u64);
+            }
+        }
+    }
+
+    fn buckets(&self) -> [StageBuckets; 2] {
+        let name = Some(self.rendition.name.clone());
+        [
+            StageBuckets::of(
+                "ingest_to_published",
+                name.clone(),
+                &self.ingest_to_published,
+            ),
+            StageBuckets::of("encoded_to_published", name, &self.ready_to_published),
+        ]
     }
 
     fn fail(&mut self, stream: &str, e: cmaf::CmafError) {
@@ -61,12 +109,6 @@ impl Output {
             warn!(stream, rendition = %self.rendition.name, "packaging: {e}");
             self.failed = true;
         }
-    }
-}
-
-fn publish(r: &Rendition, chunks: Vec<Chunk>) {
-    for c in chunks {
-        r.publish(c);
     }
 }
 
@@ -177,11 +219,10 @@ impl StreamPackager {
             },
         );
         rendition.set_init(init);
-        Some(Output {
+        Some(Output::new(
             rendition,
-            chunker: Chunker::new(TIMESCALE, self.part_ticks, self.frame_ticks),
-            failed: false,
-        })
+            Chunker::new(TIMESCALE, self.part_ticks, self.frame_ticks),
+        ))
     }
 
     /// The audio rendition (AAC passthrough).
@@ -209,11 +250,7 @@ impl StreamPackager {
         let sr = asc.sample_rate as i64;
         let part = (self.part_ticks * sr / TIMESCALE as i64).max(AAC_FRAME);
         self.audio = Some(AudioOutput {
-            out: Output {
-                rendition,
-                chunker: Chunker::new(asc.sample_rate, part, AAC_FRAME),
-                failed: false,
-            },
+            out: Output::new(rendition, Chunker::new(asc.sample_rate, part, AAC_FRAME)),
             sample_rate: sr,
             next: None,
             segment_start: None,
@@ -268,6 +305,8 @@ impl StreamPackager {
                 discontinuity: p.discontinuity,
                 pdt_ms,
                 data,
+                arrival: p.arrival,
+                ready: Instant::now(),
             },
             &name,
         );
@@ -305,6 +344,8 @@ impl StreamPackager {
                 discontinuity: p.discontinuity,
                 pdt_ms,
                 data: p.data.clone(),
+                arrival: p.arrival,
+                ready: Instant::now(),
             },
             &name,
         );
@@ -332,6 +373,8 @@ impl StreamPackager {
                     discontinuity: false,
                     pdt_ms,
                     data: cmaf::annexb_to_avcc(&f.data),
+                    arrival: f.arrival,
+                    ready: Instant::now(),
                 },
                 &name,
             );
@@ -360,6 +403,21 @@ impl StreamPackager {
             }
         };
         self.video_output(&rung.name, &cfg, rung.bitrate_bps as u64)
+    }
+
+    /// Part-publication latency of every rendition, for the stage histograms.
+    pub fn latency_buckets(&self) -> Vec<StageBuckets> {
+        let mut out = Vec::new();
+        let outputs = self
+            .source
+            .iter()
+            .map(|s| &s.out)
+            .chain(self.rungs.iter().flatten())
+            .chain(self.audio.iter().map(|a| &a.out));
+        for o in outputs {
+            out.extend(o.buckets());
+        }
+        out
     }
 
     /// End of stream: closes every rendition (`EXT-X-ENDLIST`).

@@ -354,7 +354,26 @@ async fn core_main(
         tasks.push(glommio::spawn_local(crate::origin::accept_loop(
             http,
             ctx.clone(),
+            crate::origin::Surface::Public,
         )));
+        if let Some(addr) = ctx.config.admin.listen {
+            let admin = match glommio::net::TcpListener::bind(addr) {
+                Ok(l) => l,
+                Err(e) => {
+                    let _ = report.send(Report::Failed(RuntimeError::Bind {
+                        addr,
+                        what: "admin HTTP",
+                        source: std::io::Error::other(e.to_string()),
+                    }));
+                    return;
+                }
+            };
+            tasks.push(glommio::spawn_local(crate::origin::accept_loop(
+                admin,
+                ctx.clone(),
+                crate::origin::Surface::Admin,
+            )));
+        }
         let _ = report.send(Report::Ready);
     }
     if let Some(jobs) = jobs {

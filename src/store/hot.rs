@@ -77,6 +77,7 @@ impl HotStore {
             window_secs: self.window_secs,
             renditions: RwLock::new(Vec::new()),
             ended: AtomicBool::new(false),
+            requests: RecentCount::default(),
         });
         let old = write(&self.streams).insert(name.to_string(), media.clone());
         if let Some(old) = old {
@@ -126,9 +127,61 @@ pub struct StreamMedia {
     window_secs: f64,
     renditions: RwLock<Vec<Arc<Rendition>>>,
     ended: AtomicBool,
+    /// Playback requests per second, for "viewers" (requests in the last seconds).
+    requests: RecentCount,
+}
+
+/// Events per wall-clock second over the last few seconds; any thread may add.
+#[derive(Default)]
+struct RecentCount {
+    sec: [AtomicU64; 16],
+    count: [AtomicU64; 16],
+}
+
+impl RecentCount {
+    fn now() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    }
+
+    fn add(&self) {
+        let now = Self::now();
+        let i = (now % 16) as usize;
+        let seen = self.sec[i].load(Relaxed);
+        if seen != now
+            && self.sec[i]
+                .compare_exchange(seen, now, Relaxed, Relaxed)
+                .is_ok()
+        {
+            self.count[i].store(0, Relaxed);
+        }
+        self.count[i].fetch_add(1, Relaxed);
+    }
+
+    /// Events in the last `secs` seconds (this one included), up to 15.
+    fn last(&self, secs: u64) -> u64 {
+        let now = Self::now();
+        (0..16)
+            .filter(|&i| {
+                let s = self.sec[i].load(Relaxed);
+                s <= now && s + secs.min(15) > now
+            })
+            .map(|i| self.count[i].load(Relaxed))
+            .sum()
+    }
 }
 
 impl StreamMedia {
+    pub fn count_request(&self) {
+        self.requests.add();
+    }
+
+    /// Playback requests in the last `secs` seconds.
+    pub fn recent_requests(&self, secs: u64) -> u64 {
+        self.requests.last(secs)
+    }
+
     pub fn add(&self, name: &str, codecs: String, kind: RenditionKind) -> Arc<Rendition> {
         let r = Arc::new(Rendition {
             name: name.to_string(),
@@ -531,6 +584,7 @@ mod tests {
                 independent: index == 0,
                 duration: 1.0 / 3.0,
                 data: Bytes::from(vec![msn as u8, index as u8]),
+                frames: Vec::new(),
             });
         }
     }
@@ -557,6 +611,7 @@ mod tests {
             independent: false,
             duration: 1.0 / 3.0,
             data: Bytes::from_static(b"p"),
+            frames: Vec::new(),
         });
         assert_eq!(r.block(0, Some(2)), Block::Ready);
         end(&r, 0);
@@ -575,6 +630,7 @@ mod tests {
             independent: true,
             duration: 1.0 / 3.0,
             data: Bytes::from_static(b"p"),
+            frames: Vec::new(),
         });
         assert_eq!(r.block(0, Some(3)), Block::Ready);
         r.end();

@@ -92,7 +92,17 @@ fn load(path: &Path) -> Result<(AvcConfig, f64, Vec<Packet>), BenchError> {
 
 /// Runs the whole ladder over `packets` as fast as possible; returns the wall time.
 fn run_ladder(cfg: &AvcConfig, fps: f64, packets: &[Packet]) -> Result<Duration, BenchError> {
+    run_ladder_with(cfg, fps, packets, true)
+}
+
+fn run_ladder_with(
+    cfg: &AvcConfig,
+    fps: f64,
+    packets: &[Packet],
+    telemetry: bool,
+) -> Result<Duration, BenchError> {
     let mut run = LadderRun::new(cfg, fps, &default_ladder(), 2.0)?;
+    run.set_telemetry(telemetry);
     let t = Instant::now();
     let mut sink = |_: usize, _| {};
     for p in packets {
@@ -226,4 +236,36 @@ pub fn channels(input: Option<&Path>, max: usize) -> Result<String, BenchError> 
     }
     text += &format!("channels held in real time: {held}\n");
     Ok(text)
+}
+
+/// The cost of telemetry: ns per recorded latency sample, and ladder fps with
+/// latency recording on and off (alternating runs on the same input).
+pub fn telemetry(input: Option<&Path>) -> Result<String, BenchError> {
+    let mut h = crate::transcode::ladder_run::latency_histogram();
+    let n = 10_000_000u64;
+    let t = Instant::now();
+    for i in 0..n {
+        let _ = h.record(std::hint::black_box(1 + (i * 7919) % 50_000));
+    }
+    let ns = t.elapsed().as_nanos() as f64 / n as f64;
+    let path = match input {
+        Some(p) => p.to_path_buf(),
+        None => clip("1280x720", 30, 10)?,
+    };
+    let (cfg, fps, packets) = load(&path)?;
+    let (mut on, mut off) = (Duration::ZERO, Duration::ZERO);
+    for _ in 0..2 {
+        on += run_ladder_with(&cfg, fps, &packets, true)?;
+        off += run_ladder_with(&cfg, fps, &packets, false)?;
+    }
+    let frames = 2.0 * packets.len() as f64;
+    let (fps_on, fps_off) = (frames / on.as_secs_f64(), frames / off.as_secs_f64());
+    Ok(format!(
+        "telemetry: {ns:.1} ns per recorded latency sample (hdrhistogram, 10M samples)\n\
+         ladder {}x{} -> {} rungs: {fps_on:.1} fps with latency recording, {fps_off:.1} fps without ({:+.2}%)\n",
+        cfg.width,
+        cfg.height,
+        plan(&default_ladder(), cfg.width, cfg.height, fps).len(),
+        (fps_on / fps_off - 1.0) * 100.0
+    ))
 }

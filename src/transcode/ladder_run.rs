@@ -148,6 +148,8 @@ pub struct LadderRun {
     /// skipped up to the next keyframe.
     pub skipped: u64,
     waiting_for_keyframe: bool,
+    /// Record per-stage latency (on by default; off only to measure its cost).
+    telemetry: bool,
 }
 
 impl LadderRun {
@@ -184,7 +186,13 @@ impl LadderRun {
             },
             skipped: 0,
             waiting_for_keyframe: false,
+            telemetry: true,
         })
+    }
+
+    /// Turns latency recording off or on (the `bench telemetry` comparison).
+    pub fn set_telemetry(&mut self, on: bool) {
+        self.telemetry = on;
     }
 
     pub fn rungs(&self) -> impl Iterator<Item = (&Rung, &RungStats)> {
@@ -254,7 +262,9 @@ impl LadderRun {
         };
         let decode = t.elapsed().saturating_sub(fan_out_time);
         self.decode_time += decode;
-        let _ = self.latency.decode_us.record(decode.as_micros() as u64);
+        if self.telemetry {
+            let _ = self.latency.decode_us.record(decode.as_micros() as u64);
+        }
         if let Err(e) = r {
             self.skipped += 1;
             self.waiting_for_keyframe = true;
@@ -283,6 +293,7 @@ impl LadderRun {
                 frame_ticks: self.frame_ticks,
                 decoded: &mut self.decoded,
                 latency: &mut self.latency,
+                telemetry: self.telemetry,
             },
         )
     }
@@ -296,6 +307,7 @@ struct FanOut<'a> {
     frame_ticks: i64,
     decoded: &'a mut u64,
     latency: &'a mut StageLatency,
+    telemetry: bool,
 }
 
 impl FanOut<'_> {
@@ -314,16 +326,19 @@ impl FanOut<'_> {
             self.boundaries,
             self.source_keyframes,
             self.frame_ticks,
+            self.telemetry,
             out,
         ) {
             *result = Err(e);
         }
         let spent = t.elapsed();
-        let _ = self.latency.ladder_us.record(spent.as_micros() as u64);
-        let _ = self
-            .latency
-            .total_us
-            .record(frame.arrival.elapsed().as_micros() as u64);
+        if self.telemetry {
+            let _ = self.latency.ladder_us.record(spent.as_micros() as u64);
+            let _ = self
+                .latency
+                .total_us
+                .record(frame.arrival.elapsed().as_micros() as u64);
+        }
         spent
     }
 }
@@ -334,6 +349,7 @@ fn fan_out(
     boundaries: &mut Boundaries,
     source_keyframes: &mut HashSet<i64>,
     frame_ticks: i64,
+    telemetry: bool,
     out: &mut dyn FnMut(usize, EncodedFrame),
 ) -> Result<(), StageError> {
     let key = source_keyframes.remove(&frame.pts);
@@ -350,11 +366,15 @@ fn fan_out(
         r.scaler.scale(frame, &mut r.frame)?;
         let t2 = Instant::now();
         r.stats.scale_time += t2 - t;
-        let _ = r.stats.scale_us.record((t2 - t).as_micros() as u64);
+        if telemetry {
+            let _ = r.stats.scale_us.record((t2 - t).as_micros() as u64);
+        }
         let encoded = r.encoder.encode(&r.frame, decision.boundary)?;
         let spent = t2.elapsed();
         r.stats.encode_time += spent;
-        let _ = r.stats.encode_us.record(spent.as_micros() as u64);
+        if telemetry {
+            let _ = r.stats.encode_us.record(spent.as_micros() as u64);
+        }
         if let Some(e) = encoded {
             r.stats.frames += 1;
             r.stats.keyframes += e.keyframe as u64;

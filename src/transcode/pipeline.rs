@@ -151,7 +151,7 @@ impl Running {
             .frames_skipped
             .fetch_add(self.run.skipped - skipped_before, Relaxed);
         if self.last_latency_publish.elapsed() >= Duration::from_secs(1) {
-            self.publish_latency(stream);
+            self.publish_latency(stream, packager.as_ref());
         }
         if let Err(e) = result {
             stats.decode_errors.fetch_add(1, Relaxed);
@@ -162,12 +162,16 @@ impl Running {
         }
     }
 
-    fn publish_latency(&mut self, stream: &LiveStream) {
+    fn publish_latency(&mut self, stream: &LiveStream, packager: Option<&StreamPackager>) {
+        let mut summary = self.run.latency_summary();
+        if let Some(p) = packager {
+            summary.histograms.extend(p.latency_buckets());
+        }
         *stream
             .pipeline
             .latency
             .lock()
-            .unwrap_or_else(|e| e.into_inner()) = self.run.latency_summary();
+            .unwrap_or_else(|e| e.into_inner()) = summary;
         self.last_latency_publish = std::time::Instant::now();
     }
 
@@ -188,7 +192,7 @@ impl Running {
             .pipeline
             .frames_decoded
             .fetch_add(self.run.decoded - decoded_before, Relaxed);
-        self.publish_latency(stream);
+        self.publish_latency(stream, packager.as_ref());
     }
 }
 
@@ -233,7 +237,7 @@ async fn run_stream(job: Job, ctx: &Context) {
             Some(Err(_)) => break,
             None => {
                 if let Some(l) = &mut ladder {
-                    l.publish_latency(&stream);
+                    l.publish_latency(&stream, packager.as_ref());
                 }
                 continue;
             }
