@@ -212,6 +212,10 @@ pub struct Hls {
     pub standard_segment_secs: f64,
     /// Offer the ingested stream as a rendition without re-encoding.
     pub source_rendition: bool,
+    /// Write each frame of a part as its own CMAF chunk and stream a part that
+    /// is still being written to whoever asked for it (preload hints); off:
+    /// one fragment per part, answered when the part is complete.
+    pub chunked_parts: bool,
     /// hls.js for the player page (installed by `npm ci`).
     pub hls_js: std::path::PathBuf,
 }
@@ -223,6 +227,7 @@ impl Default for Hls {
             window_secs: 40.0,
             standard_segment_secs: 6.0,
             source_rendition: true,
+            chunked_parts: true,
             hls_js: "node_modules/hls.js/dist/hls.min.js".into(),
         }
     }

@@ -535,3 +535,68 @@ fn blocking_request_for_a_part_that_never_comes_is_503() {
     );
     drop(client);
 }
+
+/// Time to first and last body byte of a GET, and the body.
+fn timed_get(server: &Server, path: &str) -> (f64, f64, Vec<u8>) {
+    let t = Instant::now();
+    let resp = ureq::get(&format!("http://{}{path}", server.http))
+        .timeout(Duration::from_secs(15))
+        .call()
+        .unwrap();
+    let mut reader = resp.into_reader();
+    let mut body = Vec::new();
+    let mut buf = [0u8; 64 * 1024];
+    let mut first = None;
+    loop {
+        let n = reader.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        first.get_or_insert(t.elapsed().as_secs_f64());
+        body.extend_from_slice(&buf[..n]);
+    }
+    (first.unwrap_or(f64::NAN), t.elapsed().as_secs_f64(), body)
+}
+
+/// The preload-hinted part, requested before it exists: with chunked parts it
+/// streams frame by frame as they are written; without, it comes whole when
+/// complete. Same bytes either way as a later plain GET.
+#[test]
+fn hinted_part_streams_frame_by_frame_or_arrives_whole() {
+    for chunked in [true, false] {
+        let config = format!("{DEMO}chunked_parts = {chunked}\n");
+        let server = Server::start_with(&config, &["--demo"]);
+        wait_master(&server, "demo", 2);
+        let path = "/live/demo/360p30/playlist.m3u8";
+        let (mut firsts, mut lasts) = (Vec::new(), Vec::new());
+        for _ in 0..6 {
+            let (msn, part) = preload_hint(&get(&server, path).text());
+            let uri = format!("/live/demo/360p30/part{msn}.{part}.m4s");
+            let (first, last, body) = timed_get(&server, &uri);
+            // What was streamed is the part as published.
+            let whole = get(&server, &uri);
+            assert_eq!(whole.status, 200);
+            assert_eq!(body, whole.body, "{uri}");
+            let moofs = body.windows(4).filter(|w| w == b"moof").count();
+            if chunked {
+                assert!(moofs >= 2, "one fragment per frame: {moofs}");
+            } else {
+                assert_eq!(moofs, 1);
+            }
+            firsts.push(first);
+            lasts.push(last);
+        }
+        println!(
+            "hinted part, chunked_parts = {chunked}: first byte median {:.0} ms, last byte median {:.0} ms after the request",
+            median(&firsts) * 1000.0,
+            median(&lasts) * 1000.0
+        );
+        if chunked {
+            // Streamed: the first frame's bytes came well before the part was done.
+            assert!(
+                median(&lasts) - median(&firsts) > 0.05,
+                "{firsts:?} {lasts:?}"
+            );
+        }
+    }
+}

@@ -8,14 +8,13 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::Full;
 use hyper::header::{
     HeaderMap, HeaderValue, ACCEPT_ENCODING, ACCEPT_RANGES, CACHE_CONTROL, CONTENT_ENCODING,
     CONTENT_RANGE, CONTENT_TYPE, ETAG, IF_NONE_MATCH, RANGE, VARY,
 };
 use hyper::{Response, StatusCode};
 
-use super::routes::{text, Body};
+use super::routes::{full, text, Body};
 use crate::package::hls::{self, MediaPlaylist, RenditionReport};
 use crate::runtime::Context;
 use crate::store::hot::{Block, Object, Rendition, RenditionKind, StreamMedia};
@@ -70,7 +69,7 @@ pub async fn handle(
         [_, "master.m3u8"] => playlist(multivariant(&media, "playlist.m3u8"), headers, "max-age=0"),
         [_, "index.m3u8"] => playlist(multivariant(&media, "index.m3u8"), headers, "max-age=1"),
         [_, rendition, file] => match media.rendition(rendition) {
-            Some(r) => rendition_file(ctx, &media, &r, file, query, headers).await,
+            Some(r) => rendition_file(ctx, &media, r, file, query, headers).await,
             None => text(StatusCode::NOT_FOUND, "no such rendition\n"),
         },
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
@@ -134,7 +133,7 @@ fn multivariant(media: &StreamMedia, playlist_name: &str) -> String {
 async fn rendition_file(
     ctx: &Context,
     media: &StreamMedia,
-    r: &Rendition,
+    r: std::sync::Arc<Rendition>,
     file: &str,
     query: Option<&str>,
     headers: &HeaderMap,
@@ -174,7 +173,7 @@ async fn rendition_file(
                 }
             }
         }
-        let body = ll_playlist(media, r, q.skip);
+        let body = ll_playlist(media, &r, q.skip);
         let cache = if q.msn.is_some() {
             "public, max-age=12"
         } else {
@@ -215,6 +214,21 @@ async fn rendition_file(
             }
             Object::Gone => return text(StatusCode::GONE, "evicted from the live window\n"),
             Object::Missing => return text(StatusCode::NOT_FOUND, "not found\n"),
+            // A part being written: stream its chunks as they land (unless a
+            // byte range was asked for: that waits for the whole part).
+            Object::Growing(_) if !headers.contains_key(RANGE) => {
+                if let Lookup::Part(msn, index) = lookup {
+                    if waited {
+                        ctx.http.record_wake(r.since_publish());
+                    }
+                    return streamed_part(r.clone(), msn, index, deadline);
+                }
+            }
+            Object::Growing(_) => {
+                if !wait(ctx, listener, deadline).await {
+                    return text(StatusCode::SERVICE_UNAVAILABLE, "not available in time\n");
+                }
+            }
             // The preload hint: answered the moment the part is published.
             Object::Pending => {
                 if !wait(ctx, listener, deadline).await {
@@ -224,6 +238,67 @@ async fn rendition_file(
             }
         }
     }
+}
+
+/// A part still being written, sent chunk by chunk (HTTP/1.1 chunked
+/// transfer, h2 DATA frames) as each frame's fragment is published; ends with
+/// the part. The bytes are the part's bytes, whichever way they are sent.
+fn streamed_part(
+    r: std::sync::Arc<Rendition>,
+    msn: u64,
+    index: u32,
+    deadline: Instant,
+) -> Response<Body> {
+    use http_body_util::BodyExt;
+    struct State {
+        r: std::sync::Arc<Rendition>,
+        sent: usize,
+        done: bool,
+    }
+    let state = State {
+        r,
+        sent: 0,
+        done: false,
+    };
+    let stream = futures_lite::stream::unfold(state, move |mut st| async move {
+        loop {
+            if st.done {
+                return None;
+            }
+            let listener = st.r.changed.listen();
+            let have = match st.r.part(msn, index) {
+                Object::Ready(data) => {
+                    st.done = true;
+                    data
+                }
+                Object::Growing(chunks) => {
+                    let mut all = Vec::with_capacity(chunks.iter().map(|c| c.len()).sum());
+                    for c in &chunks {
+                        all.extend_from_slice(c);
+                    }
+                    Bytes::from(all)
+                }
+                // Evicted or abandoned mid-way: end here (the client sees a short body).
+                _ => return None,
+            };
+            if have.len() > st.sent {
+                let next = have.slice(st.sent..);
+                st.sent = have.len();
+                return Some((Ok(hyper::body::Frame::data(next)), st));
+            }
+            if st.done || Instant::now() >= deadline {
+                return None;
+            }
+            // No timer here (bodies must be Send): a stream that stops
+            // publishing ends the rendition, which wakes this too.
+            listener.await;
+        }
+    });
+    let mut resp = Response::new(http_body_util::StreamBody::new(stream).boxed());
+    let h = resp.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("video/iso.segment"));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
+    resp
 }
 
 /// Waits for a publish (or the deadline, or shutdown); false on the deadline.
@@ -330,7 +405,7 @@ fn playlist(body: String, headers: &HeaderMap, cache: &'static str) -> Response<
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
     let mut resp = if not_modified(headers, &etag) {
-        let mut r = Response::new(Full::new(Bytes::new()));
+        let mut r = Response::new(full(Bytes::new()));
         *r.status_mut() = StatusCode::NOT_MODIFIED;
         r
     } else if gzip {
@@ -338,15 +413,15 @@ fn playlist(body: String, headers: &HeaderMap, cache: &'static str) -> Response<
         let zipped = enc.write_all(body.as_bytes()).and_then(|_| enc.finish());
         match zipped {
             Ok(z) => {
-                let mut r = Response::new(Full::new(Bytes::from(z)));
+                let mut r = Response::new(full(Bytes::from(z)));
                 r.headers_mut()
                     .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
                 r
             }
-            Err(_) => Response::new(Full::new(Bytes::from(body))),
+            Err(_) => Response::new(full(Bytes::from(body))),
         }
     } else {
-        Response::new(Full::new(Bytes::from(body)))
+        Response::new(full(Bytes::from(body)))
     };
     let h = resp.headers_mut();
     h.insert(
@@ -400,14 +475,14 @@ fn media_object(
     let len = data.len() as u64;
     let range = byte_range(headers.get(RANGE).and_then(|v| v.to_str().ok()), len);
     let mut resp = if not_modified(headers, etag) {
-        let mut r = Response::new(Full::new(Bytes::new()));
+        let mut r = Response::new(full(Bytes::new()));
         *r.status_mut() = StatusCode::NOT_MODIFIED;
         r
     } else {
         match range {
-            Ok(None) => Response::new(Full::new(data)),
+            Ok(None) => Response::new(full(data)),
             Ok(Some((s, e))) => {
-                let mut r = Response::new(Full::new(data.slice(s as usize..=e as usize)));
+                let mut r = Response::new(full(data.slice(s as usize..=e as usize)));
                 *r.status_mut() = StatusCode::PARTIAL_CONTENT;
                 if let Ok(v) = HeaderValue::from_str(&format!("bytes {s}-{e}/{len}")) {
                     r.headers_mut().insert(CONTENT_RANGE, v);

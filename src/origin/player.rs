@@ -4,14 +4,13 @@
 use std::path::Path;
 
 use bytes::Bytes;
-use http_body_util::Full;
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
 
-use super::routes::{text, Body};
+use super::routes::{full, text, Body};
 
 fn html(body: &'static str) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    let mut r = Response::new(full(Bytes::from_static(body.as_bytes())));
     r.headers_mut().insert(
         CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
@@ -33,7 +32,7 @@ pub fn watch(_name: &str) -> Response<Body> {
 pub fn hls_js(path: &Path) -> Response<Body> {
     match std::fs::read(path) {
         Ok(js) => {
-            let mut r = Response::new(Full::new(Bytes::from(js)));
+            let mut r = Response::new(full(Bytes::from(js)));
             r.headers_mut().insert(
                 CONTENT_TYPE,
                 HeaderValue::from_static("text/javascript; charset=utf-8"),

@@ -4,7 +4,7 @@
 //! token when one is configured.
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::body::{Body as _, Incoming};
 use hyper::header::{
     HeaderValue, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
@@ -17,7 +17,12 @@ use serde::Serialize;
 use super::{playback, player, Surface};
 use crate::runtime::Context;
 
-pub type Body = Full<Bytes>;
+/// Whole bodies, or a part streamed as its CMAF chunks are written.
+pub type Body = http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>;
+
+pub fn full(b: Bytes) -> Body {
+    Full::new(b).boxed()
+}
 
 pub async fn handle(ctx: &Context, req: Request<Incoming>, surface: Surface) -> Response<Body> {
     let path = req.uri().path().to_string();
@@ -46,7 +51,7 @@ pub async fn handle(ctx: &Context, req: Request<Incoming>, surface: Surface) -> 
         // Say how long the GET body would be, then send none.
         resp.headers_mut()
             .insert(CONTENT_LENGTH, HeaderValue::from(len));
-        *resp.body_mut() = Full::new(Bytes::new());
+        *resp.body_mut() = full(Bytes::new());
     } else {
         ctx.http
             .bytes_out
@@ -76,7 +81,7 @@ async fn dispatch(ctx: &Context, req: &Request<Incoming>, segments: &[&str]) -> 
     let method = req.method();
     if method == Method::OPTIONS {
         let mut r = text(StatusCode::NO_CONTENT, "");
-        *r.body_mut() = Full::new(Bytes::new());
+        *r.body_mut() = full(Bytes::new());
         let h = r.headers_mut();
         h.insert(
             ACCESS_CONTROL_ALLOW_METHODS,
@@ -161,7 +166,7 @@ async fn dispatch(ctx: &Context, req: &Request<Incoming>, segments: &[&str]) -> 
                     "text/plain; version=0.0.4; charset=utf-8",
                 )
             };
-            let mut r = Response::new(Full::new(Bytes::from(body)));
+            let mut r = Response::new(full(Bytes::from(body)));
             r.headers_mut()
                 .insert(CONTENT_TYPE, HeaderValue::from_static(kind));
             r.headers_mut()
@@ -229,7 +234,7 @@ fn authorized(ctx: &Context, req: &Request<Incoming>) -> bool {
 }
 
 pub fn text(status: StatusCode, body: &str) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::copy_from_slice(body.as_bytes())));
+    let mut r = Response::new(full(Bytes::copy_from_slice(body.as_bytes())));
     *r.status_mut() = status;
     r.headers_mut().insert(
         CONTENT_TYPE,
@@ -250,7 +255,7 @@ fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
             )
         }
     };
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+    let mut r = Response::new(full(Bytes::from(body)));
     *r.status_mut() = status;
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -52,6 +52,13 @@ pub enum Chunk {
         msn: u64,
         duration: f64,
     },
+    /// One frame of the part being written, as its own `moof`+`mdat` (chunked
+    /// parts only): the part's bytes are exactly its chunks, in order.
+    PartChunk {
+        msn: u64,
+        index: u32,
+        data: Bytes,
+    },
 }
 
 pub struct Chunker {
@@ -71,6 +78,9 @@ pub struct Chunker {
     part_index: u32,
     sequence: u32,
     pending_discontinuity: bool,
+    /// Write each frame as its own fragment, published as it is placed.
+    chunked: bool,
+    part_chunks: Vec<Bytes>,
 }
 
 impl Chunker {
@@ -91,7 +101,16 @@ impl Chunker {
             part_index: 0,
             sequence: 0,
             pending_discontinuity: false,
+            chunked: false,
+            part_chunks: Vec::new(),
         }
+    }
+
+    /// Parts made of one fragment per frame, each published as it is placed,
+    /// so a waiting request can stream the part while it is being written.
+    pub fn chunked(mut self, on: bool) -> Self {
+        self.chunked = on;
+        self
     }
 
     /// Takes one frame; returns the chunks that became complete.
@@ -166,12 +185,26 @@ impl Chunker {
             self.part_base = self.end_dts.map_or(f.dts, |end| f.dts.max(end));
         }
         self.part_frames.push((f.arrival, f.ready));
-        self.part.push(Sample {
+        let sample = Sample {
             duration: duration as u32,
             composition_offset: (f.pts - f.dts).clamp(i32::MIN as i64, i32::MAX as i64) as i32,
             keyframe: f.keyframe,
             data: f.data,
-        });
+        };
+        if self.chunked {
+            if let Some(msn) = self.msn {
+                self.sequence += 1;
+                let at = (self.part_base + self.part_ticks).max(0) as u64;
+                let data = cmaf::fragment(self.sequence, at, std::slice::from_ref(&sample))?;
+                self.part_chunks.push(data.clone());
+                out.push(Chunk::PartChunk {
+                    msn,
+                    index: self.part_index,
+                    data,
+                });
+            }
+        }
+        self.part.push(sample);
         self.part_ticks += duration;
         self.segment_ticks += duration;
         self.end_dts = Some(self.part_base + self.part_ticks);
@@ -189,11 +222,21 @@ impl Chunker {
         let Some(msn) = self.msn else {
             self.part.clear();
             self.part_frames.clear();
+            self.part_chunks.clear();
             return Ok(());
         };
-        self.sequence += 1;
         let independent = self.part[0].keyframe;
-        let data = cmaf::fragment(self.sequence, self.part_base.max(0) as u64, &self.part)?;
+        let data = if self.chunked {
+            let chunks = std::mem::take(&mut self.part_chunks);
+            let mut all = Vec::with_capacity(chunks.iter().map(|c| c.len()).sum());
+            for c in &chunks {
+                all.extend_from_slice(c);
+            }
+            Bytes::from(all)
+        } else {
+            self.sequence += 1;
+            cmaf::fragment(self.sequence, self.part_base.max(0) as u64, &self.part)?
+        };
         out.push(Chunk::Part {
             msn,
             index: self.part_index,
@@ -266,6 +309,35 @@ mod tests {
             })
             .collect();
         assert_eq!(ends, vec![(0, 2.0), (1, 2.0)]);
+    }
+
+    /// A chunked part is its frames' fragments, published frame by frame.
+    #[test]
+    fn chunked_parts_are_the_concatenation_of_their_chunks() {
+        let mut c = Chunker::new(90_000, 30_000, 3000).chunked(true);
+        let mut chunks = Vec::new();
+        for i in 0..25 {
+            chunks.extend(c.push(frame(i, i % 60 == 0)).unwrap());
+        }
+        let mut pending: Vec<u8> = Vec::new();
+        let mut parts = 0;
+        for ch in chunks {
+            match ch {
+                Chunk::PartChunk { data, .. } => {
+                    assert_eq!(&data[4..8], b"moof");
+                    pending.extend_from_slice(&data);
+                }
+                Chunk::Part { data, .. } => {
+                    assert_eq!(&data[..], &pending[..]);
+                    pending.clear();
+                    parts += 1;
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(parts, 2);
+        // Frames of the third part already went out as chunks.
+        assert!(!pending.is_empty());
     }
 
     #[test]

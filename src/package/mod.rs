@@ -127,6 +127,7 @@ pub struct StreamPackager {
     rungs: Vec<Option<Output>>,
     rung_plan: Vec<Rung>,
     audio: Option<AudioOutput>,
+    chunked: bool,
 }
 
 struct SourceOutput {
@@ -183,6 +184,7 @@ impl StreamPackager {
             rungs: Vec::new(),
             rung_plan: Vec::new(),
             audio: None,
+            chunked: config.hls.chunked_parts,
         };
         if config.hls.source_rendition {
             let out = p.video_output("source", video, 0);
@@ -221,7 +223,7 @@ impl StreamPackager {
         rendition.set_init(init);
         Some(Output::new(
             rendition,
-            Chunker::new(TIMESCALE, self.part_ticks, self.frame_ticks),
+            Chunker::new(TIMESCALE, self.part_ticks, self.frame_ticks).chunked(self.chunked),
         ))
     }
 
@@ -250,7 +252,10 @@ impl StreamPackager {
         let sr = asc.sample_rate as i64;
         let part = (self.part_ticks * sr / TIMESCALE as i64).max(AAC_FRAME);
         self.audio = Some(AudioOutput {
-            out: Output::new(rendition, Chunker::new(asc.sample_rate, part, AAC_FRAME)),
+            out: Output::new(
+                rendition,
+                Chunker::new(asc.sample_rate, part, AAC_FRAME).chunked(self.chunked),
+            ),
             sample_rate: sr,
             next: None,
             segment_start: None,

@@ -34,6 +34,8 @@ pub enum Object {
     Ready(Bytes),
     /// Not published yet, but next in line: worth waiting for.
     Pending,
+    /// A part being written: its chunks so far (chunked parts).
+    Growing(Vec<Bytes>),
     /// Was published and has left the window.
     Gone,
     Missing,
@@ -234,6 +236,8 @@ struct Timeline {
     discontinuity_sequence: u64,
     /// Every msn below this was published and evicted.
     evicted_before: u64,
+    /// The part being written, chunk by chunk: (msn, index, chunks).
+    open_part: Option<(u64, u32, Vec<Bytes>)>,
     ended: bool,
 }
 
@@ -294,6 +298,10 @@ impl Rendition {
                     });
                     t.bodies.push_back(Body::default());
                 }
+                Chunk::PartChunk { msn, index, data } => match &mut t.open_part {
+                    Some((m, i, chunks)) if *m == msn && *i == index => chunks.push(data),
+                    _ => t.open_part = Some((msn, index, vec![data])),
+                },
                 Chunk::Part {
                     msn,
                     independent,
@@ -301,6 +309,7 @@ impl Rendition {
                     data,
                     ..
                 } => {
+                    t.open_part = None;
                     self.bytes_published.fetch_add(data.len() as u64, Relaxed);
                     self.parts_published.fetch_add(1, Relaxed);
                     if let Some((e, b)) = t.newest(msn) {
@@ -431,6 +440,11 @@ impl Rendition {
         let t = self.lock();
         if msn < t.evicted_before {
             return Object::Gone;
+        }
+        if let Some((m, i, chunks)) = &t.open_part {
+            if (*m, *i) == (msn, index) {
+                return Object::Growing(chunks.clone());
+            }
         }
         match t.position(msn) {
             Some(i) => match t.bodies[i].parts.get(index as usize) {
