@@ -182,6 +182,10 @@ fn check_with_third_party_tools(server: &Server, name: &str, master: &str) {
 
 /// hls.js in Chromium: ≥ 15 s with no stall and no error, every rendition on request.
 fn play_in_chromium(server: &Server, name: &str, mode: &str, seconds: &str, switch: bool) -> Value {
+    // One browser at a time: two Chromiums and two ladders on 2 cores starve
+    // each other (a test of contention, not of ladderd).
+    static BROWSER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
     let base = format!("http://{}", server.http);
     let r = node(
         "play.mjs",
@@ -351,6 +355,45 @@ fn blocking_reload_preload_hints_delta_updates_and_http_semantics() {
     assert!(r.body.len() > 8 && &r.body[4..8] == b"moof");
     assert!(t.elapsed().as_secs_f64() <= target + 0.2);
     assert!(r.header("cache-control").contains("immutable"));
+
+    // init + three whole segments, concatenated, decode with the right frame count
+    // (1 s segments of the 30 fps rung).
+    let listed = get(&server, path).text();
+    let segs: Vec<&str> = listed.lines().filter(|l| l.starts_with("seg")).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let cat = dir.path().join("cat.mp4");
+    let mut bytes = get(&server, "/live/demo/360p30/init0.mp4").body;
+    for s in &segs[segs.len() - 3..] {
+        bytes.extend(get(&server, &format!("/live/demo/360p30/{s}")).body);
+    }
+    std::fs::write(&cat, &bytes).unwrap();
+    let decode = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(&cat)
+        .args(["-f", "null", "-"])
+        .output()
+        .unwrap();
+    assert!(
+        decode.status.success() && decode.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&decode.stderr)
+    );
+    let probe = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-select_streams",
+            "v",
+            "-show_entries",
+            "stream=nb_read_frames",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&cat)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&probe.stdout).trim(), "90");
 
     // The API counts playback requests as viewers and lists the renditions.
     let api = server.json("/api/v1/streams/demo");

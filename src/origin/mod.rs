@@ -97,13 +97,6 @@ impl HttpStats {
         map.iter().map(|(k, v)| (*k, *v)).collect()
     }
 
-    /// Publish → parked request answered, as Prometheus buckets.
-    pub fn wake_buckets(&self) -> Option<crate::transcode::ladder_run::StageBuckets> {
-        let h = self.wake_us.lock().unwrap_or_else(|e| e.into_inner());
-        h.as_ref()
-            .map(|h| crate::transcode::ladder_run::StageBuckets::of("publish_to_served", None, h))
-    }
-
     pub fn record_wake(&self, d: Option<std::time::Duration>) {
         let Some(d) = d else { return };
         let mut h = self.wake_us.lock().unwrap_or_else(|e| e.into_inner());

@@ -151,6 +151,9 @@ async fn rendition_file(
                 match r.block(msn, q.part) {
                     Block::Ready => {
                         if waited {
+                            if let Some(d) = r.since_publish() {
+                                media.record_served(d);
+                            }
                             ctx.http.record_wake(r.since_publish());
                         }
                         break;
@@ -202,6 +205,9 @@ async fn rendition_file(
         match find() {
             Object::Ready(data) => {
                 if waited {
+                    if let Some(d) = r.since_publish() {
+                        media.record_served(d);
+                    }
                     ctx.http.record_wake(r.since_publish());
                 }
                 let etag = format!("\"{}-{}-{file}\"", media.generation, r.name);
@@ -219,6 +225,9 @@ async fn rendition_file(
             Object::Growing(_) if !headers.contains_key(RANGE) => {
                 if let Lookup::Part(msn, index) = lookup {
                     if waited {
+                        if let Some(d) = r.since_publish() {
+                            media.record_served(d);
+                        }
                         ctx.http.record_wake(r.since_publish());
                     }
                     return streamed_part(r.clone(), msn, index, deadline);

@@ -301,3 +301,115 @@ pub fn avcc_to_len4(data: &Bytes, nal_length_size: u8) -> Bytes {
     }
     out.into()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Top-level boxes of a buffer: (type, offset, size).
+    fn boxes(b: &[u8]) -> Vec<(String, usize, usize)> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at + 8 <= b.len() {
+            let size = u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]) as usize;
+            out.push((
+                String::from_utf8_lossy(&b[at + 4..at + 8]).into_owned(),
+                at,
+                size,
+            ));
+            assert!(size >= 8, "box size {size} at {at}");
+            at += size;
+        }
+        assert_eq!(at, b.len(), "boxes cover the buffer exactly");
+        out
+    }
+
+    fn avc() -> AvcConfig {
+        // SPS/PPS of a 640x360 Baseline stream (openh264).
+        let sps = [
+            0x67, 0x42, 0xc0, 0x1e, 0x8c, 0x68, 0x0a, 0x02, 0xff, 0x96, 0x01, 0xe1, 0x10, 0x8d,
+            0x40,
+        ];
+        let pps = [0x68, 0xce, 0x3c, 0x80];
+        AvcConfig::from_parameter_sets(&sps, &pps).unwrap()
+    }
+
+    #[test]
+    fn init_segment_is_ftyp_then_moov_with_avcc() {
+        let init = init_segment(&TrackConfig::Video(avc())).unwrap();
+        let b = boxes(&init);
+        assert_eq!(
+            b.iter().map(|x| x.0.as_str()).collect::<Vec<_>>(),
+            ["ftyp", "moov"]
+        );
+        assert_eq!(&init[8..12], b"iso6");
+        for inner in [&b"cmfc"[..], b"mvex", b"trex", b"avc1", b"avcC", b"vmhd"] {
+            assert!(
+                init.windows(4).any(|w| w == inner),
+                "{}",
+                String::from_utf8_lossy(inner)
+            );
+        }
+    }
+
+    #[test]
+    fn fragment_points_trun_at_the_mdat_payload() {
+        let samples = [
+            Sample {
+                duration: 3000,
+                composition_offset: 0,
+                keyframe: true,
+                data: Bytes::from_static(&[0, 0, 0, 2, 0x65, 0x88]),
+            },
+            Sample {
+                duration: 3000,
+                composition_offset: 6000,
+                keyframe: false,
+                data: Bytes::from_static(&[0, 0, 0, 1, 0x41]),
+            },
+        ];
+        let frag = fragment(7, 123_456, &samples).unwrap();
+        let b = boxes(&frag);
+        assert_eq!(
+            b.iter().map(|x| x.0.as_str()).collect::<Vec<_>>(),
+            ["moof", "mdat"]
+        );
+        let (moof_size, mdat_at) = (b[0].2, b[1].1);
+        assert_eq!(
+            &frag[mdat_at + 8..],
+            &[0, 0, 0, 2, 0x65, 0x88, 0, 0, 0, 1, 0x41]
+        );
+        // trun: after its full-box header come sample_count then data_offset.
+        let trun = frag.windows(4).position(|w| w == b"trun").unwrap();
+        let count = u32::from_be_bytes(frag[trun + 8..trun + 12].try_into().unwrap());
+        let offset = i32::from_be_bytes(frag[trun + 12..trun + 16].try_into().unwrap());
+        assert_eq!(count, 2);
+        assert_eq!(
+            offset as usize,
+            moof_size + 8,
+            "data offset = moof + mdat header"
+        );
+        // tfdt carries the base decode time; mfhd the sequence number.
+        let tfdt = frag.windows(4).position(|w| w == b"tfdt").unwrap();
+        let version = frag[tfdt + 4];
+        let base = if version == 1 {
+            u64::from_be_bytes(frag[tfdt + 8..tfdt + 16].try_into().unwrap())
+        } else {
+            u32::from_be_bytes(frag[tfdt + 8..tfdt + 12].try_into().unwrap()) as u64
+        };
+        assert_eq!(base, 123_456);
+        let mfhd = frag.windows(4).position(|w| w == b"mfhd").unwrap();
+        assert_eq!(
+            u32::from_be_bytes(frag[mfhd + 8..mfhd + 12].try_into().unwrap()),
+            7
+        );
+    }
+
+    #[test]
+    fn annexb_becomes_length_prefixed_without_parameter_sets() {
+        let annexb = [
+            0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 9, 9, 9,
+        ];
+        assert_eq!(&annexb_to_avcc(&annexb)[..], &[0, 0, 0, 4, 0x65, 9, 9, 9]);
+    }
+}

@@ -503,6 +503,28 @@ seg7.m4s
         assert!(text.contains("long2.m4s\n"));
     }
 
+    /// A timestamp reset: the segment after it carries EXT-X-DISCONTINUITY,
+    /// and evicted discontinuities count in DISCONTINUITY-SEQUENCE.
+    #[test]
+    fn discontinuity_tags() {
+        let mut segments = vec![seg(4, 6, true), seg(5, 6, true), seg(6, 2, false)];
+        segments[1].discontinuity = true;
+        let text = media_playlist(&MediaPlaylist {
+            timing: TIMING,
+            segments: &segments,
+            discontinuity_sequence: 2,
+            reports: &[],
+            part_segments: 3,
+            skip: false,
+            ended: false,
+        });
+        assert!(text.contains("#EXT-X-DISCONTINUITY-SEQUENCE:2\n"));
+        assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 1);
+        let at = text.find("#EXT-X-DISCONTINUITY\n").unwrap();
+        assert!(text[at..].find("part5.0").unwrap() < text[at..].find("part6.0").unwrap());
+        assert!(text[..at].contains("seg4.m4s") && !text[..at].contains("part5.0"));
+    }
+
     #[test]
     fn multivariant_lines() {
         let v = Variant {

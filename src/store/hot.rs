@@ -80,6 +80,7 @@ impl HotStore {
             renditions: RwLock::new(Vec::new()),
             ended: AtomicBool::new(false),
             requests: RecentCount::default(),
+            served: Mutex::new(None),
         });
         let old = write(&self.streams).insert(name.to_string(), media.clone());
         if let Some(old) = old {
@@ -131,6 +132,8 @@ pub struct StreamMedia {
     ended: AtomicBool,
     /// Playback requests per second, for "viewers" (requests in the last seconds).
     requests: RecentCount,
+    /// Part published → a parked request for it answered (µs).
+    served: Mutex<Option<hdrhistogram::Histogram<u64>>>,
 }
 
 /// Events per wall-clock second over the last few seconds; any thread may add.
@@ -177,6 +180,20 @@ impl RecentCount {
 impl StreamMedia {
     pub fn count_request(&self) {
         self.requests.add();
+    }
+
+    /// Records how long after a publish a parked request was answered.
+    pub fn record_served(&self, d: std::time::Duration) {
+        let mut h = self.served.lock().unwrap_or_else(|e| e.into_inner());
+        let h = h.get_or_insert_with(crate::transcode::ladder_run::latency_histogram);
+        let _ = h.record(d.as_micros() as u64);
+    }
+
+    /// Publish → parked request answered, as Prometheus buckets.
+    pub fn served_buckets(&self) -> Option<crate::transcode::ladder_run::StageBuckets> {
+        let h = self.served.lock().unwrap_or_else(|e| e.into_inner());
+        h.as_ref()
+            .map(|h| crate::transcode::ladder_run::StageBuckets::of("publish_to_served", None, h))
     }
 
     /// Playback requests in the last `secs` seconds.

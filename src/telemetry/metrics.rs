@@ -241,6 +241,14 @@ fn gather(ctx: &Context) -> Snapshot {
         }
     }
     for media in ctx.store.all() {
+        if let Some(b) = media.served_buckets() {
+            s.histogram(
+                "ladderd_publish_to_served_seconds",
+                "Part published to a parked request answered, per stream.",
+                l(&[("stream", &media.name)]),
+                b,
+            );
+        }
         for r in media.renditions() {
             let rl = l(&[("stream", &media.name), ("rendition", &r.name)]);
             s.counter(
@@ -283,14 +291,6 @@ fn gather(ctx: &Context) -> Snapshot {
         vec![],
         ctx.http.blocked_waiters.load(Relaxed),
     );
-    if let Some(b) = ctx.http.wake_buckets() {
-        s.histogram(
-            "ladderd_publish_to_served_seconds",
-            "Part published to a parked request answered.",
-            vec![],
-            b,
-        );
-    }
     let mut cpu: Vec<(String, f64)> = Vec::new();
     for (thread, secs) in crate::telemetry::cpu::per_thread_cpu_seconds() {
         match cpu.iter_mut().find(|(t, _)| *t == thread) {

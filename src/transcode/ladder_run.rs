@@ -125,6 +125,8 @@ pub struct StageLatency {
     pub ladder_us: Histogram<u64>,
     /// Packet arrival at ingest → every rung has encoded that picture.
     pub total_us: Histogram<u64>,
+    /// Packet arrival at ingest → its picture decoded (reorder delay included).
+    pub decoded_us: Histogram<u64>,
 }
 
 struct RungState {
@@ -183,6 +185,7 @@ impl LadderRun {
                 decode_us: latency_histogram(),
                 ladder_us: latency_histogram(),
                 total_us: latency_histogram(),
+                decoded_us: latency_histogram(),
             },
             skipped: 0,
             waiting_for_keyframe: false,
@@ -217,6 +220,7 @@ impl LadderRun {
                 .collect(),
             histograms: [
                 StageBuckets::of("decode", None, &self.latency.decode_us),
+                StageBuckets::of("ingest_to_decoded", None, &self.latency.decoded_us),
                 StageBuckets::of("ladder", None, &self.latency.ladder_us),
                 StageBuckets::of("ingest_to_encoded", None, &self.latency.total_us),
             ]
@@ -319,6 +323,12 @@ impl FanOut<'_> {
         result: &mut Result<(), StageError>,
     ) -> Duration {
         *self.decoded += 1;
+        if self.telemetry {
+            let _ = self
+                .latency
+                .decoded_us
+                .record(frame.arrival.elapsed().as_micros() as u64);
+        }
         let t = Instant::now();
         if let Err(e) = fan_out(
             frame,

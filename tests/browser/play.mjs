@@ -15,8 +15,8 @@ try {
   const page = await browser.newPage();
   page.on('pageerror', e => result.pageErrors.push(String(e)));
   await page.goto(`${base}/watch/${name}?mode=${mode}`, { waitUntil: 'load' });
-  // Wait for playback to start (up to 20 s).
-  await page.waitForFunction(() => document.getElementById('video').currentTime > 0.5, { timeout: 20000 });
+  // Wait for playback to start (up to 30 s).
+  await page.waitForFunction(() => document.getElementById('video').currentTime > 0.5, { timeout: 30000 });
   const state = () => page.evaluate(() => ({
     t: document.getElementById('video').currentTime,
     latency: window.player.hls ? window.player.hls.latency : null,
