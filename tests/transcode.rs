@@ -284,3 +284,48 @@ fn ladder_from_720p30_baseline_has_no_1080p_rungs() {
         ],
     );
 }
+
+/// Raw Annex-B input (no container, no timestamps): every frame comes out,
+/// IDRs on the segment boundaries.
+#[test]
+fn raw_annexb_input() {
+    require("ffmpeg");
+    let dir = tempfile::tempdir().unwrap();
+    let es = dir.path().join("in.h264");
+    let st = Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x360:rate=30",
+            "-t",
+            "4",
+        ])
+        .args([
+            "-c:v", "libx264", "-preset", "veryfast", "-bf", "2", "-g", "60", "-pix_fmt",
+            "yuv420p", "-f", "h264",
+        ])
+        .arg(&es)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = dir.path().join("out");
+    let run = Command::new(env!("CARGO_BIN_EXE_ladderd"))
+        .arg("transcode")
+        .arg(&es)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let (w, h, frames, keys) = probe(&out.join("360p30.h264"));
+    assert_eq!((w, h, frames), (640, 360, 120));
+    assert_eq!(keys, vec![0, 60]);
+}

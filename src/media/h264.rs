@@ -216,6 +216,70 @@ impl AvcConfig {
     }
 }
 
+/// One access unit of a raw Annex-B stream, as AVCC with 4-byte lengths.
+#[derive(Debug, Clone)]
+pub struct AccessUnit {
+    pub data: Bytes,
+    /// Contains an IDR slice.
+    pub keyframe: bool,
+}
+
+/// Splits a raw Annex-B elementary stream into access units (decode order)
+/// and builds its `avcC` from the first SPS and PPS. An access unit ends
+/// before an AUD, SEI, SPS or PPS, or before a slice with `first_mb_in_slice`
+/// = 0, once it holds a slice. Parameter sets stay out of the units.
+pub fn annexb_access_units(data: &[u8]) -> Result<(AvcConfig, Vec<AccessUnit>), AvcConfigError> {
+    let (mut sps, mut pps) = (None, None);
+    let mut units = Vec::new();
+    let mut cur: Vec<u8> = Vec::new();
+    let (mut has_slice, mut key) = (false, false);
+    let flush = |cur: &mut Vec<u8>, key: &mut bool, units: &mut Vec<AccessUnit>| {
+        if !cur.is_empty() {
+            units.push(AccessUnit {
+                data: Bytes::from(std::mem::take(cur)),
+                keyframe: *key,
+            });
+        }
+        *key = false;
+    };
+    for nal in annexb_nal_units(data) {
+        let Some(&header) = nal.first() else { continue };
+        let kind = header & 0x1f;
+        let slice = matches!(kind, 1 | 5);
+        // first_mb_in_slice is ue(v): 0 is the single bit '1'.
+        let first_slice = slice && nal.get(1).is_some_and(|b| b & 0x80 != 0);
+        let starts_unit = matches!(kind, 6..=9 | 14..=18) || first_slice;
+        if has_slice && starts_unit {
+            flush(&mut cur, &mut key, &mut units);
+            has_slice = false;
+        }
+        match kind {
+            7 => {
+                sps.get_or_insert(nal);
+                continue;
+            }
+            8 => {
+                pps.get_or_insert(nal);
+                continue;
+            }
+            9 => continue,
+            _ => {}
+        }
+        has_slice |= slice;
+        key |= kind == 5;
+        cur.extend_from_slice(&(nal.len() as u32).to_be_bytes());
+        cur.extend_from_slice(nal);
+    }
+    if has_slice {
+        flush(&mut cur, &mut key, &mut units);
+    }
+    let config = AvcConfig::from_parameter_sets(
+        sps.ok_or(AvcConfigError::NoSps)?,
+        pps.ok_or(AvcConfigError::NoPps)?,
+    )?;
+    Ok((config, units))
+}
+
 /// Iterates the NAL units of an Annex-B buffer (3- or 4-byte start codes).
 pub fn annexb_nal_units(data: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut starts = Vec::new();

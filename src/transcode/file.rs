@@ -1,5 +1,5 @@
 //! `ladderd transcode INPUT --out DIR`: an FLV file (read by the same demuxer as
-//! RTMP) through the ladder, each rung written as Annex-B H.264 and the audio as
+//! RTMP) or a raw Annex-B H.264 stream through the ladder, each rung written as Annex-B H.264 and the audio as
 //! ADTS (passthrough). CMAF output follows with the packager.
 
 use std::fs::File;
@@ -26,8 +26,11 @@ pub enum TranscodeError {
     Flv { path: PathBuf, source: FlvError },
     #[error("{0}: no H.264 video found")]
     NoVideo(PathBuf),
-    #[error("{0}: raw Annex-B input is not supported yet; remux to FLV (ffmpeg -i in.h264 -c copy out.flv)")]
-    AnnexB(PathBuf),
+    #[error("{path}: raw H.264: {source}")]
+    AnnexB {
+        path: PathBuf,
+        source: crate::media::h264::AvcConfigError,
+    },
     #[error(transparent)]
     Stage(#[from] StageError),
 }
@@ -69,36 +72,58 @@ pub fn transcode(
         move |source| TranscodeError::Io { path, source }
     };
     let data = Bytes::from(std::fs::read(input).map_err(io(input))?);
-    if data.starts_with(&[0, 0, 0, 1]) || data.starts_with(&[0, 0, 1]) {
-        return Err(TranscodeError::AnnexB(input.into()));
-    }
-    let flv = |source| TranscodeError::Flv {
-        path: input.into(),
-        source,
-    };
     let mut demuxer = Demuxer::new(0);
     let now = Instant::now();
     let mut video: Vec<Packet> = Vec::new();
     let mut audio: Vec<Packet> = Vec::new();
-    for tag in FileTags::new(data).map_err(flv)? {
-        let tag = tag.map_err(flv)?;
-        let out = match tag.kind {
-            8 => demuxer.push_audio(tag.timestamp_ms, &tag.body, now),
-            9 => demuxer.push_video(tag.timestamp_ms, &tag.body, now),
-            _ => continue,
-        };
-        match out {
-            Ok(Demuxed::Packet(p)) if p.track == Track::Video => video.push(p),
-            Ok(Demuxed::Packet(p)) => audio.push(p),
-            Ok(_) => {}
-            Err(e) if e.is_fatal() => return Err(flv(e)),
-            Err(e) => tracing::warn!(input = %input.display(), "skipping tag: {e}"),
+    let config = if data.starts_with(&[0, 0, 0, 1]) || data.starts_with(&[0, 0, 1]) {
+        // Raw Annex-B: no timestamps; frames in decode order at the SPS rate
+        // (the decoder hands pictures out in presentation order).
+        let (config, units) = crate::media::h264::annexb_access_units(&data).map_err(|source| {
+            TranscodeError::AnnexB {
+                path: input.into(),
+                source,
+            }
+        })?;
+        let ticks = (TIMESCALE as f64 / config.fps.unwrap_or(30.0)).round() as i64;
+        for (i, u) in units.into_iter().enumerate() {
+            video.push(Packet {
+                stream: 0,
+                track: Track::Video,
+                dts: i as i64 * ticks,
+                pts: i as i64 * ticks,
+                keyframe: u.keyframe,
+                discontinuity: false,
+                data: u.data,
+                arrival: now,
+            });
         }
-    }
-    let config = demuxer
-        .video_config()
-        .cloned()
-        .ok_or_else(|| TranscodeError::NoVideo(input.into()))?;
+        config
+    } else {
+        let flv = |source| TranscodeError::Flv {
+            path: input.into(),
+            source,
+        };
+        for tag in FileTags::new(data).map_err(flv)? {
+            let tag = tag.map_err(flv)?;
+            let out = match tag.kind {
+                8 => demuxer.push_audio(tag.timestamp_ms, &tag.body, now),
+                9 => demuxer.push_video(tag.timestamp_ms, &tag.body, now),
+                _ => continue,
+            };
+            match out {
+                Ok(Demuxed::Packet(p)) if p.track == Track::Video => video.push(p),
+                Ok(Demuxed::Packet(p)) => audio.push(p),
+                Ok(_) => {}
+                Err(e) if e.is_fatal() => return Err(flv(e)),
+                Err(e) => tracing::warn!(input = %input.display(), "skipping tag: {e}"),
+            }
+        }
+        demuxer
+            .video_config()
+            .cloned()
+            .ok_or_else(|| TranscodeError::NoVideo(input.into()))?
+    };
     let fps = config.fps.unwrap_or_else(|| estimate_fps(&video));
     std::fs::create_dir_all(out_dir).map_err(io(out_dir))?;
 
