@@ -103,6 +103,25 @@ pub fn long_segment_uri(n: u64) -> String {
     format!("long{n}.m4s")
 }
 
+/// The tags in front of a segment: DISCONTINUITY, MAP when the init
+/// segment changes, PROGRAM-DATE-TIME.
+fn segment_head(
+    o: &mut String,
+    discontinuity: bool,
+    init_version: u32,
+    pdt_ms: u64,
+    map: &mut Option<u32>,
+) {
+    if discontinuity {
+        let _ = writeln!(o, "#EXT-X-DISCONTINUITY");
+    }
+    if *map != Some(init_version) {
+        let _ = writeln!(o, "#EXT-X-MAP:URI=\"{}\"", init_uri(init_version));
+        *map = Some(init_version);
+    }
+    let _ = writeln!(o, "#EXT-X-PROGRAM-DATE-TIME:{}", iso8601(pdt_ms));
+}
+
 /// How many leading segments a delta update skips: those that start more
 /// than CAN-SKIP-UNTIL before the end of the playlist.
 pub fn skippable(segments: &[SegmentEntry], timing: &Timing) -> usize {
@@ -148,14 +167,13 @@ pub fn media_playlist(p: &MediaPlaylist) -> String {
     let parts_from = p.segments.len().saturating_sub(p.part_segments);
     let mut map: Option<u32> = None;
     for (i, s) in p.segments.iter().enumerate().skip(skipped) {
-        if s.discontinuity && i > 0 {
-            let _ = writeln!(o, "#EXT-X-DISCONTINUITY");
-        }
-        if map != Some(s.init_version) {
-            let _ = writeln!(o, "#EXT-X-MAP:URI=\"{}\"", init_uri(s.init_version));
-            map = Some(s.init_version);
-        }
-        let _ = writeln!(o, "#EXT-X-PROGRAM-DATE-TIME:{}", iso8601(s.pdt_ms));
+        segment_head(
+            &mut o,
+            s.discontinuity && i > 0,
+            s.init_version,
+            s.pdt_ms,
+            &mut map,
+        );
         if i >= parts_from {
             for (k, part) in s.parts.iter().enumerate() {
                 let _ = write!(
@@ -281,14 +299,13 @@ pub fn standard_playlist(
     let _ = writeln!(o, "#EXT-X-DISCONTINUITY-SEQUENCE:{discontinuity_sequence}");
     let mut map = None;
     for (i, s) in segments.iter().enumerate() {
-        if s.discontinuity && i > 0 {
-            let _ = writeln!(o, "#EXT-X-DISCONTINUITY");
-        }
-        if map != Some(s.init_version) {
-            let _ = writeln!(o, "#EXT-X-MAP:URI=\"{}\"", init_uri(s.init_version));
-            map = Some(s.init_version);
-        }
-        let _ = writeln!(o, "#EXT-X-PROGRAM-DATE-TIME:{}", iso8601(s.pdt_ms));
+        segment_head(
+            &mut o,
+            s.discontinuity && i > 0,
+            s.init_version,
+            s.pdt_ms,
+            &mut map,
+        );
         let _ = writeln!(o, "#EXTINF:{:.5},", s.duration);
         let _ = writeln!(o, "{}", long_segment_uri(s.n));
     }
