@@ -97,8 +97,7 @@ impl HttpStats {
         map.iter().map(|(k, v)| (*k, *v)).collect()
     }
 
-    pub fn record_wake(&self, d: Option<std::time::Duration>) {
-        let Some(d) = d else { return };
+    pub fn record_wake(&self, d: std::time::Duration) {
         let mut h = self.wake_us.lock().unwrap_or_else(|e| e.into_inner());
         let h = h.get_or_insert_with(crate::transcode::ladder_run::latency_histogram);
         let _ = h.record(d.as_micros() as u64);

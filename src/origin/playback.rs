@@ -151,10 +151,7 @@ async fn rendition_file(
                 match r.block(msn, q.part) {
                     Block::Ready => {
                         if waited {
-                            if let Some(d) = r.since_publish() {
-                                media.record_served(d);
-                            }
-                            ctx.http.record_wake(r.since_publish());
+                            served_after_wait(ctx, media, &r);
                         }
                         break;
                     }
@@ -205,10 +202,7 @@ async fn rendition_file(
         match find() {
             Object::Ready(data) => {
                 if waited {
-                    if let Some(d) = r.since_publish() {
-                        media.record_served(d);
-                    }
-                    ctx.http.record_wake(r.since_publish());
+                    served_after_wait(ctx, media, &r);
                 }
                 let etag = format!("\"{}-{}-{file}\"", media.generation, r.name);
                 let kind = if file.ends_with(".mp4") {
@@ -225,10 +219,7 @@ async fn rendition_file(
             Object::Growing(_) if !headers.contains_key(RANGE) => {
                 if let Lookup::Part(msn, index) = lookup {
                     if waited {
-                        if let Some(d) = r.since_publish() {
-                            media.record_served(d);
-                        }
-                        ctx.http.record_wake(r.since_publish());
+                        served_after_wait(ctx, media, &r);
                     }
                     return streamed_part(r.clone(), msn, index, deadline);
                 }
@@ -308,6 +299,14 @@ fn streamed_part(
     h.insert(CONTENT_TYPE, HeaderValue::from_static("video/iso.segment"));
     h.insert(CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
     resp
+}
+
+/// A parked request is being answered: how long after the publish that woke it.
+fn served_after_wait(ctx: &Context, media: &StreamMedia, r: &Rendition) {
+    if let Some(d) = r.since_publish() {
+        media.record_served(d);
+        ctx.http.record_wake(d);
+    }
 }
 
 /// Waits for a publish (or the deadline, or shutdown); false on the deadline.

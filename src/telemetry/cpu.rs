@@ -1,13 +1,14 @@
 //! CPU time of the executor threads, from `/proc/self/task/*/{comm,stat}`.
 
-/// (thread name, CPU seconds) for every `ladderd-*` thread.
+/// (thread name, CPU seconds) for every `ladderd-*` thread name, summed over
+/// threads sharing a name (glommio's helper threads take their executor's).
 pub fn per_thread_cpu_seconds() -> Vec<(String, f64)> {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return Vec::new();
     };
     // SAFETY: sysconf has no preconditions.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    let mut out = Vec::new();
+    let mut out: Vec<(String, f64)> = Vec::new();
     for t in tasks.flatten() {
         let dir = t.path();
         let Ok(comm) = std::fs::read_to_string(dir.join("comm")) else {
@@ -31,7 +32,11 @@ pub fn per_thread_cpu_seconds() -> Vec<(String, f64)> {
         let (Ok(u), Ok(s)) = (u.parse::<f64>(), s.parse::<f64>()) else {
             continue;
         };
-        out.push((comm.to_string(), (u + s) / ticks));
+        let secs = (u + s) / ticks;
+        match out.iter_mut().find(|(name, _)| name == comm) {
+            Some((_, total)) => *total += secs,
+            None => out.push((comm.to_string(), secs)),
+        }
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out

@@ -291,14 +291,7 @@ fn gather(ctx: &Context) -> Snapshot {
         vec![],
         ctx.http.blocked_waiters.load(Relaxed),
     );
-    let mut cpu: Vec<(String, f64)> = Vec::new();
-    for (thread, secs) in crate::telemetry::cpu::per_thread_cpu_seconds() {
-        match cpu.iter_mut().find(|(t, _)| *t == thread) {
-            Some((_, total)) => *total += secs,
-            None => cpu.push((thread, secs)),
-        }
-    }
-    for (core, secs) in cpu {
+    for (core, secs) in crate::telemetry::cpu::per_thread_cpu_seconds() {
         s.counter_f(
             "ladderd_core_cpu_seconds",
             "CPU time of each executor thread.",
