@@ -4,7 +4,8 @@
 # pkg-config for the codec build, kill from procps, chromium + node/npm for
 # hls.js playback and hls-parser), installs the npm packages from the
 # lockfile, promtool (prometheus) and systemd-analyze (systemd) for the
-# operations checks, then runs every test.
+# operations checks, NVRTC (PyPI wheel, no GPU needed) for the CUDA kernel
+# compile tests, then runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +32,18 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 npm ci --no-audit --no-fund --loglevel=error
+
+# NVRTC without a GPU, for the CUDA kernel tests: NVIDIA's wheel in a venv,
+# put on the loader path for the build (build.rs compiles the kernels to PTX)
+# and the tests (which then require it).
+nvrtc_wheel="nvidia-cuda-nvrtc-cu12==12.9.86"
+if ! .venv/bin/python -c 'import nvidia.cuda_nvrtc' >/dev/null 2>&1; then
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check "$nvrtc_wheel"
+fi
+nvrtc_lib=$(echo "$PWD"/.venv/lib/python3*/site-packages/nvidia/cuda_nvrtc/lib)
+export LD_LIBRARY_PATH="$nvrtc_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export LADDERD_REQUIRE_NVRTC=1
 cargo --version
 start=$(date +%s)
 cargo build --locked --all-targets

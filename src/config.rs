@@ -187,6 +187,11 @@ pub struct Ladder {
     pub max_lag_secs: f64,
     /// The rungs, largest first. Rungs above a source's size or frame rate are dropped.
     pub rungs: Vec<RungConfig>,
+    /// `auto` (the GPU when it probes usable, else the CPU, saying why),
+    /// `cpu`, or `gpu` (start-up fails with the reason when there is none).
+    pub backend: crate::transcode::backend::BackendChoice,
+    /// CUDA device ordinal the GPU backend uses.
+    pub gpu_device: usize,
 }
 
 impl Default for Ladder {
@@ -196,6 +201,8 @@ impl Default for Ladder {
             segment_secs: 2.0,
             max_lag_secs: 3.0,
             rungs: default_ladder(),
+            backend: Default::default(),
+            gpu_device: 0,
         }
     }
 }

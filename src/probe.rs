@@ -10,7 +10,7 @@ pub struct Report {
     pub cpus: Vec<usize>,
     pub io_uring: Facility,
     pub memlock_kib: Option<u64>,
-    pub gpu: Facility,
+    pub gpu: crate::transcode::gpu::GpuReport,
 }
 
 #[derive(Debug, Serialize)]
@@ -26,10 +26,7 @@ pub fn run() -> Report {
         cpus: crate::config::available_cpus(),
         io_uring: probe_io_uring(),
         memlock_kib: memlock_kib(),
-        gpu: Facility {
-            available: false,
-            detail: "not probed: this build has no GPU backend yet (NVDEC/NVENC/CUDA arrive with issue #7)".into(),
-        },
+        gpu: crate::transcode::gpu::probe(),
     }
 }
 
@@ -37,7 +34,7 @@ impl Report {
     pub fn to_text(&self) -> String {
         let yn = |f: &Facility| if f.available { "yes" } else { "no" };
         format!(
-            "build:     {} (codec assembly: {})\ncpus:      {:?}\nio_uring:  {} ({})\nmemlock:   {}\ngpu:       {} ({})\n",
+            "build:     {} (codec assembly: {})\ncpus:      {:?}\nio_uring:  {} ({})\nmemlock:   {}\n{}",
             self.commit,
             if self.codec_asm { "yes" } else { "no: nasm was missing at build time, codecs run at about half speed" },
             self.cpus,
@@ -45,8 +42,7 @@ impl Report {
             self.io_uring.detail,
             self.memlock_kib
                 .map_or("unlimited".to_string(), |k| format!("{k} KiB")),
-            yn(&self.gpu),
-            self.gpu.detail
+            self.gpu.to_text()
         )
     }
 }

@@ -310,6 +310,12 @@ pub fn annexb_nal_units(data: &[u8]) -> impl Iterator<Item = &[u8]> {
         .map(move |(s, e)| &data[s..e.max(s)])
 }
 
+/// Whether an Annex-B access unit holds an IDR slice (NAL type 5): how a
+/// hardware encoder's output says it is a keyframe.
+pub fn annexb_has_idr(data: &[u8]) -> bool {
+    annexb_nal_units(data).any(|n| n.first().is_some_and(|b| b & 0x1f == 5))
+}
+
 /// Iterates the NAL units of one AVCC access unit; stops at the first bad length.
 pub fn avcc_nal_units(data: &[u8], nal_length_size: u8) -> impl Iterator<Item = &[u8]> {
     let n = nal_length_size as usize;
@@ -330,6 +336,17 @@ pub fn avcc_nal_units(data: &[u8], nal_length_size: u8) -> impl Iterator<Item = 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn idr_is_found_among_annexb_nal_units() {
+        let idr = [
+            0, 0, 0, 1, 0x67, 0x42, 0, 0, 1, 0x68, 0xce, 0, 0, 1, 0x65, 0x88,
+        ];
+        let p = [0, 0, 0, 1, 0x41, 0x9a, 0x00];
+        assert!(annexb_has_idr(&idr));
+        assert!(!annexb_has_idr(&p));
+        assert!(!annexb_has_idr(&[]));
+    }
 
     /// avcC of `tests/data/tiny-720p30-high.flv` (x264 High, level 3.1, 1280x720@30),
     /// bytes 0x138..0x165 of that file; README in tests/data says how it was made.

@@ -36,6 +36,8 @@ pub enum RuntimeError {
     Signals(std::io::Error),
     #[error("executor thread on CPU {0} exited unexpectedly")]
     ExecutorDied(usize),
+    #[error("ladder.{0}")]
+    Backend(String),
 }
 
 /// What every core shares: configuration, the live streams, and the way to reach media cores.
@@ -57,6 +59,8 @@ pub struct Context {
     /// Set when shutdown begins (before the drain period).
     pub stopping: std::sync::atomic::AtomicBool,
     pub epoch: Instant,
+    /// Where decode, scale and encode run (chosen once at start-up).
+    pub backend: crate::transcode::backend::Backend,
 }
 
 /// How often each executor proves it is responsive.
@@ -103,6 +107,30 @@ enum Report {
 
 /// Runs the appliance until SIGINT/SIGTERM; returns once every core has stopped
 /// (or the shutdown grace period ran out).
+/// Resolves `[ladder] backend` before anything listens, so `gpu` without a
+/// usable GPU stops start-up with the reason and `auto` says what it chose.
+fn select_backend(config: &Config) -> Result<crate::transcode::backend::Backend, RuntimeError> {
+    use crate::transcode::backend::Backend;
+    if !config.ladder.enabled {
+        return Ok(Backend::Cpu);
+    }
+    let (backend, why_not_gpu) = Backend::select(config.ladder.backend, config.ladder.gpu_device)
+        .map_err(RuntimeError::Backend)?;
+    match why_not_gpu {
+        Some(why) => tracing::info!(
+            backend = backend.kind(),
+            "ladder backend: {} (backend = \"auto\" and the GPU is unavailable: {why})",
+            backend.describe()
+        ),
+        None => tracing::info!(
+            backend = backend.kind(),
+            "ladder backend: {}",
+            backend.describe()
+        ),
+    }
+    Ok(backend)
+}
+
 pub fn serve(config: Config) -> Result<(), RuntimeError> {
     let (report_tx, report_rx) = mpsc::channel::<Report>();
     watch_signals(report_tx.clone())?;
@@ -117,6 +145,7 @@ pub fn serve(config: Config) -> Result<(), RuntimeError> {
             .collect()
     };
     check_memlock(&config, cores.len());
+    let backend = select_backend(&config)?;
 
     let mut media_rx = Vec::new();
     let mut senders = Vec::new();
@@ -144,6 +173,7 @@ pub fn serve(config: Config) -> Result<(), RuntimeError> {
         heartbeats: cores.iter().map(|_| Default::default()).collect(),
         stopping: Default::default(),
         epoch: Instant::now(),
+        backend,
         config,
     });
 

@@ -299,6 +299,35 @@ fn gather(ctx: &Context) -> Snapshot {
             secs,
         );
     }
+    let backend = &ctx.backend;
+    let device = match backend {
+        crate::transcode::backend::Backend::Gpu { plan, .. } => plan.device.clone(),
+        crate::transcode::backend::Backend::Cpu => String::new(),
+    };
+    s.gauge(
+        "ladderd_gpu_backend_info",
+        "Where the ladder runs: backend cpu, gpu (NVDEC+CUDA+NVENC) or hybrid (CPU decode or encode).",
+        l(&[("backend", backend.kind()), ("device", &device)]),
+        1,
+    );
+    use crate::transcode::gpu::context::{DEVICE_TO_HOST_BYTES, HOST_TO_DEVICE_BYTES};
+    for (direction, v) in [
+        ("device_to_host", &DEVICE_TO_HOST_BYTES),
+        ("host_to_device", &HOST_TO_DEVICE_BYTES),
+    ] {
+        s.counter(
+            "ladderd_gpu_copied_bytes",
+            "Picture bytes copied across the bus by the GPU backend (0 device_to_host on an all-GPU ladder).",
+            l(&[("direction", direction)]),
+            v.load(Relaxed),
+        );
+    }
+    s.gauge(
+        "ladderd_gpu_nvenc_sessions",
+        "NVENC sessions open (consumer cards cap them).",
+        vec![],
+        crate::transcode::gpu::nvenc::SESSIONS.load(Relaxed) as i64,
+    );
     s.gauge(
         "ladderd_ready",
         "1 while ready to serve (listeners bound, not shutting down).",

@@ -1,7 +1,29 @@
-//! Decoded pictures. Planar I420 in host memory today; the GPU backend adds a
-//! device-memory variant behind the same type.
+//! Decoded pictures: planar I420 in host memory, or NV12 in device memory
+//! (GPU backend), behind one type so every stage trait takes the same thing.
 
+use std::any::Any;
+use std::sync::Arc;
 use std::time::Instant;
+
+/// A picture in GPU memory: NV12, `pitch` bytes per row for both planes.
+/// The pointers stay valid while `owner` (the buffer's allocation) lives.
+#[derive(Clone)]
+pub struct DevicePicture {
+    pub luma: u64,
+    pub chroma: u64,
+    pub pitch: usize,
+    pub owner: Arc<dyn Any + Send + Sync>,
+}
+
+impl std::fmt::Debug for DevicePicture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "DevicePicture {{ luma: {:#x}, chroma: {:#x}, pitch: {} }}",
+            self.luma, self.chroma, self.pitch
+        )
+    }
+}
 
 /// One picture, tightly packed I420 (stride == width for Y, width/2 for U and V).
 ///
@@ -19,6 +41,10 @@ pub struct Frame {
     pub y: Vec<u8>,
     pub u: Vec<u8>,
     pub v: Vec<u8>,
+    /// Set when the picture is (also) in device memory. A GPU stage reads this;
+    /// a CPU stage reads the host planes, which a GPU stage fills only when the
+    /// next stage is on the CPU (counted as a device→host copy).
+    pub device: Option<DevicePicture>,
 }
 
 impl Frame {
@@ -31,6 +57,7 @@ impl Frame {
             y: Vec::new(),
             u: Vec::new(),
             v: Vec::new(),
+            device: None,
         };
         f.reshape(width, height);
         f

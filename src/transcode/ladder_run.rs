@@ -12,8 +12,8 @@ use hdrhistogram::Histogram;
 
 use crate::media::h264::AvcConfig;
 use crate::media::{Packet, TIMESCALE};
+use crate::transcode::backend::Backend;
 use crate::transcode::boundary::{Boundaries, Mode};
-use crate::transcode::cpu::{BilinearScaler, OpenH264Decoder, OpenH264Encoder};
 use crate::transcode::ladder::{plan, Rung, RungConfig};
 use crate::transcode::{Decoder, EncodedFrame, Encoder, Frame, Scaler, StageError};
 
@@ -162,19 +162,31 @@ impl LadderRun {
         ladder: &[RungConfig],
         segment_secs: f64,
     ) -> Result<Self, StageError> {
+        Self::with_backend(config, fps, ladder, segment_secs, &Backend::Cpu)
+    }
+
+    /// Plans the rungs for this source and builds each stage on `backend`.
+    pub fn with_backend(
+        config: &AvcConfig,
+        fps: f64,
+        ladder: &[RungConfig],
+        segment_secs: f64,
+        backend: &Backend,
+    ) -> Result<Self, StageError> {
         let rungs = plan(ladder, config.width, config.height, fps);
+        let stages = backend.rung_stages(&rungs, segment_secs)?;
         let mut states = Vec::with_capacity(rungs.len());
-        for rung in rungs {
+        for (rung, (scaler, encoder)) in rungs.into_iter().zip(stages) {
             states.push(RungState {
-                encoder: Box::new(OpenH264Encoder::new(&rung)?),
-                scaler: Box::new(BilinearScaler::new()),
+                encoder,
+                scaler,
                 frame: Frame::new(rung.width, rung.height),
                 rung,
                 stats: RungStats::default(),
             });
         }
         Ok(LadderRun {
-            decoder: Box::new(OpenH264Decoder::new(config.clone())?),
+            decoder: backend.decoder(config)?,
             rungs: states,
             boundaries: Boundaries::new(segment_secs),
             source_keyframes: HashSet::new(),

@@ -4,11 +4,13 @@
 //! One trait per swappable stage; the CPU backend (`cpu/`) is the reference and
 //! the no-GPU path; the GPU backend implements the same traits.
 
+pub mod backend;
 pub mod bench;
 pub mod boundary;
 pub mod cpu;
 pub mod file;
 pub mod frame;
+pub mod gpu;
 pub mod ladder;
 pub mod ladder_run;
 pub mod pipeline;

@@ -85,7 +85,7 @@ struct Running {
 impl Running {
     fn start(stream: &LiveStream, cfg: &AvcConfig, fps: f64, ctx: &Context) -> Option<Running> {
         let ladder = &ctx.config.ladder;
-        match LadderRun::new(cfg, fps, &ladder.rungs, ladder.segment_secs) {
+        match LadderRun::with_backend(cfg, fps, &ladder.rungs, ladder.segment_secs, &ctx.backend) {
             Ok(run) => {
                 let counters: Vec<RungCounters> =
                     run.rungs().map(|(r, _)| RungCounters::new(r)).collect();

@@ -1,0 +1,209 @@
+//! One CUDA device in use: its context, stream, compiled kernels, device
+//! buffers, and the count of bytes copied across the bus (the zero-copy
+//! invariant is a number operators can read, not a promise).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use cudarc::driver::sys::{self, CUmemorytype, CUresult};
+use cudarc::driver::{CudaContext, CudaFunction, CudaStream};
+
+use super::cuda::describe;
+use super::kernels;
+
+/// Bytes copied device→host and host→device by the GPU backend, process-wide.
+/// On an all-GPU ladder (NVDEC → CUDA scale → NVENC) device→host reads 0.
+pub static DEVICE_TO_HOST_BYTES: AtomicU64 = AtomicU64::new(0);
+pub static HOST_TO_DEVICE_BYTES: AtomicU64 = AtomicU64::new(0);
+
+#[derive(Debug, thiserror::Error)]
+pub enum GpuError {
+    #[error("CUDA {call}: {reason}")]
+    Cuda { call: &'static str, reason: String },
+    #[error("kernels: {0}")]
+    Kernels(String),
+    #[error("NVDEC {call}: {reason}")]
+    Nvdec { call: &'static str, reason: String },
+    #[error("NVENC {call}: {reason}")]
+    Nvenc { call: String, reason: String },
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+pub(crate) fn cu(call: &'static str, code: CUresult) -> Result<(), GpuError> {
+    if code == CUresult::CUDA_SUCCESS {
+        Ok(())
+    } else {
+        Err(GpuError::Cuda {
+            call,
+            reason: describe(code),
+        })
+    }
+}
+
+fn driver_err(call: &'static str) -> impl Fn(cudarc::driver::DriverError) -> GpuError {
+    move |e| GpuError::Cuda {
+        call,
+        reason: describe(e.0),
+    }
+}
+
+/// The scaler's kernels, loaded into this context.
+pub struct Kernels {
+    pub scale_plane_ladder: CudaFunction,
+    pub nv12_to_i420: CudaFunction,
+    pub i420_to_nv12: CudaFunction,
+}
+
+pub struct Gpu {
+    pub ctx: Arc<CudaContext>,
+    pub stream: Arc<CudaStream>,
+    pub kernels: Kernels,
+    pub name: String,
+    pub compute_capability: (i32, i32),
+}
+
+impl Gpu {
+    /// Opens device `ordinal` and loads the kernels (PTX built in when NVRTC was
+    /// found at build time, else compiled now by NVRTC for this device).
+    /// Callers check [`super::cuda::driver_present`] first (cudarc panics otherwise).
+    pub fn open(ordinal: usize) -> Result<Arc<Gpu>, GpuError> {
+        let ctx = CudaContext::new(ordinal).map_err(driver_err("cuCtx (primary context)"))?;
+        let compute_capability = ctx
+            .compute_capability()
+            .map_err(driver_err("cuDeviceGetAttribute"))?;
+        let name = ctx.name().map_err(driver_err("cuDeviceGetName"))?;
+        let ptx = kernels::ptx_for(compute_capability).map_err(GpuError::Kernels)?;
+        let module = ctx
+            .load_module(cudarc::nvrtc::Ptx::from_src(ptx))
+            .map_err(driver_err("cuModuleLoadData"))?;
+        let f = |n: &'static str| {
+            module
+                .load_function(n)
+                .map_err(driver_err("cuModuleGetFunction"))
+        };
+        let kernels = Kernels {
+            scale_plane_ladder: f("scale_plane_ladder")?,
+            nv12_to_i420: f("nv12_to_i420")?,
+            i420_to_nv12: f("i420_to_nv12")?,
+        };
+        let stream = ctx.default_stream();
+        Ok(Arc::new(Gpu {
+            ctx,
+            stream,
+            kernels,
+            name,
+            compute_capability,
+        }))
+    }
+
+    /// Makes this context current on the calling thread (every GPU stage entry).
+    pub fn bind(&self) -> Result<(), GpuError> {
+        self.ctx
+            .bind_to_thread()
+            .map_err(driver_err("cuCtxSetCurrent"))
+    }
+
+    pub fn cu_ctx(&self) -> sys::CUcontext {
+        self.ctx.cu_ctx()
+    }
+
+    pub fn cu_stream(&self) -> sys::CUstream {
+        self.stream.cu_stream()
+    }
+
+    pub fn sync(&self) -> Result<(), GpuError> {
+        self.stream
+            .synchronize()
+            .map_err(driver_err("cuStreamSynchronize"))
+    }
+
+    pub fn alloc(self: &Arc<Self>, bytes: usize) -> Result<DeviceBuffer, GpuError> {
+        self.bind()?;
+        let mut ptr: sys::CUdeviceptr = 0;
+        // SAFETY: out-pointer to a local; the context is current.
+        cu("cuMemAlloc", unsafe {
+            sys::cuMemAlloc_v2(&mut ptr, bytes.max(1))
+        })?;
+        Ok(DeviceBuffer {
+            ptr,
+            bytes,
+            gpu: self.clone(),
+        })
+    }
+
+    /// A pitched 2-D copy between device addresses (NVDEC surface → our buffer).
+    #[allow(clippy::too_many_arguments)]
+    pub fn copy_2d_dtod(
+        &self,
+        src: u64,
+        src_pitch: usize,
+        dst: u64,
+        dst_pitch: usize,
+        width_bytes: usize,
+        rows: usize,
+    ) -> Result<(), GpuError> {
+        let copy = sys::CUDA_MEMCPY2D {
+            srcXInBytes: 0,
+            srcY: 0,
+            srcMemoryType: CUmemorytype::CU_MEMORYTYPE_DEVICE,
+            srcHost: std::ptr::null(),
+            srcDevice: src,
+            srcArray: std::ptr::null_mut(),
+            srcPitch: src_pitch,
+            dstXInBytes: 0,
+            dstY: 0,
+            dstMemoryType: CUmemorytype::CU_MEMORYTYPE_DEVICE,
+            dstHost: std::ptr::null_mut(),
+            dstDevice: dst,
+            dstArray: std::ptr::null_mut(),
+            dstPitch: dst_pitch,
+            WidthInBytes: width_bytes,
+            Height: rows,
+        };
+        // SAFETY: both ranges are device allocations at least pitch × rows long
+        // (the caller's buffers); the struct is fully initialised.
+        cu("cuMemcpy2DAsync", unsafe {
+            sys::cuMemcpy2DAsync_v2(&copy, self.cu_stream())
+        })
+    }
+
+    /// Device → host, counted in [`DEVICE_TO_HOST_BYTES`]; waits for the stream.
+    pub fn download(&self, src: u64, dst: &mut [u8]) -> Result<(), GpuError> {
+        // SAFETY: `src` is a device allocation of at least dst.len() bytes.
+        cu("cuMemcpyDtoHAsync", unsafe {
+            sys::cuMemcpyDtoHAsync_v2(dst.as_mut_ptr().cast(), src, dst.len(), self.cu_stream())
+        })?;
+        self.sync()?;
+        DEVICE_TO_HOST_BYTES.fetch_add(dst.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Host → device, counted in [`HOST_TO_DEVICE_BYTES`]; waits for the stream
+    /// (the host slice may be reused as soon as this returns).
+    pub fn upload(&self, src: &[u8], dst: u64) -> Result<(), GpuError> {
+        // SAFETY: `dst` is a device allocation of at least src.len() bytes.
+        cu("cuMemcpyHtoDAsync", unsafe {
+            sys::cuMemcpyHtoDAsync_v2(dst, src.as_ptr().cast(), src.len(), self.cu_stream())
+        })?;
+        self.sync()?;
+        HOST_TO_DEVICE_BYTES.fetch_add(src.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// One device allocation, freed on drop.
+pub struct DeviceBuffer {
+    pub ptr: u64,
+    pub bytes: usize,
+    gpu: Arc<Gpu>,
+}
+
+impl Drop for DeviceBuffer {
+    fn drop(&mut self) {
+        if self.gpu.bind().is_ok() {
+            // SAFETY: `ptr` came from cuMemAlloc in this context and is freed once.
+            let _ = unsafe { sys::cuMemFree_v2(self.ptr) };
+        }
+    }
+}
