@@ -60,6 +60,23 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The hardware lab's GPU suite: probe, kernel correctness, NVDEC/NVENC
+    /// throughput, full-ladder latency, device->host bytes, channel count.
+    /// Exit 0 all passed, 1 a check failed, 2 no usable GPU (nothing ran).
+    Hwtest {
+        /// Length of the 1080p60 test clip, seconds.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Stop counting real-time channels here.
+        #[arg(long, default_value_t = 16)]
+        max_channels: usize,
+        /// CUDA device ordinal.
+        #[arg(long, default_value_t = 0)]
+        device: usize,
+        /// Also write the report as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Transcode a file (FLV or Annex-B H.264) into the ladder.
     Transcode {
         input: PathBuf,

@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod hwtest;
 pub mod ingest;
 pub mod media;
 pub mod origin;

@@ -55,6 +55,34 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Command::Hwtest {
+            seconds,
+            max_channels,
+            device,
+            json,
+        } => {
+            let report = ladderd::hwtest::run(&ladderd::hwtest::Options {
+                seconds,
+                max_channels,
+                device,
+            });
+            print!("{}", report.to_table());
+            if let Some(path) = json {
+                let written = serde_json::to_string_pretty(&report)
+                    .map_err(|e| e.to_string())
+                    .and_then(|s| std::fs::write(&path, s).map_err(|e| e.to_string()));
+                if let Err(e) = written {
+                    eprintln!("hwtest: cannot write {}: {e}", path.display());
+                }
+            }
+            if !report.ran_on_gpu {
+                ExitCode::from(2)
+            } else if report.passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
         Command::Transcode { input, out } => {
             let ladder = ladderd::transcode::ladder::default_ladder();
             match ladderd::transcode::file::transcode(&input, &out, &ladder, 2.0) {

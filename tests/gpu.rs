@@ -167,3 +167,27 @@ fn stub_driver_without_device_gpu_refuses_auto_runs_on_cpu() {
         "{metrics}"
     );
 }
+
+#[test]
+fn hwtest_without_a_gpu_exits_2_and_says_why() {
+    if real_driver() {
+        eprintln!("this machine has libcuda: run hwtest/run.sh instead; skipped");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let out = ladderd()
+        .args(["hwtest", "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("| gpu") && table.contains("not run: libcuda not found"),
+        "{table}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["ran_on_gpu"], false);
+}

@@ -16,7 +16,7 @@ use tracing::{info, warn};
 
 use crate::ingest::registry::EndReason;
 use crate::media::h264::{annexb_nal_units, AvcConfig};
-use crate::media::{CodecConfig, Packet, Track, TIMESCALE};
+use crate::media::{CodecConfig, Packet, StreamId, Track, TIMESCALE};
 use crate::runtime::Context;
 use crate::transcode::cpu::OpenH264Encoder;
 use crate::transcode::ladder::Rung;
@@ -78,22 +78,9 @@ fn run(ctx: &Context) -> Result<(), String> {
             input: rx,
         })
         .map_err(|_| "no media core accepted the demo".to_string())?;
-    let rung = Rung {
-        name: "demo-source".into(),
-        width: cfg.width,
-        height: cfg.height,
-        frame_step: 1,
-        fps: cfg.fps as f64,
-        bitrate_bps: cfg.bitrate_kbps * 1000,
-    };
-    let mut encoder = OpenH264Encoder::new(&rung).map_err(|e| e.to_string())?;
-    let mut frame = Frame::new(cfg.width, cfg.height);
-    // One GOP per segment, like a well-configured encoder in front of us: the
-    // source rendition then lines up with the ladder.
     let gop = ((cfg.fps as f64 * ctx.config.ladder.segment_secs).round() as u64).max(1);
-    let tick = TIMESCALE as i64 / cfg.fps as i64;
+    let mut source = PatternSource::new(cfg.width, cfg.height, cfg.fps, cfg.bitrate_kbps, gop)?;
     let start = Instant::now();
-    let mut config_sent = false;
     info!(stream = %cfg.name, size = %format!("{}x{}@{}", cfg.width, cfg.height, cfg.fps), "demo source started");
     let mut n: u64 = 0;
     let reason = loop {
@@ -104,77 +91,125 @@ fn run(ctx: &Context) -> Result<(), String> {
         if let Some(wait) = due.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
         }
-        draw(&mut frame, n, cfg.fps);
-        frame.pts = n as i64 * tick;
-        frame.arrival = Instant::now();
-        let Some(encoded) = encoder
-            .encode(&frame, n % gop == 0)
-            .map_err(|e| e.to_string())?
-        else {
-            n += 1;
+        n += 1;
+        let Some((config, packet)) = source.next(stream.id)? else {
             continue;
         };
-        let mut avcc = Vec::with_capacity(encoded.data.len() + 16);
-        for nal in annexb_nal_units(&encoded.data) {
-            match nal.first().map(|b| b & 0x1f) {
-                Some(7) | Some(8) if !config_sent => {}
-                Some(7) | Some(8) => continue,
-                _ => {}
-            }
-            avcc.extend_from_slice(&(nal.len() as u32).to_be_bytes());
-            avcc.extend_from_slice(nal);
-        }
-        if !config_sent {
-            let nals: Vec<&[u8]> = annexb_nal_units(&encoded.data).collect();
-            let sps = nals.iter().find(|n| n.first().map(|b| b & 0x1f) == Some(7));
-            let pps = nals.iter().find(|n| n.first().map(|b| b & 0x1f) == Some(8));
-            let (Some(sps), Some(pps)) = (sps, pps) else {
-                return Err("first demo frame carries no SPS/PPS".into());
-            };
-            let config = AvcConfig::from_parameter_sets(sps, pps).map_err(|e| e.to_string())?;
+        if let Some(config) = config {
             stream.info().video = Some(config.clone());
             if tx.send(Input::Config(CodecConfig::Avc(config))).is_err() {
                 break EndReason::Shutdown;
-            }
-            config_sent = true;
-            // Parameter sets travel in the config, not the packets.
-            avcc.clear();
-            for nal in annexb_nal_units(&encoded.data)
-                .filter(|n| !matches!(n.first().map(|b| b & 0x1f), Some(7) | Some(8)))
-            {
-                avcc.extend_from_slice(&(nal.len() as u32).to_be_bytes());
-                avcc.extend_from_slice(nal);
             }
         }
         let s = &stream.stats;
         s.video_packets
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        s.keyframes.fetch_add(
-            encoded.keyframe as u64,
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        s.keyframes
+            .fetch_add(packet.keyframe as u64, std::sync::atomic::Ordering::Relaxed);
         s.record(
-            frame.arrival.saturating_duration_since(stream.started),
-            avcc.len(),
+            packet.arrival.saturating_duration_since(stream.started),
+            packet.data.len(),
         );
-        let packet = Packet {
-            stream: stream.id,
-            track: Track::Video,
-            dts: encoded.dts,
-            pts: encoded.pts,
-            keyframe: encoded.keyframe,
-            discontinuity: false,
-            data: Bytes::from(avcc),
-            arrival: frame.arrival,
-        };
         if tx.send(Input::Packet(packet)).is_err() {
             break EndReason::Shutdown;
         }
-        n += 1;
     };
     ctx.registry.release(&stream);
     let _ = tx.send(Input::End(reason));
     Ok(())
+}
+
+/// The test pattern, encoded: one H.264 packet (AVCC, parameter sets in the
+/// config, not the packets) per call, a keyframe every `gop` frames, timed at
+/// `fps` from 0 and stamped with the wall clock as it is made. The demo stream
+/// paces it in real time; `hwtest` takes a clip of it as fast as it encodes.
+pub struct PatternSource {
+    encoder: OpenH264Encoder,
+    frame: Frame,
+    fps: u32,
+    gop: u64,
+    n: u64,
+    config_sent: bool,
+}
+
+impl PatternSource {
+    pub fn new(
+        width: u32,
+        height: u32,
+        fps: u32,
+        bitrate_kbps: u32,
+        gop: u64,
+    ) -> Result<Self, String> {
+        let rung = Rung {
+            name: "demo-source".into(),
+            width,
+            height,
+            frame_step: 1,
+            fps: fps as f64,
+            bitrate_bps: bitrate_kbps * 1000,
+        };
+        Ok(PatternSource {
+            encoder: OpenH264Encoder::new(&rung).map_err(|e| e.to_string())?,
+            frame: Frame::new(width, height),
+            fps,
+            gop: gop.max(1),
+            n: 0,
+            config_sent: false,
+        })
+    }
+
+    /// The next picture's packet, with the stream's config on the first one.
+    /// `None` when the encoder produced nothing for this picture.
+    #[allow(clippy::type_complexity)]
+    pub fn next(
+        &mut self,
+        stream: StreamId,
+    ) -> Result<Option<(Option<AvcConfig>, Packet)>, String> {
+        let n = self.n;
+        self.n += 1;
+        draw(&mut self.frame, n, self.fps);
+        self.frame.pts = n as i64 * (TIMESCALE as i64 / self.fps as i64);
+        self.frame.arrival = Instant::now();
+        let Some(encoded) = self
+            .encoder
+            .encode(&self.frame, n % self.gop == 0)
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(None);
+        };
+        let mut config = None;
+        if !self.config_sent {
+            let nals: Vec<&[u8]> = annexb_nal_units(&encoded.data).collect();
+            let sps = nals.iter().find(|n| n.first().map(|b| b & 0x1f) == Some(7));
+            let pps = nals.iter().find(|n| n.first().map(|b| b & 0x1f) == Some(8));
+            let (Some(sps), Some(pps)) = (sps, pps) else {
+                return Err("first pattern frame carries no SPS/PPS".into());
+            };
+            config = Some(AvcConfig::from_parameter_sets(sps, pps).map_err(|e| e.to_string())?);
+            self.config_sent = true;
+        }
+        // Parameter sets travel in the config, not the packets.
+        let mut avcc = Vec::with_capacity(encoded.data.len() + 16);
+        for nal in annexb_nal_units(&encoded.data)
+            .filter(|n| !matches!(n.first().map(|b| b & 0x1f), Some(7) | Some(8)))
+        {
+            avcc.extend_from_slice(&(nal.len() as u32).to_be_bytes());
+            avcc.extend_from_slice(nal);
+        }
+        Ok(Some((
+            config,
+            Packet {
+                stream,
+                track: Track::Video,
+                dts: encoded.dts,
+                pts: encoded.pts,
+                keyframe: encoded.keyframe,
+                discontinuity: false,
+                data: Bytes::from(avcc),
+                arrival: self.frame.arrival,
+            },
+        )))
+    }
 }
 
 /// Colour bars, a box moving across, the frame number and the wall clock.

@@ -313,3 +313,40 @@ impl Scaler for GpuRungScaler {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transcode::gpu::kernels;
+
+    /// The by-value `Ladder` argument must have the kernel's layout: NVRTC's
+    /// PTX declares the parameter's byte size, which must equal ours.
+    #[test]
+    fn ladder_argument_layout_matches_the_kernel() {
+        if !kernels::nvrtc_present() {
+            assert!(
+                std::env::var("LADDERD_REQUIRE_NVRTC").is_err(),
+                "NVRTC required"
+            );
+            eprintln!("NVRTC not found: layout check skipped");
+            return;
+        }
+        let ptx = kernels::compile("scale.cu", kernels::SCALE_CU, "compute_75")
+            .unwrap()
+            .ptx;
+        let decl = ptx
+            .lines()
+            .find(|l| l.contains("scale_plane_ladder_param_5["))
+            .expect("PTX declares the sixth parameter");
+        let size: usize = decl
+            .split("param_5[")
+            .nth(1)
+            .and_then(|s| s.split(']').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap();
+        assert_eq!(size, std::mem::size_of::<LadderArg>(), "{decl}");
+        assert!(decl.contains(".align 8"), "{decl}");
+        assert_eq!(pitch_for(1920), 2048);
+        assert_eq!(pitch_for(256), 256);
+    }
+}

@@ -1,0 +1,513 @@
+//! `ladderd hwtest`: the suite a hardware lab runs on a GPU box (one command:
+//! `bash hwtest/run.sh`). It needs nothing but the binary and the NVIDIA
+//! driver: the input is the demo pattern encoded here at 1080p60.
+//!
+//! Checks: probe; the CUDA scaler against the CPU scaler (PSNR ≥ 45 dB per
+//! rung); NVDEC fps and frame count; scale µs per rung and for the whole
+//! ladder in one launch; NVENC fps per rung where NVENC exists; full-ladder
+//! p50/p99 per picture; device→host bytes on the ladder; and how many
+//! 1080p60 → full-ladder channels hold real time. A failed step is a failed
+//! row, never an abort.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::ingest::demo::PatternSource;
+use crate::media::h264::AvcConfig;
+use crate::media::Packet;
+use crate::transcode::backend::Backend;
+use crate::transcode::cpu::{BilinearScaler, OpenH264Decoder};
+use crate::transcode::gpu::context::DEVICE_TO_HOST_BYTES;
+use crate::transcode::gpu::nvdec::NvdecDecoder;
+use crate::transcode::gpu::nvenc::NvencEncoder;
+use crate::transcode::gpu::scaler::{GpuRungScaler, LadderScaler};
+use crate::transcode::gpu::{self, Gpu, GpuReport, Plan};
+use crate::transcode::ladder::{self, default_ladder, Rung};
+use crate::transcode::ladder_run::{LadderRun, Percentiles};
+use crate::transcode::{Decoder, Encoder, Frame, Scaler};
+
+pub struct Options {
+    /// Length of the 1080p60 test clip.
+    pub seconds: f64,
+    /// Stop the channel count here.
+    pub max_channels: usize,
+    pub device: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Row {
+    pub check: String,
+    pub result: String,
+    /// None: a measurement with no pass/fail bar.
+    pub pass: Option<bool>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub ran_on_gpu: bool,
+    pub rows: Vec<Row>,
+    pub probe: GpuReport,
+}
+
+impl Report {
+    fn row(&mut self, check: impl Into<String>, result: impl Into<String>, pass: Option<bool>) {
+        self.rows.push(Row {
+            check: check.into(),
+            result: result.into(),
+            pass,
+        });
+    }
+
+    fn fail(&mut self, check: &str, e: impl std::fmt::Display) {
+        self.row(check, format!("error: {e}"), Some(false));
+    }
+
+    pub fn passed(&self) -> bool {
+        self.ran_on_gpu && self.rows.iter().all(|r| r.pass != Some(false))
+    }
+
+    pub fn to_table(&self) -> String {
+        let w = self
+            .rows
+            .iter()
+            .map(|r| r.check.len())
+            .max()
+            .unwrap_or(5)
+            .max(5);
+        let mut s = format!(
+            "| {:<w$} | result | ok |\n|{}|---|---|\n",
+            "check",
+            "-".repeat(w + 2)
+        );
+        for r in &self.rows {
+            let ok = match r.pass {
+                Some(true) => "yes",
+                Some(false) => "NO",
+                None => "",
+            };
+            s += &format!("| {:<w$} | {} | {ok} |\n", r.check, r.result);
+        }
+        s
+    }
+}
+
+fn psnr(a: &[u8], b: &[u8]) -> f64 {
+    let mse = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
+        .sum::<f64>()
+        / a.len().max(1) as f64;
+    if mse == 0.0 {
+        99.0
+    } else {
+        10.0 * (255.0f64 * 255.0 / mse).log10()
+    }
+}
+
+/// The 1080p60 pattern, encoded (2 s GOPs at 12 Mbit/s).
+fn clip(frames: usize) -> Result<(AvcConfig, Vec<Packet>), String> {
+    let mut src = PatternSource::new(1920, 1080, 60, 12_000, 120)?;
+    let mut config = None;
+    let mut packets = Vec::with_capacity(frames);
+    while packets.len() < frames {
+        if let Some((c, p)) = src.next(0)? {
+            config = config.or(c);
+            packets.push(p);
+        }
+    }
+    Ok((config.ok_or("no config from the pattern encoder")?, packets))
+}
+
+pub fn run(opts: &Options) -> Report {
+    let probe = gpu::probe();
+    let mut report = Report {
+        ran_on_gpu: false,
+        rows: Vec::new(),
+        probe,
+    };
+    let p = &report.probe;
+    let summary = (p.driver.clone(), p.backend.clone(), p.nvrtc.clone());
+    report.row("driver", summary.0, None);
+    let devices: Vec<String> = report
+        .probe
+        .devices
+        .iter()
+        .map(|d| {
+            format!(
+                "{}: {} sm_{}{} {} MiB; NVDEC h264 {}; NVENC {}",
+                d.info.ordinal,
+                d.info.name,
+                d.info.compute_capability.0,
+                d.info.compute_capability.1,
+                d.info.memory_bytes >> 20,
+                if d.nvdec_h264() { "yes" } else { "no" },
+                match &d.nvenc {
+                    Ok(c) => c.join(","),
+                    Err(e) => format!("none ({e})"),
+                }
+            )
+        })
+        .collect();
+    for d in devices {
+        report.row("device", d, None);
+    }
+    report.row(
+        "nvrtc",
+        match summary.2 {
+            Ok(v) => v,
+            Err(e) => format!("missing: {e}"),
+        },
+        None,
+    );
+    report.row("backend (auto)", summary.1, None);
+    let (gpu, plan) = match gpu::open(opts.device) {
+        Ok(x) => x,
+        Err(why) => {
+            report.row("gpu", format!("not run: {why}"), Some(false));
+            return report;
+        }
+    };
+    report.ran_on_gpu = true;
+    let frames = ((opts.seconds * 60.0).round() as usize).max(120);
+    let t = Instant::now();
+    let (config, packets) = match clip(frames) {
+        Ok(c) => c,
+        Err(e) => {
+            report.fail("test clip", e);
+            return report;
+        }
+    };
+    report.row(
+        "test clip",
+        format!(
+            "{}x{}@60 pattern, {} frames, encoded in {:.1} s",
+            config.width,
+            config.height,
+            packets.len(),
+            t.elapsed().as_secs_f64()
+        ),
+        None,
+    );
+    let rungs = ladder::plan(&default_ladder(), config.width, config.height, 60.0);
+    kernel_correctness(&mut report, &gpu, &config, &packets, &rungs);
+    nvdec_throughput(&mut report, &gpu, &plan, &config, &packets);
+    scale_timing(&mut report, &gpu, &config, &packets, &rungs);
+    if plan.nvenc {
+        nvenc_throughput(&mut report, &gpu, &config, &packets, &rungs);
+    } else {
+        report.row(
+            "nvenc fps",
+            format!("not measured: {}", plan.describe()),
+            None,
+        );
+    }
+    let backend = Backend::Gpu {
+        gpu: gpu.clone(),
+        plan: plan.clone(),
+    };
+    full_ladder(&mut report, &backend, &plan, &config, &packets);
+    channels(&mut report, &backend, &config, &packets, opts.max_channels);
+    report
+}
+
+/// A few CPU-decoded pictures of the clip (host frames).
+fn host_pictures(config: &AvcConfig, packets: &[Packet], n: usize) -> Result<Vec<Frame>, String> {
+    let mut dec = OpenH264Decoder::new(config.clone()).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for p in packets {
+        dec.decode(p, &mut |f| out.push(f.clone()))
+            .map_err(|e| e.to_string())?;
+        if out.len() >= n {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+fn kernel_correctness(
+    r: &mut Report,
+    gpu: &Arc<Gpu>,
+    config: &AvcConfig,
+    packets: &[Packet],
+    rungs: &[Rung],
+) {
+    let check = "kernel vs CPU scaler";
+    let result = (|| -> Result<Vec<(String, f64, f64)>, String> {
+        let pics = host_pictures(config, packets, 31)?;
+        let src = pics.last().ok_or("no decoded picture")?;
+        let sizes: Vec<(u32, u32)> = rungs.iter().map(|r| (r.width, r.height)).collect();
+        let shared = LadderScaler::new(gpu.clone(), &sizes).map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        for (i, rung) in rungs.iter().enumerate() {
+            let mut g = Frame::new(rung.width, rung.height);
+            GpuRungScaler::new(shared.clone(), i, true)
+                .scale(src, &mut g)
+                .map_err(|e| e.to_string())?;
+            let mut c = Frame::new(rung.width, rung.height);
+            BilinearScaler::new()
+                .scale(src, &mut c)
+                .map_err(|e| e.to_string())?;
+            let uv = (psnr(&g.u, &c.u) + psnr(&g.v, &c.v)) / 2.0;
+            out.push((rung.name.clone(), psnr(&g.y, &c.y), uv));
+        }
+        Ok(out)
+    })();
+    match result {
+        Err(e) => r.fail(check, e),
+        Ok(rows) => {
+            for (name, y, uv) in rows {
+                let pass = y >= 45.0 && uv >= 45.0;
+                r.row(
+                    format!("{check} {name}"),
+                    format!("PSNR Y {y:.1} dB, UV {uv:.1} dB (≥ 45)"),
+                    Some(pass),
+                );
+            }
+        }
+    }
+}
+
+fn nvdec_throughput(
+    r: &mut Report,
+    gpu: &Arc<Gpu>,
+    plan: &Plan,
+    config: &AvcConfig,
+    packets: &[Packet],
+) {
+    let check = "nvdec 1080p60 h264";
+    if !plan.nvdec {
+        r.row(check, format!("not measured: {}", plan.describe()), None);
+        return;
+    }
+    let result = (|| -> Result<(usize, Duration), String> {
+        let mut dec = NvdecDecoder::new(gpu.clone(), config.clone()).map_err(|e| e.to_string())?;
+        let mut n = 0usize;
+        let t = Instant::now();
+        for p in packets {
+            dec.decode(p, &mut |_| n += 1).map_err(|e| e.to_string())?;
+        }
+        dec.flush(&mut |_| n += 1).map_err(|e| e.to_string())?;
+        Ok((n, t.elapsed()))
+    })();
+    match result {
+        Err(e) => r.fail(check, e),
+        Ok((n, d)) => r.row(
+            check,
+            format!(
+                "{:.0} fps ({n} of {} pictures out)",
+                n as f64 / d.as_secs_f64(),
+                packets.len()
+            ),
+            Some(n == packets.len()),
+        ),
+    }
+}
+
+fn time_scaler(
+    shared: &Arc<Mutex<LadderScaler>>,
+    src: &Frame,
+    index: usize,
+    iters: usize,
+) -> Result<f64, String> {
+    let mut s = GpuRungScaler::new(shared.clone(), index, false);
+    let mut dst = Frame::new(2, 2);
+    let mut src = src.clone();
+    let t = Instant::now();
+    for i in 0..iters {
+        src.pts = i as i64; // a new picture each time, so the launch really runs
+        s.scale(&src, &mut dst).map_err(|e| e.to_string())?;
+    }
+    Ok(t.elapsed().as_secs_f64() * 1e6 / iters as f64)
+}
+
+fn scale_timing(
+    r: &mut Report,
+    gpu: &Arc<Gpu>,
+    config: &AvcConfig,
+    packets: &[Packet],
+    rungs: &[Rung],
+) {
+    let result = (|| -> Result<(Vec<(String, f64)>, f64), String> {
+        let pics = host_pictures(config, packets, 1)?;
+        let host = pics.first().ok_or("no decoded picture")?;
+        // A source picture on the device, as NVDEC would leave it.
+        let staging = LadderScaler::new(gpu.clone(), &[(host.width, host.height)])
+            .map_err(|e| e.to_string())?;
+        let mut src = Frame::new(host.width, host.height);
+        GpuRungScaler::new(staging.clone(), 0, false)
+            .scale(host, &mut src)
+            .map_err(|e| e.to_string())?;
+        let mut per = Vec::new();
+        for rung in rungs {
+            let one = LadderScaler::new(gpu.clone(), &[(rung.width, rung.height)])
+                .map_err(|e| e.to_string())?;
+            per.push((rung.name.clone(), time_scaler(&one, &src, 0, 300)?));
+        }
+        let sizes: Vec<(u32, u32)> = rungs.iter().map(|r| (r.width, r.height)).collect();
+        let all = LadderScaler::new(gpu.clone(), &sizes).map_err(|e| e.to_string())?;
+        Ok((per, time_scaler(&all, &src, 0, 300)?))
+    })();
+    match result {
+        Err(e) => r.fail("scale", e),
+        Ok((per, all)) => {
+            for (name, us) in per {
+                r.row(
+                    format!("scale {name}"),
+                    format!("{us:.0} µs per picture (launch + sync)"),
+                    None,
+                );
+            }
+            r.row(
+                "scale all rungs, one launch",
+                format!("{all:.0} µs per picture"),
+                None,
+            );
+        }
+    }
+}
+
+fn nvenc_throughput(
+    r: &mut Report,
+    gpu: &Arc<Gpu>,
+    config: &AvcConfig,
+    packets: &[Packet],
+    rungs: &[Rung],
+) {
+    let result = (|| -> Result<Vec<(String, f64)>, String> {
+        let pics = host_pictures(config, packets, 1)?;
+        let host = pics.first().ok_or("no decoded picture")?;
+        let sizes: Vec<(u32, u32)> = rungs.iter().map(|r| (r.width, r.height)).collect();
+        let shared = LadderScaler::new(gpu.clone(), &sizes).map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        for (i, rung) in rungs.iter().enumerate() {
+            let mut pic = Frame::new(rung.width, rung.height);
+            GpuRungScaler::new(shared.clone(), i, false)
+                .scale(host, &mut pic)
+                .map_err(|e| e.to_string())?;
+            let mut enc = NvencEncoder::new(gpu.clone(), rung, 2.0).map_err(|e| e.to_string())?;
+            let n = 300;
+            let t = Instant::now();
+            for k in 0..n {
+                pic.pts = k as i64 * 1500;
+                enc.encode(&pic, k % 120 == 0).map_err(|e| e.to_string())?;
+            }
+            out.push((rung.name.clone(), n as f64 / t.elapsed().as_secs_f64()));
+        }
+        Ok(out)
+    })();
+    match result {
+        Err(e) => r.fail("nvenc", e),
+        Ok(rows) => {
+            for (name, fps) in rows {
+                r.row(format!("nvenc {name}"), format!("{fps:.0} fps"), None);
+            }
+        }
+    }
+}
+
+fn ladder_once(
+    backend: &Backend,
+    config: &AvcConfig,
+    packets: &[Packet],
+) -> Result<(LadderRun, Duration), String> {
+    let mut run = LadderRun::with_backend(config, 60.0, &default_ladder(), 2.0, backend)
+        .map_err(|e| e.to_string())?;
+    let mut sink = |_: usize, _| {};
+    let t = Instant::now();
+    for p in packets {
+        run.push(p, &mut sink).map_err(|e| e.to_string())?;
+    }
+    run.finish(&mut sink).map_err(|e| e.to_string())?;
+    Ok((run, t.elapsed()))
+}
+
+fn full_ladder(
+    r: &mut Report,
+    backend: &Backend,
+    plan: &Plan,
+    config: &AvcConfig,
+    packets: &[Packet],
+) {
+    let before = DEVICE_TO_HOST_BYTES.load(Relaxed);
+    match ladder_once(backend, config, packets) {
+        Err(e) => r.fail("full ladder", e),
+        Ok((run, wall)) => {
+            let copied = DEVICE_TO_HOST_BYTES.load(Relaxed) - before;
+            let dec = Percentiles::of(&run.latency.decode_us);
+            let lad = Percentiles::of(&run.latency.ladder_us);
+            let names: Vec<&str> = run.rungs().map(|(r, _)| r.name.as_str()).collect();
+            r.row(
+                "full ladder",
+                format!(
+                    "{} -> {names:?}: {:.0} fps; per picture decode p50 {:.2} ms p99 {:.2} ms, scale+encode all rungs p50 {:.2} ms p99 {:.2} ms",
+                    backend.describe(),
+                    packets.len() as f64 / wall.as_secs_f64(),
+                    dec.p50_ms,
+                    dec.p99_ms,
+                    lad.p50_ms,
+                    lad.p99_ms
+                ),
+                None,
+            );
+            let all_gpu = plan.nvdec && plan.nvenc;
+            r.row(
+                "device->host bytes, full ladder",
+                format!(
+                    "{copied} ({})",
+                    if all_gpu {
+                        "all-GPU ladder: must be 0"
+                    } else {
+                        "hybrid: CPU encode reads each rung back"
+                    }
+                ),
+                all_gpu.then_some(copied == 0),
+            );
+        }
+    }
+}
+
+fn channels(r: &mut Report, backend: &Backend, config: &AvcConfig, packets: &[Packet], max: usize) {
+    let clip = &packets[..packets.len().min(240)];
+    let realtime = clip.len() as f64 / 60.0;
+    let mut held = 0;
+    let mut detail = Vec::new();
+    for n in 1..=max.max(1) {
+        let slowest = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..n)
+                .map(|_| s.spawn(|| ladder_once(backend, config, clip).map(|(_, d)| d)))
+                .collect();
+            let mut worst = Duration::ZERO;
+            for h in hs {
+                match h.join() {
+                    Ok(Ok(d)) => worst = worst.max(d),
+                    Ok(Err(e)) => return Err(e),
+                    Err(_) => return Err("ladder thread panicked".to_string()),
+                }
+            }
+            Ok(worst)
+        });
+        match slowest {
+            Err(e) => {
+                detail.push(format!("{n}: {e}"));
+                break;
+            }
+            Ok(d) => {
+                let rtf = realtime / d.as_secs_f64();
+                detail.push(format!("{n}: rtf {rtf:.2}"));
+                if rtf < 1.0 {
+                    break;
+                }
+                held = n;
+            }
+        }
+    }
+    r.row(
+        "1080p60 full-ladder channels in real time",
+        format!("{held} ({})", detail.join(", ")),
+        None,
+    );
+}
