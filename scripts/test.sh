@@ -4,7 +4,7 @@
 # pkg-config for the codec build, kill from procps, chromium + node/npm for
 # hls.js playback and hls-parser), installs the npm packages from the
 # lockfile, promtool (prometheus) and systemd-analyze (systemd) for the
-# operations checks, NVRTC (PyPI wheel, no GPU needed) for the CUDA kernel
+# operations checks, ffnvcodec headers (stub driver libraries), NVRTC (PyPI wheel, no GPU needed) for the CUDA kernel
 # compile tests, then runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +22,8 @@ need node nodejs
 need npm npm
 need promtool prometheus
 need systemd-analyze systemd
+# NVIDIA's MIT-licensed codec headers: the GPU tests build stub driver libraries.
+[ -f /usr/include/ffnvcodec/nvEncodeAPI.h ] || missing+=(libffmpeg-nvenc-dev)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

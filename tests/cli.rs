@@ -83,7 +83,12 @@ fn probe_exits_0_and_reports_json() {
     // ... and NVRTC on the loader path, so build.rs built the kernels' PTX in.
     if std::env::var("LADDERD_REQUIRE_NVRTC").is_ok() {
         assert_eq!(v["gpu"]["kernels_built_in"], true, "{v:#}");
-        assert!(v["gpu"]["nvrtc"]["Ok"].as_str().is_some_and(|s| s.starts_with("12.")), "{v:#}");
+        assert!(
+            v["gpu"]["nvrtc"]["Ok"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("12.")),
+            "{v:#}"
+        );
     }
 }
 

@@ -191,3 +191,123 @@ fn hwtest_without_a_gpu_exits_2_and_says_why() {
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(v["ran_on_gpu"], false);
 }
+
+/// tests/stubs/: a driver with one Hopper-like device, an NVDEC that decodes
+/// H.264, an NVENC library that refuses sessions (as on H100/H200).
+fn fake_hopper(dir: &Path) {
+    let stubs = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/stubs");
+    for (src, lib) in [
+        ("fake_cuda.c", "libcuda.so.1"),
+        ("fake_nvcuvid.c", "libnvcuvid.so.1"),
+        ("fake_nvenc.c", "libnvidia-encode.so.1"),
+    ] {
+        let out = Command::new("cc")
+            .args(["-shared", "-fPIC", "-o"])
+            .arg(dir.join(lib))
+            .arg(Path::new(stubs).join(src))
+            .output()
+            .expect("cc (gcc) is on the machine");
+        assert!(
+            out.status.success(),
+            "{src} (needs the ffnvcodec headers: apt-get install libffmpeg-nvenc-dev): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    std::os::unix::fs::symlink(dir.join("libcuda.so.1"), dir.join("libcuda.so")).unwrap();
+}
+
+/// What probe and start-up say on a GPU with NVDEC and no NVENC, read through
+/// our bindings from libraries built against NVIDIA's headers: the NVDEC caps
+/// struct, the NVENC function table and version handshake, the session error.
+#[test]
+fn hopper_without_nvenc_is_detected_and_runs_hybrid() {
+    if real_driver() {
+        eprintln!("this machine has libcuda: the stubs would not be the driver found; skipped");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    fake_hopper(dir.path());
+    let path = with_stub_path(dir.path());
+    let out = ladderd()
+        .args(["probe", "--json"])
+        .env("LD_LIBRARY_PATH", &path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let gpu = &v["gpu"];
+    if gpu["kernels_built_in"] == false && gpu["nvrtc"]["Err"].is_string() {
+        // Opening the device needs the kernels: built in, or NVRTC at run time.
+        assert!(
+            std::env::var("LADDERD_REQUIRE_NVRTC").is_err(),
+            "NVRTC required: {gpu:#}"
+        );
+        eprintln!("no NVRTC and no built-in PTX: skipped");
+        return;
+    }
+    assert_eq!(gpu["available"], true, "{gpu:#}");
+    assert_eq!(gpu["driver_version"], "12.9");
+    let dev = &gpu["devices"][0];
+    assert_eq!(dev["name"], "Stub H100");
+    assert_eq!(dev["compute_capability"], serde_json::json!([9, 0]));
+    assert_eq!(dev["memory_bytes"], 80u64 << 30);
+    let h264 = &dev["nvdec"]["Ok"][0];
+    assert_eq!(h264["codec"], "h264");
+    assert_eq!(h264["supported"], true);
+    assert_eq!(h264["max_width"], 4096);
+    assert_eq!(h264["engines"], 7);
+    assert_eq!(dev["nvdec"]["Ok"][2]["supported"], false, "av1");
+    let nvenc = dev["nvenc"]["Err"].as_str().unwrap();
+    assert!(
+        nvenc.contains("NV_ENC_ERR_UNSUPPORTED_DEVICE") && nvenc.contains("has no NVENC"),
+        "{nvenc}"
+    );
+    let backend = gpu["backend"].as_str().unwrap();
+    assert!(
+        backend.starts_with("hybrid: NVDEC + CUDA scale + CPU encode on Stub H100"),
+        "{backend}"
+    );
+
+    // backend = "gpu" starts on the hybrid plan; this fake GPU has no memory, so
+    // the demo's ladder fails at its first allocation: that stream runs without
+    // a ladder (source rendition only), logged with the reason; the process and
+    // its other duties carry on.
+    let server = Server::start_env(
+        "[ladder]\nbackend = \"gpu\"\n",
+        &["--demo"],
+        &[("LD_LIBRARY_PATH", &path)],
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !server.log_text().contains("ladder not started") {
+        assert!(Instant::now() < deadline, "{}", server.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = server.log_text();
+    assert!(log.contains("ladder backend: hybrid"), "{log}");
+    assert!(log.contains("CUDA_ERROR_OUT_OF_MEMORY"), "{log}");
+    assert_eq!(server.get("/healthz").unwrap().0, 200);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = server.get("/live/demo/master.m3u8").unwrap();
+        if status == 200 && body.contains("source") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "source rendition never offered: {body}\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let metrics = server.get("/metrics").unwrap().1;
+    assert!(
+        metrics.contains(
+            "ladderd_gpu_backend_info{backend=\"hybrid\",device=\"Stub H100 (sm_90)\"} 1"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("ladderd_ladder_failures_total{stream=\"demo\"} 1"),
+        "{metrics}"
+    );
+}

@@ -111,6 +111,9 @@ pub struct PipelineStats {
     pub frames_skipped: AtomicU64,
     /// Source frames dropped because the stream fell behind real time.
     pub dropped_late: AtomicU64,
+    /// Ladders that failed to start or stopped on a stage failure (a GPU
+    /// error, a panic in a codec): the stream goes on without them.
+    pub ladder_failures: AtomicU64,
     /// The running ladder's rungs; replaced when the source's video config changes.
     pub rungs: Mutex<Arc<Vec<RungCounters>>>,
     /// Per-stage latency, refreshed by the pipeline about once a second.
@@ -283,6 +286,7 @@ impl LiveStream {
                 frames_skipped: p.frames_skipped.load(Relaxed),
                 latency: p.latency.lock().unwrap_or_else(|e| e.into_inner()).clone(),
                 dropped_late: p.dropped_late.load(Relaxed),
+                ladder_failures: p.ladder_failures.load(Relaxed),
                 rungs: p
                     .rungs
                     .lock()
@@ -367,6 +371,7 @@ pub struct PipelineView {
     pub decode_errors: u64,
     pub frames_skipped: u64,
     pub dropped_late: u64,
+    pub ladder_failures: u64,
     pub latency: LatencySummary,
     pub rungs: Vec<RungView>,
     pub packets: u64,

@@ -193,6 +193,12 @@ fn gather(ctx: &Context) -> Snapshot {
             p.decode_errors.load(Relaxed),
         );
         s.counter(
+            "ladderd_ladder_failures",
+            "Ladders that failed to start or stopped on a stage failure; the stream continues without them.",
+            ls.clone(),
+            p.ladder_failures.load(Relaxed),
+        );
+        s.counter(
             "ladderd_frames_skipped",
             "Video packets not decoded after a decode error.",
             ls.clone(),

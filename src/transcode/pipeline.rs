@@ -269,7 +269,12 @@ async fn run_stream(job: Job, ctx: &Context) {
                 }
                 ladder = None;
                 if ctx.config.ladder.enabled {
-                    ladder = Running::start(&stream, &cfg, fps, ctx);
+                    ladder =
+                        contained(&stream, "start", || Running::start(&stream, &cfg, fps, ctx))
+                            .flatten();
+                    if ladder.is_none() {
+                        stats.ladder_failures.fetch_add(1, Relaxed);
+                    }
                     if let Some(l) = &ladder {
                         p.set_rungs(l.run.rungs().map(|(r, _)| r.clone()).collect());
                     }
@@ -297,7 +302,13 @@ async fn run_stream(job: Job, ctx: &Context) {
                 }
                 if p.track == Track::Video {
                     if let Some(l) = &mut ladder {
-                        l.push(&stream, &p, max_lag, &mut packager);
+                        if contained(&stream, "push", || {
+                            l.push(&stream, &p, max_lag, &mut packager)
+                        })
+                        .is_none()
+                        {
+                            stop_ladder(&stream, &mut ladder);
+                        }
                         // Let the I/O side of this core breathe between frames.
                         glommio::yield_if_needed().await;
                     }
@@ -307,7 +318,9 @@ async fn run_stream(job: Job, ctx: &Context) {
         }
     }
     if let Some(l) = &mut ladder {
-        l.finish(&stream, &mut packager);
+        if contained(&stream, "finish", || l.finish(&stream, &mut packager)).is_none() {
+            stop_ladder(&stream, &mut ladder);
+        }
     }
     if let Some(p) = &mut packager {
         p.finish();
@@ -321,6 +334,31 @@ async fn run_stream(job: Job, ctx: &Context) {
         "pipeline drained"
     );
     ctx.registry.finish(&stream, ended);
+}
+
+/// Runs one ladder step with a panic (a codec library or driver binding gone
+/// wrong) contained to this stream: logged with the stream and step, `None`.
+fn contained<T>(stream: &LiveStream, step: &str, f: impl FnOnce() -> T) -> Option<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(v) => Some(v),
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "non-string panic".into());
+            tracing::error!(stream = %stream.name, step, "ladder failed: {what}; the stream continues without it (source rendition only)");
+            None
+        }
+    }
+}
+
+/// Drops a failed ladder (its own drop contained too) and counts it.
+fn stop_ladder(stream: &LiveStream, ladder: &mut Option<Running>) {
+    stream.pipeline.ladder_failures.fetch_add(1, Relaxed);
+    if let Some(l) = ladder.take() {
+        let _ = contained(stream, "drop", move || drop(l));
+    }
 }
 
 /// The source frame rate: from the SPS, else `onMetaData`, else 30.

@@ -48,6 +48,28 @@ fn driver_err(call: &'static str) -> impl Fn(cudarc::driver::DriverError) -> Gpu
     }
 }
 
+/// Every driver entry point the backend calls (directly or through cudarc).
+const REQUIRED: &[&str] = &[
+    "cuInit",
+    "cuDeviceGet",
+    "cuDeviceGetAttribute",
+    "cuDeviceGetName",
+    "cuDevicePrimaryCtxRetain",
+    "cuDevicePrimaryCtxRelease_v2",
+    "cuCtxSetCurrent",
+    "cuCtxGetCurrent",
+    "cuModuleLoadData",
+    "cuModuleGetFunction",
+    "cuModuleUnload",
+    "cuLaunchKernel",
+    "cuStreamSynchronize",
+    "cuMemAlloc_v2",
+    "cuMemFree_v2",
+    "cuMemcpy2DAsync_v2",
+    "cuMemcpyDtoHAsync_v2",
+    "cuMemcpyHtoDAsync_v2",
+];
+
 /// The scaler's kernels, loaded into this context.
 pub struct Kernels {
     pub scale_plane_ladder: CudaFunction,
@@ -68,6 +90,13 @@ impl Gpu {
     /// found at build time, else compiled now by NVRTC for this device).
     /// Callers check [`super::cuda::driver_present`] first (cudarc panics otherwise).
     pub fn open(ordinal: usize) -> Result<Arc<Gpu>, GpuError> {
+        // cudarc panics on the first call of a symbol the driver lacks: refuse
+        // up front, naming it, rather than in the middle of a stream.
+        if let Some(missing) = REQUIRED.iter().find(|s| !super::cuda::exports(s)) {
+            return Err(GpuError::Unsupported(format!(
+                "libcuda lacks {missing} (driver too old for ladderd's CUDA 12 calls?)"
+            )));
+        }
         let ctx = CudaContext::new(ordinal).map_err(driver_err("cuCtx (primary context)"))?;
         let compute_capability = ctx
             .compute_capability()
