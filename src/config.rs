@@ -192,6 +192,12 @@ pub struct Ladder {
     pub backend: crate::transcode::backend::BackendChoice,
     /// CUDA device ordinal the GPU backend uses.
     pub gpu_device: usize,
+    /// CPU backend: each rung encodes on its own thread, in parallel (false:
+    /// one after another on the stream's media core).
+    pub rung_threads: bool,
+    /// Pictures a rung thread may have queued; a rung whose queue is full
+    /// drops pictures up to its next IDR (counted) while the others go on.
+    pub rung_queue_frames: usize,
 }
 
 impl Default for Ladder {
@@ -203,6 +209,8 @@ impl Default for Ladder {
             rungs: default_ladder(),
             backend: Default::default(),
             gpu_device: 0,
+            rung_threads: true,
+            rung_queue_frames: 8,
         }
     }
 }

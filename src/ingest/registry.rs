@@ -181,6 +181,8 @@ pub struct RungCounters {
     pub bytes: AtomicU64,
     /// Frames not encoded because the stream fell behind real time (see pipeline).
     pub dropped: AtomicU64,
+    /// Frames this rung alone skipped: its encoder fell behind (queue full).
+    pub dropped_behind: AtomicU64,
     pub frame_rate: RateWindow,
     pub byte_rate: RateWindow,
 }
@@ -197,6 +199,7 @@ impl RungCounters {
             keyframes: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            dropped_behind: AtomicU64::new(0),
             frame_rate: RateWindow::default(),
             byte_rate: RateWindow::default(),
         }

@@ -221,6 +221,12 @@ fn gather(ctx: &Context) -> Snapshot {
                 r.dropped.load(Relaxed),
             );
             s.counter(
+                "ladderd_frames_dropped",
+                "Frames a rung did not encode, by reason.",
+                l(&[("stream", name), ("rung", &r.name), ("reason", "behind")]),
+                r.dropped_behind.load(Relaxed),
+            );
+            s.counter(
                 "ladderd_encoded_bytes",
                 "Encoded bytes per rung.",
                 rl.clone(),

@@ -5,7 +5,8 @@
 //! then [`LadderRun::finish`] once; encoded frames come out through the
 //! callback as `(rung index, frame)`, in presentation order per rung.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -21,6 +22,9 @@ use crate::transcode::{Decoder, EncodedFrame, Encoder, Frame, Scaler, StageError
 #[derive(Debug, Clone)]
 pub struct RungStats {
     pub frames: u64,
+    /// Pictures this rung skipped because its queue was full (realtime mode),
+    /// up to its next segment boundary.
+    pub dropped_behind: u64,
     pub keyframes: u64,
     pub bytes: u64,
     pub scale_time: Duration,
@@ -34,6 +38,7 @@ impl Default for RungStats {
     fn default() -> Self {
         RungStats {
             frames: 0,
+            dropped_behind: 0,
             keyframes: 0,
             bytes: 0,
             scale_time: Duration::ZERO,
@@ -129,12 +134,81 @@ pub struct StageLatency {
     pub decoded_us: Histogram<u64>,
 }
 
+/// How a ladder's rungs run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RungMode {
+    /// One after another in the caller's thread (the GPU backend: its rungs
+    /// share one scaler launch per picture).
+    Inline,
+    /// Each rung on its own thread, in parallel; a full queue waits (files,
+    /// benches: nothing is dropped).
+    Threads { queue: usize },
+    /// Each rung on its own thread; a rung whose queue is full drops pictures
+    /// up to the next segment boundary (its next IDR), counted, while the other
+    /// rungs carry on (live streams).
+    Realtime { queue: usize },
+}
+
+/// A picture for one rung's thread.
+struct RungJob {
+    frame: Arc<Frame>,
+    force_idr: bool,
+}
+
+/// What a rung's thread made of one picture.
+pub struct RungOutput {
+    rung: usize,
+    pts: i64,
+    scale: Duration,
+    encode: Duration,
+    result: Result<Option<EncodedFrame>, StageError>,
+}
+
+enum RungExec {
+    Inline {
+        scaler: Box<dyn Scaler>,
+        encoder: Box<dyn Encoder>,
+        frame: Frame,
+    },
+    Thread {
+        jobs: Option<flume::Sender<RungJob>>,
+        handle: Option<std::thread::JoinHandle<()>>,
+        /// Dropping pictures until the next segment boundary.
+        dropping: bool,
+    },
+}
+
 struct RungState {
     rung: Rung,
-    scaler: Box<dyn Scaler>,
-    encoder: Box<dyn Encoder>,
-    frame: Frame,
+    exec: RungExec,
     stats: RungStats,
+}
+
+/// One rung's thread: scale and encode each picture it is handed, in order.
+fn rung_thread(
+    index: usize,
+    mut scaler: Box<dyn Scaler>,
+    mut encoder: Box<dyn Encoder>,
+    mut frame: Frame,
+    jobs: flume::Receiver<RungJob>,
+    outputs: flume::Sender<RungOutput>,
+) {
+    for job in jobs.iter() {
+        let t = Instant::now();
+        let scaled = scaler.scale(&job.frame, &mut frame);
+        let t2 = Instant::now();
+        let result = scaled.and_then(|()| encoder.encode(&frame, job.force_idr));
+        let out = RungOutput {
+            rung: index,
+            pts: job.frame.pts,
+            scale: t2 - t,
+            encode: t2.elapsed(),
+            result,
+        };
+        if outputs.send(out).is_err() {
+            return;
+        }
+    }
 }
 
 pub struct LadderRun {
@@ -152,6 +226,14 @@ pub struct LadderRun {
     waiting_for_keyframe: bool,
     /// Record per-stage latency (on by default; off only to measure its cost).
     telemetry: bool,
+    mode: RungMode,
+    /// Every rung thread's results (threaded modes).
+    outputs: Option<flume::Receiver<RungOutput>>,
+    /// Pictures handed to rung threads: reused once no thread holds them.
+    pool: Vec<Arc<Frame>>,
+    /// Per picture in flight: rungs still to answer, when it was handed out,
+    /// and its ingest arrival.
+    in_flight: HashMap<i64, (usize, Instant, Instant)>,
 }
 
 impl LadderRun {
@@ -165,7 +247,8 @@ impl LadderRun {
         Self::with_backend(config, fps, ladder, segment_secs, &Backend::Cpu)
     }
 
-    /// Plans the rungs for this source and builds each stage on `backend`.
+    /// Plans the rungs for this source and builds each stage on `backend`,
+    /// rungs in parallel (nothing dropped) where the backend allows.
     pub fn with_backend(
         config: &AvcConfig,
         fps: f64,
@@ -173,20 +256,92 @@ impl LadderRun {
         segment_secs: f64,
         backend: &Backend,
     ) -> Result<Self, StageError> {
+        Self::with_mode(
+            config,
+            fps,
+            ladder,
+            segment_secs,
+            backend,
+            RungMode::Threads { queue: 4 },
+        )
+    }
+
+    /// As [`Self::with_backend`], with the rungs run as `mode` says (the GPU
+    /// backend always runs them inline: one scaler launch serves them all).
+    pub fn with_mode(
+        config: &AvcConfig,
+        fps: f64,
+        ladder: &[RungConfig],
+        segment_secs: f64,
+        backend: &Backend,
+        mode: RungMode,
+    ) -> Result<Self, StageError> {
+        let mode = if matches!(backend, Backend::Gpu { .. }) {
+            RungMode::Inline
+        } else {
+            mode
+        };
         let rungs = plan(ladder, config.width, config.height, fps);
         let stages = backend.rung_stages(&rungs, segment_secs)?;
+        Self::assemble(
+            backend.decoder(config)?,
+            rungs,
+            stages,
+            fps,
+            segment_secs,
+            mode,
+        )
+    }
+
+    /// The ladder from stages already built (one scaler and encoder per rung).
+    pub fn assemble(
+        decoder: Box<dyn Decoder>,
+        rungs: Vec<Rung>,
+        stages: crate::transcode::backend::RungStages,
+        fps: f64,
+        segment_secs: f64,
+        mode: RungMode,
+    ) -> Result<Self, StageError> {
         let mut states = Vec::with_capacity(rungs.len());
-        for (rung, (scaler, encoder)) in rungs.into_iter().zip(stages) {
+        let (out_tx, out_rx) = flume::unbounded();
+        for (index, (rung, (scaler, encoder))) in rungs.into_iter().zip(stages).enumerate() {
+            let frame = Frame::new(rung.width, rung.height);
+            let exec = match mode {
+                RungMode::Inline => RungExec::Inline {
+                    scaler,
+                    encoder,
+                    frame,
+                },
+                RungMode::Threads { queue } | RungMode::Realtime { queue } => {
+                    let (tx, rx) = flume::bounded(queue.max(1));
+                    let outputs = out_tx.clone();
+                    let handle = std::thread::Builder::new()
+                        .name(format!("ladderd-rung-{}", rung.name))
+                        .spawn(move || rung_thread(index, scaler, encoder, frame, rx, outputs))
+                        .map_err(|e| StageError::Unavailable {
+                            stage: "rung thread",
+                            reason: e.to_string(),
+                        })?;
+                    RungExec::Thread {
+                        jobs: Some(tx),
+                        handle: Some(handle),
+                        dropping: false,
+                    }
+                }
+            };
             states.push(RungState {
-                encoder,
-                scaler,
-                frame: Frame::new(rung.width, rung.height),
+                exec,
                 rung,
                 stats: RungStats::default(),
             });
         }
+        drop(out_tx);
         Ok(LadderRun {
-            decoder: backend.decoder(config)?,
+            mode,
+            outputs: (mode != RungMode::Inline).then_some(out_rx),
+            pool: Vec::new(),
+            in_flight: HashMap::new(),
+            decoder,
             rungs: states,
             boundaries: Boundaries::new(segment_secs),
             source_keyframes: HashSet::new(),
@@ -289,14 +444,61 @@ impl LadderRun {
         result
     }
 
-    /// End of stream: drains the decoder's reorder buffer through the rungs.
+    /// End of stream: drains the decoder's reorder buffer through the rungs,
+    /// then waits for every rung thread to hand back its last pictures.
     pub fn finish(&mut self, out: &mut dyn FnMut(usize, EncodedFrame)) -> Result<(), StageError> {
         let mut result = Ok(());
-        let (decoder, mut stage) = self.split();
-        decoder.flush(&mut |frame| {
-            stage.picture(frame, out, &mut result);
-        })?;
+        {
+            let (decoder, mut stage) = self.split();
+            decoder.flush(&mut |frame| {
+                stage.picture(frame, out, &mut result);
+            })?;
+        }
+        for r in &mut self.rungs {
+            if let RungExec::Thread { jobs, .. } = &mut r.exec {
+                jobs.take();
+            }
+        }
+        if let Some(rx) = self.outputs.clone() {
+            // Every rung thread exits once its queue is empty and closed.
+            for o in rx.iter() {
+                let (_, mut stage) = self.split();
+                stage.accept(o, out, &mut result);
+            }
+        }
+        self.join_threads();
         result
+    }
+
+    /// The channel rung threads answer on (threaded modes), for a caller that
+    /// waits on it; hand what it yields to [`Self::accept`].
+    pub fn output_receiver(&self) -> Option<flume::Receiver<RungOutput>> {
+        self.outputs.clone()
+    }
+
+    /// One rung thread's result (from [`Self::output_receiver`]), then any
+    /// others already waiting.
+    pub fn accept(
+        &mut self,
+        o: RungOutput,
+        out: &mut dyn FnMut(usize, EncodedFrame),
+    ) -> Result<(), StageError> {
+        let mut result = Ok(());
+        let (_, mut stage) = self.split();
+        stage.accept(o, out, &mut result);
+        stage.drain(out, &mut result);
+        result
+    }
+
+    fn join_threads(&mut self) {
+        for r in &mut self.rungs {
+            if let RungExec::Thread { jobs, handle, .. } = &mut r.exec {
+                jobs.take();
+                if let Some(h) = handle.take() {
+                    let _ = h.join();
+                }
+            }
+        }
     }
 
     fn split(&mut self) -> (&mut dyn Decoder, FanOut<'_>) {
@@ -310,8 +512,18 @@ impl LadderRun {
                 decoded: &mut self.decoded,
                 latency: &mut self.latency,
                 telemetry: self.telemetry,
+                mode: self.mode,
+                outputs: self.outputs.as_ref(),
+                pool: &mut self.pool,
+                in_flight: &mut self.in_flight,
             },
         )
+    }
+}
+
+impl Drop for LadderRun {
+    fn drop(&mut self) {
+        self.join_threads();
     }
 }
 
@@ -324,6 +536,10 @@ struct FanOut<'a> {
     decoded: &'a mut u64,
     latency: &'a mut StageLatency,
     telemetry: bool,
+    mode: RungMode,
+    outputs: Option<&'a flume::Receiver<RungOutput>>,
+    pool: &'a mut Vec<Arc<Frame>>,
+    in_flight: &'a mut HashMap<i64, (usize, Instant, Instant)>,
 }
 
 impl FanOut<'_> {
@@ -342,6 +558,11 @@ impl FanOut<'_> {
                 .record(frame.arrival.elapsed().as_micros() as u64);
         }
         let t = Instant::now();
+        if self.mode != RungMode::Inline {
+            self.dispatch(frame, result);
+            self.drain(out, result);
+            return t.elapsed();
+        }
         if let Err(e) = fan_out(
             frame,
             self.rungs,
@@ -365,6 +586,153 @@ impl FanOut<'_> {
     }
 }
 
+impl FanOut<'_> {
+    /// A copy of `frame` the rung threads can share: a pooled one no thread
+    /// holds any more, else a new one (the pool grows to the pictures in flight).
+    fn shared(&mut self, frame: &Frame) -> Arc<Frame> {
+        for slot in self.pool.iter_mut() {
+            if let Some(f) = Arc::get_mut(slot) {
+                f.reshape(frame.width, frame.height);
+                f.y.copy_from_slice(&frame.y);
+                f.u.copy_from_slice(&frame.u);
+                f.v.copy_from_slice(&frame.v);
+                f.pts = frame.pts;
+                f.arrival = frame.arrival;
+                f.device = frame.device.clone();
+                return slot.clone();
+            }
+        }
+        let f = Arc::new(frame.clone());
+        self.pool.push(f.clone());
+        f
+    }
+
+    /// Hands one picture to every rung thread that takes it. In realtime mode
+    /// a rung whose queue is full drops it and every picture up to the next
+    /// segment boundary (where its encoder gets an IDR), counted.
+    fn dispatch(&mut self, frame: &Frame, result: &mut Result<(), StageError>) {
+        let key = self.source_keyframes.remove(&frame.pts);
+        let decision = self.boundaries.next(frame.pts, key, self.frame_ticks);
+        if decision.switched_to_cadence {
+            tracing::info!(pts = frame.pts, "source GOP longer than the segment target: segmenting on a fixed cadence; the passthrough rendition is not offered");
+        }
+        let index = self.boundaries.index_in_segment;
+        let shared = self.shared(frame);
+        let realtime = matches!(self.mode, RungMode::Realtime { .. });
+        let mut handed = 0;
+        for r in self.rungs.iter_mut() {
+            if index % r.rung.frame_step as u64 != 0 {
+                continue;
+            }
+            let RungExec::Thread {
+                jobs: Some(jobs),
+                dropping,
+                ..
+            } = &mut r.exec
+            else {
+                continue;
+            };
+            if *dropping && !decision.boundary {
+                r.stats.dropped_behind += 1;
+                continue;
+            }
+            let job = RungJob {
+                frame: shared.clone(),
+                force_idr: decision.boundary,
+            };
+            let sent = if realtime {
+                match jobs.try_send(job) {
+                    Ok(()) => Ok(true),
+                    Err(flume::TrySendError::Full(_)) => Ok(false),
+                    Err(flume::TrySendError::Disconnected(_)) => Err(()),
+                }
+            } else {
+                jobs.send(job).map(|()| true).map_err(|_| ())
+            };
+            match sent {
+                Ok(true) => {
+                    *dropping = false;
+                    handed += 1;
+                }
+                Ok(false) => {
+                    if !*dropping {
+                        tracing::warn!(rung = %r.rung.name, pts = frame.pts, "rung behind real time: dropping its pictures up to the next segment boundary");
+                    }
+                    *dropping = true;
+                    r.stats.dropped_behind += 1;
+                }
+                Err(()) => {
+                    *result = Err(StageError::Encode {
+                        rung: r.rung.name.clone(),
+                        pts: frame.pts,
+                        reason: "rung thread ended".into(),
+                    });
+                }
+            }
+        }
+        if handed > 0 {
+            self.in_flight
+                .insert(frame.pts, (handed, Instant::now(), frame.arrival));
+        }
+    }
+
+    /// Takes every result the rung threads have ready.
+    fn drain(
+        &mut self,
+        out: &mut dyn FnMut(usize, EncodedFrame),
+        result: &mut Result<(), StageError>,
+    ) {
+        let Some(rx) = self.outputs else { return };
+        while let Ok(o) = rx.try_recv() {
+            self.accept(o, out, result);
+        }
+    }
+
+    /// Accounts one rung thread's result and passes its frame on.
+    fn accept(
+        &mut self,
+        o: RungOutput,
+        out: &mut dyn FnMut(usize, EncodedFrame),
+        result: &mut Result<(), StageError>,
+    ) {
+        if let Some(r) = self.rungs.get_mut(o.rung) {
+            r.stats.scale_time += o.scale;
+            r.stats.encode_time += o.encode;
+            if self.telemetry {
+                let _ = r.stats.scale_us.record(o.scale.as_micros() as u64);
+                let _ = r.stats.encode_us.record(o.encode.as_micros() as u64);
+            }
+            match o.result {
+                Ok(Some(e)) => {
+                    r.stats.frames += 1;
+                    r.stats.keyframes += e.keyframe as u64;
+                    r.stats.bytes += e.data.len() as u64;
+                    out(o.rung, e);
+                }
+                Ok(None) => {}
+                Err(e) => *result = Err(e),
+            }
+        }
+        if let Some(entry) = self.in_flight.get_mut(&o.pts) {
+            entry.0 -= 1;
+            if entry.0 == 0 {
+                let (_, handed, arrival) = *entry;
+                self.in_flight.remove(&o.pts);
+                if self.telemetry {
+                    let _ = self
+                        .latency
+                        .ladder_us
+                        .record(handed.elapsed().as_micros() as u64);
+                    let _ = self
+                        .latency
+                        .total_us
+                        .record(arrival.elapsed().as_micros() as u64);
+                }
+            }
+        }
+    }
+}
+
 fn fan_out(
     frame: &Frame,
     rungs: &mut [RungState],
@@ -384,14 +752,22 @@ fn fan_out(
         if index % r.rung.frame_step as u64 != 0 {
             continue;
         }
+        let RungExec::Inline {
+            scaler,
+            encoder,
+            frame: scaled,
+        } = &mut r.exec
+        else {
+            continue;
+        };
         let t = Instant::now();
-        r.scaler.scale(frame, &mut r.frame)?;
+        scaler.scale(frame, scaled)?;
         let t2 = Instant::now();
         r.stats.scale_time += t2 - t;
         if telemetry {
             let _ = r.stats.scale_us.record((t2 - t).as_micros() as u64);
         }
-        let encoded = r.encoder.encode(&r.frame, decision.boundary)?;
+        let encoded = encoder.encode(scaled, decision.boundary)?;
         let spent = t2.elapsed();
         r.stats.encode_time += spent;
         if telemetry {
@@ -405,4 +781,145 @@ fn fan_out(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transcode::cpu::{BilinearScaler, OpenH264Decoder, OpenH264Encoder};
+    use crate::transcode::ladder::default_ladder;
+    use crate::transcode::{Encoder, Scaler};
+
+    /// 2 s of the demo pattern at 720p30, a keyframe every 0.5 s.
+    fn capture() -> (AvcConfig, Vec<Packet>) {
+        let mut src = crate::ingest::demo::PatternSource::new(1280, 720, 30, 2000, 15).unwrap();
+        let (mut cfg, mut v) = (None, Vec::new());
+        while v.len() < 60 {
+            if let Some((c, p)) = src.next(1).unwrap() {
+                cfg = cfg.or(c);
+                v.push(p);
+            }
+        }
+        (cfg.unwrap(), v)
+    }
+
+    /// An encoder that takes `delay` per picture: a rung that cannot keep up.
+    struct Slow(OpenH264Encoder, Duration);
+    impl Encoder for Slow {
+        fn encode(&mut self, f: &Frame, idr: bool) -> Result<Option<EncodedFrame>, StageError> {
+            std::thread::sleep(self.1);
+            self.0.encode(f, idr)
+        }
+    }
+
+    fn ladder(cfg: &AvcConfig, mode: RungMode, slow: Duration) -> LadderRun {
+        let rungs: Vec<Rung> = plan(&default_ladder(), cfg.width, cfg.height, 30.0)
+            .into_iter()
+            .filter(|r| r.height <= 480)
+            .collect();
+        assert_eq!(rungs.len(), 2, "480p30 and 360p30 from a 720p30 source");
+        let stages = rungs
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let enc = OpenH264Encoder::new(r).unwrap();
+                let enc: Box<dyn Encoder> = if i == 0 {
+                    Box::new(Slow(enc, slow))
+                } else {
+                    Box::new(enc)
+                };
+                (Box::new(BilinearScaler::new()) as Box<dyn Scaler>, enc)
+            })
+            .collect();
+        let dec = Box::new(OpenH264Decoder::new(cfg.clone()).unwrap());
+        // 0.5 s segments: several boundaries in the short capture.
+        LadderRun::assemble(dec, rungs, stages, 30.0, 0.5, mode).unwrap()
+    }
+
+    fn run(mut l: LadderRun, packets: &[Packet]) -> (LadderRun, Vec<Vec<EncodedFrame>>) {
+        let mut out: Vec<Vec<EncodedFrame>> = vec![Vec::new(), Vec::new()];
+        for p in packets {
+            l.push(p, &mut |i, f| out[i].push(f)).unwrap();
+        }
+        l.finish(&mut |i, f| out[i].push(f)).unwrap();
+        (l, out)
+    }
+
+    /// Threads, nothing dropped: every rung encodes every picture, in order,
+    /// with IDRs at the same pts on both rungs.
+    #[test]
+    fn rung_threads_encode_every_picture_in_order() {
+        let (cfg, packets) = capture();
+        let (l, out) = run(
+            ladder(
+                &cfg,
+                RungMode::Threads { queue: 2 },
+                Duration::from_millis(5),
+            ),
+            &packets,
+        );
+        for frames in &out {
+            assert_eq!(frames.len(), packets.len());
+            assert!(
+                frames.windows(2).all(|w| w[0].pts < w[1].pts),
+                "per-rung order"
+            );
+        }
+        let idr = |v: &Vec<EncodedFrame>| {
+            v.iter()
+                .filter(|f| f.keyframe)
+                .map(|f| f.pts)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(idr(&out[0]), idr(&out[1]));
+        assert!(idr(&out[0]).len() >= 2);
+        assert_eq!(l.latency.ladder_us.len() as usize, packets.len());
+    }
+
+    /// Realtime: the slow rung drops pictures up to each next boundary, counted,
+    /// resuming on an IDR; the other rung encodes every picture.
+    #[test]
+    fn a_rung_behind_drops_to_its_next_idr_and_the_others_do_not() {
+        let (cfg, packets) = capture();
+        let mut l = ladder(
+            &cfg,
+            RungMode::Realtime { queue: 2 },
+            Duration::from_millis(40),
+        );
+        let mut out: Vec<Vec<EncodedFrame>> = vec![Vec::new(), Vec::new()];
+        for p in &packets {
+            // Faster than the slow rung can go: 10 ms per picture.
+            std::thread::sleep(Duration::from_millis(10));
+            l.push(p, &mut |i, f| out[i].push(f)).unwrap();
+        }
+        l.finish(&mut |i, f| out[i].push(f)).unwrap();
+        let stats: Vec<RungStats> = l.rungs().map(|(_, s)| s.clone()).collect();
+        eprintln!(
+            "slow rung: {} encoded, {} dropped; fast rung: {} encoded",
+            out[0].len(),
+            stats[0].dropped_behind,
+            out[1].len()
+        );
+        assert_eq!(out[1].len(), packets.len(), "the fast rung loses nothing");
+        assert_eq!(stats[1].dropped_behind, 0);
+        assert!(stats[0].dropped_behind > 0, "the slow rung must drop");
+        assert_eq!(
+            out[0].len() as u64 + stats[0].dropped_behind,
+            packets.len() as u64
+        );
+        // After every gap the slow rung restarts on an IDR, and it does restart.
+        let all: Vec<i64> = out[1].iter().map(|f| f.pts).collect();
+        let mut resumed = 0;
+        for w in out[0].windows(2) {
+            let (a, b) = (
+                all.iter().position(|p| *p == w[0].pts).unwrap(),
+                all.iter().position(|p| *p == w[1].pts).unwrap(),
+            );
+            if b > a + 1 {
+                assert!(w[1].keyframe, "resumed at pts {} without an IDR", w[1].pts);
+                resumed += 1;
+            }
+        }
+        assert!(resumed >= 1, "the slow rung never resumed after dropping");
+    }
 }

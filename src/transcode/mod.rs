@@ -51,13 +51,13 @@ pub trait Decoder {
 }
 
 /// One picture to one rung's size.
-pub trait Scaler {
+pub trait Scaler: Send {
     /// Scales `src` into `dst` (already shaped to the rung's size by the caller).
     fn scale(&mut self, src: &Frame, dst: &mut Frame) -> Result<(), StageError>;
 }
 
 /// Pictures in, compressed frames out.
-pub trait Encoder {
+pub trait Encoder: Send {
     /// Encodes one picture; `force_idr` makes it an IDR (segment boundary).
     /// Returns `None` when the encoder produced nothing for this picture.
     fn encode(

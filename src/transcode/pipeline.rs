@@ -24,7 +24,7 @@ use crate::media::h264::AvcConfig;
 use crate::media::{CodecConfig, Packet, Track};
 use crate::package::StreamPackager;
 use crate::runtime::Context;
-use crate::transcode::ladder_run::LadderRun;
+use crate::transcode::ladder_run::{LadderRun, RungMode, RungOutput};
 use crate::transcode::EncodedFrame;
 
 /// What ingest sends down a stream's channel.
@@ -67,6 +67,13 @@ pub async fn media_core(jobs: flume::Receiver<Job>, ctx: Arc<Context>) {
     }
 }
 
+/// What woke a stream's pipeline.
+enum Event {
+    Input(Result<Input, flume::RecvError>),
+    Output(RungOutput),
+    Tick,
+}
+
 /// Per-track timeline check: the invariants ingest promises downstream.
 #[derive(Default)]
 struct TrackCheck {
@@ -85,7 +92,21 @@ struct Running {
 impl Running {
     fn start(stream: &LiveStream, cfg: &AvcConfig, fps: f64, ctx: &Context) -> Option<Running> {
         let ladder = &ctx.config.ladder;
-        match LadderRun::with_backend(cfg, fps, &ladder.rungs, ladder.segment_secs, &ctx.backend) {
+        let mode = if ladder.rung_threads {
+            RungMode::Realtime {
+                queue: ladder.rung_queue_frames,
+            }
+        } else {
+            RungMode::Inline
+        };
+        match LadderRun::with_mode(
+            cfg,
+            fps,
+            &ladder.rungs,
+            ladder.segment_secs,
+            &ctx.backend,
+            mode,
+        ) {
             Ok(run) => {
                 let counters: Vec<RungCounters> =
                     run.rungs().map(|(r, _)| RungCounters::new(r)).collect();
@@ -144,6 +165,7 @@ impl Running {
             }
         };
         let result = self.run.push(p, &mut sink);
+        self.sync_drops();
         stats
             .frames_decoded
             .fetch_add(self.run.decoded - decoded_before, Relaxed);
@@ -159,6 +181,34 @@ impl Running {
                 warn!(stream = %stream.name, "{e}; skipping to the next keyframe (further errors are only counted)");
                 self.logged_decode_error = true;
             }
+        }
+    }
+
+    /// Results a rung thread finished between packets.
+    fn accept(
+        &mut self,
+        stream: &LiveStream,
+        o: RungOutput,
+        packager: &mut Option<StreamPackager>,
+    ) {
+        let started = stream.started;
+        let counters = &self.counters;
+        let mut sink = |i: usize, f: EncodedFrame| {
+            count_output(counters, i, &f, started);
+            if let Some(pk) = packager.as_mut() {
+                pk.rung_frame(i, &f);
+            }
+        };
+        if let Err(e) = self.run.accept(o, &mut sink) {
+            warn!(stream = %stream.name, "{e}");
+        }
+        self.sync_drops();
+    }
+
+    /// Copies each rung's own drop count (a rung thread behind) to its counters.
+    fn sync_drops(&self) {
+        for ((_, stats), c) in self.run.rungs().zip(self.counters.iter()) {
+            c.dropped_behind.store(stats.dropped_behind, Relaxed);
         }
     }
 
@@ -188,6 +238,7 @@ impl Running {
         if let Err(e) = self.run.finish(&mut sink) {
             warn!(stream = %stream.name, "ladder flush: {e}");
         }
+        self.sync_drops();
         stream
             .pipeline
             .frames_decoded
@@ -226,16 +277,42 @@ async fn run_stream(job: Job, ctx: &Context) {
     let max_lag = Duration::from_secs_f64(ctx.config.ladder.max_lag_secs);
     loop {
         // An idle stream still refreshes its latency snapshot (the API and
-        // /metrics read it), once a second.
-        let next = futures_lite::future::or(async { Some(job.input.recv_async().await) }, async {
-            glommio::timer::sleep(Duration::from_secs(1)).await;
-            None
-        })
+        // /metrics read it), once a second. Rung threads' results are taken as
+        // soon as they are ready.
+        let outputs = ladder.as_ref().and_then(|l| l.run.output_receiver());
+        let next = futures_lite::future::or(
+            async { Event::Input(job.input.recv_async().await) },
+            futures_lite::future::or(
+                async {
+                    match &outputs {
+                        Some(rx) => match rx.recv_async().await {
+                            Ok(o) => Event::Output(o),
+                            Err(_) => futures_lite::future::pending().await,
+                        },
+                        None => futures_lite::future::pending().await,
+                    }
+                },
+                async {
+                    glommio::timer::sleep(Duration::from_secs(1)).await;
+                    Event::Tick
+                },
+            ),
+        )
         .await;
         let input = match next {
-            Some(Ok(input)) => input,
-            Some(Err(_)) => break,
-            None => {
+            Event::Input(Ok(input)) => input,
+            Event::Input(Err(_)) => break,
+            Event::Output(o) => {
+                if let Some(l) = &mut ladder {
+                    if contained(&stream, "accept", || l.accept(&stream, o, &mut packager))
+                        .is_none()
+                    {
+                        stop_ladder(&stream, &mut ladder);
+                    }
+                }
+                continue;
+            }
+            Event::Tick => {
                 if let Some(l) = &mut ladder {
                     l.publish_latency(&stream, packager.as_ref());
                 }
