@@ -306,6 +306,7 @@ impl LiveStream {
                         frames: r.frames.load(Relaxed),
                         keyframes: r.keyframes.load(Relaxed),
                         dropped: r.dropped.load(Relaxed),
+                        dropped_behind: r.dropped_behind.load(Relaxed),
                     })
                     .collect(),
                 packets: p.packets.load(Relaxed),
@@ -398,7 +399,10 @@ pub struct RungView {
     pub bitrate_bps: u64,
     pub frames: u64,
     pub keyframes: u64,
+    /// Whole-stream drops (the stream fell behind real time).
     pub dropped: u64,
+    /// This rung's own drops (its encoder fell behind; up to its next IDR).
+    pub dropped_behind: u64,
 }
 
 /// A finished publish: its final counters, once its pipeline has drained.
