@@ -209,7 +209,8 @@ fn bench_ladder_reports_both_sides_and_a_ratio() {
         stdout.contains("ffmpeg split+scale") && stdout.contains("ladderd openh264"),
         "{stdout}"
     );
-    assert!(stdout.contains("ratio ladderd/ffmpeg:"), "{stdout}");
+    assert!(stdout.contains("ratio ladderd / best ffmpeg:"), "{stdout}");
+    assert!(stdout.contains("its own threading"), "{stdout}");
     assert!(
         stdout.contains("[\"720p30\", \"480p30\", \"360p30\"]"),
         "{stdout}"
