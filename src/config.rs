@@ -197,6 +197,7 @@ pub struct Ladder {
     pub rung_threads: bool,
     /// Pictures a rung thread may have queued; a rung whose queue is full
     /// drops pictures up to its next IDR (counted) while the others go on.
+    /// Bounds memory (one source-size picture each) and how far a rung may lag.
     pub rung_queue_frames: usize,
 }
 
@@ -210,7 +211,7 @@ impl Default for Ladder {
             backend: Default::default(),
             gpu_device: 0,
             rung_threads: true,
-            rung_queue_frames: 8,
+            rung_queue_frames: 60,
         }
     }
 }

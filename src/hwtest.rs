@@ -20,6 +20,7 @@ use crate::media::h264::AvcConfig;
 use crate::media::Packet;
 use crate::transcode::backend::Backend;
 use crate::transcode::cpu::{BilinearScaler, OpenH264Decoder};
+use crate::transcode::frame::psnr;
 use crate::transcode::gpu::context::DEVICE_TO_HOST_BYTES;
 use crate::transcode::gpu::nvdec::NvdecDecoder;
 use crate::transcode::gpu::nvenc::NvencEncoder;
@@ -91,20 +92,6 @@ impl Report {
             s += &format!("| {:<w$} | {} | {ok} |\n", r.check, r.result);
         }
         s
-    }
-}
-
-fn psnr(a: &[u8], b: &[u8]) -> f64 {
-    let mse = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
-        .sum::<f64>()
-        / a.len().max(1) as f64;
-    if mse == 0.0 {
-        99.0
-    } else {
-        10.0 * (255.0f64 * 255.0 / mse).log10()
     }
 }
 

@@ -47,5 +47,16 @@ fn demo_produces_ladder_frames_within_2s_of_start() {
         .as_u64()
         .unwrap();
     assert!((15..=45).contains(&(b - a)), "{} packets in 1 s", b - a);
+    // The tone: AAC-LC 48 kHz stereo, 1024 samples per packet = 46.9 a second.
+    let live = server.live("demo").unwrap();
+    assert_eq!(live["audio"]["sample_rate"], 48000, "{live:#}");
+    assert_eq!(live["audio"]["channels"], 2, "{live:#}");
+    let audio = live["packets"]["audio"].as_u64().unwrap();
+    let secs = live["uptime_secs"].as_f64().unwrap();
+    let rate = audio as f64 / secs;
+    assert!(
+        (35.0..=55.0).contains(&rate),
+        "{audio} audio packets in {secs:.1} s"
+    );
     assert_eq!(server.live("demo").unwrap()["pipeline"]["decode_errors"], 0);
 }

@@ -245,6 +245,11 @@ fn demo_stream_is_valid_ll_hls_and_plays_in_chromium() {
         master.contains("source/playlist.m3u8") && master.contains("360p30/playlist.m3u8"),
         "{master}"
     );
+    // The demo's tone: an AAC audio rendition (ffprobe must then find audio).
+    assert!(
+        master.contains("TYPE=AUDIO") && master.contains("mp4a.40.2"),
+        "{master}"
+    );
     // Enough segments for a standard-HLS segment (6 × 1 s) and a delta update.
     server.wait_for("a standard-HLS segment", Duration::from_secs(30), || {
         get(&server, "/live/demo/360p30/index.m3u8")

@@ -3,8 +3,7 @@
 //!
 //! Each picture (colour bars, a moving box, a frame counter and the wall clock
 //! burned in) is encoded to H.264 and enters the pipeline through the same
-//! [`Packet`] path as RTMP, paced in real time. Audio (a tone) is not produced
-//! yet: this build has no AAC encoder.
+//! [`Packet`] path as RTMP, paced in real time, with a 1 kHz tone as AAC audio.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,6 +17,7 @@ use crate::ingest::registry::EndReason;
 use crate::media::h264::{annexb_nal_units, AvcConfig};
 use crate::media::{CodecConfig, Packet, StreamId, Track, TIMESCALE};
 use crate::runtime::Context;
+use crate::transcode::audio::{AacEncoder, Tone};
 use crate::transcode::cpu::OpenH264Encoder;
 use crate::transcode::ladder::Rung;
 use crate::transcode::pipeline::{Input, Job};
@@ -33,6 +33,9 @@ pub struct DemoConfig {
     pub height: u32,
     pub fps: u32,
     pub bitrate_kbps: u32,
+    /// A 1 kHz tone at −18 dBFS (EBU alignment level), AAC-LC 48 kHz stereo.
+    pub tone: bool,
+    pub audio_kbps: u32,
 }
 
 impl Default for DemoConfig {
@@ -44,6 +47,8 @@ impl Default for DemoConfig {
             height: 720,
             fps: 30,
             bitrate_kbps: 4000,
+            tone: true,
+            audio_kbps: 128,
         }
     }
 }
@@ -80,6 +85,19 @@ fn run(ctx: &Context) -> Result<(), String> {
         .map_err(|_| "no media core accepted the demo".to_string())?;
     let gop = ((cfg.fps as f64 * ctx.config.ladder.segment_secs).round() as u64).max(1);
     let mut source = PatternSource::new(cfg.width, cfg.height, cfg.fps, cfg.bitrate_kbps, gop)?;
+    let mut audio = if cfg.tone {
+        let a = ToneSource::new(cfg.audio_kbps * 1000)?;
+        stream.info().audio = Some(a.config().clone());
+        if tx
+            .send(Input::Config(CodecConfig::Aac(a.config().clone())))
+            .is_err()
+        {
+            return Ok(());
+        }
+        Some(a)
+    } else {
+        None
+    };
     let start = Instant::now();
     info!(stream = %cfg.name, size = %format!("{}x{}@{}", cfg.width, cfg.height, cfg.fps), "demo source started");
     let mut n: u64 = 0;
@@ -112,6 +130,23 @@ fn run(ctx: &Context) -> Result<(), String> {
         );
         if tx.send(Input::Packet(packet)).is_err() {
             break EndReason::Shutdown;
+        }
+        if let Some(a) = &mut audio {
+            // The tone up to this picture's time, in whole AAC frames.
+            let until = Duration::from_secs_f64(n as f64 / cfg.fps as f64);
+            let mut closed = false;
+            a.until(until, stream.id, &mut |p| {
+                s.audio_packets
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                s.record(
+                    p.arrival.saturating_duration_since(stream.started),
+                    p.data.len(),
+                );
+                closed |= tx.send(Input::Packet(p)).is_err();
+            })?;
+            if closed {
+                break EndReason::Shutdown;
+            }
         }
     };
     ctx.registry.release(&stream);
@@ -209,6 +244,65 @@ impl PatternSource {
                 arrival: self.frame.arrival,
             },
         )))
+    }
+}
+
+/// The demo's audio: a 1 kHz tone at −18 dBFS, 48 kHz stereo, AAC-LC,
+/// timed on the same clock as the pictures (sample 0 = pts 0).
+pub struct ToneSource {
+    tone: Tone,
+    encoder: AacEncoder,
+    produced: u64,
+    pcm: Vec<i16>,
+}
+
+impl ToneSource {
+    const RATE: u32 = 48_000;
+
+    pub fn new(bitrate_bps: u32) -> Result<Self, String> {
+        Ok(ToneSource {
+            tone: Tone::new(1000.0, -18.0, Self::RATE, 2),
+            encoder: AacEncoder::new(Self::RATE, 2, bitrate_bps).map_err(|e| e.to_string())?,
+            produced: 0,
+            pcm: Vec::new(),
+        })
+    }
+
+    pub fn config(&self) -> &crate::media::aac::AudioSpecificConfig {
+        self.encoder.config()
+    }
+
+    /// Encodes the tone up to media time `t`; each access unit becomes a packet.
+    pub fn until(
+        &mut self,
+        t: Duration,
+        stream: StreamId,
+        out: &mut dyn FnMut(Packet),
+    ) -> Result<(), String> {
+        let due = (t.as_secs_f64() * Self::RATE as f64) as u64;
+        if due <= self.produced {
+            return Ok(());
+        }
+        self.pcm.clear();
+        self.tone
+            .fill((due - self.produced) as usize, &mut self.pcm);
+        self.produced = due;
+        let now = Instant::now();
+        self.encoder
+            .encode(&self.pcm, &mut |first, au| {
+                let pts = (first as i128 * TIMESCALE as i128 / Self::RATE as i128) as i64;
+                out(Packet {
+                    stream,
+                    track: Track::Audio,
+                    dts: pts,
+                    pts,
+                    keyframe: true,
+                    discontinuity: false,
+                    data: au,
+                    arrival: now,
+                })
+            })
+            .map_err(|e| e.to_string())
     }
 }
 

@@ -310,6 +310,24 @@ pub fn annexb_nal_units(data: &[u8]) -> impl Iterator<Item = &[u8]> {
         .map(move |(s, e)| &data[s..e.max(s)])
 }
 
+/// Rewrites one AVCC access unit as Annex-B into `out` (cleared first), with
+/// the stream's SPS/PPS in front when it is a keyframe: what hardware and
+/// software decoders alike take.
+pub fn avcc_to_annexb(config: &AvcConfig, data: &[u8], keyframe: bool, out: &mut Vec<u8>) {
+    const START: [u8; 4] = [0, 0, 0, 1];
+    out.clear();
+    if keyframe {
+        for ps in config.sps.iter().chain(&config.pps) {
+            out.extend_from_slice(&START);
+            out.extend_from_slice(ps);
+        }
+    }
+    for nal in avcc_nal_units(data, config.nal_length_size) {
+        out.extend_from_slice(&START);
+        out.extend_from_slice(nal);
+    }
+}
+
 /// Whether an Annex-B access unit holds an IDR slice (NAL type 5): how a
 /// hardware encoder's output says it is a keyframe.
 pub fn annexb_has_idr(data: &[u8]) -> bool {

@@ -105,3 +105,19 @@ pub fn copy_plane(dst: &mut [u8], src: &[u8], width: usize, height: usize, src_s
         dst[row * width..(row + 1) * width].copy_from_slice(s);
     }
 }
+
+/// Peak signal-to-noise ratio of two 8-bit planes, dB (99 when identical):
+/// how the tests and `hwtest` compare scalers and decodes.
+pub fn psnr(a: &[u8], b: &[u8]) -> f64 {
+    let mse = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
+        .sum::<f64>()
+        / a.len().max(1) as f64;
+    if mse == 0.0 {
+        99.0
+    } else {
+        10.0 * (255.0f64 * 255.0 / mse).log10()
+    }
+}

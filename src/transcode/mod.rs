@@ -4,6 +4,7 @@
 //! One trait per swappable stage; the CPU backend (`cpu/`) is the reference and
 //! the no-GPU path; the GPU backend implements the same traits.
 
+pub mod audio;
 pub mod backend;
 pub mod bench;
 pub mod boundary;

@@ -14,12 +14,10 @@ use openh264::decoder::{DecodedYUV, DecoderConfig, Flush};
 use openh264::formats::YUVSource;
 use openh264::OpenH264API;
 
-use crate::media::h264::{avcc_nal_units, AvcConfig};
+use crate::media::h264::{avcc_to_annexb, AvcConfig};
 use crate::media::Packet;
 use crate::transcode::frame::{copy_plane, Frame};
 use crate::transcode::{Decoder, StageError};
-
-const START: [u8; 4] = [0, 0, 0, 1];
 
 pub struct OpenH264Decoder {
     inner: openh264::decoder::Decoder,
@@ -70,17 +68,12 @@ impl OpenH264Decoder {
 
 impl Decoder for OpenH264Decoder {
     fn decode(&mut self, packet: &Packet, out: &mut dyn FnMut(&Frame)) -> Result<(), StageError> {
-        self.annexb.clear();
-        if packet.keyframe {
-            for ps in self.config.sps.iter().chain(&self.config.pps) {
-                self.annexb.extend_from_slice(&START);
-                self.annexb.extend_from_slice(ps);
-            }
-        }
-        for nal in avcc_nal_units(&packet.data, self.config.nal_length_size) {
-            self.annexb.extend_from_slice(&START);
-            self.annexb.extend_from_slice(nal);
-        }
+        avcc_to_annexb(
+            &self.config,
+            &packet.data,
+            packet.keyframe,
+            &mut self.annexb,
+        );
         self.pending.push(Reverse((packet.pts, packet.arrival)));
         let decoded = self
             .inner

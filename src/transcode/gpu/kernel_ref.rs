@@ -86,21 +86,8 @@ pub fn interleave_uv(u: &[u8], v: &[u8]) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::transcode::cpu::BilinearScaler;
+    use crate::transcode::frame::psnr;
     use crate::transcode::{Frame, Scaler};
-
-    fn psnr(a: &[u8], b: &[u8]) -> f64 {
-        let mse = a
-            .iter()
-            .zip(b)
-            .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
-            .sum::<f64>()
-            / a.len() as f64;
-        if mse == 0.0 {
-            f64::INFINITY
-        } else {
-            10.0 * (255.0f64 * 255.0 / mse).log10()
-        }
-    }
 
     /// A picture with detail at every scale: edges, a zone plate, gradients.
     fn test_picture(w: u32, h: u32) -> Frame {

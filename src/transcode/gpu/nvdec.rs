@@ -14,7 +14,7 @@ use super::context::{DeviceBuffer, Gpu, GpuError};
 use super::ffi::nvcuvid_sys as nv;
 use super::ffi::{open, symbol};
 use super::scaler::pitch_for;
-use crate::media::h264::{avcc_nal_units, AvcConfig};
+use crate::media::h264::{avcc_to_annexb, AvcConfig};
 use crate::media::Packet;
 use crate::transcode::frame::DevicePicture;
 use crate::transcode::{Decoder, Frame, StageError};
@@ -460,18 +460,12 @@ impl NvdecDecoder {
 
 impl Decoder for NvdecDecoder {
     fn decode(&mut self, packet: &Packet, out: &mut dyn FnMut(&Frame)) -> Result<(), StageError> {
-        self.annexb.clear();
-        const START: [u8; 4] = [0, 0, 0, 1];
-        if packet.keyframe {
-            for ps in self.config.sps.iter().chain(&self.config.pps) {
-                self.annexb.extend_from_slice(&START);
-                self.annexb.extend_from_slice(ps);
-            }
-        }
-        for nal in avcc_nal_units(&packet.data, self.config.nal_length_size) {
-            self.annexb.extend_from_slice(&START);
-            self.annexb.extend_from_slice(nal);
-        }
+        avcc_to_annexb(
+            &self.config,
+            &packet.data,
+            packet.keyframe,
+            &mut self.annexb,
+        );
         self.arrivals.insert(packet.pts, packet.arrival);
         let data = std::mem::take(&mut self.annexb);
         let fed = self.feed(&data, Some(packet.pts), false);
