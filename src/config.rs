@@ -199,6 +199,9 @@ pub struct Ladder {
     /// drops pictures up to its next IDR (counted) while the others go on.
     /// Bounds memory (one source-size picture each) and how far a rung may lag.
     pub rung_queue_frames: usize,
+    /// Re-encode the publisher's AAC at `audio_kbps` (false: passed through).
+    pub audio_reencode: bool,
+    pub audio_kbps: u32,
 }
 
 impl Default for Ladder {
@@ -212,6 +215,8 @@ impl Default for Ladder {
             gpu_device: 0,
             rung_threads: true,
             rung_queue_frames: 60,
+            audio_reencode: false,
+            audio_kbps: 128,
         }
     }
 }

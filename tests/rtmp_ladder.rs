@@ -175,3 +175,79 @@ fn corrupted_packet_recovers_at_the_next_keyframe_and_spares_other_streams() {
         input.video_frames
     );
 }
+
+/// `[ladder] audio_reencode`: the publisher's AAC comes out at `audio_kbps`
+/// (the audio rendition's mdat bytes over its segments' EXTINF durations).
+#[test]
+fn audio_is_reencoded_at_the_configured_bitrate_when_asked() {
+    let input = input_360p30_flv();
+    let config = format!("{CONFIG}\n[ladder]\naudio_reencode = true\naudio_kbps = 32\n");
+    let server = Server::start(&config);
+    let _ff = push(&input, &server.rtmp_url("cam1?key=key-one-secret"), true);
+    let get = |path: &str| -> Vec<u8> {
+        let url = format!("http://{}{path}", server.http);
+        let mut body = Vec::new();
+        std::io::Read::read_to_end(
+            &mut ureq::get(&url).call().unwrap().into_reader(),
+            &mut body,
+        )
+        .unwrap();
+        body
+    };
+    let playlist = server.wait_for("4 audio segments", Duration::from_secs(40), || {
+        let (status, master) = server.get("/live/cam1/master.m3u8").ok()?;
+        if status != 200 || !master.contains("#EXT-X-STREAM-INF") {
+            return None;
+        }
+        assert!(master.contains("mp4a.40.2"), "{master}");
+        let uri = master
+            .lines()
+            .find(|l| l.starts_with("#EXT-X-MEDIA:TYPE=AUDIO"))?
+            .split("URI=\"")
+            .nth(1)?
+            .split('"')
+            .next()?
+            .to_string();
+        let text = String::from_utf8(get(&format!("/live/cam1/{uri}"))).ok()?;
+        let dir = uri
+            .rsplit_once('/')
+            .map_or(String::new(), |(d, _)| format!("{d}/"));
+        (text.matches("#EXTINF").count() >= 4).then_some((dir, text))
+    });
+    let (dir, text) = playlist;
+    let (mut secs, mut bytes) = (0.0, 0usize);
+    let mut lines = text.lines();
+    while let Some(l) = lines.next() {
+        if let Some(d) = l.strip_prefix("#EXTINF:") {
+            let d: f64 = d
+                .trim_end_matches(',')
+                .split(',')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            let uri = lines.find(|l| !l.starts_with('#')).unwrap();
+            // Media bytes only: chunked parts put a moof around every AAC frame.
+            let seg = get(&format!("/live/cam1/{dir}{uri}"));
+            let mut at = 0;
+            while at + 8 <= seg.len() {
+                let size = u32::from_be_bytes(seg[at..at + 4].try_into().unwrap()) as usize;
+                if &seg[at + 4..at + 8] == b"mdat" {
+                    bytes += size - 8;
+                }
+                assert!(size >= 8, "bad box at {at} in {uri}");
+                at += size;
+            }
+            secs += d;
+        }
+    }
+    let kbps = bytes as f64 * 8.0 / secs / 1000.0;
+    println!("re-encoded audio: {bytes} bytes over {secs:.2} s = {kbps:.1} kbit/s");
+    // CBR 32 kbit/s (the source is 128 kbit/s).
+    assert!((28.0..=36.0).contains(&kbps), "{kbps:.1} kbit/s, want ~32");
+    assert!(
+        server.log_text().contains("audio re-encoded"),
+        "{}",
+        server.log_text()
+    );
+}

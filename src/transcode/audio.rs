@@ -6,6 +6,7 @@ use bytes::Bytes;
 use fdk_aac::enc::{AudioObjectType, BitRate, ChannelMode, Encoder, EncoderParams, Transport};
 
 use crate::media::aac::AudioSpecificConfig;
+use crate::media::Packet;
 use crate::transcode::StageError;
 
 /// AAC-LC samples per access unit.
@@ -108,6 +109,81 @@ impl AacEncoder {
     }
 }
 
+/// A publisher's AAC re-encoded at the ladder's audio bitrate: decoded with
+/// fdk-aac, down-mixed to at most two channels, encoded again. Output access
+/// units are timed from the first input packet's pts on the sample clock.
+pub struct AacTranscoder {
+    decoder: fdk_aac::dec::Decoder,
+    encoder: AacEncoder,
+    pcm: Vec<i16>,
+    sample_rate: u32,
+    /// pts (90 kHz) of the first input packet: output sample 0.
+    base_pts: Option<i64>,
+    /// Source units that did not decode (skipped).
+    pub decode_errors: u64,
+}
+
+impl AacTranscoder {
+    pub fn new(source: &AudioSpecificConfig, bitrate_bps: u32) -> Result<Self, StageError> {
+        let unavailable = |reason: String| StageError::Unavailable {
+            stage: "AAC re-encode",
+            reason,
+        };
+        let mut decoder = fdk_aac::dec::Decoder::new(fdk_aac::dec::Transport::Raw);
+        decoder
+            .config_raw(&source.raw)
+            .map_err(|e| unavailable(format!("source config: {e:?}")))?;
+        let channels = source.channels.clamp(1, 2);
+        let _ = decoder.set_max_output_channels(channels as usize);
+        let encoder = AacEncoder::new(source.sample_rate, channels, bitrate_bps)?;
+        Ok(AacTranscoder {
+            decoder,
+            encoder,
+            pcm: vec![0; 8 * 2048],
+            sample_rate: source.sample_rate,
+            base_pts: None,
+            decode_errors: 0,
+        })
+    }
+
+    /// The re-encoded stream's config (for the packager's audio rendition).
+    pub fn config(&self) -> &AudioSpecificConfig {
+        self.encoder.config()
+    }
+
+    /// One source access unit in; re-encoded packets out. A unit that does not
+    /// decode is counted and skipped (the next one decodes on its own).
+    pub fn push(&mut self, packet: &Packet, out: &mut dyn FnMut(Packet)) -> Result<(), StageError> {
+        let base = *self.base_pts.get_or_insert(packet.pts);
+        if self.decoder.fill(&packet.data).is_err() {
+            self.decode_errors += 1;
+            return Ok(());
+        }
+        if self.decoder.decode_frame(&mut self.pcm).is_err() {
+            self.decode_errors += 1;
+            return Ok(());
+        }
+        let n = self.decoder.decoded_frame_size().min(self.pcm.len());
+        let (rate, stream, arrival) = (self.sample_rate as i128, packet.stream, packet.arrival);
+        let pcm = std::mem::take(&mut self.pcm);
+        let r = self.encoder.encode(&pcm[..n], &mut |first, au| {
+            let pts = base + (first as i128 * crate::media::TIMESCALE as i128 / rate) as i64;
+            out(Packet {
+                stream,
+                track: crate::media::Track::Audio,
+                dts: pts,
+                pts,
+                keyframe: true,
+                discontinuity: false,
+                data: au,
+                arrival,
+            })
+        });
+        self.pcm = pcm;
+        r
+    }
+}
+
 /// A sine tone, interleaved stereo or mono 16-bit: `level_dbfs` (e.g. −18,
 /// the EBU alignment level) at `hz`, continuing phase across calls.
 pub struct Tone {
@@ -174,6 +250,52 @@ mod tests {
         assert!((44..=47).contains(&units), "{units} access units");
         let kbps = bytes as f64 * 8.0 / (units as f64 * 1024.0 / 48_000.0) / 1000.0;
         assert!((110.0..=145.0).contains(&kbps), "{kbps:.1} kbit/s");
+    }
+
+    /// 128 kbit/s in, 64 kbit/s out: one output unit per input unit (after the
+    /// encoder's priming), timed on the sample clock from the first pts, and
+    /// the new bitrate.
+    #[test]
+    fn reencode_changes_the_bitrate_and_keeps_the_clock() {
+        let mut src = AacEncoder::new(48_000, 2, 128_000).unwrap();
+        let mut tone = Tone::new(1000.0, -18.0, 48_000, 2);
+        let mut pcm = Vec::new();
+        tone.fill(48_000 * 3, &mut pcm);
+        let mut units = Vec::new();
+        src.encode(&pcm, &mut |first, au| units.push((first, au)))
+            .unwrap();
+        let mut tx = AacTranscoder::new(src.config(), 64_000).unwrap();
+        assert_eq!(tx.config().sample_rate, 48_000);
+        let now = std::time::Instant::now();
+        let mut out = Vec::new();
+        for (first, au) in &units {
+            let p = Packet {
+                stream: 1,
+                track: crate::media::Track::Audio,
+                pts: 900_000 + (*first as i64) * 90_000 / 48_000,
+                dts: 900_000 + (*first as i64) * 90_000 / 48_000,
+                keyframe: true,
+                discontinuity: false,
+                data: au.clone(),
+                arrival: now,
+            };
+            tx.push(&p, &mut |o| out.push(o)).unwrap();
+        }
+        assert_eq!(tx.decode_errors, 0);
+        assert!(
+            out.len() + 3 >= units.len() && out.len() <= units.len(),
+            "{} of {}",
+            out.len(),
+            units.len()
+        );
+        assert_eq!(out[0].pts, 900_000);
+        assert!(
+            out.windows(2).all(|w| w[1].pts - w[0].pts == 1920),
+            "1024 samples = 1920 ticks"
+        );
+        let bytes: usize = out.iter().map(|p| p.data.len()).sum();
+        let kbps = bytes as f64 * 8.0 / (out.len() as f64 * 1024.0 / 48_000.0) / 1000.0;
+        assert!((55.0..=75.0).contains(&kbps), "{kbps:.1} kbit/s");
     }
 
     #[test]

@@ -24,6 +24,7 @@ use crate::media::h264::AvcConfig;
 use crate::media::{CodecConfig, Packet, Track};
 use crate::package::StreamPackager;
 use crate::runtime::Context;
+use crate::transcode::audio::AacTranscoder;
 use crate::transcode::ladder_run::{LadderRun, RungMode, RungOutput};
 use crate::transcode::EncodedFrame;
 
@@ -273,6 +274,8 @@ async fn run_stream(job: Job, ctx: &Context) {
     let mut ladder: Option<Running> = None;
     let mut packager: Option<StreamPackager> = None;
     let mut audio_config: Option<AudioSpecificConfig> = None;
+    // `[ladder] audio_reencode`: the publisher's AAC re-encoded at `audio_kbps`.
+    let mut audio_reencode: Option<AacTranscoder> = None;
     let mut video_config: Option<AvcConfig> = None;
     let max_lag = Duration::from_secs_f64(ctx.config.ladder.max_lag_secs);
     loop {
@@ -341,7 +344,9 @@ async fn run_stream(job: Job, ctx: &Context) {
                     &cfg,
                     fps,
                 );
-                if let Some(a) = &audio_config {
+                if let Some(a) = &audio_reencode {
+                    p.set_audio(a.config());
+                } else if let Some(a) = &audio_config {
                     p.set_audio(a);
                 }
                 ladder = None;
@@ -360,8 +365,23 @@ async fn run_stream(job: Job, ctx: &Context) {
                 video_config = Some(cfg);
             }
             Input::Config(CodecConfig::Aac(asc)) => {
+                audio_reencode = None;
+                if ctx.config.ladder.audio_reencode {
+                    match AacTranscoder::new(&asc, ctx.config.ladder.audio_kbps * 1000) {
+                        Ok(t) => {
+                            info!(stream = %stream.name, kbps = ctx.config.ladder.audio_kbps, "audio re-encoded");
+                            audio_reencode = Some(t);
+                        }
+                        Err(e) => {
+                            warn!(stream = %stream.name, "audio passed through, not re-encoded: {e}")
+                        }
+                    }
+                }
                 if let Some(p) = &mut packager {
-                    p.set_audio(&asc);
+                    match &audio_reencode {
+                        Some(t) => p.set_audio(t.config()),
+                        None => p.set_audio(&asc),
+                    }
                 }
                 audio_config = Some(asc);
             }
@@ -372,9 +392,16 @@ async fn run_stream(job: Job, ctx: &Context) {
                     continue;
                 }
                 if let Some(pk) = &mut packager {
-                    match p.track {
-                        Track::Video => pk.source_video(&p),
-                        Track::Audio => pk.audio(&p),
+                    match (p.track, &mut audio_reencode) {
+                        (Track::Video, _) => pk.source_video(&p),
+                        (Track::Audio, None) => pk.audio(&p),
+                        (Track::Audio, Some(t)) => {
+                            // The rendition's init is the re-encoder's: a unit it
+                            // cannot take is skipped, not passed through.
+                            if let Err(e) = t.push(&p, &mut |o| pk.audio(&o)) {
+                                warn!(stream = %stream.name, pts = p.pts, "audio re-encode: {e}");
+                            }
+                        }
                     }
                 }
                 if p.track == Track::Video {
