@@ -96,9 +96,9 @@ impl AacEncoder {
                 );
                 self.units += 1;
             }
-            if pos >= pcm.len() && info.output_size == 0
-                || info.input_consumed == 0 && info.output_size == 0
-            {
+            // Done once a call neither produced a unit nor had anything left
+            // to consume (the encoder holds partial frames between calls).
+            if info.output_size == 0 && (pos >= pcm.len() || info.input_consumed == 0) {
                 return Ok(());
             }
         }
