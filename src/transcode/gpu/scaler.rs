@@ -215,6 +215,8 @@ impl LadderScaler {
                 }
             })?;
         }
+        // NVENC reads these buffers outside our stream: finish the launches first.
+        self.gpu.sync()?;
         self.last = Some(key);
         Ok(())
     }
