@@ -67,15 +67,35 @@ fn stub_libcuda(dir: &Path) {
         "#,
     )
     .unwrap();
-    let lib = dir.join("libcuda.so.1");
-    let status = Command::new("cc")
+    build_lib(dir, &src, "libcuda.so.1");
+    std::os::unix::fs::symlink(dir.join("libcuda.so.1"), dir.join("libcuda.so")).unwrap();
+}
+
+/// Builds `src` into the shared library `dir/lib` with the system C compiler.
+fn build_lib(dir: &Path, src: &Path, lib: &str) {
+    let out = Command::new("cc")
         .args(["-shared", "-fPIC", "-o"])
-        .arg(&lib)
-        .arg(&src)
-        .status()
+        .arg(dir.join(lib))
+        .arg(src)
+        .output()
         .expect("cc (gcc) is on the machine");
-    assert!(status.success());
-    std::os::unix::fs::symlink(&lib, dir.join("libcuda.so")).unwrap();
+    assert!(
+        out.status.success(),
+        "{} (the fakes need the ffnvcodec headers: apt-get install libffmpeg-nvenc-dev): {}",
+        src.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `ladderd probe --json` with the stubs first on the loader path.
+fn probe_json(path: &str) -> serde_json::Value {
+    let out = ladderd()
+        .args(["probe", "--json"])
+        .env("LD_LIBRARY_PATH", path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn with_stub_path(dir: &Path) -> String {
@@ -95,13 +115,7 @@ fn stub_driver_without_device_gpu_refuses_auto_runs_on_cpu() {
     stub_libcuda(dir.path());
     let path = with_stub_path(dir.path());
 
-    let out = ladderd()
-        .args(["probe", "--json"])
-        .env("LD_LIBRARY_PATH", &path)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = probe_json(&path);
     let driver = v["gpu"]["driver"].as_str().unwrap();
     assert!(
         driver.contains("driver present") && driver.contains("no CUDA device"),
@@ -201,17 +215,7 @@ fn fake_hopper(dir: &Path) {
         ("fake_nvcuvid.c", "libnvcuvid.so.1"),
         ("fake_nvenc.c", "libnvidia-encode.so.1"),
     ] {
-        let out = Command::new("cc")
-            .args(["-shared", "-fPIC", "-o"])
-            .arg(dir.join(lib))
-            .arg(Path::new(stubs).join(src))
-            .output()
-            .expect("cc (gcc) is on the machine");
-        assert!(
-            out.status.success(),
-            "{src} (needs the ffnvcodec headers: apt-get install libffmpeg-nvenc-dev): {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        build_lib(dir, &Path::new(stubs).join(src), lib);
     }
     std::os::unix::fs::symlink(dir.join("libcuda.so.1"), dir.join("libcuda.so")).unwrap();
 }
@@ -228,13 +232,7 @@ fn hopper_without_nvenc_is_detected_and_runs_hybrid() {
     let dir = tempfile::tempdir().unwrap();
     fake_hopper(dir.path());
     let path = with_stub_path(dir.path());
-    let out = ladderd()
-        .args(["probe", "--json"])
-        .env("LD_LIBRARY_PATH", &path)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = probe_json(&path);
     let gpu = &v["gpu"];
     if gpu["kernels_built_in"] == false && gpu["nvrtc"]["Err"].is_string() {
         // Opening the device needs the kernels: built in, or NVRTC at run time.

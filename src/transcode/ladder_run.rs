@@ -828,34 +828,10 @@ mod tests {
     #[test]
     fn a_rung_thread_that_panics_stops_only_that_rung() {
         let (cfg, packets) = capture();
-        let rungs: Vec<Rung> = plan(&default_ladder(), cfg.width, cfg.height, 30.0)
-            .into_iter()
-            .filter(|r| r.height <= 480)
-            .collect();
-        let stages = rungs
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                let enc = OpenH264Encoder::new(r).unwrap();
-                let enc: Box<dyn Encoder> = if i == 0 {
-                    Box::new(PanicsAt(enc, 5))
-                } else {
-                    Box::new(enc)
-                };
-                (Box::new(BilinearScaler::new()) as Box<dyn Scaler>, enc)
-            })
-            .collect();
-        let dec = Box::new(OpenH264Decoder::new(cfg.clone()).unwrap());
         // Blocking queues: nothing is dropped for lag, so only the panic matters.
-        let mut l = LadderRun::assemble(
-            dec,
-            rungs,
-            stages,
-            30.0,
-            0.5,
-            RungMode::Threads { queue: 4 },
-        )
-        .unwrap();
+        let mut l = ladder(&cfg, RungMode::Threads { queue: 4 }, |e| {
+            Box::new(PanicsAt(e, 5))
+        });
         let mut out: Vec<Vec<EncodedFrame>> = vec![Vec::new(), Vec::new()];
         for p in &packets {
             l.push(p, &mut |i, f| out[i].push(f)).unwrap();
@@ -869,27 +845,32 @@ mod tests {
         assert_eq!(out[1].len(), packets.len(), "the other rung is untouched");
     }
 
-    fn ladder(cfg: &AvcConfig, mode: RungMode, slow: Duration) -> LadderRun {
+    /// The 480p30 and 360p30 rungs of a 720p30 source, the first one's encoder
+    /// wrapped by `first` (slow, panicking, gated), 0.5 s segments (several
+    /// boundaries in the capture).
+    fn ladder(
+        cfg: &AvcConfig,
+        mode: RungMode,
+        first: impl FnOnce(OpenH264Encoder) -> Box<dyn Encoder>,
+    ) -> LadderRun {
         let rungs: Vec<Rung> = plan(&default_ladder(), cfg.width, cfg.height, 30.0)
             .into_iter()
             .filter(|r| r.height <= 480)
             .collect();
         assert_eq!(rungs.len(), 2, "480p30 and 360p30 from a 720p30 source");
+        let mut first = Some(first);
         let stages = rungs
             .iter()
-            .enumerate()
-            .map(|(i, r)| {
+            .map(|r| {
                 let enc = OpenH264Encoder::new(r).unwrap();
-                let enc: Box<dyn Encoder> = if i == 0 {
-                    Box::new(Slow(enc, slow))
-                } else {
-                    Box::new(enc)
+                let enc: Box<dyn Encoder> = match first.take() {
+                    Some(wrap) => wrap(enc),
+                    None => Box::new(enc),
                 };
                 (Box::new(BilinearScaler::new()) as Box<dyn Scaler>, enc)
             })
             .collect();
         let dec = Box::new(OpenH264Decoder::new(cfg.clone()).unwrap());
-        // 0.5 s segments: several boundaries in the short capture.
         LadderRun::assemble(dec, rungs, stages, 30.0, 0.5, mode).unwrap()
     }
 
@@ -908,11 +889,9 @@ mod tests {
     fn rung_threads_encode_every_picture_in_order() {
         let (cfg, packets) = capture();
         let (l, out) = run(
-            ladder(
-                &cfg,
-                RungMode::Threads { queue: 2 },
-                Duration::from_millis(5),
-            ),
+            ladder(&cfg, RungMode::Threads { queue: 2 }, |e| {
+                Box::new(Slow(e, Duration::from_millis(5)))
+            }),
             &packets,
         );
         for frames in &out {
@@ -964,35 +943,11 @@ mod tests {
     #[test]
     fn a_rung_behind_drops_to_its_next_idr_and_the_others_do_not() {
         let (cfg, packets) = capture();
-        let rungs: Vec<Rung> = plan(&default_ladder(), cfg.width, cfg.height, 30.0)
-            .into_iter()
-            .filter(|r| r.height <= 480)
-            .collect();
         let (gate_tx, gate_rx) = flume::unbounded();
-        let stages = rungs
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                let enc = OpenH264Encoder::new(r).unwrap();
-                let enc: Box<dyn Encoder> = if i == 0 {
-                    Box::new(Gated(enc, gate_rx.clone()))
-                } else {
-                    Box::new(enc)
-                };
-                (Box::new(BilinearScaler::new()) as Box<dyn Scaler>, enc)
-            })
-            .collect();
-        let dec = Box::new(OpenH264Decoder::new(cfg.clone()).unwrap());
-        // 0.5 s segments = a boundary every 15 pictures (the source's GOP).
-        let mut l = LadderRun::assemble(
-            dec,
-            rungs,
-            stages,
-            30.0,
-            0.5,
-            RungMode::Realtime { queue: 2 },
-        )
-        .unwrap();
+        // A boundary every 15 pictures (the source's GOP).
+        let mut l = ladder(&cfg, RungMode::Realtime { queue: 2 }, |e| {
+            Box::new(Gated(e, gate_rx))
+        });
         let mut out: Outputs = vec![Vec::new(), Vec::new()];
         // Every picture pushed is answered by the free rung; once released,
         // by the held one too (or dropped by it): nothing races the queues.
