@@ -125,12 +125,9 @@ pub fn run(opts: &Options) -> Report {
         .iter()
         .map(|d| {
             format!(
-                "{}: {} sm_{}{} {} MiB; NVDEC h264 {}; NVENC {}",
+                "{}: {}; NVDEC h264 {}; NVENC {}",
                 d.info.ordinal,
-                d.info.name,
-                d.info.compute_capability.0,
-                d.info.compute_capability.1,
-                d.info.memory_bytes >> 20,
+                d.info.summary(),
                 if d.nvdec_h264() { "yes" } else { "no" },
                 match &d.nvenc {
                     Ok(c) => c.join(","),
@@ -463,20 +460,11 @@ fn channels(r: &mut Report, backend: &Backend, config: &AvcConfig, packets: &[Pa
     let mut held = 0;
     let mut detail = Vec::new();
     for n in 1..=max.max(1) {
-        let slowest = std::thread::scope(|s| {
-            let hs: Vec<_> = (0..n)
-                .map(|_| s.spawn(|| ladder_once(backend, config, clip).map(|(_, d)| d)))
-                .collect();
-            let mut worst = Duration::ZERO;
-            for h in hs {
-                match h.join() {
-                    Ok(Ok(d)) => worst = worst.max(d),
-                    Ok(Err(e)) => return Err(e),
-                    Err(_) => return Err("ladder thread panicked".to_string()),
-                }
-            }
-            Ok(worst)
-        });
+        let slowest = crate::transcode::bench::slowest_of(
+            n,
+            || ladder_once(backend, config, clip).map(|(_, d)| d),
+            || "ladder thread panicked".to_string(),
+        );
         match slowest {
             Err(e) => {
                 detail.push(format!("{n}: {e}"));

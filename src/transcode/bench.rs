@@ -212,6 +212,27 @@ pub fn ladder(input: Option<&Path>) -> Result<LadderReport, BenchError> {
     Ok(LadderReport { text, ratio })
 }
 
+/// Runs `run` on `n` threads at once; the slowest one's time (the channel
+/// count benches: every channel must hold real time).
+pub fn slowest_of<E: Send>(
+    n: usize,
+    run: impl Fn() -> Result<Duration, E> + Sync,
+    panicked: impl Fn() -> E,
+) -> Result<Duration, E> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n).map(|_| s.spawn(&run)).collect();
+        let mut worst = Duration::ZERO;
+        for h in handles {
+            match h.join() {
+                Ok(Ok(d)) => worst = worst.max(d),
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Err(panicked()),
+            }
+        }
+        Ok(worst)
+    })
+}
+
 /// How many 720p30 → 3-rung ladders run at once in real time (each on its own thread).
 pub fn channels(input: Option<&Path>, max: usize) -> Result<String, BenchError> {
     let path = match input {
@@ -228,20 +249,11 @@ pub fn channels(input: Option<&Path>, max: usize) -> Result<String, BenchError> 
     );
     let mut held = 0;
     for n in 1..=max {
-        let slowest = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..n)
-                .map(|_| s.spawn(|| run_ladder(&cfg, fps, &packets)))
-                .collect();
-            let mut worst = Duration::ZERO;
-            for h in handles {
-                match h.join() {
-                    Ok(Ok(d)) => worst = worst.max(d),
-                    Ok(Err(e)) => return Err(e),
-                    Err(_) => return Err(BenchError::Input("ladder thread panicked".into())),
-                }
-            }
-            Ok(worst)
-        })?;
+        let slowest = slowest_of(
+            n,
+            || run_ladder(&cfg, fps, &packets),
+            || BenchError::Input("ladder thread panicked".into()),
+        )?;
         let rtf = realtime.as_secs_f64() / slowest.as_secs_f64();
         text += &format!(
             "  {n} channel(s): slowest {:.2} s, real-time factor {rtf:.2}\n",

@@ -157,15 +157,9 @@ impl Running {
             self.skipping_to_keyframe = false;
         }
         let (decoded_before, skipped_before) = (self.run.decoded, self.run.skipped);
-        let started = stream.started;
-        let counters = &self.counters;
-        let mut sink = |i: usize, f: EncodedFrame| {
-            count_output(counters, i, &f, started);
-            if let Some(pk) = packager.as_mut() {
-                pk.rung_frame(i, &f);
-            }
-        };
-        let result = self.run.push(p, &mut sink);
+        let result = self
+            .run
+            .push(p, &mut rung_sink(&self.counters, stream.started, packager));
         self.sync_drops();
         stats
             .frames_decoded
@@ -192,15 +186,10 @@ impl Running {
         o: RungOutput,
         packager: &mut Option<StreamPackager>,
     ) {
-        let started = stream.started;
-        let counters = &self.counters;
-        let mut sink = |i: usize, f: EncodedFrame| {
-            count_output(counters, i, &f, started);
-            if let Some(pk) = packager.as_mut() {
-                pk.rung_frame(i, &f);
-            }
-        };
-        if let Err(e) = self.run.accept(o, &mut sink) {
+        let accepted = self
+            .run
+            .accept(o, &mut rung_sink(&self.counters, stream.started, packager));
+        if let Err(e) = accepted {
             warn!(stream = %stream.name, "{e}");
         }
         self.sync_drops();
@@ -228,15 +217,10 @@ impl Running {
 
     fn finish(&mut self, stream: &LiveStream, packager: &mut Option<StreamPackager>) {
         let decoded_before = self.run.decoded;
-        let counters = &self.counters;
-        let started = stream.started;
-        let mut sink = |i: usize, f: EncodedFrame| {
-            count_output(counters, i, &f, started);
-            if let Some(pk) = packager.as_mut() {
-                pk.rung_frame(i, &f);
-            }
-        };
-        if let Err(e) = self.run.finish(&mut sink) {
+        let finished = self
+            .run
+            .finish(&mut rung_sink(&self.counters, stream.started, packager));
+        if let Err(e) = finished {
             warn!(stream = %stream.name, "ladder flush: {e}");
         }
         self.sync_drops();
@@ -245,6 +229,20 @@ impl Running {
             .frames_decoded
             .fetch_add(self.run.decoded - decoded_before, Relaxed);
         self.publish_latency(stream, packager.as_ref());
+    }
+}
+
+/// Where a ladder's encoded frames go: counted per rung, then packaged.
+fn rung_sink<'a>(
+    counters: &'a [RungCounters],
+    started: std::time::Instant,
+    packager: &'a mut Option<StreamPackager>,
+) -> impl FnMut(usize, EncodedFrame) + 'a {
+    move |i, f| {
+        count_output(counters, i, &f, started);
+        if let Some(pk) = packager.as_mut() {
+            pk.rung_frame(i, &f);
+        }
     }
 }
 

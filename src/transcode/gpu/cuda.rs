@@ -19,6 +19,19 @@ pub struct DeviceInfo {
     pub memory_bytes: usize,
 }
 
+impl DeviceInfo {
+    /// "NVIDIA H100 80GB HBM3 sm_90 81559 MiB", for probe and hwtest.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} sm_{}{} {} MiB",
+            self.name,
+            self.compute_capability.0,
+            self.compute_capability.1,
+            self.memory_bytes >> 20
+        )
+    }
+}
+
 /// What the driver offers, or why it offers nothing.
 #[derive(Debug, Clone)]
 pub enum Driver {

@@ -190,12 +190,9 @@ impl GpuReport {
         s.push_str(&format!("  driver:  {}\n", self.driver));
         for d in &self.devices {
             s.push_str(&format!(
-                "  device {}: {} sm_{}{} {} MiB{}\n",
+                "  device {}: {}{}\n",
                 d.info.ordinal,
-                d.info.name,
-                d.info.compute_capability.0,
-                d.info.compute_capability.1,
-                d.info.memory_bytes >> 20,
+                d.info.summary(),
                 match &d.context {
                     Ok(()) => String::new(),
                     Err(e) => format!(" (unusable: {e})"),
