@@ -93,6 +93,10 @@ pub struct Server {
     /// An HTTP connection that sends nothing for this long is closed (slow or
     /// stalled clients, half-sent headers, idle keep-alive).
     pub http_idle_timeout_secs: f64,
+    /// Seconds start-up waits for a listen port another process still holds
+    /// (e.g. the previous instance draining) before giving up; `/readyz` is
+    /// 503 meanwhile. Other bind errors stop start-up at once.
+    pub bind_wait_secs: f64,
 }
 
 impl Default for Server {
@@ -103,6 +107,7 @@ impl Default for Server {
             shutdown_grace_secs: 3.0,
             drain_secs: 0.5,
             http_idle_timeout_secs: 60.0,
+            bind_wait_secs: 10.0,
         }
     }
 }
@@ -417,6 +422,9 @@ impl Config {
                 "server.http_idle_timeout_secs",
                 "must be in (0, 3600]".into(),
             );
+        }
+        if !(0.0..=600.0).contains(&self.server.bind_wait_secs) {
+            return bad("server.bind_wait_secs", "must be between 0 and 600".into());
         }
         if self.limits.max_streams == 0 {
             return bad("limits.max_streams", "must be at least 1".into());

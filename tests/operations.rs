@@ -138,6 +138,66 @@ fn metrics_count_every_pushed_frame_and_pass_promtool() {
 }
 
 #[test]
+fn readyz_is_503_until_every_listener_is_bound() {
+    // Another process holds the RTMP port (a restart overlapping the old
+    // instance): the HTTP listener is up and says why the box is not ready.
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let rtmp = held.local_addr().unwrap();
+    let http: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut server = Server::launch("[server]\nbind_wait_secs = 30.0\n", &[], &[], rtmp, http);
+    let body = server.wait_for(
+        "readyz 503 naming the RTMP listener",
+        Duration::from_secs(15),
+        || {
+            let (status, body) = server.get("/readyz").ok()?;
+            assert_ne!(status, 200, "ready while the RTMP port is held: {body}");
+            (status == 503 && body.contains("RTMP")).then_some(body)
+        },
+    );
+    assert!(body.contains(&rtmp.to_string()), "{body}");
+    assert!(body.contains("in use"), "{body}");
+    assert_eq!(server.get("/healthz").unwrap().0, 200);
+    assert!(server.child().try_wait().unwrap().is_none());
+    drop(held);
+    server.wait_for(
+        "readyz 200 once the port is free",
+        Duration::from_secs(10),
+        || {
+            let (status, _) = server.get("/readyz").ok()?;
+            (status == 200).then_some(())
+        },
+    );
+    assert!(std::net::TcpStream::connect(rtmp).is_ok());
+    assert!(server.stop().success());
+}
+
+#[test]
+fn a_port_still_held_after_bind_wait_secs_stops_start_up_with_the_reason() {
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let rtmp = held.local_addr().unwrap();
+    let http: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut server = Server::launch("[server]\nbind_wait_secs = 1.0\n", &[], &[], rtmp, http);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let code = loop {
+        if let Some(code) = server.child().try_wait().unwrap() {
+            break code;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still running with its port held"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(code.code(), Some(1), "{}", server.log_text());
+    let log = server.log_text();
+    assert!(
+        log.contains("cannot listen on") && log.contains("RTMP"),
+        "{log}"
+    );
+    drop(held);
+}
+
+#[test]
 fn readyz_turns_503_while_draining_then_the_process_exits_0() {
     let mut server = Server::start("[server]\ndrain_secs = 2.0\n");
     let (status, body) = server.get("/readyz").unwrap();

@@ -137,11 +137,7 @@ async fn dispatch(ctx: &Context, req: &Request<Incoming>, segments: &[&str]) -> 
             if ctx.ready.load(std::sync::atomic::Ordering::SeqCst) {
                 json(StatusCode::OK, &serde_json::json!({ "ready": true }))
             } else {
-                let reason = if ctx.stopping.load(std::sync::atomic::Ordering::SeqCst) {
-                    "shutting down"
-                } else {
-                    "starting: listeners and executors not all up"
-                };
+                let reason = ctx.not_ready_reason();
                 json(
                     StatusCode::SERVICE_UNAVAILABLE,
                     &serde_json::json!({ "ready": false, "reason": reason }),

@@ -58,10 +58,35 @@ pub struct Context {
     pub heartbeats: Vec<std::sync::atomic::AtomicU64>,
     /// Set when shutdown begins (before the drain period).
     pub stopping: std::sync::atomic::AtomicBool,
+    /// Why `/readyz` says 503 during start-up, when something specific is pending.
+    pub starting: std::sync::Mutex<Option<String>>,
     pub epoch: Instant,
     /// Where decode, scale and encode run (chosen once at start-up).
     pub backend: crate::transcode::backend::Backend,
 }
+
+impl Context {
+    fn set_not_ready_reason(&self, reason: String) {
+        if let Ok(mut r) = self.starting.lock() {
+            *r = Some(reason);
+        }
+    }
+
+    /// Why the process is not ready (only meaningful while `ready` is false).
+    pub fn not_ready_reason(&self) -> String {
+        if self.stopping.load(Ordering::SeqCst) {
+            return "shutting down".into();
+        }
+        self.starting
+            .lock()
+            .ok()
+            .and_then(|r| r.clone())
+            .unwrap_or_else(|| "starting: listeners and executors not all up".into())
+    }
+}
+
+/// How often a listener whose port is taken tries again.
+const BIND_RETRY: Duration = Duration::from_millis(200);
 
 /// How often each executor proves it is responsive.
 const HEARTBEAT: Duration = Duration::from_millis(500);
@@ -172,6 +197,7 @@ pub fn serve(config: Config) -> Result<(), RuntimeError> {
         http: Default::default(),
         heartbeats: cores.iter().map(|_| Default::default()).collect(),
         stopping: Default::default(),
+        starting: Default::default(),
         epoch: Instant::now(),
         backend,
         config,
@@ -356,53 +382,39 @@ async fn core_main(
         .detach();
     }
     if matches!(role, Role::Io | Role::Both) {
-        let rtmp = match glommio::net::TcpListener::bind(ctx.config.server.rtmp_listen) {
-            Ok(l) => l,
-            Err(e) => {
-                let _ = report.send(Report::Failed(RuntimeError::Bind {
-                    addr: ctx.config.server.rtmp_listen,
-                    what: "RTMP",
-                    source: std::io::Error::other(e.to_string()),
-                }));
-                return;
-            }
-        };
-        let http = match glommio::net::TcpListener::bind(ctx.config.server.http_listen) {
-            Ok(l) => l,
-            Err(e) => {
-                let _ = report.send(Report::Failed(RuntimeError::Bind {
-                    addr: ctx.config.server.http_listen,
-                    what: "HTTP",
-                    source: std::io::Error::other(e.to_string()),
-                }));
-                return;
-            }
-        };
-        tasks.push(glommio::spawn_local(
-            crate::ingest::rtmp::server::accept_loop(rtmp, ctx.clone()),
-        ));
-        tasks.push(glommio::spawn_local(crate::origin::accept_loop(
-            http,
-            ctx.clone(),
-            crate::origin::Surface::Public,
-        )));
+        // Health first: the admin listener (or, without one, the public HTTP
+        // listener) answers `/readyz` 503 while the others wait for their port.
+        let mut listeners: Vec<(SocketAddr, &'static str)> = Vec::new();
         if let Some(addr) = ctx.config.admin.listen {
-            let admin = match glommio::net::TcpListener::bind(addr) {
-                Ok(l) => l,
+            listeners.push((addr, "admin HTTP"));
+        }
+        listeners.push((ctx.config.server.http_listen, "HTTP"));
+        listeners.push((ctx.config.server.rtmp_listen, "RTMP"));
+        for (addr, what) in listeners {
+            let listener = match bind_when_free(&ctx, addr, what).await {
+                Ok(Some(l)) => l,
+                Ok(None) => return, // shutdown during start-up
                 Err(e) => {
-                    let _ = report.send(Report::Failed(RuntimeError::Bind {
-                        addr,
-                        what: "admin HTTP",
-                        source: std::io::Error::other(e.to_string()),
-                    }));
+                    let _ = report.send(Report::Failed(e));
                     return;
                 }
             };
-            tasks.push(glommio::spawn_local(crate::origin::accept_loop(
-                admin,
-                ctx.clone(),
-                crate::origin::Surface::Admin,
-            )));
+            tasks.push(match what {
+                "RTMP" => glommio::spawn_local(crate::ingest::rtmp::server::accept_loop(
+                    listener,
+                    ctx.clone(),
+                )),
+                "HTTP" => glommio::spawn_local(crate::origin::accept_loop(
+                    listener,
+                    ctx.clone(),
+                    crate::origin::Surface::Public,
+                )),
+                _ => glommio::spawn_local(crate::origin::accept_loop(
+                    listener,
+                    ctx.clone(),
+                    crate::origin::Surface::Admin,
+                )),
+            });
         }
         let _ = report.send(Report::Ready);
     }
@@ -414,6 +426,46 @@ async fn core_main(
     }
     for t in tasks {
         t.await;
+    }
+}
+
+/// Binds ADDR, waiting up to `server.bind_wait_secs` while another process
+/// still holds the port (a restart overlapping the old instance's drain);
+/// `/readyz` says which listener is waiting. Other bind errors fail at once.
+/// `None`: shutdown began while waiting.
+async fn bind_when_free(
+    ctx: &Context,
+    addr: SocketAddr,
+    what: &'static str,
+) -> Result<Option<glommio::net::TcpListener>, RuntimeError> {
+    let deadline = Instant::now() + Duration::from_secs_f64(ctx.config.server.bind_wait_secs);
+    let mut logged = false;
+    loop {
+        let err = match glommio::net::TcpListener::bind(addr) {
+            Ok(l) => return Ok(Some(l)),
+            Err(glommio::GlommioError::IoError(e)) => e,
+            Err(e) => std::io::Error::other(e.to_string()),
+        };
+        if err.kind() != std::io::ErrorKind::AddrInUse || Instant::now() >= deadline {
+            return Err(RuntimeError::Bind {
+                addr,
+                what,
+                source: err,
+            });
+        }
+        let reason = format!(
+            "starting: {what} listener {addr} not bound: {err}; retrying for up to {} s",
+            ctx.config.server.bind_wait_secs
+        );
+        if !logged {
+            warn!(listener = what, %addr, "{reason}");
+            logged = true;
+        }
+        ctx.set_not_ready_reason(reason);
+        if ctx.shutdown.is_triggered() {
+            return Ok(None);
+        }
+        glommio::timer::sleep(BIND_RETRY).await;
     }
 }
 

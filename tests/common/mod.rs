@@ -56,34 +56,9 @@ impl Server {
 
     /// With extra environment variables for the process.
     pub fn start_env(config: &str, extra_args: &[&str], envs: &[(&str, &str)]) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = dir.path().join("ladderd.toml");
-        std::fs::write(&cfg, config).unwrap();
-        let log = dir.path().join("ladderd.log");
         let rtmp: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_ladderd"))
-            .arg("--config")
-            .arg(&cfg)
-            .arg("--rtmp-listen")
-            .arg(rtmp.to_string())
-            .arg("--http-listen")
-            .arg(http.to_string())
-            .arg("serve")
-            .args(extra_args)
-            .env("LADDERD_LOG", "info")
-            .envs(envs.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut s = Server {
-            child: Some(child),
-            rtmp,
-            http,
-            log,
-            _dir: dir,
-        };
+        let mut s = Self::launch(config, extra_args, envs, rtmp, http);
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
             if s.get("/healthz").map(|(st, _)| st == 200).unwrap_or(false)
@@ -100,6 +75,42 @@ impl Server {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("ladderd did not become healthy:\n{}", s.log_text());
+    }
+
+    /// Starts the process on these addresses without waiting for it.
+    pub fn launch(
+        config: &str,
+        extra_args: &[&str],
+        envs: &[(&str, &str)],
+        rtmp: SocketAddr,
+        http: SocketAddr,
+    ) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("ladderd.toml");
+        std::fs::write(&cfg, config).unwrap();
+        let log = dir.path().join("ladderd.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_ladderd"))
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--rtmp-listen")
+            .arg(rtmp.to_string())
+            .arg("--http-listen")
+            .arg(http.to_string())
+            .arg("serve")
+            .args(extra_args)
+            .env("LADDERD_LOG", "info")
+            .envs(envs.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Server {
+            child: Some(child),
+            rtmp,
+            http,
+            log,
+            _dir: dir,
+        }
     }
 
     pub fn rtmp_url(&self, name_and_query: &str) -> String {
