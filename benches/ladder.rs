@@ -4,7 +4,7 @@
 //! `ladderd bench ladder` / `ladderd bench channels`. Needs ffmpeg.
 
 fn main() {
-    match ladderd::transcode::bench::ladder(None) {
+    match ladderd::transcode::bench::ladder(None, None) {
         Ok(r) => print!("{}", r.text),
         Err(e) => {
             eprintln!("bench ladder: {e}");

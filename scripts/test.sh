@@ -4,7 +4,8 @@
 # pkg-config for the codec build, kill from procps, chromium + node/npm for
 # hls.js playback and hls-parser), installs the npm packages from the
 # lockfile, promtool (prometheus) and systemd-analyze (systemd) for the
-# operations checks, ffnvcodec headers (stub driver libraries), NVRTC (PyPI wheel, no GPU needed) for the CUDA kernel
+# operations checks, libx264-dev and libclang-dev (the x264 feature),
+# ffnvcodec headers (stub driver libraries), NVRTC (PyPI wheel, no GPU needed) for the CUDA kernel
 # compile tests, then runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +25,9 @@ need promtool prometheus
 need systemd-analyze systemd
 # NVIDIA's MIT-licensed codec headers: the GPU tests build stub driver libraries.
 [ -f /usr/include/ffnvcodec/nvEncodeAPI.h ] || missing+=(libffmpeg-nvenc-dev)
+# The x264 feature: libx264 to link, libclang for x264-sys's bindgen.
+pkg-config --exists x264 2>/dev/null || missing+=(libx264-dev)
+ls /usr/lib/llvm-*/lib/libclang.so >/dev/null 2>&1 || missing+=(libclang-dev)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -48,7 +52,9 @@ export LD_LIBRARY_PATH="$nvrtc_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export LADDERD_REQUIRE_NVRTC=1
 cargo --version
 start=$(date +%s)
+# The default build (openh264 only) must build; the tests run with every
+# feature (x264 too), which covers the default code paths as well.
 cargo build --locked --all-targets
 echo "scripts/test.sh: build took $(( $(date +%s) - start )) s" >&2
-cargo test --locked
+cargo test --locked --features x264
 echo "scripts/test.sh: build + tests took $(( $(date +%s) - start )) s" >&2

@@ -77,11 +77,18 @@ pub enum Command {
         #[arg(long)]
         json: Option<PathBuf>,
     },
-    /// Transcode a file (FLV or Annex-B H.264) into the ladder.
+    /// Transcode a file (FLV or Annex-B H.264) into the configured ladder:
+    /// one CMAF file per rendition (NAME.mp4) in OUT.
     Transcode {
         input: PathBuf,
         #[arg(long)]
         out: PathBuf,
+        /// Software encoder, overriding ladder.encoder.
+        #[arg(long, value_enum)]
+        encoder: Option<crate::transcode::backend::EncoderChoice>,
+        /// x264 preset, overriding ladder.x264_preset.
+        #[arg(long)]
+        x264_preset: Option<String>,
     },
     /// Benchmarks against a peer measured in the same run.
     Bench {
@@ -108,6 +115,10 @@ pub enum BenchCommand {
         /// FLV input (default: a 10 s 1080p30 clip made with ffmpeg).
         #[arg(long)]
         input: Option<PathBuf>,
+        /// ladderd's encoder (default: x264 ultrafast, like ffmpeg's side,
+        /// when built with the x264 feature; else openh264).
+        #[arg(long, value_enum)]
+        encoder: Option<crate::transcode::backend::EncoderChoice>,
     },
     /// How many 720p30 -> 3-rung ladders hold real time at once.
     Channels {

@@ -207,6 +207,23 @@ pub struct Ladder {
     /// Re-encode the publisher's AAC at `audio_kbps` (false: passed through).
     pub audio_reencode: bool,
     pub audio_kbps: u32,
+    /// Software H.264 encoder: `openh264` or `x264` (builds with `--features x264`).
+    pub encoder: crate::transcode::backend::EncoderChoice,
+    /// x264's preset (`ultrafast` … `placebo`); tune is always `zerolatency`.
+    pub x264_preset: String,
+    /// x264's own threads per rung encoder (0: x264 decides). 1 suits rung
+    /// threads, which already run the rungs in parallel.
+    pub x264_threads: u32,
+}
+
+impl Ladder {
+    pub fn soft_encoder(&self) -> crate::transcode::backend::SoftEncoder {
+        crate::transcode::backend::SoftEncoder {
+            choice: self.encoder,
+            x264_preset: self.x264_preset.clone(),
+            x264_threads: self.x264_threads,
+        }
+    }
 }
 
 impl Default for Ladder {
@@ -222,6 +239,9 @@ impl Default for Ladder {
             rung_queue_frames: 60,
             audio_reencode: false,
             audio_kbps: 128,
+            encoder: Default::default(),
+            x264_preset: "veryfast".into(),
+            x264_threads: 1,
         }
     }
 }
@@ -425,6 +445,9 @@ impl Config {
         }
         if !(0.0..=600.0).contains(&self.server.bind_wait_secs) {
             return bad("server.bind_wait_secs", "must be between 0 and 600".into());
+        }
+        if let Err(why) = self.ladder.soft_encoder().check() {
+            return bad("ladder.encoder", why);
         }
         if self.limits.max_streams == 0 {
             return bad("limits.max_streams", "must be at least 1".into());
@@ -635,6 +658,26 @@ mod tests {
         assert!(e.contains("streams[0].key"), "{e}");
         let e = err("[runtime]\ncores = [100000]\n");
         assert!(e.contains("runtime.cores[0]"), "{e}");
+    }
+
+    #[test]
+    fn encoder_choice_is_checked_against_this_build() {
+        let e = err("[ladder]\nencoder = \"x265\"\n");
+        assert!(e.contains("ladder.encoder"), "{e}");
+        let x264 = Config::parse("[ladder]\nencoder = \"x264\"\n", "t.toml");
+        if cfg!(feature = "x264") {
+            assert!(x264.is_ok());
+            let e = err("[ladder]\nencoder = \"x264\"\nx264_preset = \"warp9\"\n");
+            assert!(
+                e.contains("ladder.encoder") && e.contains("ultrafast"),
+                "{e}"
+            );
+        } else {
+            let e = x264.unwrap_err().to_string();
+            assert!(e.contains("--features x264"), "{e}");
+        }
+        let e = err("[server]\nbind_wait_secs = -1\n");
+        assert!(e.contains("server.bind_wait_secs"), "{e}");
     }
 
     #[test]

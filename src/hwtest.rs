@@ -18,7 +18,7 @@ use serde::Serialize;
 use crate::ingest::demo::PatternSource;
 use crate::media::h264::AvcConfig;
 use crate::media::Packet;
-use crate::transcode::backend::Backend;
+use crate::transcode::backend::{Backend, SoftEncoder};
 use crate::transcode::cpu::{BilinearScaler, OpenH264Decoder};
 use crate::transcode::frame::psnr;
 use crate::transcode::gpu::context::DEVICE_TO_HOST_BYTES;
@@ -192,6 +192,7 @@ pub fn run(opts: &Options) -> Report {
     let backend = Backend::Gpu {
         gpu: gpu.clone(),
         plan: plan.clone(),
+        soft: SoftEncoder::fastest(),
     };
     full_ladder(&mut report, &backend, &plan, &config, &packets);
     channels(&mut report, &backend, &config, &packets, opts.max_channels);

@@ -83,9 +83,27 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-        Command::Transcode { input, out } => {
-            let ladder = ladderd::transcode::ladder::default_ladder();
-            match ladderd::transcode::file::transcode(&input, &out, &ladder, 2.0) {
+        Command::Transcode {
+            input,
+            out,
+            encoder,
+            x264_preset,
+        } => {
+            let mut config = match Config::load(cli.global.config.as_deref(), &overrides) {
+                Ok(c) => c,
+                Err(e) => return config_error(e),
+            };
+            if let Some(e) = encoder {
+                config.ladder.encoder = e;
+            }
+            if let Some(p) = x264_preset {
+                config.ladder.x264_preset = p;
+            }
+            if let Err(why) = config.ladder.soft_encoder().check() {
+                eprintln!("ladderd transcode: {why}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+            match ladderd::transcode::file::transcode(&input, &out, &config) {
                 Ok(summary) => {
                     print!("{}", summary.to_text());
                     ExitCode::SUCCESS
@@ -99,8 +117,8 @@ fn main() -> ExitCode {
         Command::Bench { which } => {
             use ladderd::cli::BenchCommand;
             let result = match which {
-                BenchCommand::Ladder { input } => {
-                    ladderd::transcode::bench::ladder(input.as_deref()).map(|r| r.text)
+                BenchCommand::Ladder { input, encoder } => {
+                    ladderd::transcode::bench::ladder(input.as_deref(), encoder).map(|r| r.text)
                 }
                 BenchCommand::Channels { input, max } => {
                     ladderd::transcode::bench::channels(input.as_deref(), max)

@@ -1,4 +1,5 @@
-//! `ladderd transcode` on inputs made by ffmpeg: every rung checked by ffprobe
+//! `ladderd transcode` on inputs made by ffmpeg: every rendition is a CMAF
+//! file that ffmpeg decodes without a complaint; every rung checked by ffprobe
 //! (size, frame count, keyframe positions), bitrate against target, and Y-PSNR
 //! against ffmpeg's own bilinear scale of the source.
 
@@ -127,22 +128,45 @@ fn probe(path: &Path) -> (u64, u64, u64, Vec<u64>) {
         .arg(path)
         .output()
         .unwrap();
+    // One line per frame ("0"/"1" first); side data (x264's SEI) adds lines.
     let keys = String::from_utf8_lossy(&out.stdout)
         .lines()
+        .filter_map(|l| match l.split(',').next().map(str::trim) {
+            Some("0") => Some(false),
+            Some("1") => Some(true),
+            _ => None,
+        })
         .enumerate()
-        .filter(|(_, l)| l.trim() == "1")
+        .filter(|(_, key)| *key)
         .map(|(i, _)| i as u64)
         .collect();
     (v[0], v[1], v[2], keys)
 }
 
-fn transcode(src: &Source) -> (tempfile::TempDir, Vec<RungOut>, String) {
+/// ffmpeg's decode of a whole file: nothing on stderr when it is good.
+fn decodes_cleanly(path: &Path) {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-f", "null", "-"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && err.trim().is_empty(),
+        "{}: {err}",
+        path.display()
+    );
+}
+
+fn transcode(src: &Source, args: &[&str]) -> (tempfile::TempDir, Vec<RungOut>, String) {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_ladderd"))
         .arg("transcode")
         .arg(&src.path)
         .arg("--out")
         .arg(dir.path())
+        .args(args)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
@@ -154,10 +178,11 @@ fn transcode(src: &Source) -> (tempfile::TempDir, Vec<RungOut>, String) {
     let mut rungs = Vec::new();
     for line in stdout.lines().skip(2) {
         let name = line.split_whitespace().next().unwrap().to_string();
-        if name == "audio:" || name == "latency" {
+        if name.ends_with(':') || name == "latency" {
             continue;
         }
-        let path = dir.path().join(format!("{name}.h264"));
+        let path = dir.path().join(format!("{name}.mp4"));
+        decodes_cleanly(&path);
         let (width, height, frames, keyframes) = probe(&path);
         rungs.push(RungOut {
             name,
@@ -202,7 +227,11 @@ fn y_psnr(rung: &RungOut, src: &Source, step: u64) -> f64 {
 }
 
 fn check_ladder(src: &Source, expect: &[(&str, u64, u64, u64)]) {
-    let (dir, rungs, summary) = transcode(src);
+    check_ladder_with(src, expect, &[]);
+}
+
+fn check_ladder_with(src: &Source, expect: &[(&str, u64, u64, u64)], args: &[&str]) {
+    let (dir, rungs, summary) = transcode(src, args);
     println!("{summary}");
     let names: Vec<&str> = rungs.iter().map(|r| r.name.as_str()).collect();
     let want: Vec<&str> = expect.iter().map(|e| e.0).collect();
@@ -238,11 +267,20 @@ fn check_ladder(src: &Source, expect: &[(&str, u64, u64, u64)]) {
         println!("{name}: {kbps:.0} kbit/s (target {target_kbps}), Y-PSNR {psnr:.2} dB");
         assert!(psnr >= 35.0, "{name}: Y-PSNR {psnr:.2} dB < 35");
     }
-    let audio = dir.path().join("audio.aac");
+    let audio = dir.path().join("audio.mp4");
+    decodes_cleanly(&audio);
     assert_eq!(
         count_packets(&audio, "a:0"),
         src.audio_frames,
         "audio passthrough frame count"
+    );
+    // The passthrough rendition: the source's frames, repackaged.
+    let source = dir.path().join("source.mp4");
+    decodes_cleanly(&source);
+    assert_eq!(
+        count_packets(&source, "v:0"),
+        src.frames,
+        "source rendition"
     );
 }
 
@@ -282,6 +320,22 @@ fn ladder_from_720p30_baseline_has_no_1080p_rungs() {
             ("480p30", 854, 480, 1),
             ("360p30", 640, 360, 1),
         ],
+    );
+}
+
+/// The `x264` feature: the same ladder checks with libx264 as the encoder.
+#[cfg(feature = "x264")]
+#[test]
+fn x264_ladder_from_1080p30_high_with_bframes() {
+    check_ladder_with(
+        src_1080p30_high_b(),
+        &[
+            ("1080p30", 1920, 1080, 1),
+            ("720p30", 1280, 720, 1),
+            ("480p30", 854, 480, 1),
+            ("360p30", 640, 360, 1),
+        ],
+        &["--encoder", "x264", "--x264-preset", "veryfast"],
     );
 }
 
@@ -325,7 +379,7 @@ fn raw_annexb_input() {
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
-    let (w, h, frames, keys) = probe(&out.join("360p30.h264"));
+    let (w, h, frames, keys) = probe(&out.join("360p30.mp4"));
     assert_eq!((w, h, frames), (640, 360, 120));
     assert_eq!(keys, vec![0, 60]);
 }

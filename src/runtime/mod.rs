@@ -137,10 +137,14 @@ enum Report {
 fn select_backend(config: &Config) -> Result<crate::transcode::backend::Backend, RuntimeError> {
     use crate::transcode::backend::Backend;
     if !config.ladder.enabled {
-        return Ok(Backend::Cpu);
+        return Ok(Backend::cpu());
     }
-    let (backend, why_not_gpu) = Backend::select(config.ladder.backend, config.ladder.gpu_device)
-        .map_err(RuntimeError::Backend)?;
+    let (backend, why_not_gpu) = Backend::select(
+        config.ladder.backend,
+        config.ladder.gpu_device,
+        config.ladder.soft_encoder(),
+    )
+    .map_err(RuntimeError::Backend)?;
     match why_not_gpu {
         Some(why) => tracing::info!(
             backend = backend.kind(),

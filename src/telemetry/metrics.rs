@@ -314,7 +314,7 @@ fn gather(ctx: &Context) -> Snapshot {
     let backend = &ctx.backend;
     let device = match backend {
         crate::transcode::backend::Backend::Gpu { plan, .. } => plan.device.clone(),
-        crate::transcode::backend::Backend::Cpu => String::new(),
+        crate::transcode::backend::Backend::Cpu(_) => String::new(),
     };
     s.gauge(
         "ladderd_gpu_backend_info",

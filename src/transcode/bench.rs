@@ -2,8 +2,9 @@
 //! ffmpeg doing the same decode-once ladder in the same run, and how many live
 //! 720p30 → 3-rung channels this machine holds in real time.
 //!
-//! Encoders differ: Debian's ffmpeg has no libopenh264, so ffmpeg runs libx264
-//! `ultrafast` (the fallback); ladderd runs openh264. The report says so.
+//! Debian's ffmpeg has no libopenh264, so ffmpeg runs libx264 `ultrafast`;
+//! ladderd runs the same (x264 `ultrafast`, tune zerolatency) when built with
+//! the `x264` feature, else openh264. The report names both sides' encoders.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,6 +15,7 @@ use bytes::Bytes;
 use crate::ingest::flv::{Demuxed, Demuxer, FileTags};
 use crate::media::h264::AvcConfig;
 use crate::media::{Packet, Track};
+use crate::transcode::backend::{Backend, EncoderChoice, SoftEncoder};
 use crate::transcode::ladder::{default_ladder, plan};
 use crate::transcode::ladder_run::LadderRun;
 
@@ -90,18 +92,41 @@ fn load(path: &Path) -> Result<(AvcConfig, f64, Vec<Packet>), BenchError> {
     Ok((cfg, fps, video))
 }
 
+/// The encoder ladderd benches with: as asked, else the one matching
+/// ffmpeg's side (x264 ultrafast) when this build has it. One x264 thread per
+/// rung: the rungs already run on their own threads.
+pub fn bench_encoder(choice: Option<EncoderChoice>) -> SoftEncoder {
+    let choice = choice.unwrap_or(if cfg!(feature = "x264") {
+        EncoderChoice::X264
+    } else {
+        EncoderChoice::Openh264
+    });
+    SoftEncoder {
+        choice,
+        x264_preset: "ultrafast".into(),
+        x264_threads: 1,
+    }
+}
+
 /// Runs the whole ladder over `packets` as fast as possible; returns the wall time.
-fn run_ladder(cfg: &AvcConfig, fps: f64, packets: &[Packet]) -> Result<Duration, BenchError> {
-    run_ladder_with(cfg, fps, packets, true)
+fn run_ladder(
+    cfg: &AvcConfig,
+    fps: f64,
+    packets: &[Packet],
+    soft: &SoftEncoder,
+) -> Result<Duration, BenchError> {
+    run_ladder_with(cfg, fps, packets, soft, true)
 }
 
 fn run_ladder_with(
     cfg: &AvcConfig,
     fps: f64,
     packets: &[Packet],
+    soft: &SoftEncoder,
     telemetry: bool,
 ) -> Result<Duration, BenchError> {
-    let mut run = LadderRun::new(cfg, fps, &default_ladder(), 2.0)?;
+    let backend = Backend::Cpu(soft.clone());
+    let mut run = LadderRun::with_backend(cfg, fps, &default_ladder(), 2.0, &backend)?;
     run.set_telemetry(telemetry);
     let t = Instant::now();
     let mut sink = |_: usize, _| {};
@@ -118,7 +143,12 @@ pub struct LadderReport {
 }
 
 /// ladderd vs ffmpeg (split + bilinear scale + libx264 ultrafast) on one input.
-pub fn ladder(input: Option<&Path>) -> Result<LadderReport, BenchError> {
+pub fn ladder(
+    input: Option<&Path>,
+    encoder: Option<EncoderChoice>,
+) -> Result<LadderReport, BenchError> {
+    let soft = bench_encoder(encoder);
+    soft.check().map_err(BenchError::Input)?;
     let path = match input {
         Some(p) => p.to_path_buf(),
         None => clip("1920x1080", 30, 10)?,
@@ -183,7 +213,7 @@ pub fn ladder(input: Option<&Path>) -> Result<LadderReport, BenchError> {
     for _ in 0..2 {
         ff1 = ff1.min(time(ffmpeg(Some("1")))?);
         ffn = ffn.min(time(ffmpeg(None))?);
-        ours = ours.min(run_ladder(&cfg, fps, &packets)?);
+        ours = ours.min(run_ladder(&cfg, fps, &packets, &soft)?);
     }
     let ff = ff1.min(ffn);
     let frames = packets.len() as f64;
@@ -206,7 +236,13 @@ pub fn ladder(input: Option<&Path>) -> Result<LadderReport, BenchError> {
         packets.len(),
         line("ffmpeg split+scale(bilinear)+x264 ultrafast, -threads 1", ff1),
         line("ffmpeg same, its own threading", ffn),
-        line("ladderd openh264 + fast_image_resize, a thread per rung", ours),
+        line(
+            &format!(
+                "ladderd {} + fast_image_resize, a thread per rung",
+                soft.describe()
+            ),
+            ours
+        ),
         ff1.as_secs_f64() / ours.as_secs_f64(),
     );
     Ok(LadderReport { text, ratio })
@@ -240,18 +276,20 @@ pub fn channels(input: Option<&Path>, max: usize) -> Result<String, BenchError> 
         None => clip("1280x720", 30, 10)?,
     };
     let (cfg, fps, packets) = load(&path)?;
+    let soft = bench_encoder(None);
     let realtime = Duration::from_secs_f64(packets.len() as f64 / fps);
     let mut text = format!(
-        "bench channels: {} ({} frames = {:.1} s of video per channel)\n",
+        "bench channels: {} ({} frames = {:.1} s of video per channel), {}\n",
         path.display(),
         packets.len(),
-        realtime.as_secs_f64()
+        realtime.as_secs_f64(),
+        soft.describe()
     );
     let mut held = 0;
     for n in 1..=max {
         let slowest = slowest_of(
             n,
-            || run_ladder(&cfg, fps, &packets),
+            || run_ladder(&cfg, fps, &packets, &soft),
             || BenchError::Input("ladder thread panicked".into()),
         )?;
         let rtf = realtime.as_secs_f64() / slowest.as_secs_f64();
@@ -283,10 +321,11 @@ pub fn telemetry(input: Option<&Path>) -> Result<String, BenchError> {
         None => clip("1280x720", 30, 10)?,
     };
     let (cfg, fps, packets) = load(&path)?;
+    let soft = bench_encoder(None);
     let (mut on, mut off) = (Duration::ZERO, Duration::ZERO);
     for _ in 0..2 {
-        on += run_ladder_with(&cfg, fps, &packets, true)?;
-        off += run_ladder_with(&cfg, fps, &packets, false)?;
+        on += run_ladder_with(&cfg, fps, &packets, &soft, true)?;
+        off += run_ladder_with(&cfg, fps, &packets, &soft, false)?;
     }
     let frames = 2.0 * packets.len() as f64;
     let (fps_on, fps_off) = (frames / on.as_secs_f64(), frames / off.as_secs_f64());

@@ -1,17 +1,23 @@
 //! `ladderd transcode INPUT --out DIR`: an FLV file (read by the same demuxer as
-//! RTMP) or a raw Annex-B H.264 stream through the ladder, each rung written as Annex-B H.264 and the audio as
-//! ADTS (passthrough). CMAF output follows with the packager.
+//! RTMP) or a raw Annex-B H.264 stream through the ladder and the live
+//! packager, each rendition written as one CMAF track file (`NAME.mp4`: init
+//! segment, then one fragment per part, segments on the ladder's IDRs): every
+//! rung, the source passthrough when `hls.source_rendition` is on, and the
+//! audio (passed through, or re-encoded as `[ladder]` says).
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::config::Config;
 use crate::ingest::flv::{Demuxed, Demuxer, FileTags, FlvError};
 use crate::media::{Packet, Track, TIMESCALE};
-use crate::transcode::ladder::RungConfig;
+use crate::package::StreamPackager;
+use crate::store::hot::{HotStore, Object, Rendition};
+use crate::transcode::audio::AacTranscoder;
+use crate::transcode::backend::Backend;
 use crate::transcode::ladder_run::LadderRun;
 use crate::transcode::StageError;
 
@@ -33,6 +39,8 @@ pub enum TranscodeError {
     },
     #[error(transparent)]
     Stage(#[from] StageError),
+    #[error("{name}: packaging lost segment {msn}")]
+    Package { name: String, msn: u64 },
 }
 
 #[derive(Debug)]
@@ -56,16 +64,16 @@ pub struct Summary {
     pub decode_time: Duration,
     pub wall: Duration,
     pub rungs: Vec<RungSummary>,
+    /// The passthrough rendition's file, when written.
+    pub source: Option<PathBuf>,
     pub audio: Option<PathBuf>,
     pub latency: crate::transcode::ladder_run::LatencySummary,
 }
 
-pub fn transcode(
-    input: &Path,
-    out_dir: &Path,
-    ladder: &[RungConfig],
-    segment_secs: f64,
-) -> Result<Summary, TranscodeError> {
+/// Transcodes INPUT with `config`'s ladder, encoder, segment length and audio
+/// settings into CMAF files under OUT_DIR.
+pub fn transcode(input: &Path, out_dir: &Path, config: &Config) -> Result<Summary, TranscodeError> {
+    let segment_secs = config.ladder.segment_secs;
     let started = Instant::now();
     let io = |path: &Path| {
         let path = path.to_path_buf();
@@ -76,7 +84,7 @@ pub fn transcode(
     let now = Instant::now();
     let mut video: Vec<Packet> = Vec::new();
     let mut audio: Vec<Packet> = Vec::new();
-    let config = if data.starts_with(&[0, 0, 0, 1]) || data.starts_with(&[0, 0, 1]) {
+    let video_config = if data.starts_with(&[0, 0, 0, 1]) || data.starts_with(&[0, 0, 1]) {
         // Raw Annex-B: no timestamps; frames in decode order at the SPS rate
         // (the decoder hands pictures out in presentation order).
         let (config, units) = crate::media::h264::annexb_access_units(&data).map_err(|source| {
@@ -124,59 +132,81 @@ pub fn transcode(
             .cloned()
             .ok_or_else(|| TranscodeError::NoVideo(input.into()))?
     };
-    let fps = config.fps.unwrap_or_else(|| estimate_fps(&video));
+    let fps = video_config.fps.unwrap_or_else(|| estimate_fps(&video));
     std::fs::create_dir_all(out_dir).map_err(io(out_dir))?;
 
-    let mut run = LadderRun::new(&config, fps, ladder, segment_secs)?;
-    let mut files = Vec::new();
-    let mut paths = Vec::new();
-    for (rung, _) in run.rungs() {
-        let p = out_dir.join(format!("{}.h264", rung.name));
-        files.push(BufWriter::new(File::create(&p).map_err(io(&p))?));
-        paths.push(p);
-    }
-    let mut write_err = None;
-    let mut sink = |i: usize, f: crate::transcode::EncodedFrame| {
-        if let Err(e) = files[i].write_all(&f.data) {
-            write_err.get_or_insert((i, e));
-        }
-    };
-    for p in &video {
-        if let Err(e) = run.push(p, &mut sink) {
-            tracing::warn!(input = %input.display(), "{e}; skipping to the next keyframe");
-        }
-    }
-    run.finish(&mut sink)?;
-    if let Some((i, e)) = write_err {
-        return Err(TranscodeError::Io {
-            path: paths[i].clone(),
-            source: e,
-        });
-    }
-    for (f, p) in files.iter_mut().zip(&paths) {
-        f.flush().map_err(io(p))?;
-    }
+    let backend = Backend::Cpu(config.ladder.soft_encoder());
+    let mut run = LadderRun::with_backend(
+        &video_config,
+        fps,
+        &config.ladder.rungs,
+        segment_secs,
+        &backend,
+    )?;
 
-    let audio_path = match demuxer.audio_config() {
+    // The live packager into an in-memory store that keeps everything.
+    let mut pack_config = config.clone();
+    pack_config.hls.chunked_parts = false;
+    let store = HotStore::new(f64::MAX);
+    let started_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let mut packager = StreamPackager::new(
+        &store,
+        &pack_config,
+        "file",
+        1,
+        started_ms,
+        &video_config,
+        fps,
+    );
+    packager.set_rungs(run.rungs().map(|(r, _)| r.clone()).collect());
+    let mut reencode = match demuxer.audio_config() {
+        Some(asc) if !audio.is_empty() && config.ladder.audio_reencode => {
+            let t = AacTranscoder::new(asc, config.ladder.audio_kbps * 1000)?;
+            packager.set_audio(t.config());
+            Some(t)
+        }
         Some(asc) if !audio.is_empty() => {
-            let p = out_dir.join("audio.aac");
-            let mut w = BufWriter::new(File::create(&p).map_err(io(&p))?);
-            for a in &audio {
-                w.write_all(&asc.adts_header(a.data.len()))
-                    .map_err(io(&p))?;
-                w.write_all(&a.data).map_err(io(&p))?;
-            }
-            w.flush().map_err(io(&p))?;
-            Some(p)
+            packager.set_audio(asc);
+            None
         }
         _ => None,
     };
 
+    for p in &video {
+        packager.source_video(p);
+        let mut sink = |i: usize, f: crate::transcode::EncodedFrame| packager.rung_frame(i, &f);
+        if let Err(e) = run.push(p, &mut sink) {
+            tracing::warn!(input = %input.display(), "{e}; skipping to the next keyframe");
+        }
+    }
+    run.finish(&mut |i, f| packager.rung_frame(i, &f))?;
+    for a in &audio {
+        match &mut reencode {
+            Some(t) => {
+                if let Err(e) = t.push(a, &mut |o| packager.audio(&o)) {
+                    tracing::warn!(input = %input.display(), pts = a.pts, "audio re-encode: {e}");
+                }
+            }
+            None => packager.audio(a),
+        }
+    }
+    packager.finish();
+
+    let mut written = std::collections::HashMap::new();
+    if let Some(media) = store.get("file") {
+        for r in media.renditions() {
+            let path = out_dir.join(format!("{}.mp4", r.name));
+            std::fs::write(&path, track_file(&r)?).map_err(io(&path))?;
+            written.insert(r.name.clone(), path);
+        }
+    }
+
     let duration = duration_secs(&video, fps);
     let rungs = run
         .rungs()
-        .zip(paths)
-        .map(|((r, s), path)| RungSummary {
+        .map(|(r, s)| RungSummary {
             name: r.name.clone(),
             width: r.width,
             height: r.height,
@@ -186,7 +216,10 @@ pub fn transcode(
             bitrate_bps: s.bytes as f64 * 8.0 / duration,
             target_bps: r.bitrate_bps,
             encode_time: s.encode_time + s.scale_time,
-            path,
+            path: written
+                .get(&r.name)
+                .cloned()
+                .unwrap_or_else(|| out_dir.join(format!("{}.mp4", r.name))),
         })
         .collect();
     Ok(Summary {
@@ -195,9 +228,36 @@ pub fn transcode(
         decode_time: run.decode_time,
         wall: started.elapsed(),
         rungs,
-        audio: audio_path,
+        source: written.get("source").cloned(),
+        audio: written.get("audio").cloned(),
         latency: run.latency_summary(),
     })
+}
+
+/// One rendition as a CMAF track file: its init segment, then every segment.
+fn track_file(r: &Rendition) -> Result<Vec<u8>, TranscodeError> {
+    let (msns, version) = r.with_segments(|entries, _, _| {
+        (
+            entries.iter().map(|e| e.msn).collect::<Vec<_>>(),
+            entries.first().map_or(0, |e| e.init_version),
+        )
+    });
+    let lost = |msn| TranscodeError::Package {
+        name: r.name.clone(),
+        msn,
+    };
+    let mut out = Vec::new();
+    match r.init(version) {
+        Object::Ready(init) => out.write_all(&init).map_err(|_| lost(0))?,
+        _ => return Err(lost(0)),
+    }
+    for msn in msns {
+        match r.segment(msn) {
+            Object::Ready(d) => out.extend_from_slice(&d),
+            _ => return Err(lost(msn)),
+        }
+    }
+    Ok(out)
 }
 
 fn estimate_fps(video: &[Packet]) -> f64 {
@@ -251,6 +311,9 @@ impl Summary {
             );
         }
         s += "\n";
+        if let Some(p) = &self.source {
+            s += &format!("source: {}\n", p.display());
+        }
         if let Some(a) = &self.audio {
             s += &format!("audio: {}\n", a.display());
         }

@@ -244,7 +244,7 @@ impl LadderRun {
         ladder: &[RungConfig],
         segment_secs: f64,
     ) -> Result<Self, StageError> {
-        Self::with_backend(config, fps, ladder, segment_secs, &Backend::Cpu)
+        Self::with_backend(config, fps, ladder, segment_secs, &Backend::cpu())
     }
 
     /// Plans the rungs for this source and builds each stage on `backend`,
