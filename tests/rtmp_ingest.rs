@@ -367,9 +367,9 @@ fn hostile_input_closes_only_that_connection() {
 }
 
 #[test]
-fn mp3_audio_is_refused_as_unsupported_and_others_continue() {
+fn pcm_audio_is_refused_as_unsupported_and_others_continue() {
     let good_input = input_720p30_high();
-    let mp3 = input_mp3_audio();
+    let pcm = input_pcm_audio();
     let server = Server::start(&two_streams(""));
     let _good = push(
         &good_input.path,
@@ -378,13 +378,13 @@ fn mp3_audio_is_refused_as_unsupported_and_others_continue() {
     );
     server.wait_for("good live", Duration::from_secs(10), || server.live("cam1"));
     let mut bad = push(
-        &mp3.path,
+        &pcm.path,
         &server.rtmp_url(&format!("cam2?key={KEY2}")),
         false,
     );
     assert!(
         bad.wait_timeout(Duration::from_secs(10)).is_some(),
-        "mp3 publisher not disconnected"
+        "PCM publisher not disconnected"
     );
     let s = server.session("cam2", 1, Duration::from_secs(5));
     let detail = s["ended"]["detail"]
@@ -392,7 +392,7 @@ fn mp3_audio_is_refused_as_unsupported_and_others_continue() {
         .unwrap_or_default()
         .to_string();
     assert!(
-        detail.contains("unsupported codec") && detail.contains("MP3"),
+        detail.contains("unsupported codec") && detail.contains("PCM"),
         "{s:#}"
     );
     let log = server.log_text();
@@ -408,6 +408,95 @@ fn mp3_audio_is_refused_as_unsupported_and_others_continue() {
         .as_u64()
         .unwrap();
     assert!(c1 > c0, "good stream stalled");
+}
+
+/// MP3 audio (FLV allows it; CMAF players want AAC): decoded and re-encoded
+/// as AAC at `audio_kbps`; the API names the source's codec, the master
+/// playlist the AAC rendition, and ffmpeg decodes that rendition cleanly.
+#[test]
+fn mp3_audio_is_reencoded_as_aac() {
+    let mp3 = input_mp3_audio();
+    let server = Server::start(&two_streams(""));
+    let _ff = push(
+        &mp3.path,
+        &server.rtmp_url(&format!("cam2?key={KEY2}")),
+        true,
+    );
+    let live = server.wait_for("cam2 live with audio", Duration::from_secs(10), || {
+        server.live("cam2").filter(|s| !s["audio"].is_null())
+    });
+    assert_eq!(live["audio"]["codec"], "mp3", "{live:#}");
+    assert_eq!(live["audio"]["sample_rate"], 44100, "{live:#}");
+    let get = |path: &str| -> Vec<u8> {
+        let url = format!("http://{}{path}", server.http);
+        let mut body = Vec::new();
+        std::io::Read::read_to_end(
+            &mut ureq::get(&url).call().unwrap().into_reader(),
+            &mut body,
+        )
+        .unwrap();
+        body
+    };
+    let (uri, playlist) = server.wait_for("3 audio segments", Duration::from_secs(30), || {
+        let (status, master) = server.get("/live/cam2/master.m3u8").ok()?;
+        if status != 200 || !master.contains("#EXT-X-STREAM-INF") {
+            return None;
+        }
+        let media = master
+            .lines()
+            .find(|l| l.starts_with("#EXT-X-MEDIA:TYPE=AUDIO"))?;
+        assert!(master.contains("mp4a.40.2"), "{master}");
+        let uri = media.split("URI=\"").nth(1)?.split('"').next()?.to_string();
+        let text = String::from_utf8(get(&format!("/live/cam2/{uri}"))).ok()?;
+        (text.matches("#EXTINF").count() >= 3).then_some((uri, text))
+    });
+    let dir = uri
+        .rsplit_once('/')
+        .map_or(String::new(), |(d, _)| format!("{d}/"));
+    let init = playlist
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-MAP:URI=\""))
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_string();
+    let mut cat = get(&format!("/live/cam2/{dir}{init}"));
+    let segments: Vec<&str> = playlist
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .take(3)
+        .collect();
+    for s in &segments {
+        cat.extend(get(&format!("/live/cam2/{dir}{s}")));
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("audio.mp4");
+    std::fs::write(&file, &cat).unwrap();
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name,sample_rate",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "aac,44100");
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(&file)
+        .args(["-f", "null", "-"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && err.trim().is_empty(), "{err}");
+    assert!(
+        server.log_text().contains("MP3 audio re-encoded as AAC"),
+        "{}",
+        server.log_text()
+    );
 }
 
 #[test]

@@ -383,3 +383,79 @@ fn raw_annexb_input() {
     assert_eq!((w, h, frames), (640, 360, 120));
     assert_eq!(keys, vec![0, 60]);
 }
+
+/// MP3 audio in the FLV: re-encoded as AAC, as long as the source's audio.
+#[test]
+fn mp3_audio_comes_out_as_aac() {
+    require("ffmpeg");
+    let dir = tempfile::tempdir().unwrap();
+    let flv = dir.path().join("in.flv");
+    let st = Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x360:rate=30",
+        ])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-t",
+            "4",
+        ])
+        .args([
+            "-c:v", "libx264", "-preset", "veryfast", "-g", "60", "-pix_fmt", "yuv420p",
+        ])
+        .args(["-c:a", "libmp3lame", "-b:a", "128k", "-ac", "2"])
+        .arg(&flv)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = dir.path().join("out");
+    let run = Command::new(env!("CARGO_BIN_EXE_ladderd"))
+        .arg("transcode")
+        .arg(&flv)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let audio = out.join("audio.mp4");
+    decodes_cleanly(&audio);
+    let probe = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name,sample_rate,channels:format=start_time,duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&audio)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&probe.stdout);
+    let mut lines = text.lines();
+    assert_eq!(lines.next().unwrap_or_default(), "aac,48000,2", "{text}");
+    // Decode times start 2 s in (the packager's slack for B-frames).
+    let times: Vec<f64> = lines
+        .next()
+        .unwrap_or_default()
+        .split(',')
+        .map(|x| x.parse().unwrap())
+        .collect();
+    let secs = times[1] - times[0];
+    assert!(
+        (secs - 4.0).abs() < 0.15,
+        "audio lasts {secs} s, source 4 s"
+    );
+}

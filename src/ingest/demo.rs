@@ -87,7 +87,7 @@ fn run(ctx: &Context) -> Result<(), String> {
     let mut source = PatternSource::new(cfg.width, cfg.height, cfg.fps, cfg.bitrate_kbps, gop)?;
     let mut audio = if cfg.tone {
         let a = ToneSource::new(cfg.audio_kbps * 1000)?;
-        stream.info().audio = Some(a.config().clone());
+        stream.info().audio = Some(crate::media::AudioConfig::Aac(a.config().clone()));
         if tx
             .send(Input::Config(CodecConfig::Aac(a.config().clone())))
             .is_err()

@@ -11,6 +11,7 @@ use bytes::Bytes;
 
 use crate::media::aac::{AscError, AudioSpecificConfig};
 use crate::media::h264::{AvcConfig, AvcConfigError};
+use crate::media::mp3::{Mp3Config, Mp3Error};
 use crate::media::timeline::Unwrapper;
 use crate::media::{ms_to_ticks, CodecConfig, Packet, StreamId, Track};
 
@@ -18,12 +19,14 @@ use crate::media::{ms_to_ticks, CodecConfig, Packet, StreamId, Track};
 pub enum FlvError {
     #[error("{track:?} tag of {len} bytes is too short")]
     Short { track: Track, len: usize },
-    #[error("unsupported codec: {0} (ladderd ingests H.264 video and AAC audio)")]
+    #[error("unsupported codec: {0} (ladderd ingests H.264 video and AAC or MP3 audio)")]
     UnsupportedCodec(String),
     #[error("AVC sequence header: {0}")]
     AvcConfig(#[from] AvcConfigError),
     #[error("AAC sequence header: {0}")]
     AacConfig(#[from] AscError),
+    #[error("MP3 audio: {0}")]
+    Mp3(#[from] Mp3Error),
     #[error("{0:?} data arrived before its sequence header")]
     NoConfig(Track),
     #[error("AVC packet type {0} is reserved")]
@@ -64,10 +67,14 @@ pub enum VideoTag {
 pub enum AudioTag {
     AacSequenceHeader(Bytes),
     AacRaw(Bytes),
+    /// MP3 frame(s) (sound format 2, or 14 for "MP3 8 kHz").
+    Mp3(Bytes),
 }
 
 const CODEC_AVC: u8 = 7;
 const SOUND_AAC: u8 = 10;
+const SOUND_MP3: u8 = 2;
+const SOUND_MP3_8K: u8 = 14;
 
 pub fn parse_video_tag(body: &Bytes) -> Result<VideoTag, FlvError> {
     let short = || FlvError::Short {
@@ -116,6 +123,9 @@ pub fn parse_audio_tag(body: &Bytes) -> Result<AudioTag, FlvError> {
     };
     let first = *body.first().ok_or_else(short)?;
     let format = first >> 4;
+    if format == SOUND_MP3 || format == SOUND_MP3_8K {
+        return Ok(AudioTag::Mp3(body.slice(1..)));
+    }
     if format != SOUND_AAC {
         return Err(FlvError::UnsupportedCodec(format!(
             "FLV audio format {format} ({})",
@@ -169,6 +179,9 @@ pub enum TagKind {
 pub enum Demuxed {
     Config(CodecConfig),
     Packet(Packet),
+    /// A tag that announces a new config and carries media (MP3: no
+    /// sequence header, each frame says its format).
+    ConfigAndPacket(CodecConfig, Packet),
     /// A tag that carries nothing for the pipeline (end of sequence, command frame).
     Nothing,
 }
@@ -179,6 +192,7 @@ pub struct Demuxer {
     stream: StreamId,
     video: Option<AvcConfig>,
     audio: Option<AudioSpecificConfig>,
+    mp3: Option<Mp3Config>,
     video_clock: Unwrapper,
     audio_clock: Unwrapper,
     /// Packets whose composition offset was negative and got clamped to 0.
@@ -191,6 +205,7 @@ impl Demuxer {
             stream,
             video: None,
             audio: None,
+            mp3: None,
             video_clock: Unwrapper::default(),
             audio_clock: Unwrapper::default(),
             negative_cts: 0,
@@ -258,7 +273,28 @@ impl Demuxer {
             AudioTag::AacSequenceHeader(raw) => {
                 let cfg = AudioSpecificConfig::parse(raw)?;
                 self.audio = Some(cfg.clone());
+                self.mp3 = None;
                 Ok(Demuxed::Config(CodecConfig::Aac(cfg)))
+            }
+            AudioTag::Mp3(data) => {
+                let cfg = Mp3Config::from_frame(&data)?;
+                let t = self.audio_clock.unwrap(timestamp_ms);
+                let packet = Packet {
+                    stream: self.stream,
+                    track: Track::Audio,
+                    dts: t.ticks,
+                    pts: t.ticks,
+                    keyframe: true,
+                    discontinuity: t.discontinuity,
+                    data,
+                    arrival,
+                };
+                if self.mp3 == Some(cfg) {
+                    return Ok(Demuxed::Packet(packet));
+                }
+                self.mp3 = Some(cfg);
+                self.audio = None;
+                Ok(Demuxed::ConfigAndPacket(CodecConfig::Mp3(cfg), packet))
             }
             AudioTag::AacRaw(data) => {
                 if self.audio.is_none() {
@@ -446,12 +482,33 @@ mod tests {
             assert!(err.to_string().contains("unsupported codec"), "{err}");
             assert!(err.to_string().contains(name), "{err}");
         }
-        let mp3 = Bytes::from_static(&[0x2f, 0xff, 0xfb]);
         let speex = Bytes::from_static(&[0xb6, 0]);
-        for (body, name) in [(mp3, "MP3"), (speex, "Speex")] {
+        let pcm = Bytes::from_static(&[0x3f, 0]);
+        for (body, name) in [(speex, "Speex"), (pcm, "PCM")] {
             let err = parse_audio_tag(&body).unwrap_err();
             assert!(err.is_fatal() && err.to_string().contains(name), "{err}");
         }
+    }
+
+    #[test]
+    fn mp3_announces_its_config_once_then_flows() {
+        let mut d = Demuxer::new(1);
+        let now = Instant::now();
+        let tag = Bytes::from_static(&[0x2f, 0xff, 0xfb, 0x94, 0x44, 0, 0]);
+        let Demuxed::ConfigAndPacket(CodecConfig::Mp3(c), p) = d.push_audio(0, &tag, now).unwrap()
+        else {
+            panic!("expected the MP3 config with the first frame")
+        };
+        assert_eq!((c.sample_rate, c.channels), (48_000, 2));
+        assert_eq!(&p.data[..], &tag[1..]);
+        let Demuxed::Packet(p) = d.push_audio(24, &tag, now).unwrap() else {
+            panic!("expected a packet")
+        };
+        assert_eq!(p.pts, 24 * 90);
+        // A tag that is not an MP3 frame costs that tag only.
+        let junk = Bytes::from_static(&[0x2f, 0x00, 0x11]);
+        let err = d.push_audio(48, &junk, now).unwrap_err();
+        assert!(!err.is_fatal(), "{err}");
     }
 
     #[test]

@@ -13,7 +13,6 @@ use event_listener::Event;
 use serde::Serialize;
 
 use super::auth::Rejection;
-use crate::media::aac::AudioSpecificConfig;
 use crate::media::h264::AvcConfig;
 use crate::media::StreamId;
 use crate::transcode::ladder_run::LatencySummary;
@@ -73,7 +72,7 @@ pub struct LiveStream {
 #[derive(Debug, Clone, Default)]
 pub struct SourceInfo {
     pub video: Option<AvcConfig>,
-    pub audio: Option<AudioSpecificConfig>,
+    pub audio: Option<crate::media::AudioConfig>,
     /// `onMetaData` as the publisher sent it (numbers and strings only).
     pub metadata: Option<serde_json::Value>,
 }
@@ -268,8 +267,8 @@ impl LiveStream {
             }),
             audio: info.audio.as_ref().map(|a| AudioView {
                 codec: a.codec_string(),
-                sample_rate: a.sample_rate,
-                channels: a.channels,
+                sample_rate: a.sample_rate(),
+                channels: a.channels(),
             }),
             metadata: info.metadata.clone(),
             packets: PacketCounts {

@@ -4,6 +4,7 @@
 
 pub mod aac;
 pub mod h264;
+pub mod mp3;
 pub mod timeline;
 
 use std::time::Instant;
@@ -32,7 +33,8 @@ pub type StreamId = u64;
 /// One access unit as it leaves ingest.
 ///
 /// Video data is AVCC (length-prefixed NAL units, the size given by the
-/// stream's [`h264::AvcConfig::nal_length_size`]); audio data is one raw AAC frame.
+/// stream's [`h264::AvcConfig::nal_length_size`]); audio data is one raw AAC
+/// frame, or the MP3 frame(s) of one FLV tag when the track's config is MP3.
 #[derive(Debug, Clone)]
 pub struct Packet {
     pub stream: StreamId,
@@ -54,4 +56,48 @@ pub struct Packet {
 pub enum CodecConfig {
     Avc(h264::AvcConfig),
     Aac(aac::AudioSpecificConfig),
+    /// MP3 audio (FLV allows it; the ladder re-encodes it as AAC).
+    Mp3(mp3::Mp3Config),
+}
+
+impl CodecConfig {
+    /// The audio config, for audio tracks.
+    pub fn audio(&self) -> Option<AudioConfig> {
+        match self {
+            CodecConfig::Avc(_) => None,
+            CodecConfig::Aac(a) => Some(AudioConfig::Aac(a.clone())),
+            CodecConfig::Mp3(m) => Some(AudioConfig::Mp3(*m)),
+        }
+    }
+}
+
+/// A publisher's audio, as the stream API shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AudioConfig {
+    Aac(aac::AudioSpecificConfig),
+    Mp3(mp3::Mp3Config),
+}
+
+impl AudioConfig {
+    /// `mp4a.40.2`-style for AAC; `mp3` for MP3 (never served as such).
+    pub fn codec_string(&self) -> String {
+        match self {
+            AudioConfig::Aac(a) => a.codec_string(),
+            AudioConfig::Mp3(_) => "mp3".into(),
+        }
+    }
+
+    pub fn sample_rate(&self) -> u32 {
+        match self {
+            AudioConfig::Aac(a) => a.sample_rate,
+            AudioConfig::Mp3(m) => m.sample_rate,
+        }
+    }
+
+    pub fn channels(&self) -> u8 {
+        match self {
+            AudioConfig::Aac(a) => a.channels,
+            AudioConfig::Mp3(m) => m.channels,
+        }
+    }
 }

@@ -1,11 +1,12 @@
 //! AAC encode (fdk-aac, the Fraunhofer encoder, built from the crate's bundled
-//! source): the demo's tone today, and the ladder's audio rendition whenever
-//! the source's audio must be re-encoded.
+//! source): the demo's tone, and the ladder's audio rendition whenever the
+//! source's audio must be re-encoded (asked for, or MP3 from the publisher).
 
 use bytes::Bytes;
 use fdk_aac::enc::{AudioObjectType, BitRate, ChannelMode, Encoder, EncoderParams, Transport};
 
 use crate::media::aac::AudioSpecificConfig;
+use crate::media::mp3::Mp3Config;
 use crate::media::Packet;
 use crate::transcode::StageError;
 
@@ -109,11 +110,68 @@ impl AacEncoder {
     }
 }
 
-/// A publisher's AAC re-encoded at the ladder's audio bitrate: decoded with
-/// fdk-aac, down-mixed to at most two channels, encoded again. Output access
-/// units are timed from the first input packet's pts on the sample clock.
-pub struct AacTranscoder {
-    decoder: fdk_aac::dec::Decoder,
+/// What a publisher's audio is decoded with before the re-encode.
+enum SourceDecoder {
+    Aac(Box<fdk_aac::dec::Decoder>),
+    Mp3 {
+        decoder: Box<dyn symphonia::core::codecs::Decoder>,
+        channels: usize,
+    },
+}
+
+impl SourceDecoder {
+    /// One access unit to interleaved PCM in `pcm` (at most the encoder's
+    /// channel count); returns the samples written (all channels).
+    fn decode(&mut self, data: &[u8], pcm: &mut Vec<i16>) -> Result<usize, String> {
+        match self {
+            SourceDecoder::Aac(d) => {
+                d.fill(data).map_err(|e| format!("{e:?}"))?;
+                d.decode_frame(pcm).map_err(|e| format!("{e:?}"))?;
+                Ok(d.decoded_frame_size().min(pcm.len()))
+            }
+            SourceDecoder::Mp3 { decoder, channels } => {
+                use symphonia::core::audio::{AudioBufferRef, Signal};
+                let packet = symphonia::core::formats::Packet::new_from_slice(0, 0, 0, data);
+                // Publisher bytes into a third-party decoder: a panic costs
+                // this frame (and the decoder's state), never the stream.
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    decoder.decode(&packet).map(|_| ())
+                }));
+                match outcome {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return Err(e.to_string()),
+                    Err(_) => {
+                        decoder.reset();
+                        return Err("MP3 decoder panicked on this frame".into());
+                    }
+                }
+                let decoded = decoder.last_decoded();
+                let AudioBufferRef::F32(buf) = decoded else {
+                    return Err("MP3 decoder gave a sample format other than f32".into());
+                };
+                let (frames, have) = (buf.frames(), buf.spec().channels.count());
+                if have == 0 {
+                    return Ok(0);
+                }
+                pcm.resize(frames * *channels, 0);
+                for c in 0..*channels {
+                    let plane = buf.chan(c.min(have - 1));
+                    for (i, x) in plane.iter().enumerate() {
+                        pcm[i * *channels + c] = (x.clamp(-1.0, 1.0) * 32767.0) as i16;
+                    }
+                }
+                Ok(frames * *channels)
+            }
+        }
+    }
+}
+
+/// A publisher's audio re-encoded as AAC at the ladder's audio bitrate: AAC
+/// (fdk-aac) or MP3 (symphonia) decoded, down-mixed to at most two channels,
+/// encoded again. Output access units are timed from the first input packet's
+/// pts on the sample clock.
+pub struct AudioTranscoder {
+    decoder: SourceDecoder,
     encoder: AacEncoder,
     pcm: Vec<i16>,
     sample_rate: u32,
@@ -123,24 +181,62 @@ pub struct AacTranscoder {
     pub decode_errors: u64,
 }
 
-impl AacTranscoder {
+impl AudioTranscoder {
+    /// From the publisher's AAC.
     pub fn new(source: &AudioSpecificConfig, bitrate_bps: u32) -> Result<Self, StageError> {
-        let unavailable = |reason: String| StageError::Unavailable {
-            stage: "AAC re-encode",
-            reason,
-        };
         let mut decoder = fdk_aac::dec::Decoder::new(fdk_aac::dec::Transport::Raw);
         decoder
             .config_raw(&source.raw)
-            .map_err(|e| unavailable(format!("source config: {e:?}")))?;
+            .map_err(|e| StageError::Unavailable {
+                stage: "AAC re-encode",
+                reason: format!("source config: {e:?}"),
+            })?;
         let channels = source.channels.clamp(1, 2);
         let _ = decoder.set_max_output_channels(channels as usize);
-        let encoder = AacEncoder::new(source.sample_rate, channels, bitrate_bps)?;
-        Ok(AacTranscoder {
+        Self::with(
+            SourceDecoder::Aac(Box::new(decoder)),
+            source.sample_rate,
+            channels,
+            bitrate_bps,
+        )
+    }
+
+    /// From the publisher's MP3 (always re-encoded: CMAF players want AAC).
+    pub fn from_mp3(source: &Mp3Config, bitrate_bps: u32) -> Result<Self, StageError> {
+        use symphonia::core::codecs::{CodecParameters, DecoderOptions, CODEC_TYPE_MP3};
+        let mut params = CodecParameters::new();
+        params
+            .for_codec(CODEC_TYPE_MP3)
+            .with_sample_rate(source.sample_rate);
+        let decoder = symphonia::default::get_codecs()
+            .make(&params, &DecoderOptions::default())
+            .map_err(|e| StageError::Unavailable {
+                stage: "MP3 decoder",
+                reason: e.to_string(),
+            })?;
+        let channels = source.channels.clamp(1, 2);
+        Self::with(
+            SourceDecoder::Mp3 {
+                decoder,
+                channels: channels as usize,
+            },
+            source.sample_rate,
+            channels,
+            bitrate_bps,
+        )
+    }
+
+    fn with(
+        decoder: SourceDecoder,
+        sample_rate: u32,
+        channels: u8,
+        bitrate_bps: u32,
+    ) -> Result<Self, StageError> {
+        Ok(AudioTranscoder {
             decoder,
-            encoder,
+            encoder: AacEncoder::new(sample_rate, channels, bitrate_bps)?,
             pcm: vec![0; 8 * 2048],
-            sample_rate: source.sample_rate,
+            sample_rate,
             base_pts: None,
             decode_errors: 0,
         })
@@ -155,17 +251,16 @@ impl AacTranscoder {
     /// decode is counted and skipped (the next one decodes on its own).
     pub fn push(&mut self, packet: &Packet, out: &mut dyn FnMut(Packet)) -> Result<(), StageError> {
         let base = *self.base_pts.get_or_insert(packet.pts);
-        if self.decoder.fill(&packet.data).is_err() {
-            self.decode_errors += 1;
-            return Ok(());
-        }
-        if self.decoder.decode_frame(&mut self.pcm).is_err() {
-            self.decode_errors += 1;
-            return Ok(());
-        }
-        let n = self.decoder.decoded_frame_size().min(self.pcm.len());
+        let mut pcm = std::mem::take(&mut self.pcm);
+        let n = match self.decoder.decode(&packet.data, &mut pcm) {
+            Ok(n) => n,
+            Err(_) => {
+                self.decode_errors += 1;
+                self.pcm = pcm;
+                return Ok(());
+            }
+        };
         let (rate, stream, arrival) = (self.sample_rate as i128, packet.stream, packet.arrival);
-        let pcm = std::mem::take(&mut self.pcm);
         let r = self.encoder.encode(&pcm[..n], &mut |first, au| {
             let pts = base + (first as i128 * crate::media::TIMESCALE as i128 / rate) as i64;
             out(Packet {
@@ -179,6 +274,9 @@ impl AacTranscoder {
                 arrival,
             })
         });
+        if pcm.len() < 8 * 2048 {
+            pcm.resize(8 * 2048, 0);
+        }
         self.pcm = pcm;
         r
     }
@@ -264,7 +362,7 @@ mod tests {
         let mut units = Vec::new();
         src.encode(&pcm, &mut |first, au| units.push((first, au)))
             .unwrap();
-        let mut tx = AacTranscoder::new(src.config(), 64_000).unwrap();
+        let mut tx = AudioTranscoder::new(src.config(), 64_000).unwrap();
         assert_eq!(tx.config().sample_rate, 48_000);
         let now = std::time::Instant::now();
         let mut out = Vec::new();

@@ -13,10 +13,10 @@ use bytes::Bytes;
 
 use crate::config::Config;
 use crate::ingest::flv::{Demuxed, Demuxer, FileTags, FlvError};
-use crate::media::{Packet, Track, TIMESCALE};
+use crate::media::{CodecConfig, Packet, Track, TIMESCALE};
 use crate::package::StreamPackager;
 use crate::store::hot::{HotStore, Object, Rendition};
-use crate::transcode::audio::AacTranscoder;
+use crate::transcode::audio::AudioTranscoder;
 use crate::transcode::backend::Backend;
 use crate::transcode::ladder_run::LadderRun;
 use crate::transcode::StageError;
@@ -84,6 +84,8 @@ pub fn transcode(input: &Path, out_dir: &Path, config: &Config) -> Result<Summar
     let now = Instant::now();
     let mut video: Vec<Packet> = Vec::new();
     let mut audio: Vec<Packet> = Vec::new();
+    // The audio's last announced config (AAC or MP3).
+    let mut audio_config: Option<CodecConfig> = None;
     let video_config = if data.starts_with(&[0, 0, 0, 1]) || data.starts_with(&[0, 0, 1]) {
         // Raw Annex-B: no timestamps; frames in decode order at the SPS rate
         // (the decoder hands pictures out in presentation order).
@@ -119,12 +121,30 @@ pub fn transcode(input: &Path, out_dir: &Path, config: &Config) -> Result<Summar
                 9 => demuxer.push_video(tag.timestamp_ms, &tag.body, now),
                 _ => continue,
             };
-            match out {
-                Ok(Demuxed::Packet(p)) if p.track == Track::Video => video.push(p),
-                Ok(Demuxed::Packet(p)) => audio.push(p),
-                Ok(_) => {}
+            let packet = match out {
+                Ok(Demuxed::Packet(p)) => p,
+                Ok(Demuxed::ConfigAndPacket(c, p)) => {
+                    if c.audio().is_some() {
+                        audio_config = Some(c);
+                    }
+                    p
+                }
+                Ok(Demuxed::Config(c)) => {
+                    if c.audio().is_some() {
+                        audio_config = Some(c);
+                    }
+                    continue;
+                }
+                Ok(Demuxed::Nothing) => continue,
                 Err(e) if e.is_fatal() => return Err(flv(e)),
-                Err(e) => tracing::warn!(input = %input.display(), "skipping tag: {e}"),
+                Err(e) => {
+                    tracing::warn!(input = %input.display(), "skipping tag: {e}");
+                    continue;
+                }
+            };
+            match packet.track {
+                Track::Video => video.push(packet),
+                Track::Audio => audio.push(packet),
             }
         }
         demuxer
@@ -161,18 +181,22 @@ pub fn transcode(input: &Path, out_dir: &Path, config: &Config) -> Result<Summar
         fps,
     );
     packager.set_rungs(run.rungs().map(|(r, _)| r.clone()).collect());
-    let mut reencode = match demuxer.audio_config() {
-        Some(asc) if !audio.is_empty() && config.ladder.audio_reencode => {
-            let t = AacTranscoder::new(asc, config.ladder.audio_kbps * 1000)?;
-            packager.set_audio(t.config());
-            Some(t)
+    let kbps = config.ladder.audio_kbps * 1000;
+    let mut reencode = match (&audio_config, audio.is_empty()) {
+        (_, true) | (None, _) => None,
+        (Some(CodecConfig::Mp3(m)), _) => Some(AudioTranscoder::from_mp3(m, kbps)?),
+        (Some(CodecConfig::Aac(a)), _) if config.ladder.audio_reencode => {
+            Some(AudioTranscoder::new(a, kbps)?)
         }
-        Some(asc) if !audio.is_empty() => {
-            packager.set_audio(asc);
+        (Some(CodecConfig::Aac(a)), _) => {
+            packager.set_audio(a);
             None
         }
-        _ => None,
+        (Some(CodecConfig::Avc(_)), _) => None,
     };
+    if let Some(t) = &reencode {
+        packager.set_audio(t.config());
+    }
 
     for p in &video {
         packager.source_video(p);

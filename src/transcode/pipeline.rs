@@ -24,7 +24,7 @@ use crate::media::h264::AvcConfig;
 use crate::media::{CodecConfig, Packet, Track};
 use crate::package::StreamPackager;
 use crate::runtime::Context;
-use crate::transcode::audio::AacTranscoder;
+use crate::transcode::audio::AudioTranscoder;
 use crate::transcode::ladder_run::{LadderRun, RungMode, RungOutput};
 use crate::transcode::EncodedFrame;
 
@@ -272,8 +272,9 @@ async fn run_stream(job: Job, ctx: &Context) {
     let mut ladder: Option<Running> = None;
     let mut packager: Option<StreamPackager> = None;
     let mut audio_config: Option<AudioSpecificConfig> = None;
-    // `[ladder] audio_reencode`: the publisher's AAC re-encoded at `audio_kbps`.
-    let mut audio_reencode: Option<AacTranscoder> = None;
+    // `[ladder] audio_reencode` (or MP3 from the publisher): the source's
+    // audio re-encoded as AAC at `audio_kbps`.
+    let mut audio_reencode: Option<AudioTranscoder> = None;
     let mut video_config: Option<AvcConfig> = None;
     let max_lag = Duration::from_secs_f64(ctx.config.ladder.max_lag_secs);
     loop {
@@ -365,7 +366,7 @@ async fn run_stream(job: Job, ctx: &Context) {
             Input::Config(CodecConfig::Aac(asc)) => {
                 audio_reencode = None;
                 if ctx.config.ladder.audio_reencode {
-                    match AacTranscoder::new(&asc, ctx.config.ladder.audio_kbps * 1000) {
+                    match AudioTranscoder::new(&asc, ctx.config.ladder.audio_kbps * 1000) {
                         Ok(t) => {
                             info!(stream = %stream.name, kbps = ctx.config.ladder.audio_kbps, "audio re-encoded");
                             audio_reencode = Some(t);
@@ -383,6 +384,26 @@ async fn run_stream(job: Job, ctx: &Context) {
                 }
                 audio_config = Some(asc);
             }
+            Input::Config(CodecConfig::Mp3(mp3)) => {
+                // Players want AAC in CMAF: MP3 is always re-encoded.
+                audio_config = None;
+                audio_reencode = match AudioTranscoder::from_mp3(
+                    &mp3,
+                    ctx.config.ladder.audio_kbps * 1000,
+                ) {
+                    Ok(t) => {
+                        info!(stream = %stream.name, sample_rate = mp3.sample_rate, channels = mp3.channels, kbps = ctx.config.ladder.audio_kbps, "MP3 audio re-encoded as AAC");
+                        Some(t)
+                    }
+                    Err(e) => {
+                        warn!(stream = %stream.name, "MP3 audio dropped: {e}");
+                        None
+                    }
+                };
+                if let (Some(p), Some(t)) = (&mut packager, &audio_reencode) {
+                    p.set_audio(t.config());
+                }
+            }
             Input::Packet(p) => {
                 check_packet(&stream, &p, &mut video, &mut audio);
                 if ctx.shutdown.is_triggered() {
@@ -392,7 +413,10 @@ async fn run_stream(job: Job, ctx: &Context) {
                 if let Some(pk) = &mut packager {
                     match (p.track, &mut audio_reencode) {
                         (Track::Video, _) => pk.source_video(&p),
-                        (Track::Audio, None) => pk.audio(&p),
+                        // Only AAC passes through (an MP3 stream without a
+                        // working re-encoder has no audio rendition).
+                        (Track::Audio, None) if audio_config.is_some() => pk.audio(&p),
+                        (Track::Audio, None) => {}
                         (Track::Audio, Some(t)) => {
                             // The rendition's init is the re-encoder's: a unit it
                             // cannot take is skipped, not passed through.

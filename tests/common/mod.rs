@@ -305,7 +305,7 @@ fn high_with_bframes(name: &str, size: &str) -> Input {
     )
 }
 
-/// 8 s of 640x360@30 H.264 Main + MP3 audio (FLV allows it; ladderd must refuse it).
+/// 8 s of 640x360@30 H.264 Main + MP3 audio (FLV allows it; ladderd re-encodes it as AAC).
 pub fn input_mp3_audio() -> &'static Input {
     static I: OnceLock<Input> = OnceLock::new();
     I.get_or_init(|| {
@@ -332,6 +332,36 @@ pub fn input_mp3_audio() -> &'static Input {
                 "libmp3lame",
                 "-b:a",
                 "96k",
+            ],
+        )
+    })
+}
+
+/// 4 s of 640x360@30 H.264 + 16-bit PCM audio (FLV sound format 3: refused).
+pub fn input_pcm_audio() -> &'static Input {
+    static I: OnceLock<Input> = OnceLock::new();
+    I.get_or_init(|| {
+        make_input(
+            "360p30-pcm-4s.mkv",
+            &[
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=640x360:rate=30",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=440:sample_rate=44100",
+                "-t",
+                "4",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "veryfast",
+                "-g",
+                "30",
+                "-c:a",
+                "pcm_s16le",
             ],
         )
     })

@@ -275,44 +275,11 @@ impl Connection {
             Track::Video => p.demuxer.push_video(ts, &data, arrival),
             Track::Audio => p.demuxer.push_audio(ts, &data, arrival),
         };
-        let input = match out {
+        let (config, packet) = match out {
             Ok(Demuxed::Nothing) => return Ok(()),
-            Ok(Demuxed::Config(cfg)) => {
-                let mut info = p.stream.info();
-                match &cfg {
-                    CodecConfig::Avc(v) => {
-                        if info.video.as_ref() != Some(v) {
-                            info!(stream = %p.stream.name, codec = %v.codec_string(), width = v.width, height = v.height, fps = ?v.fps, "video config");
-                        }
-                        info.video = Some(v.clone());
-                    }
-                    CodecConfig::Aac(a) => {
-                        if info.audio.as_ref() != Some(a) {
-                            info!(stream = %p.stream.name, codec = %a.codec_string(), sample_rate = a.sample_rate, channels = a.channels, "audio config");
-                        }
-                        info.audio = Some(a.clone());
-                    }
-                }
-                Input::Config(cfg)
-            }
-            Ok(Demuxed::Packet(packet)) => {
-                let s = &p.stream.stats;
-                match packet.track {
-                    Track::Video => s.video_packets.fetch_add(1, Relaxed),
-                    Track::Audio => s.audio_packets.fetch_add(1, Relaxed),
-                };
-                if packet.keyframe && packet.track == Track::Video {
-                    s.keyframes.fetch_add(1, Relaxed);
-                }
-                if packet.discontinuity {
-                    s.discontinuities.fetch_add(1, Relaxed);
-                }
-                s.record(
-                    arrival.saturating_duration_since(p.stream.started),
-                    data.len(),
-                );
-                Input::Packet(packet)
-            }
+            Ok(Demuxed::Config(cfg)) => (Some(cfg), None),
+            Ok(Demuxed::Packet(packet)) => (None, Some(packet)),
+            Ok(Demuxed::ConfigAndPacket(cfg, packet)) => (Some(cfg), Some(packet)),
             Err(e) if e.is_fatal() => return Err(Close::Stream(e)),
             Err(e) => {
                 p.stream.stats.tag_errors.fetch_add(1, Relaxed);
@@ -323,9 +290,51 @@ impl Connection {
                 return Ok(());
             }
         };
+        let mut inputs = Vec::with_capacity(2);
+        if let Some(cfg) = config {
+            let mut info = p.stream.info();
+            match &cfg {
+                CodecConfig::Avc(v) => {
+                    if info.video.as_ref() != Some(v) {
+                        info!(stream = %p.stream.name, codec = %v.codec_string(), width = v.width, height = v.height, fps = ?v.fps, "video config");
+                    }
+                    info.video = Some(v.clone());
+                }
+                audio_cfg => {
+                    let Some(audio) = audio_cfg.audio() else {
+                        return Ok(());
+                    };
+                    if info.audio.as_ref() != Some(&audio) {
+                        info!(stream = %p.stream.name, codec = %audio.codec_string(), sample_rate = audio.sample_rate(), channels = audio.channels(), "audio config");
+                    }
+                    info.audio = Some(audio);
+                }
+            }
+            inputs.push(Input::Config(cfg));
+        }
+        if let Some(packet) = packet {
+            let s = &p.stream.stats;
+            match packet.track {
+                Track::Video => s.video_packets.fetch_add(1, Relaxed),
+                Track::Audio => s.audio_packets.fetch_add(1, Relaxed),
+            };
+            if packet.keyframe && packet.track == Track::Video {
+                s.keyframes.fetch_add(1, Relaxed);
+            }
+            if packet.discontinuity {
+                s.discontinuities.fetch_add(1, Relaxed);
+            }
+            s.record(
+                arrival.saturating_duration_since(p.stream.started),
+                data.len(),
+            );
+            inputs.push(Input::Packet(packet));
+        }
         // Backpressure: wait for the pipeline rather than buffer without bound.
-        if p.tx.send_async(input).await.is_err() {
-            return Err(Close::Stopped(EndReason::Error("pipeline stopped".into())));
+        for input in inputs {
+            if p.tx.send_async(input).await.is_err() {
+                return Err(Close::Stopped(EndReason::Error("pipeline stopped".into())));
+            }
         }
         Ok(())
     }
