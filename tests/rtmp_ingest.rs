@@ -427,16 +427,7 @@ fn mp3_audio_is_reencoded_as_aac() {
     });
     assert_eq!(live["audio"]["codec"], "mp3", "{live:#}");
     assert_eq!(live["audio"]["sample_rate"], 44100, "{live:#}");
-    let get = |path: &str| -> Vec<u8> {
-        let url = format!("http://{}{path}", server.http);
-        let mut body = Vec::new();
-        std::io::Read::read_to_end(
-            &mut ureq::get(&url).call().unwrap().into_reader(),
-            &mut body,
-        )
-        .unwrap();
-        body
-    };
+    let get = |path: &str| server.get_bytes(path);
     let (uri, playlist) = server.wait_for("3 audio segments", Duration::from_secs(30), || {
         let (status, master) = server.get("/live/cam2/master.m3u8").ok()?;
         if status != 200 || !master.contains("#EXT-X-STREAM-INF") {

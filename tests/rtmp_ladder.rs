@@ -184,16 +184,7 @@ fn audio_is_reencoded_at_the_configured_bitrate_when_asked() {
     let config = format!("{CONFIG}\n[ladder]\naudio_reencode = true\naudio_kbps = 32\n");
     let server = Server::start(&config);
     let _ff = push(&input, &server.rtmp_url("cam1?key=key-one-secret"), true);
-    let get = |path: &str| -> Vec<u8> {
-        let url = format!("http://{}{path}", server.http);
-        let mut body = Vec::new();
-        std::io::Read::read_to_end(
-            &mut ureq::get(&url).call().unwrap().into_reader(),
-            &mut body,
-        )
-        .unwrap();
-        body
-    };
+    let get = |path: &str| server.get_bytes(path);
     let playlist = server.wait_for("4 audio segments", Duration::from_secs(40), || {
         let (status, master) = server.get("/live/cam1/master.m3u8").ok()?;
         if status != 200 || !master.contains("#EXT-X-STREAM-INF") {

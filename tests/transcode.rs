@@ -159,22 +159,27 @@ fn decodes_cleanly(path: &Path) {
     );
 }
 
-fn transcode(src: &Source, args: &[&str]) -> (tempfile::TempDir, Vec<RungOut>, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ladderd"))
+/// `ladderd transcode INPUT --out OUT ARGS…`, which must succeed; its stdout.
+fn run_transcode(input: &Path, out: &Path, args: &[&str]) -> String {
+    let run = Command::new(env!("CARGO_BIN_EXE_ladderd"))
         .arg("transcode")
-        .arg(&src.path)
+        .arg(input)
         .arg("--out")
-        .arg(dir.path())
+        .arg(out)
         .args(args)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
-        out.status.success(),
+        run.status.success(),
         "transcode failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+        String::from_utf8_lossy(&run.stderr)
     );
+    String::from_utf8_lossy(&run.stdout).to_string()
+}
+
+fn transcode(src: &Source, args: &[&str]) -> (tempfile::TempDir, Vec<RungOut>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let stdout = run_transcode(&src.path, dir.path(), args);
     let mut rungs = Vec::new();
     for line in stdout.lines().skip(2) {
         let name = line.split_whitespace().next().unwrap().to_string();
@@ -367,18 +372,7 @@ fn raw_annexb_input() {
         .unwrap();
     assert!(st.success());
     let out = dir.path().join("out");
-    let run = Command::new(env!("CARGO_BIN_EXE_ladderd"))
-        .arg("transcode")
-        .arg(&es)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    run_transcode(&es, &out, &[]);
     let (w, h, frames, keys) = probe(&out.join("360p30.mp4"));
     assert_eq!((w, h, frames), (640, 360, 120));
     assert_eq!(keys, vec![0, 60]);
@@ -417,18 +411,7 @@ fn mp3_audio_comes_out_as_aac() {
         .unwrap();
     assert!(st.success());
     let out = dir.path().join("out");
-    let run = Command::new(env!("CARGO_BIN_EXE_ladderd"))
-        .arg("transcode")
-        .arg(&flv)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    run_transcode(&flv, &out, &[]);
     let audio = out.join("audio.mp4");
     decodes_cleanly(&audio);
     let probe = Command::new("ffprobe")

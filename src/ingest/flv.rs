@@ -278,17 +278,7 @@ impl Demuxer {
             }
             AudioTag::Mp3(data) => {
                 let cfg = Mp3Config::from_frame(&data)?;
-                let t = self.audio_clock.unwrap(timestamp_ms);
-                let packet = Packet {
-                    stream: self.stream,
-                    track: Track::Audio,
-                    dts: t.ticks,
-                    pts: t.ticks,
-                    keyframe: true,
-                    discontinuity: t.discontinuity,
-                    data,
-                    arrival,
-                };
+                let packet = self.audio_packet(timestamp_ms, data, arrival);
                 if self.mp3 == Some(cfg) {
                     return Ok(Demuxed::Packet(packet));
                 }
@@ -300,18 +290,27 @@ impl Demuxer {
                 if self.audio.is_none() {
                     return Err(FlvError::NoConfig(Track::Audio));
                 }
-                let t = self.audio_clock.unwrap(timestamp_ms);
-                Ok(Demuxed::Packet(Packet {
-                    stream: self.stream,
-                    track: Track::Audio,
-                    dts: t.ticks,
-                    pts: t.ticks,
-                    keyframe: true,
-                    discontinuity: t.discontinuity,
+                Ok(Demuxed::Packet(self.audio_packet(
+                    timestamp_ms,
                     data,
                     arrival,
-                }))
+                )))
             }
+        }
+    }
+
+    /// An audio frame on the audio clock (every audio frame is a sync sample).
+    fn audio_packet(&mut self, timestamp_ms: u32, data: Bytes, arrival: Instant) -> Packet {
+        let t = self.audio_clock.unwrap(timestamp_ms);
+        Packet {
+            stream: self.stream,
+            track: Track::Audio,
+            dts: t.ticks,
+            pts: t.ticks,
+            keyframe: true,
+            discontinuity: t.discontinuity,
+            data,
+            arrival,
         }
     }
 }

@@ -139,6 +139,18 @@ impl Server {
         }
     }
 
+    /// GET of a body that must be there (200), as bytes.
+    pub fn get_bytes(&self, path: &str) -> Vec<u8> {
+        let url = format!("http://{}{}", self.http, path);
+        let mut body = Vec::new();
+        let reply = ureq::get(&url)
+            .timeout(Duration::from_secs(10))
+            .call()
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        reply.into_reader().read_to_end(&mut body).unwrap();
+        body
+    }
+
     pub fn json(&self, path: &str) -> Value {
         let (status, body) = self.get(path).unwrap();
         assert_eq!(status, 200, "GET {path}: {body}");
@@ -308,63 +320,38 @@ fn high_with_bframes(name: &str, size: &str) -> Input {
 /// 8 s of 640x360@30 H.264 Main + MP3 audio (FLV allows it; ladderd re-encodes it as AAC).
 pub fn input_mp3_audio() -> &'static Input {
     static I: OnceLock<Input> = OnceLock::new();
-    I.get_or_init(|| {
-        make_input(
-            "360p30-mp3-8s.mkv",
-            &[
-                "-f",
-                "lavfi",
-                "-i",
-                "testsrc2=size=640x360:rate=30",
-                "-f",
-                "lavfi",
-                "-i",
-                "sine=frequency=440:sample_rate=44100",
-                "-t",
-                "8",
-                "-c:v",
-                "libx264",
-                "-preset",
-                "veryfast",
-                "-g",
-                "30",
-                "-c:a",
-                "libmp3lame",
-                "-b:a",
-                "96k",
-            ],
-        )
-    })
+    I.get_or_init(|| input_with_audio("360p30-mp3-8s.mkv", "8", &["libmp3lame", "-b:a", "96k"]))
 }
 
 /// 4 s of 640x360@30 H.264 + 16-bit PCM audio (FLV sound format 3: refused).
 pub fn input_pcm_audio() -> &'static Input {
     static I: OnceLock<Input> = OnceLock::new();
-    I.get_or_init(|| {
-        make_input(
-            "360p30-pcm-4s.mkv",
-            &[
-                "-f",
-                "lavfi",
-                "-i",
-                "testsrc2=size=640x360:rate=30",
-                "-f",
-                "lavfi",
-                "-i",
-                "sine=frequency=440:sample_rate=44100",
-                "-t",
-                "4",
-                "-c:v",
-                "libx264",
-                "-preset",
-                "veryfast",
-                "-g",
-                "30",
-                "-c:a",
-                "pcm_s16le",
-            ],
-        )
-    })
+    I.get_or_init(|| input_with_audio("360p30-pcm-4s.mkv", "4", &["pcm_s16le"]))
+}
+
+/// 640x360@30 H.264 and a 440 Hz tone in the audio codec `audio` names.
+fn input_with_audio(name: &str, secs: &str, audio: &[&str]) -> Input {
+    let mut args = vec![
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=640x360:rate=30",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=44100",
+        "-t",
+        secs,
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-g",
+        "30",
+        "-c:a",
+    ];
+    args.extend_from_slice(audio);
+    make_input(name, &args)
 }
 
 fn make_input(name: &str, args: &[&str]) -> Input {
