@@ -78,9 +78,15 @@ pub struct Chunker {
     part_index: u32,
     sequence: u32,
     pending_discontinuity: bool,
-    /// Write each frame as its own fragment, published as it is placed.
+    /// Write the part as fragments published as they are placed.
     chunked: bool,
+    /// A chunk closes once it holds this much media (0: every frame).
+    chunk_target: i64,
     part_chunks: Vec<Bytes>,
+    /// Index in `part` of the first sample not yet in a chunk, and the
+    /// part's ticks before it.
+    chunk_start: usize,
+    chunk_base_ticks: i64,
 }
 
 impl Chunker {
@@ -102,7 +108,10 @@ impl Chunker {
             sequence: 0,
             pending_discontinuity: false,
             chunked: false,
+            chunk_target: 0,
             part_chunks: Vec::new(),
+            chunk_start: 0,
+            chunk_base_ticks: 0,
         }
     }
 
@@ -110,6 +119,13 @@ impl Chunker {
     /// so a waiting request can stream the part while it is being written.
     pub fn chunked(mut self, on: bool) -> Self {
         self.chunked = on;
+        self
+    }
+
+    /// With `chunked`: group frames into chunks of at least `ticks` of media
+    /// (audio: one `moof` per AAC frame would cost ~35 kbit/s of boxes).
+    pub fn chunk_target(mut self, ticks: i64) -> Self {
+        self.chunk_target = ticks.max(0);
         self
     }
 
@@ -191,23 +207,13 @@ impl Chunker {
             keyframe: f.keyframe,
             data: f.data,
         };
-        if self.chunked {
-            if let Some(msn) = self.msn {
-                self.sequence += 1;
-                let at = (self.part_base + self.part_ticks).max(0) as u64;
-                let data = cmaf::fragment(self.sequence, at, std::slice::from_ref(&sample))?;
-                self.part_chunks.push(data.clone());
-                out.push(Chunk::PartChunk {
-                    msn,
-                    index: self.part_index,
-                    data,
-                });
-            }
-        }
         self.part.push(sample);
         self.part_ticks += duration;
         self.segment_ticks += duration;
         self.end_dts = Some(self.part_base + self.part_ticks);
+        if self.part_ticks - self.chunk_base_ticks >= self.chunk_target {
+            self.flush_chunk(out)?;
+        }
         // Publish as soon as another frame of this length would not fit.
         if self.part_ticks + self.nominal > self.part_target {
             self.close_part(out)?;
@@ -215,14 +221,40 @@ impl Chunker {
         Ok(())
     }
 
+    /// Chunked parts: the samples placed since the last chunk, as one
+    /// fragment published now.
+    fn flush_chunk(&mut self, out: &mut Vec<Chunk>) -> Result<(), CmafError> {
+        let (Some(msn), true) = (self.msn, self.chunked) else {
+            return Ok(());
+        };
+        let Some(samples) = self.part.get(self.chunk_start..).filter(|s| !s.is_empty()) else {
+            return Ok(());
+        };
+        self.sequence += 1;
+        let at = (self.part_base + self.chunk_base_ticks).max(0) as u64;
+        let data = cmaf::fragment(self.sequence, at, samples)?;
+        self.part_chunks.push(data.clone());
+        out.push(Chunk::PartChunk {
+            msn,
+            index: self.part_index,
+            data,
+        });
+        self.chunk_start = self.part.len();
+        self.chunk_base_ticks = self.part_ticks;
+        Ok(())
+    }
+
     fn close_part(&mut self, out: &mut Vec<Chunk>) -> Result<(), CmafError> {
         if self.part.is_empty() {
             return Ok(());
         }
+        self.flush_chunk(out)?;
         let Some(msn) = self.msn else {
             self.part.clear();
             self.part_frames.clear();
             self.part_chunks.clear();
+            self.chunk_start = 0;
+            self.chunk_base_ticks = 0;
             return Ok(());
         };
         let independent = self.part[0].keyframe;
@@ -248,6 +280,8 @@ impl Chunker {
         self.part_index += 1;
         self.part.clear();
         self.part_ticks = 0;
+        self.chunk_start = 0;
+        self.chunk_base_ticks = 0;
         Ok(())
     }
 }
@@ -338,6 +372,59 @@ mod tests {
         assert_eq!(parts, 2);
         // Frames of the third part already went out as chunks.
         assert!(!pending.is_empty());
+    }
+
+    /// (tfdt, sample count) of one fragment, read from its boxes.
+    fn tfdt_and_count(frag: &[u8]) -> (u64, u32) {
+        let at = |name: &[u8]| frag.windows(4).position(|w| w == name).unwrap();
+        let tfdt = at(b"tfdt");
+        let base = if frag[tfdt + 4] == 1 {
+            u64::from_be_bytes(frag[tfdt + 8..tfdt + 16].try_into().unwrap())
+        } else {
+            u32::from_be_bytes(frag[tfdt + 8..tfdt + 12].try_into().unwrap()) as u64
+        };
+        let trun = at(b"trun");
+        let count = u32::from_be_bytes(frag[trun + 8..trun + 12].try_into().unwrap());
+        (base, count)
+    }
+
+    /// Chunks of several frames (audio): each chunk starts where the one
+    /// before ended, and the part is still exactly its chunks.
+    #[test]
+    fn grouped_chunks_carry_on_the_decode_time() {
+        let mut c = Chunker::new(90_000, 30_000, 3000)
+            .chunked(true)
+            .chunk_target(9000);
+        let mut chunks = Vec::new();
+        for i in 0..40 {
+            chunks.extend(c.push(frame(i, i % 60 == 0)).unwrap());
+        }
+        let (mut pending, mut per_part, mut next_dts) = (Vec::new(), Vec::new(), None);
+        let mut parts = Vec::new();
+        for ch in chunks {
+            match ch {
+                Chunk::PartChunk { data, .. } => {
+                    let (tfdt, count) = tfdt_and_count(&data);
+                    if let Some(n) = next_dts {
+                        assert_eq!(tfdt, n, "chunk starts where the last ended");
+                    }
+                    next_dts = Some(tfdt + count as u64 * 3000);
+                    per_part.push(count);
+                    pending.extend_from_slice(&data);
+                }
+                Chunk::Part { data, .. } => {
+                    assert_eq!(&data[..], &pending[..]);
+                    pending.clear();
+                    parts.push(std::mem::take(&mut per_part));
+                }
+                _ => {}
+            }
+        }
+        // Ten frames per part: chunks of three, then the rest at the part's end.
+        assert_eq!(parts.len(), 3);
+        for p in &parts {
+            assert_eq!(p, &vec![3, 3, 3, 1]);
+        }
     }
 
     #[test]

@@ -32,6 +32,9 @@ use hls::Timing;
 
 /// AAC frames are 1024 samples.
 const AAC_FRAME: i64 = 1024;
+/// AAC frames per audio chunk of a chunked part: ~85 ms at 48 kHz, a fifth
+/// of the per-frame box overhead, still several chunks per part.
+const AUDIO_CHUNK_FRAMES: i64 = 4;
 /// Decode times start this far after the stream's first timestamp, so
 /// B-frame and audio offsets never go negative.
 const BASE_SLACK: i64 = 2 * TIMESCALE as i64;
@@ -254,7 +257,9 @@ impl StreamPackager {
         self.audio = Some(AudioOutput {
             out: Output::new(
                 rendition,
-                Chunker::new(asc.sample_rate, part, AAC_FRAME).chunked(self.chunked),
+                Chunker::new(asc.sample_rate, part, AAC_FRAME)
+                    .chunked(self.chunked)
+                    .chunk_target(AUDIO_CHUNK_FRAMES * AAC_FRAME),
             ),
             sample_rate: sr,
             next: None,
