@@ -344,13 +344,10 @@ fn x264_ladder_from_1080p30_high_with_bframes() {
     );
 }
 
-/// Raw Annex-B input (no container, no timestamps): every frame comes out,
-/// IDRs on the segment boundaries.
-#[test]
-fn raw_annexb_input() {
+/// ffmpeg writes OUT from a 640x360@30 test pattern and ARGS (more inputs,
+/// codecs, format).
+fn make_360p30(out: &Path, args: &[&str]) {
     require("ffmpeg");
-    let dir = tempfile::tempdir().unwrap();
-    let es = dir.path().join("in.h264");
     let st = Command::new("ffmpeg")
         .args([
             "-v",
@@ -360,17 +357,28 @@ fn raw_annexb_input() {
             "lavfi",
             "-i",
             "testsrc2=size=640x360:rate=30",
-            "-t",
-            "4",
         ])
-        .args([
-            "-c:v", "libx264", "-preset", "veryfast", "-bf", "2", "-g", "60", "-pix_fmt",
-            "yuv420p", "-f", "h264",
-        ])
-        .arg(&es)
+        .args(args)
+        .arg(out)
         .status()
         .unwrap();
-    assert!(st.success());
+    assert!(st.success(), "ffmpeg could not make {}", out.display());
+}
+
+/// Raw Annex-B input (no container, no timestamps): every frame comes out,
+/// IDRs on the segment boundaries.
+#[test]
+fn raw_annexb_input() {
+    require("ffmpeg");
+    let dir = tempfile::tempdir().unwrap();
+    let es = dir.path().join("in.h264");
+    make_360p30(
+        &es,
+        &[
+            "-t", "4", "-c:v", "libx264", "-preset", "veryfast", "-bf", "2", "-g", "60",
+            "-pix_fmt", "yuv420p", "-f", "h264",
+        ],
+    );
     let out = dir.path().join("out");
     run_transcode(&es, &out, &[]);
     let (w, h, frames, keys) = probe(&out.join("360p30.mp4"));
@@ -384,32 +392,31 @@ fn mp3_audio_comes_out_as_aac() {
     require("ffmpeg");
     let dir = tempfile::tempdir().unwrap();
     let flv = dir.path().join("in.flv");
-    let st = Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=640x360:rate=30",
-        ])
-        .args([
+    make_360p30(
+        &flv,
+        &[
             "-f",
             "lavfi",
             "-i",
             "sine=frequency=440:sample_rate=48000",
             "-t",
             "4",
-        ])
-        .args([
-            "-c:v", "libx264", "-preset", "veryfast", "-g", "60", "-pix_fmt", "yuv420p",
-        ])
-        .args(["-c:a", "libmp3lame", "-b:a", "128k", "-ac", "2"])
-        .arg(&flv)
-        .status()
-        .unwrap();
-    assert!(st.success());
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-g",
+            "60",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "libmp3lame",
+            "-b:a",
+            "128k",
+            "-ac",
+            "2",
+        ],
+    );
     let out = dir.path().join("out");
     run_transcode(&flv, &out, &[]);
     let audio = out.join("audio.mp4");
