@@ -290,7 +290,8 @@ impl Connection {
                 return Ok(());
             }
         };
-        let mut inputs = Vec::with_capacity(2);
+        // Per tag, on the hot path: at most a config then a packet, no allocation.
+        let (mut config_input, mut packet_input) = (None, None);
         if let Some(cfg) = config {
             let mut info = p.stream.info();
             match &cfg {
@@ -310,7 +311,7 @@ impl Connection {
                     info.audio = Some(audio);
                 }
             }
-            inputs.push(Input::Config(cfg));
+            config_input = Some(Input::Config(cfg));
         }
         if let Some(packet) = packet {
             let s = &p.stream.stats;
@@ -328,10 +329,10 @@ impl Connection {
                 arrival.saturating_duration_since(p.stream.started),
                 data.len(),
             );
-            inputs.push(Input::Packet(packet));
+            packet_input = Some(Input::Packet(packet));
         }
         // Backpressure: wait for the pipeline rather than buffer without bound.
-        for input in inputs {
+        for input in [config_input, packet_input].into_iter().flatten() {
             if p.tx.send_async(input).await.is_err() {
                 return Err(Close::Stopped(EndReason::Error("pipeline stopped".into())));
             }
