@@ -491,12 +491,20 @@ impl Rendition {
     /// Standard-HLS segment `n`: LL segments `n*group ..` concatenated.
     pub fn long_segment(&self, n: u64, group: u64) -> Object {
         let t = self.lock();
-        let first = n.saturating_mul(group);
+        // `n` comes from a URL: a group past u64 (or an empty one) is no segment,
+        // never an empty body (issue 12 item 6).
+        let Some((first, end)) = n
+            .checked_mul(group)
+            .and_then(|first| Some((first, first.checked_add(group)?)))
+            .filter(|_| group > 0)
+        else {
+            return Object::Missing;
+        };
         if first < t.evicted_before {
             return Object::Gone;
         }
         let mut out = BytesMut::new();
-        for msn in first..first + group {
+        for msn in first..end {
             match t.position(msn).and_then(|i| t.bodies[i].data.as_ref()) {
                 Some(d) => out.extend_from_slice(d),
                 None => return Object::Missing,
