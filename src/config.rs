@@ -93,6 +93,13 @@ pub struct Server {
     /// An HTTP connection that sends nothing for this long is closed (slow or
     /// stalled clients, half-sent headers, idle keep-alive).
     pub http_idle_timeout_secs: f64,
+    /// Seconds an HTTP connection has to send a request's headers, counted from
+    /// accept (first request) or from its first byte (later ones), however busy it
+    /// keeps the socket: a byte-a-second trickle cannot hold a connection.
+    pub http_header_timeout_secs: f64,
+    /// Open connections on `http_listen` at once; beyond it new ones get a 503
+    /// (`Retry-After: 1`) and are closed, counted in `http_connections_refused_total`.
+    pub http_max_connections: usize,
     /// Seconds start-up waits for a listen port another process still holds
     /// (e.g. the previous instance draining) before giving up; `/readyz` is
     /// 503 meanwhile. Other bind errors stop start-up at once.
@@ -107,6 +114,8 @@ impl Default for Server {
             shutdown_grace_secs: 3.0,
             drain_secs: 0.5,
             http_idle_timeout_secs: 60.0,
+            http_header_timeout_secs: 5.0,
+            http_max_connections: 4096,
             bind_wait_secs: 10.0,
         }
     }
@@ -146,6 +155,18 @@ pub struct Limits {
     pub rtmp_idle_timeout_secs: f64,
     /// Packets queued between ingest and a stream's pipeline before ingest waits (backpressure).
     pub packet_queue: usize,
+    /// Seconds a new RTMP connection has to finish handshake, `connect` and an accepted
+    /// `publish`, however busy it keeps the socket (the idle timeout alone lets a
+    /// byte-a-second trickle hold a slot for ever).
+    pub rtmp_setup_timeout_secs: f64,
+    /// Open RTMP connections from one IP address (publishing or not).
+    pub max_rtmp_connections_per_ip: usize,
+    /// RTMP connections that have not yet published; beyond it new ones are refused,
+    /// so `max_rtmp_connections` minus this many slots are always left for publishers.
+    pub max_rtmp_pending_connections: usize,
+    /// Bytes all not-yet-publishing RTMP connections together may hold in partial
+    /// messages; a connection that would go past it is closed.
+    pub rtmp_pending_buffer_bytes: usize,
 }
 
 impl Default for Limits {
@@ -155,6 +176,10 @@ impl Default for Limits {
             max_rtmp_connections: 256,
             rtmp_idle_timeout_secs: 10.0,
             packet_queue: 1024,
+            rtmp_setup_timeout_secs: 5.0,
+            max_rtmp_connections_per_ip: 16,
+            max_rtmp_pending_connections: 64,
+            rtmp_pending_buffer_bytes: 8 << 20,
         }
     }
 }
@@ -332,14 +357,16 @@ impl Config {
         }
         if overrides.demo {
             config.demo.enabled = true;
-            config
-                .validate()
-                .map_err(|(key, reason)| ConfigError::Invalid {
-                    file: path.map_or("(defaults)".into(), |p| p.display().to_string()),
-                    key,
-                    reason,
-                })?;
         }
+        // Again after the overrides: `--http-listen` equal to `--rtmp-listen` must fail
+        // exactly as the same two keys in the file do.
+        config
+            .validate()
+            .map_err(|(key, reason)| ConfigError::Invalid {
+                file: path.map_or("(defaults)".into(), |p| p.display().to_string()),
+                key,
+                reason,
+            })?;
         Ok(config)
     }
 
@@ -420,11 +447,27 @@ impl Config {
                 "must be between 64 and 1048576".into(),
             );
         }
-        if self.server.rtmp_listen == self.server.http_listen {
+        if listen_conflict(self.server.rtmp_listen, self.server.http_listen) {
             return bad(
                 "server.http_listen",
-                "same address as server.rtmp_listen".into(),
+                format!(
+                    "{} overlaps server.rtmp_listen {}: both are TCP listeners",
+                    self.server.http_listen, self.server.rtmp_listen
+                ),
             );
+        }
+        if let Some(admin) = self.admin.listen {
+            for (key, other) in [
+                ("server.http_listen", self.server.http_listen),
+                ("server.rtmp_listen", self.server.rtmp_listen),
+            ] {
+                if listen_conflict(admin, other) {
+                    return bad(
+                        "admin.listen",
+                        format!("{admin} overlaps {key} {other}"),
+                    );
+                }
+            }
         }
         if !(0.0..=10.0).contains(&self.server.drain_secs) {
             return bad("server.drain_secs", "must be between 0 and 10".into());
@@ -442,6 +485,17 @@ impl Config {
                 "server.http_idle_timeout_secs",
                 "must be in (0, 3600]".into(),
             );
+        }
+        if !(self.server.http_header_timeout_secs > 0.0
+            && self.server.http_header_timeout_secs <= self.server.http_idle_timeout_secs)
+        {
+            return bad(
+                "server.http_header_timeout_secs",
+                "must be in (0, server.http_idle_timeout_secs]".into(),
+            );
+        }
+        if self.server.http_max_connections == 0 {
+            return bad("server.http_max_connections", "must be at least 1".into());
         }
         if !(0.0..=600.0).contains(&self.server.bind_wait_secs) {
             return bad("server.bind_wait_secs", "must be between 0 and 600".into());
@@ -461,6 +515,34 @@ impl Config {
             return bad(
                 "limits.rtmp_idle_timeout_secs",
                 "must be in (0, 3600]".into(),
+            );
+        }
+        if !(self.limits.rtmp_setup_timeout_secs > 0.0
+            && self.limits.rtmp_setup_timeout_secs <= 600.0)
+        {
+            return bad(
+                "limits.rtmp_setup_timeout_secs",
+                "must be in (0, 600]".into(),
+            );
+        }
+        if self.limits.max_rtmp_connections_per_ip == 0 {
+            return bad(
+                "limits.max_rtmp_connections_per_ip",
+                "must be at least 1".into(),
+            );
+        }
+        if self.limits.max_rtmp_pending_connections == 0
+            || self.limits.max_rtmp_pending_connections > self.limits.max_rtmp_connections
+        {
+            return bad(
+                "limits.max_rtmp_pending_connections",
+                "must be between 1 and limits.max_rtmp_connections".into(),
+            );
+        }
+        if self.limits.rtmp_pending_buffer_bytes < 64 << 10 {
+            return bad(
+                "limits.rtmp_pending_buffer_bytes",
+                "must be at least 65536 (one command message)".into(),
             );
         }
         if !(16..=1 << 20).contains(&self.limits.packet_queue) {
@@ -596,6 +678,14 @@ impl Config {
     }
 }
 
+/// Two TCP listen addresses that cannot both be bound: the same port on the same
+/// IP, or on any IP when one is the wildcard. Port 0 (kernel's pick) never conflicts.
+fn listen_conflict(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() != 0
+        && a.port() == b.port()
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
 /// Stream and app names: safe in URLs, paths and logs.
 pub fn valid_name(s: &str) -> bool {
     !s.is_empty()
@@ -625,6 +715,36 @@ mod tests {
 
     fn err(text: &str) -> String {
         Config::parse(text, "t.toml").unwrap_err().to_string()
+    }
+
+    /// Issue 12 item 9: `--http-listen` / `--rtmp-listen` overrides skipped validation
+    /// (it ran only with `--demo`), so the same address on both passed and `serve` split
+    /// connections between the two protocols.
+    #[test]
+    fn cli_listen_overrides_on_one_address_are_refused() {
+        let same: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        let o = Overrides {
+            rtmp_listen: Some(same),
+            http_listen: Some(same),
+            ..Overrides::default()
+        };
+        let e = Config::load(None, &o).unwrap_err().to_string();
+        assert!(e.contains("server.http_listen") && e.contains("overlaps"), "{e}");
+        // Wildcard and loopback on one port overlap too; different ports do not.
+        let o = Overrides {
+            rtmp_listen: Some("0.0.0.0:4000".parse().unwrap()),
+            http_listen: Some(same),
+            ..Overrides::default()
+        };
+        assert!(Config::load(None, &o).is_err());
+        let o = Overrides {
+            rtmp_listen: Some("127.0.0.1:4001".parse().unwrap()),
+            http_listen: Some(same),
+            ..Overrides::default()
+        };
+        assert!(Config::load(None, &o).is_ok());
+        let e = err("[server]\nhttp_listen = \"127.0.0.1:4002\"\n[admin]\nlisten = \"0.0.0.0:4002\"\n");
+        assert!(e.contains("admin.listen"), "{e}");
     }
 
     #[test]

@@ -40,6 +40,10 @@ pub enum RuntimeError {
     Backend(String),
 }
 
+/// Stack of each executor thread, where connection tasks run: set explicitly so the
+/// fuzz targets and stack-depth tests run protocol code on the same size.
+pub const IO_THREAD_STACK: usize = 2 << 20;
+
 /// What every core shares: configuration, the live streams, and the way to reach media cores.
 pub struct Context {
     pub config: Config,
@@ -50,8 +54,10 @@ pub struct Context {
     pub store: crate::store::hot::HotStore,
     /// Origin request accounting.
     pub http: crate::origin::HttpStats,
-    /// Open RTMP connections across all I/O cores.
-    pub rtmp_connections: AtomicUsize,
+    /// RTMP connection slots across all I/O cores.
+    pub rtmp: Arc<crate::ingest::rtmp::admission::Admission>,
+    /// Listening sockets bound by the first I/O core; the others accept on copies.
+    listen_sockets: std::sync::Mutex<std::collections::HashMap<SocketAddr, std::net::TcpListener>>,
     /// Set once every listener is bound; cleared on shutdown.
     pub ready: std::sync::atomic::AtomicBool,
     /// Per executor: ms since `epoch` when it last ran its heartbeat task.
@@ -195,7 +201,10 @@ pub fn serve(config: Config) -> Result<(), RuntimeError> {
             senders,
             next: AtomicUsize::new(0),
         },
-        rtmp_connections: AtomicUsize::new(0),
+        rtmp: crate::ingest::rtmp::admission::Admission::new(
+            crate::ingest::rtmp::admission::Caps::from_config(&config.limits),
+        ),
+        listen_sockets: Default::default(),
         ready: Default::default(),
         store: crate::store::hot::HotStore::new(config.hls.window_secs),
         http: Default::default(),
@@ -216,6 +225,7 @@ pub fn serve(config: Config) -> Result<(), RuntimeError> {
         let name = format!("ladderd-{}-{cpu}", role.name());
         let thread = std::thread::Builder::new()
             .name(name.clone())
+            .stack_size(IO_THREAD_STACK)
             .spawn(move || {
                 let executor = LocalExecutorBuilder::new(Placement::Fixed(cpu))
                     .name(&name)
@@ -267,6 +277,11 @@ pub fn serve(config: Config) -> Result<(), RuntimeError> {
             warn!("demo source not started: {e}");
         }
     }
+    // Every I/O core holds its copy now: drop ours so a shutdown closes the ports.
+    ctx.listen_sockets
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clear();
     if failure.is_none() && ready == io_cores {
         ctx.ready.store(true, Ordering::SeqCst);
         info!(
@@ -445,10 +460,9 @@ async fn bind_when_free(
     let deadline = Instant::now() + Duration::from_secs_f64(ctx.config.server.bind_wait_secs);
     let mut logged = false;
     loop {
-        let err = match glommio::net::TcpListener::bind(addr) {
+        let err = match bind_shared(ctx, addr) {
             Ok(l) => return Ok(Some(l)),
-            Err(glommio::GlommioError::IoError(e)) => e,
-            Err(e) => std::io::Error::other(e.to_string()),
+            Err(e) => e,
         };
         if err.kind() != std::io::ErrorKind::AddrInUse || Instant::now() >= deadline {
             return Err(RuntimeError::Bind {
@@ -471,6 +485,29 @@ async fn bind_when_free(
         }
         glommio::timer::sleep(BIND_RETRY).await;
     }
+}
+
+/// One listening socket per address, bound without `SO_REUSEPORT` and shared by
+/// the I/O cores (each accepts on its own copy of the descriptor). glommio's own
+/// `bind` sets `SO_REUSEPORT`, which let a second ladderd (same user) bind the same
+/// ports, report ready, and take half the connections.
+fn bind_shared(ctx: &Context, addr: SocketAddr) -> std::io::Result<glommio::net::TcpListener> {
+    use std::os::fd::IntoRawFd;
+    let mut sockets = ctx
+        .listen_sockets
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let socket = match sockets.get(&addr) {
+        Some(bound) => bound.try_clone()?,
+        None => {
+            let bound = std::net::TcpListener::bind(addr)?;
+            sockets.insert(addr, bound.try_clone()?);
+            bound
+        }
+    };
+    // SAFETY: `into_raw_fd` hands over an open, bound, listening TCP socket that
+    // nothing else owns; glommio's listener takes ownership and closes it.
+    Ok(unsafe { <glommio::net::TcpListener as std::os::fd::FromRawFd>::from_raw_fd(socket.into_raw_fd()) })
 }
 
 /// Turns glommio's start-up errors into what the operator must change.

@@ -134,12 +134,33 @@ fn gather(ctx: &Context) -> Snapshot {
         vec![],
         live.len() as i64,
     );
+    let rtmp = ctx.rtmp.stats();
     s.gauge(
         "ladderd_publishers_connected",
         "Open RTMP connections.",
         vec![],
-        ctx.rtmp_connections.load(Relaxed) as i64,
+        rtmp.open as i64,
     );
+    s.gauge(
+        "ladderd_rtmp_pending_connections",
+        "RTMP connections that have not published yet.",
+        vec![],
+        rtmp.pending as i64,
+    );
+    s.gauge(
+        "ladderd_rtmp_pending_buffer_bytes",
+        "Bytes buffered by RTMP connections that have not published yet.",
+        vec![],
+        rtmp.pending_bytes as i64,
+    );
+    for (reason, n) in rtmp.refused {
+        s.counter(
+            "ladderd_rtmp_connections_refused",
+            "RTMP connections refused or closed by a limit or protocol error, by reason.",
+            l(&[("reason", reason)]),
+            n,
+        );
+    }
     let mut rejected: Vec<_> = ctx.registry.rejections().into_iter().collect();
     rejected.sort();
     for (reason, n) in rejected {
@@ -302,6 +323,24 @@ fn gather(ctx: &Context) -> Snapshot {
         "Requests parked on a blocking reload or a preload hint.",
         vec![],
         ctx.http.blocked_waiters.load(Relaxed),
+    );
+    s.gauge(
+        "ladderd_http_connections",
+        "HTTP connections open on the public listener.",
+        vec![],
+        ctx.http.open_connections.load(Relaxed),
+    );
+    s.counter(
+        "ladderd_http_connections_refused",
+        "HTTP connections refused at server.http_max_connections.",
+        vec![],
+        ctx.http.refused_connections.load(Relaxed),
+    );
+    s.counter(
+        "ladderd_http_header_timeouts",
+        "HTTP connections closed for not sending a request's headers within server.http_header_timeout_secs.",
+        vec![],
+        ctx.http.header_timeouts.load(Relaxed),
     );
     for (core, secs) in crate::telemetry::cpu::per_thread_cpu_seconds() {
         s.counter_f(

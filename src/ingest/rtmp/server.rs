@@ -4,7 +4,7 @@
 //! and [`crate::ingest::auth`]; this file only moves bytes and decisions.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,6 +13,7 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 use tracing::{debug, info, warn};
 
+use super::admission::{Refusal, Ticket};
 use super::session::{Event, Output, Session, SessionError};
 use crate::ingest::auth::{self, Rejection};
 use crate::ingest::flv::{Demuxed, Demuxer, FlvError};
@@ -43,23 +44,23 @@ pub async fn accept_loop(listener: TcpListener, ctx: Arc<Context>) {
         let peer = stream
             .peer_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-        let open = ctx.rtmp_connections.fetch_add(1, SeqCst);
-        if open >= ctx.config.limits.max_rtmp_connections {
-            ctx.rtmp_connections.fetch_sub(1, SeqCst);
-            // One line a minute at most: a flood must not flood the log too.
-            if last_full_log.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
-                warn!(%peer, limit = ctx.config.limits.max_rtmp_connections, "rtmp connection limit reached; refusing connections");
-                last_full_log = Some(Instant::now());
+        let ticket = match ctx.rtmp.admit(peer.ip()) {
+            Ok(t) => t,
+            Err(why) => {
+                // One line a minute at most: a flood must not flood the log too.
+                if last_full_log.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
+                    warn!(%peer, reason = why.label(), "rtmp connection refused (limits.max_rtmp_connections, max_rtmp_pending_connections, max_rtmp_connections_per_ip); further refusals only counted for a minute");
+                    last_full_log = Some(Instant::now());
+                }
+                drop(stream);
+                continue;
             }
-            drop(stream);
-            continue;
-        }
+        };
         let ctx = ctx.clone();
         glommio::spawn_local(async move {
-            let mut conn = Connection::new(peer, ctx.clone());
+            let mut conn = Connection::new(peer, ctx, ticket);
             let result = conn.run(stream).await;
             conn.finish(result).await;
-            ctx.rtmp_connections.fetch_sub(1, SeqCst);
         })
         .detach();
     }
@@ -71,6 +72,10 @@ enum Close {
     Eof,
     Io(std::io::Error),
     Timeout,
+    /// Handshake + connect + publish not done within `limits.rtmp_setup_timeout_secs`.
+    SetupTimeout,
+    /// The pending connections' shared buffer budget is spent.
+    PendingBuffer,
     Session(SessionError),
     Rejected,
     Stream(FlvError),
@@ -91,16 +96,18 @@ struct Connection {
     session: Session,
     publish: Option<Publish>,
     outbound: Vec<u8>,
+    ticket: Ticket,
 }
 
 impl Connection {
-    fn new(peer: SocketAddr, ctx: Arc<Context>) -> Self {
+    fn new(peer: SocketAddr, ctx: Arc<Context>, ticket: Ticket) -> Self {
         Connection {
             peer,
             ctx,
             session: Session::new(),
             publish: None,
             outbound: Vec::new(),
+            ticket,
         }
     }
 
@@ -110,22 +117,32 @@ impl Connection {
             return Close::Io(std::io::Error::other(e.to_string()));
         }
         let _ = socket.set_nodelay(true);
+        // However busy a stranger keeps the socket, it must have published by then.
+        let setup_deadline =
+            Instant::now() + Duration::from_secs_f64(self.ctx.config.limits.rtmp_setup_timeout_secs);
         let mut buf = vec![0u8; READ_BUF];
         loop {
             let stop = self.publish.as_ref().map(|p| p.stream.clone());
             let read = futures_lite::future::or(async { Ok(socket.read(&mut buf).await) }, async {
                 let shutdown = async {
                     self.ctx.shutdown.wait().await;
-                    EndReason::Shutdown
+                    Some(EndReason::Shutdown)
                 };
                 Err(match &stop {
-                    Some(s) => futures_lite::future::or(s.stopped(), shutdown).await,
-                    None => shutdown.await,
+                    Some(s) => futures_lite::future::or(async { Some(s.stopped().await) }, shutdown).await,
+                    None => {
+                        let setup = async {
+                            glommio::timer::sleep(setup_deadline.saturating_duration_since(Instant::now())).await;
+                            None
+                        };
+                        futures_lite::future::or(shutdown, setup).await
+                    }
                 })
             })
             .await;
             let n = match read {
-                Err(reason) => return Close::Stopped(reason),
+                Err(Some(reason)) => return Close::Stopped(reason),
+                Err(None) => return Close::SetupTimeout,
                 Ok(Ok(0)) => return Close::Eof,
                 Ok(Ok(n)) => n,
                 Ok(Err(e)) if e.kind() == std::io::ErrorKind::TimedOut => return Close::Timeout,
@@ -134,6 +151,9 @@ impl Connection {
             let arrival = Instant::now();
             if let Err(e) = self.session.handle_input(&buf[..n]) {
                 return Close::Session(e);
+            }
+            if self.ticket.set_buffered(self.session.buffered()).is_err() {
+                return Close::PendingBuffer;
             }
             if let Err(close) = self.drain(arrival).await {
                 let _ = self.flush(&mut socket).await;
@@ -258,6 +278,8 @@ impl Connection {
             tx,
             logged_tag_error: false,
         });
+        self.ticket.published();
+        self.session.publishing();
         self.session.accept(request).map_err(Close::Session)
     }
 
@@ -344,13 +366,17 @@ impl Connection {
     async fn finish(&mut self, close: Close) {
         let reason = match &close {
             Close::Eof | Close::Unpublished => EndReason::PublisherClosed,
-            Close::Timeout => EndReason::Timeout,
+            Close::Timeout | Close::SetupTimeout => EndReason::Timeout,
+            Close::PendingBuffer => EndReason::Error("pending connections' buffer budget spent".into()),
             Close::Stopped(r) => r.clone(),
             Close::Rejected => EndReason::PublisherClosed,
             Close::Io(e) => EndReason::Error(format!("socket: {e}")),
             Close::Session(e) => EndReason::Error(e.to_string()),
             Close::Stream(e) => EndReason::Error(e.to_string()),
         };
+        if matches!(close, Close::Session(_)) {
+            self.ctx.rtmp.count(Refusal::ProtocolError);
+        }
         match (&self.publish, &close) {
             (Some(p), Close::Stream(e)) => {
                 warn!(peer = %self.peer, stream = %p.stream.name, "publish refused: {e}")
@@ -360,6 +386,11 @@ impl Connection {
             }
             (None, Close::Session(e)) => warn!(peer = %self.peer, "rtmp connection closed: {e}"),
             (None, Close::Timeout) => debug!(peer = %self.peer, "rtmp connection idle; closed"),
+            (None, Close::SetupTimeout) => {
+                self.ctx.rtmp.count(Refusal::SetupTimeout);
+                debug!(peer = %self.peer, limit_secs = self.ctx.config.limits.rtmp_setup_timeout_secs, "rtmp connection did not publish in time (limits.rtmp_setup_timeout_secs); closed")
+            }
+            (None, Close::PendingBuffer) => warn!(peer = %self.peer, buffered = self.session.buffered(), "rtmp connection closed: unauthenticated connections' buffer budget spent (limits.rtmp_pending_buffer_bytes)"),
             (None, _) => debug!(peer = %self.peer, ?close, "rtmp connection closed"),
         }
         if let Some(p) = self.publish.take() {

@@ -1,5 +1,5 @@
 //! Sans-IO RTMP server session: handshake + `rml_rtmp::ServerSession`, with its
-//! panics contained.
+//! panics contained and its input bounded.
 //!
 //! Drive contract: call [`Session::handle_input`] with every byte read from the
 //! socket, in order; then drain [`Session::poll_output`] until it returns `None`,
@@ -10,7 +10,12 @@
 //!
 //! `rml_rtmp` 0.8 is unmaintained and has panics reachable from malformed input;
 //! every call into it goes through [`contain`], which turns a panic into
-//! [`SessionError::Panicked`] so only this connection ends.
+//! [`SessionError::Panicked`] so only this connection ends. A panic is not the
+//! worst it can do: its chunk layer trusts declared sizes and its AMF0 parser
+//! recurses without a bound. So the peer's bytes go through our [`ChunkReader`]
+//! (sizes capped, tighter until [`Session::publishing`]) and each command/data
+//! message through [`amf0::check_message_depth`]; rml_rtmp then gets every
+//! message whole, as one chunk.
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -21,12 +26,22 @@ use rml_rtmp::sessions::{
     ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult, StreamMetadata,
 };
 
+use super::amf0;
+use super::chunk::{self, ChunkError, ChunkReader, Limits, Message};
+
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
     #[error("handshake failed: {0}")]
     Handshake(String),
     #[error("RTMP protocol error: {0}")]
     Protocol(String),
+    #[error("RTMP chunk stream: {0}")]
+    Chunk(#[from] ChunkError),
+    #[error("RTMP message type {type_id}: {source}")]
+    Amf0 {
+        type_id: u8,
+        source: amf0::TooDeep,
+    },
     #[error("RTMP parser panicked: {0}")]
     Panicked(String),
     #[error("session already closed")]
@@ -76,6 +91,9 @@ enum State {
 
 pub struct Session {
     state: State,
+    reader: ChunkReader,
+    /// Reassembled messages re-serialized for rml_rtmp (reused between calls).
+    wire: Vec<u8>,
     out: VecDeque<Output>,
 }
 
@@ -89,6 +107,8 @@ impl Session {
     pub fn new() -> Self {
         Session {
             state: State::Handshaking(Box::new(Handshake::new(PeerType::Server))),
+            reader: ChunkReader::new(Limits::UNAUTHENTICATED),
+            wire: Vec::new(),
             out: VecDeque::new(),
         }
     }
@@ -96,6 +116,16 @@ impl Session {
     /// True once the handshake is done and RTMP messages flow.
     pub fn is_established(&self) -> bool {
         matches!(self.state, State::Active(_))
+    }
+
+    /// A publish was accepted: media messages may now be as large as RTMP allows.
+    pub fn publishing(&mut self) {
+        self.reader.set_limits(Limits::PUBLISHING);
+    }
+
+    /// Bytes of input held until their message completes.
+    pub fn buffered(&self) -> usize {
+        self.reader.buffered()
     }
 
     pub fn handle_input(&mut self, bytes: &[u8]) -> Result<(), SessionError> {
@@ -124,8 +154,26 @@ impl Session {
                         self.transmit(response_bytes);
                         let mut config = ServerSessionConfig::new();
                         config.chunk_size = 4096;
-                        let (session, results) = contain(|| ServerSession::new(config))?
-                            .map_err(|e| SessionError::Protocol(e.to_string()))?;
+                        let (mut session, mut results) =
+                            contain(|| ServerSession::new(config))?
+                                .map_err(|e| SessionError::Protocol(e.to_string()))?;
+                        // Messages reach rml_rtmp whole, each as one chunk: its reader's
+                        // chunk size must cover any message length we let through.
+                        let mut wire = Vec::new();
+                        chunk::write_single_chunk(
+                            &Message {
+                                csid: 2,
+                                timestamp: 0,
+                                type_id: chunk::SET_CHUNK_SIZE,
+                                stream_id: 0,
+                                payload: Bytes::from_static(&[0x7F, 0xFF, 0xFF, 0xFF]),
+                            },
+                            &mut wire,
+                        );
+                        results.extend(
+                            contain(|| session.handle_input(&wire))?
+                                .map_err(|e| SessionError::Protocol(e.to_string()))?,
+                        );
                         self.state = State::Active(Box::new(session));
                         self.absorb(results)?;
                         if remaining_bytes.is_empty() {
@@ -137,7 +185,23 @@ impl Session {
                 }
             }
             State::Active(session) => {
-                let results = contain(|| session.handle_input(bytes))?
+                self.reader.push(bytes);
+                self.wire.clear();
+                while let Some(m) = self.reader.next_message()? {
+                    if matches!(m.type_id, 15 | 17 | 18 | 20) {
+                        amf0::check_message_depth(m.type_id, &m.payload, amf0::MAX_DEPTH)
+                            .map_err(|source| SessionError::Amf0 {
+                                type_id: m.type_id,
+                                source,
+                            })?;
+                    }
+                    chunk::write_single_chunk(&m, &mut self.wire);
+                }
+                if self.wire.is_empty() {
+                    return Ok(());
+                }
+                let wire = &self.wire;
+                let results = contain(|| session.handle_input(wire))?
                     .map_err(|e| SessionError::Protocol(e.to_string()))?;
                 self.absorb(results)
             }
@@ -382,7 +446,60 @@ mod tests {
         // (Up to 2^31 - 1 is legal; a chunk never exceeds its message, itself < 16 MiB.)
         let msg = [0x02, 0, 0, 0, 0, 0, 4, 0x01, 0, 0, 0, 0, 0x80, 0, 0, 0];
         let err = p.server.handle_input(&msg).unwrap_err();
-        assert!(matches!(err, SessionError::Protocol(_)), "{err}");
+        assert!(matches!(err, SessionError::Chunk(_)), "{err}");
+    }
+
+    /// Issue 12 item 1: after the handshake, one `connect` whose AMF0 argument nests
+    /// objects 4,000 deep (16 KB) overflowed the I/O thread's stack and aborted the
+    /// process. Run on a 2 MiB stack like the I/O threads': the session must refuse it.
+    #[test]
+    fn nested_amf_connect_16_kb_is_refused_without_a_stack_overflow() {
+        let run = || {
+            for (level, depth) in [(&[0x03u8, 0, 1, b'a'][..], 4000), (&[0x0A, 0, 0, 0, 1][..], 10_000)] {
+                let mut p = Peer::connect();
+                let mut body = vec![0x02, 0, 7];
+                body.extend_from_slice(b"connect");
+                body.extend_from_slice(&[0, 0x3F, 0xF0, 0, 0, 0, 0, 0, 0]);
+                for _ in 0..depth {
+                    body.extend_from_slice(level);
+                }
+                // Sent as a client would: 128-byte chunks on csid 3.
+                let mut wire = vec![3, 0, 0, 0];
+                wire.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+                wire.extend_from_slice(&[20, 0, 0, 0, 0]);
+                for (i, c) in body.chunks(128).enumerate() {
+                    if i > 0 {
+                        wire.push(0xC3);
+                    }
+                    wire.extend_from_slice(c);
+                }
+                // Commands are capped at 64 KiB before publish; 50 KB fits.
+                let err = p.server.handle_input(&wire).unwrap_err();
+                assert!(matches!(err, SessionError::Amf0 { type_id: 20, .. }), "{err}");
+            }
+        };
+        std::thread::Builder::new()
+            .stack_size(crate::runtime::IO_THREAD_STACK)
+            .spawn(run)
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    /// Issue 12 item 2: a 16 MiB message declared before `publish` ends the connection
+    /// at its header, and nothing close to its size is held.
+    #[test]
+    fn unauthenticated_16_mib_message_is_refused() {
+        let mut p = Peer::connect();
+        let mut wire = vec![0x02, 0, 0, 0, 0, 0, 4, 1, 0, 0, 0, 0];
+        wire.extend_from_slice(&0x7FFF_FFFFu32.to_be_bytes());
+        assert!(matches!(p.server.handle_input(&wire), Err(SessionError::Chunk(_))));
+        let mut p = Peer::connect();
+        let err = p
+            .server
+            .handle_input(&[3, 0, 0, 0, 0xFF, 0xFF, 0xFF, 9, 1, 0, 0, 0, 0x17, 0])
+            .unwrap_err();
+        assert!(matches!(err, SessionError::Chunk(ChunkError::MessageTooLarge { .. })), "{err}");
     }
 
     /// Found by `fuzz/fuzz_targets/rtmp_session.rs`: an AMF0 command message whose
