@@ -367,3 +367,61 @@ fn admin_listen_moves_the_api_and_metrics_off_the_public_port() {
     assert_eq!(get("/live/demo/master.m3u8"), 404);
     assert_eq!(get("/"), 404);
 }
+
+/// Issue 12 item 9: glommio bound with SO_REUSEPORT, so a second `ladderd serve` on
+/// the same ports started, reported ready, and took half the requests. It must wait
+/// `bind_wait_secs` and then stop with the reason, while the first keeps serving.
+#[test]
+fn second_instance_on_the_same_ports_is_refused() {
+    let mut first = Server::start("");
+    let mut second = Server::launch(
+        "[server]\nbind_wait_secs = 1.0\n",
+        &[],
+        &[],
+        first.rtmp,
+        first.http,
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let code = loop {
+        if let Some(code) = second.child().try_wait().unwrap() {
+            break code;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "second instance still running on the first's ports"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(code.code(), Some(1), "{}", second.log_text());
+    let log = second.log_text();
+    assert!(log.contains("cannot listen on"), "{log}");
+    assert!(!log.contains("ladderd ready"), "{log}");
+    // Every request still reaches the first instance.
+    for _ in 0..20 {
+        assert_eq!(first.get("/readyz").unwrap().0, 200);
+    }
+    assert!(first.stop().success());
+}
+
+/// Issue 12 item 9: the same address for `--http-listen` and `--rtmp-listen` passed
+/// `config check` and `serve` (validation ran only with `--demo`).
+#[test]
+fn cli_listen_overrides_on_one_address_are_a_config_error() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("l.toml");
+    std::fs::write(&cfg, "").unwrap();
+    for args in [
+        vec!["config", "check", cfg.to_str().unwrap()],
+        vec!["serve"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_ladderd"))
+            .args(["--rtmp-listen", &addr, "--http-listen", &addr])
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("server.http_listen"), "{args:?}: {err}");
+    }
+}

@@ -522,3 +522,200 @@ fn sigterm_with_a_live_publisher_exits_zero_within_5s() {
         "stream did not end cleanly:\n{log}"
     );
 }
+
+/// connect(2) from a chosen loopback source address: a stranger on another IP.
+fn connect_from(src: [u8; 4], dst: std::net::SocketAddr) -> std::io::Result<std::net::TcpStream> {
+    use std::os::fd::FromRawFd;
+    let std::net::SocketAddr::V4(dst) = dst else {
+        panic!("IPv4 only")
+    };
+    let sin = |ip: [u8; 4], port: u16| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes(ip),
+        },
+        sin_zero: [0; 8],
+    };
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: plain socket calls on a descriptor this function owns until it is wrapped.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let stream = std::net::TcpStream::from_raw_fd(fd);
+        let local = sin(src, 0);
+        if libc::bind(fd, &local as *const _ as *const libc::sockaddr, len) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let remote = sin(dst.ip().octets(), dst.port());
+        if libc::connect(fd, &remote as *const _ as *const libc::sockaddr, len) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(stream)
+    }
+}
+
+/// Sum of a metric's samples whose line contains every `filters` substring.
+fn metric(server: &Server, name: &str, filters: &[&str]) -> f64 {
+    let (_, text) = server.get("/metrics").unwrap();
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter(|l| filters.iter().all(|f| l.contains(f)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// One RTMP message as a client sends it: type-0 header on csid 3, then 128-byte
+/// chunks with type-3 headers.
+fn chunked_message(type_id: u8, body: &[u8]) -> Vec<u8> {
+    let mut wire = vec![3, 0, 0, 0];
+    wire.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+    wire.extend_from_slice(&[type_id, 0, 0, 0, 0]);
+    for (i, c) in body.chunks(128).enumerate() {
+        if i > 0 {
+            wire.push(0xC3);
+        }
+        wire.extend_from_slice(c);
+    }
+    wire
+}
+
+/// Issue 12 item 1: one `connect` whose AMF0 argument nests objects 4,000 deep
+/// (16 KB), or strict arrays 10,000 deep (50 KB), overflowed the I/O thread's stack
+/// and aborted the process (exit 134). Now only that connection closes.
+#[test]
+fn nested_amf_connect_16_kb_does_not_kill_the_process() {
+    let input = input_720p30_high();
+    let mut server = Server::start(&two_streams(""));
+    let _good = push(&input.path, &server.rtmp_url(&format!("cam1?key={KEY1}")), true);
+    server.wait_for("good publisher live", Duration::from_secs(10), || server.live("cam1"));
+    for (level, depth) in [(&[0x03u8, 0, 1, b'a'][..], 4000), (&[0x0A, 0, 0, 0, 1][..], 10_000)] {
+        let mut body = vec![0x02, 0, 7];
+        body.extend_from_slice(b"connect");
+        body.extend_from_slice(&[0, 0x3F, 0xF0, 0, 0, 0, 0, 0, 0]);
+        for _ in 0..depth {
+            body.extend_from_slice(level);
+        }
+        let mut c = RawClient::handshake(server.rtmp);
+        let _ = c.sock.write_all(&chunked_message(20, &body));
+        assert!(c.closed_within(Duration::from_secs(5)), "nested connect left open");
+    }
+    assert!(server.child().try_wait().unwrap().is_none(), "ladderd died:\n{}", server.log_text());
+    let count = || server.live("cam1").map_or(0, |s| s["packets"]["video"].as_u64().unwrap());
+    let before = count();
+    server.wait_for("good publisher still flowing", Duration::from_secs(10), || {
+        (count() > before).then_some(())
+    });
+    assert!(
+        metric(&server, "ladderd_rtmp_connections_refused_total", &["protocol_error"]) >= 2.0
+    );
+    assert!(server.log_text().contains("nest deeper than"), "{}", server.log_text());
+}
+
+/// Issue 12 item 2: before publishing, a connection could declare a 16 MiB message
+/// (chunk size 0x7fffffff): 30 of them took RSS from 54 to 556 MiB. Now message and
+/// chunk sizes are capped before `publish`, and what unauthenticated connections
+/// buffer together is capped too.
+#[test]
+fn unauthenticated_16_mib_messages_do_not_grow_memory() {
+    let mut server = Server::start(&two_streams(
+        "[limits]\nrtmp_pending_buffer_bytes = 1048576\nmax_rtmp_connections_per_ip = 128\nmax_rtmp_pending_connections = 128",
+    ));
+    let rss_before = rss_kib(server.pid());
+    let filler = vec![0x41u8; 1 << 20];
+    for _ in 0..30 {
+        // Chunk size 2^31 - 1, then a 16 MiB - 1 command and 1 MiB of it.
+        let mut c = RawClient::handshake(server.rtmp);
+        let _ = c.sock.write_all(&[0x02, 0, 0, 0, 0, 0, 4, 0x01, 0, 0, 0, 0, 0x7F, 0xFF, 0xFF, 0xFF]);
+        let _ = c.sock.write_all(&[0x03, 0, 0, 0, 0xFF, 0xFF, 0xFF, 20, 0, 0, 0, 0]);
+        let _ = c.sock.write_all(&filler);
+        assert!(c.closed_within(Duration::from_secs(5)), "16 MiB declaration left open");
+        let mut c = RawClient::handshake(server.rtmp);
+        let _ = c.sock.write_all(&[0x03, 0, 0, 0, 0xFF, 0xFF, 0xFF, 20, 0, 0, 0, 0]);
+        let _ = c.sock.write_all(&filler);
+        assert!(c.closed_within(Duration::from_secs(5)), "16 MiB message left open");
+    }
+    // Messages under the cap but never finished: the shared 1 MiB budget closes
+    // connections once spent (30 x 60 KiB would be 1.8 MiB).
+    let mut held = Vec::new();
+    for _ in 0..30 {
+        let mut c = RawClient::handshake(server.rtmp);
+        let mut wire = vec![0x02, 0, 0, 0, 0, 0, 4, 0x01, 0, 0, 0, 0, 0, 1, 0, 0];
+        wire.extend_from_slice(&[0x03, 0, 0, 0, 0, 0xFF, 0x00, 20, 0, 0, 0, 0]);
+        wire.extend_from_slice(&[0x02; 60 << 10]);
+        let _ = c.sock.write_all(&wire);
+        held.push(c);
+    }
+    let closed = held
+        .iter_mut()
+        .map(|c| c.closed_within(Duration::from_millis(500)))
+        .filter(|closed| *closed)
+        .count();
+    assert!((5..30).contains(&closed), "{closed} of 30 partial-message connections closed");
+    assert!(metric(&server, "ladderd_rtmp_connections_refused_total", &["pending_buffer"]) >= 5.0);
+    let pending = metric(&server, "ladderd_rtmp_pending_buffer_bytes", &[]);
+    assert!(pending <= 1048576.0, "{pending}");
+    let grew = rss_kib(server.pid()).saturating_sub(rss_before);
+    assert!(grew < 48 << 10, "RSS grew by {grew} KiB");
+    assert!(server.child().try_wait().unwrap().is_none());
+}
+
+/// Issue 12 item 3: 255 connections trickling handshake bytes held every slot for
+/// 45 s, and 1,000 idle ones until the idle timeout, refusing a legitimate
+/// publisher. Now one address holds at most `max_rtmp_connections_per_ip`, a
+/// connection that has not published by `rtmp_setup_timeout_secs` is closed
+/// however busy it keeps the socket, and the publisher gets in at once.
+#[test]
+fn handshake_trickle_and_idle_flood_do_not_lock_out_a_publisher() {
+    let input = input_720p30_high();
+    let server = Server::start(&two_streams(
+        "[limits]\nrtmp_setup_timeout_secs = 2.0\nrtmp_idle_timeout_secs = 30.0",
+    ));
+    let started = Instant::now();
+    let mut trickle: Vec<_> = (0..255)
+        .filter_map(|_| connect_from([127, 0, 0, 2], server.rtmp).ok())
+        .collect();
+    for s in &mut trickle {
+        let _ = s.write_all(&[3]);
+    }
+    let idle: Vec<_> = (0..400)
+        .filter_map(|_| connect_from([127, 0, 0, 3], server.rtmp).ok())
+        .collect();
+    let _good = push(&input.path, &server.rtmp_url(&format!("cam1?key={KEY1}")), true);
+    server.wait_for("publisher live despite the flood", Duration::from_secs(10), || {
+        server.live("cam1")
+    });
+    // Keep trickling (well inside the idle timeout): the setup deadline still applies.
+    std::thread::sleep(Duration::from_secs(1));
+    for s in &mut trickle {
+        let _ = s.write_all(&[0]);
+    }
+    // Well before the 30 s idle timeout, every stranger is gone.
+    let deadline = started + Duration::from_secs(20);
+    let strangers = trickle.len() + idle.len();
+    let mut still_open = 0;
+    for s in trickle.into_iter().chain(idle) {
+        let mut c = RawClient::from_socket(s);
+        let left = deadline.saturating_duration_since(Instant::now());
+        if !c.closed_within(left.max(Duration::from_millis(300))) {
+            still_open += 1;
+        }
+    }
+    assert_eq!(still_open, 0, "stranger connections outlived the setup deadline");
+    // Each address held at most 16 (the default per-IP cap); the rest were refused.
+    let refused = metric(&server, "ladderd_rtmp_connections_refused_total", &["per_ip_limit"]);
+    assert!(refused >= (strangers - 32) as f64, "{refused} of {strangers} refused");
+    assert!(metric(&server, "ladderd_rtmp_connections_refused_total", &["setup_timeout"]) >= 32.0);
+    assert!(server.live("cam1").is_some(), "publisher lost");
+}

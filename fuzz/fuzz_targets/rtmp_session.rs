@@ -1,5 +1,8 @@
 //! Arbitrary bytes after a valid handshake, through our session wrapper around
-//! rml_rtmp. A panic inside rml_rtmp must come back as an error, never escape.
+//! rml_rtmp. A panic inside rml_rtmp must come back as an error, never escape, and
+//! nothing may recurse past the I/O thread's stack: each input runs on a thread
+//! with the executors' stack size (libFuzzer's main thread has 8 MiB, which hid
+//! the nested-AMF0 overflow). Seeds: `fuzz/seeds/rtmp_session/`.
 #![no_main]
 
 use ladderd::ingest::rtmp::session::{Event, Output, Session};
@@ -7,6 +10,16 @@ use libfuzzer_sys::fuzz_target;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 
 fuzz_target!(|data: &[u8]| {
+    let data = data.to_vec();
+    std::thread::Builder::new()
+        .stack_size(ladderd::runtime::IO_THREAD_STACK)
+        .spawn(move || run(&data))
+        .expect("spawn fuzz thread")
+        .join()
+        .expect("session code panicked outside its containment");
+});
+
+fn run(data: &[u8]) {
     // libfuzzer-sys aborts on any panic, even one our wrapper catches. rml_rtmp's
     // panics are expected and contained (Err(Panicked)); only a panic that escapes
     // the wrapper reaches libfuzzer's catch_unwind and fails the run.
@@ -35,10 +48,13 @@ fuzz_target!(|data: &[u8]| {
         while let Some(out) = server.poll_output() {
             // Accept every request so the fuzzer reaches publish and media paths.
             if let Output::Event(Event::ConnectRequested { request, .. } | Event::PublishRequested { request, .. }) = out {
+                if matches!(out, Output::Event(Event::PublishRequested { .. })) {
+                    server.publishing();
+                }
                 if server.accept(request).is_err() {
                     return;
                 }
             }
         }
     }
-});
+}
