@@ -671,3 +671,357 @@ fn hinted_part_streams_frame_by_frame_or_arrives_whole() {
         }
     }
 }
+
+// ---- issue 12: what trying to break the origin found ----
+
+/// Lab ingest without a ladder, 1 s segments, a publisher allowed to go quiet.
+const QUIET: &str = "[ingest]\nallow_any_key = true\n\n[ladder]\nenabled = false\nsegment_secs = 1.0\n\n[limits]\nrtmp_idle_timeout_secs = 60.0\n";
+
+/// The test input's FLV tags as (timestamp ms, kind, body).
+fn flv_tags() -> Vec<(u32, u8, Vec<u8>)> {
+    let flv = input_360p30_flv();
+    FileTags::new(Bytes::from(std::fs::read(&flv).unwrap()))
+        .unwrap()
+        .map(|t| {
+            let t = t.unwrap();
+            (t.timestamp_ms, t.kind, t.body.to_vec())
+        })
+        .collect()
+}
+
+/// Sends the tags with timestamps in `from..to` (ms) at their real-time pace from `start`.
+fn send_tags(client: &mut RawClient, tags: &[(u32, u8, Vec<u8>)], from: u32, to: u32, start: Instant) {
+    for (ts, kind, body) in tags.iter().filter(|t| (from..to).contains(&t.0)) {
+        if let Some(wait) = Duration::from_millis(*ts as u64).checked_sub(start.elapsed()) {
+            std::thread::sleep(wait);
+        }
+        match kind {
+            9 => client.video(body, *ts).unwrap(),
+            8 => client.audio(body, *ts).unwrap(),
+            _ => {}
+        }
+    }
+}
+
+fn target_duration(playlist: &str) -> f64 {
+    playlist
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-TARGETDURATION:"))
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// A raw HTTP/1.1 exchange (no client library between us and the bytes):
+/// the status and the headers (lower-case names).
+fn raw_request(server: &Server, method: &str, path: &str) -> (u16, HashMap<String, String>) {
+    let mut s = std::net::TcpStream::connect(server.http).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw);
+    let head = text.split("\r\n\r\n").next().unwrap_or("");
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("{method} {path}: no status line in {text:?}"));
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    (status, headers)
+}
+
+/// Issue 12 item 6: `long18446744073709551615.m4s` was a 200 with an empty body
+/// and `Cache-Control: immutable`. Out-of-range numbers in any object name are 404.
+#[test]
+fn standard_segment_number_overflow_is_404_over_http() {
+    let server = Server::start_with(DEMO, &["--demo"]);
+    wait_master(&server, "demo", 2);
+    let base = "/live/demo/360p30";
+    for file in [
+        "long18446744073709551615.m4s",
+        "long6148914691236517205.m4s",
+        "long18446744073709551616.m4s",
+        "seg18446744073709551615.m4s",
+        "part18446744073709551615.4294967295.m4s",
+        "part0.4294967296.m4s",
+        "init4294967295.mp4",
+        "seg01.m4s",
+    ] {
+        let r = get(&server, &format!("{base}/{file}"));
+        assert_eq!(r.status, 404, "{file}: {}", r.text());
+        assert!(!r.header("cache-control").contains("immutable"), "{file}");
+    }
+    for q in ["_HLS_msn=18446744073709551615", "_HLS_msn=18446744073709551615&_HLS_part=4294967295"] {
+        assert_eq!(get(&server, &format!("{base}/playlist.m3u8?{q}")).status, 400, "{q}");
+    }
+    for q in ["_HLS_msn=18446744073709551616", "_HLS_msn=1&_HLS_part=4294967296"] {
+        assert_eq!(get(&server, &format!("{base}/playlist.m3u8?{q}")).status, 400, "{q}");
+    }
+}
+
+/// Issue 12 item 7: HEAD of a part still being written answered
+/// `content-length: 0` while its GET sent 31 KB. HEAD must carry the GET's
+/// final length (or none): never a wrong one.
+#[test]
+fn head_of_part_in_progress_has_no_wrong_content_length() {
+    let server = Server::start_with(&format!("{DEMO}chunked_parts = true\n"), &["--demo"]);
+    wait_master(&server, "demo", 2);
+    let path = "/live/demo/360p30/playlist.m3u8";
+    for _ in 0..6 {
+        // The hinted part does not exist yet: HEAD it while it is being written.
+        let (msn, part) = preload_hint(&get(&server, path).text());
+        let uri = format!("/live/demo/360p30/part{msn}.{part}.m4s");
+        let (status, headers) = raw_request(&server, "HEAD", &uri);
+        assert_eq!(status, 200, "HEAD {uri}");
+        let whole = get(&server, &uri);
+        assert_eq!(whole.status, 200);
+        assert!(whole.body.len() > 100, "{uri}: {} bytes", whole.body.len());
+        if let Some(len) = headers.get("content-length") {
+            assert_eq!(
+                len.parse::<usize>().unwrap(),
+                whole.body.len(),
+                "HEAD {uri} claimed {len}, GET sent {}",
+                whole.body.len()
+            );
+        }
+        println!("HEAD {uri}: content-length {:?}, GET {} bytes", headers.get("content-length"), whole.body.len());
+    }
+}
+
+/// Issue 12 item 8: for the first seconds of a stream `master.m3u8` was a 200
+/// without variants, which hls.js treats as fatal ("no levels found"). Before
+/// the first variant it blocks (up to 3 target durations) and then answers 503
+/// with Retry-After (hls.js retries a 5xx manifest load); a request made
+/// before the first segment completes gets the variants as soon as it does.
+#[test]
+fn master_before_renditions_is_not_a_200_without_variants() {
+    let server = Server::start(QUIET);
+    let tags = flv_tags();
+    let mut client = RawClient::publish(server.rtmp, "early");
+    // Half a second of media: no segment can be complete.
+    send_tags(&mut client, &tags, 0, 500, Instant::now());
+    let t = Instant::now();
+    let early = server.wait_for("the stream in the store", Duration::from_secs(10), || {
+        let r = get(&server, "/live/early/master.m3u8");
+        (r.status != 404).then_some(r)
+    });
+    let variants = early.text().matches("#EXT-X-STREAM-INF").count();
+    println!(
+        "master.m3u8 before any segment: {} with {variants} variants after {:.2} s",
+        early.status,
+        t.elapsed().as_secs_f64()
+    );
+    assert!(
+        early.status == 503 || (early.status == 200 && variants > 0),
+        "before any segment: {} with {variants} variants:\n{}",
+        early.status,
+        early.text()
+    );
+    if early.status == 503 {
+        assert_eq!(early.header("retry-after"), "1");
+        assert_eq!(early.header("cache-control"), "no-store");
+    }
+    // Ask before the first segment completes; publish the rest meanwhile.
+    let resume = Instant::now() - Duration::from_millis(500);
+    let publisher = std::thread::spawn(move || {
+        send_tags(&mut client, &tags, 500, 5000, resume);
+        client
+    });
+    let t = Instant::now();
+    let r = get(&server, "/live/early/master.m3u8");
+    let took = t.elapsed().as_secs_f64();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("#EXT-X-STREAM-INF"), "{}", r.text());
+    println!("master.m3u8 asked before the first segment: 200 with variants after {took:.2} s");
+    drop(publisher.join().unwrap());
+}
+
+/// Issue 12 item 11: a request for the hinted part while the publisher was
+/// paused took 9.98 s (the part had started: a 200 was sent, then the body
+/// waited for the publisher's idle timeout), past the 3-target-duration limit
+/// blocking playlist reloads honour (503 after 9.00 s). The part request gives
+/// up at the same limit with the same status.
+#[test]
+fn part_request_blocks_at_most_three_target_durations() {
+    let server = Server::start(QUIET);
+    let tags = flv_tags();
+    let mut client = RawClient::publish(server.rtmp, "paused");
+    let start = Instant::now();
+    // Stop mid-part (3.0 s starts a segment; parts are 1/3 s): the hinted part
+    // has frames written and will get no more.
+    send_tags(&mut client, &tags, 0, 3150, start);
+    std::thread::sleep(Duration::from_millis(500));
+    let path = "/live/paused/source/playlist.m3u8";
+    let playlist = get(&server, path).text();
+    let target = target_duration(&playlist);
+    let (msn, part) = preload_hint(&playlist);
+    for what in ["part", "playlist"] {
+        let uri = match what {
+            "part" => format!("/live/paused/source/part{msn}.{part}.m4s"),
+            _ => format!("{path}?_HLS_msn={msn}&_HLS_part={}", part + 1),
+        };
+        let t = Instant::now();
+        let result = ureq::get(&format!("http://{}{uri}", server.http))
+            .timeout(Duration::from_secs(30))
+            .call();
+        let status = match result {
+            Ok(r) => {
+                let mut body = Vec::new();
+                let read = r.into_reader().read_to_end(&mut body);
+                panic!("{what} {uri}: 200 after {:.2} s, body {read:?}", t.elapsed().as_secs_f64());
+            }
+            Err(ureq::Error::Status(code, _)) => code,
+            Err(e) => panic!("{what} {uri}: {e} after {:.2} s", t.elapsed().as_secs_f64()),
+        };
+        let took = t.elapsed().as_secs_f64();
+        println!("{what} request while paused: {status} after {took:.2} s (target {target})");
+        assert_eq!(status, 503, "{what}");
+        assert!(
+            (3.0 * target - 0.5..3.0 * target + 2.0).contains(&took),
+            "{what}: 503 after {took} s (target {target})"
+        );
+    }
+    drop(client);
+}
+
+/// One attacker connection: returns seconds until the server closed it
+/// (None: still open after `give_up`), and whether it was answered 503.
+fn attacker(addr: std::net::SocketAddr, trickle: bool, give_up: Duration) -> (Option<f64>, bool) {
+    let t = Instant::now();
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(250))).unwrap();
+    let request = b"GET /live/demo/master.m3u8 HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    let mut sent = 0;
+    let mut buf = [0u8; 4096];
+    let mut got = Vec::new();
+    while t.elapsed() < give_up {
+        if trickle && sent < request.len() {
+            if s.write_all(&request[sent..sent + 1]).is_err() {
+                return (Some(t.elapsed().as_secs_f64()), got.starts_with(b"HTTP/1.1 503"));
+            }
+            sent += 1;
+        }
+        match s.read(&mut buf) {
+            Ok(0) => return (Some(t.elapsed().as_secs_f64()), got.starts_with(b"HTTP/1.1 503")),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(_) => return (Some(t.elapsed().as_secs_f64()), got.starts_with(b"HTTP/1.1 503")),
+        }
+    }
+    (None, false)
+}
+
+/// Issue 12 item 10: headers sent a byte at a time never timed out (200 such
+/// connections were open after 70 s, past the 60 s idle timeout) and nothing
+/// capped HTTP connections. Now a connection owes its headers within
+/// `server.http_header_timeout_secs` and at most `server.http_max_connections`
+/// are open (beyond: 503 and close, counted). A viewer playing through both
+/// attacks keeps playing, and a new viewer gets in once the deadline frees slots.
+#[test]
+fn slow_headers_time_out_and_cap_holds_viewer_plays() {
+    const CAP: usize = 40;
+    let header_secs = 2.0;
+    let config = format!(
+        "{DEMO}\n[server]\nhttp_header_timeout_secs = {header_secs}\nhttp_max_connections = {CAP}\n"
+    );
+    let server = Server::start_with(&config, &["--demo"]);
+    wait_master(&server, "demo", 2);
+    let path = "/live/demo/360p30/playlist.m3u8";
+
+    // A viewer already playing, on one keep-alive connection.
+    let viewer = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(20))
+        .max_idle_connections(1)
+        .build();
+    let base = format!("http://{}", server.http);
+    let playlist = viewer.get(&format!("{base}{path}")).call().unwrap().into_string().unwrap();
+    let (mut msn, mut part) = preload_hint(&playlist);
+
+    // The attack: half slowloris (a header byte every 250 ms), half silent,
+    // together filling every slot but the viewer's, plus 10 more (refused).
+    let addr = server.http;
+    let attackers: Vec<_> = (0..CAP - 1 + 10)
+        .map(|i| std::thread::spawn(move || attacker(addr, i % 2 == 0, Duration::from_secs(20))))
+        .collect();
+    // Meanwhile the viewer plays: blocking reload for the hinted part, then the part.
+    let (mut parts, mut errors) = (0, Vec::new());
+    let play_until = Instant::now() + Duration::from_secs(4.0 as u64 + 2 * header_secs as u64);
+    while Instant::now() < play_until {
+        let reload = format!("{base}{path}?_HLS_msn={msn}&_HLS_part={part}");
+        match viewer.get(&reload).call().and_then(|r| Ok(r.into_string()?)) {
+            Ok(_) => {}
+            Err(e) => errors.push(format!("{reload}: {e}")),
+        }
+        let uri = format!("{base}/live/demo/360p30/part{msn}.{part}.m4s");
+        match viewer.get(&uri).call() {
+            Ok(r) => {
+                let mut body = Vec::new();
+                r.into_reader().read_to_end(&mut body).unwrap();
+                assert!(!body.is_empty());
+                parts += 1;
+            }
+            Err(e) => errors.push(format!("{uri}: {e}")),
+        }
+        let playlist = viewer.get(&format!("{base}{path}")).call().unwrap().into_string().unwrap();
+        let next = preload_hint(&playlist);
+        (msn, part) = next;
+    }
+    let results: Vec<_> = attackers.into_iter().map(|a| a.join().unwrap()).collect();
+    let refused = results.iter().filter(|r| r.1).count();
+    let slowest = results.iter().filter_map(|r| r.0).fold(0.0f64, f64::max);
+    let open = results.iter().filter(|r| r.0.is_none()).count();
+    println!(
+        "viewer: {parts} parts, {} errors; attackers: {refused} refused (503), {open} still open after 20 s, last closed after {slowest:.2} s",
+        errors.len()
+    );
+    assert!(errors.is_empty(), "the playing viewer failed: {errors:?}");
+    assert!(parts >= 5, "the viewer fetched only {parts} parts");
+    assert_eq!(open, 0, "slow or silent connections outlived the header deadline");
+    // Generous: the deadline is 2 s; the bound only catches "never".
+    assert!(slowest < header_secs + 8.0, "a header-less connection lived {slowest} s");
+    assert!(refused >= 1, "nothing was refused at the cap");
+
+    // A new viewer while the cap is full again: refused at first at most, in
+    // once the deadline frees a slot.
+    let addr = server.http;
+    let attackers: Vec<_> = (0..CAP + 10)
+        .map(|i| std::thread::spawn(move || attacker(addr, i % 2 == 0, Duration::from_secs(20))))
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let t = Instant::now();
+    let mut tries = 0;
+    let master = server.wait_for("a new viewer to get in", Duration::from_secs(30), || {
+        tries += 1;
+        let r = ureq::get(&format!("{base}/live/demo/master.m3u8"))
+            .timeout(Duration::from_secs(10))
+            .call()
+            .ok()?;
+        r.into_string().ok()
+    });
+    println!("new viewer: in after {:.2} s, {tries} tries", t.elapsed().as_secs_f64());
+    assert!(master.contains("#EXT-X-STREAM-INF"));
+    for a in attackers {
+        a.join().unwrap();
+    }
+    let metrics = get(&server, "/metrics").text();
+    let m = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("{name} missing from /metrics"))
+    };
+    println!(
+        "metrics: refused {} header timeouts {} open {}",
+        m("ladderd_http_connections_refused_total"),
+        m("ladderd_http_header_timeouts_total"),
+        m("ladderd_http_connections")
+    );
+    assert!(m("ladderd_http_connections_refused_total") >= refused as f64);
+    assert!(m("ladderd_http_header_timeouts_total") >= (CAP - 1 - refused) as f64);
+    assert!(m("ladderd_http_connections") <= CAP as f64);
+}

@@ -7,8 +7,9 @@ use std::task::{Context, Poll};
 
 use futures_lite::{AsyncRead, AsyncWrite};
 
-/// A glommio socket seen through hyper's `Read`/`Write` traits.
-pub struct HyperIo<T>(pub T);
+/// A glommio socket seen through hyper's `Read`/`Write` traits; every read
+/// that returns bytes is reported to the connection's header clock.
+pub struct HyperIo<T>(pub T, pub std::rc::Rc<super::ConnWatch>);
 
 impl<T: AsyncRead + Unpin> hyper::rt::Read for HyperIo<T> {
     fn poll_read(
@@ -26,6 +27,7 @@ impl<T: AsyncRead + Unpin> hyper::rt::Read for HyperIo<T> {
         let slice = unsafe { &mut *(unfilled as *mut [std::mem::MaybeUninit<u8>] as *mut [u8]) };
         match Pin::new(&mut self.0).poll_read(cx, slice) {
             Poll::Ready(Ok(n)) => {
+                self.1.on_read(&slice[..n]);
                 // SAFETY: the socket filled `n` bytes of the initialised slice.
                 unsafe { buf.advance(n) };
                 Poll::Ready(Ok(()))

@@ -2,16 +2,22 @@
 //!
 //! No media logic here: routes read the registry and the hot store.
 
+mod conn;
 mod io;
 pub mod playback;
 mod player;
 pub mod routes;
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::convert::Infallible;
+use std::rc::Rc;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::atomic::{AtomicI64, AtomicU64};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use futures_lite::AsyncWriteExt;
 
 use glommio::net::TcpListener;
 use hyper::service::service_fn;
@@ -30,14 +36,105 @@ pub enum Surface {
     Admin,
 }
 
+/// What a refused connection reads before it is closed.
+const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+
+/// A connection's header clock, shared by its socket reads, its service and its watchdog.
+pub struct ConnWatch {
+    clock: RefCell<conn::HeaderClock>,
+    /// Notified when a deadline is armed, so the watchdog sleeps until it.
+    armed: event_listener::Event,
+}
+
+impl ConnWatch {
+    fn new(timeout: Duration) -> Self {
+        ConnWatch {
+            clock: RefCell::new(conn::HeaderClock::new(Instant::now(), timeout)),
+            armed: event_listener::Event::new(),
+        }
+    }
+
+    fn on_read(&self, bytes: &[u8]) {
+        if self.clock.borrow_mut().on_read(Instant::now(), bytes) {
+            self.armed.notify(usize::MAX);
+        }
+    }
+
+    fn on_request(&self) {
+        self.clock.borrow_mut().on_request();
+    }
+
+    fn on_response_done(&self) {
+        if self.clock.borrow_mut().on_response_done(Instant::now()) {
+            self.armed.notify(usize::MAX);
+        }
+    }
+
+    /// Returns when the connection's headers are overdue.
+    async fn overdue(&self) {
+        loop {
+            let listener = self.armed.listen();
+            let due = self.clock.borrow().due();
+            let Some(due) = due else {
+                listener.await;
+                continue;
+            };
+            let now = Instant::now();
+            if self.clock.borrow().expired(now) {
+                return;
+            }
+            futures_lite::future::or(listener, glommio::timer::sleep(due - now)).await;
+        }
+    }
+}
+
+/// A response body that tells the connection's clock when it is done (sent or dropped).
+struct Tracked {
+    body: routes::Body,
+    watch: Rc<ConnWatch>,
+}
+
+impl hyper::body::Body for Tracked {
+    type Data = bytes::Bytes;
+    type Error = routes::BodyError;
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        self.body.as_mut().poll_frame(cx)
+    }
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.watch.on_response_done();
+    }
+}
+
+/// Open connections on a listener, counted while the guard lives.
+struct Open<'a>(&'a AtomicI64);
+
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, SeqCst);
+    }
+}
+
 pub async fn accept_loop(listener: TcpListener, ctx: Arc<Context>, surface: Surface) {
+    let mut last_full_log: Option<Instant> = None;
     loop {
         let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
             ctx.shutdown.wait().await;
             None
         })
         .await;
-        let stream = match accepted {
+        let mut stream = match accepted {
             None => break,
             Some(Ok(s)) => s,
             Some(Err(e)) => {
@@ -46,24 +143,78 @@ pub async fn accept_loop(listener: TcpListener, ctx: Arc<Context>, surface: Surf
                 continue;
             }
         };
+        // The public listener is capped; the admin one (a private address) is not,
+        // so operators can still read /metrics while the public side is full.
+        let counted = surface == Surface::Public;
+        if counted {
+            let open = ctx.http.open_connections.fetch_add(1, SeqCst);
+            if open >= ctx.config.server.http_max_connections as i64 {
+                ctx.http.open_connections.fetch_sub(1, SeqCst);
+                ctx.http.refused_connections.fetch_add(1, Relaxed);
+                // One line a minute at most: a flood must not flood the log too.
+                if last_full_log.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
+                    warn!(
+                        limit = ctx.config.server.http_max_connections,
+                        "http connection limit reached; refusing connections"
+                    );
+                    last_full_log = Some(Instant::now());
+                }
+                // Best effort and brief (the accept loop waits on it): a client
+                // that reads it retries; one that does not just sees the close.
+                let _ = futures_lite::future::or(
+                    async {
+                        let _ = stream.write_all(REFUSED).await;
+                        let _ = stream.close().await;
+                    },
+                    glommio::timer::sleep(Duration::from_millis(100)),
+                )
+                .await;
+                continue;
+            }
+        }
         let _ = stream.set_nodelay(true);
-        // hyper's own header timeout needs a Send timer (glommio's is not), so the
-        // socket's read timeout bounds slow and stalled clients instead.
+        // Silent connections: the socket's read timeout (it restarts with every
+        // byte). Slow headers: the connection's header clock below.
         let idle = Duration::from_secs_f64(ctx.config.server.http_idle_timeout_secs);
         if let Err(e) = stream.set_read_timeout(Some(idle)) {
             debug!(error = %e, "cannot set http read timeout; dropping connection");
+            if counted {
+                ctx.http.open_connections.fetch_sub(1, SeqCst);
+            }
             continue;
         }
         let ctx = ctx.clone();
         glommio::spawn_local(async move {
-            let service = service_fn(move |req| {
-                let ctx = ctx.clone();
-                async move { Ok::<_, Infallible>(routes::handle(&ctx, req, surface).await) }
-            });
+            let _open = counted.then(|| Open(&ctx.http.open_connections));
+            let watch = Rc::new(ConnWatch::new(Duration::from_secs_f64(
+                ctx.config.server.http_header_timeout_secs,
+            )));
+            let service = {
+                let (ctx, watch) = (ctx.clone(), watch.clone());
+                service_fn(move |req| {
+                    watch.on_request();
+                    let (ctx, watch) = (ctx.clone(), watch.clone());
+                    async move {
+                        let resp = routes::handle(&ctx, req, surface).await;
+                        Ok::<_, Infallible>(resp.map(|body| Tracked { body, watch }))
+                    }
+                })
+            };
             let mut builder = auto::Builder::new(LocalExec);
             builder.http1().header_read_timeout(None).keep_alive(true);
-            if let Err(e) = builder.serve_connection(HyperIo(stream), service).await {
-                debug!(error = %e, "http connection ended with an error");
+            let conn = builder.serve_connection(HyperIo(stream, watch.clone()), service);
+            match futures_lite::future::or(async { Some(conn.await) }, async {
+                watch.overdue().await;
+                None
+            })
+            .await
+            {
+                None => {
+                    ctx.http.header_timeouts.fetch_add(1, Relaxed);
+                    debug!("http connection closed: request headers not complete in time");
+                }
+                Some(Err(e)) => debug!(error = %e, "http connection ended with an error"),
+                Some(Ok(())) => {}
             }
         })
         .detach();
@@ -77,6 +228,12 @@ pub struct HttpStats {
     pub bytes_out: AtomicU64,
     /// Requests parked on a blocking reload or a preload hint right now.
     pub blocked_waiters: AtomicI64,
+    /// Connections open on the public listener (capped by `server.http_max_connections`).
+    pub open_connections: AtomicI64,
+    /// Connections refused at the cap.
+    pub refused_connections: AtomicU64,
+    /// Connections closed for not sending a request's headers in time.
+    pub header_timeouts: AtomicU64,
     /// Publish → a parked request answered (µs).
     wake_us: Mutex<Option<hdrhistogram::Histogram<u64>>>,
 }
@@ -104,7 +261,6 @@ impl HttpStats {
     }
 
     pub fn snapshot(&self) -> serde_json::Value {
-        use std::sync::atomic::Ordering::Relaxed;
         let requests: Vec<_> = self
             .requests
             .lock()
@@ -116,6 +272,9 @@ impl HttpStats {
             "requests": requests,
             "bytes_out": self.bytes_out.load(Relaxed),
             "blocked_waiters": self.blocked_waiters.load(Relaxed),
+            "open_connections": self.open_connections.load(Relaxed),
+            "refused_connections": self.refused_connections.load(Relaxed),
+            "header_timeouts": self.header_timeouts.load(Relaxed),
             "blocked_wake": self
                 .wake_us
                 .lock()

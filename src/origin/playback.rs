@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use hyper::header::{
     HeaderMap, HeaderValue, ACCEPT_ENCODING, ACCEPT_RANGES, CACHE_CONTROL, CONTENT_ENCODING,
-    CONTENT_RANGE, CONTENT_TYPE, ETAG, IF_NONE_MATCH, RANGE, VARY,
+    CONTENT_RANGE, CONTENT_TYPE, ETAG, IF_NONE_MATCH, RANGE, RETRY_AFTER, VARY,
 };
 use hyper::{Response, StatusCode};
 
-use super::routes::{full, text, Body};
+use super::routes::{full, text, Body, BodyError};
 use crate::package::hls::{self, MediaPlaylist, RenditionReport};
 use crate::runtime::Context;
 use crate::store::hot::{Block, Object, Rendition, RenditionKind, StreamMedia};
@@ -55,28 +55,109 @@ pub fn parse_query(q: Option<&str>) -> Result<Query, &'static str> {
 }
 
 /// `/live/{stream}/…`
+/// `head`: a HEAD request (its headers must be the GET's final ones).
 pub async fn handle(
     ctx: &Context,
     rest: &[&str],
     query: Option<&str>,
     headers: &HeaderMap,
+    head: bool,
 ) -> Response<Body> {
     let Some(media) = rest.first().and_then(|name| ctx.store.get(name)) else {
         return text(StatusCode::NOT_FOUND, "no such stream\n");
     };
     media.count_request();
     match rest {
-        [_, "master.m3u8"] => playlist(multivariant(&media, "playlist.m3u8"), headers, "max-age=0"),
-        [_, "index.m3u8"] => playlist(multivariant(&media, "index.m3u8"), headers, "max-age=1"),
+        [_, "master.m3u8"] => multivariant_file(ctx, &media, "playlist.m3u8", headers, "max-age=0").await,
+        [_, "index.m3u8"] => multivariant_file(ctx, &media, "index.m3u8", headers, "max-age=1").await,
         [_, rendition, file] => match media.rendition(rendition) {
-            Some(r) => rendition_file(ctx, &media, r, file, query, headers).await,
+            Some(r) => rendition_file(ctx, &media, r, file, query, headers, head).await,
             None => text(StatusCode::NOT_FOUND, "no such rendition\n"),
         },
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
 }
 
-fn multivariant(media: &StreamMedia, playlist_name: &str) -> String {
+/// How long any blocking request (playlist reload, preload hint, a part being
+/// written, a multivariant playlist waiting for its first variant) may wait:
+/// 3 target durations, the limit the HLS spec sets for blocking reloads.
+pub fn blocking_limit(media: &StreamMedia) -> Duration {
+    Duration::from_secs(3 * media.timing.target_duration)
+}
+
+/// Where a multivariant playlist request stands (issue 12 item 8).
+#[derive(Debug, PartialEq)]
+pub enum MultivariantStep {
+    /// The playlist, with at least one variant.
+    Serve(String),
+    /// No variant yet (the first segment is not complete): wait for a publish.
+    Wait,
+    /// Still none at the deadline: 503 with `Retry-After`, which players retry
+    /// (hls.js retries a 5xx manifest load; a 200 without variants is fatal to
+    /// it: "no levels found").
+    Unavailable,
+    /// The stream ended before it had a variant.
+    Ended,
+}
+
+/// Sans-IO: what to answer for the multivariant playlist at `now`.
+pub fn multivariant_step(
+    media: &StreamMedia,
+    playlist_name: &str,
+    now: Instant,
+    deadline: Instant,
+) -> MultivariantStep {
+    if let Some(body) = multivariant(media, playlist_name) {
+        MultivariantStep::Serve(body)
+    } else if media.is_ended() {
+        MultivariantStep::Ended
+    } else if now >= deadline {
+        MultivariantStep::Unavailable
+    } else {
+        MultivariantStep::Wait
+    }
+}
+
+/// `master.m3u8` / `index.m3u8`: served once a variant exists; until then the
+/// request blocks (up to the blocking limit) like a blocking reload.
+async fn multivariant_file(
+    ctx: &Context,
+    media: &StreamMedia,
+    playlist_name: &str,
+    headers: &HeaderMap,
+    cache: &'static str,
+) -> Response<Body> {
+    let deadline = Instant::now() + blocking_limit(media);
+    loop {
+        // Listen before looking, so a publish in between is not missed.
+        let listeners: Vec<_> = media.renditions().iter().map(|r| r.changed.listen()).collect();
+        match multivariant_step(media, playlist_name, Instant::now(), deadline) {
+            MultivariantStep::Serve(body) => return playlist(body, headers, cache),
+            MultivariantStep::Ended => return text(StatusCode::NOT_FOUND, "stream ended\n"),
+            MultivariantStep::Unavailable => {
+                let mut r = text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "no rendition has a complete segment yet; retry\n",
+                );
+                r.headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+                return r;
+            }
+            MultivariantStep::Wait => {
+                // A rendition added later has no listener here: look again
+                // at least every 250 ms.
+                let step = deadline.min(Instant::now() + Duration::from_millis(250));
+                wait_any(ctx, listeners, step).await;
+                if ctx.shutdown.is_triggered() {
+                    return text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n");
+                }
+            }
+        }
+    }
+}
+
+/// The multivariant playlist, or None while no video rendition can be listed.
+fn multivariant(media: &StreamMedia, playlist_name: &str) -> Option<String> {
     let renditions = media.renditions();
     let audio = renditions.iter().find_map(|r| match r.kind {
         RenditionKind::Audio {
@@ -121,13 +202,16 @@ fn multivariant(media: &StreamMedia, playlist_name: &str) -> String {
             frame_rate: fps,
         });
     }
+    if variants.is_empty() {
+        return None;
+    }
     // Highest first: players that take the first variant start on the best.
     variants.sort_by(|a, b| b.bandwidth.cmp(&a.bandwidth));
     let audio_media = audio.map(|(r, channels, _)| hls::AudioMedia {
         uri: format!("{}/{playlist_name}", r.name),
         channels,
     });
-    hls::multivariant_playlist(&variants, audio_media.as_ref())
+    Some(hls::multivariant_playlist(&variants, audio_media.as_ref()))
 }
 
 async fn rendition_file(
@@ -137,8 +221,10 @@ async fn rendition_file(
     file: &str,
     query: Option<&str>,
     headers: &HeaderMap,
+    head: bool,
 ) -> Response<Body> {
-    let deadline = Instant::now() + Duration::from_secs(3 * media.timing.target_duration);
+    let limit = blocking_limit(media);
+    let deadline = Instant::now() + limit;
     if file == "playlist.m3u8" {
         let q = match parse_query(query) {
             Ok(q) => q,
@@ -190,16 +276,10 @@ async fn rendition_file(
     let Some(lookup) = parse_object(file) else {
         return text(StatusCode::NOT_FOUND, "not found\n");
     };
-    let find = || match lookup {
-        Lookup::Init(v) => r.init(v),
-        Lookup::Part(msn, i) => r.part(msn, i),
-        Lookup::Segment(msn) => r.segment(msn),
-        Lookup::Long(n) => r.long_segment(n, media.group),
-    };
     let mut waited = false;
     loop {
         let listener = r.changed.listen();
-        match find() {
+        match find(&r, media.group, lookup) {
             Object::Ready(data) => {
                 if waited {
                     served_after_wait(ctx, media, &r);
@@ -214,19 +294,25 @@ async fn rendition_file(
             }
             Object::Gone => return text(StatusCode::GONE, "evicted from the live window\n"),
             Object::Missing => return text(StatusCode::NOT_FOUND, "not found\n"),
-            // A part being written: stream its chunks as they land (unless a
-            // byte range was asked for: that waits for the whole part).
-            Object::Growing(_) if !headers.contains_key(RANGE) => {
-                if let Lookup::Part(msn, index) = lookup {
-                    if waited {
-                        served_after_wait(ctx, media, &r);
-                    }
-                    return streamed_part(r.clone(), msn, index, deadline);
-                }
+            // A part being written by a rendition that has ended: never completes.
+            Object::Growing(_) if r.is_ended() => {
+                return text(StatusCode::NOT_FOUND, "abandoned part\n")
             }
             Object::Growing(_) => {
-                if !wait(ctx, listener, deadline).await {
-                    return text(StatusCode::SERVICE_UNAVAILABLE, "not available in time\n");
+                let quiet = r.since_publish();
+                match (lookup, growing_step(head, headers.contains_key(RANGE), quiet, media.timing.part_target)) {
+                    (Lookup::Part(msn, index), GrowingStep::Stream) => {
+                        if waited {
+                            served_after_wait(ctx, media, &r);
+                        }
+                        return streamed_part(r.clone(), msn, index, deadline, limit);
+                    }
+                    _ => {
+                        if !wait(ctx, listener, deadline).await {
+                            return text(StatusCode::SERVICE_UNAVAILABLE, "not available in time\n");
+                        }
+                        waited = true;
+                    }
                 }
             }
             // The preload hint: answered the moment the part is published.
@@ -240,16 +326,57 @@ async fn rendition_file(
     }
 }
 
+/// The store's answer for an object name; every number in it came from a
+/// client, so the store's lookups must treat any value as possible (issue 12
+/// item 6: `long18446744073709551615.m4s` overflowed into an empty 200).
+fn find(r: &Rendition, group: u64, lookup: Lookup) -> Object {
+    match lookup {
+        Lookup::Init(v) => r.init(v),
+        Lookup::Part(msn, i) => r.part(msn, i),
+        Lookup::Segment(msn) => r.segment(msn),
+        Lookup::Long(n) => r.long_segment(n, group),
+    }
+}
+
+/// What a request for a part being written does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GrowingStep {
+    /// Send its chunks as they land (200 now, the body follows the writer).
+    Stream,
+    /// Wait for it to complete (or to grow again), like a preload hint: 503
+    /// at the blocking limit.
+    Wait,
+}
+
+/// Sans-IO: a part being written is streamed only to a GET without a Range
+/// (HEAD and ranges need its final length: issue 12 item 7), and only while
+/// its writer is live. A writer quiet for longer than a part (a paused
+/// publisher) may never finish it: committing to a 200 then would leave the
+/// request hanging past the blocking limit (item 11), so it waits like a
+/// preload hint and gets the same 503.
+fn growing_step(head: bool, range: bool, quiet_for: Option<Duration>, part_target: f64) -> GrowingStep {
+    let live = quiet_for.is_some_and(|q| q.as_secs_f64() <= 1.5 * part_target.max(0.1));
+    if head || range || !live {
+        GrowingStep::Wait
+    } else {
+        GrowingStep::Stream
+    }
+}
+
 /// A part still being written, sent chunk by chunk (HTTP/1.1 chunked
 /// transfer, h2 DATA frames) as each frame's fragment is published; ends with
 /// the part. The bytes are the part's bytes, whichever way they are sent.
+///
+/// The body ends by the blocking limit: a part not complete by then (its
+/// writer stopped mid-way) cuts the connection with an error instead of
+/// ending the body cleanly, so nobody caches a short copy of an immutable part.
 fn streamed_part(
     r: std::sync::Arc<Rendition>,
     msn: u64,
     index: u32,
     deadline: Instant,
+    limit: Duration,
 ) -> Response<Body> {
-    use http_body_util::BodyExt;
     struct State {
         r: std::sync::Arc<Rendition>,
         sent: usize,
@@ -271,30 +398,47 @@ fn streamed_part(
                     st.done = true;
                     data
                 }
-                Object::Growing(chunks) => {
+                Object::Growing(chunks) if !st.r.is_ended() => {
                     let mut all = Vec::with_capacity(chunks.iter().map(|c| c.len()).sum());
                     for c in &chunks {
                         all.extend_from_slice(c);
                     }
                     Bytes::from(all)
                 }
-                // Evicted or abandoned mid-way: end here (the client sees a short body).
-                _ => return None,
+                // Evicted or abandoned mid-way.
+                _ => {
+                    st.done = true;
+                    let e = BodyError::PartAbandoned {
+                        rendition: st.r.name.clone(),
+                        msn,
+                        index,
+                    };
+                    return Some((Err(e), st));
+                }
             };
             if have.len() > st.sent {
                 let next = have.slice(st.sent..);
                 st.sent = have.len();
                 return Some((Ok(hyper::body::Frame::data(next)), st));
             }
-            if st.done || Instant::now() >= deadline {
+            if st.done {
                 return None;
             }
-            // No timer here (bodies must be Send): a stream that stops
-            // publishing ends the rendition, which wakes this too.
-            listener.await;
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                st.done = true;
+                let e = BodyError::PartLate {
+                    rendition: st.r.name.clone(),
+                    msn,
+                    index,
+                    secs: limit.as_secs(),
+                };
+                return Some((Err(e), st));
+            }
+            futures_lite::future::or(listener, glommio::timer::sleep(left)).await;
         }
     });
-    let mut resp = Response::new(http_body_util::StreamBody::new(stream).boxed());
+    let mut resp = Response::new(Box::pin(http_body_util::StreamBody::new(stream)) as Body);
     let h = resp.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("video/iso.segment"));
     h.insert(CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
@@ -335,6 +479,26 @@ async fn wait(ctx: &Context, listener: event_listener::EventListener, deadline: 
     woke
 }
 
+/// Waits for a publish on any of `listeners` (or `until`, or shutdown).
+async fn wait_any(ctx: &Context, mut listeners: Vec<event_listener::EventListener>, until: Instant) {
+    let left = until.saturating_duration_since(Instant::now());
+    if left.is_zero() || ctx.shutdown.is_triggered() {
+        return;
+    }
+    ctx.http.blocked_waiters.fetch_add(1, Relaxed);
+    let any = futures_lite::future::poll_fn(|cx| {
+        for l in listeners.iter_mut() {
+            if std::future::Future::poll(std::pin::Pin::new(l), cx).is_ready() {
+                return std::task::Poll::Ready(());
+            }
+        }
+        std::task::Poll::Pending
+    });
+    let timed = futures_lite::future::or(any, glommio::timer::sleep(left));
+    futures_lite::future::or(timed, ctx.shutdown.wait()).await;
+    ctx.http.blocked_waiters.fetch_sub(1, Relaxed);
+}
+
 fn ll_playlist(media: &StreamMedia, r: &Rendition, skip: bool) -> String {
     let reports: Vec<RenditionReport> = media
         .renditions()
@@ -373,8 +537,12 @@ enum Lookup {
 /// File names the packager publishes; anything else (`..` included) is not ours.
 fn parse_object(file: &str) -> Option<Lookup> {
     fn num<T: std::str::FromStr>(s: &str) -> Option<T> {
-        // Digits only: no signs, no spaces.
-        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok())?
+        // Digits only: no signs, no spaces, no leading zeros (one name per
+        // object: `seg07.m4s` is not a second, separately cached `seg7.m4s`).
+        // Out of the type's range: not ours either.
+        let canonical = s == "0" || !s.starts_with('0');
+        (!s.is_empty() && canonical && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse().ok())?
     }
     if let Some(v) = file
         .strip_prefix("init")
@@ -550,9 +718,142 @@ mod tests {
             "part1.m4s",
             "init.mp4",
             "seg1.mp4",
+            "seg07.m4s",
+            "part00.1.m4s",
+            "long18446744073709551616.m4s",
+            "init4294967296.mp4",
+            "part1.4294967296.m4s",
         ] {
             assert_eq!(parse_object(bad), None, "{bad}");
         }
+    }
+
+    use crate::package::chunker::Chunk;
+    use crate::package::hls::Timing;
+    use crate::store::hot::HotStore;
+
+    /// A stream with one video rendition (group of 3 LL segments per long one).
+    fn media() -> (std::sync::Arc<StreamMedia>, std::sync::Arc<Rendition>) {
+        let store = HotStore::new(30.0);
+        let media = store.open(
+            "cam",
+            1,
+            Timing {
+                target_duration: 2,
+                part_target: 1.0 / 3.0,
+                segment_target: 2.0,
+            },
+            3,
+        );
+        let r = media.add(
+            "360p30",
+            "avc1.42c01e".into(),
+            RenditionKind::Video {
+                width: 640,
+                height: 360,
+                fps: 30.0,
+                nominal_bps: 800_000,
+            },
+        );
+        r.set_init(Bytes::from_static(b"init"));
+        (media, r)
+    }
+
+    fn publish_segment(r: &Rendition, msn: u64) {
+        r.publish(Chunk::SegmentStart {
+            msn,
+            pdt_ms: 0,
+            discontinuity: false,
+        });
+        r.publish(Chunk::Part {
+            msn,
+            index: 0,
+            independent: true,
+            duration: 2.0,
+            data: Bytes::from(vec![msn as u8; 4]),
+            frames: Vec::new(),
+        });
+        r.publish(Chunk::SegmentEnd { msn, duration: 2.0 });
+    }
+
+    /// Issue 12 item 6: `long18446744073709551615.m4s` was a 200 with an empty
+    /// body (u64 overflow of n × group) and an immutable Cache-Control. Every
+    /// number a client can put in an object name is now looked up without
+    /// overflow: out of range is 404 (Missing), never an empty object.
+    #[test]
+    fn standard_segment_number_overflow_is_404() {
+        let (media, r) = media();
+        for msn in 0..3 {
+            publish_segment(&r, msn);
+        }
+        let lookup = parse_object("long18446744073709551615.m4s").unwrap();
+        assert_eq!(find(&r, media.group, lookup), Object::Missing);
+        // n × group fits but n × group + group does not; and the smallest overflowing n.
+        for n in [u64::MAX / 3, u64::MAX / 3 + 1, u64::MAX / 2] {
+            assert_eq!(find(&r, media.group, Lookup::Long(n)), Object::Missing, "{n}");
+        }
+        assert_eq!(find(&r, 0, Lookup::Long(0)), Object::Missing, "empty group");
+        for lookup in [
+            Lookup::Segment(u64::MAX),
+            Lookup::Part(u64::MAX, u32::MAX),
+            Lookup::Part(0, u32::MAX),
+            Lookup::Part(u64::MAX, 0),
+            Lookup::Init(u32::MAX),
+        ] {
+            assert_eq!(find(&r, media.group, lookup), Object::Missing, "{lookup:?}");
+        }
+        // The real one still concatenates its group.
+        assert_eq!(
+            find(&r, media.group, Lookup::Long(0)),
+            Object::Ready(Bytes::from([[0u8; 4], [1; 4], [2; 4]].concat()))
+        );
+        // Blocking-reload numbers: far beyond the edge is 400, never a wait or a wrap.
+        assert_eq!(r.block(u64::MAX, Some(u32::MAX)), Block::TooFar);
+        assert_eq!(r.block(u64::MAX, None), Block::TooFar);
+        assert_eq!(r.block(4, Some(u32::MAX)), Block::Wait);
+        assert!(parse_query(Some("_HLS_msn=18446744073709551616")).is_err());
+        assert!(parse_query(Some("_HLS_msn=1&_HLS_part=4294967296")).is_err());
+    }
+
+    /// Issue 12 item 8 (sans-IO half): before a rendition has a complete
+    /// segment there is no variant to list: the request waits, then is
+    /// unavailable (503 + Retry-After), never a 200 without variants.
+    #[test]
+    fn multivariant_waits_for_its_first_variant_then_is_unavailable() {
+        let (media, r) = media();
+        let t0 = Instant::now();
+        let deadline = t0 + blocking_limit(&media);
+        assert_eq!(blocking_limit(&media), Duration::from_secs(6));
+        assert_eq!(multivariant_step(&media, "playlist.m3u8", t0, deadline), MultivariantStep::Wait);
+        assert_eq!(
+            multivariant_step(&media, "playlist.m3u8", deadline, deadline),
+            MultivariantStep::Unavailable
+        );
+        publish_segment(&r, 0);
+        match multivariant_step(&media, "playlist.m3u8", deadline, deadline) {
+            MultivariantStep::Serve(body) => {
+                assert!(body.contains("#EXT-X-STREAM-INF"), "{body}");
+                assert!(body.contains("360p30/playlist.m3u8"), "{body}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let (media, _) = self::media();
+        media.end();
+        assert_eq!(multivariant_step(&media, "index.m3u8", t0, deadline), MultivariantStep::Ended);
+    }
+
+    /// Issue 12 items 7 and 11 (sans-IO half): a part being written is streamed
+    /// only to a plain GET and only while its writer is live; HEAD, ranges and a
+    /// stalled writer wait for the whole part (503 at the blocking limit).
+    #[test]
+    fn growing_part_streams_only_to_a_get_while_its_writer_is_live() {
+        let part = 1.0 / 3.0;
+        let fresh = Some(Duration::from_millis(30));
+        assert_eq!(growing_step(false, false, fresh, part), GrowingStep::Stream);
+        assert_eq!(growing_step(true, false, fresh, part), GrowingStep::Wait);
+        assert_eq!(growing_step(false, true, fresh, part), GrowingStep::Wait);
+        assert_eq!(growing_step(false, false, Some(Duration::from_secs(2)), part), GrowingStep::Wait);
+        assert_eq!(growing_step(false, false, None, part), GrowingStep::Wait);
     }
 
     #[test]

@@ -17,11 +17,51 @@ use serde::Serialize;
 use super::{playback, player, Surface};
 use crate::runtime::Context;
 
-/// Whole bodies, or a part streamed as its CMAF chunks are written.
-pub type Body = http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>;
+/// Whole bodies, or a part streamed as its CMAF chunks are written. Not
+/// `Send`: a streamed part waits on the executor's timer (connections never
+/// leave their core).
+pub type Body = std::pin::Pin<Box<dyn hyper::body::Body<Data = Bytes, Error = BodyError>>>;
+
+/// Why a body stopped before its end. The connection is cut rather than the
+/// body ended cleanly, so no client or cache takes a short body for the whole
+/// (immutable) object.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("part {msn}.{index} of {rendition} not complete {secs} s after the request")]
+    PartLate {
+        rendition: String,
+        msn: u64,
+        index: u32,
+        secs: u64,
+    },
+    #[error("part {msn}.{index} of {rendition} abandoned while it was being written")]
+    PartAbandoned {
+        rendition: String,
+        msn: u64,
+        index: u32,
+    },
+}
 
 pub fn full(b: Bytes) -> Body {
-    Full::new(b).boxed()
+    Box::pin(Full::new(b).map_err(|never| match never {}))
+}
+
+/// No bytes and no claimed length: the answer to a HEAD whose GET body has no
+/// known length (hyper then sends no Content-Length rather than a wrong `0`).
+struct UnknownLength;
+
+impl hyper::body::Body for UnknownLength {
+    type Data = Bytes;
+    type Error = BodyError;
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, BodyError>>> {
+        std::task::Poll::Ready(None)
+    }
+    fn is_end_stream(&self) -> bool {
+        true
+    }
 }
 
 pub async fn handle(ctx: &Context, req: Request<Incoming>, surface: Surface) -> Response<Body> {
@@ -46,16 +86,25 @@ pub async fn handle(ctx: &Context, req: Request<Incoming>, surface: Surface) -> 
         ACCESS_CONTROL_EXPOSE_HEADERS,
         HeaderValue::from_static("Content-Length, Content-Range, ETag"),
     );
-    let len = resp.body().size_hint().exact().unwrap_or(0);
+    let len = resp.body().size_hint().exact();
     if req.method() == Method::HEAD {
-        // Say how long the GET body would be, then send none.
-        resp.headers_mut()
-            .insert(CONTENT_LENGTH, HeaderValue::from(len));
-        *resp.body_mut() = full(Bytes::new());
+        // Say how long the GET body would be when that is known (never a
+        // guess: a streamed part's length is not), then send none.
+        match len {
+            Some(len) => {
+                resp.headers_mut()
+                    .insert(CONTENT_LENGTH, HeaderValue::from(len));
+                *resp.body_mut() = full(Bytes::new());
+            }
+            None => {
+                resp.headers_mut().remove(CONTENT_LENGTH);
+                *resp.body_mut() = Box::pin(UnknownLength);
+            }
+        }
     } else {
         ctx.http
             .bytes_out
-            .fetch_add(len, std::sync::atomic::Ordering::Relaxed);
+            .fetch_add(len.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
     }
     ctx.http.count(route, resp.status().as_u16());
     resp
@@ -128,7 +177,10 @@ async fn dispatch(ctx: &Context, req: &Request<Incoming>, segments: &[&str]) -> 
         return r;
     }
     match segments {
-        ["live", rest @ ..] => playback::handle(ctx, rest, req.uri().query(), req.headers()).await,
+        ["live", rest @ ..] => {
+            let head = method == Method::HEAD;
+            playback::handle(ctx, rest, req.uri().query(), req.headers(), head).await
+        }
         [""] => player::index(),
         ["watch", name] => player::watch(name),
         ["assets", "hls.min.js"] => player::hls_js(&ctx.config.hls.hls_js),
