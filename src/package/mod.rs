@@ -11,6 +11,7 @@ pub mod chunker;
 pub mod cmaf;
 pub mod hls;
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -38,12 +39,36 @@ const AUDIO_CHUNK_FRAMES: i64 = 4;
 /// Decode times start this far after the stream's first timestamp, so
 /// B-frame and audio offsets never go negative.
 const BASE_SLACK: i64 = 2 * TIMESCALE as i64;
+/// Longest an audio frame waits for the video to reach its time (90 kHz):
+/// beyond it (video stalled, or none) the audio goes on alone.
+const AUDIO_WAIT: i64 = TIMESCALE as i64 / 5;
+
+/// Where the stream's timeline broke (a timestamp jump or reset at ingest, or
+/// a new video configuration), shared by every rendition: each marks
+/// `EXT-X-DISCONTINUITY` on its first segment that starts at or after `at`.
+#[derive(Debug, Clone, Copy)]
+struct Break {
+    /// Tells one break from the next (an output remembers the last it marked).
+    id: u64,
+    /// Decode time (90 kHz) of the first frame after the break.
+    at: i64,
+    /// Where the first video rendition started its segment for the break: the
+    /// audio cuts its own segment there, so every rendition breaks at the same
+    /// boundary.
+    boundary: Option<i64>,
+}
 
 /// One rendition being packaged.
 struct Output {
     rendition: Arc<Rendition>,
     chunker: Chunker,
     failed: bool,
+    /// Closed (`EXT-X-ENDLIST`): takes no more frames.
+    ended: bool,
+    /// The id of the last [`Break`] this rendition marked.
+    marked: Option<u64>,
+    /// A rung whose encoder restarted: its next IDR brings new parameter sets.
+    reinit: bool,
     /// Ingest arrival → the frame's part published (µs).
     ingest_to_published: Histogram<u64>,
     /// Frame ready (encoded) → its part published (µs).
@@ -56,19 +81,55 @@ impl Output {
             rendition,
             chunker,
             failed: false,
+            ended: false,
+            marked: None,
+            reinit: false,
             ingest_to_published: latency_histogram(),
             ready_to_published: latency_histogram(),
         }
     }
 
     fn push(&mut self, frame: Frame, stream: &str) {
+        if self.ended {
+            return;
+        }
         match self.chunker.push(frame) {
             Ok(chunks) => self.publish(chunks),
             Err(e) => self.fail(stream, e),
         }
     }
 
+    /// Pushes the first frame of a new configuration, then publishes its init
+    /// segment: the chunks `frame` completes all belong to earlier frames (the
+    /// chunker holds one), and the segment `frame` starts is published later,
+    /// under the new init (`EXT-X-MAP`).
+    fn push_with_init(&mut self, frame: Frame, init: Bytes, stream: &str) {
+        self.push(frame, stream);
+        if !self.ended {
+            self.rendition.set_init(init);
+        }
+    }
+
+    /// Whether a frame at `t` carries the stream's newest break: the first
+    /// one at or after it that starts a segment. The first video rendition to
+    /// cut there fixes the break's boundary.
+    fn carries(&mut self, brk: &mut Option<Break>, t: i64, starts_segment: bool) -> bool {
+        let Some(b) = brk.as_mut() else {
+            return false;
+        };
+        if self.marked == Some(b.id) || !starts_segment || t < b.at {
+            return false;
+        }
+        self.marked = Some(b.id);
+        b.boundary.get_or_insert(t);
+        true
+    }
+
     fn finish(&mut self, stream: &str) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
         match self.chunker.finish() {
             Ok(chunks) => self.publish(chunks),
             Err(e) => self.fail(stream, e),
@@ -131,11 +192,21 @@ pub struct StreamPackager {
     rung_plan: Vec<Rung>,
     audio: Option<AudioOutput>,
     chunked: bool,
+    /// The newest break in the stream's timeline.
+    brk: Option<Break>,
+    breaks: u64,
+    /// A new video configuration came: the timeline breaks at the next keyframe.
+    reconfigured: bool,
+    /// Decode time of the newest source video packet (audio waits for it).
+    video_at: Option<i64>,
 }
 
 struct SourceOutput {
     out: Output,
     nal_length_size: u8,
+    /// After a new configuration: its init, published with the segment its
+    /// first keyframe starts; frames before that keyframe are dropped.
+    pending_init: Option<Bytes>,
     last_boundary: Option<i64>,
     /// Only while the ladder cuts segments on source keyframes too.
     follow_ladder: bool,
@@ -146,6 +217,15 @@ struct AudioOutput {
     sample_rate: i64,
     next: Option<i64>,
     segment_start: Option<i64>,
+    /// Frames waiting for the video to reach their time.
+    queue: VecDeque<QueuedAudio>,
+}
+
+struct QueuedAudio {
+    t90: i64,
+    pdt_ms: u64,
+    data: Bytes,
+    arrival: Instant,
 }
 
 impl StreamPackager {
@@ -188,12 +268,17 @@ impl StreamPackager {
             rung_plan: Vec::new(),
             audio: None,
             chunked: config.hls.chunked_parts,
+            brk: None,
+            breaks: 0,
+            reconfigured: false,
+            video_at: None,
         };
         if config.hls.source_rendition {
             let out = p.video_output("source", video, 0);
             p.source = out.map(|out| SourceOutput {
                 out,
                 nal_length_size: video.nal_length_size,
+                pending_init: None,
                 last_boundary: None,
                 follow_ladder: config.ladder.enabled,
             });
@@ -264,6 +349,7 @@ impl StreamPackager {
             sample_rate: sr,
             next: None,
             segment_start: None,
+            queue: VecDeque::new(),
         });
     }
 
@@ -276,6 +362,70 @@ impl StreamPackager {
         self.rung_plan = rungs;
     }
 
+    /// A new video configuration within the same publish (the source changed
+    /// size, or its encoder restarted): every rendition goes on in the same
+    /// playlists, with the same media sequence and program date-time clock.
+    /// The source rendition takes a new init segment (`init1.mp4`, ...) with
+    /// the segment its next keyframe starts (earlier frames are dropped: they
+    /// need the new parameter sets); each rung in `rungs` (the ladder re-fitted
+    /// to the new source, same names) takes one from its encoder's next IDR;
+    /// rungs no longer in the plan end. The timeline breaks at that keyframe,
+    /// so every rendition, audio included, marks `EXT-X-DISCONTINUITY` there.
+    pub fn reconfigure(&mut self, video: &AvcConfig, fps: f64, rungs: Vec<Rung>) {
+        self.fps = fps;
+        self.reconfigured = true;
+        let name = self.name.clone();
+        if let Some(s) = &mut self.source {
+            match cmaf::init_segment(&TrackConfig::Video(video.clone())) {
+                Ok(init) => {
+                    s.pending_init = Some(init);
+                    s.nal_length_size = video.nal_length_size;
+                }
+                Err(e) => {
+                    warn!(stream = %name, "new source configuration: init segment: {e}; the source rendition ends");
+                    s.out.finish(&name);
+                    self.source = None;
+                }
+            }
+        }
+        let mut old: Vec<(String, Output)> = self
+            .rung_plan
+            .iter()
+            .zip(std::mem::take(&mut self.rungs))
+            .filter_map(|(r, o)| Some((r.name.clone(), o?)))
+            .collect();
+        self.rungs = rungs
+            .iter()
+            .map(|r| {
+                let i = old.iter().position(|(n, _)| *n == r.name)?;
+                let (_, mut out) = old.swap_remove(i);
+                out.reinit = true;
+                Some(out)
+            })
+            .collect();
+        for (_, mut out) in old {
+            out.finish(&name);
+        }
+        self.rung_plan = rungs;
+    }
+
+    /// The stream's timeline broke at decode time `at`. Breaks closer than a
+    /// segment are one (a jump seen on both tracks, a reset that comes with a
+    /// new configuration): the earlier time stands.
+    fn break_timeline(&mut self, at: i64) {
+        match &mut self.brk {
+            Some(b) if (at - b.at).abs() < self.segment_ticks => b.at = b.at.min(at),
+            _ => {
+                self.breaks += 1;
+                self.brk = Some(Break {
+                    id: self.breaks,
+                    at,
+                    boundary: None,
+                });
+            }
+        }
+    }
+
     fn decode_time(&mut self, t: i64) -> i64 {
         let base = *self.base.get_or_insert(t);
         (t - base + BASE_SLACK).max(0)
@@ -286,14 +436,40 @@ impl StreamPackager {
         self.started_unix_ms.saturating_add_signed(since / 90)
     }
 
-    /// One ingested video packet (AVCC), for the passthrough rendition.
+    /// One ingested video packet (AVCC), for the passthrough rendition; the
+    /// audio waiting for the video's time goes on.
     pub fn source_video(&mut self, p: &Packet) {
+        self.package_source(p);
+        let pts = self.decode_time(p.pts);
+        self.video_at = Some(self.video_at.map_or(pts, |v| v.max(pts)));
+        self.release_audio(false);
+    }
+
+    fn package_source(&mut self, p: &Packet) {
         let dts = self.decode_time(p.dts);
         let pts = self.decode_time(p.pts);
         let pdt_ms = self.pdt_ms(p.pts);
+        if p.discontinuity || (self.reconfigured && p.keyframe) {
+            self.break_timeline(pts);
+        }
+        if p.keyframe {
+            self.reconfigured = false;
+        }
         let (half, target) = (self.frame_ticks / 2, self.segment_ticks);
         let name = self.name.clone();
         let Some(s) = &mut self.source else { return };
+        let init = match s.pending_init.take() {
+            // The new configuration starts a segment on its first keyframe.
+            Some(init) if p.keyframe => {
+                s.last_boundary = None;
+                Some(init)
+            }
+            Some(init) => {
+                s.pending_init = Some(init);
+                return;
+            }
+            None => None,
+        };
         let since = s.last_boundary.map(|b| pts - b);
         let starts_segment = p.keyframe && since.is_none_or(|e| e + half >= target);
         if !p.keyframe && s.follow_ladder && since.is_some_and(|e| e + half >= target * 3 / 2) {
@@ -305,31 +481,70 @@ impl StreamPackager {
         if starts_segment {
             s.last_boundary = Some(pts);
         }
+        let discontinuity = s.out.carries(&mut self.brk, pts, starts_segment);
         let data = cmaf::avcc_to_len4(&p.data, s.nal_length_size);
-        s.out.push(
-            Frame {
-                dts,
-                pts,
-                keyframe: p.keyframe,
-                starts_segment,
-                discontinuity: p.discontinuity,
-                pdt_ms,
-                data,
-                arrival: p.arrival,
-                ready: Instant::now(),
-            },
-            &name,
-        );
+        let frame = Frame {
+            dts,
+            pts,
+            keyframe: p.keyframe,
+            starts_segment,
+            discontinuity,
+            pdt_ms,
+            data,
+            arrival: p.arrival,
+            ready: Instant::now(),
+        };
+        match init {
+            Some(init) => s.out.push_with_init(frame, init, &name),
+            None => s.out.push(frame, &name),
+        }
     }
 
-    /// One raw AAC frame.
+    /// One raw AAC frame. It waits (at most [`AUDIO_WAIT`]) until the
+    /// source video has reached its time, so a segment boundary the video
+    /// decides (a break's) is known before the audio passes it: publishers
+    /// interleave audio up to a video frame ahead.
     pub fn audio(&mut self, p: &Packet) {
         let t90 = self.decode_time(p.pts);
         let pdt_ms = self.pdt_ms(p.pts);
+        if p.discontinuity {
+            self.break_timeline(t90);
+        }
+        let Some(a) = &mut self.audio else { return };
+        a.queue.push_back(QueuedAudio {
+            t90,
+            pdt_ms,
+            data: p.data.clone(),
+            arrival: p.arrival,
+        });
+        self.release_audio(false);
+    }
+
+    /// Packages the queued audio the video has caught up with (`all`: everything).
+    fn release_audio(&mut self, all: bool) {
+        let video_at = self.video_at;
+        loop {
+            let Some(a) = &mut self.audio else { return };
+            let (Some(front), Some(back)) = (a.queue.front(), a.queue.back()) else {
+                return;
+            };
+            let due = all
+                || video_at.is_some_and(|v| front.t90 <= v)
+                || back.t90 - front.t90 >= AUDIO_WAIT;
+            if !due {
+                return;
+            }
+            if let Some(q) = a.queue.pop_front() {
+                self.place_audio(q);
+            }
+        }
+    }
+
+    fn place_audio(&mut self, q: QueuedAudio) {
         let (segment_ticks, name) = (self.segment_ticks, self.name.clone());
         let Some(a) = &mut self.audio else { return };
         let sr = a.sample_rate;
-        let t = t90 * sr / TIMESCALE as i64;
+        let t = q.t90 * sr / TIMESCALE as i64;
         // Sample-accurate while the source is continuous; a gap moves ahead,
         // an overlap drops the frame (decode time never goes backwards).
         let at = match a.next {
@@ -339,11 +554,26 @@ impl StreamPackager {
         };
         a.next = Some(at + AAC_FRAME);
         let target = segment_ticks * sr / TIMESCALE as i64;
-        let starts_segment = a
-            .segment_start
-            .is_none_or(|s| at - s + AAC_FRAME / 2 >= target);
+        // A break cuts the audio where the video cut for it. Until then the
+        // audio's own cadence waits (up to twice the target), so its segments
+        // stay one for one with the video's.
+        let pending = self.brk.filter(|b| a.out.marked != Some(b.id));
+        let boundary = pending.and_then(|b| b.boundary).filter(|k| q.t90 >= *k);
+        let cut = boundary.is_some();
+        if cut {
+            a.out.marked = pending.map(|b| b.id);
+        }
+        let elapsed = a.segment_start.map(|s| at - s + AAC_FRAME / 2);
+        let wait = pending.is_some() && elapsed.is_some_and(|e| e < 2 * target);
+        let starts_segment = cut || (!wait && elapsed.is_none_or(|e| e >= target));
         if starts_segment {
-            a.segment_start = Some(at);
+            // Segments start on the target's cadence from the last cut, not on
+            // the AAC frame that crossed it: no drift against the video.
+            a.segment_start = Some(match (boundary, a.segment_start, elapsed) {
+                (Some(k), ..) => k * sr / TIMESCALE as i64,
+                (None, Some(s), Some(e)) if e < 2 * target => s + target,
+                _ => at,
+            });
         }
         a.out.push(
             Frame {
@@ -351,10 +581,10 @@ impl StreamPackager {
                 pts: at,
                 keyframe: true,
                 starts_segment,
-                discontinuity: p.discontinuity,
-                pdt_ms,
-                data: p.data.clone(),
-                arrival: p.arrival,
+                discontinuity: cut,
+                pdt_ms: q.pdt_ms,
+                data: q.data,
+                arrival: q.arrival,
                 ready: Instant::now(),
             },
             &name,
@@ -363,36 +593,72 @@ impl StreamPackager {
 
     /// One encoded frame of rung `i` (Annex-B).
     pub fn rung_frame(&mut self, i: usize, f: &EncodedFrame) {
-        if self.rungs.get(i).is_some_and(|r| r.is_none()) && f.keyframe {
-            let out = self.rung_output(i, &f.data);
-            if let Some(slot) = self.rungs.get_mut(i) {
-                *slot = out;
+        let mut init = None;
+        match self.rungs.get(i) {
+            Some(None) if f.keyframe => {
+                let mut out = self.rung_output(i, &f.data);
+                if let Some(o) = &mut out {
+                    // A break before the rendition existed is not its own.
+                    o.marked = self.brk.map(|b| b.id);
+                }
+                if let Some(slot) = self.rungs.get_mut(i) {
+                    *slot = out;
+                }
             }
+            Some(Some(o)) if o.reinit && f.keyframe => {
+                init = self.rung_config(i, &f.data).and_then(|cfg| {
+                    cmaf::init_segment(&TrackConfig::Video(cfg))
+                        .map_err(|e| warn!(stream = %self.name, rung = i, "init segment: {e}"))
+                        .ok()
+                });
+            }
+            _ => {}
         }
         let dts = self.decode_time(f.dts);
         let pts = self.decode_time(f.pts);
         let pdt_ms = self.pdt_ms(f.pts);
         let name = self.name.clone();
-        if let Some(Some(out)) = self.rungs.get_mut(i) {
-            out.push(
-                Frame {
-                    dts,
-                    pts,
-                    keyframe: f.keyframe,
-                    starts_segment: f.keyframe,
-                    discontinuity: false,
-                    pdt_ms,
-                    data: cmaf::annexb_to_avcc(&f.data),
-                    arrival: f.arrival,
-                    ready: Instant::now(),
-                },
-                &name,
-            );
+        let Some(Some(out)) = self.rungs.get_mut(i) else {
+            return;
+        };
+        if out.reinit && !f.keyframe {
+            return;
+        }
+        let frame = Frame {
+            dts,
+            pts,
+            keyframe: f.keyframe,
+            starts_segment: f.keyframe,
+            discontinuity: out.carries(&mut self.brk, pts, f.keyframe),
+            pdt_ms,
+            data: cmaf::annexb_to_avcc(&f.data),
+            arrival: f.arrival,
+            ready: Instant::now(),
+        };
+        if !out.reinit {
+            out.push(frame, &name);
+            return;
+        }
+        out.reinit = false;
+        match init {
+            Some(init) => out.push_with_init(frame, init, &name),
+            None => {
+                // Its old init cannot decode the new pictures: the rendition ends.
+                warn!(stream = %name, rendition = %out.rendition.name, "restarted encoder's parameter sets unusable; the rendition ends");
+                out.finish(&name);
+            }
         }
     }
 
     /// A rung's rendition, from the SPS/PPS in front of its first IDR.
     fn rung_output(&self, i: usize, annexb: &Bytes) -> Option<Output> {
+        let rung = self.rung_plan.get(i)?;
+        let cfg = self.rung_config(i, annexb)?;
+        self.video_output(&rung.name, &cfg, rung.bitrate_bps as u64)
+    }
+
+    /// A rung's codec configuration, from the SPS/PPS in front of an IDR.
+    fn rung_config(&self, i: usize, annexb: &Bytes) -> Option<AvcConfig> {
         let rung = self.rung_plan.get(i)?;
         let (mut sps, mut pps) = (None, None);
         for nal in annexb_nal_units(annexb) {
@@ -402,17 +668,16 @@ impl StreamPackager {
                 _ => {}
             }
         }
-        let cfg = match AvcConfig::from_parameter_sets(sps?, pps?) {
+        match AvcConfig::from_parameter_sets(sps?, pps?) {
             Ok(mut c) => {
                 c.fps = Some(rung.fps.min(self.fps));
-                c
+                Some(c)
             }
             Err(e) => {
                 warn!(stream = %self.name, rung = %rung.name, "encoder parameter sets: {e}");
-                return None;
+                None
             }
-        };
-        self.video_output(&rung.name, &cfg, rung.bitrate_bps as u64)
+        }
     }
 
     /// Part-publication latency of every rendition, for the stage histograms.
@@ -439,9 +704,413 @@ impl StreamPackager {
         for r in self.rungs.iter_mut().flatten() {
             r.finish(&name);
         }
+        self.release_audio(true);
         if let Some(a) = &mut self.audio {
             a.out.finish(&name);
         }
         self.media.end();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::Track;
+    use crate::store::hot::Object;
+    use crate::transcode::ladder::{default_ladder, plan, replan};
+
+    /// Exp-Golomb bit writer for hand-made parameter sets.
+    #[derive(Default)]
+    struct Bits {
+        out: Vec<u8>,
+        n: u32,
+    }
+
+    impl Bits {
+        fn bit(&mut self, b: u32) {
+            if self.n % 8 == 0 {
+                self.out.push(0);
+            }
+            if b != 0 {
+                *self.out.last_mut().unwrap() |= 0x80 >> (self.n % 8);
+            }
+            self.n += 1;
+        }
+        fn bits(&mut self, v: u32, n: u32) {
+            for i in (0..n).rev() {
+                self.bit((v >> i) & 1);
+            }
+        }
+        fn ue(&mut self, v: u32) {
+            let len = 32 - (v + 1).leading_zeros();
+            self.bits(0, len - 1);
+            self.bits(v + 1, len);
+        }
+        /// RBSP trailing bits, then emulation prevention.
+        fn nal(mut self, header: u8) -> Vec<u8> {
+            self.bit(1);
+            while self.n % 8 != 0 {
+                self.bit(0);
+            }
+            let mut nal = vec![header];
+            let mut zeros = 0;
+            for b in self.out {
+                if zeros >= 2 && b <= 3 {
+                    nal.push(3);
+                    zeros = 0;
+                }
+                zeros = if b == 0 { zeros + 1 } else { 0 };
+                nal.push(b);
+            }
+            nal
+        }
+    }
+
+    /// A Baseline SPS for `width`x`height` (cropped from whole macroblocks).
+    fn sps(width: u32, height: u32, level: u8) -> Vec<u8> {
+        let mut b = Bits::default();
+        b.bits(66, 8);
+        b.bits(0xc0, 8);
+        b.bits(level as u32, 8);
+        b.ue(0); // seq_parameter_set_id
+        b.ue(0); // log2_max_frame_num_minus4
+        b.ue(2); // pic_order_cnt_type
+        b.ue(1); // max_num_ref_frames
+        b.bit(0); // gaps_in_frame_num_value_allowed_flag
+        let (mbw, mbh) = (width.div_ceil(16), height.div_ceil(16));
+        b.ue(mbw - 1);
+        b.ue(mbh - 1);
+        b.bit(1); // frame_mbs_only_flag
+        b.bit(1); // direct_8x8_inference_flag
+        let (crop_r, crop_b) = ((mbw * 16 - width) / 2, (mbh * 16 - height) / 2);
+        b.bit((crop_r + crop_b > 0) as u32);
+        if crop_r + crop_b > 0 {
+            b.ue(0);
+            b.ue(crop_r);
+            b.ue(0);
+            b.ue(crop_b);
+        }
+        b.bit(0); // vui_parameters_present_flag
+        b.nal(0x67)
+    }
+
+    const PPS: [u8; 4] = [0x68, 0xce, 0x3c, 0x80];
+
+    fn avc(width: u32, height: u32, level: u8) -> AvcConfig {
+        let cfg = AvcConfig::from_parameter_sets(&sps(width, height, level), &PPS).unwrap();
+        assert_eq!((cfg.width, cfg.height), (width, height));
+        cfg
+    }
+
+    /// Drives a packager the way the pipeline does: 30 fps video with an IDR
+    /// every 2 s, 48 kHz AAC interleaved by time, and each rung's encoded
+    /// frames two pictures behind the source (encoder latency).
+    struct Publish {
+        store: HotStore,
+        p: StreamPackager,
+        rungs: Vec<(u32, u32)>,
+        rung_level: u8,
+        frame: i64,
+        audio: i64,
+        lagging: Vec<i64>,
+        /// The first source frame the (re)started ladder encodes.
+        rungs_from: i64,
+    }
+
+    const STARTED_MS: u64 = 1_764_028_800_000;
+
+    impl Publish {
+        fn new(video: &AvcConfig, window_secs: f64) -> Publish {
+            let store = HotStore::new(window_secs);
+            let config = Config::default();
+            let mut p = StreamPackager::new(&store, &config, "cam", 1, STARTED_MS, video, 30.0);
+            let asc = AudioSpecificConfig::parse(Bytes::from_static(&[0x11, 0x90])).unwrap();
+            p.set_audio(&asc);
+            let rungs = plan(&config.ladder.rungs, video.width, video.height, 30.0);
+            let dims = rungs.iter().map(|r| (r.width, r.height)).collect();
+            p.set_rungs(rungs);
+            Publish {
+                store,
+                p,
+                rungs: dims,
+                rung_level: 31,
+                frame: 0,
+                audio: 0,
+                lagging: Vec::new(),
+                rungs_from: 0,
+            }
+        }
+
+        fn packet(
+            track: Track,
+            t: i64,
+            keyframe: bool,
+            discontinuity: bool,
+            data: Bytes,
+        ) -> Packet {
+            Packet {
+                stream: 1,
+                track,
+                dts: t,
+                pts: t,
+                keyframe,
+                discontinuity,
+                data,
+                arrival: Instant::now(),
+            }
+        }
+
+        /// `n` more frames; the timeline breaks (ingest's flag) before frame `jump`.
+        fn run(&mut self, n: i64, jump: Option<i64>) {
+            for _ in 0..n {
+                let (i, t) = (self.frame, self.frame * 3000);
+                let broken = jump == Some(i);
+                while self.audio * 1920 < t + 3000 {
+                    let at = self.audio * 1920;
+                    let disc = jump.is_some_and(|j| at >= j * 3000 && at - 1920 < j * 3000);
+                    let data = Bytes::from_static(&[0x21, 0x10, 0x04]);
+                    self.p
+                        .audio(&Self::packet(Track::Audio, at, true, disc, data));
+                    self.audio += 1;
+                }
+                let key = i % 60 == 0;
+                let data: &'static [u8] = if key {
+                    &[0, 0, 0, 2, 0x65, 0x88]
+                } else {
+                    &[0, 0, 0, 2, 0x41, 0x9a]
+                };
+                let pkt = Self::packet(Track::Video, t, key, broken, Bytes::from_static(data));
+                self.p.source_video(&pkt);
+                self.lagging.push(i);
+                if self.lagging.len() > 2 {
+                    let f = self.lagging.remove(0);
+                    self.rung_frames(f);
+                }
+                self.frame += 1;
+            }
+        }
+
+        fn rung_frames(&mut self, i: i64) {
+            if i < self.rungs_from {
+                return;
+            }
+            for (r, &(w, h)) in self.rungs.iter().enumerate() {
+                let mut data = Vec::new();
+                if i % 60 == 0 {
+                    for nal in [sps(w, h, self.rung_level), PPS.to_vec(), vec![0x65, 0x88]] {
+                        data.extend_from_slice(&[0, 0, 0, 1]);
+                        data.extend_from_slice(&nal);
+                    }
+                } else {
+                    data.extend_from_slice(&[0, 0, 0, 1, 0x41, 0x9a]);
+                }
+                let f = EncodedFrame {
+                    pts: i * 3000,
+                    dts: i * 3000,
+                    keyframe: i % 60 == 0,
+                    data: Bytes::from(data),
+                    arrival: Instant::now(),
+                };
+                self.p.rung_frame(r, &f);
+            }
+        }
+
+        /// The ladder's end: what the encoders still hold comes out.
+        fn flush_rungs(&mut self) {
+            for f in std::mem::take(&mut self.lagging) {
+                self.rung_frames(f);
+            }
+        }
+
+        fn renditions(&self) -> Vec<Arc<Rendition>> {
+            self.store.get("cam").unwrap().renditions()
+        }
+    }
+
+    /// (msn, discontinuity, init version, pdt) of each segment, and the
+    /// discontinuity sequence.
+    fn timeline(r: &Rendition) -> (Vec<(u64, bool, u32, u64)>, u64) {
+        r.with_segments(|segs, disc, _| {
+            let v = segs
+                .iter()
+                .map(|s| (s.msn, s.discontinuity, s.init_version, s.pdt_ms))
+                .collect();
+            (v, disc)
+        })
+    }
+
+    fn playlist(r: &Rendition, timing: hls::Timing) -> String {
+        r.with_segments(|segments, discontinuity_sequence, ended| {
+            hls::media_playlist(&hls::MediaPlaylist {
+                timing,
+                segments,
+                discontinuity_sequence,
+                reports: &[],
+                part_segments: 3,
+                skip: false,
+                ended,
+            })
+        })
+    }
+
+    fn discontinuities(r: &Rendition) -> Vec<(u64, u64)> {
+        timeline(r)
+            .0
+            .iter()
+            .filter(|s| s.1)
+            .map(|s| (s.0, s.3))
+            .collect()
+    }
+
+    /// Issue 12, item 5: a timestamp jump at ingest (flagged on the first
+    /// packet after it, mid-GOP) is a break in the stream's timeline: every
+    /// rendition, rungs included, marks EXT-X-DISCONTINUITY at the same
+    /// boundary, and DISCONTINUITY-SEQUENCE agrees once it leaves the window.
+    #[test]
+    fn timestamp_jump_marks_discontinuity_on_every_rendition() {
+        let mut s = Publish::new(&avc(1280, 720, 31), 8.0);
+        s.run(195, None);
+        s.run(105, Some(195));
+        let names: Vec<String> = s.renditions().iter().map(|r| r.name.clone()).collect();
+        assert_eq!(names.len(), 5, "source, 3 rungs, audio: {names:?}");
+        let source = discontinuities(&s.renditions()[0]);
+        // The jump is mid-GOP: the break is at the next keyframe (frame 240, 8 s).
+        assert_eq!(source.len(), 1, "{source:?}");
+        assert_eq!(source[0].1, STARTED_MS + 8000);
+        for r in s.renditions() {
+            let d = discontinuities(&r);
+            assert_eq!(d.len(), 1, "{}: {:?}", r.name, timeline(&r));
+            assert_eq!(d[0].0, source[0].0, "{}: same msn", r.name);
+            // Same boundary in time: audio within one AAC frame.
+            assert!(d[0].1.abs_diff(source[0].1) <= 22, "{}: {d:?}", r.name);
+            let text = playlist(&r, s.p.timing());
+            assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{text}");
+        }
+        // Long enough for the break to leave an 8 s window everywhere.
+        s.run(360, None);
+        s.flush_rungs();
+        for r in s.renditions() {
+            let (segs, disc) = timeline(&r);
+            assert!(segs.iter().all(|s| !s.1), "{}: {segs:?}", r.name);
+            assert_eq!(disc, 1, "{}: DISCONTINUITY-SEQUENCE", r.name);
+        }
+    }
+
+    /// Every object a player may have fetched: URI → bytes.
+    fn objects(r: &Rendition) -> Vec<(String, Bytes)> {
+        let mut out = Vec::new();
+        if let Object::Ready(b) = r.init(0) {
+            out.push(("init0.mp4".into(), b));
+        }
+        let segs = timeline(r).0;
+        for &(msn, ..) in &segs {
+            if let Object::Ready(b) = r.segment(msn) {
+                out.push((hls::segment_uri(msn), b));
+            }
+            for i in 0.. {
+                match r.part(msn, i) {
+                    Object::Ready(b) => out.push((hls::part_uri(msn, i), b)),
+                    _ => break,
+                }
+            }
+        }
+        out
+    }
+
+    fn object(r: &Rendition, uri: &str) -> Option<Bytes> {
+        objects(r)
+            .into_iter()
+            .find(|(u, _)| u == uri)
+            .map(|(_, b)| b)
+    }
+
+    /// Issue 12, item 4: a 720p publish switches to 1080p (new SPS) mid-way.
+    /// The same store goes on: nothing published changes, every rendition
+    /// (source, each rung of the 720p plan, audio) continues in its playlist
+    /// after EXT-X-DISCONTINUITY, video with a new init (`init1.mp4`), media
+    /// sequence and PROGRAM-DATE-TIME going on.
+    #[test]
+    fn resolution_change_mid_publish_continues_renditions() {
+        let (v720, v1080) = (avc(1280, 720, 31), avc(1920, 1080, 40));
+        let mut s = Publish::new(&v720, 60.0);
+        let media = s.store.get("cam").unwrap();
+        s.run(130, None);
+        s.flush_rungs();
+        let before: Vec<(String, Vec<(String, Bytes)>)> = s
+            .renditions()
+            .iter()
+            .map(|r| (r.name.clone(), objects(r)))
+            .collect();
+        assert_eq!(before.len(), 5);
+        let rungs = replan(&s.p.rung_plan, &default_ladder(), 1920, 1080, 30.0);
+        assert_eq!(rungs, s.p.rung_plan, "the 720p ladder goes on from 1080p");
+        s.p.reconfigure(&v1080, 30.0, rungs);
+        // The encoders restart: new parameter sets (here a new level).
+        s.rung_level = 40;
+        // The new configuration's first packets come before its keyframe
+        // (the new ladder's first picture is that keyframe).
+        s.rungs_from = 180;
+        s.run(150, None);
+        s.flush_rungs();
+
+        let now = s.store.get("cam").unwrap();
+        assert!(Arc::ptr_eq(&media, &now), "the store was not restarted");
+        assert_eq!(s.renditions().len(), 5);
+        for (name, objs) in &before {
+            let r = now.rendition(name).unwrap();
+            assert!(!r.is_ended(), "{name} ended");
+            for (uri, bytes) in objs {
+                assert_eq!(
+                    object(&r, uri).as_ref(),
+                    Some(bytes),
+                    "{name}/{uri} changed"
+                );
+            }
+            let (segs, _) = timeline(&r);
+            // One more segment for every 2 s after the change, msn going on.
+            assert!(
+                segs.windows(2).all(|w| w[1].0 == w[0].0 + 1),
+                "{name}: {segs:?}"
+            );
+            assert!(segs.windows(2).all(|w| w[1].3 > w[0].3), "{name}: {segs:?}");
+            let d: Vec<_> = segs.iter().filter(|s| s.1).collect();
+            assert_eq!(d.len(), 1, "{name}: {segs:?}");
+            // The change is at frame 180 (6 s), the first keyframe after it.
+            // (Audio: its first frame at or after it, within one AAC frame.)
+            assert!(d[0].3.abs_diff(STARTED_MS + 6000) <= 22, "{name}: {segs:?}");
+            assert!(segs.last().unwrap().0 > d[0].0, "{name}: {segs:?}");
+            let text = playlist(&r, s.p.timing());
+            let at = text.find("#EXT-X-DISCONTINUITY\n").expect(&text);
+            if name == "audio" {
+                assert!(!text.contains("init1.mp4"), "{text}");
+                continue;
+            }
+            assert!(
+                text[at..].starts_with("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init1.mp4\"\n"),
+                "{text}"
+            );
+            assert!(
+                segs.iter().all(|s| s.2 == (s.0 >= d[0].0) as u32),
+                "{name}: {segs:?}"
+            );
+            let Object::Ready(init1) = r.init(1) else {
+                panic!("{name}: no init1");
+            };
+            let (w, h, level) = match name.as_str() {
+                "source" => (1920, 1080, 40),
+                _ => {
+                    let rung = s.p.rung_plan.iter().find(|x| x.name == *name).unwrap();
+                    (rung.width, rung.height, 40)
+                }
+            };
+            let sps = sps(w, h, level);
+            assert!(
+                init1.windows(sps.len()).any(|x| x == &sps[..]),
+                "{name}: init1 has the new SPS"
+            );
+        }
+        // The source's new frames go out in the new init's segments only.
+        let source = now.rendition("source").unwrap();
+        assert!(!source.is_ended());
     }
 }

@@ -66,6 +66,41 @@ pub fn plan(ladder: &[RungConfig], width: u32, height: u32, fps: f64) -> Vec<Run
         .collect()
 }
 
+/// The rungs a stream keeps when its source changes size or frame rate in
+/// the middle of a publish: the same rungs, in the same order (players hold
+/// their playlists), re-fitted to the new source. Each keeps its configured
+/// height but never goes above the source's (no upscaling: a rung taller than
+/// the new source runs at the source's size), takes the new aspect ratio, and
+/// steps its frame rate down from the new one. No rung is added mid-stream,
+/// so the multivariant playlist a player already loaded stays valid.
+pub fn replan(
+    previous: &[Rung],
+    ladder: &[RungConfig],
+    width: u32,
+    height: u32,
+    fps: f64,
+) -> Vec<Rung> {
+    previous
+        .iter()
+        .map(|old| {
+            let (rung_height, rung_fps) = ladder
+                .iter()
+                .find(|c| c.name == old.name)
+                .map_or((old.height, old.fps), |c| (c.height, c.fps));
+            let out_h = rung_height.min(height);
+            let step = ((fps / rung_fps) + 0.01).floor().max(1.0) as u32;
+            Rung {
+                name: old.name.clone(),
+                width: even((width as u64 * out_h as u64) as f64 / height.max(1) as f64),
+                height: even(out_h as f64),
+                frame_step: step,
+                fps: fps / step as f64,
+                bitrate_bps: old.bitrate_bps,
+            }
+        })
+        .collect()
+}
+
 fn even(x: f64) -> u32 {
     ((x / 2.0).round() as u32 * 2).max(2)
 }
@@ -99,6 +134,27 @@ mod tests {
         assert!(r.iter().all(|r| r.frame_step == 1 && r.fps == 30.0));
         let r = plan(&default_ladder(), 1920, 1080, 29.97);
         assert_eq!(names(&r), ["1080p30", "720p30", "480p30", "360p30"]);
+    }
+
+    /// 720p → 1080p mid-publish: the 720p ladder's rungs go on, scaled from
+    /// the new size, and no 1080p rung appears; 1080p → 720p: the 1080p rung
+    /// goes on at 720p (never upscaled) so its playlist continues.
+    #[test]
+    fn replan_keeps_the_rungs_players_hold() {
+        let ladder = default_ladder();
+        let old = plan(&ladder, 1280, 720, 30.0);
+        let new = replan(&old, &ladder, 1920, 1080, 30.0);
+        assert_eq!(names(&new), ["720p30", "480p30", "360p30"]);
+        assert_eq!(new, old, "same rungs, same sizes from a 16:9 source");
+        let old = plan(&ladder, 1920, 1080, 30.0);
+        let new = replan(&old, &ladder, 1280, 720, 30.0);
+        assert_eq!(names(&new), ["1080p30", "720p30", "480p30", "360p30"]);
+        assert_eq!((new[0].width, new[0].height), (1280, 720));
+        let new = replan(&old, &ladder, 1440, 1080, 60.0);
+        assert_eq!(
+            (new[0].width, new[0].height, new[0].frame_step),
+            (1440, 1080, 2)
+        );
     }
 
     #[test]

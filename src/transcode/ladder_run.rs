@@ -276,12 +276,25 @@ impl LadderRun {
         backend: &Backend,
         mode: RungMode,
     ) -> Result<Self, StageError> {
+        let rungs = plan(ladder, config.width, config.height, fps);
+        Self::with_plan(config, fps, rungs, segment_secs, backend, mode)
+    }
+
+    /// As [`Self::with_mode`], with the rungs already planned (a stream whose
+    /// source changed size keeps its rungs: [`crate::transcode::ladder::replan`]).
+    pub fn with_plan(
+        config: &AvcConfig,
+        fps: f64,
+        rungs: Vec<Rung>,
+        segment_secs: f64,
+        backend: &Backend,
+        mode: RungMode,
+    ) -> Result<Self, StageError> {
         let mode = if matches!(backend, Backend::Gpu { .. }) {
             RungMode::Inline
         } else {
             mode
         };
-        let rungs = plan(ladder, config.width, config.height, fps);
         let stages = backend.rung_stages(&rungs, segment_secs)?;
         Self::assemble(
             backend.decoder(config)?,

@@ -25,6 +25,7 @@ use crate::media::{CodecConfig, Packet, Track};
 use crate::package::StreamPackager;
 use crate::runtime::Context;
 use crate::transcode::audio::AudioTranscoder;
+use crate::transcode::ladder::{plan, replan, Rung};
 use crate::transcode::ladder_run::{LadderRun, RungMode, RungOutput};
 use crate::transcode::EncodedFrame;
 
@@ -91,7 +92,13 @@ struct Running {
 }
 
 impl Running {
-    fn start(stream: &LiveStream, cfg: &AvcConfig, fps: f64, ctx: &Context) -> Option<Running> {
+    fn start(
+        stream: &LiveStream,
+        cfg: &AvcConfig,
+        fps: f64,
+        rungs: Vec<Rung>,
+        ctx: &Context,
+    ) -> Option<Running> {
         let ladder = &ctx.config.ladder;
         let mode = if ladder.rung_threads {
             RungMode::Realtime {
@@ -100,14 +107,7 @@ impl Running {
         } else {
             RungMode::Inline
         };
-        match LadderRun::with_mode(
-            cfg,
-            fps,
-            &ladder.rungs,
-            ladder.segment_secs,
-            &ctx.backend,
-            mode,
-        ) {
+        match LadderRun::with_plan(cfg, fps, rungs, ladder.segment_secs, &ctx.backend, mode) {
             Ok(run) => {
                 let counters: Vec<RungCounters> =
                     run.rungs().map(|(r, _)| RungCounters::new(r)).collect();
@@ -327,12 +327,45 @@ async fn run_stream(job: Job, ctx: &Context) {
                     continue;
                 }
                 let fps = source_fps(&stream, &cfg);
-                // A new video configuration starts the stream's media afresh.
+                let rungs = match ladder
+                    .as_ref()
+                    .map(|l| l.run.rungs().map(|(r, _)| r.clone()))
+                {
+                    // A new video configuration within the publish (a new
+                    // size, an encoder restart): the rungs players hold go
+                    // on, re-fitted to the new source.
+                    Some(previous) if packager.is_some() => replan(
+                        &previous.collect::<Vec<_>>(),
+                        &ctx.config.ladder.rungs,
+                        cfg.width,
+                        cfg.height,
+                        fps,
+                    ),
+                    _ => plan(&ctx.config.ladder.rungs, cfg.width, cfg.height, fps),
+                };
                 if let Some(l) = &mut ladder {
                     l.finish(&stream, &mut packager);
                 }
+                ladder = None;
+                if ctx.config.ladder.enabled {
+                    ladder = contained(&stream, "start", || {
+                        Running::start(&stream, &cfg, fps, rungs, ctx)
+                    })
+                    .flatten();
+                    if ladder.is_none() {
+                        stats.ladder_failures.fetch_add(1, Relaxed);
+                    }
+                }
+                let running: Vec<Rung> = ladder
+                    .as_ref()
+                    .map(|l| l.run.rungs().map(|(r, _)| r.clone()).collect())
+                    .unwrap_or_default();
                 if let Some(p) = &mut packager {
-                    p.finish();
+                    // Same store, same playlists: new inits and a discontinuity.
+                    info!(stream = %stream.name, source = %format!("{}x{}@{fps:.2}", cfg.width, cfg.height), "new video configuration: every rendition continues after a discontinuity");
+                    p.reconfigure(&cfg, fps, running);
+                    video_config = Some(cfg);
+                    continue;
                 }
                 let mut p = StreamPackager::new(
                     &ctx.store,
@@ -348,17 +381,8 @@ async fn run_stream(job: Job, ctx: &Context) {
                 } else if let Some(a) = &audio_config {
                     p.set_audio(a);
                 }
-                ladder = None;
-                if ctx.config.ladder.enabled {
-                    ladder =
-                        contained(&stream, "start", || Running::start(&stream, &cfg, fps, ctx))
-                            .flatten();
-                    if ladder.is_none() {
-                        stats.ladder_failures.fetch_add(1, Relaxed);
-                    }
-                    if let Some(l) = &ladder {
-                        p.set_rungs(l.run.rungs().map(|(r, _)| r.clone()).collect());
-                    }
+                if ladder.is_some() {
+                    p.set_rungs(running);
                 }
                 packager = Some(p);
                 video_config = Some(cfg);
