@@ -169,10 +169,13 @@ fn run_transcode(input: &Path, out: &Path, args: &[&str]) -> String {
         .args(args)
         .output()
         .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "transcode failed: {stderr}");
+    // Issue 13 (d): codec libraries log through `tracing` (with the rung), never raw
+    // lines like `[OpenH264] this = 0x…, Warning: …` on stderr.
     assert!(
-        run.status.success(),
-        "transcode failed: {}",
-        String::from_utf8_lossy(&run.stderr)
+        !stderr.contains("[OpenH264]"),
+        "codec library wrote to stderr outside the log: {stderr}"
     );
     String::from_utf8_lossy(&run.stdout).to_string()
 }
