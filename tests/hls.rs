@@ -227,6 +227,25 @@ fn play_in_chromium(server: &Server, name: &str, mode: &str, seconds: &str, swit
     if !network.is_empty() {
         println!("recovered network errors ({mode} {name}): {network:?}");
     }
+    // Issue 13 (f): the picker names each rendition (the source as such, never
+    // just "720p" beside the 720p rung), and no two alike.
+    let labels: Vec<&str> = r["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .filter(|l| !l.starts_with("auto"))
+        .collect();
+    assert_eq!(labels.len() as u64, r["levels"].as_u64().unwrap(), "{r:#}");
+    let names: std::collections::HashSet<&str> =
+        labels.iter().filter_map(|l| l.split(' ').next()).collect();
+    assert_eq!(names.len(), labels.len(), "picker names repeat: {labels:?}");
+    assert!(
+        labels
+            .iter()
+            .all(|l| l.starts_with("source (") || l.split(' ').next().is_some_and(|n| n.contains('p') && n.ends_with(char::is_numeric))),
+        "picker labels: {labels:?}"
+    );
     if switch {
         let levels = r["levels"].as_u64().unwrap() as usize;
         let switched = r["switched"].as_array().unwrap();
@@ -795,7 +814,7 @@ fn head_of_part_in_progress_has_no_wrong_content_length() {
 
 /// Issue 12 item 8: for the first seconds of a stream `master.m3u8` was a 200
 /// without variants, which hls.js treats as fatal ("no levels found"). Before
-/// the first variant it blocks (up to 3 target durations) and then answers 503
+/// the first variant it blocks (up to one target duration) and then answers 503
 /// with Retry-After (hls.js retries a 5xx manifest load); a request made
 /// before the first segment completes gets the variants as soon as it does.
 #[test]
@@ -832,54 +851,104 @@ fn master_before_renditions_is_not_a_200_without_variants() {
         send_tags(&mut client, &tags, 500, 5000, resume);
         client
     });
+    // Every answer is a 200 with variants or a 503 to retry, never a 200 without.
     let t = Instant::now();
-    let r = get(&server, "/live/early/master.m3u8");
-    let took = t.elapsed().as_secs_f64();
-    assert_eq!(r.status, 200, "{}", r.text());
-    assert!(r.text().contains("#EXT-X-STREAM-INF"), "{}", r.text());
-    println!("master.m3u8 asked before the first segment: 200 with variants after {took:.2} s");
+    let mut answers = Vec::new();
+    let master = server.wait_for("variants", Duration::from_secs(30), || {
+        let r = get(&server, "/live/early/master.m3u8");
+        let variants = r.text().matches("#EXT-X-STREAM-INF").count();
+        answers.push((r.status, variants, t.elapsed().as_secs_f64()));
+        match r.status {
+            200 => {
+                assert!(variants > 0, "a 200 without variants:\n{}", r.text());
+                Some(r.text())
+            }
+            503 => {
+                assert_eq!(r.header("retry-after"), "1");
+                None
+            }
+            other => panic!("master.m3u8: {other} {}", r.text()),
+        }
+    });
+    println!("master.m3u8 asked before the first segment: (status, variants, s) {answers:?}");
+    assert!(master.contains("#EXT-X-STREAM-INF"));
     drop(publisher.join().unwrap());
 }
 
 /// Issue 12 item 11: a request for the hinted part while the publisher was
-/// paused took 9.98 s (the part had started: a 200 was sent, then the body
-/// waited for the publisher's idle timeout), past the 3-target-duration limit
-/// blocking playlist reloads honour (503 after 9.00 s). The part request gives
-/// up at the same limit with the same status.
+/// paused took 9.98 s: the part had started (a 200 was sent) and its body
+/// waited for the publisher's idle timeout, past the 3-target-duration limit
+/// blocking playlist reloads honour (503 after 9.00 s). A part request now
+/// gives up at the same limit: with the same 503 when it is asked after the
+/// writer went quiet (the audio rendition's hinted part has chunks written:
+/// the case that hung), and by cutting the body when the pause comes while it
+/// is already streaming.
 #[test]
 fn part_request_blocks_at_most_three_target_durations() {
     let server = Server::start(QUIET);
     let tags = flv_tags();
     let mut client = RawClient::publish(server.rtmp, "paused");
     let start = Instant::now();
-    // Stop mid-part (3.0 s starts a segment; parts are 1/3 s): the hinted part
-    // has frames written and will get no more.
-    send_tags(&mut client, &tags, 0, 3150, start);
-    std::thread::sleep(Duration::from_millis(500));
-    let path = "/live/paused/source/playlist.m3u8";
-    let playlist = get(&server, path).text();
-    let target = target_duration(&playlist);
-    let (msn, part) = preload_hint(&playlist);
-    for what in ["part", "playlist"] {
-        let uri = match what {
-            "part" => format!("/live/paused/source/part{msn}.{part}.m4s"),
-            _ => format!("{path}?_HLS_msn={msn}&_HLS_part={}", part + 1),
+    // Stop mid-part: the hinted parts have frames written and get no more.
+    let publisher = std::thread::spawn(move || {
+        send_tags(&mut client, &tags, 0, 3150, start);
+        client
+    });
+    let url = |uri: &str| format!("http://{}{uri}", server.http);
+    let hint_of = |rendition: &str| {
+        let playlist = get(&server, &format!("/live/paused/{rendition}/playlist.m3u8")).text();
+        let (msn, part) = preload_hint(&playlist);
+        (target_duration(&playlist), format!("/live/paused/{rendition}/part{msn}.{part}.m4s"))
+    };
+
+    // Asked while the publisher still sends, paused while (possibly) streaming:
+    // whatever the path, the request is over by the limit.
+    std::thread::sleep(Duration::from_millis(2900).saturating_sub(start.elapsed()));
+    let (target, uri) = hint_of("audio");
+    let limit = 3.0 * target;
+    let t = Instant::now();
+    let outcome = match ureq::get(&url(&uri)).timeout(Duration::from_secs(30)).call() {
+        Ok(r) => {
+            let mut body = Vec::new();
+            match r.into_reader().read_to_end(&mut body) {
+                Ok(_) => format!("200, whole part ({} bytes)", body.len()),
+                Err(e) => format!("200, cut after {} bytes: {e}", body.len()),
+            }
+        }
+        Err(ureq::Error::Status(code, _)) => code.to_string(),
+        Err(e) => format!("{e}"),
+    };
+    let took = t.elapsed().as_secs_f64();
+    println!("{uri} asked before the pause: {outcome} after {took:.2} s (limit {limit} s)");
+    assert!(took < limit + 2.0, "{uri}: {outcome} after {took:.2} s");
+    let client = publisher.join().unwrap();
+
+    // Asked after the pause: the same 503 at the same limit as the playlist.
+    std::thread::sleep(Duration::from_millis(1500));
+    for what in ["audio part", "source part", "playlist"] {
+        let (target, uri) = match what {
+            "audio part" => hint_of("audio"),
+            "source part" => hint_of("source"),
+            _ => {
+                let path = "/live/paused/source/playlist.m3u8";
+                let playlist = get(&server, path).text();
+                let (msn, part) = preload_hint(&playlist);
+                (target_duration(&playlist), format!("{path}?_HLS_msn={msn}&_HLS_part={}", part + 1))
+            }
         };
         let t = Instant::now();
-        let result = ureq::get(&format!("http://{}{uri}", server.http))
-            .timeout(Duration::from_secs(30))
-            .call();
-        let status = match result {
+        let status = match ureq::get(&url(&uri)).timeout(Duration::from_secs(30)).call() {
             Ok(r) => {
                 let mut body = Vec::new();
                 let read = r.into_reader().read_to_end(&mut body);
-                panic!("{what} {uri}: 200 after {:.2} s, body {read:?}", t.elapsed().as_secs_f64());
+                let took = t.elapsed().as_secs_f64();
+                panic!("{what} {uri}: 200 after {took:.2} s, {} bytes, {read:?}", body.len());
             }
             Err(ureq::Error::Status(code, _)) => code,
             Err(e) => panic!("{what} {uri}: {e} after {:.2} s", t.elapsed().as_secs_f64()),
         };
         let took = t.elapsed().as_secs_f64();
-        println!("{what} request while paused: {status} after {took:.2} s (target {target})");
+        println!("{what} {uri} asked while paused: {status} after {took:.2} s (target {target})");
         assert_eq!(status, 503, "{what}");
         assert!(
             (3.0 * target - 0.5..3.0 * target + 2.0).contains(&took),

@@ -28,6 +28,21 @@ pub enum RenditionKind {
     },
 }
 
+/// Sort key: the source rendition, then the rungs largest first (height, frame
+/// rate, bitrate), then audio.
+fn ladder_order(r: &Rendition) -> (u8, i64, f64, i64) {
+    match r.kind {
+        RenditionKind::Video { .. } if r.name == "source" => (0, 0, 0.0, 0),
+        RenditionKind::Video {
+            height,
+            fps,
+            nominal_bps,
+            ..
+        } => (1, -i64::from(height), -fps, -(nominal_bps as i64)),
+        RenditionKind::Audio { .. } => (2, 0, 0.0, 0),
+    }
+}
+
 /// A lookup's answer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Object {
@@ -217,6 +232,9 @@ impl StreamMedia {
         let mut all = write(&self.renditions);
         all.retain(|x| x.name != name);
         all.push(r.clone());
+        // Ladder order whatever order the renditions first published in, so the API
+        // and every listing read the same on every call.
+        all.sort_by(|a, b| ladder_order(a).partial_cmp(&ladder_order(b)).unwrap_or(std::cmp::Ordering::Equal));
         r
     }
 
@@ -630,6 +648,34 @@ mod tests {
 
     fn end(r: &Rendition, msn: u64) {
         r.publish(Chunk::SegmentEnd { msn, duration: 2.0 });
+    }
+
+    /// Issue 13 (e): the API listed renditions in the order they first published
+    /// (`source, audio, 480p30, 360p30, 720p30, 1080p30`); now ladder order.
+    #[test]
+    fn renditions_list_in_ladder_order() {
+        let store = HotStore::new(30.0);
+        let timing = Timing {
+            target_duration: 2,
+            part_target: 1.0 / 3.0,
+            segment_target: 2.0,
+        };
+        let media = store.open("cam", 1, timing, 3);
+        let video = |height, fps, nominal_bps| RenditionKind::Video {
+            width: height * 16 / 9,
+            height,
+            fps,
+            nominal_bps,
+        };
+        media.add("source", "avc1".into(), video(720, 30.0, 0));
+        media.add("audio", "mp4a.40.2".into(), RenditionKind::Audio { channels: 2, nominal_bps: 128_000 });
+        media.add("480p30", "avc1".into(), video(480, 30.0, 1_500_000));
+        media.add("360p30", "avc1".into(), video(360, 30.0, 800_000));
+        media.add("720p30", "avc1".into(), video(720, 30.0, 3_000_000));
+        media.add("1080p30", "avc1".into(), video(1080, 30.0, 4_500_000));
+        media.add("1080p60", "avc1".into(), video(1080, 60.0, 6_000_000));
+        let names: Vec<String> = media.renditions().iter().map(|r| r.name.clone()).collect();
+        assert_eq!(names, ["source", "1080p60", "1080p30", "720p30", "480p30", "360p30", "audio"]);
     }
 
     /// The blocking-reload state machine: wait until the asked part exists,

@@ -10,7 +10,7 @@ const browser = await puppeteer.launch({
   headless: true,
   args: ['--no-sandbox', '--autoplay-policy=no-user-gesture-required', '--mute-audio'],
 });
-const result = { played: 0, stalls: 0, errors: [], switchErrors: [], latency: [], glassToGlass: [], switched: [], levels: 0, pageErrors: [] };
+const result = { played: 0, stalls: 0, errors: [], switchErrors: [], latency: [], glassToGlass: [], switched: [], levels: 0, labels: [], pageErrors: [] };
 try {
   const page = await browser.newPage();
   page.on('pageerror', e => result.pageErrors.push(String(e)));
@@ -24,6 +24,7 @@ try {
     g2g: window.player.hls && window.player.hls.playingDate ? (Date.now() - window.player.hls.playingDate.getTime()) / 1000 : null,
     errors: window.player.errors.slice(),
     levels: window.player.hls ? window.player.hls.levels.length : 0,
+    labels: [...document.querySelectorAll('#level option')].map(o => o.textContent),
   }));
   let last = await state();
   const start = last.t;
@@ -48,6 +49,7 @@ try {
   result.played = last.t - start;
   result.errors = last.errors;
   result.levels = last.levels;
+  result.labels = last.labels;
   if (doSwitch === '1') {
     for (let i = 0; i < last.levels; i++) {
       await page.evaluate(i => { window.player.hls.currentLevel = i; }, i);
