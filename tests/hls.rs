@@ -903,7 +903,7 @@ fn part_request_blocks_at_most_three_target_durations() {
 
     // Asked while the publisher still sends, paused while (possibly) streaming:
     // whatever the path, the request is over by the limit.
-    std::thread::sleep(Duration::from_millis(2900).saturating_sub(start.elapsed()));
+    std::thread::sleep(Duration::from_millis(3020).saturating_sub(start.elapsed()));
     let (target, uri) = hint_of("audio");
     let limit = 3.0 * target;
     let t = Instant::now();
