@@ -325,6 +325,14 @@ fn rtmp_push_is_served_with_audio_and_plays_in_chromium() {
     }
     check_with_third_party_tools(&server, "cam", &master);
     play_in_chromium(&server, "cam", "ll", "15", true);
+    // Issue 13 (b): with the default 2 s segments every playlist says
+    // TARGETDURATION 2 (it was 3, and standard segments were 6 s: hls.js played
+    // 17.5-18.8 s behind live); standard mode then plays about 8 s behind.
+    for path in ["/live/cam/360p30/playlist.m3u8", "/live/cam/360p30/index.m3u8"] {
+        let text = get(&server, path).text();
+        assert!(text.contains("#EXT-X-TARGETDURATION:2\n"), "{path}:\n{text}");
+    }
+    play_in_chromium(&server, "cam", "standard", "8", false);
 }
 
 /// The next part from a playlist: the preload hint's (msn, part).

@@ -71,6 +71,12 @@ impl Default for Unwrapper {
     }
 }
 
+/// `EXT-X-TARGETDURATION` for segments of `segment_secs`: the segment boundaries
+/// (`transcode::boundary`) keep every segment below it + 0.5 s, so none rounds above.
+pub fn target_duration(segment_secs: f64) -> u64 {
+    segment_secs.ceil().max(1.0) as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

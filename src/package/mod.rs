@@ -244,9 +244,8 @@ impl StreamPackager {
         let part_ticks = frames_per_part * frame_ticks;
         let segment_secs = config.ladder.segment_secs;
         let timing = Timing {
-            // Keyframe-aligned segments may run to 1.5× the target before the
-            // ladder switches to a fixed cadence.
-            target_duration: (segment_secs * 1.5).ceil() as u64,
+            // Boundaries keep every segment below this + 0.5 s (see boundary.rs).
+            target_duration: crate::media::timeline::target_duration(segment_secs),
             part_target: part_ticks as f64 / TIMESCALE as f64,
             segment_target: segment_secs,
         };
@@ -473,7 +472,7 @@ impl StreamPackager {
         let since = s.last_boundary.map(|b| pts - b);
         let starts_segment = p.keyframe && since.is_none_or(|e| e + half >= target);
         if !p.keyframe && s.follow_ladder && since.is_some_and(|e| e + half >= target * 3 / 2) {
-            info!(stream = %name, "source GOP longer than 1.5x the segment target: the ladder segments on a fixed cadence, so the source rendition is withdrawn");
+            info!(stream = %name, "source GOP longer than the segment target duration + 0.5 s: the ladder segments on a fixed cadence, so the source rendition is withdrawn");
             s.out.rendition.end();
             self.source = None;
             return;
