@@ -20,7 +20,10 @@ use bytes::Bytes;
 use common::*;
 use ladderd::ingest::flv::FileTags;
 
-const CONFIG: &str = "[[streams]]\nname = \"cam1\"\nkey = \"key-one-secret\"\n";
+/// The publishers here pause (while the test looks at what was published)
+/// and stay connected, silent, until the checks are done: longer than the
+/// default RTMP idle timeout on a loaded machine, which would end the stream.
+const CONFIG: &str = "[limits]\nrtmp_idle_timeout_secs = 600\n\n[[streams]]\nname = \"cam1\"\nkey = \"key-one-secret\"\n";
 
 /// A 720p30 source's renditions: its ladder, the passthrough and the audio.
 const EXPECTED: [&str; 5] = ["720p30", "480p30", "360p30", "source", "audio"];
@@ -79,7 +82,8 @@ fn fetch(server: &Server, path: &str) -> Fetched {
 
 fn text(server: &Server, path: &str) -> String {
     let f = fetch(server, path);
-    assert_eq!(f.status, 200, "GET {path}");
+    let body = String::from_utf8_lossy(&f.body);
+    assert_eq!(f.status, 200, "GET {path}: {body}\n{}", server.log_text());
     String::from_utf8(f.body).unwrap()
 }
 
