@@ -200,6 +200,9 @@ fn play_in_chromium(server: &Server, name: &str, mode: &str, seconds: &str, swit
         "played only {played} s: {r:#}"
     );
     assert_eq!(r["stalls"], 0, "{r:#}");
+    // Issue 13 (a): no hole in any SourceBuffer's buffered ranges (video or audio),
+    // ever, while playing or switching.
+    assert_eq!(r["holes"].as_array().map_or(0, Vec::len), 0, "holes in the buffer: {r:#}");
     // hls.js retries a failed fragment load by design; one that the origin
     // answered with an HTTP error, any fatal error, any media or mux error,
     // or more than two network-level failures fail the test. (A run in CI

@@ -10,7 +10,7 @@ const browser = await puppeteer.launch({
   headless: true,
   args: ['--no-sandbox', '--autoplay-policy=no-user-gesture-required', '--mute-audio'],
 });
-const result = { played: 0, stalls: 0, errors: [], switchErrors: [], latency: [], glassToGlass: [], switched: [], levels: 0, labels: [], pageErrors: [] };
+const result = { played: 0, stalls: 0, errors: [], switchErrors: [], latency: [], glassToGlass: [], switched: [], levels: 0, labels: [], holes: [], pageErrors: [] };
 try {
   const page = await browser.newPage();
   page.on('pageerror', e => result.pageErrors.push(String(e)));
@@ -25,6 +25,7 @@ try {
     errors: window.player.errors.slice(),
     levels: window.player.hls ? window.player.hls.levels.length : 0,
     labels: [...document.querySelectorAll('#level option')].map(o => o.textContent),
+    holes: window.player.holes ? window.player.holes() : [],
   }));
   let last = await state();
   const start = last.t;
@@ -39,6 +40,10 @@ try {
         if (still === 1500) result.stalls++; // counted once per stall
       } else {
         still = 0;
+      }
+      for (const h of s.holes) {
+        const key = `${h.mime} ${h.from.toFixed(3)}-${h.to.toFixed(3)}`;
+        if (!result.holes.includes(key)) result.holes.push(key);
       }
       if (s.latency) result.latency.push(s.latency);
       if (s.g2g) result.glassToGlass.push(s.g2g);
