@@ -501,6 +501,11 @@ fn bind_shared(ctx: &Context, addr: SocketAddr) -> std::io::Result<glommio::net:
         Some(bound) => bound.try_clone()?,
         None => {
             let bound = std::net::TcpListener::bind(addr)?;
+            // std listens with a backlog of 128 (glommio's bind used 1024): a burst
+            // of connections (viewers arriving at once, a flood the HTTP cap must
+            // see to refuse) overflowed it and waited for SYN retries, 1 s and up.
+            // listen(2) again on the bound socket only sets the backlog.
+            socket2::SockRef::from(&bound).listen(1024)?;
             sockets.insert(addr, bound.try_clone()?);
             bound
         }
