@@ -5,7 +5,8 @@
 # hls.js playback and hls-parser), installs the npm packages from the
 # lockfile, promtool (prometheus) and systemd-analyze (systemd) for the
 # operations checks, libx264-dev and libclang-dev (the x264 feature),
-# ffnvcodec headers (stub driver libraries), NVRTC (PyPI wheel, no GPU needed) for the CUDA kernel
+# ffnvcodec headers and libavcodec-dev (the CPU stand-ins for NVIDIA's driver
+# libraries: libavcodec decodes H.264 for the NVDEC stand-in), NVRTC (PyPI wheel, no GPU needed) for the CUDA kernel
 # compile tests, then runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +26,8 @@ need promtool prometheus
 need systemd-analyze systemd
 # NVIDIA's MIT-licensed codec headers: the GPU tests build stub driver libraries.
 [ -f /usr/include/ffnvcodec/nvEncodeAPI.h ] || missing+=(libffmpeg-nvenc-dev)
+# The NVDEC stand-in decodes with FFmpeg's libavcodec (headers + .so links).
+pkg-config --exists libavcodec 2>/dev/null || missing+=(libavcodec-dev)
 # The x264 feature: libx264 to link, libclang for x264-sys's bindgen.
 pkg-config --exists x264 2>/dev/null || missing+=(libx264-dev)
 ls /usr/lib/llvm-*/lib/libclang.so >/dev/null 2>&1 || missing+=(libclang-dev)

@@ -2,11 +2,20 @@
 //! says what is missing; a stub libcuda (built here with `cc`) makes the
 //! driver "present, no device", which `backend = "gpu"` refuses and `auto`
 //! reports while running on the CPU. On a GPU box see `hwtest/`.
+//!
+//! The rest runs the whole GPU path against the CPU stand-ins for the NVIDIA
+//! driver libraries in tests/stubs/ (libcuda, libnvcuvid, libnvidia-encode,
+//! built here with `cc` against NVIDIA's headers, decoding with libavcodec and
+//! encoding with libx264): NVDEC → CUDA scale → NVENC, and the hybrid plan, in
+//! `serve --demo`, `transcode` and `hwtest`, with failures injected. A contract
+//! violation in the stand-in aborts the process with "ladderd stand-in
+//! VIOLATION", which every test here fails on.
 
 mod common;
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::Server;
@@ -206,18 +215,96 @@ fn hwtest_without_a_gpu_exits_2_and_says_why() {
     assert_eq!(v["ran_on_gpu"], false);
 }
 
-/// tests/stubs/: a driver with one Hopper-like device, an NVDEC that decodes
-/// H.264, an NVENC library that refuses sessions (as on H100/H200).
-fn fake_hopper(dir: &Path) {
-    let stubs = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/stubs");
-    for (src, lib) in [
-        ("fake_cuda.c", "libcuda.so.1"),
-        ("fake_nvcuvid.c", "libnvcuvid.so.1"),
-        ("fake_nvenc.c", "libnvidia-encode.so.1"),
-    ] {
-        build_lib(dir, &Path::new(stubs).join(src), lib);
+/// tests/stubs/ built once per test process: the stand-in driver libraries.
+fn standin() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let stubs = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/stubs"));
+        // libcuda first: the other two link against it (one instance, one
+        // device-memory registry). -ffp-contract=off: the kernels' float math
+        // is compiled with --fmad=false.
+        for (src, lib, flags) in [
+            (
+                "fake_cuda.c",
+                "libcuda.so.1",
+                &["-ffp-contract=off", "-lm", "-lpthread"][..],
+            ),
+            (
+                "fake_nvcuvid.c",
+                "libnvcuvid.so.1",
+                &["-L.", "-l:libcuda.so.1", "-lavcodec", "-lavutil"][..],
+            ),
+            (
+                "fake_nvenc.c",
+                "libnvidia-encode.so.1",
+                &["-L.", "-l:libcuda.so.1", "-lx264"][..],
+            ),
+        ] {
+            let out = Command::new("cc")
+                .current_dir(d)
+                .args(["-shared", "-fPIC", "-O2", "-Wall"])
+                .arg(format!("-Wl,-soname,{lib}"))
+                .arg("-o")
+                .arg(d.join(lib))
+                .arg(stubs.join(src))
+                .args(flags)
+                .output()
+                .expect("cc (gcc) is on the machine");
+            assert!(
+                out.status.success(),
+                "{src} (the stand-ins need the ffnvcodec headers, libavcodec-dev and libx264-dev: \
+                 scripts/test.sh installs them): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::os::unix::fs::symlink(d.join("libcuda.so.1"), d.join("libcuda.so")).unwrap();
+        dir
+    })
+    .path()
+}
+
+/// The environment that puts the stand-ins first on the loader path, as
+/// `profile` (`h100`: NVDEC, no NVENC; `rtx`: NVDEC and NVENC), plus `extra`.
+fn standin_env(profile: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut env = vec![
+        ("LD_LIBRARY_PATH".to_string(), with_stub_path(standin())),
+        ("LADDERD_STANDIN_GPU".to_string(), profile.to_string()),
+    ];
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    env
+}
+
+fn env_refs(env: &[(String, String)]) -> Vec<(&str, &str)> {
+    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+/// Skips (with the reason) where the stand-ins cannot be the driver found, or
+/// the kernels cannot be had; panics where CI requires NVRTC and it is missing.
+fn standin_usable() -> bool {
+    if real_driver() {
+        eprintln!("this machine has libcuda: the stand-ins would not be the driver found; skipped");
+        return false;
     }
-    std::os::unix::fs::symlink(dir.join("libcuda.so.1"), dir.join("libcuda.so")).unwrap();
+    let v = probe_json(&with_stub_path(standin()));
+    let gpu = &v["gpu"];
+    if gpu["kernels_built_in"] == false && gpu["nvrtc"]["Err"].is_string() {
+        assert!(
+            std::env::var("LADDERD_REQUIRE_NVRTC").is_err(),
+            "NVRTC required: {gpu:#}"
+        );
+        eprintln!("no NVRTC and no built-in PTX: skipped");
+        return false;
+    }
+    true
+}
+
+fn assert_no_violation(what: &str, text: &str) {
+    assert!(
+        !text.contains("stand-in VIOLATION") && !text.contains("panicked"),
+        "{what}:\n{text}"
+    );
 }
 
 /// What probe and start-up say on a GPU with NVDEC and no NVENC, read through
@@ -229,9 +316,7 @@ fn hopper_without_nvenc_is_detected_and_runs_hybrid() {
         eprintln!("this machine has libcuda: the stubs would not be the driver found; skipped");
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    fake_hopper(dir.path());
-    let path = with_stub_path(dir.path());
+    let path = with_stub_path(standin());
     let v = probe_json(&path);
     let gpu = &v["gpu"];
     if gpu["kernels_built_in"] == false && gpu["nvrtc"]["Err"].is_string() {
@@ -266,14 +351,17 @@ fn hopper_without_nvenc_is_detected_and_runs_hybrid() {
         "{backend}"
     );
 
-    // backend = "gpu" starts on the hybrid plan; this fake GPU has no memory, so
-    // the demo's ladder fails at its first allocation: that stream runs without
-    // a ladder (source rendition only), logged with the reason; the process and
-    // its other duties carry on.
+    // backend = "gpu" starts on the hybrid plan; here every allocation fails
+    // (out of memory), so the demo's ladder fails at its first allocation: that
+    // stream runs without a ladder (source rendition only), logged with the
+    // reason; the process and its other duties carry on.
     let server = Server::start_env(
         "[ladder]\nbackend = \"gpu\"\n",
         &["--demo"],
-        &[("LD_LIBRARY_PATH", &path)],
+        &[
+            ("LD_LIBRARY_PATH", &path),
+            ("LADDERD_STANDIN_FAIL", "cuMemAlloc_v2@1+=2"),
+        ],
     );
     let deadline = Instant::now() + Duration::from_secs(20);
     while !server.log_text().contains("ladder not started") {
@@ -308,4 +396,543 @@ fn hopper_without_nvenc_is_detected_and_runs_hybrid() {
         metrics.contains("ladderd_ladder_failures_total{stream=\"demo\"} 1"),
         "{metrics}"
     );
+}
+
+/// `ladderd [--config CFG] transcode INPUT --out DIR` with `env`; (stdout, stderr).
+fn transcode_with(
+    input: &Path,
+    out: &Path,
+    backend: &str,
+    env: &[(String, String)],
+) -> (String, String) {
+    let cfg = out.join("ladderd.toml");
+    std::fs::create_dir_all(out).unwrap();
+    std::fs::write(&cfg, format!("[ladder]\nbackend = \"{backend}\"\n")).unwrap();
+    let run = ladderd()
+        .arg("--config")
+        .arg(&cfg)
+        .arg("transcode")
+        .arg(input)
+        .arg("--out")
+        .arg(out)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&run.stdout).into_owned(),
+        String::from_utf8_lossy(&run.stderr).into_owned(),
+    );
+    assert_no_violation("transcode", &stderr);
+    assert!(
+        run.status.success(),
+        "transcode ({backend}) failed:\n{stderr}"
+    );
+    (stdout, stderr)
+}
+
+/// Rung name → (width, height, frames, keyframe indices) from a transcode
+/// summary's table and ffprobe of each rung's file.
+type Rungs = Vec<(String, u32, u32, u64, Vec<u64>)>;
+
+fn rungs_of(stdout: &str, dir: &Path) -> Rungs {
+    let mut out = Vec::new();
+    for line in stdout.lines().skip(2) {
+        let mut f = line.split_whitespace();
+        let name = f.next().unwrap_or("");
+        if name.is_empty() || name.ends_with(':') || name == "latency" {
+            continue;
+        }
+        let size = f.next().unwrap();
+        let (w, h) = size.split_once('x').unwrap();
+        let file = dir.join(format!("{name}.mp4"));
+        let probe = Command::new("ffprobe")
+            .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
+            .args(["packet=flags", "-of", "csv=p=0"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            probe.status.success(),
+            "ffprobe {}: {probe:?}",
+            file.display()
+        );
+        let flags = String::from_utf8_lossy(&probe.stdout).into_owned();
+        let keys: Vec<u64> = flags
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| l.contains('K'))
+            .map(|(i, _)| i as u64)
+            .collect();
+        out.push((
+            name.to_string(),
+            w.parse().unwrap(),
+            h.parse().unwrap(),
+            flags.lines().count() as u64,
+            keys,
+        ));
+    }
+    assert!(!out.is_empty(), "no rungs in:\n{stdout}");
+    out
+}
+
+/// Y-PSNR of one rendition file against another of the same size.
+fn psnr_between(a: &Path, b: &Path) -> f64 {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-i"])
+        .arg(a)
+        .arg("-i")
+        .arg(b)
+        .args(["-filter_complex", "[0:v][1:v]psnr", "-f", "null", "-"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = err
+        .lines()
+        .find(|l| l.contains("PSNR y:"))
+        .unwrap_or_else(|| panic!("no PSNR line: {err}"));
+    let v = line
+        .split("y:")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap();
+    if v == "inf" {
+        return f64::INFINITY;
+    }
+    v.parse().unwrap()
+}
+
+fn copied_bytes(stdout: &str) -> u64 {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("gpu: "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no `gpu: N bytes` line in:\n{stdout}"))
+}
+
+/// 4 s of 1280x720@30 H.264 High with B-frames (reordering through NVDEC) and
+/// AAC, as FLV, made once per target dir by ffmpeg.
+fn source_720p30_flv() -> std::path::PathBuf {
+    common::require("ffmpeg");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("media");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("gpu-720p30-high-bf-4s.flv");
+    if !path.exists() {
+        let tmp = dir.join(format!("gpu-720p30.{}.tmp.flv", std::process::id()));
+        let st = Command::new("ffmpeg")
+            .args([
+                "-v",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=1280x720:rate=30",
+            ])
+            .args([
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=330:sample_rate=44100",
+                "-t",
+                "4",
+            ])
+            .args([
+                "-c:v",
+                "libx264",
+                "-preset",
+                "veryfast",
+                "-profile:v",
+                "high",
+                "-bf",
+                "3",
+            ])
+            .args([
+                "-g", "60", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "96k",
+            ])
+            .arg(&tmp)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        std::fs::rename(&tmp, &path).unwrap();
+    }
+    path
+}
+
+/// One tight I420 picture of `w`×`h`: what the hybrid plan copies per rung.
+fn i420_bytes(w: u32, h: u32) -> u64 {
+    let (w, h) = (w as u64, h as u64);
+    w * h + 2 * w.div_ceil(2) * h.div_ceil(2)
+}
+
+/// The transcode check through the GPU backend: a 720p30 High source with
+/// B-frames through NVDEC → CUDA scale → NVENC (all rungs), through the hybrid
+/// plan (no NVENC), and with a 2-session NVENC cap (the third rung encodes on
+/// the CPU): every rung has the CPU ladder's frames and IDR positions, looks
+/// like it (Y-PSNR), and the copies across the bus are exactly what each plan
+/// needs: none for all-GPU, one I420 picture per picture per CPU-encoded rung.
+#[test]
+fn standin_transcode_gpu_hybrid_and_session_cap_match_the_cpu_ladder() {
+    if !standin_usable() {
+        return;
+    }
+    let input = &source_720p30_flv();
+    let dir = tempfile::tempdir().unwrap();
+    let (cpu_out, _) = transcode_with(input, &dir.path().join("cpu"), "cpu", &[]);
+    let cpu = rungs_of(&cpu_out, &dir.path().join("cpu"));
+    let source_frames = common::count_packets(input, "v:0");
+    for (name, _, _, frames, keys) in &cpu {
+        assert_eq!(*frames, source_frames, "cpu {name}");
+        assert!(keys.len() >= 2, "cpu {name}: {keys:?}");
+    }
+    for (label, profile, extra, expect_backend) in [
+        (
+            "gpu",
+            "rtx",
+            &[("LADDERD_STANDIN_NVENC_SESSIONS", "8")][..],
+            "backend: gpu: NVDEC + CUDA scale + NVENC",
+        ),
+        (
+            "hybrid",
+            "h100",
+            &[][..],
+            "backend: hybrid: NVDEC + CUDA scale + CPU encode",
+        ),
+        (
+            "capped",
+            "rtx",
+            &[("LADDERD_STANDIN_NVENC_SESSIONS", "2")][..],
+            "backend: gpu: NVDEC + CUDA scale + NVENC",
+        ),
+    ] {
+        let out_dir = dir.path().join(label);
+        let (stdout, stderr) = transcode_with(input, &out_dir, "gpu", &standin_env(profile, extra));
+        assert!(stdout.contains(expect_backend), "{label}:\n{stdout}");
+        let rungs = rungs_of(&stdout, &out_dir);
+        assert_eq!(
+            rungs.iter().map(|r| &r.0).collect::<Vec<_>>(),
+            cpu.iter().map(|r| &r.0).collect::<Vec<_>>(),
+            "{label}: rungs"
+        );
+        let mut host_bytes = 0;
+        for (i, ((name, w, h, frames, keys), c)) in rungs.iter().zip(&cpu).enumerate() {
+            assert_eq!((*w, *h), (c.1, c.2), "{label} {name} size");
+            assert_eq!(*frames, c.3, "{label} {name}: frame count");
+            assert_eq!(
+                keys, &c.4,
+                "{label} {name}: IDRs not where the CPU ladder has them"
+            );
+            let p = psnr_between(
+                &out_dir.join(format!("{name}.mp4")),
+                &dir.path().join("cpu").join(format!("{name}.mp4")),
+            );
+            println!("{label} {name}: Y-PSNR vs the CPU ladder {p:.1} dB");
+            assert!(
+                p >= 38.0,
+                "{label} {name}: Y-PSNR {p:.1} dB vs the CPU ladder"
+            );
+            let on_cpu = match label {
+                "gpu" => false,
+                "hybrid" => true,
+                _ => i >= 2,
+            };
+            if on_cpu {
+                host_bytes += frames * i420_bytes(*w, *h);
+            }
+        }
+        assert_eq!(
+            copied_bytes(&stdout),
+            host_bytes,
+            "{label}: device->host bytes (one I420 copy per picture per CPU-encoded rung)"
+        );
+        if label == "capped" {
+            let warned = stderr.matches("NVENC unavailable for this rung").count();
+            assert_eq!(warned, 1, "the capped rung is logged once:\n{stderr}");
+        }
+    }
+}
+
+/// Polls /metrics until `f` finds what it wants in it.
+fn wait_metrics<T>(server: &Server, what: &str, mut f: impl FnMut(&str) -> Option<T>) -> T {
+    server.wait_for(what, Duration::from_secs(120), || {
+        let m = server.get("/metrics").ok()?.1;
+        assert_no_violation("server", &server.log_text());
+        f(&m)
+    })
+}
+
+/// The value of one metric line `name{labels} V`.
+fn metric(m: &str, series: &str) -> Option<f64> {
+    m.lines()
+        .find_map(|l| l.strip_prefix(series))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// `serve --demo` with `backend = "gpu"` on a card with NVENC: every rung of
+/// the demo ladder encodes on NVENC from NVDEC pictures scaled on the device,
+/// every rung's playlist fills, and nothing crosses the bus device→host.
+#[test]
+fn standin_demo_full_gpu_serves_every_rung_with_no_device_to_host_copy() {
+    if !standin_usable() {
+        return;
+    }
+    let env = standin_env("rtx", &[("LADDERD_STANDIN_NVENC_SESSIONS", "8")]);
+    let server = Server::start_env(
+        "[ladder]\nbackend = \"gpu\"\n",
+        &["--demo"],
+        &env_refs(&env),
+    );
+    let master = server.wait_for(
+        "the demo's master playlist",
+        Duration::from_secs(60),
+        || {
+            let (status, body) = server.get("/live/demo/master.m3u8").ok()?;
+            // The source rendition is listed first; the demo's 720p ladder ends at 360p.
+            (status == 200 && body.contains("360p30/playlist.m3u8")).then_some(body)
+        },
+    );
+    let rungs: Vec<String> = master
+        .lines()
+        .filter(|l| {
+            l.ends_with("/playlist.m3u8") && !l.starts_with("source") && !l.starts_with("audio")
+        })
+        .map(|l| l.trim_end_matches("/playlist.m3u8").to_string())
+        .collect();
+    assert!(rungs.len() >= 2, "{master}");
+    wait_metrics(&server, "30 frames on every rung", |m| {
+        rungs
+            .iter()
+            .all(|r| {
+                metric(
+                    m,
+                    &format!("ladderd_frames_encoded_total{{stream=\"demo\",rung=\"{r}\"}}"),
+                )
+                .is_some_and(|n| n >= 30.0)
+            })
+            .then_some(())
+    });
+    for r in &rungs {
+        let playlist = server.wait_for(
+            &format!("{r} playlist with a part"),
+            Duration::from_secs(60),
+            || {
+                let (status, body) = server.get(&format!("/live/demo/{r}/playlist.m3u8")).ok()?;
+                (status == 200 && body.contains("#EXT-X-PART:")).then_some(body)
+            },
+        );
+        assert!(playlist.contains("#EXT-X-MAP:"), "{r}: {playlist}");
+    }
+    let m = server.get("/metrics").unwrap().1;
+    assert!(
+        m.contains(
+            "ladderd_gpu_backend_info{backend=\"gpu\",device=\"Stand-in RTX 4090 (sm_89)\"} 1"
+        ),
+        "{m}"
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "ladderd_gpu_copied_bytes_total{direction=\"device_to_host\"}"
+        )
+        .or_else(|| metric(&m, "ladderd_gpu_copied_bytes{direction=\"device_to_host\"}")),
+        Some(0.0),
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, "ladderd_gpu_nvenc_sessions"),
+        Some(rungs.len() as f64),
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, "ladderd_ladder_failures_total{stream=\"demo\"}"),
+        Some(0.0),
+        "{m}"
+    );
+    assert_no_violation("server", &server.log_text());
+}
+
+/// An NVDEC decode error mid-stream (the 40th picture): logged once, counted,
+/// the stream skips to its next keyframe and every rung goes on encoding; the
+/// process stays healthy.
+#[test]
+fn standin_demo_nvdec_error_mid_stream_skips_to_the_next_keyframe() {
+    if !standin_usable() {
+        return;
+    }
+    let env = standin_env(
+        "rtx",
+        &[
+            ("LADDERD_STANDIN_NVENC_SESSIONS", "8"),
+            ("LADDERD_STANDIN_FAIL", "cuvidDecodePicture@40=1"),
+        ],
+    );
+    let server = Server::start_env(
+        "[ladder]\nbackend = \"gpu\"\n",
+        &["--demo"],
+        &env_refs(&env),
+    );
+    wait_metrics(&server, "the decode error counted", |m| {
+        metric(m, "ladderd_decode_errors_total{stream=\"demo\"}").filter(|n| *n >= 1.0)
+    });
+    let after = wait_metrics(&server, "encoded frames", |m| {
+        metric(
+            m,
+            "ladderd_frames_encoded_total{stream=\"demo\",rung=\"360p30\"}",
+        )
+    });
+    wait_metrics(&server, "encoding going on after the error", |m| {
+        metric(
+            m,
+            "ladderd_frames_encoded_total{stream=\"demo\",rung=\"360p30\"}",
+        )
+        .filter(|n| *n >= after + 30.0)
+    });
+    let log = server.log_text();
+    assert!(
+        log.contains("ladderd stand-in: injected 1 into cuvidDecodePicture"),
+        "{log}"
+    );
+    assert_eq!(
+        log.matches("skipping to the next keyframe").count(),
+        1,
+        "logged once:\n{log}"
+    );
+    assert!(
+        log.contains("CUDA_ERROR_INVALID_VALUE"),
+        "the error is named:\n{log}"
+    );
+    let m = server.get("/metrics").unwrap().1;
+    assert_eq!(
+        metric(&m, "ladderd_decode_errors_total{stream=\"demo\"}"),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, "ladderd_ladder_failures_total{stream=\"demo\"}"),
+        Some(0.0),
+        "{m}"
+    );
+    assert_eq!(server.get("/healthz").unwrap().0, 200);
+}
+
+/// Out of device memory on a rung mid-stream (the hybrid plan's first host
+/// copy of the 480p rung allocates its staging buffer): that picture's stage
+/// error is logged once and counted, the stream skips to its next keyframe,
+/// the ladder goes on (the allocation is retried) with no ladder failure, and
+/// the process stays healthy.
+#[test]
+fn standin_demo_out_of_memory_on_a_rung_is_logged_once_and_the_ladder_goes_on() {
+    if !standin_usable() {
+        return;
+    }
+    // Allocations in order: 3 rung outputs at start, NVDEC's first picture
+    // buffer, then each rung's I420 staging at its first copy (720p, 480p).
+    let env = standin_env("h100", &[("LADDERD_STANDIN_FAIL", "cuMemAlloc_v2@6=2")]);
+    let server = Server::start_env(
+        "[ladder]\nbackend = \"gpu\"\n",
+        &["--demo"],
+        &env_refs(&env),
+    );
+    wait_metrics(&server, "the error counted", |m| {
+        metric(m, "ladderd_decode_errors_total{stream=\"demo\"}").filter(|n| *n >= 1.0)
+    });
+    let after = wait_metrics(&server, "encoded frames", |m| {
+        metric(
+            m,
+            "ladderd_frames_encoded_total{stream=\"demo\",rung=\"480p30\"}",
+        )
+    });
+    wait_metrics(&server, "480p encoding going on after the error", |m| {
+        metric(
+            m,
+            "ladderd_frames_encoded_total{stream=\"demo\",rung=\"480p30\"}",
+        )
+        .filter(|n| *n >= after + 30.0)
+    });
+    let log = server.log_text();
+    assert!(
+        log.contains("injected 2 into cuMemAlloc_v2 (call 6)"),
+        "{log}"
+    );
+    assert_eq!(
+        log.matches("CUDA_ERROR_OUT_OF_MEMORY").count(),
+        1,
+        "logged once, naming the error:\n{log}"
+    );
+    assert!(
+        log.contains("scale to 854x480"),
+        "the rung is named:\n{log}"
+    );
+    let m = server.get("/metrics").unwrap().1;
+    assert_eq!(
+        metric(&m, "ladderd_decode_errors_total{stream=\"demo\"}"),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, "ladderd_ladder_failures_total{stream=\"demo\"}"),
+        Some(0.0),
+        "{m}"
+    );
+    assert_eq!(server.get("/healthz").unwrap().0, 200);
+    assert_no_violation("server", &server.log_text());
+}
+
+/// `hwtest` on the stand-in runs every row to the end, none failing, and
+/// labels itself: no number is taken for a hardware figure (ran_on_gpu false,
+/// exit 2 as with no GPU).
+#[test]
+fn standin_hwtest_runs_to_completion_labelled_as_stand_in() {
+    if !standin_usable() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let env = standin_env("rtx", &[("LADDERD_STANDIN_NVENC_SESSIONS", "8")]);
+    let out = ladderd()
+        .args(["hwtest", "--max-channels", "1", "--json"])
+        .arg(&json)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert_no_violation("hwtest", &String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(2), "{table}\n{out:?}");
+    assert!(table.starts_with("STAND-IN DRIVER"), "{table}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["ran_on_gpu"], false);
+    assert!(
+        v["stand_in"].as_str().unwrap().contains("stand-in"),
+        "{v:#}"
+    );
+    let rows = v["rows"].as_array().unwrap();
+    for row in rows {
+        assert_ne!(row["pass"], false, "{row}\n{table}");
+        assert!(
+            row["result"].as_str().unwrap().starts_with("[stand-in"),
+            "{row}"
+        );
+    }
+    for check in [
+        "kernel vs CPU scaler 360p30",
+        "nvdec pictures = software decoder",
+        "nvdec picture out in the same decode() call",
+        "nvenc 360p30",
+        "device->host bytes, full ladder",
+        "1080p60 full-ladder channels in real time",
+    ] {
+        assert!(
+            rows.iter().any(|r| r["check"] == check),
+            "no {check} row:\n{table}"
+        );
+    }
+    let passed = |check: &str| {
+        rows.iter()
+            .any(|r| r["check"] == check && r["pass"] == true)
+    };
+    assert!(passed("nvdec pictures = software decoder"), "{table}");
+    assert!(passed("device->host bytes, full ladder"), "{table}");
 }

@@ -217,17 +217,26 @@ impl Backend {
                     .iter()
                     .enumerate()
                     .map(|(i, r)| {
-                        let encoder: Box<dyn Encoder> = if plan.nvenc {
-                            Box::new(NvencEncoder::new(gpu.clone(), r, segment_secs).map_err(
-                                |e| StageError::Unavailable {
-                                    stage: "NVENC encoder",
-                                    reason: format!("rung {}: {e}", r.name),
-                                },
-                            )?)
+                        let (encoder, to_host): (Box<dyn Encoder>, bool) = if plan.nvenc {
+                            match NvencEncoder::new(gpu.clone(), r, segment_secs) {
+                                Ok(e) => (Box::new(e), false),
+                                // No NVENC session for this rung (the card's
+                                // session cap, or NVENC out of memory): this
+                                // rung encodes on the CPU from one copy per
+                                // picture; the others stay on NVENC.
+                                Err(e) => {
+                                    tracing::warn!(
+                                        rung = %r.name,
+                                        "NVENC unavailable for this rung, encoding it on the CPU ({}): {e}",
+                                        soft.describe()
+                                    );
+                                    (soft.open(r)?, true)
+                                }
+                            }
                         } else {
-                            soft.open(r)?
+                            (soft.open(r)?, true)
                         };
-                        let scaler = scaler::GpuRungScaler::new(shared.clone(), i, !plan.nvenc);
+                        let scaler = scaler::GpuRungScaler::new(shared.clone(), i, to_host);
                         Ok((Box::new(scaler) as Box<dyn Scaler>, encoder))
                     })
                     .collect()

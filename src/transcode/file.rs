@@ -41,6 +41,8 @@ pub enum TranscodeError {
     Stage(#[from] StageError),
     #[error("{name}: packaging lost segment {msn}")]
     Package { name: String, msn: u64 },
+    #[error("ladder backend: {0}")]
+    Backend(String),
 }
 
 #[derive(Debug)]
@@ -68,6 +70,11 @@ pub struct Summary {
     pub source: Option<PathBuf>,
     pub audio: Option<PathBuf>,
     pub latency: crate::transcode::ladder_run::LatencySummary,
+    /// `cpu: …`, or the GPU plan.
+    pub backend: String,
+    /// Picture bytes the GPU backend copied device→host during this run (0 on
+    /// an all-GPU ladder; one I420 picture per rung per picture when hybrid).
+    pub device_to_host_bytes: u64,
 }
 
 /// Transcodes INPUT with `config`'s ladder, encoder, segment length and audio
@@ -155,7 +162,21 @@ pub fn transcode(input: &Path, out_dir: &Path, config: &Config) -> Result<Summar
     let fps = video_config.fps.unwrap_or_else(|| estimate_fps(&video));
     std::fs::create_dir_all(out_dir).map_err(io(out_dir))?;
 
-    let backend = Backend::Cpu(config.ladder.soft_encoder());
+    // `[ladder] backend` as `serve` resolves it: `gpu` without a usable GPU is
+    // an error naming the reason, `auto` falls back to the CPU.
+    let backend = if config.ladder.backend == crate::transcode::backend::BackendChoice::Cpu {
+        Backend::Cpu(config.ladder.soft_encoder())
+    } else {
+        Backend::select(
+            config.ladder.backend,
+            config.ladder.gpu_device,
+            config.ladder.soft_encoder(),
+        )
+        .map_err(TranscodeError::Backend)?
+        .0
+    };
+    let copied_before = crate::transcode::gpu::context::DEVICE_TO_HOST_BYTES
+        .load(std::sync::atomic::Ordering::Relaxed);
     let mut run = LadderRun::with_backend(
         &video_config,
         fps,
@@ -255,6 +276,10 @@ pub fn transcode(input: &Path, out_dir: &Path, config: &Config) -> Result<Summar
         source: written.get("source").cloned(),
         audio: written.get("audio").cloned(),
         latency: run.latency_summary(),
+        backend: backend.describe(),
+        device_to_host_bytes: crate::transcode::gpu::context::DEVICE_TO_HOST_BYTES
+            .load(std::sync::atomic::Ordering::Relaxed)
+            - copied_before,
     })
 }
 
@@ -341,6 +366,10 @@ impl Summary {
         if let Some(a) = &self.audio {
             s += &format!("audio: {}\n", a.display());
         }
+        s += &format!(
+            "backend: {}\ngpu: {} bytes copied device->host\n",
+            self.backend, self.device_to_host_bytes
+        );
         s
     }
 }

@@ -97,6 +97,24 @@ pub(crate) fn exports(name: &str) -> bool {
     }
 }
 
+/// The loaded libcuda's own line when it is ladderd's CPU stand-in
+/// (tests/stubs/fake_cuda.c, for CI), so nothing it measures is mistaken for a
+/// hardware figure; None for a real driver.
+pub fn stand_in() -> Option<String> {
+    if !driver_present() || !exports("ladderd_standin_driver") {
+        return None;
+    }
+    // SAFETY: the stand-in exports `const char *ladderd_standin_driver(void)`
+    // returning a static NUL-terminated string.
+    unsafe {
+        let f = sys::culib()
+            .get::<unsafe extern "C" fn() -> *const std::ffi::c_char>(b"ladderd_standin_driver")
+            .ok()?;
+        let p = f();
+        (!p.is_null()).then(|| std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned())
+    }
+}
+
 /// `CUDA_ERROR_NO_DEVICE (no CUDA-capable device is detected)`, from the driver
 /// itself where it can say, else the number.
 pub(crate) fn describe(code: CUresult) -> String {

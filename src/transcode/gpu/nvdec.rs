@@ -101,20 +101,14 @@ pub fn lib() -> Result<&'static NvdecLib, String> {
         .map_err(Clone::clone)
 }
 
-/// A CUresult from NVDEC, named where it is one the decoder meets.
+/// A CUresult from NVDEC, named by the driver (`cuGetErrorName`), so codes
+/// such as 400 or 700 read as their names too.
 fn cu_name(code: nv::CUresult) -> String {
-    let name = match code {
-        1 => "CUDA_ERROR_INVALID_VALUE",
-        2 => "CUDA_ERROR_OUT_OF_MEMORY",
-        3 => "CUDA_ERROR_NOT_INITIALIZED",
-        100 => "CUDA_ERROR_NO_DEVICE",
-        101 => "CUDA_ERROR_INVALID_DEVICE",
-        201 => "CUDA_ERROR_INVALID_CONTEXT",
-        209 => "CUDA_ERROR_NO_BINARY_FOR_GPU",
-        801 => "CUDA_ERROR_NOT_SUPPORTED",
-        999 => "CUDA_ERROR_UNKNOWN",
-        _ => "",
-    };
+    // SAFETY: CUresult is a C enum of u32 codes; the driver names any value
+    // (and says "unknown" for one it does not know).
+    let name = super::cuda::describe(unsafe {
+        std::mem::transmute::<u32, cudarc::driver::sys::CUresult>(code as u32)
+    });
     format!("{name} (CUresult {code})")
 }
 
@@ -172,6 +166,14 @@ pub fn caps(gpu: &Gpu) -> Result<Vec<DecodeCaps>, String> {
     Ok(out)
 }
 
+struct Ready {
+    buf: Arc<DeviceBuffer>,
+    pts: i64,
+    width: u32,
+    height: u32,
+    pitch: usize,
+}
+
 /// What the parser callbacks touch: boxed so its address is stable.
 struct Session {
     lib: &'static NvdecLib,
@@ -181,8 +183,10 @@ struct Session {
     width: u32,
     height: u32,
     pitch: usize,
-    /// Pictures displayed during the last parse call, in display order.
-    ready: VecDeque<(Arc<DeviceBuffer>, i64)>,
+    /// Pictures displayed during the last parse call, in display order, each
+    /// with the geometry it was copied at (a size change may come between a
+    /// picture's display and its emit).
+    ready: VecDeque<Ready>,
     /// Buffers free for reuse (no Frame holds them any more).
     pool: Vec<Arc<DeviceBuffer>>,
     /// The first failure inside a callback (the parser only sees 0/1).
@@ -207,7 +211,10 @@ impl Session {
         let surfaces = (format.min_num_decode_surfaces as u32).max(4) + 4;
         if !self.decoder.is_null() {
             if (w, h) == (self.width, self.height) {
-                return Ok(surfaces as c_int);
+                // Keeping the decoder: 1 keeps the parser's surface count (the
+                // decoder's). A larger count would let the parser hand out
+                // picture indices the decoder has no surface for.
+                return Ok(1);
             }
             // SAFETY: the decoder was created by us and is destroyed once.
             check("cuvidDestroyDecoder", unsafe {
@@ -307,7 +314,13 @@ impl Session {
         });
         let buf = copied?;
         unmapped?;
-        self.ready.push_back((buf, info.timestamp));
+        self.ready.push_back(Ready {
+            buf,
+            pts: info.timestamp,
+            width: self.width,
+            height: self.height,
+            pitch: self.pitch,
+        });
         Ok(())
     }
 }
@@ -424,6 +437,11 @@ impl NvdecDecoder {
         }
         if end {
             pkt.flags |= nv::CUVID_PKT_ENDOFSTREAM as nv::tcu_ulong;
+        } else {
+            // Each packet is one whole access unit (one FLV video tag): saying
+            // so lets the parser decode and display it now, not when the next
+            // packet's start code arrives (a frame of latency otherwise).
+            pkt.flags |= nv::CUVID_PKT_ENDOFPICTURE as nv::tcu_ulong;
         }
         self.session.gpu.bind()?;
         // SAFETY: `pkt` points at `data`, alive for the call; callbacks run
@@ -436,8 +454,14 @@ impl NvdecDecoder {
     }
 
     fn emit(&mut self, out: &mut dyn FnMut(&Frame)) {
-        while let Some((buf, pts)) = self.session.ready.pop_front() {
-            let (w, h, pitch) = (self.session.width, self.session.height, self.session.pitch);
+        while let Some(Ready {
+            buf,
+            pts,
+            width: w,
+            height: h,
+            pitch,
+        }) = self.session.ready.pop_front()
+        {
             if (self.frame.width, self.frame.height) != (w, h) {
                 // Host planes are not filled on this path; keep them empty.
                 self.frame.width = w;
@@ -453,7 +477,10 @@ impl NvdecDecoder {
             });
             out(&self.frame);
             self.frame.device = None;
-            self.session.pool.push(buf);
+            // Back to the pool only if it still fits the current geometry.
+            if buf.bytes == self.session.pitch * self.session.height as usize * 3 / 2 {
+                self.session.pool.push(buf);
+            }
         }
     }
 }

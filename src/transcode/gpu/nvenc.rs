@@ -188,6 +188,13 @@ pub fn codecs(gpu: &Gpu) -> Result<Vec<String>, String> {
     s.codecs().map_err(|e| e.to_string())
 }
 
+struct Registration {
+    ptr: u64,
+    pitch: usize,
+    resource: ne::NV_ENC_REGISTERED_PTR,
+    _owner: Arc<dyn std::any::Any + Send + Sync>,
+}
+
 pub struct NvencEncoder {
     session: Session,
     gpu: Arc<Gpu>,
@@ -195,8 +202,13 @@ pub struct NvencEncoder {
     width: u32,
     height: u32,
     bitstream: ne::NV_ENC_OUTPUT_PTR,
-    /// (device pointer, pitch) → registered resource, registered once.
-    registered: Vec<(u64, usize, ne::NV_ENC_REGISTERED_PTR)>,
+    /// (device pointer, pitch) → registered resource, registered once. Each
+    /// holds the picture's owner, so the allocation outlives its registration
+    /// whatever the drop order (the stand-in driver fails a cuMemFree of a
+    /// registered buffer).
+    registered: Vec<Registration>,
+    /// A picture was encoded: Drop must flush with EOS before destroying.
+    encoded_any: bool,
     frame_idx: u32,
 }
 
@@ -283,17 +295,23 @@ impl NvencEncoder {
             height: rung.height,
             bitstream: bs.bitstreamBuffer,
             registered: Vec::new(),
+            encoded_any: false,
             frame_idx: 0,
         })
     }
 
-    fn resource(&mut self, ptr: u64, pitch: usize) -> Result<ne::NV_ENC_REGISTERED_PTR, GpuError> {
-        if let Some((_, _, r)) = self
+    fn resource(
+        &mut self,
+        ptr: u64,
+        pitch: usize,
+        owner: &Arc<dyn std::any::Any + Send + Sync>,
+    ) -> Result<ne::NV_ENC_REGISTERED_PTR, GpuError> {
+        if let Some(r) = self
             .registered
             .iter()
-            .find(|(p, q, _)| *p == ptr && *q == pitch)
+            .find(|r| r.ptr == ptr && r.pitch == pitch)
         {
-            return Ok(*r);
+            return Ok(r.resource);
         }
         // SAFETY: plain C data.
         let mut reg: ne::NV_ENC_REGISTER_RESOURCE = unsafe { std::mem::zeroed() };
@@ -314,7 +332,12 @@ impl NvencEncoder {
         check("nvEncRegisterResource", unsafe {
             f(self.session.handle, &mut reg)
         })?;
-        self.registered.push((ptr, pitch, reg.registeredResource));
+        self.registered.push(Registration {
+            ptr,
+            pitch,
+            resource: reg.registeredResource,
+            _owner: owner.clone(),
+        });
         Ok(reg.registeredResource)
     }
 
@@ -329,7 +352,7 @@ impl NvencEncoder {
             ));
         };
         self.gpu.bind()?;
-        let registered = self.resource(pic.luma, pic.pitch)?;
+        let registered = self.resource(pic.luma, pic.pitch, &pic.owner)?;
         let api = &self.session.lib.api;
         // SAFETY: plain C data.
         let mut map: ne::NV_ENC_MAP_INPUT_RESOURCE = unsafe { std::mem::zeroed() };
@@ -378,6 +401,7 @@ impl NvencEncoder {
         let enc_f = entry(api.nvEncEncodePicture, "nvEncEncodePicture")?;
         // SAFETY: a mapped input and our bitstream buffer, both of this session.
         let s = unsafe { enc_f(self.session.handle, &mut pic) };
+        self.encoded_any = true;
         if s == ne::NV_ENC_ERR_NEED_MORE_INPUT {
             return Ok(None);
         }
@@ -438,9 +462,19 @@ impl Drop for NvencEncoder {
         // SAFETY: our resources and bitstream buffer, released once, before the
         // session itself is destroyed (Session's Drop runs after this).
         unsafe {
+            // NvEncDestroyEncoder requires the EOS flush first: a picture with
+            // no input and NV_ENC_PIC_FLAG_EOS (synchronous mode: nothing is
+            // pending, so there is no output to collect).
+            if let (true, Some(enc)) = (self.encoded_any, api.nvEncEncodePicture) {
+                let mut eos: ne::NV_ENC_PIC_PARAMS = std::mem::zeroed();
+                eos.version = ffi::NV_ENC_PIC_PARAMS_VER;
+                eos.encodePicFlags = ne::NV_ENC_PIC_FLAG_EOS;
+                enc(self.session.handle, &mut eos);
+            }
             if let Some(unreg) = api.nvEncUnregisterResource {
-                for (_, _, r) in self.registered.drain(..) {
-                    unreg(self.session.handle, r);
+                // The owners drop after their unregistration, never before.
+                for r in self.registered.drain(..) {
+                    unreg(self.session.handle, r.resource);
                 }
             }
             if let Some(destroy) = api.nvEncDestroyBitstreamBuffer {
