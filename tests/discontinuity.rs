@@ -87,6 +87,20 @@ fn text(server: &Server, path: &str) -> String {
     String::from_utf8(f.body).unwrap()
 }
 
+/// Frames each rung has encoded so far, from the API.
+fn rung_frames(server: &Server) -> BTreeMap<String, u64> {
+    let live = server.live("cam1").expect("cam1 is live");
+    live["pipeline"]["rungs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let name = r["name"].as_str().unwrap().to_string();
+            (name, r["frames"].as_u64().unwrap())
+        })
+        .collect()
+}
+
 /// The media playlists the multivariant lists: video variants, then audio.
 fn renditions(master: &str) -> Vec<String> {
     let mut v: Vec<String> = master
@@ -246,6 +260,7 @@ fn resolution_change_mid_publish_continues_renditions() {
         ],
     );
     assert_eq!((size.as_str(), errors.as_str()), ("1280,720", ""));
+    let frames_before = rung_frames(&server);
     go_on.send(()).unwrap();
 
     // After the change: every rendition shows the discontinuity and at least
@@ -264,6 +279,14 @@ fn resolution_change_mid_publish_continues_renditions() {
             }
             Some(all)
         });
+    // The rungs' counts go on too (the API's per-rung frames).
+    let frames_after = rung_frames(&server);
+    for (rung, before) in &frames_before {
+        assert!(
+            frames_after.get(rung).is_some_and(|after| after > before),
+            "{rung}: frames {before} before the change, {frames_after:?} after"
+        );
+    }
     let master_after = text(&server, "master.m3u8");
     assert_eq!(
         sorted(&renditions(&master_after)),

@@ -87,6 +87,9 @@ struct Running {
     run: LadderRun,
     last_latency_publish: std::time::Instant,
     counters: Arc<Vec<RungCounters>>,
+    /// Per rung, `dropped_behind` of the ladders this publish ran before
+    /// (a new video configuration restarts the ladder, not the counts).
+    behind_before: Vec<u64>,
     skipping_to_keyframe: bool,
     logged_decode_error: bool,
 }
@@ -111,6 +114,26 @@ impl Running {
             Ok(run) => {
                 let counters: Vec<RungCounters> =
                     run.rungs().map(|(r, _)| RungCounters::new(r)).collect();
+                // A rung that goes on keeps its counts.
+                let previous = stream
+                    .pipeline
+                    .rungs
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                let mut behind_before = Vec::with_capacity(counters.len());
+                for c in &counters {
+                    let old = previous.iter().find(|o| o.name == c.name);
+                    let carry = |f: fn(&RungCounters) -> &std::sync::atomic::AtomicU64| {
+                        f(c).store(old.map_or(0, |o| f(o).load(Relaxed)), Relaxed)
+                    };
+                    carry(|c| &c.frames);
+                    carry(|c| &c.keyframes);
+                    carry(|c| &c.bytes);
+                    carry(|c| &c.dropped);
+                    carry(|c| &c.dropped_behind);
+                    behind_before.push(c.dropped_behind.load(Relaxed));
+                }
                 let names: Vec<&str> = counters.iter().map(|c| c.name.as_str()).collect();
                 info!(stream = %stream.name, source = %format!("{}x{}@{fps:.2}", cfg.width, cfg.height), rungs = ?names, "ladder started");
                 let counters = Arc::new(counters);
@@ -123,6 +146,7 @@ impl Running {
                     run,
                     last_latency_publish: std::time::Instant::now(),
                     counters,
+                    behind_before,
                     skipping_to_keyframe: false,
                     logged_decode_error: false,
                 })
@@ -197,8 +221,14 @@ impl Running {
 
     /// Copies each rung's own drop count (a rung thread behind) to its counters.
     fn sync_drops(&self) {
-        for ((_, stats), c) in self.run.rungs().zip(self.counters.iter()) {
-            c.dropped_behind.store(stats.dropped_behind, Relaxed);
+        for (((_, stats), c), before) in self
+            .run
+            .rungs()
+            .zip(self.counters.iter())
+            .zip(&self.behind_before)
+        {
+            c.dropped_behind
+                .store(before + stats.dropped_behind, Relaxed);
         }
     }
 
