@@ -654,6 +654,56 @@ fn standin_transcode_gpu_hybrid_and_session_cap_match_the_cpu_ladder() {
     }
 }
 
+/// The parser calls the sequence callback again at the 10th picture with the
+/// same size and 8 more minimum surfaces (a new SPS with more reference
+/// frames). Keeping the decoder, ladderd must answer 1 (keep the parser's
+/// surface count): a larger count lets the parser hand out picture indices
+/// the decoder has no surface for (review finding 4a). Every picture decodes.
+#[test]
+fn standin_sequence_callback_again_keeps_the_decoder_surface_count() {
+    if !standin_usable() {
+        return;
+    }
+    let input = &source_720p30_flv();
+    let dir = tempfile::tempdir().unwrap();
+    let env = standin_env("h100", &[("LADDERD_STANDIN_NVDEC_RESEQUENCE", "10")]);
+    let (stdout, stderr) = transcode_with(input, dir.path(), "gpu", &env);
+    let frames = common::count_packets(input, "v:0");
+    assert!(
+        stdout.starts_with(&format!("source: {frames} frames, decoded {frames} ")),
+        "{stdout}\n{stderr}"
+    );
+    for (name, _, _, n, _) in rungs_of(&stdout, dir.path()) {
+        assert_eq!(n, frames, "{name}");
+    }
+}
+
+/// A driver older than the NVRTC that wrote the built-in PTX (12.4 here: PTX
+/// ISA 8.8 needs 12.9) refuses it with CUDA_ERROR_UNSUPPORTED_PTX_VERSION; the
+/// device still opens, on NVRTC machine code for its architecture, and probe
+/// says which image loaded (review finding 1).
+#[test]
+fn standin_driver_too_old_for_the_ptx_loads_an_nvrtc_cubin() {
+    if !standin_usable() {
+        return;
+    }
+    let out = ladderd()
+        .args(["probe", "--json"])
+        .envs(standin_env("h100", &[("LADDERD_STANDIN_DRIVER", "12040")]))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let gpu = &v["gpu"];
+    assert_eq!(gpu["driver_version"], "12.4");
+    assert_eq!(gpu["available"], true, "{gpu:#}");
+    let kernels = gpu["devices"][0]["kernels"].as_str().unwrap();
+    assert!(kernels.starts_with("sm_90 cubin from NVRTC"), "{kernels}");
+    // The current driver takes the PTX.
+    let v = probe_json(&with_stub_path(standin()));
+    assert_eq!(v["gpu"]["devices"][0]["kernels"], "PTX");
+}
+
 /// Polls /metrics until `f` finds what it wants in it.
 fn wait_metrics<T>(server: &Server, what: &str, mut f: impl FnMut(&str) -> Option<T>) -> T {
     server.wait_for(what, Duration::from_secs(120), || {

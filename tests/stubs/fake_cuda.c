@@ -246,9 +246,20 @@ CUresult cuModuleLoadData(void **m, const void *image) {
     const char *text = image;
     struct module *mod = calloc(1, sizeof *mod);
     if (memcmp(text, "\x7f" "ELF", 4) == 0) {
-        /* A cubin: its symbol table names the kernels. Scan a bounded prefix. */
+        /* A cubin (ELF64): its string tables name the kernels. The image's
+         * extent is where its section and program header tables end. */
         const unsigned char *b = image;
-        size_t n = 1 << 20;
+        uint64_t shoff, phoff;
+        uint16_t phentsize, phnum, shentsize, shnum;
+        memcpy(&phoff, b + 0x20, 8), memcpy(&shoff, b + 0x28, 8);
+        memcpy(&phentsize, b + 0x36, 2), memcpy(&phnum, b + 0x38, 2);
+        memcpy(&shentsize, b + 0x3a, 2), memcpy(&shnum, b + 0x3c, 2);
+        size_t n = shoff + (size_t)shentsize * shnum;
+        if (phoff + (size_t)phentsize * phnum > n) n = phoff + (size_t)phentsize * phnum;
+        if (b[4] != 2 || n < 64 || n > (64u << 20)) {
+            free(mod);
+            return CUDA_ERROR_INVALID_IMAGE;
+        }
         for (int k = 0; k < K_COUNT; k++)
             mod->has[k] = memmem(b, n, kernel_names[k], strlen(kernel_names[k])) != 0;
     } else {

@@ -83,6 +83,9 @@ pub struct Gpu {
     pub kernels: Kernels,
     pub name: String,
     pub compute_capability: (i32, i32),
+    /// Which kernel image loaded: the PTX, or NVRTC machine code when the
+    /// driver is too old for the PTX (`probe` says which).
+    pub kernels_from: String,
 }
 
 impl Gpu {
@@ -103,9 +106,33 @@ impl Gpu {
             .map_err(driver_err("cuDeviceGetAttribute"))?;
         let name = ctx.name().map_err(driver_err("cuDeviceGetName"))?;
         let ptx = kernels::ptx_for(compute_capability).map_err(GpuError::Kernels)?;
-        let module = ctx
-            .load_module(cudarc::nvrtc::Ptx::from_src(ptx))
-            .map_err(driver_err("cuModuleLoadData"))?;
+        let (module, kernels_from) = match ctx.load_module(cudarc::nvrtc::Ptx::from_src(ptx)) {
+            Ok(m) => (m, "PTX".to_string()),
+            // The PTX's ISA is newer than this driver JIT-compiles (NVRTC 12.9
+            // writes `.version 8.8`, which needs a 12.9 driver): machine code
+            // for this device from NVRTC loads on any 12.x driver instead.
+            Err(e) if e.0 == CUresult::CUDA_ERROR_UNSUPPORTED_PTX_VERSION => {
+                let (major, minor) = compute_capability;
+                let arch = format!("sm_{major}{minor}");
+                let cubin = kernels::compile("scale.cu", kernels::SCALE_CU, &arch)
+                    .map_err(|why| {
+                        GpuError::Kernels(format!(
+                            "the driver refuses the PTX ({}) and NVRTC cannot build {arch} \
+                             machine code instead: {why}",
+                            describe(e.0)
+                        ))
+                    })?
+                    .cubin;
+                let m = ctx
+                    .load_module(cudarc::nvrtc::Ptx::from_binary(cubin))
+                    .map_err(driver_err("cuModuleLoadData (cubin)"))?;
+                (
+                    m,
+                    format!("{arch} cubin from NVRTC (the driver is too old for the PTX)"),
+                )
+            }
+            Err(e) => return Err(driver_err("cuModuleLoadData")(e)),
+        };
         let f = |n: &'static str| {
             module
                 .load_function(n)
@@ -123,6 +150,7 @@ impl Gpu {
             kernels,
             name,
             compute_capability,
+            kernels_from,
         }))
     }
 

@@ -45,6 +45,8 @@ pub struct DeviceReport {
     pub info: cuda::DeviceInfo,
     /// Opening the context and loading the kernels.
     pub context: Result<(), String>,
+    /// The kernel image the driver took (PTX, or an NVRTC cubin).
+    pub kernels: Option<String>,
     pub nvdec: Result<Vec<nvdec::DecodeCaps>, String>,
     pub nvenc: Result<Vec<String>, String>,
 }
@@ -86,6 +88,7 @@ pub fn probe() -> GpuReport {
         };
         devices.push(DeviceReport {
             info,
+            kernels: opened.as_ref().ok().map(|g| g.kernels_from.clone()),
             context,
             nvdec,
             nvenc,
@@ -177,6 +180,7 @@ pub fn open(ordinal: usize) -> Result<(Arc<Gpu>, Plan), String> {
     let gpu = Gpu::open(ordinal).map_err(|e| e.to_string())?;
     let report = DeviceReport {
         info,
+        kernels: Some(gpu.kernels_from.clone()),
         context: Ok(()),
         nvdec: nvdec::caps(&gpu),
         nvenc: nvenc::codecs(&gpu),
@@ -198,6 +202,9 @@ impl GpuReport {
                     Err(e) => format!(" (unusable: {e})"),
                 }
             ));
+            if let Some(k) = &d.kernels {
+                s.push_str(&format!("    kernels loaded: {k}\n"));
+            }
             match &d.nvdec {
                 Ok(caps) => {
                     for c in caps {
