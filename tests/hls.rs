@@ -1030,11 +1030,12 @@ fn slow_headers_time_out_and_cap_holds_viewer_plays() {
         .collect();
     // Meanwhile the viewer plays: blocking reload for the hinted part, then the part.
     let (mut parts, mut errors) = (0, Vec::new());
-    let play_until = Instant::now() + Duration::from_secs(4.0 as u64 + 2 * header_secs as u64);
+    let play_until = Instant::now() + Duration::from_secs_f64(4.0 + 2.0 * header_secs);
     while Instant::now() < play_until {
         let reload = format!("{base}{path}?_HLS_msn={msn}&_HLS_part={part}");
-        match viewer.get(&reload).call().and_then(|r| Ok(r.into_string()?)) {
-            Ok(_) => {}
+        match viewer.get(&reload).call().map(|r| r.into_string()) {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => errors.push(format!("{reload}: {e}")),
             Err(e) => errors.push(format!("{reload}: {e}")),
         }
         let uri = format!("{base}/live/demo/360p30/part{msn}.{part}.m4s");
