@@ -21,6 +21,18 @@ fn metric(text: &str, name: &str, filters: &[&str]) -> f64 {
         .sum()
 }
 
+/// The process's exit status, once it exits (within 10 s, else `why`).
+fn exit_within(server: &mut Server, why: &str) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(code) = server.child().try_wait().unwrap() {
+            return code;
+        }
+        assert!(Instant::now() < deadline, "{why}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn promtool_check(text: &str) {
     let mut child = Command::new("promtool")
         .args(["check", "metrics"])
@@ -177,17 +189,7 @@ fn a_port_still_held_after_bind_wait_secs_stops_start_up_with_the_reason() {
     let rtmp = held.local_addr().unwrap();
     let http: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let mut server = Server::launch("[server]\nbind_wait_secs = 1.0\n", &[], &[], rtmp, http);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let code = loop {
-        if let Some(code) = server.child().try_wait().unwrap() {
-            break code;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "still running with its port held"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let code = exit_within(&mut server, "still running with its port held");
     assert_eq!(code.code(), Some(1), "{}", server.log_text());
     let log = server.log_text();
     assert!(
@@ -381,17 +383,7 @@ fn second_instance_on_the_same_ports_is_refused() {
         first.rtmp,
         first.http,
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let code = loop {
-        if let Some(code) = second.child().try_wait().unwrap() {
-            break code;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "second instance still running on the first's ports"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let code = exit_within(&mut second, "second instance still running on the first's ports");
     assert_eq!(code.code(), Some(1), "{}", second.log_text());
     let log = second.log_text();
     assert!(log.contains("cannot listen on"), "{log}");
