@@ -288,6 +288,16 @@ fn resolution_change_mid_publish_continues_renditions() {
         );
     }
     let master_after = text(&server, "master.m3u8");
+    // The source variant is described as it is now.
+    let lines: Vec<&str> = master_after.lines().collect();
+    let source = lines
+        .iter()
+        .position(|l| *l == "source/playlist.m3u8")
+        .expect(&master_after);
+    assert!(
+        lines[source - 1].contains("RESOLUTION=1920x1080"),
+        "{master_after}"
+    );
     assert_eq!(
         sorted(&renditions(&master_after)),
         sorted(&names),

@@ -169,7 +169,7 @@ async fn multivariant_file(
 /// The multivariant playlist, or None while no video rendition can be listed.
 fn multivariant(media: &StreamMedia, playlist_name: &str) -> Option<String> {
     let renditions = media.renditions();
-    let audio = renditions.iter().find_map(|r| match r.kind {
+    let audio = renditions.iter().find_map(|r| match r.kind() {
         RenditionKind::Audio {
             channels,
             nominal_bps,
@@ -186,7 +186,7 @@ fn multivariant(media: &StreamMedia, playlist_name: &str) -> Option<String> {
             height,
             fps,
             nominal_bps,
-        } = r.kind
+        } = r.kind()
         else {
             continue;
         };
@@ -198,9 +198,9 @@ fn multivariant(media: &StreamMedia, playlist_name: &str) -> Option<String> {
             continue;
         }
         let average = avg.max(nominal_bps) + audio_bps;
-        let mut codecs = r.codecs.clone();
+        let mut codecs = r.codecs();
         if let Some((a, _, _)) = audio {
-            codecs = format!("{codecs},{}", a.codecs);
+            codecs = format!("{codecs},{}", a.codecs());
         }
         variants.push(hls::Variant {
             uri: format!("{}/{playlist_name}", r.name),

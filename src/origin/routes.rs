@@ -256,7 +256,7 @@ fn stream_view(ctx: &Context, s: &crate::ingest::registry::LiveStream) -> serde_
             .map(|r| {
                 serde_json::json!({
                     "name": r.name,
-                    "codecs": r.codecs,
+                    "codecs": r.codecs(),
                     "parts": r.parts_published.load(std::sync::atomic::Ordering::Relaxed),
                     "segments": r.segments_published.load(std::sync::atomic::Ordering::Relaxed),
                     "last_part": r.last_part(),

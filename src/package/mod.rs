@@ -58,6 +58,14 @@ struct Break {
     boundary: Option<i64>,
 }
 
+/// A video rendition's next configuration: its init segment, and what the
+/// multivariant playlist says of it.
+struct NewConfig {
+    init: Bytes,
+    codecs: String,
+    kind: RenditionKind,
+}
+
 /// One rendition being packaged.
 struct Output {
     rendition: Arc<Rendition>,
@@ -103,10 +111,11 @@ impl Output {
     /// segment: the chunks `frame` completes all belong to earlier frames (the
     /// chunker holds one), and the segment `frame` starts is published later,
     /// under the new init (`EXT-X-MAP`).
-    fn push_with_init(&mut self, frame: Frame, init: Bytes, stream: &str) {
+    fn push_with_init(&mut self, frame: Frame, new: NewConfig, stream: &str) {
         self.push(frame, stream);
         if !self.ended {
-            self.rendition.set_init(init);
+            self.rendition.set_init(new.init);
+            self.rendition.describe(new.codecs, new.kind);
         }
     }
 
@@ -206,7 +215,7 @@ struct SourceOutput {
     nal_length_size: u8,
     /// After a new configuration: its init, published with the segment its
     /// first keyframe starts; frames before that keyframe are dropped.
-    pending_init: Option<Bytes>,
+    pending_init: Option<NewConfig>,
     last_boundary: Option<i64>,
     /// Only while the ladder cuts segments on source keyframes too.
     follow_ladder: bool,
@@ -289,25 +298,34 @@ impl StreamPackager {
         self.media.timing
     }
 
-    fn video_output(&self, name: &str, cfg: &AvcConfig, nominal_bps: u64) -> Option<Output> {
-        let init = match cmaf::init_segment(&TrackConfig::Video(cfg.clone())) {
-            Ok(i) => i,
-            Err(e) => {
-                warn!(stream = %self.name, rendition = name, "init segment: {e}");
-                return None;
-            }
-        };
-        let rendition = self.media.add(
-            name,
-            cfg.codec_string(),
-            RenditionKind::Video {
+    /// A video rendition's init segment and description for `cfg`.
+    fn video_config(
+        &self,
+        cfg: &AvcConfig,
+        nominal_bps: u64,
+    ) -> Result<NewConfig, cmaf::CmafError> {
+        Ok(NewConfig {
+            init: cmaf::init_segment(&TrackConfig::Video(cfg.clone()))?,
+            codecs: cfg.codec_string(),
+            kind: RenditionKind::Video {
                 width: cfg.width,
                 height: cfg.height,
                 fps: cfg.fps.unwrap_or(self.fps),
                 nominal_bps,
             },
-        );
-        rendition.set_init(init);
+        })
+    }
+
+    fn video_output(&self, name: &str, cfg: &AvcConfig, nominal_bps: u64) -> Option<Output> {
+        let new = match self.video_config(cfg, nominal_bps) {
+            Ok(n) => n,
+            Err(e) => {
+                warn!(stream = %self.name, rendition = name, "init segment: {e}");
+                return None;
+            }
+        };
+        let rendition = self.media.add(name, new.codecs, new.kind);
+        rendition.set_init(new.init);
         Some(Output::new(
             rendition,
             Chunker::new(TIMESCALE, self.part_ticks, self.frame_ticks).chunked(self.chunked),
@@ -374,10 +392,11 @@ impl StreamPackager {
         self.fps = fps;
         self.reconfigured = true;
         let name = self.name.clone();
+        let new = self.video_config(video, 0);
         if let Some(s) = &mut self.source {
-            match cmaf::init_segment(&TrackConfig::Video(video.clone())) {
-                Ok(init) => {
-                    s.pending_init = Some(init);
+            match new {
+                Ok(new) => {
+                    s.pending_init = Some(new);
                     s.nal_length_size = video.nal_length_size;
                 }
                 Err(e) => {
@@ -605,8 +624,9 @@ impl StreamPackager {
                 }
             }
             Some(Some(o)) if o.reinit && f.keyframe => {
+                let bps = self.rung_plan.get(i).map_or(0, |r| r.bitrate_bps as u64);
                 init = self.rung_config(i, &f.data).and_then(|cfg| {
-                    cmaf::init_segment(&TrackConfig::Video(cfg))
+                    self.video_config(&cfg, bps)
                         .map_err(|e| warn!(stream = %self.name, rung = i, "init segment: {e}"))
                         .ok()
                 });
@@ -1108,8 +1128,17 @@ mod tests {
                 "{name}: init1 has the new SPS"
             );
         }
-        // The source's new frames go out in the new init's segments only.
+        // The multivariant describes the source as it is now.
         let source = now.rendition("source").unwrap();
-        assert!(!source.is_ended());
+        assert_eq!(source.codecs(), v1080.codec_string());
+        assert_eq!(
+            source.kind(),
+            RenditionKind::Video {
+                width: 1920,
+                height: 1080,
+                fps: 30.0,
+                nominal_bps: 0
+            }
+        );
     }
 }

@@ -31,7 +31,7 @@ pub enum RenditionKind {
 /// Sort key: the source rendition, then the rungs largest first (height, frame
 /// rate, bitrate), then audio.
 fn ladder_order(r: &Rendition) -> (u8, i64, f64, i64) {
-    match r.kind {
+    match r.kind() {
         RenditionKind::Video { .. } if r.name == "source" => (0, 0, 0.0, 0),
         RenditionKind::Video {
             height,
@@ -219,8 +219,7 @@ impl StreamMedia {
     pub fn add(&self, name: &str, codecs: String, kind: RenditionKind) -> Arc<Rendition> {
         let r = Arc::new(Rendition {
             name: name.to_string(),
-            codecs,
-            kind,
+            description: Mutex::new((codecs, kind)),
             window_secs: self.window_secs,
             timeline: Mutex::new(Timeline::default()),
             changed: Event::new(),
@@ -285,9 +284,9 @@ struct Body {
 
 pub struct Rendition {
     pub name: String,
-    /// RFC 6381 codecs of this rendition alone.
-    pub codecs: String,
-    pub kind: RenditionKind,
+    /// RFC 6381 codecs of this rendition alone, and what it carries: as the
+    /// newest configuration says (a source that changes size mid-publish).
+    description: Mutex<(String, RenditionKind)>,
     window_secs: f64,
     timeline: Mutex<Timeline>,
     /// Notified on every publish and at the end.
@@ -301,6 +300,29 @@ pub struct Rendition {
 impl Rendition {
     fn lock(&self) -> MutexGuard<'_, Timeline> {
         self.timeline.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// RFC 6381 codecs of this rendition alone.
+    pub fn codecs(&self) -> String {
+        self.description
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+            .clone()
+    }
+
+    pub fn kind(&self) -> RenditionKind {
+        self.description
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .1
+            .clone()
+    }
+
+    /// A new configuration of the same rendition (new size, profile, level):
+    /// the multivariant playlist describes it from now on.
+    pub fn describe(&self, codecs: String, kind: RenditionKind) {
+        *self.description.lock().unwrap_or_else(|e| e.into_inner()) = (codecs, kind);
     }
 
     /// Publishes a new init segment; segments started from now on use it.
