@@ -403,8 +403,9 @@ fn host_copy(gpu: &Arc<Gpu>, f: &Frame) -> Result<Frame, String> {
     let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
     let mut luma = vec![0u8; d.pitch * h];
     let mut chroma = vec![0u8; d.pitch * ch];
-    gpu.download(d.luma, &mut luma).map_err(|e| e.to_string())?;
-    gpu.download(d.chroma, &mut chroma)
+    gpu.download(&gpu.stream, d.luma, &mut luma)
+        .map_err(|e| e.to_string())?;
+    gpu.download(&gpu.stream, d.chroma, &mut chroma)
         .map_err(|e| e.to_string())?;
     let mut out = Frame::new(f.width, f.height);
     out.pts = f.pts;

@@ -10,6 +10,9 @@
  *   poisoned and never reused, so a use after free is a violation, not luck.
  *   LADDERD_STANDIN_MEM caps the live bytes (default 4 GiB): beyond it
  *   cuMemAlloc answers CUDA_ERROR_OUT_OF_MEMORY.
+ * - Streams must be non-blocking streams of their own (the legacy NULL stream
+ *   serialises every channel) and the primary context must be set to
+ *   CU_CTX_SCHED_BLOCKING_SYNC before a synchronisation (else it spins).
  * - Work on a stream (kernel launches, async copies) is queued and runs only
  *   when something synchronises, as on a GPU: reading a result before a sync
  *   reads stale memory, and NVENC reading a buffer with queued writes is a
@@ -82,6 +85,15 @@ CUresult cuDevicePrimaryCtxRetain(void **ctx, int dev) {
     return CUDA_SUCCESS;
 }
 CUresult cuDevicePrimaryCtxRelease_v2(int dev) { (void)dev; return CUDA_SUCCESS; }
+/* The primary context's scheduling flags: ladderd asks for BLOCKING_SYNC (4)
+ * so a synchronisation sleeps instead of spinning beside the CPU encoders. */
+static unsigned ctx_flags;
+CUresult cuDevicePrimaryCtxSetFlags_v2(int dev, unsigned flags) {
+    (void)dev;
+    if (flags & ~0x1fU) return CUDA_ERROR_INVALID_VALUE;
+    ctx_flags = flags;
+    return CUDA_SUCCESS;
+}
 static __thread void *current;
 CUresult cuCtxSetCurrent(void *ctx) {
     if (ctx && ctx != &ctx_token) standin_violation("cuCtxSetCurrent(%p): not a context", ctx);
@@ -498,9 +510,46 @@ int standin_pending_write(CUdeviceptr p, size_t len) {
     return hit;
 }
 
+/* Streams: ladderd gives each decoder and ladder its own non-blocking stream;
+ * the legacy NULL stream (which serialises every channel) is a violation. */
+#define STREAM_MAGIC 0x5354524d
+struct stream {
+    unsigned magic, flags;
+};
+CUresult cuStreamCreate(void **s, unsigned flags) {
+    need_context("cuStreamCreate");
+    FAIL("cuStreamCreate");
+    struct stream *st = malloc(sizeof *st);
+    st->magic = STREAM_MAGIC;
+    st->flags = flags;
+    *s = st;
+    return CUDA_SUCCESS;
+}
+CUresult cuStreamDestroy_v2(void *s) {
+    struct stream *st = s;
+    if (!st || st->magic != STREAM_MAGIC) standin_violation("cuStreamDestroy(%p): not a stream", s);
+    st->magic = 0;
+    free(st);
+    return CUDA_SUCCESS;
+}
+static void check_stream(const char *call, void *s) {
+    struct stream *st = s;
+    if (!st)
+        standin_violation("%s on the legacy NULL stream: it waits for every other stream's work "
+                          "(use a non-blocking stream per decoder/ladder)",
+                          call);
+    if (st->magic != STREAM_MAGIC) standin_violation("%s: %p is not a live stream", call, s);
+    if (!(st->flags & 1)) standin_violation("%s: stream created without CU_STREAM_NON_BLOCKING", call);
+}
+void standin_check_stream(void *s, const char *call) { check_stream(call, s); }
+
 CUresult cuStreamSynchronize(void *s) {
-    (void)s;
     need_context("cuStreamSynchronize");
+    check_stream("cuStreamSynchronize", s);
+    if (!(ctx_flags & 4))
+        standin_violation("cuStreamSynchronize with the context on SCHED_AUTO (flags %u): the wait spins a "
+                          "CPU core; set CU_CTX_SCHED_BLOCKING_SYNC before retaining the primary context",
+                          ctx_flags);
     FAIL("cuStreamSynchronize");
     standin_sync();
     return CUDA_SUCCESS;
@@ -548,6 +597,7 @@ CUresult cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned
     pthread_mutex_lock(&mu);
     launches++;
     if (!stream) launches_on_null_stream++;
+    check_stream("cuLaunchKernel", stream);
     switch (fn->k) {
     case K_SCALE: {
         /* (const u8 *src, int src_pitch, int sw, int sh, int channels, Ladder ladder) */
@@ -619,8 +669,8 @@ CUresult cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned
 
 /* ---------------------------------------------------------------- copies */
 CUresult cuMemcpy2DAsync_v2(const CUDA_MEMCPY2D *c, void *stream) {
-    (void)stream;
     need_context("cuMemcpy2DAsync");
+    check_stream("cuMemcpy2DAsync", stream);
     FAIL("cuMemcpy2DAsync_v2");
     if (c->srcPitch < c->WidthInBytes + c->srcXInBytes || c->dstPitch < c->WidthInBytes + c->dstXInBytes)
         return CUDA_ERROR_INVALID_VALUE;
@@ -645,8 +695,8 @@ CUresult cuMemcpy2DAsync_v2(const CUDA_MEMCPY2D *c, void *stream) {
     return CUDA_SUCCESS;
 }
 CUresult cuMemcpyDtoHAsync_v2(void *dst, CUdeviceptr src, size_t n, void *stream) {
-    (void)stream;
     need_context("cuMemcpyDtoHAsync");
+    check_stream("cuMemcpyDtoHAsync", stream);
     FAIL("cuMemcpyDtoHAsync_v2");
     struct op o;
     memset(&o, 0, sizeof o);
@@ -658,8 +708,8 @@ CUresult cuMemcpyDtoHAsync_v2(void *dst, CUdeviceptr src, size_t n, void *stream
     return CUDA_SUCCESS;
 }
 CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void *src, size_t n, void *stream) {
-    (void)stream;
     need_context("cuMemcpyHtoDAsync");
+    check_stream("cuMemcpyHtoDAsync", stream);
     FAIL("cuMemcpyHtoDAsync_v2");
     struct op o;
     memset(&o, 0, sizeof o);

@@ -147,6 +147,7 @@ CUresult cuvidMapVideoFrame64(CUvideodecoder h, int idx, unsigned long long *ptr
     struct decoder *d = (struct decoder *)h;
     if (idx < 0 || (unsigned)idx >= d->info.ulNumDecodeSurfaces || !d->decoded[idx]) return CUDA_ERROR_INVALID_VALUE;
     if (!pp) return CUDA_ERROR_INVALID_VALUE;
+    standin_check_stream(pp->output_stream, "cuvidMapVideoFrame64 (CUVIDPROCPARAMS.output_stream)");
     unsigned slot = 0;
     while (slot < d->info.ulNumOutputSurfaces && d->out_mapped[slot]) slot++;
     if (slot == d->info.ulNumOutputSurfaces) {

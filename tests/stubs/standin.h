@@ -119,6 +119,8 @@ void standin_hold(standin_devptr ptr, int delta);
 void standin_sync(void);
 /* Whether queued, unfinished device work writes into [ptr, ptr+len). */
 int standin_pending_write(standin_devptr ptr, size_t len);
+/* A violation unless `s` is a live non-blocking stream. */
+void standin_check_stream(void *s, const char *call);
 /* The current context handle (NVENC checks the device it is given). */
 void *standin_context(void);
 

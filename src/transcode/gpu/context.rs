@@ -63,6 +63,10 @@ const REQUIRED: &[&str] = &[
     "cuModuleUnload",
     "cuLaunchKernel",
     "cuStreamSynchronize",
+    "cuStreamCreate",
+    "cuStreamDestroy_v2",
+    "cuCtxSynchronize",
+    "cuDevicePrimaryCtxSetFlags_v2",
     "cuMemAlloc_v2",
     "cuMemFree_v2",
     "cuMemcpy2DAsync_v2",
@@ -100,6 +104,7 @@ impl Gpu {
                 "libcuda lacks {missing} (driver too old for ladderd's CUDA 12 calls?)"
             )));
         }
+        blocking_sync(ordinal)?;
         let ctx = CudaContext::new(ordinal).map_err(driver_err("cuCtx (primary context)"))?;
         let compute_capability = ctx
             .compute_capability()
@@ -143,7 +148,9 @@ impl Gpu {
             nv12_to_i420: f("nv12_to_i420")?,
             i420_to_nv12: f("i420_to_nv12")?,
         };
-        let stream = ctx.default_stream();
+        // Never the legacy NULL stream: it synchronises with every other
+        // stream in the context, so one channel's work would wait for all.
+        let stream = ctx.new_stream().map_err(driver_err("cuStreamCreate"))?;
         Ok(Arc::new(Gpu {
             ctx,
             stream,
@@ -169,8 +176,15 @@ impl Gpu {
         self.stream.cu_stream()
     }
 
-    pub fn sync(&self) -> Result<(), GpuError> {
-        self.stream
+    /// A stream of its own for one decoder or ladder (non-blocking: it does
+    /// not wait for other channels' work).
+    pub fn new_stream(&self) -> Result<Arc<CudaStream>, GpuError> {
+        self.ctx.new_stream().map_err(driver_err("cuStreamCreate"))
+    }
+
+    /// Waits for the work queued on `stream`.
+    pub fn wait(&self, stream: &CudaStream) -> Result<(), GpuError> {
+        stream
             .synchronize()
             .map_err(driver_err("cuStreamSynchronize"))
     }
@@ -193,6 +207,7 @@ impl Gpu {
     #[allow(clippy::too_many_arguments)]
     pub fn copy_2d_dtod(
         &self,
+        stream: &CudaStream,
         src: u64,
         src_pitch: usize,
         dst: u64,
@@ -221,32 +236,53 @@ impl Gpu {
         // SAFETY: both ranges are device allocations at least pitch × rows long
         // (the caller's buffers); the struct is fully initialised.
         cu("cuMemcpy2DAsync", unsafe {
-            sys::cuMemcpy2DAsync_v2(&copy, self.cu_stream())
+            sys::cuMemcpy2DAsync_v2(&copy, stream.cu_stream())
         })
     }
 
     /// Device → host, counted in [`DEVICE_TO_HOST_BYTES`]; waits for the stream.
-    pub fn download(&self, src: u64, dst: &mut [u8]) -> Result<(), GpuError> {
+    pub fn download(&self, stream: &CudaStream, src: u64, dst: &mut [u8]) -> Result<(), GpuError> {
         // SAFETY: `src` is a device allocation of at least dst.len() bytes.
         cu("cuMemcpyDtoHAsync", unsafe {
-            sys::cuMemcpyDtoHAsync_v2(dst.as_mut_ptr().cast(), src, dst.len(), self.cu_stream())
+            sys::cuMemcpyDtoHAsync_v2(dst.as_mut_ptr().cast(), src, dst.len(), stream.cu_stream())
         })?;
-        self.sync()?;
+        self.wait(stream)?;
         DEVICE_TO_HOST_BYTES.fetch_add(dst.len() as u64, Ordering::Relaxed);
         Ok(())
     }
 
     /// Host → device, counted in [`HOST_TO_DEVICE_BYTES`]; waits for the stream
     /// (the host slice may be reused as soon as this returns).
-    pub fn upload(&self, src: &[u8], dst: u64) -> Result<(), GpuError> {
+    pub fn upload(&self, stream: &CudaStream, src: &[u8], dst: u64) -> Result<(), GpuError> {
         // SAFETY: `dst` is a device allocation of at least src.len() bytes.
         cu("cuMemcpyHtoDAsync", unsafe {
-            sys::cuMemcpyHtoDAsync_v2(dst, src.as_ptr().cast(), src.len(), self.cu_stream())
+            sys::cuMemcpyHtoDAsync_v2(dst, src.as_ptr().cast(), src.len(), stream.cu_stream())
         })?;
-        self.sync()?;
+        self.wait(stream)?;
         HOST_TO_DEVICE_BYTES.fetch_add(src.len() as u64, Ordering::Relaxed);
         Ok(())
     }
+}
+
+/// Asks for the primary context to block the calling thread in a
+/// synchronisation instead of spinning (the default, SCHED_AUTO, spins with
+/// few contexts and competes with the CPU encoders). Before the context is
+/// retained; an already active context keeps its flags (logged).
+fn blocking_sync(ordinal: usize) -> Result<(), GpuError> {
+    let mut dev: sys::CUdevice = 0;
+    // SAFETY: the entry points were checked to exist; out-pointer to a local.
+    unsafe {
+        cu("cuInit", sys::cuInit(0))?;
+        cu("cuDeviceGet", sys::cuDeviceGet(&mut dev, ordinal as i32))?;
+        let r = sys::cuDevicePrimaryCtxSetFlags_v2(
+            dev,
+            sys::CUctx_flags::CU_CTX_SCHED_BLOCKING_SYNC as u32,
+        );
+        if r != CUresult::CUDA_SUCCESS {
+            tracing::info!("CUDA context flags left as they are: {}", describe(r));
+        }
+    }
+    Ok(())
 }
 
 /// One device allocation, freed on drop.

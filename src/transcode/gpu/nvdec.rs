@@ -178,6 +178,8 @@ struct Ready {
 struct Session {
     lib: &'static NvdecLib,
     gpu: Arc<Gpu>,
+    /// This decoder's own stream (post-processing and our copies).
+    stream: Arc<cudarc::driver::CudaStream>,
     decoder: nv::CUvideodecoder,
     /// Display size and our buffers' pitch.
     width: u32,
@@ -274,7 +276,7 @@ impl Session {
         let mut proc_params: nv::CUVIDPROCPARAMS = unsafe { std::mem::zeroed() };
         proc_params.progressive_frame = info.progressive_frame;
         proc_params.top_field_first = info.top_field_first;
-        proc_params.output_stream = self.gpu.cu_stream() as nv::CUstream;
+        proc_params.output_stream = self.stream.cu_stream() as nv::CUstream;
         let (mut surface, mut pitch): (c_ulonglong, c_uint) = (0, 0);
         // SAFETY: a picture index the parser just handed us; out-pointers to locals.
         check("cuvidMapVideoFrame64", unsafe {
@@ -290,6 +292,7 @@ impl Session {
             let (rows, pitch) = (self.height as usize, pitch as usize);
             // The mapped surface holds luma rows, then the UV rows at pitch × height.
             self.gpu.copy_2d_dtod(
+                &self.stream,
                 surface,
                 pitch,
                 buf.ptr,
@@ -298,6 +301,7 @@ impl Session {
                 rows,
             )?;
             self.gpu.copy_2d_dtod(
+                &self.stream,
                 surface + (pitch * rows) as u64,
                 pitch,
                 buf.ptr + (self.pitch * rows) as u64,
@@ -305,7 +309,7 @@ impl Session {
                 self.width as usize,
                 rows.div_ceil(2),
             )?;
-            self.gpu.sync()?;
+            self.gpu.wait(&self.stream)?;
             Ok(buf)
         });
         // SAFETY: unmapping the surface mapped above, once.
@@ -388,9 +392,11 @@ impl NvdecDecoder {
     pub fn new(gpu: Arc<Gpu>, config: AvcConfig) -> Result<Self, GpuError> {
         let lib = lib().map_err(GpuError::Unsupported)?;
         gpu.bind()?;
+        let stream = gpu.new_stream()?;
         let mut session = Box::new(Session {
             lib,
             gpu,
+            stream,
             decoder: std::ptr::null_mut(),
             width: config.width,
             height: config.height,

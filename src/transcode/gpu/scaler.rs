@@ -10,7 +10,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use cudarc::driver::{DeviceRepr, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaStream, DeviceRepr, LaunchConfig, PushKernelArg};
 
 use super::context::{DeviceBuffer, Gpu, GpuError};
 use crate::transcode::frame::DevicePicture;
@@ -54,6 +54,8 @@ struct RungOutput {
 
 pub struct LadderScaler {
     gpu: Arc<Gpu>,
+    /// This ladder's own stream (launches, copies).
+    stream: Arc<CudaStream>,
     rungs: Vec<RungOutput>,
     /// (pts, arrival) of the picture the outputs hold.
     last: Option<(i64, Instant)>,
@@ -95,8 +97,10 @@ impl LadderScaler {
                 i420: None,
             });
         }
+        let stream = gpu.new_stream()?;
         Ok(Arc::new(Mutex::new(LadderScaler {
             gpu,
+            stream,
             rungs,
             last: None,
             upload_i420: None,
@@ -127,16 +131,14 @@ impl LadderScaler {
         let (Some(i420), Some((nv12, _))) = (&self.upload_i420, &self.upload_nv12) else {
             unreachable!("both staging buffers were just ensured");
         };
-        self.gpu.upload(&src.y, i420.ptr)?;
-        self.gpu.upload(&src.u, i420.ptr + (w * h) as u64)?;
+        let stream = &self.stream;
+        self.gpu.upload(stream, &src.y, i420.ptr)?;
+        self.gpu.upload(stream, &src.u, i420.ptr + (w * h) as u64)?;
         self.gpu
-            .upload(&src.v, i420.ptr + (w * h) as u64 + (cw * ch) as u64)?;
+            .upload(stream, &src.v, i420.ptr + (w * h) as u64 + (cw * ch) as u64)?;
         let (luma, chroma) = (nv12.ptr, nv12.ptr + (pitch * h) as u64);
         let (src_ptr, width, height, pitch_i) = (i420.ptr, w as i32, h as i32, pitch as i32);
-        let mut launch = self
-            .gpu
-            .stream
-            .launch_builder(&self.gpu.kernels.i420_to_nv12);
+        let mut launch = self.stream.launch_builder(&self.gpu.kernels.i420_to_nv12);
         launch
             .arg(&src_ptr)
             .arg(&width)
@@ -196,7 +198,6 @@ impl LadderScaler {
             }
             let (src_pitch, sw, sh) = (pitch as i32, sw as i32, sh as i32);
             let mut launch = self
-                .gpu
                 .stream
                 .launch_builder(&self.gpu.kernels.scale_plane_ladder);
             launch
@@ -216,7 +217,7 @@ impl LadderScaler {
             })?;
         }
         // NVENC reads these buffers outside our stream: finish the launches first.
-        self.gpu.sync()?;
+        self.gpu.wait(&self.stream)?;
         self.last = Some(key);
         Ok(())
     }
@@ -237,6 +238,7 @@ impl LadderScaler {
     fn download(&mut self, index: usize, dst: &mut Frame) -> Result<(), GpuError> {
         let pic = self.picture(index);
         let gpu = self.gpu.clone();
+        let stream = self.stream.clone();
         let r = &mut self.rungs[index];
         let (w, h) = (r.width as usize, r.height as usize);
         let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
@@ -248,7 +250,7 @@ impl LadderScaler {
             unreachable!("allocated above")
         };
         let (out, width, height, pitch) = (i420.ptr, w as i32, h as i32, pic.pitch as i32);
-        let mut launch = gpu.stream.launch_builder(&gpu.kernels.nv12_to_i420);
+        let mut launch = stream.launch_builder(&gpu.kernels.nv12_to_i420);
         launch
             .arg(&pic.luma)
             .arg(&pic.chroma)
@@ -262,9 +264,9 @@ impl LadderScaler {
             reason: super::cuda::describe(e.0),
         })?;
         dst.reshape(r.width, r.height);
-        gpu.download(out, &mut dst.y)?;
-        gpu.download(out + (w * h) as u64, &mut dst.u)?;
-        gpu.download(out + (w * h + cw * ch) as u64, &mut dst.v)?;
+        gpu.download(&stream, out, &mut dst.y)?;
+        gpu.download(&stream, out + (w * h) as u64, &mut dst.u)?;
+        gpu.download(&stream, out + (w * h + cw * ch) as u64, &mut dst.v)?;
         Ok(())
     }
 }
