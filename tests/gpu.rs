@@ -503,13 +503,14 @@ fn psnr_between(a: &Path, b: &Path) -> f64 {
     v.parse().unwrap()
 }
 
-fn copied_bytes(stdout: &str) -> u64 {
-    stdout
+/// (bytes, copies) from the summary's `gpu: N bytes copied device->host in M copies`.
+fn copied(stdout: &str) -> (u64, u64) {
+    let line = stdout
         .lines()
         .find_map(|l| l.strip_prefix("gpu: "))
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no `gpu: N bytes` line in:\n{stdout}"))
+        .unwrap_or_else(|| panic!("no `gpu: N bytes` line in:\n{stdout}"));
+    let w: Vec<&str> = line.split_whitespace().collect();
+    (w[0].parse().unwrap(), w[5].parse().unwrap())
 }
 
 /// 4 s of 1280x720@30 H.264 High with B-frames (reordering through NVDEC) and
@@ -616,7 +617,7 @@ fn standin_transcode_gpu_hybrid_and_session_cap_match_the_cpu_ladder() {
             cpu.iter().map(|r| &r.0).collect::<Vec<_>>(),
             "{label}: rungs"
         );
-        let mut host_bytes = 0;
+        let (mut host_bytes, mut host_copies) = (0, 0);
         for (i, ((name, w, h, frames, keys), c)) in rungs.iter().zip(&cpu).enumerate() {
             assert_eq!((*w, *h), (c.1, c.2), "{label} {name} size");
             assert_eq!(*frames, c.3, "{label} {name}: frame count");
@@ -640,12 +641,13 @@ fn standin_transcode_gpu_hybrid_and_session_cap_match_the_cpu_ladder() {
             };
             if on_cpu {
                 host_bytes += frames * i420_bytes(*w, *h);
+                host_copies += frames;
             }
         }
         assert_eq!(
-            copied_bytes(&stdout),
-            host_bytes,
-            "{label}: device->host bytes (one I420 copy per picture per CPU-encoded rung)"
+            copied(&stdout),
+            (host_bytes, host_copies),
+            "{label}: device->host (bytes, copies): one I420 copy per picture per CPU-encoded rung"
         );
         if label == "capped" {
             let warned = stderr.matches("NVENC unavailable for this rung").count();

@@ -75,6 +75,8 @@ pub struct Summary {
     /// Picture bytes the GPU backend copied device→host during this run (0 on
     /// an all-GPU ladder; one I420 picture per rung per picture when hybrid).
     pub device_to_host_bytes: u64,
+    /// …in this many copies.
+    pub device_to_host_copies: u64,
 }
 
 /// Transcodes INPUT with `config`'s ladder, encoder, segment length and audio
@@ -175,8 +177,12 @@ pub fn transcode(input: &Path, out_dir: &Path, config: &Config) -> Result<Summar
         .map_err(TranscodeError::Backend)?
         .0
     };
-    let copied_before = crate::transcode::gpu::context::DEVICE_TO_HOST_BYTES
-        .load(std::sync::atomic::Ordering::Relaxed);
+    use crate::transcode::gpu::context::{DEVICE_TO_HOST_BYTES, DEVICE_TO_HOST_COPIES};
+    use std::sync::atomic::Ordering::Relaxed;
+    let copied_before = (
+        DEVICE_TO_HOST_BYTES.load(Relaxed),
+        DEVICE_TO_HOST_COPIES.load(Relaxed),
+    );
     let mut run = LadderRun::with_backend(
         &video_config,
         fps,
@@ -277,9 +283,8 @@ pub fn transcode(input: &Path, out_dir: &Path, config: &Config) -> Result<Summar
         audio: written.get("audio").cloned(),
         latency: run.latency_summary(),
         backend: backend.describe(),
-        device_to_host_bytes: crate::transcode::gpu::context::DEVICE_TO_HOST_BYTES
-            .load(std::sync::atomic::Ordering::Relaxed)
-            - copied_before,
+        device_to_host_bytes: DEVICE_TO_HOST_BYTES.load(Relaxed) - copied_before.0,
+        device_to_host_copies: DEVICE_TO_HOST_COPIES.load(Relaxed) - copied_before.1,
     })
 }
 
@@ -367,8 +372,8 @@ impl Summary {
             s += &format!("audio: {}\n", a.display());
         }
         s += &format!(
-            "backend: {}\ngpu: {} bytes copied device->host\n",
-            self.backend, self.device_to_host_bytes
+            "backend: {}\ngpu: {} bytes copied device->host in {} copies\n",
+            self.backend, self.device_to_host_bytes, self.device_to_host_copies
         );
         s
     }

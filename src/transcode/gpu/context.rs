@@ -15,6 +15,9 @@ use super::kernels;
 /// On an all-GPU ladder (NVDEC → CUDA scale → NVENC) device→host reads 0.
 pub static DEVICE_TO_HOST_BYTES: AtomicU64 = AtomicU64::new(0);
 pub static HOST_TO_DEVICE_BYTES: AtomicU64 = AtomicU64::new(0);
+/// Device→host copies (each one a wait on its stream): the hybrid plan makes
+/// one per picture per CPU-encoded rung.
+pub static DEVICE_TO_HOST_COPIES: AtomicU64 = AtomicU64::new(0);
 
 #[derive(Debug, thiserror::Error)]
 pub enum GpuError {
@@ -248,6 +251,7 @@ impl Gpu {
         })?;
         self.wait(stream)?;
         DEVICE_TO_HOST_BYTES.fetch_add(dst.len() as u64, Ordering::Relaxed);
+        DEVICE_TO_HOST_COPIES.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 

@@ -276,6 +276,10 @@ impl Session {
         let mut proc_params: nv::CUVIDPROCPARAMS = unsafe { std::mem::zeroed() };
         proc_params.progressive_frame = info.progressive_frame;
         proc_params.top_field_first = info.top_field_first;
+        // The whole frame (first field), and a lone field when the parser says
+        // so (repeat_first_field < 0), as NVIDIA's samples set them.
+        proc_params.second_field = 0;
+        proc_params.unpaired_field = (info.repeat_first_field < 0) as c_int;
         proc_params.output_stream = self.stream.cu_stream() as nv::CUstream;
         let (mut surface, mut pitch): (c_ulonglong, c_uint) = (0, 0);
         // SAFETY: a picture index the parser just handed us; out-pointers to locals.

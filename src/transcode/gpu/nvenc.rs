@@ -131,7 +131,8 @@ impl Session {
             let hint = match s {
                 ne::NV_ENC_ERR_NO_ENCODE_DEVICE | ne::NV_ENC_ERR_UNSUPPORTED_DEVICE => {
                     format!(
-                        " ({} has no NVENC: data-centre Hopper GPUs lack it)",
+                        " ({} has no NVENC: data-centre Hopper GPUs lack it; in a container, \
+                         the `video` driver capability is also needed)",
                         gpu.name
                     )
                 }

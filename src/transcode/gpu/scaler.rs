@@ -50,6 +50,9 @@ struct RungOutput {
     nv12: Arc<DeviceBuffer>,
     /// Tight I420 for the host copy (hybrid path only).
     i420: Option<DeviceBuffer>,
+    /// Its host side: the whole picture arrives in one copy, then splits
+    /// into the frame's planes.
+    host: Vec<u8>,
 }
 
 pub struct LadderScaler {
@@ -95,6 +98,7 @@ impl LadderScaler {
                 pitch,
                 nv12,
                 i420: None,
+                host: Vec::new(),
             });
         }
         let stream = gpu.new_stream()?;
@@ -234,7 +238,7 @@ impl LadderScaler {
     }
 
     /// Rung `index`'s picture into `dst`'s host planes (I420): one conversion on
-    /// the device, one copy per plane, counted.
+    /// the device, one copy of the whole picture, counted.
     fn download(&mut self, index: usize, dst: &mut Frame) -> Result<(), GpuError> {
         let pic = self.picture(index);
         let gpu = self.gpu.clone();
@@ -264,9 +268,13 @@ impl LadderScaler {
             reason: super::cuda::describe(e.0),
         })?;
         dst.reshape(r.width, r.height);
-        gpu.download(&stream, out, &mut dst.y)?;
-        gpu.download(&stream, out + (w * h) as u64, &mut dst.u)?;
-        gpu.download(&stream, out + (w * h + cw * ch) as u64, &mut dst.v)?;
+        // One copy (and one wait) per picture, not one per plane.
+        r.host.resize(tight, 0);
+        gpu.download(&stream, out, &mut r.host)?;
+        let (y, uv) = r.host.split_at(w * h);
+        dst.y.copy_from_slice(y);
+        dst.u.copy_from_slice(&uv[..cw * ch]);
+        dst.v.copy_from_slice(&uv[cw * ch..]);
         Ok(())
     }
 }
