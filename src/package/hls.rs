@@ -237,39 +237,53 @@ pub struct LongSegment {
 }
 
 /// Groups complete LL segments into standard-HLS segments: `n` covers msns
-/// `n*group .. (n+1)*group`, and only whole groups are listed.
+/// `n*group .. (n+1)*group`, and only whole groups are listed. A discontinuity
+/// inside a group ends it there (one segment never spans a timeline break or
+/// two init segments): the group is whole up to the break, the LL segments
+/// from the break to the next group are left out of standard HLS, and the
+/// next group carries the discontinuity.
 pub fn long_segments(segments: &[SegmentEntry], group: u64) -> Vec<LongSegment> {
     let group = group.max(1);
     let mut out: Vec<LongSegment> = Vec::new();
     let mut members = 0;
+    // The last group was cut short by a discontinuity inside it.
+    let mut cut = false;
+    let mut pending_discontinuity = false;
     for s in segments.iter().filter(|s| s.complete) {
         let n = s.msn / group;
         match out.last_mut() {
+            Some(last) if last.n == n && cut => {}
+            Some(last) if last.n == n && s.discontinuity => {
+                cut = true;
+                pending_discontinuity = true;
+            }
             Some(last) if last.n == n => {
                 last.duration += s.duration;
                 members += 1;
             }
             _ => {
-                if members != group && !out.is_empty() {
+                if members != group && !cut && !out.is_empty() {
                     out.pop();
                 }
+                cut = false;
                 if s.msn % group != 0 {
                     // The window starts inside this group: it is not whole.
                     members = 0;
+                    pending_discontinuity |= s.discontinuity;
                     continue;
                 }
                 out.push(LongSegment {
                     n,
                     duration: s.duration,
                     pdt_ms: s.pdt_ms,
-                    discontinuity: s.discontinuity,
+                    discontinuity: s.discontinuity || std::mem::take(&mut pending_discontinuity),
                     init_version: s.init_version,
                 });
                 members = 1;
             }
         }
     }
-    if members != group {
+    if members != group && !cut {
         out.pop();
     }
     out
@@ -518,6 +532,40 @@ seg7.m4s
         assert!(text.contains("#EXT-X-TARGETDURATION:6\n"));
         assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:1\n"));
         assert!(text.contains("long2.m4s\n"));
+    }
+
+    /// A break inside a group ends that long segment at the break (bytes of
+    /// one init, one timeline); the next whole group carries the discontinuity.
+    #[test]
+    fn long_segments_end_at_a_discontinuity_inside_the_group() {
+        let mut segments: Vec<_> = (0..10).map(|m| seg(m, 6, true)).collect();
+        for s in &mut segments[4..] {
+            s.init_version = 1;
+        }
+        segments[4].discontinuity = true;
+        let long = long_segments(&segments, 3);
+        // 0..2 whole; 3 then the break at 4: group 1 is seg3 alone; 4, 5 left
+        // out; 6..8 whole, with the discontinuity and the new init; 9 open.
+        assert_eq!(long.iter().map(|l| l.n).collect::<Vec<_>>(), vec![0, 1, 2]);
+        assert!((long[1].duration - 2.0).abs() < 1e-9);
+        assert_eq!(
+            long.iter()
+                .map(|l| (l.discontinuity, l.init_version))
+                .collect::<Vec<_>>(),
+            vec![(false, 0), (false, 0), (true, 1)]
+        );
+        let text = standard_playlist(&long, 0, false);
+        assert!(text.contains("long1.m4s\n#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init1.mp4\"\n"));
+        // A break on a group's first segment changes nothing but the flag.
+        let mut segments: Vec<_> = (0..9).map(|m| seg(m, 6, true)).collect();
+        segments[3].discontinuity = true;
+        let long = long_segments(&segments, 3);
+        assert_eq!(
+            long.iter()
+                .map(|l| (l.n, l.discontinuity))
+                .collect::<Vec<_>>(),
+            vec![(0, false), (1, true), (2, false)]
+        );
     }
 
     /// A timestamp reset: the segment after it carries EXT-X-DISCONTINUITY,

@@ -545,7 +545,14 @@ impl Rendition {
         }
         let mut out = BytesMut::new();
         for msn in first..end {
-            match t.position(msn).and_then(|i| t.bodies[i].data.as_ref()) {
+            let Some(i) = t.position(msn) else {
+                return Object::Missing;
+            };
+            // A discontinuity inside the group ends it (see `hls::long_segments`).
+            if msn > first && t.entries[i].discontinuity {
+                break;
+            }
+            match &t.bodies[i].data {
                 Some(d) => out.extend_from_slice(d),
                 None => return Object::Missing,
             }
@@ -772,6 +779,30 @@ mod tests {
         assert_eq!(r.long_segment(0, 3), Object::Gone);
         assert_eq!(r.init(0), Object::Ready(Bytes::from_static(b"init")));
         assert_eq!(r.init(1), Object::Missing);
+    }
+
+    /// A long segment never spans a discontinuity (two timelines, or two
+    /// init segments): it ends where the break is.
+    #[test]
+    fn long_segment_ends_at_a_discontinuity() {
+        let r = rendition(30.0);
+        for msn in 0..3 {
+            r.publish(Chunk::SegmentStart {
+                msn,
+                pdt_ms: 0,
+                discontinuity: msn == 2,
+            });
+            r.publish(Chunk::Part {
+                msn,
+                index: 0,
+                independent: true,
+                duration: 2.0,
+                data: Bytes::from(vec![msn as u8]),
+                frames: Vec::new(),
+            });
+            end(&r, msn);
+        }
+        assert_eq!(r.long_segment(0, 3), Object::Ready(Bytes::from(vec![0, 1])));
     }
 
     #[test]
