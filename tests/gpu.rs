@@ -805,18 +805,20 @@ fn standin_demo_full_gpu_serves_every_rung_with_no_device_to_host_copy() {
     assert_no_violation("server", &server.log_text());
 }
 
-/// An NVDEC decode error mid-stream (the 40th picture): logged once, counted,
-/// the stream skips to its next keyframe and every rung goes on encoding; the
-/// process stays healthy.
+/// An NVDEC decode error mid-stream (the 40th picture) on a card capped at 2
+/// NVENC sessions (the demo ladder has 3 rungs): the third rung encodes on the
+/// CPU, logged once and counted, the others stay on NVENC; the decode error is
+/// logged once, counted, the stream skips to its next keyframe and every rung
+/// goes on encoding; the process stays healthy.
 #[test]
-fn standin_demo_nvdec_error_mid_stream_skips_to_the_next_keyframe() {
+fn standin_demo_decode_error_and_nvenc_session_cap_are_logged_once_and_counted() {
     if !standin_usable() {
         return;
     }
     let env = standin_env(
         "rtx",
         &[
-            ("LADDERD_STANDIN_NVENC_SESSIONS", "8"),
+            ("LADDERD_STANDIN_NVENC_SESSIONS", "2"),
             ("LADDERD_STANDIN_FAIL", "cuvidDecodePicture@40=1"),
         ],
     );
@@ -855,6 +857,12 @@ fn standin_demo_nvdec_error_mid_stream_skips_to_the_next_keyframe() {
         log.contains("CUDA_ERROR_INVALID_VALUE"),
         "the error is named:\n{log}"
     );
+    assert_eq!(
+        log.matches("NVENC unavailable for this rung").count(),
+        1,
+        "the capped rung is logged once:\n{log}"
+    );
+    assert!(log.contains("NV_ENC_ERR_OUT_OF_MEMORY"), "{log}");
     let m = server.get("/metrics").unwrap().1;
     assert_eq!(
         metric(&m, "ladderd_decode_errors_total{stream=\"demo\"}"),
@@ -866,6 +874,19 @@ fn standin_demo_nvdec_error_mid_stream_skips_to_the_next_keyframe() {
         Some(0.0),
         "{m}"
     );
+    assert_eq!(
+        metric(&m, "ladderd_gpu_nvenc_fallback_rungs_total"),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(metric(&m, "ladderd_gpu_nvenc_sessions"), Some(2.0), "{m}");
+    for rung in ["720p30", "480p30", "360p30"] {
+        let series = format!("ladderd_frames_encoded_total{{stream=\"demo\",rung=\"{rung}\"}}");
+        assert!(
+            metric(&m, &series).is_some_and(|n| n >= 30.0),
+            "{rung}: {m}"
+        );
+    }
     assert_eq!(server.get("/healthz").unwrap().0, 200);
 }
 

@@ -379,6 +379,12 @@ fn gather(ctx: &Context) -> Snapshot {
         vec![],
         crate::transcode::gpu::nvenc::SESSIONS.load(Relaxed) as i64,
     );
+    s.counter(
+        "ladderd_gpu_nvenc_fallback_rungs",
+        "Rungs that got no NVENC session (the card's session cap) and encode on the CPU instead.",
+        vec![],
+        crate::transcode::gpu::nvenc::CPU_FALLBACK_RUNGS.load(Relaxed) as u64,
+    );
     s.gauge(
         "ladderd_ready",
         "1 while ready to serve (listeners bound, not shutting down).",

@@ -225,6 +225,8 @@ impl Backend {
                                 // rung encodes on the CPU from one copy per
                                 // picture; the others stay on NVENC.
                                 Err(e) => {
+                                    gpu::nvenc::CPU_FALLBACK_RUNGS
+                                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                                     tracing::warn!(
                                         rung = %r.name,
                                         "NVENC unavailable for this rung, encoding it on the CPU ({}): {e}",

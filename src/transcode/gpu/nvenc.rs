@@ -23,6 +23,10 @@ use crate::transcode::{EncodedFrame, Encoder, Frame, StageError};
 /// `ladderd_gpu_nvenc_sessions` gauge).
 pub static SESSIONS: AtomicUsize = AtomicUsize::new(0);
 
+/// Rungs that got no NVENC session and encode on the CPU instead
+/// (`ladderd_gpu_nvenc_fallback_rungs_total`).
+pub static CPU_FALLBACK_RUNGS: AtomicUsize = AtomicUsize::new(0);
+
 pub struct NvencLib {
     _lib: libloading::Library,
     api: ne::NV_ENCODE_API_FUNCTION_LIST,
