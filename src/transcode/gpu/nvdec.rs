@@ -380,7 +380,10 @@ unsafe extern "C" fn on_display(user: *mut c_void, info: *mut nv::CUVIDPARSERDIS
 }
 
 pub struct NvdecDecoder {
-    session: Box<Session>,
+    /// Owned (from `Box::into_raw`, freed in Drop). A raw pointer, not a Box:
+    /// the parser's callbacks reach the session through `pUserData` while we
+    /// hold it, and a Box would claim unique access the callbacks break.
+    session: std::ptr::NonNull<Session>,
     parser: nv::CUvideoparser,
     config: AvcConfig,
     annexb: Vec<u8>,
@@ -397,7 +400,7 @@ impl NvdecDecoder {
         let lib = lib().map_err(GpuError::Unsupported)?;
         gpu.bind()?;
         let stream = gpu.new_stream()?;
-        let mut session = Box::new(Session {
+        let session = Box::new(Session {
             lib,
             gpu,
             stream,
@@ -416,16 +419,22 @@ impl NvdecDecoder {
         params.ulClockRate = crate::media::TIMESCALE as c_uint;
         // Display as soon as a picture is ready: lowest latency.
         params.ulMaxDisplayDelay = 0;
-        params.pUserData = (&mut *session) as *mut Session as *mut c_void;
+        let session = std::ptr::NonNull::from(Box::leak(session));
+        params.pUserData = session.as_ptr() as *mut c_void;
         params.pfnSequenceCallback = Some(on_sequence);
         params.pfnDecodePicture = Some(on_decode);
         params.pfnDisplayPicture = Some(on_display);
         let mut parser: nv::CUvideoparser = std::ptr::null_mut();
-        // SAFETY: `params` is initialised; `session` outlives the parser (both
-        // are fields of the decoder and the parser is destroyed first in Drop).
-        check("cuvidCreateVideoParser", unsafe {
+        // SAFETY: `params` is initialised; `session` outlives the parser (the
+        // parser is destroyed before the session is freed, in Drop).
+        let created = check("cuvidCreateVideoParser", unsafe {
             (lib.create_parser)(&mut parser, &mut params)
-        })?;
+        });
+        if let Err(e) = created {
+            // SAFETY: leaked above, never handed out: no parser was created.
+            drop(unsafe { Box::from_raw(session.as_ptr()) });
+            return Err(e);
+        }
         Ok(NvdecDecoder {
             frame: Frame::new(0, 0),
             session,
@@ -434,6 +443,13 @@ impl NvdecDecoder {
             annexb: Vec::new(),
             arrivals: HashMap::new(),
         })
+    }
+
+    /// The session, between parse calls (no callback runs while this is used).
+    fn session(&mut self) -> &mut Session {
+        // SAFETY: allocated in `new`, freed only in Drop; the parser's callbacks
+        // use it only inside a parse call, when no reference from here is live.
+        unsafe { self.session.as_mut() }
     }
 
     fn feed(&mut self, data: &[u8], pts: Option<i64>, end: bool) -> Result<(), GpuError> {
@@ -453,11 +469,12 @@ impl NvdecDecoder {
             // packet's start code arrives (a frame of latency otherwise).
             pkt.flags |= nv::CUVID_PKT_ENDOFPICTURE as nv::tcu_ulong;
         }
-        self.session.gpu.bind()?;
+        self.session().gpu.bind()?;
+        let parse = self.session().lib.parse;
         // SAFETY: `pkt` points at `data`, alive for the call; callbacks run
         // inside it on this thread.
-        let r = unsafe { (self.session.lib.parse)(self.parser, &mut pkt) };
-        if let Some(e) = self.session.error.take() {
+        let r = unsafe { parse(self.parser, &mut pkt) };
+        if let Some(e) = self.session().error.take() {
             return Err(e);
         }
         check("cuvidParseVideoData", r)
@@ -470,7 +487,7 @@ impl NvdecDecoder {
             width: w,
             height: h,
             pitch,
-        }) = self.session.ready.pop_front()
+        }) = self.session().ready.pop_front()
         {
             if (self.frame.width, self.frame.height) != (w, h) {
                 // Host planes are not filled on this path; keep them empty.
@@ -488,8 +505,9 @@ impl NvdecDecoder {
             out(&self.frame);
             self.frame.device = None;
             // Back to the pool only if it still fits the current geometry.
-            if buf.bytes == self.session.pitch * self.session.height as usize * 3 / 2 {
-                self.session.pool.push(buf);
+            let session = self.session();
+            if buf.bytes == session.pitch * session.height as usize * 3 / 2 {
+                session.pool.push(buf);
             }
         }
     }
@@ -532,13 +550,17 @@ impl Decoder for NvdecDecoder {
 
 impl Drop for NvdecDecoder {
     fn drop(&mut self) {
-        let _ = self.session.gpu.bind();
-        // SAFETY: handles created by us, destroyed once, parser before decoder.
+        let _ = self.session().gpu.bind();
+        let (lib, parser) = (self.session().lib, self.parser);
+        // SAFETY: handles created by us, destroyed once, parser before decoder
+        // (no callback runs after the parser is gone), then the session itself.
         unsafe {
-            (self.session.lib.destroy_parser)(self.parser);
-            if !self.session.decoder.is_null() {
-                (self.session.lib.destroy_decoder)(self.session.decoder);
+            (lib.destroy_parser)(parser);
+            let decoder = self.session().decoder;
+            if !decoder.is_null() {
+                (lib.destroy_decoder)(decoder);
             }
+            drop(Box::from_raw(self.session.as_ptr()));
         }
     }
 }
