@@ -27,7 +27,8 @@ use crate::transcode::gpu::nvenc::NvencEncoder;
 use crate::transcode::gpu::scaler::{GpuRungScaler, LadderScaler};
 use crate::transcode::gpu::{self, Gpu, GpuReport, Plan};
 use crate::transcode::ladder::{self, default_ladder, Rung};
-use crate::transcode::ladder_run::{LadderRun, Percentiles};
+use crate::telemetry::latency::Percentiles;
+use crate::transcode::ladder_run::LadderRun;
 use crate::transcode::{Decoder, Encoder, Frame, Scaler};
 
 pub struct Options {

@@ -3,6 +3,7 @@
 //! Data flow (see DESIGN.md): ingest → pipeline → packager → store → origin.
 //! Each box owns its state; boxes talk through bounded channels of owned values.
 
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod hwtest;

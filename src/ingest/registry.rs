@@ -15,7 +15,7 @@ use serde::Serialize;
 use super::auth::Rejection;
 use crate::media::h264::AvcConfig;
 use crate::media::StreamId;
-use crate::transcode::ladder_run::LatencySummary;
+use crate::telemetry::latency::LatencySummary;
 
 /// Sessions remembered after they end, for `/api/v1/sessions`.
 const HISTORY: usize = 64;

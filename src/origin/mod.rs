@@ -256,7 +256,7 @@ impl HttpStats {
 
     pub fn record_wake(&self, d: std::time::Duration) {
         let mut h = self.wake_us.lock().unwrap_or_else(|e| e.into_inner());
-        let h = h.get_or_insert_with(crate::transcode::ladder_run::latency_histogram);
+        let h = h.get_or_insert_with(crate::telemetry::latency::latency_histogram);
         let _ = h.record(d.as_micros() as u64);
     }
 
@@ -280,7 +280,7 @@ impl HttpStats {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .as_ref()
-                .map(crate::transcode::ladder_run::Percentiles::of),
+                .map(crate::telemetry::latency::Percentiles::of),
         })
     }
 }

@@ -197,7 +197,7 @@ async fn dispatch(ctx: &Context, req: &Request<Incoming>, segments: &[&str]) -> 
             }
         }
         ["metrics"] => {
-            let om = crate::telemetry::metrics::render(ctx);
+            let om = crate::admin::metrics::render(ctx);
             let wants_om = req
                 .headers()
                 .get(hyper::header::ACCEPT)
@@ -210,7 +210,7 @@ async fn dispatch(ctx: &Context, req: &Request<Incoming>, segments: &[&str]) -> 
                 )
             } else {
                 (
-                    crate::telemetry::metrics::to_classic(&om),
+                    crate::admin::metrics::to_classic(&om),
                     "text/plain; version=0.0.4; charset=utf-8",
                 )
             };

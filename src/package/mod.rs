@@ -25,7 +25,7 @@ use crate::media::h264::{annexb_nal_units, AvcConfig};
 use crate::media::{Packet, TIMESCALE};
 use crate::store::hot::{HotStore, Rendition, RenditionKind, StreamMedia};
 use crate::transcode::ladder::Rung;
-use crate::transcode::ladder_run::{latency_histogram, StageBuckets};
+use crate::telemetry::latency::{latency_histogram, StageBuckets};
 use crate::transcode::EncodedFrame;
 use chunker::{Chunk, Chunker, Frame};
 use cmaf::TrackConfig;

@@ -200,15 +200,15 @@ impl StreamMedia {
     /// Records how long after a publish a parked request was answered.
     pub fn record_served(&self, d: std::time::Duration) {
         let mut h = self.served.lock().unwrap_or_else(|e| e.into_inner());
-        let h = h.get_or_insert_with(crate::transcode::ladder_run::latency_histogram);
+        let h = h.get_or_insert_with(crate::telemetry::latency::latency_histogram);
         let _ = h.record(d.as_micros() as u64);
     }
 
     /// Publish → parked request answered, as Prometheus buckets.
-    pub fn served_buckets(&self) -> Option<crate::transcode::ladder_run::StageBuckets> {
+    pub fn served_buckets(&self) -> Option<crate::telemetry::latency::StageBuckets> {
         let h = self.served.lock().unwrap_or_else(|e| e.into_inner());
         h.as_ref()
-            .map(|h| crate::transcode::ladder_run::StageBuckets::of("publish_to_served", None, h))
+            .map(|h| crate::telemetry::latency::StageBuckets::of("publish_to_served", None, h))
     }
 
     /// Playback requests in the last `secs` seconds.

@@ -1,6 +1,6 @@
-//! Logs, Prometheus exposition, CPU accounting and the systemd notify protocol.
+//! Logs, latency histograms, CPU accounting and the systemd notify protocol.
 
 pub mod cpu;
+pub mod latency;
 pub mod log;
-pub mod metrics;
 pub mod notify;

@@ -309,7 +309,7 @@ pub fn channels(input: Option<&Path>, max: usize) -> Result<String, BenchError> 
 /// The cost of telemetry: ns per recorded latency sample, and ladder fps with
 /// latency recording on and off (alternating runs on the same input).
 pub fn telemetry(input: Option<&Path>) -> Result<String, BenchError> {
-    let mut h = crate::transcode::ladder_run::latency_histogram();
+    let mut h = crate::telemetry::latency::latency_histogram();
     let n = 10_000_000u64;
     let t = Instant::now();
     for i in 0..n {

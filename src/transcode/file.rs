@@ -69,7 +69,7 @@ pub struct Summary {
     /// The passthrough rendition's file, when written.
     pub source: Option<PathBuf>,
     pub audio: Option<PathBuf>,
-    pub latency: crate::transcode::ladder_run::LatencySummary,
+    pub latency: crate::telemetry::latency::LatencySummary,
     /// `cpu: …`, or the GPU plan.
     pub backend: String,
     /// Picture bytes the GPU backend copied device→host during this run (0 on

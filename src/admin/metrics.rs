@@ -16,7 +16,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use crate::runtime::Context;
-use crate::transcode::ladder_run::{StageBuckets, BUCKETS_SECS};
+use crate::telemetry::latency::{StageBuckets, BUCKETS_SECS};
 
 type Labels = Vec<(&'static str, String)>;
 
