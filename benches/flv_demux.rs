@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use ladderd::ingest::flv::{Demuxed, Demuxer, FileTags};
+use ladderd::media::flv::{Demuxed, Demuxer, FileTags};
 
 fn main() {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::*;
-use ladderd::ingest::flv::FileTags;
+use ladderd::media::flv::FileTags;
 
 /// The publishers here pause (while the test looks at what was published)
 /// and stay connected, silent, until the checks are done: longer than the

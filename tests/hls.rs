@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::*;
-use ladderd::ingest::flv::FileTags;
+use ladderd::media::flv::FileTags;
 use serde_json::Value;
 
 /// A light demo (one rung + source) and 1 s segments so windows fill quickly.

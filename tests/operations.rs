@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::*;
-use ladderd::ingest::flv::FileTags;
+use ladderd::media::flv::FileTags;
 
 /// Sum of a metric's samples whose line contains every `filters` substring.
 fn metric(text: &str, name: &str, filters: &[&str]) -> f64 {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::*;
-use ladderd::ingest::flv::FileTags;
+use ladderd::media::flv::FileTags;
 
 const CONFIG: &str = "[[streams]]\nname = \"cam1\"\nkey = \"key-one-secret\"\n\n[[streams]]\nname = \"cam2\"\nkey = \"key-two-secret\"\n";
 

@@ -3,7 +3,7 @@
 #![no_main]
 
 use bytes::Bytes;
-use ladderd::ingest::flv::{Demuxed, Demuxer};
+use ladderd::media::flv::{Demuxed, Demuxer};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

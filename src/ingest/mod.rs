@@ -1,7 +1,7 @@
-//! Taking streams in: protocol sessions, FLV demux, publish auth, live registry.
+//! Taking streams in: protocol sessions, publish auth, live registry (FLV demux is
+//! in `media::flv`).
 
 pub mod auth;
 pub mod demo;
-pub mod flv;
 pub mod registry;
 pub mod rtmp;

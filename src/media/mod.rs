@@ -3,6 +3,7 @@
 //! Pure data and parsing; nothing here does I/O.
 
 pub mod aac;
+pub mod flv;
 pub mod h264;
 pub mod mp3;
 pub mod timeline;

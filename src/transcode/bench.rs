@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::ingest::flv::{Demuxed, Demuxer, FileTags};
+use crate::media::flv::{Demuxed, Demuxer, FileTags};
 use crate::media::h264::AvcConfig;
 use crate::media::{Packet, Track};
 use crate::transcode::backend::{Backend, EncoderChoice, SoftEncoder};

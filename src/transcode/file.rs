@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::config::Config;
-use crate::ingest::flv::{Demuxed, Demuxer, FileTags, FlvError};
+use crate::media::flv::{Demuxed, Demuxer, FileTags, FlvError};
 use crate::media::{CodecConfig, Packet, Track, TIMESCALE};
 use crate::package::StreamPackager;
 use crate::store::hot::{HotStore, Object, Rendition};

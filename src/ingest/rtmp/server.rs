@@ -1,6 +1,6 @@
 //! RTMP socket glue on the I/O cores: accept, read, feed the session, write, act.
 //!
-//! All protocol and media logic lives in [`super::session`], [`crate::ingest::flv`]
+//! All protocol and media logic lives in [`super::session`], [`crate::media::flv`]
 //! and [`crate::ingest::auth`]; this file only moves bytes and decisions.
 
 use std::net::SocketAddr;
@@ -16,7 +16,7 @@ use tracing::{debug, info, warn};
 use super::admission::{Refusal, Ticket};
 use super::session::{Event, Output, Session, SessionError};
 use crate::ingest::auth::{self, Rejection};
-use crate::ingest::flv::{Demuxed, Demuxer, FlvError};
+use crate::media::flv::{Demuxed, Demuxer, FlvError};
 use crate::ingest::registry::{EndReason, LiveStream};
 use crate::media::{CodecConfig, Track};
 use crate::runtime::Context;

@@ -113,7 +113,7 @@ impl Decoder for OpenH264Decoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::flv::{Demuxed, Demuxer, FileTags};
+    use crate::media::flv::{Demuxed, Demuxer, FileTags};
     use bytes::Bytes;
 
     fn capture() -> (AvcConfig, Vec<Packet>) {
