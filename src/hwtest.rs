@@ -18,6 +18,7 @@ use serde::Serialize;
 use crate::ingest::demo::PatternSource;
 use crate::media::h264::AvcConfig;
 use crate::media::Packet;
+use crate::telemetry::latency::Percentiles;
 use crate::transcode::backend::{Backend, SoftEncoder};
 use crate::transcode::cpu::{BilinearScaler, OpenH264Decoder};
 use crate::transcode::frame::psnr;
@@ -27,7 +28,6 @@ use crate::transcode::gpu::nvenc::NvencEncoder;
 use crate::transcode::gpu::scaler::{GpuRungScaler, LadderScaler};
 use crate::transcode::gpu::{self, Gpu, GpuReport, Plan};
 use crate::transcode::ladder::{self, default_ladder, Rung};
-use crate::telemetry::latency::Percentiles;
 use crate::transcode::ladder_run::LadderRun;
 use crate::transcode::{Decoder, Encoder, Frame, Scaler};
 
@@ -550,6 +550,7 @@ fn full_ladder(
     packets: &[Packet],
 ) {
     let before = DEVICE_TO_HOST_BYTES.load(Relaxed);
+    let fallbacks_before = crate::transcode::gpu::nvenc::CPU_FALLBACK_RUNGS.load(Relaxed);
     match ladder_once(backend, config, packets) {
         Err(e) => r.fail("full ladder", e),
         Ok((run, wall)) => {
@@ -570,15 +571,20 @@ fn full_ladder(
                 ),
                 None,
             );
-            let all_gpu = plan.nvdec && plan.nvenc;
+            // Rungs the card's NVENC session cap sent to the CPU read back too.
+            let on_cpu =
+                crate::transcode::gpu::nvenc::CPU_FALLBACK_RUNGS.load(Relaxed) - fallbacks_before;
+            let all_gpu = plan.nvdec && plan.nvenc && on_cpu == 0;
             r.row(
                 "device->host bytes, full ladder",
                 format!(
                     "{copied} ({})",
                     if all_gpu {
-                        "all-GPU ladder: must be 0"
+                        "all-GPU ladder: must be 0".to_string()
+                    } else if plan.nvenc {
+                        format!("{on_cpu} rung(s) on the CPU: no NVENC session (the card's cap)")
                     } else {
-                        "hybrid: CPU encode reads each rung back"
+                        "hybrid: CPU encode reads each rung back".to_string()
                     }
                 ),
                 all_gpu.then_some(copied == 0),
