@@ -554,17 +554,18 @@ impl FanOut<'_> {
     /// a rung whose queue is full drops it and every picture up to the next
     /// segment boundary (where its encoder gets an IDR), counted.
     fn dispatch(&mut self, frame: &Frame) {
-        let key = self.source_keyframes.remove(&frame.pts);
-        let decision = self.boundaries.next(frame.pts, key, self.frame_ticks);
-        if decision.switched_to_cadence {
-            tracing::info!(pts = frame.pts, "source GOP longer than the segment target: segmenting on a fixed cadence; the passthrough rendition is not offered");
-        }
-        let index = self.boundaries.index_in_segment;
+        let due = Due::of(
+            frame.pts,
+            &mut self.boundaries,
+            &mut self.source_keyframes,
+            self.frame_ticks,
+        );
+        let decision = due.decision;
         let shared = self.shared(frame);
         let realtime = matches!(self.mode, RungMode::Realtime { .. });
         let mut handed = 0;
         for r in self.rungs.iter_mut() {
-            if index % r.rung.frame_step as u64 != 0 {
+            if !due.takes(&r.rung) {
                 continue;
             }
             let RungExec::Thread {
@@ -678,6 +679,39 @@ impl FanOut<'_> {
     }
 }
 
+/// One picture's place in the ladder, decided once for every rung (inline or on
+/// rung threads): whether it starts a segment (every rung encodes an IDR), and
+/// which rungs take it (a 30 fps rung of a 60 fps source takes every other
+/// picture, counted from the segment start so every boundary picture is taken).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Due {
+    decision: crate::transcode::boundary::Decision,
+    index_in_segment: u64,
+}
+
+impl Due {
+    fn of(
+        pts: i64,
+        boundaries: &mut Boundaries,
+        source_keyframes: &mut HashSet<i64>,
+        frame_ticks: i64,
+    ) -> Due {
+        let key = source_keyframes.remove(&pts);
+        let decision = boundaries.next(pts, key, frame_ticks);
+        if decision.switched_to_cadence {
+            tracing::info!(pts, "source GOP longer than the segment target: segmenting on a fixed cadence; the passthrough rendition is not offered");
+        }
+        Due {
+            decision,
+            index_in_segment: boundaries.index_in_segment,
+        }
+    }
+
+    fn takes(&self, rung: &Rung) -> bool {
+        self.index_in_segment % rung.frame_step.max(1) as u64 == 0
+    }
+}
+
 fn fan_out(
     frame: &Frame,
     rungs: &mut [RungState],
@@ -687,14 +721,10 @@ fn fan_out(
     telemetry: bool,
     out: &mut dyn FnMut(usize, EncodedFrame),
 ) -> Result<(), StageError> {
-    let key = source_keyframes.remove(&frame.pts);
-    let decision = boundaries.next(frame.pts, key, frame_ticks);
-    if decision.switched_to_cadence {
-        tracing::info!(pts = frame.pts, "source GOP longer than the segment target: segmenting on a fixed cadence; the passthrough rendition is not offered");
-    }
-    let index = boundaries.index_in_segment;
+    let due = Due::of(frame.pts, boundaries, source_keyframes, frame_ticks);
+    let decision = due.decision;
     for (i, r) in rungs.iter_mut().enumerate() {
-        if index % r.rung.frame_step as u64 != 0 {
+        if !due.takes(&r.rung) {
             continue;
         }
         let RungExec::Inline {
@@ -731,6 +761,39 @@ fn fan_out(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The one "which rungs are due" decision: a half-rate rung takes the
+    /// boundary picture and every other one after it, even when a segment has an
+    /// odd number of pictures; a full-rate rung takes all.
+    #[test]
+    fn due_rungs_follow_the_segment_start() {
+        let rung = |name: &str, frame_step| Rung {
+            name: name.into(),
+            width: 640,
+            height: 360,
+            frame_step,
+            fps: 60.0 / frame_step as f64,
+            bitrate_bps: 800_000,
+        };
+        let (full, half) = (rung("360p60", 1), rung("360p30", 2));
+        let mut b = Boundaries::new(0.5);
+        let mut keys: HashSet<i64> = [0, 15 * 1500, 30 * 1500].into_iter().collect();
+        let mut taken = Vec::new();
+        for i in 0..45i64 {
+            let due = Due::of(i * 1500, &mut b, &mut keys, 1500);
+            assert!(due.takes(&full));
+            if due.decision.boundary {
+                assert!(due.takes(&half), "picture {i} starts a segment");
+            }
+            if due.takes(&half) {
+                taken.push(i);
+            }
+        }
+        // 60 fps, 0.5 s segments of 30 pictures, keyframes every 15: the half-rate
+        // rung takes the even pictures of each segment.
+        assert_eq!(taken.len(), 23, "{taken:?}");
+        assert!(taken.iter().all(|i| i % 2 == 0), "{taken:?}");
+    }
     use crate::transcode::cpu::{BilinearScaler, OpenH264Decoder, OpenH264Encoder};
     use crate::transcode::ladder::default_ladder;
     use crate::transcode::{Encoder, Scaler};
