@@ -81,10 +81,18 @@ fn probe_exits_0_and_reports_json() {
     assert!(v["gpu"]["driver"].as_str().is_some_and(|d| !d.is_empty()));
     assert!(v["gpu"]["backend"].as_str().is_some());
     // ... and NVRTC on the loader path, so build.rs built the kernels' PTX in.
+    // Issue 13 (c): whatever may be missing reads {available, detail, value},
+    // never serde's {"Ok": …} / {"Err": …}.
+    let nvrtc = &v["gpu"]["nvrtc"];
+    assert!(nvrtc["available"].is_boolean(), "{v:#}");
+    assert_eq!(nvrtc["available"] == true, nvrtc["value"].is_string(), "{v:#}");
+    assert_eq!(nvrtc["available"] == false, nvrtc["detail"].is_string(), "{v:#}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("\"Ok\"") && !text.contains("\"Err\""), "{text}");
     if std::env::var("LADDERD_REQUIRE_NVRTC").is_ok() {
         assert_eq!(v["gpu"]["kernels_built_in"], true, "{v:#}");
         assert!(
-            v["gpu"]["nvrtc"]["Ok"]
+            v["gpu"]["nvrtc"]["value"]
                 .as_str()
                 .is_some_and(|s| s.starts_with("12.")),
             "{v:#}"

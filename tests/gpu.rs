@@ -289,7 +289,7 @@ fn standin_usable() -> bool {
     }
     let v = probe_json(&with_stub_path(standin()));
     let gpu = &v["gpu"];
-    if gpu["kernels_built_in"] == false && gpu["nvrtc"]["Err"].is_string() {
+    if gpu["kernels_built_in"] == false && gpu["nvrtc"]["detail"].is_string() {
         assert!(
             std::env::var("LADDERD_REQUIRE_NVRTC").is_err(),
             "NVRTC required: {gpu:#}"
@@ -319,7 +319,7 @@ fn hopper_without_nvenc_is_detected_and_runs_hybrid() {
     let path = with_stub_path(standin());
     let v = probe_json(&path);
     let gpu = &v["gpu"];
-    if gpu["kernels_built_in"] == false && gpu["nvrtc"]["Err"].is_string() {
+    if gpu["kernels_built_in"] == false && gpu["nvrtc"]["detail"].is_string() {
         // Opening the device needs the kernels: built in, or NVRTC at run time.
         assert!(
             std::env::var("LADDERD_REQUIRE_NVRTC").is_err(),
@@ -334,13 +334,13 @@ fn hopper_without_nvenc_is_detected_and_runs_hybrid() {
     assert_eq!(dev["name"], "Stub H100");
     assert_eq!(dev["compute_capability"], serde_json::json!([9, 0]));
     assert_eq!(dev["memory_bytes"], 80u64 << 30);
-    let h264 = &dev["nvdec"]["Ok"][0];
+    let h264 = &dev["nvdec"]["value"][0];
     assert_eq!(h264["codec"], "h264");
     assert_eq!(h264["supported"], true);
     assert_eq!(h264["max_width"], 4096);
     assert_eq!(h264["engines"], 7);
-    assert_eq!(dev["nvdec"]["Ok"][2]["supported"], false, "av1");
-    let nvenc = dev["nvenc"]["Err"].as_str().unwrap();
+    assert_eq!(dev["nvdec"]["value"][2]["supported"], false, "av1");
+    let nvenc = dev["nvenc"]["detail"].as_str().unwrap();
     assert!(
         nvenc.contains("NV_ENC_ERR_UNSUPPORTED_DEVICE") && nvenc.contains("has no NVENC"),
         "{nvenc}"

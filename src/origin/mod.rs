@@ -186,8 +186,12 @@ pub async fn accept_loop(listener: TcpListener, ctx: Arc<Context>, surface: Surf
         let ctx = ctx.clone();
         glommio::spawn_local(async move {
             let _open = counted.then(|| Open(&ctx.http.open_connections));
+            // Headers are due within the header timeout or the idle timeout, the shorter.
             let watch = Rc::new(ConnWatch::new(Duration::from_secs_f64(
-                ctx.config.server.http_header_timeout_secs,
+                ctx.config
+                    .server
+                    .http_header_timeout_secs
+                    .min(ctx.config.server.http_idle_timeout_secs),
             )));
             let service = {
                 let (ctx, watch) = (ctx.clone(), watch.clone());

@@ -34,6 +34,7 @@ pub struct GpuReport {
     pub devices: Vec<DeviceReport>,
     /// NVRTC version, or why it is missing (needed only when the built-in PTX
     /// does not fit the device).
+    #[serde(serialize_with = "facility")]
     pub nvrtc: Result<String, String>,
     /// PTX for the scaler kernels was compiled at build time.
     pub kernels_built_in: bool,
@@ -44,11 +45,30 @@ pub struct DeviceReport {
     #[serde(flatten)]
     pub info: cuda::DeviceInfo,
     /// Opening the context and loading the kernels.
+    #[serde(serialize_with = "facility")]
     pub context: Result<(), String>,
     /// The kernel image the driver took (PTX, or an NVRTC cubin).
     pub kernels: Option<String>,
+    #[serde(serialize_with = "facility")]
     pub nvdec: Result<Vec<nvdec::DecodeCaps>, String>,
+    #[serde(serialize_with = "facility")]
     pub nvenc: Result<Vec<String>, String>,
+}
+
+/// `probe --json`'s one shape for anything that may be missing:
+/// `{"available": true, "detail": null, "value": …}` or
+/// `{"available": false, "detail": "why", "value": null}` (serde's own `Result`
+/// shape, `{"Ok": …}` / `{"Err": …}`, is no interface for operators' scripts).
+fn facility<T: Serialize, S: serde::Serializer>(
+    r: &Result<T, String>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeStruct;
+    let mut st = s.serialize_struct("Facility", 3)?;
+    st.serialize_field("available", &r.is_ok())?;
+    st.serialize_field("detail", &r.as_ref().err())?;
+    st.serialize_field("value", &r.as_ref().ok())?;
+    st.end()
 }
 
 impl DeviceReport {
