@@ -805,6 +805,19 @@ fn standin_demo_full_gpu_serves_every_rung_with_no_device_to_host_copy() {
     assert_no_violation("server", &server.log_text());
 }
 
+/// Waits until the demo's one injected error is counted, then until `rung` has
+/// encoded 30 more frames: the stream went on past the error.
+fn error_counted_then_rung_goes_on(server: &Server, rung: &str) {
+    wait_metrics(server, "the error counted", |m| {
+        metric(m, "ladderd_decode_errors_total{stream=\"demo\"}").filter(|n| *n >= 1.0)
+    });
+    let series = format!("ladderd_frames_encoded_total{{stream=\"demo\",rung=\"{rung}\"}}");
+    let after = wait_metrics(server, "encoded frames", |m| metric(m, &series));
+    wait_metrics(server, "encoding going on after the error", |m| {
+        metric(m, &series).filter(|n| *n >= after + 30.0)
+    });
+}
+
 /// An NVDEC decode error mid-stream (the 40th picture) on a card capped at 2
 /// NVENC sessions (the demo ladder has 3 rungs): the third rung encodes on the
 /// CPU, logged once and counted, the others stay on NVENC; the decode error is
@@ -827,22 +840,7 @@ fn standin_demo_decode_error_and_nvenc_session_cap_are_logged_once_and_counted()
         &["--demo"],
         &env_refs(&env),
     );
-    wait_metrics(&server, "the decode error counted", |m| {
-        metric(m, "ladderd_decode_errors_total{stream=\"demo\"}").filter(|n| *n >= 1.0)
-    });
-    let after = wait_metrics(&server, "encoded frames", |m| {
-        metric(
-            m,
-            "ladderd_frames_encoded_total{stream=\"demo\",rung=\"360p30\"}",
-        )
-    });
-    wait_metrics(&server, "encoding going on after the error", |m| {
-        metric(
-            m,
-            "ladderd_frames_encoded_total{stream=\"demo\",rung=\"360p30\"}",
-        )
-        .filter(|n| *n >= after + 30.0)
-    });
+    error_counted_then_rung_goes_on(&server, "360p30");
     let log = server.log_text();
     assert!(
         log.contains("ladderd stand-in: injected 1 into cuvidDecodePicture"),
@@ -908,22 +906,7 @@ fn standin_demo_out_of_memory_on_a_rung_is_logged_once_and_the_ladder_goes_on() 
         &["--demo"],
         &env_refs(&env),
     );
-    wait_metrics(&server, "the error counted", |m| {
-        metric(m, "ladderd_decode_errors_total{stream=\"demo\"}").filter(|n| *n >= 1.0)
-    });
-    let after = wait_metrics(&server, "encoded frames", |m| {
-        metric(
-            m,
-            "ladderd_frames_encoded_total{stream=\"demo\",rung=\"480p30\"}",
-        )
-    });
-    wait_metrics(&server, "480p encoding going on after the error", |m| {
-        metric(
-            m,
-            "ladderd_frames_encoded_total{stream=\"demo\",rung=\"480p30\"}",
-        )
-        .filter(|n| *n >= after + 30.0)
-    });
+    error_counted_then_rung_goes_on(&server, "480p30");
     let log = server.log_text();
     assert!(
         log.contains("injected 2 into cuMemAlloc_v2 (call 6)"),

@@ -739,34 +739,10 @@ mod tests {
     }
 
     use crate::package::chunker::Chunk;
-    use crate::package::hls::Timing;
-    use crate::store::hot::HotStore;
 
     /// A stream with one video rendition (group of 3 LL segments per long one).
     fn media() -> (std::sync::Arc<StreamMedia>, std::sync::Arc<Rendition>) {
-        let store = HotStore::new(30.0);
-        let media = store.open(
-            "cam",
-            1,
-            Timing {
-                target_duration: 2,
-                part_target: 1.0 / 3.0,
-                segment_target: 2.0,
-            },
-            3,
-        );
-        let r = media.add(
-            "360p30",
-            "avc1.42c01e".into(),
-            RenditionKind::Video {
-                width: 640,
-                height: 360,
-                fps: 30.0,
-                nominal_bps: 800_000,
-            },
-        );
-        r.set_init(Bytes::from_static(b"init"));
-        (media, r)
+        crate::store::hot::test_stream(30.0)
     }
 
     fn publish_segment(r: &Rendition, msn: u64) {

@@ -627,34 +627,41 @@ fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(|e| e.into_inner())
 }
 
+/// A stream "cam" with one 360p30 video rendition (2 s segments, 1/3 s parts,
+/// groups of 3 per standard segment) and its init, for tests here and in origin.
+#[cfg(test)]
+pub(crate) fn test_stream(window_secs: f64) -> (Arc<StreamMedia>, Arc<Rendition>) {
+    let store = HotStore::new(window_secs);
+    let media = store.open(
+        "cam",
+        1,
+        Timing {
+            target_duration: 2,
+            part_target: 1.0 / 3.0,
+            segment_target: 2.0,
+        },
+        3,
+    );
+    let r = media.add(
+        "360p30",
+        "avc1.42c01e".into(),
+        RenditionKind::Video {
+            width: 640,
+            height: 360,
+            fps: 30.0,
+            nominal_bps: 800_000,
+        },
+    );
+    r.set_init(Bytes::from_static(b"init"));
+    (media, r)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn rendition(window: f64) -> Arc<Rendition> {
-        let store = HotStore::new(window);
-        let media = store.open(
-            "cam",
-            1,
-            Timing {
-                target_duration: 2,
-                part_target: 1.0 / 3.0,
-                segment_target: 2.0,
-            },
-            3,
-        );
-        let r = media.add(
-            "360p30",
-            "avc1.42c01e".into(),
-            RenditionKind::Video {
-                width: 640,
-                height: 360,
-                fps: 30.0,
-                nominal_bps: 800_000,
-            },
-        );
-        r.set_init(Bytes::from_static(b"init"));
-        r
+        test_stream(window).1
     }
 
     fn segment(r: &Rendition, msn: u64, parts: u32) {
