@@ -18,7 +18,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::Server;
+use common::{play_in_chromium, Server};
 
 fn ladderd() -> Command {
     Command::new(env!("CARGO_BIN_EXE_ladderd"))
@@ -300,6 +300,19 @@ fn standin_usable() -> bool {
     true
 }
 
+/// The stand-in tests share two cores: those that play in hls.js (which must
+/// not stall) run alone, the others alongside one another. Contention between
+/// tests is not what they check.
+static CPU: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn share_the_cpu() -> std::sync::RwLockReadGuard<'static, ()> {
+    CPU.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn the_cpu_alone() -> std::sync::RwLockWriteGuard<'static, ()> {
+    CPU.write().unwrap_or_else(|e| e.into_inner())
+}
+
 fn assert_no_violation(what: &str, text: &str) {
     assert!(
         !text.contains("stand-in VIOLATION") && !text.contains("panicked"),
@@ -316,6 +329,7 @@ fn hopper_without_nvenc_is_detected_and_runs_hybrid() {
         eprintln!("this machine has libcuda: the stubs would not be the driver found; skipped");
         return;
     }
+    let _cpu = share_the_cpu();
     let path = with_stub_path(standin());
     let v = probe_json(&path);
     let gpu = &v["gpu"];
@@ -579,6 +593,7 @@ fn standin_transcode_gpu_hybrid_and_session_cap_match_the_cpu_ladder() {
     if !standin_usable() {
         return;
     }
+    let _cpu = share_the_cpu();
     let input = &source_720p30_flv();
     let dir = tempfile::tempdir().unwrap();
     let (cpu_out, _) = transcode_with(input, &dir.path().join("cpu"), "cpu", &[]);
@@ -666,6 +681,7 @@ fn standin_sequence_callback_again_keeps_the_decoder_surface_count() {
     if !standin_usable() {
         return;
     }
+    let _cpu = share_the_cpu();
     let input = &source_720p30_flv();
     let dir = tempfile::tempdir().unwrap();
     let env = standin_env("h100", &[("LADDERD_STANDIN_NVDEC_RESEQUENCE", "10")]);
@@ -689,6 +705,7 @@ fn standin_driver_too_old_for_the_ptx_loads_an_nvrtc_cubin() {
     if !standin_usable() {
         return;
     }
+    let _cpu = share_the_cpu();
     let out = ladderd()
         .args(["probe", "--json"])
         .envs(standin_env("h100", &[("LADDERD_STANDIN_DRIVER", "12040")]))
@@ -730,6 +747,7 @@ fn standin_demo_full_gpu_serves_every_rung_with_no_device_to_host_copy() {
     if !standin_usable() {
         return;
     }
+    let _cpu = share_the_cpu();
     let env = standin_env("rtx", &[("LADDERD_STANDIN_NVENC_SESSIONS", "8")]);
     let server = Server::start_env(
         "[ladder]\nbackend = \"gpu\"\n",
@@ -828,6 +846,7 @@ fn standin_demo_decode_error_and_nvenc_session_cap_are_logged_once_and_counted()
     if !standin_usable() {
         return;
     }
+    let _cpu = share_the_cpu();
     let env = standin_env(
         "rtx",
         &[
@@ -898,6 +917,7 @@ fn standin_demo_out_of_memory_on_a_rung_is_logged_once_and_the_ladder_goes_on() 
     if !standin_usable() {
         return;
     }
+    let _cpu = share_the_cpu();
     // Allocations in order: 3 rung outputs at start, NVDEC's first picture
     // buffer, then each rung's I420 staging at its first copy (720p, 480p).
     let env = standin_env("h100", &[("LADDERD_STANDIN_FAIL", "cuMemAlloc_v2@6=2")]);
@@ -944,6 +964,7 @@ fn standin_hwtest_runs_to_completion_labelled_as_stand_in() {
     if !standin_usable() {
         return;
     }
+    let _cpu = share_the_cpu();
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("report.json");
     let env = standin_env("rtx", &[("LADDERD_STANDIN_NVENC_SESSIONS", "8")]);
@@ -991,4 +1012,178 @@ fn standin_hwtest_runs_to_completion_labelled_as_stand_in() {
     };
     assert!(passed("nvdec pictures = software decoder"), "{table}");
     assert!(passed("device->host bytes, full ladder"), "{table}");
+}
+
+/// A demo small enough for the stand-in to run in real time on two cores
+/// (about half real time at 720p): 640x360 with two small rungs, 1 s segments.
+const SMALL_GPU_DEMO: &str = "[demo]\nwidth = 640\nheight = 360\n\n\
+[ladder]\nbackend = \"gpu\"\nsegment_secs = 1.0\n\n\
+[[ladder.rungs]]\nname = \"360p30\"\nheight = 360\nfps = 30\nbitrate_kbps = 800\n\n\
+[[ladder.rungs]]\nname = \"240p30\"\nheight = 240\nfps = 30\nbitrate_kbps = 400\n\n\
+[hls]\nwindow_secs = 19.0\n";
+
+/// The number of the next segment a media playlist will list (its media
+/// sequence plus the segments it lists): grows as the playlist advances.
+fn next_msn(playlist: &str) -> Option<u64> {
+    let seq: u64 = playlist
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(seq + playlist.matches("#EXTINF:").count() as u64)
+}
+
+/// `serve --demo` with `backend = "gpu"` (NVDEC → CUDA scale → NVENC on the
+/// stand-in) plays in hls.js in Chromium with no stall, no error and no buffer
+/// hole, and every rendition (source and both rungs) is switched to and plays.
+#[test]
+fn standin_gpu_demo_plays_in_hls_js_with_every_rung() {
+    if !standin_usable() {
+        return;
+    }
+    let _cpu = the_cpu_alone();
+    let env = standin_env("rtx", &[]);
+    let server = Server::start_env(SMALL_GPU_DEMO, &["--demo"], &env_refs(&env));
+    server.wait_for(
+        "the demo's three renditions",
+        Duration::from_secs(60),
+        || {
+            let (status, body) = server.get("/live/demo/master.m3u8").ok()?;
+            (status == 200 && body.matches("#EXT-X-STREAM-INF").count() >= 3).then_some(())
+        },
+    );
+    wait_metrics(&server, "both rungs encoding on NVENC", |m| {
+        ["360p30", "240p30"]
+            .iter()
+            .all(|r| {
+                metric(
+                    m,
+                    &format!("ladderd_frames_encoded_total{{stream=\"demo\",rung=\"{r}\"}}"),
+                )
+                .is_some_and(|n| n >= 30.0)
+            })
+            .then_some(())
+    });
+    let r = play_in_chromium(&server, "demo", "ll", "12", true);
+    assert_eq!(r["levels"], 3, "{r:#}");
+    let m = server.get("/metrics").unwrap().1;
+    assert!(
+        m.contains("ladderd_gpu_backend_info{backend=\"gpu\""),
+        "{m}"
+    );
+    assert_eq!(metric(&m, "ladderd_gpu_nvenc_sessions"), Some(2.0), "{m}");
+    assert_eq!(
+        metric(&m, "ladderd_ladder_failures_total{stream=\"demo\"}"),
+        Some(0.0),
+        "{m}"
+    );
+    assert_no_violation("server", &server.log_text());
+}
+
+/// Two streams on the stand-in at once: the demo and an RTMP publish. The
+/// second decoder the process creates (the publish's: it starts after the demo
+/// is encoding) fails with out of memory: that error is logged once and
+/// counted against `cam` alone, while the demo's rungs keep encoding and its
+/// playlists keep advancing, with no error of its own.
+#[test]
+fn standin_failure_in_one_stream_leaves_the_other_playing() {
+    if !standin_usable() {
+        return;
+    }
+    let _cpu = the_cpu_alone();
+    let env = standin_env(
+        "rtx",
+        &[
+            ("LADDERD_STANDIN_FAIL", "cuvidCreateDecoder@2=2"),
+            ("LADDERD_STANDIN_NVENC_SESSIONS", "3"),
+        ],
+    );
+    let config = format!("{SMALL_GPU_DEMO}\n[ingest]\nallow_any_key = true\n");
+    let server = Server::start_env(&config, &["--demo"], &env_refs(&env));
+    let demo_series = "ladderd_frames_encoded_total{stream=\"demo\",rung=\"240p30\"}";
+    wait_metrics(&server, "the demo encoding", |m| {
+        metric(m, demo_series).filter(|n| *n >= 30.0)
+    });
+    let input = common::input_360p30_high();
+    let _ff = common::push(&input.path, &server.rtmp_url("cam"), true);
+    wait_metrics(&server, "cam's decoder failure counted", |m| {
+        metric(m, "ladderd_decode_errors_total{stream=\"cam\"}").filter(|n| *n >= 1.0)
+    });
+    let demo_playlist = |r: &str| {
+        server
+            .get(&format!("/live/demo/{r}/playlist.m3u8"))
+            .ok()
+            .filter(|(s, _)| *s == 200)
+            .and_then(|(_, b)| next_msn(&b))
+    };
+    let frames = wait_metrics(&server, "demo frames", |m| metric(m, demo_series));
+    let msn: Vec<u64> = ["360p30", "240p30"]
+        .iter()
+        .map(|r| {
+            server.wait_for("demo playlist", Duration::from_secs(30), || {
+                demo_playlist(r)
+            })
+        })
+        .collect();
+    // The demo goes on: 60 more frames and two more segments on each rung.
+    wait_metrics(&server, "the demo encoding on", |m| {
+        metric(m, demo_series).filter(|n| *n >= frames + 60.0)
+    });
+    for (r, before) in ["360p30", "240p30"].iter().zip(msn) {
+        server.wait_for(
+            &format!("demo {r} playlist advancing"),
+            Duration::from_secs(60),
+            || demo_playlist(r).filter(|n| *n >= before + 2),
+        );
+    }
+    // And plays in hls.js meanwhile, every rendition.
+    play_in_chromium(&server, "demo", "ll", "8", true);
+    // cam itself goes on from its next keyframe (the third decoder creation
+    // succeeds), its second rung on the CPU: the card's 3 NVENC sessions are
+    // the demo's two and cam's first rung.
+    for r in ["360p30", "240p30"] {
+        let series = format!("ladderd_frames_encoded_total{{stream=\"cam\",rung=\"{r}\"}}");
+        wait_metrics(&server, "cam encoding after its error", |m| {
+            metric(m, &series).filter(|n| *n >= 30.0)
+        });
+    }
+    let log = server.log_text();
+    assert!(
+        log.contains("injected 2 into cuvidCreateDecoder (call 2)"),
+        "{log}"
+    );
+    let errors: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("skipping to the next keyframe"))
+        .collect();
+    assert_eq!(errors.len(), 1, "logged once:\n{log}");
+    assert!(
+        errors[0].contains("stream=cam") && errors[0].contains("CUDA_ERROR_OUT_OF_MEMORY"),
+        "{log}"
+    );
+    let capped: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("NVENC unavailable for this rung"))
+        .collect();
+    assert_eq!(capped.len(), 1, "logged once:\n{log}");
+    let m = server.get("/metrics").unwrap().1;
+    assert_eq!(metric(&m, "ladderd_gpu_nvenc_sessions"), Some(3.0), "{m}");
+    assert_eq!(
+        metric(&m, "ladderd_gpu_nvenc_fallback_rungs_total"),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, "ladderd_decode_errors_total{stream=\"demo\"}"),
+        Some(0.0),
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, "ladderd_ladder_failures_total{stream=\"demo\"}"),
+        Some(0.0),
+        "{m}"
+    );
+    assert_eq!(server.get("/healthz").unwrap().0, 200);
+    assert_no_violation("server", &log);
 }

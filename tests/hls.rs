@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -63,23 +63,6 @@ fn get(server: &Server, path: &str) -> Reply {
     request(server, "GET", path, &[])
 }
 
-/// Runs one of the node scripts in tests/browser and parses its JSON output.
-fn node(script: &str, args: &[&str]) -> Value {
-    let out = Command::new("node")
-        .arg(format!(
-            "{}/tests/browser/{script}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("node is not installed; run scripts/test.sh");
-    let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(text.trim())
-        .unwrap_or_else(|e| panic!("{script}: {e}: {text:?} (exit {:?})", out.status))
-}
-
 /// Media playlist URIs of a multivariant playlist (video variants and audio).
 fn media_uris(master: &str) -> Vec<String> {
     let mut uris: Vec<String> = master
@@ -106,12 +89,6 @@ fn wait_master(server: &Server, name: &str, variants: usize) -> String {
                 .then_some(text)
         },
     )
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 /// Every playlist the stream serves passes hls-parser's rules; ffprobe lists
@@ -178,108 +155,6 @@ fn check_with_third_party_tools(server: &Server, name: &str, master: &str) {
             "ffmpeg reading {uri}: {err}"
         );
     }
-}
-
-/// hls.js in Chromium: ≥ 15 s with no stall and no error (beyond two recovered
-/// network-level fetch failures), every rendition on request.
-fn play_in_chromium(server: &Server, name: &str, mode: &str, seconds: &str, switch: bool) -> Value {
-    // One browser at a time: two Chromiums and two ladders on 2 cores starve
-    // each other (a test of contention, not of ladderd).
-    static BROWSER: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
-    let base = format!("http://{}", server.http);
-    let r = node(
-        "play.mjs",
-        &[&base, name, mode, seconds, if switch { "1" } else { "0" }],
-    );
-    println!("hls.js {mode} on {name}: {r}");
-    assert_eq!(r["pageErrors"].as_array().unwrap().len(), 0, "{r:#}");
-    let played = r["played"].as_f64().unwrap();
-    assert!(
-        played >= seconds.parse::<f64>().unwrap() - 1.0,
-        "played only {played} s: {r:#}"
-    );
-    assert_eq!(r["stalls"], 0, "{r:#}");
-    // Issue 13 (a): no hole in any SourceBuffer's buffered ranges (video or audio),
-    // ever, while playing or switching.
-    assert_eq!(r["holes"].as_array().map_or(0, Vec::len), 0, "holes in the buffer: {r:#}");
-    // hls.js retries a failed fragment load by design; one that the origin
-    // answered with an HTTP error, any fatal error, any media or mux error,
-    // or more than two network-level failures fail the test. (A run in CI
-    // once logged two recovered `fragLoadError`s with no stall; the page now
-    // records each error's HTTP status and URL.)
-    let errors: Vec<&str> = r["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
-    // The HTTP status hls.js saw (0: no response at all).
-    let status = |e: &str| -> Option<u32> {
-        e.split(" HTTP ")
-            .nth(1)?
-            .split_whitespace()
-            .next()?
-            .parse()
-            .ok()
-    };
-    let transient = |e: &&str| e.starts_with("networkError/") && status(e).unwrap_or(0) == 0;
-    let (network, other): (Vec<&str>, Vec<&str>) = errors.into_iter().partition(transient);
-    assert!(other.is_empty(), "hls.js errors: {r:#}");
-    assert!(network.len() <= 2, "hls.js network errors: {r:#}");
-    if !network.is_empty() {
-        println!("recovered network errors ({mode} {name}): {network:?}");
-    }
-    // Issue 13 (f): the picker names each rendition (the source as such, never
-    // just "720p" beside the 720p rung), and no two alike.
-    let labels: Vec<&str> = r["labels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(Value::as_str)
-        .filter(|l| !l.starts_with("auto"))
-        .collect();
-    assert_eq!(labels.len() as u64, r["levels"].as_u64().unwrap(), "{r:#}");
-    let names: std::collections::HashSet<&str> =
-        labels.iter().filter_map(|l| l.split(' ').next()).collect();
-    assert_eq!(names.len(), labels.len(), "picker names repeat: {labels:?}");
-    assert!(
-        labels
-            .iter()
-            .all(|l| l.starts_with("source (") || l.split(' ').next().is_some_and(|n| n.contains('p') && n.ends_with(char::is_numeric))),
-        "picker labels: {labels:?}"
-    );
-    if switch {
-        let levels = r["levels"].as_u64().unwrap() as usize;
-        let switched = r["switched"].as_array().unwrap();
-        assert_eq!(switched.len(), levels);
-        assert!(switched.iter().all(|s| s["ok"] == true), "{r:#}");
-        let fatal: Vec<_> = r["switchErrors"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|e| e.as_str().unwrap().starts_with("fatal"))
-            .collect();
-        assert!(fatal.is_empty(), "{r:#}");
-    }
-    let latency: Vec<f64> = r["latency"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(Value::as_f64)
-        .collect();
-    let g2g: Vec<f64> = r["glassToGlass"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(Value::as_f64)
-        .collect();
-    println!(
-        "{mode} {name}: hls.latency median {:.2} s, glass-to-glass (PDT) median {:.2} s",
-        median(&latency),
-        median(&g2g)
-    );
-    r
 }
 
 #[test]

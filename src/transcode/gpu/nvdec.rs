@@ -412,29 +412,15 @@ impl NvdecDecoder {
             pool: Vec::new(),
             error: None,
         });
-        // SAFETY: plain C data.
-        let mut params: nv::CUVIDPARSERPARAMS = unsafe { std::mem::zeroed() };
-        params.CodecType = nv::cudaVideoCodec_H264;
-        params.ulMaxNumDecodeSurfaces = 1;
-        params.ulClockRate = crate::media::TIMESCALE as c_uint;
-        // Display as soon as a picture is ready: lowest latency.
-        params.ulMaxDisplayDelay = 0;
         let session = std::ptr::NonNull::from(Box::leak(session));
-        params.pUserData = session.as_ptr() as *mut c_void;
-        params.pfnSequenceCallback = Some(on_sequence);
-        params.pfnDecodePicture = Some(on_decode);
-        params.pfnDisplayPicture = Some(on_display);
-        let mut parser: nv::CUvideoparser = std::ptr::null_mut();
-        // SAFETY: `params` is initialised; `session` outlives the parser (the
-        // parser is destroyed before the session is freed, in Drop).
-        let created = check("cuvidCreateVideoParser", unsafe {
-            (lib.create_parser)(&mut parser, &mut params)
-        });
-        if let Err(e) = created {
-            // SAFETY: leaked above, never handed out: no parser was created.
-            drop(unsafe { Box::from_raw(session.as_ptr()) });
-            return Err(e);
-        }
+        let parser = match create_parser(lib, session) {
+            Ok(p) => p,
+            Err(e) => {
+                // SAFETY: leaked above, never handed out: no parser was created.
+                drop(unsafe { Box::from_raw(session.as_ptr()) });
+                return Err(e);
+            }
+        };
         Ok(NvdecDecoder {
             frame: Frame::new(0, 0),
             session,
@@ -443,6 +429,45 @@ impl NvdecDecoder {
             annexb: Vec::new(),
             arrivals: HashMap::new(),
         })
+    }
+}
+
+/// A parser whose callbacks reach `session` (which must outlive it).
+fn create_parser(
+    lib: &'static NvdecLib,
+    session: std::ptr::NonNull<Session>,
+) -> Result<nv::CUvideoparser, GpuError> {
+    // SAFETY: plain C data.
+    let mut params: nv::CUVIDPARSERPARAMS = unsafe { std::mem::zeroed() };
+    params.CodecType = nv::cudaVideoCodec_H264;
+    params.ulMaxNumDecodeSurfaces = 1;
+    params.ulClockRate = crate::media::TIMESCALE as c_uint;
+    // Display as soon as a picture is ready: lowest latency.
+    params.ulMaxDisplayDelay = 0;
+    params.pUserData = session.as_ptr() as *mut c_void;
+    params.pfnSequenceCallback = Some(on_sequence);
+    params.pfnDecodePicture = Some(on_decode);
+    params.pfnDisplayPicture = Some(on_display);
+    let mut parser: nv::CUvideoparser = std::ptr::null_mut();
+    // SAFETY: `params` is initialised; `session` outlives the parser (the
+    // parser is destroyed before the session is freed, in Drop).
+    check("cuvidCreateVideoParser", unsafe {
+        (lib.create_parser)(&mut parser, &mut params)
+    })?;
+    Ok(parser)
+}
+
+impl NvdecDecoder {
+    /// Destroys the parser (no callback runs after); `decode` makes a new one
+    /// at the next keyframe.
+    fn drop_parser(&mut self) {
+        let lib = self.session().lib;
+        let parser = std::mem::replace(&mut self.parser, std::ptr::null_mut());
+        if !parser.is_null() {
+            let _ = self.session().gpu.bind();
+            // SAFETY: created by us, destroyed once (the field is now null).
+            unsafe { (lib.destroy_parser)(parser) };
+        }
     }
 
     /// The session, between parse calls (no callback runs while this is used).
@@ -522,9 +547,28 @@ impl Decoder for NvdecDecoder {
             &mut self.annexb,
         );
         self.arrivals.insert(packet.pts, packet.arrival);
+        if self.parser.is_null() {
+            if !packet.keyframe {
+                // Skipped up to the keyframe the new parser starts from (the
+                // error that got here was counted once).
+                return Ok(());
+            }
+            let (lib, session) = (self.session().lib, self.session);
+            self.parser = create_parser(lib, session).map_err(|e| StageError::Decode {
+                dts: packet.dts,
+                reason: e.to_string(),
+            })?;
+        }
         let data = std::mem::take(&mut self.annexb);
         let fed = self.feed(&data, Some(packet.pts), false);
         self.annexb = data;
+        if fed.is_err() && self.session().decoder.is_null() {
+            // The sequence callback failed (creating the decoder: out of
+            // memory, say). The parser calls it only when the format changes,
+            // so with this parser the stream would never decode again: a
+            // fresh one starts at the next keyframe and asks again.
+            self.drop_parser();
+        }
         self.emit(out);
         if self.arrivals.len() > 64 {
             // Pictures NVDEC dropped never come out: forget their arrival.
@@ -539,6 +583,9 @@ impl Decoder for NvdecDecoder {
     }
 
     fn flush(&mut self, out: &mut dyn FnMut(&Frame)) -> Result<(), StageError> {
+        if self.parser.is_null() {
+            return Ok(());
+        }
         let fed = self.feed(&[], None, true);
         self.emit(out);
         fed.map_err(|e| StageError::Decode {
@@ -555,7 +602,9 @@ impl Drop for NvdecDecoder {
         // SAFETY: handles created by us, destroyed once, parser before decoder
         // (no callback runs after the parser is gone), then the session itself.
         unsafe {
-            (lib.destroy_parser)(parser);
+            if !parser.is_null() {
+                (lib.destroy_parser)(parser);
+            }
             let decoder = self.session().decoder;
             if !decoder.is_null() {
                 (lib.destroy_decoder)(decoder);
