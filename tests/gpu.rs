@@ -530,50 +530,38 @@ fn copied(stdout: &str) -> (u64, u64) {
 /// 4 s of 1280x720@30 H.264 High with B-frames (reordering through NVDEC) and
 /// AAC, as FLV, made once per target dir by ffmpeg.
 fn source_720p30_flv() -> std::path::PathBuf {
-    common::require("ffmpeg");
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("media");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("gpu-720p30-high-bf-4s.flv");
-    if !path.exists() {
-        let tmp = dir.join(format!("gpu-720p30.{}.tmp.flv", std::process::id()));
-        let st = Command::new("ffmpeg")
-            .args([
-                "-v",
-                "error",
-                "-y",
-                "-f",
-                "lavfi",
-                "-i",
-                "testsrc2=size=1280x720:rate=30",
-            ])
-            .args([
-                "-f",
-                "lavfi",
-                "-i",
-                "sine=frequency=330:sample_rate=44100",
-                "-t",
-                "4",
-            ])
-            .args([
-                "-c:v",
-                "libx264",
-                "-preset",
-                "veryfast",
-                "-profile:v",
-                "high",
-                "-bf",
-                "3",
-            ])
-            .args([
-                "-g", "60", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "96k",
-            ])
-            .arg(&tmp)
-            .status()
-            .unwrap();
-        assert!(st.success());
-        std::fs::rename(&tmp, &path).unwrap();
-    }
-    path
+    common::make_input(
+        "gpu-720p30-high-bf-4s.flv",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=1280x720:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=330:sample_rate=44100",
+            "-t",
+            "4",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-profile:v",
+            "high",
+            "-bf",
+            "3",
+            "-g",
+            "60",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "96k",
+        ],
+    )
+    .path
 }
 
 /// One tight I420 picture of `w`×`h`: what the hybrid plan copies per rung.

@@ -354,7 +354,8 @@ fn input_with_audio(name: &str, secs: &str, audio: &[&str]) -> Input {
     make_input(name, &args)
 }
 
-fn make_input(name: &str, args: &[&str]) -> Input {
+/// Makes (once per target dir) `name` with ffmpeg `args`, counting its packets.
+pub fn make_input(name: &str, args: &[&str]) -> Input {
     require("ffmpeg");
     let path = media_dir().join(name);
     if !path.exists() {
