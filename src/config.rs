@@ -464,10 +464,7 @@ impl Config {
                 ("server.rtmp_listen", self.server.rtmp_listen),
             ] {
                 if listen_conflict(admin, other) {
-                    return bad(
-                        "admin.listen",
-                        format!("{admin} overlaps {key} {other}"),
-                    );
+                    return bad("admin.listen", format!("{admin} overlaps {key} {other}"));
                 }
             }
         }
@@ -733,7 +730,10 @@ mod tests {
             ..Overrides::default()
         };
         let e = Config::load(None, &o).unwrap_err().to_string();
-        assert!(e.contains("server.http_listen") && e.contains("overlaps"), "{e}");
+        assert!(
+            e.contains("server.http_listen") && e.contains("overlaps"),
+            "{e}"
+        );
         // Wildcard and loopback on one port overlap too; different ports do not.
         let o = Overrides {
             rtmp_listen: Some("0.0.0.0:4000".parse().unwrap()),
@@ -747,7 +747,8 @@ mod tests {
             ..Overrides::default()
         };
         assert!(Config::load(None, &o).is_ok());
-        let e = err("[server]\nhttp_listen = \"127.0.0.1:4002\"\n[admin]\nlisten = \"0.0.0.0:4002\"\n");
+        let e =
+            err("[server]\nhttp_listen = \"127.0.0.1:4002\"\n[admin]\nlisten = \"0.0.0.0:4002\"\n");
         assert!(e.contains("admin.listen"), "{e}");
     }
 

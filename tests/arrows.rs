@@ -52,7 +52,12 @@ fn box_of(rel: &Path) -> String {
     let first = rel
         .components()
         .next()
-        .map(|c| c.as_os_str().to_string_lossy().trim_end_matches(".rs").to_string())
+        .map(|c| {
+            c.as_os_str()
+                .to_string_lossy()
+                .trim_end_matches(".rs")
+                .to_string()
+        })
         .unwrap_or_default();
     match first.as_str() {
         "lib" | "main" | "cli" => "entry".into(),
@@ -140,7 +145,11 @@ fn edges() -> Vec<Edge> {
 #[test]
 fn module_arrows_follow_design_md() {
     let edges = edges();
-    assert!(edges.len() > 20, "found only {} cross-box references", edges.len());
+    assert!(
+        edges.len() > 20,
+        "found only {} cross-box references",
+        edges.len()
+    );
     let mut broken: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
     for e in &edges {
         if let Some(ok) = allowed(&e.from) {
@@ -152,14 +161,20 @@ fn module_arrows_follow_design_md() {
             }
         }
     }
-    let known: BTreeSet<(String, String)> =
-        KNOWN.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+    let known: BTreeSet<(String, String)> = KNOWN
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
     let new: Vec<String> = broken
         .iter()
         .filter(|(k, _)| !known.contains(*k))
         .map(|((a, b), at)| format!("{a} -> {b} (DESIGN.md forbids it): {}", at.join(", ")))
         .collect();
-    assert!(new.is_empty(), "new arrows DESIGN.md forbids:\n{}", new.join("\n"));
+    assert!(
+        new.is_empty(),
+        "new arrows DESIGN.md forbids:\n{}",
+        new.join("\n")
+    );
     let gone: Vec<String> = known
         .iter()
         .filter(|k| !broken.contains_key(*k))
@@ -170,7 +185,10 @@ fn module_arrows_follow_design_md() {
         "these arrows are fixed: remove them from KNOWN in tests/arrows.rs:\n{}",
         gone.join("\n")
     );
-    println!("{} cross-box references; still broken (issue 13):", edges.len());
+    println!(
+        "{} cross-box references; still broken (issue 13):",
+        edges.len()
+    );
     for ((a, b), at) in &broken {
         println!("  {a} -> {b}: {}", at.join(", "));
     }
@@ -198,7 +216,11 @@ fn no_import_cycles_between_boxes() {
     for start in graph.keys() {
         let mut stack = vec![(start.clone(), vec![start.clone()])];
         while let Some((node, path)) = stack.pop() {
-            for next in graph.get(&node).map(|m| m.keys().cloned().collect::<Vec<_>>()).unwrap_or_default() {
+            for next in graph
+                .get(&node)
+                .map(|m| m.keys().cloned().collect::<Vec<_>>())
+                .unwrap_or_default()
+            {
                 if &next == start {
                     let mut hops = Vec::new();
                     for w in path.windows(2) {

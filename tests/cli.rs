@@ -85,10 +85,21 @@ fn probe_exits_0_and_reports_json() {
     // never serde's {"Ok": …} / {"Err": …}.
     let nvrtc = &v["gpu"]["nvrtc"];
     assert!(nvrtc["available"].is_boolean(), "{v:#}");
-    assert_eq!(nvrtc["available"] == true, nvrtc["value"].is_string(), "{v:#}");
-    assert_eq!(nvrtc["available"] == false, nvrtc["detail"].is_string(), "{v:#}");
+    assert_eq!(
+        nvrtc["available"] == true,
+        nvrtc["value"].is_string(),
+        "{v:#}"
+    );
+    assert_eq!(
+        nvrtc["available"] == false,
+        nvrtc["detail"].is_string(),
+        "{v:#}"
+    );
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(!text.contains("\"Ok\"") && !text.contains("\"Err\""), "{text}");
+    assert!(
+        !text.contains("\"Ok\"") && !text.contains("\"Err\""),
+        "{text}"
+    );
     if std::env::var("LADDERD_REQUIRE_NVRTC").is_ok() {
         assert_eq!(v["gpu"]["kernels_built_in"], true, "{v:#}");
         assert!(

@@ -206,9 +206,15 @@ fn rtmp_push_is_served_with_audio_and_plays_in_chromium() {
     // Issue 13 (b): with the default 2 s segments every playlist says
     // TARGETDURATION 2 (it was 3, and standard segments were 6 s: hls.js played
     // 17.5-18.8 s behind live); standard mode then plays about 8 s behind.
-    for path in ["/live/cam/360p30/playlist.m3u8", "/live/cam/360p30/index.m3u8"] {
+    for path in [
+        "/live/cam/360p30/playlist.m3u8",
+        "/live/cam/360p30/index.m3u8",
+    ] {
         let text = get(&server, path).text();
-        assert!(text.contains("#EXT-X-TARGETDURATION:2\n"), "{path}:\n{text}");
+        assert!(
+            text.contains("#EXT-X-TARGETDURATION:2\n"),
+            "{path}:\n{text}"
+        );
     }
     play_in_chromium(&server, "cam", "standard", "8", false);
 }
@@ -595,7 +601,13 @@ fn flv_tags() -> Vec<(u32, u8, Vec<u8>)> {
 }
 
 /// Sends the tags with timestamps in `from..to` (ms) at their real-time pace from `start`.
-fn send_tags(client: &mut RawClient, tags: &[(u32, u8, Vec<u8>)], from: u32, to: u32, start: Instant) {
+fn send_tags(
+    client: &mut RawClient,
+    tags: &[(u32, u8, Vec<u8>)],
+    from: u32,
+    to: u32,
+    start: Instant,
+) {
     for (ts, kind, body) in tags.iter().filter(|t| (from..to).contains(&t.0)) {
         if let Some(wait) = Duration::from_millis(*ts as u64).checked_sub(start.elapsed()) {
             std::thread::sleep(wait);
@@ -622,7 +634,11 @@ fn target_duration(playlist: &str) -> f64 {
 fn raw_request(server: &Server, method: &str, path: &str) -> (u16, HashMap<String, String>) {
     let mut s = std::net::TcpStream::connect(server.http).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    write!(s, "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut raw = Vec::new();
     let _ = s.read_to_end(&mut raw);
     let text = String::from_utf8_lossy(&raw);
@@ -661,11 +677,25 @@ fn standard_segment_number_overflow_is_404_over_http() {
         assert_eq!(r.status, 404, "{file}: {}", r.text());
         assert!(!r.header("cache-control").contains("immutable"), "{file}");
     }
-    for q in ["_HLS_msn=18446744073709551615", "_HLS_msn=18446744073709551615&_HLS_part=4294967295"] {
-        assert_eq!(get(&server, &format!("{base}/playlist.m3u8?{q}")).status, 400, "{q}");
+    for q in [
+        "_HLS_msn=18446744073709551615",
+        "_HLS_msn=18446744073709551615&_HLS_part=4294967295",
+    ] {
+        assert_eq!(
+            get(&server, &format!("{base}/playlist.m3u8?{q}")).status,
+            400,
+            "{q}"
+        );
     }
-    for q in ["_HLS_msn=18446744073709551616", "_HLS_msn=1&_HLS_part=4294967296"] {
-        assert_eq!(get(&server, &format!("{base}/playlist.m3u8?{q}")).status, 400, "{q}");
+    for q in [
+        "_HLS_msn=18446744073709551616",
+        "_HLS_msn=1&_HLS_part=4294967296",
+    ] {
+        assert_eq!(
+            get(&server, &format!("{base}/playlist.m3u8?{q}")).status,
+            400,
+            "{q}"
+        );
     }
 }
 
@@ -694,7 +724,11 @@ fn head_of_part_in_progress_has_no_wrong_content_length() {
                 whole.body.len()
             );
         }
-        println!("HEAD {uri}: content-length {:?}, GET {} bytes", headers.get("content-length"), whole.body.len());
+        println!(
+            "HEAD {uri}: content-length {:?}, GET {} bytes",
+            headers.get("content-length"),
+            whole.body.len()
+        );
     }
 }
 
@@ -784,7 +818,10 @@ fn part_request_blocks_at_most_three_target_durations() {
     let hint_of = |rendition: &str| {
         let playlist = get(&server, &format!("/live/paused/{rendition}/playlist.m3u8")).text();
         let (msn, part) = preload_hint(&playlist);
-        (target_duration(&playlist), format!("/live/paused/{rendition}/part{msn}.{part}.m4s"))
+        (
+            target_duration(&playlist),
+            format!("/live/paused/{rendition}/part{msn}.{part}.m4s"),
+        )
     };
 
     // Asked while the publisher still sends, paused while (possibly) streaming:
@@ -793,7 +830,10 @@ fn part_request_blocks_at_most_three_target_durations() {
     let (target, uri) = hint_of("audio");
     let limit = 3.0 * target;
     let t = Instant::now();
-    let outcome = match ureq::get(&url(&uri)).timeout(Duration::from_secs(30)).call() {
+    let outcome = match ureq::get(&url(&uri))
+        .timeout(Duration::from_secs(30))
+        .call()
+    {
         Ok(r) => {
             let mut body = Vec::new();
             match r.into_reader().read_to_end(&mut body) {
@@ -819,16 +859,25 @@ fn part_request_blocks_at_most_three_target_durations() {
                 let path = "/live/paused/source/playlist.m3u8";
                 let playlist = get(&server, path).text();
                 let (msn, part) = preload_hint(&playlist);
-                (target_duration(&playlist), format!("{path}?_HLS_msn={msn}&_HLS_part={}", part + 1))
+                (
+                    target_duration(&playlist),
+                    format!("{path}?_HLS_msn={msn}&_HLS_part={}", part + 1),
+                )
             }
         };
         let t = Instant::now();
-        let status = match ureq::get(&url(&uri)).timeout(Duration::from_secs(30)).call() {
+        let status = match ureq::get(&url(&uri))
+            .timeout(Duration::from_secs(30))
+            .call()
+        {
             Ok(r) => {
                 let mut body = Vec::new();
                 let read = r.into_reader().read_to_end(&mut body);
                 let took = t.elapsed().as_secs_f64();
-                panic!("{what} {uri}: 200 after {took:.2} s, {} bytes, {read:?}", body.len());
+                panic!(
+                    "{what} {uri}: 200 after {took:.2} s, {} bytes, {read:?}",
+                    body.len()
+                );
             }
             Err(ureq::Error::Status(code, _)) => code,
             Err(e) => panic!("{what} {uri}: {e} after {:.2} s", t.elapsed().as_secs_f64()),
@@ -849,7 +898,8 @@ fn part_request_blocks_at_most_three_target_durations() {
 fn attacker(addr: std::net::SocketAddr, trickle: bool, give_up: Duration) -> (Option<f64>, bool) {
     let t = Instant::now();
     let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(250))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(250)))
+        .unwrap();
     let request = b"GET /live/demo/master.m3u8 HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     let mut sent = 0;
     let mut buf = [0u8; 4096];
@@ -857,15 +907,32 @@ fn attacker(addr: std::net::SocketAddr, trickle: bool, give_up: Duration) -> (Op
     while t.elapsed() < give_up {
         if trickle && sent < request.len() {
             if s.write_all(&request[sent..sent + 1]).is_err() {
-                return (Some(t.elapsed().as_secs_f64()), got.starts_with(b"HTTP/1.1 503"));
+                return (
+                    Some(t.elapsed().as_secs_f64()),
+                    got.starts_with(b"HTTP/1.1 503"),
+                );
             }
             sent += 1;
         }
         match s.read(&mut buf) {
-            Ok(0) => return (Some(t.elapsed().as_secs_f64()), got.starts_with(b"HTTP/1.1 503")),
+            Ok(0) => {
+                return (
+                    Some(t.elapsed().as_secs_f64()),
+                    got.starts_with(b"HTTP/1.1 503"),
+                )
+            }
             Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
-            Err(_) => return (Some(t.elapsed().as_secs_f64()), got.starts_with(b"HTTP/1.1 503")),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => {
+                return (
+                    Some(t.elapsed().as_secs_f64()),
+                    got.starts_with(b"HTTP/1.1 503"),
+                )
+            }
         }
     }
     (None, false)
@@ -894,7 +961,12 @@ fn slow_headers_time_out_and_cap_holds_viewer_plays() {
         .max_idle_connections(1)
         .build();
     let base = format!("http://{}", server.http);
-    let playlist = viewer.get(&format!("{base}{path}")).call().unwrap().into_string().unwrap();
+    let playlist = viewer
+        .get(&format!("{base}{path}"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
     let (mut msn, mut part) = preload_hint(&playlist);
 
     // The attack: half slowloris (a header byte every 250 ms), half silent,
@@ -923,7 +995,12 @@ fn slow_headers_time_out_and_cap_holds_viewer_plays() {
             }
             Err(e) => errors.push(format!("{uri}: {e}")),
         }
-        let playlist = viewer.get(&format!("{base}{path}")).call().unwrap().into_string().unwrap();
+        let playlist = viewer
+            .get(&format!("{base}{path}"))
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap();
         let next = preload_hint(&playlist);
         (msn, part) = next;
     }
@@ -937,9 +1014,15 @@ fn slow_headers_time_out_and_cap_holds_viewer_plays() {
     );
     assert!(errors.is_empty(), "the playing viewer failed: {errors:?}");
     assert!(parts >= 5, "the viewer fetched only {parts} parts");
-    assert_eq!(open, 0, "slow or silent connections outlived the header deadline");
+    assert_eq!(
+        open, 0,
+        "slow or silent connections outlived the header deadline"
+    );
     // Generous: the deadline is 2 s; the bound only catches "never".
-    assert!(slowest < header_secs + 8.0, "a header-less connection lived {slowest} s");
+    assert!(
+        slowest < header_secs + 8.0,
+        "a header-less connection lived {slowest} s"
+    );
     assert!(refused >= 1, "nothing was refused at the cap");
 
     // A new viewer while the cap is full again: refused at first at most, in
@@ -959,7 +1042,10 @@ fn slow_headers_time_out_and_cap_holds_viewer_plays() {
             .ok()?;
         r.into_string().ok()
     });
-    println!("new viewer: in after {:.2} s, {tries} tries", t.elapsed().as_secs_f64());
+    println!(
+        "new viewer: in after {:.2} s, {tries} tries",
+        t.elapsed().as_secs_f64()
+    );
     assert!(master.contains("#EXT-X-STREAM-INF"));
     for a in attackers {
         a.join().unwrap();

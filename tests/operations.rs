@@ -383,7 +383,10 @@ fn second_instance_on_the_same_ports_is_refused() {
         first.rtmp,
         first.http,
     );
-    let code = exit_within(&mut second, "second instance still running on the first's ports");
+    let code = exit_within(
+        &mut second,
+        "second instance still running on the first's ports",
+    );
     assert_eq!(code.code(), Some(1), "{}", second.log_text());
     let log = second.log_text();
     assert!(log.contains("cannot listen on"), "{log}");

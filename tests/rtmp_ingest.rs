@@ -598,9 +598,18 @@ fn chunked_message(type_id: u8, body: &[u8]) -> Vec<u8> {
 fn nested_amf_connect_16_kb_does_not_kill_the_process() {
     let input = input_720p30_high();
     let mut server = Server::start(&two_streams(""));
-    let _good = push(&input.path, &server.rtmp_url(&format!("cam1?key={KEY1}")), true);
-    server.wait_for("good publisher live", Duration::from_secs(10), || server.live("cam1"));
-    for (level, depth) in [(&[0x03u8, 0, 1, b'a'][..], 4000), (&[0x0A, 0, 0, 0, 1][..], 10_000)] {
+    let _good = push(
+        &input.path,
+        &server.rtmp_url(&format!("cam1?key={KEY1}")),
+        true,
+    );
+    server.wait_for("good publisher live", Duration::from_secs(10), || {
+        server.live("cam1")
+    });
+    for (level, depth) in [
+        (&[0x03u8, 0, 1, b'a'][..], 4000),
+        (&[0x0A, 0, 0, 0, 1][..], 10_000),
+    ] {
         let mut body = vec![0x02, 0, 7];
         body.extend_from_slice(b"connect");
         body.extend_from_slice(&[0, 0x3F, 0xF0, 0, 0, 0, 0, 0, 0]);
@@ -609,18 +618,39 @@ fn nested_amf_connect_16_kb_does_not_kill_the_process() {
         }
         let mut c = RawClient::handshake(server.rtmp);
         let _ = c.sock.write_all(&chunked_message(20, &body));
-        assert!(c.closed_within(Duration::from_secs(5)), "nested connect left open");
+        assert!(
+            c.closed_within(Duration::from_secs(5)),
+            "nested connect left open"
+        );
     }
-    assert!(server.child().try_wait().unwrap().is_none(), "ladderd died:\n{}", server.log_text());
-    let count = || server.live("cam1").map_or(0, |s| s["packets"]["video"].as_u64().unwrap());
-    let before = count();
-    server.wait_for("good publisher still flowing", Duration::from_secs(10), || {
-        (count() > before).then_some(())
-    });
     assert!(
-        metric(&server, "ladderd_rtmp_connections_refused_total", &["protocol_error"]) >= 2.0
+        server.child().try_wait().unwrap().is_none(),
+        "ladderd died:\n{}",
+        server.log_text()
     );
-    assert!(server.log_text().contains("nest deeper than"), "{}", server.log_text());
+    let count = || {
+        server
+            .live("cam1")
+            .map_or(0, |s| s["packets"]["video"].as_u64().unwrap())
+    };
+    let before = count();
+    server.wait_for(
+        "good publisher still flowing",
+        Duration::from_secs(10),
+        || (count() > before).then_some(()),
+    );
+    assert!(
+        metric(
+            &server,
+            "ladderd_rtmp_connections_refused_total",
+            &["protocol_error"]
+        ) >= 2.0
+    );
+    assert!(
+        server.log_text().contains("nest deeper than"),
+        "{}",
+        server.log_text()
+    );
 }
 
 /// Issue 12 item 2: before publishing, a connection could declare a 16 MiB message
@@ -637,14 +667,26 @@ fn unauthenticated_16_mib_messages_do_not_grow_memory() {
     for _ in 0..30 {
         // Chunk size 2^31 - 1, then a 16 MiB - 1 command and 1 MiB of it.
         let mut c = RawClient::handshake(server.rtmp);
-        let _ = c.sock.write_all(&[0x02, 0, 0, 0, 0, 0, 4, 0x01, 0, 0, 0, 0, 0x7F, 0xFF, 0xFF, 0xFF]);
-        let _ = c.sock.write_all(&[0x03, 0, 0, 0, 0xFF, 0xFF, 0xFF, 20, 0, 0, 0, 0]);
+        let _ = c.sock.write_all(&[
+            0x02, 0, 0, 0, 0, 0, 4, 0x01, 0, 0, 0, 0, 0x7F, 0xFF, 0xFF, 0xFF,
+        ]);
+        let _ = c
+            .sock
+            .write_all(&[0x03, 0, 0, 0, 0xFF, 0xFF, 0xFF, 20, 0, 0, 0, 0]);
         let _ = c.sock.write_all(&filler);
-        assert!(c.closed_within(Duration::from_secs(5)), "16 MiB declaration left open");
+        assert!(
+            c.closed_within(Duration::from_secs(5)),
+            "16 MiB declaration left open"
+        );
         let mut c = RawClient::handshake(server.rtmp);
-        let _ = c.sock.write_all(&[0x03, 0, 0, 0, 0xFF, 0xFF, 0xFF, 20, 0, 0, 0, 0]);
+        let _ = c
+            .sock
+            .write_all(&[0x03, 0, 0, 0, 0xFF, 0xFF, 0xFF, 20, 0, 0, 0, 0]);
         let _ = c.sock.write_all(&filler);
-        assert!(c.closed_within(Duration::from_secs(5)), "16 MiB message left open");
+        assert!(
+            c.closed_within(Duration::from_secs(5)),
+            "16 MiB message left open"
+        );
     }
     // Messages under the cap but never finished: the shared 1 MiB budget closes
     // connections once spent (30 x 60 KiB would be 1.8 MiB).
@@ -662,8 +704,17 @@ fn unauthenticated_16_mib_messages_do_not_grow_memory() {
         .map(|c| c.closed_within(Duration::from_millis(500)))
         .filter(|closed| *closed)
         .count();
-    assert!((5..30).contains(&closed), "{closed} of 30 partial-message connections closed");
-    assert!(metric(&server, "ladderd_rtmp_connections_refused_total", &["pending_buffer"]) >= 5.0);
+    assert!(
+        (5..30).contains(&closed),
+        "{closed} of 30 partial-message connections closed"
+    );
+    assert!(
+        metric(
+            &server,
+            "ladderd_rtmp_connections_refused_total",
+            &["pending_buffer"]
+        ) >= 5.0
+    );
     let pending = metric(&server, "ladderd_rtmp_pending_buffer_bytes", &[]);
     assert!(pending <= 1048576.0, "{pending}");
     let grew = rss_kib(server.pid()).saturating_sub(rss_before);
@@ -692,10 +743,16 @@ fn handshake_trickle_and_idle_flood_do_not_lock_out_a_publisher() {
     let idle: Vec<_> = (0..400)
         .filter_map(|_| connect_from([127, 0, 0, 3], server.rtmp).ok())
         .collect();
-    let _good = push(&input.path, &server.rtmp_url(&format!("cam1?key={KEY1}")), true);
-    server.wait_for("publisher live despite the flood", Duration::from_secs(10), || {
-        server.live("cam1")
-    });
+    let _good = push(
+        &input.path,
+        &server.rtmp_url(&format!("cam1?key={KEY1}")),
+        true,
+    );
+    server.wait_for(
+        "publisher live despite the flood",
+        Duration::from_secs(10),
+        || server.live("cam1"),
+    );
     // Keep trickling (well inside the idle timeout): the setup deadline still applies.
     std::thread::sleep(Duration::from_secs(1));
     for s in &mut trickle {
@@ -712,10 +769,26 @@ fn handshake_trickle_and_idle_flood_do_not_lock_out_a_publisher() {
             still_open += 1;
         }
     }
-    assert_eq!(still_open, 0, "stranger connections outlived the setup deadline");
+    assert_eq!(
+        still_open, 0,
+        "stranger connections outlived the setup deadline"
+    );
     // Each address held at most 16 (the default per-IP cap); the rest were refused.
-    let refused = metric(&server, "ladderd_rtmp_connections_refused_total", &["per_ip_limit"]);
-    assert!(refused >= (strangers - 32) as f64, "{refused} of {strangers} refused");
-    assert!(metric(&server, "ladderd_rtmp_connections_refused_total", &["setup_timeout"]) >= 32.0);
+    let refused = metric(
+        &server,
+        "ladderd_rtmp_connections_refused_total",
+        &["per_ip_limit"],
+    );
+    assert!(
+        refused >= (strangers - 32) as f64,
+        "{refused} of {strangers} refused"
+    );
+    assert!(
+        metric(
+            &server,
+            "ladderd_rtmp_connections_refused_total",
+            &["setup_timeout"]
+        ) >= 32.0
+    );
     assert!(server.live("cam1").is_some(), "publisher lost");
 }

@@ -68,8 +68,12 @@ pub async fn handle(
     };
     media.count_request();
     match rest {
-        [_, "master.m3u8"] => multivariant_file(ctx, &media, "playlist.m3u8", headers, "max-age=0").await,
-        [_, "index.m3u8"] => multivariant_file(ctx, &media, "index.m3u8", headers, "max-age=1").await,
+        [_, "master.m3u8"] => {
+            multivariant_file(ctx, &media, "playlist.m3u8", headers, "max-age=0").await
+        }
+        [_, "index.m3u8"] => {
+            multivariant_file(ctx, &media, "index.m3u8", headers, "max-age=1").await
+        }
         [_, rendition, file] => match media.rendition(rendition) {
             Some(r) => rendition_file(ctx, &media, r, file, query, headers, head).await,
             None => text(StatusCode::NOT_FOUND, "no such rendition\n"),
@@ -140,7 +144,11 @@ async fn multivariant_file(
     let deadline = Instant::now() + multivariant_wait(media);
     loop {
         // Listen before looking, so a publish in between is not missed.
-        let listeners: Vec<_> = media.renditions().iter().map(|r| r.changed.listen()).collect();
+        let listeners: Vec<_> = media
+            .renditions()
+            .iter()
+            .map(|r| r.changed.listen())
+            .collect();
         match multivariant_step(media, playlist_name, Instant::now(), deadline) {
             MultivariantStep::Serve(body) => return playlist(body, headers, cache),
             MultivariantStep::Ended => return text(StatusCode::NOT_FOUND, "stream ended\n"),
@@ -310,7 +318,15 @@ async fn rendition_file(
             }
             Object::Growing(_) => {
                 let quiet = r.since_publish();
-                match (lookup, growing_step(head, headers.contains_key(RANGE), quiet, media.timing.part_target)) {
+                match (
+                    lookup,
+                    growing_step(
+                        head,
+                        headers.contains_key(RANGE),
+                        quiet,
+                        media.timing.part_target,
+                    ),
+                ) {
                     (Lookup::Part(msn, index), GrowingStep::Stream) => {
                         if waited {
                             served_after_wait(ctx, media, &r);
@@ -319,7 +335,10 @@ async fn rendition_file(
                     }
                     _ => {
                         if !wait(ctx, listener, deadline).await {
-                            return text(StatusCode::SERVICE_UNAVAILABLE, "not available in time\n");
+                            return text(
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                "not available in time\n",
+                            );
                         }
                         waited = true;
                     }
@@ -364,7 +383,12 @@ enum GrowingStep {
 /// publisher) may never finish it: committing to a 200 then would leave the
 /// request hanging past the blocking limit (item 11), so it waits like a
 /// preload hint and gets the same 503.
-fn growing_step(head: bool, range: bool, quiet_for: Option<Duration>, part_target: f64) -> GrowingStep {
+fn growing_step(
+    head: bool,
+    range: bool,
+    quiet_for: Option<Duration>,
+    part_target: f64,
+) -> GrowingStep {
     let live = quiet_for.is_some_and(|q| q.as_secs_f64() <= 1.5 * part_target.max(0.1));
     if head || range || !live {
         GrowingStep::Wait
@@ -490,7 +514,11 @@ async fn wait(ctx: &Context, listener: event_listener::EventListener, deadline: 
 }
 
 /// Waits for a publish on any of `listeners` (or `until`, or shutdown).
-async fn wait_any(ctx: &Context, mut listeners: Vec<event_listener::EventListener>, until: Instant) {
+async fn wait_any(
+    ctx: &Context,
+    mut listeners: Vec<event_listener::EventListener>,
+    until: Instant,
+) {
     let left = until.saturating_duration_since(Instant::now());
     if left.is_zero() || ctx.shutdown.is_triggered() {
         return;
@@ -776,7 +804,11 @@ mod tests {
         assert_eq!(find(&r, media.group, lookup), Object::Missing);
         // n × group fits but n × group + group does not; and the smallest overflowing n.
         for n in [u64::MAX / 3, u64::MAX / 3 + 1, u64::MAX / 2] {
-            assert_eq!(find(&r, media.group, Lookup::Long(n)), Object::Missing, "{n}");
+            assert_eq!(
+                find(&r, media.group, Lookup::Long(n)),
+                Object::Missing,
+                "{n}"
+            );
         }
         assert_eq!(find(&r, 0, Lookup::Long(0)), Object::Missing, "empty group");
         for lookup in [
@@ -810,7 +842,10 @@ mod tests {
         let t0 = Instant::now();
         let deadline = t0 + multivariant_wait(&media);
         assert_eq!(multivariant_wait(&media), Duration::from_secs(2));
-        assert_eq!(multivariant_step(&media, "playlist.m3u8", t0, deadline), MultivariantStep::Wait);
+        assert_eq!(
+            multivariant_step(&media, "playlist.m3u8", t0, deadline),
+            MultivariantStep::Wait
+        );
         assert_eq!(
             multivariant_step(&media, "playlist.m3u8", deadline, deadline),
             MultivariantStep::Unavailable
@@ -825,7 +860,10 @@ mod tests {
         }
         let (media, _) = self::media();
         media.end();
-        assert_eq!(multivariant_step(&media, "index.m3u8", t0, deadline), MultivariantStep::Ended);
+        assert_eq!(
+            multivariant_step(&media, "index.m3u8", t0, deadline),
+            MultivariantStep::Ended
+        );
     }
 
     /// Issue 12 items 7 and 11 (sans-IO half): a part being written is streamed
@@ -838,7 +876,10 @@ mod tests {
         assert_eq!(growing_step(false, false, fresh, part), GrowingStep::Stream);
         assert_eq!(growing_step(true, false, fresh, part), GrowingStep::Wait);
         assert_eq!(growing_step(false, true, fresh, part), GrowingStep::Wait);
-        assert_eq!(growing_step(false, false, Some(Duration::from_secs(2)), part), GrowingStep::Wait);
+        assert_eq!(
+            growing_step(false, false, Some(Duration::from_secs(2)), part),
+            GrowingStep::Wait
+        );
         assert_eq!(growing_step(false, false, None, part), GrowingStep::Wait);
     }
 

@@ -493,10 +493,7 @@ async fn bind_when_free(
 /// ports, report ready, and take half the connections.
 fn bind_shared(ctx: &Context, addr: SocketAddr) -> std::io::Result<glommio::net::TcpListener> {
     use std::os::fd::IntoRawFd;
-    let mut sockets = ctx
-        .listen_sockets
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
+    let mut sockets = ctx.listen_sockets.lock().unwrap_or_else(|e| e.into_inner());
     let socket = match sockets.get(&addr) {
         Some(bound) => bound.try_clone()?,
         None => {
@@ -512,7 +509,9 @@ fn bind_shared(ctx: &Context, addr: SocketAddr) -> std::io::Result<glommio::net:
     };
     // SAFETY: `into_raw_fd` hands over an open, bound, listening TCP socket that
     // nothing else owns; glommio's listener takes ownership and closes it.
-    Ok(unsafe { <glommio::net::TcpListener as std::os::fd::FromRawFd>::from_raw_fd(socket.into_raw_fd()) })
+    Ok(unsafe {
+        <glommio::net::TcpListener as std::os::fd::FromRawFd>::from_raw_fd(socket.into_raw_fd())
+    })
 }
 
 /// Turns glommio's start-up errors into what the operator must change.

@@ -233,7 +233,11 @@ impl StreamMedia {
         all.push(r.clone());
         // Ladder order whatever order the renditions first published in, so the API
         // and every listing read the same on every call.
-        all.sort_by(|a, b| ladder_order(a).partial_cmp(&ladder_order(b)).unwrap_or(std::cmp::Ordering::Equal));
+        all.sort_by(|a, b| {
+            ladder_order(a)
+                .partial_cmp(&ladder_order(b))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
         r
     }
 
@@ -704,14 +708,24 @@ mod tests {
             nominal_bps,
         };
         media.add("source", "avc1".into(), video(720, 30.0, 0));
-        media.add("audio", "mp4a.40.2".into(), RenditionKind::Audio { channels: 2, nominal_bps: 128_000 });
+        media.add(
+            "audio",
+            "mp4a.40.2".into(),
+            RenditionKind::Audio {
+                channels: 2,
+                nominal_bps: 128_000,
+            },
+        );
         media.add("480p30", "avc1".into(), video(480, 30.0, 1_500_000));
         media.add("360p30", "avc1".into(), video(360, 30.0, 800_000));
         media.add("720p30", "avc1".into(), video(720, 30.0, 3_000_000));
         media.add("1080p30", "avc1".into(), video(1080, 30.0, 4_500_000));
         media.add("1080p60", "avc1".into(), video(1080, 60.0, 6_000_000));
         let names: Vec<String> = media.renditions().iter().map(|r| r.name.clone()).collect();
-        assert_eq!(names, ["source", "1080p60", "1080p30", "720p30", "480p30", "360p30", "audio"]);
+        assert_eq!(
+            names,
+            ["source", "1080p60", "1080p30", "720p30", "480p30", "360p30", "audio"]
+        );
     }
 
     /// The blocking-reload state machine: wait until the asked part exists,

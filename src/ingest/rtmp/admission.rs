@@ -259,7 +259,11 @@ mod tests {
 
     #[test]
     fn total_cap_counts_publishers_too() {
-        let a = Admission::new(Caps { pending: 6, per_ip: 6, ..CAPS });
+        let a = Admission::new(Caps {
+            pending: 6,
+            per_ip: 6,
+            ..CAPS
+        });
         let mut held = Vec::new();
         for _ in 0..6 {
             let mut t = a.admit(ip(1)).unwrap();

@@ -204,7 +204,10 @@ mod tests {
             Amf0Value::Number(1.0),
             Amf0Value::Object(HashMap::from([
                 ("app".into(), Amf0Value::Utf8String("live".into())),
-                ("tcUrl".into(), Amf0Value::Utf8String("rtmp://h/live".into())),
+                (
+                    "tcUrl".into(),
+                    Amf0Value::Utf8String("rtmp://h/live".into()),
+                ),
                 ("fpad".into(), Amf0Value::Boolean(false)),
                 ("capabilities".into(), Amf0Value::Number(15.0)),
             ])),
@@ -219,7 +222,10 @@ mod tests {
             let ok = encode(vec![Amf0Value::Utf8String("x".into()), nest(MAX_DEPTH)]);
             assert_eq!(check_depth(&ok, MAX_DEPTH), Ok(()));
             let bad = encode(vec![Amf0Value::Utf8String("x".into()), nest(MAX_DEPTH + 1)]);
-            assert_eq!(check_depth(&bad, MAX_DEPTH), Err(TooDeep { limit: MAX_DEPTH }));
+            assert_eq!(
+                check_depth(&bad, MAX_DEPTH),
+                Err(TooDeep { limit: MAX_DEPTH })
+            );
         }
         // Siblings after a closed container do not add depth.
         let wide = encode(vec![nest_objects(20), nest_arrays(20), nest_objects(20)]);
@@ -231,7 +237,10 @@ mod tests {
     /// anything.
     #[test]
     fn nested_amf_connect_16_kb_is_too_deep() {
-        let mut objects = encode(vec![Amf0Value::Utf8String("connect".into()), Amf0Value::Number(1.0)]);
+        let mut objects = encode(vec![
+            Amf0Value::Utf8String("connect".into()),
+            Amf0Value::Number(1.0),
+        ]);
         for _ in 0..4000 {
             objects.extend_from_slice(&[0x03, 0, 1, b'a']);
         }
@@ -253,8 +262,11 @@ mod tests {
         for _ in 0..5000 {
             let buf: Vec<u8> = (0..64)
                 .map(|_| {
-                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                    [0x03, 0x0A, 0x08, 0x02, 0x00, 0x09, 0x01, (x >> 40) as u8][(x >> 33) as usize % 8]
+                    x = x
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    [0x03, 0x0A, 0x08, 0x02, 0x00, 0x09, 0x01, (x >> 40) as u8]
+                        [(x >> 33) as usize % 8]
                 })
                 .collect();
             let _ = check_depth(&buf, 4);

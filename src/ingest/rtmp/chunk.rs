@@ -55,7 +55,9 @@ pub enum ChunkError {
     ChunkSize { size: u64, limit: usize },
     #[error("chunk stream {csid}: header type {fmt} without an earlier full header")]
     NoPreviousHeader { csid: u32, fmt: u8 },
-    #[error("chunk stream {csid}: a new message header (type {fmt}) before the last message ended")]
+    #[error(
+        "chunk stream {csid}: a new message header (type {fmt}) before the last message ended"
+    )]
     InterruptedMessage { csid: u32, fmt: u8 },
     #[error("more than {MAX_CHUNK_STREAMS} chunk streams")]
     TooManyChunkStreams,
@@ -112,7 +114,12 @@ impl ChunkReader {
 
     /// Bytes held: unparsed input plus partial messages.
     pub fn buffered(&self) -> usize {
-        self.buf.len() + self.streams.values().map(|s| s.partial.len()).sum::<usize>()
+        self.buf.len()
+            + self
+                .streams
+                .values()
+                .map(|s| s.partial.len())
+                .sum::<usize>()
     }
 
     pub fn push(&mut self, bytes: &[u8]) {
@@ -346,7 +353,10 @@ mod tests {
         }
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].payload, payload);
-        assert_eq!((got[0].timestamp, got[0].type_id, got[0].csid), (1000, 20, 3));
+        assert_eq!(
+            (got[0].timestamp, got[0].type_id, got[0].csid),
+            (1000, 20, 3)
+        );
         assert_eq!(r.buffered(), 0);
     }
 
@@ -394,7 +404,10 @@ mod tests {
         let mut r = ChunkReader::new(Limits::UNAUTHENTICATED);
         r.push(&[3, 0, 0, 0, 0xFF, 0xFF, 0xFF, 20, 0, 0, 0, 0, 0x02]);
         let err = r.next_message().unwrap_err();
-        assert!(matches!(err, ChunkError::MessageTooLarge { len: 0xFF_FFFF, .. }), "{err}");
+        assert!(
+            matches!(err, ChunkError::MessageTooLarge { len: 0xFF_FFFF, .. }),
+            "{err}"
+        );
         // Once publishing, the same header is accepted and only arrived bytes are held.
         let mut r = ChunkReader::new(Limits::PUBLISHING);
         r.push(&[3, 0, 0, 0, 0xFF, 0xFF, 0xFF, 9, 1, 0, 0, 0, 0x17]);
@@ -407,32 +420,49 @@ mod tests {
     fn unauthenticated_huge_chunk_size_is_refused() {
         let mut r = ChunkReader::new(Limits::UNAUTHENTICATED);
         r.push(&chunked(2, 0, 1, 0, &0x7FFF_FFFFu32.to_be_bytes(), 128));
-        assert!(matches!(r.next_message(), Err(ChunkError::ChunkSize { .. })));
+        assert!(matches!(
+            r.next_message(),
+            Err(ChunkError::ChunkSize { .. })
+        ));
         let mut r = ChunkReader::new(Limits::PUBLISHING);
         r.push(&chunked(2, 0, 1, 0, &0x8000_0000u32.to_be_bytes(), 128));
-        assert!(matches!(r.next_message(), Err(ChunkError::ChunkSize { .. })));
+        assert!(matches!(
+            r.next_message(),
+            Err(ChunkError::ChunkSize { .. })
+        ));
         let mut r = ChunkReader::new(Limits::PUBLISHING);
         r.push(&chunked(2, 0, 1, 0, &[0, 0], 128));
-        assert!(matches!(r.next_message(), Err(ChunkError::Malformed { .. })));
+        assert!(matches!(
+            r.next_message(),
+            Err(ChunkError::Malformed { .. })
+        ));
     }
 
     #[test]
     fn protocol_violations_are_errors_not_panics() {
         let mut r = ChunkReader::new(Limits::PUBLISHING);
         r.push(&[0xC3, 1, 2, 3]);
-        assert!(matches!(r.next_message(), Err(ChunkError::NoPreviousHeader { .. })));
+        assert!(matches!(
+            r.next_message(),
+            Err(ChunkError::NoPreviousHeader { .. })
+        ));
         let mut r = ChunkReader::new(Limits::PUBLISHING);
         let mut w = chunked(3, 0, 20, 0, &[0u8; 200], 128);
         w.truncate(12 + 128);
         w.extend_from_slice(&[0x43, 0, 0, 1, 0, 0, 1, 20, 0]);
         r.push(&w);
-        assert!(matches!(r.next_message(), Err(ChunkError::InterruptedMessage { .. })));
+        assert!(matches!(
+            r.next_message(),
+            Err(ChunkError::InterruptedMessage { .. })
+        ));
         let mut x: u64 = 0x1234_5678_9ABC_DEF0;
         for _ in 0..2000 {
             let mut r = ChunkReader::new(Limits::UNAUTHENTICATED);
             let buf: Vec<u8> = (0..256)
                 .map(|_| {
-                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    x = x
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
                     (x >> 33) as u8
                 })
                 .collect();

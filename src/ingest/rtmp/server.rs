@@ -16,8 +16,8 @@ use tracing::{debug, info, warn};
 use super::admission::{Refusal, Ticket};
 use super::session::{Event, Output, Session, SessionError};
 use crate::ingest::auth::{self, Rejection};
-use crate::media::flv::{Demuxed, Demuxer, FlvError};
 use crate::ingest::registry::{EndReason, LiveStream};
+use crate::media::flv::{Demuxed, Demuxer, FlvError};
 use crate::media::{CodecConfig, Track};
 use crate::runtime::Context;
 use crate::transcode::pipeline::{Input, Job};
@@ -118,8 +118,8 @@ impl Connection {
         }
         let _ = socket.set_nodelay(true);
         // However busy a stranger keeps the socket, it must have published by then.
-        let setup_deadline =
-            Instant::now() + Duration::from_secs_f64(self.ctx.config.limits.rtmp_setup_timeout_secs);
+        let setup_deadline = Instant::now()
+            + Duration::from_secs_f64(self.ctx.config.limits.rtmp_setup_timeout_secs);
         let mut buf = vec![0u8; READ_BUF];
         loop {
             let stop = self.publish.as_ref().map(|p| p.stream.clone());
@@ -129,10 +129,15 @@ impl Connection {
                     Some(EndReason::Shutdown)
                 };
                 Err(match &stop {
-                    Some(s) => futures_lite::future::or(async { Some(s.stopped().await) }, shutdown).await,
+                    Some(s) => {
+                        futures_lite::future::or(async { Some(s.stopped().await) }, shutdown).await
+                    }
                     None => {
                         let setup = async {
-                            glommio::timer::sleep(setup_deadline.saturating_duration_since(Instant::now())).await;
+                            glommio::timer::sleep(
+                                setup_deadline.saturating_duration_since(Instant::now()),
+                            )
+                            .await;
                             None
                         };
                         futures_lite::future::or(shutdown, setup).await
@@ -367,7 +372,9 @@ impl Connection {
         let reason = match &close {
             Close::Eof | Close::Unpublished => EndReason::PublisherClosed,
             Close::Timeout | Close::SetupTimeout => EndReason::Timeout,
-            Close::PendingBuffer => EndReason::Error("pending connections' buffer budget spent".into()),
+            Close::PendingBuffer => {
+                EndReason::Error("pending connections' buffer budget spent".into())
+            }
             Close::Stopped(r) => r.clone(),
             Close::Rejected => EndReason::PublisherClosed,
             Close::Io(e) => EndReason::Error(format!("socket: {e}")),
@@ -390,7 +397,9 @@ impl Connection {
                 self.ctx.rtmp.count(Refusal::SetupTimeout);
                 debug!(peer = %self.peer, limit_secs = self.ctx.config.limits.rtmp_setup_timeout_secs, "rtmp connection did not publish in time (limits.rtmp_setup_timeout_secs); closed")
             }
-            (None, Close::PendingBuffer) => warn!(peer = %self.peer, buffered = self.session.buffered(), "rtmp connection closed: unauthenticated connections' buffer budget spent (limits.rtmp_pending_buffer_bytes)"),
+            (None, Close::PendingBuffer) => {
+                warn!(peer = %self.peer, buffered = self.session.buffered(), "rtmp connection closed: unauthenticated connections' buffer budget spent (limits.rtmp_pending_buffer_bytes)")
+            }
             (None, _) => debug!(peer = %self.peer, ?close, "rtmp connection closed"),
         }
         if let Some(p) = self.publish.take() {

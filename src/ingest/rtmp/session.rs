@@ -38,10 +38,7 @@ pub enum SessionError {
     #[error("RTMP chunk stream: {0}")]
     Chunk(#[from] ChunkError),
     #[error("RTMP message type {type_id}: {source}")]
-    Amf0 {
-        type_id: u8,
-        source: amf0::TooDeep,
-    },
+    Amf0 { type_id: u8, source: amf0::TooDeep },
     #[error("RTMP parser panicked: {0}")]
     Panicked(String),
     #[error("session already closed")]
@@ -154,9 +151,8 @@ impl Session {
                         self.transmit(response_bytes);
                         let mut config = ServerSessionConfig::new();
                         config.chunk_size = 4096;
-                        let (mut session, mut results) =
-                            contain(|| ServerSession::new(config))?
-                                .map_err(|e| SessionError::Protocol(e.to_string()))?;
+                        let (mut session, mut results) = contain(|| ServerSession::new(config))?
+                            .map_err(|e| SessionError::Protocol(e.to_string()))?;
                         // Messages reach rml_rtmp whole, each as one chunk: its reader's
                         // chunk size must cover any message length we let through.
                         let mut wire = Vec::new();
@@ -189,11 +185,12 @@ impl Session {
                 self.wire.clear();
                 while let Some(m) = self.reader.next_message()? {
                     if matches!(m.type_id, 15 | 17 | 18 | 20) {
-                        amf0::check_message_depth(m.type_id, &m.payload, amf0::MAX_DEPTH)
-                            .map_err(|source| SessionError::Amf0 {
+                        amf0::check_message_depth(m.type_id, &m.payload, amf0::MAX_DEPTH).map_err(
+                            |source| SessionError::Amf0 {
                                 type_id: m.type_id,
                                 source,
-                            })?;
+                            },
+                        )?;
                     }
                     chunk::write_single_chunk(&m, &mut self.wire);
                 }
@@ -455,7 +452,10 @@ mod tests {
     #[test]
     fn nested_amf_connect_16_kb_is_refused_without_a_stack_overflow() {
         let run = || {
-            for (level, depth) in [(&[0x03u8, 0, 1, b'a'][..], 4000), (&[0x0A, 0, 0, 0, 1][..], 10_000)] {
+            for (level, depth) in [
+                (&[0x03u8, 0, 1, b'a'][..], 4000),
+                (&[0x0A, 0, 0, 0, 1][..], 10_000),
+            ] {
                 let mut p = Peer::connect();
                 let mut body = vec![0x02, 0, 7];
                 body.extend_from_slice(b"connect");
@@ -475,7 +475,10 @@ mod tests {
                 }
                 // Commands are capped at 64 KiB before publish; 50 KB fits.
                 let err = p.server.handle_input(&wire).unwrap_err();
-                assert!(matches!(err, SessionError::Amf0 { type_id: 20, .. }), "{err}");
+                assert!(
+                    matches!(err, SessionError::Amf0 { type_id: 20, .. }),
+                    "{err}"
+                );
             }
         };
         std::thread::Builder::new()
@@ -493,13 +496,19 @@ mod tests {
         let mut p = Peer::connect();
         let mut wire = vec![0x02, 0, 0, 0, 0, 0, 4, 1, 0, 0, 0, 0];
         wire.extend_from_slice(&0x7FFF_FFFFu32.to_be_bytes());
-        assert!(matches!(p.server.handle_input(&wire), Err(SessionError::Chunk(_))));
+        assert!(matches!(
+            p.server.handle_input(&wire),
+            Err(SessionError::Chunk(_))
+        ));
         let mut p = Peer::connect();
         let err = p
             .server
             .handle_input(&[3, 0, 0, 0, 0xFF, 0xFF, 0xFF, 9, 1, 0, 0, 0, 0x17, 0])
             .unwrap_err();
-        assert!(matches!(err, SessionError::Chunk(ChunkError::MessageTooLarge { .. })), "{err}");
+        assert!(
+            matches!(err, SessionError::Chunk(ChunkError::MessageTooLarge { .. })),
+            "{err}"
+        );
     }
 
     /// Found by `fuzz/fuzz_targets/rtmp_session.rs`: an AMF0 command message whose

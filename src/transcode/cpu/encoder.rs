@@ -81,8 +81,14 @@ impl OpenH264Encoder {
         // the context lives in `_trace`, which outlives `inner`.
         unsafe {
             let api = inner.raw_api();
-            api.set_option(OPTION_TRACE_CALLBACK_CONTEXT, (&mut context as *mut *mut c_void).cast());
-            api.set_option(OPTION_TRACE_CALLBACK, (&mut callback as *mut TraceCallback).cast());
+            api.set_option(
+                OPTION_TRACE_CALLBACK_CONTEXT,
+                (&mut context as *mut *mut c_void).cast(),
+            );
+            api.set_option(
+                OPTION_TRACE_CALLBACK,
+                (&mut callback as *mut TraceCallback).cast(),
+            );
         }
         Ok(OpenH264Encoder {
             inner,
