@@ -574,7 +574,9 @@ impl Config {
                 "must be between ladder.segment_secs and 30".into(),
             );
         }
-        let needed = (6.0 * self.ladder.segment_secs.ceil() + self.ladder.segment_secs)
+        let target_duration =
+            crate::media::timeline::target_duration(self.ladder.segment_secs) as f64;
+        let needed = (6.0 * target_duration + self.ladder.segment_secs)
             .max(3.0 * self.hls.standard_segment_secs + self.ladder.segment_secs);
         if !(needed..=600.0).contains(&self.hls.window_secs) {
             return bad(
