@@ -4,14 +4,14 @@
 //! `ladderd bench ladder` / `ladderd bench channels`. Needs ffmpeg.
 
 fn main() {
-    match ladderd::transcode::bench::ladder(None, None) {
+    match ladderd::tools::bench::ladder(None, None) {
         Ok(r) => print!("{}", r.text),
         Err(e) => {
             eprintln!("bench ladder: {e}");
             std::process::exit(1);
         }
     }
-    match ladderd::transcode::bench::channels(None, 16) {
+    match ladderd::tools::bench::channels(None, 16) {
         Ok(text) => print!("{text}"),
         Err(e) => {
             eprintln!("bench channels: {e}");

@@ -3,7 +3,7 @@
 //! same run. Needs ffmpeg (to make the 720p30 input).
 
 fn main() {
-    match ladderd::transcode::bench::telemetry(None) {
+    match ladderd::tools::bench::telemetry(None) {
         Ok(text) => print!("{text}"),
         Err(e) => {
             eprintln!("bench telemetry: {e}");

@@ -10,9 +10,6 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-pub use crate::ingest::demo::DemoConfig;
-use crate::transcode::ladder::{default_ladder, RungConfig};
-
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{path}: cannot read: {source}")]
@@ -219,7 +216,7 @@ pub struct Ladder {
     pub rungs: Vec<RungConfig>,
     /// `auto` (the GPU when it probes usable, else the CPU, saying why),
     /// `cpu`, or `gpu` (start-up fails with the reason when there is none).
-    pub backend: crate::transcode::backend::BackendChoice,
+    pub backend: BackendChoice,
     /// CUDA device ordinal the GPU backend uses.
     pub gpu_device: usize,
     /// CPU backend: each rung encodes on its own thread, in parallel (false:
@@ -233,7 +230,7 @@ pub struct Ladder {
     pub audio_reencode: bool,
     pub audio_kbps: u32,
     /// Software H.264 encoder: `openh264` or `x264` (builds with `--features x264`).
-    pub encoder: crate::transcode::backend::EncoderChoice,
+    pub encoder: EncoderChoice,
     /// x264's preset (`ultrafast` … `placebo`); tune is always `zerolatency`.
     pub x264_preset: String,
     /// x264's own threads per rung encoder (0: x264 decides). 1 suits rung
@@ -242,8 +239,8 @@ pub struct Ladder {
 }
 
 impl Ladder {
-    pub fn soft_encoder(&self) -> crate::transcode::backend::SoftEncoder {
-        crate::transcode::backend::SoftEncoder {
+    pub fn soft_encoder(&self) -> SoftEncoder {
+        SoftEncoder {
             choice: self.encoder,
             x264_preset: self.x264_preset.clone(),
             x264_threads: self.x264_threads,
@@ -709,6 +706,158 @@ pub fn available_cpus() -> Vec<usize> {
         (0..libc::CPU_SETSIZE as usize)
             .filter(|&c| libc::CPU_ISSET(c, &set))
             .collect()
+    }
+}
+
+// ---- Types the sections above name (config owns its schema; the boxes use them). ----
+
+/// x264's presets, fastest first.
+pub const X264_PRESETS: &[&str] = &[
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+    "placebo",
+];
+
+/// One configured rung: the largest picture and frame rate it may have.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RungConfig {
+    pub name: String,
+    /// Output height; width follows the source's aspect ratio.
+    pub height: u32,
+    pub fps: f64,
+    pub bitrate_kbps: u32,
+}
+
+/// The broadcast ladder: 1080p60 6 Mbps · 1080p30 4.5 · 720p30 3 · 480p30 1.5 · 360p30 0.8.
+pub fn default_ladder() -> Vec<RungConfig> {
+    [
+        ("1080p60", 1080, 60.0, 6000),
+        ("1080p30", 1080, 30.0, 4500),
+        ("720p30", 720, 30.0, 3000),
+        ("480p30", 480, 30.0, 1500),
+        ("360p30", 360, 30.0, 800),
+    ]
+    .into_iter()
+    .map(|(n, h, f, b)| RungConfig {
+        name: n.into(),
+        height: h,
+        fps: f,
+        bitrate_kbps: b,
+    })
+    .collect()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DemoConfig {
+    pub enabled: bool,
+    /// Public stream name of the demo.
+    pub name: String,
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub bitrate_kbps: u32,
+    /// A 1 kHz tone at −18 dBFS (EBU alignment level), AAC-LC 48 kHz stereo.
+    pub tone: bool,
+    pub audio_kbps: u32,
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        DemoConfig {
+            enabled: false,
+            name: "demo".into(),
+            width: 1280,
+            height: 720,
+            fps: 30,
+            bitrate_kbps: 4000,
+            tone: true,
+            audio_kbps: 128,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendChoice {
+    #[default]
+    Auto,
+    Cpu,
+    Gpu,
+}
+
+/// `[ladder] encoder`: the software H.264 encoder (CPU backend, and the
+/// hybrid GPU plan on cards without NVENC).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum EncoderChoice {
+    #[default]
+    Openh264,
+    X264,
+}
+
+/// The software encoder with its settings, as configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SoftEncoder {
+    pub choice: EncoderChoice,
+    pub x264_preset: String,
+    pub x264_threads: u32,
+}
+
+impl Default for SoftEncoder {
+    fn default() -> Self {
+        SoftEncoder {
+            choice: EncoderChoice::Openh264,
+            x264_preset: "veryfast".into(),
+            x264_threads: 1,
+        }
+    }
+}
+
+impl SoftEncoder {
+    /// Whether this build can run the choice (x264 needs the `x264` feature).
+    pub fn check(&self) -> Result<(), String> {
+        match self.choice {
+            EncoderChoice::Openh264 => Ok(()),
+            #[cfg(feature = "x264")]
+            EncoderChoice::X264 => {
+                if X264_PRESETS.contains(&self.x264_preset.as_str()) {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "x264_preset {:?} is not one of {}",
+                        self.x264_preset,
+                        X264_PRESETS.join(", ")
+                    ))
+                }
+            }
+            #[cfg(not(feature = "x264"))]
+            EncoderChoice::X264 => Err("this build has no x264: build with `--features x264` \
+                 (needs Debian's libx264-dev and libclang-dev)"
+                .into()),
+        }
+    }
+
+    /// The fastest this build has, with the encoder's own threads (no rung
+    /// threads on the GPU path): x264 ultrafast, else openh264.
+    pub fn fastest() -> SoftEncoder {
+        SoftEncoder {
+            choice: if cfg!(feature = "x264") {
+                EncoderChoice::X264
+            } else {
+                EncoderChoice::Openh264
+            },
+            x264_preset: "ultrafast".into(),
+            x264_threads: 0,
+        }
     }
 }
 

@@ -44,7 +44,7 @@ fn main() -> ExitCode {
             Err(e) => config_error(e),
         },
         Command::Probe { json } => {
-            let report = ladderd::probe::run();
+            let report = ladderd::tools::probe::run();
             if json {
                 match serde_json::to_string_pretty(&report) {
                     Ok(s) => println!("{s}"),
@@ -61,7 +61,7 @@ fn main() -> ExitCode {
             device,
             json,
         } => {
-            let report = ladderd::hwtest::run(&ladderd::hwtest::Options {
+            let report = ladderd::tools::hwtest::run(&ladderd::tools::hwtest::Options {
                 seconds,
                 max_channels,
                 device,
@@ -107,7 +107,7 @@ fn main() -> ExitCode {
                 eprintln!("ladderd transcode: {why}");
                 return ExitCode::from(EXIT_CONFIG);
             }
-            match ladderd::transcode::file::transcode(&input, &out, &config) {
+            match ladderd::tools::transcode::transcode(&input, &out, &config) {
                 Ok(summary) => {
                     print!("{}", summary.to_text());
                     ExitCode::SUCCESS
@@ -122,13 +122,13 @@ fn main() -> ExitCode {
             use ladderd::cli::BenchCommand;
             let result = match which {
                 BenchCommand::Ladder { input, encoder } => {
-                    ladderd::transcode::bench::ladder(input.as_deref(), encoder).map(|r| r.text)
+                    ladderd::tools::bench::ladder(input.as_deref(), encoder).map(|r| r.text)
                 }
                 BenchCommand::Channels { input, max } => {
-                    ladderd::transcode::bench::channels(input.as_deref(), max)
+                    ladderd::tools::bench::channels(input.as_deref(), max)
                 }
                 BenchCommand::Telemetry { input } => {
-                    ladderd::transcode::bench::telemetry(input.as_deref())
+                    ladderd::tools::bench::telemetry(input.as_deref())
                 }
             };
             match result {

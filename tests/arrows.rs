@@ -2,9 +2,8 @@
 //! reference in `src/` must follow an allowed arrow, and boxes must not import
 //! each other in a cycle. A failure names the file and line.
 //!
-//! `KNOWN` lists the arrows the code still breaks today, each to be removed by
-//! the re-cut of issue 13; the test also fails when one of them is gone, so the
-//! list only ever shrinks.
+//! Since issue 13's re-cut no arrow is broken and no box cycle is left: any
+//! new one fails, naming the file and line.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -14,7 +13,14 @@ fn allowed(from: &str) -> Option<&'static [&'static str]> {
     Some(match from {
         // Entry points and wiring: anything.
         "runtime" | "entry" => return None,
-        "tools" => &["transcode", "package", "media", "telemetry", "store"],
+        "tools" => &[
+            "transcode",
+            "package",
+            "media",
+            "telemetry",
+            "stream",
+            "store",
+        ],
         "ingest" => &["stream", "media", "telemetry"],
         "stream" => &["transcode", "package", "store", "telemetry", "media"],
         "origin" | "admin" => &["store", "package", "stream", "telemetry"],
@@ -26,26 +32,6 @@ fn allowed(from: &str) -> Option<&'static [&'static str]> {
         _ => &[],
     })
 }
-
-/// Arrows broken today (from, to), to be removed by issue 13's re-cut.
-const KNOWN: &[(&str, &str)] = &[
-    ("admin", "runtime"),
-    ("admin", "transcode"),
-    ("config", "ingest"),
-    ("config", "transcode"),
-    ("ingest", "runtime"),
-    ("ingest", "transcode"),
-    ("origin", "admin"),
-    ("origin", "ingest"),
-    ("origin", "runtime"),
-    ("package", "store"),
-    ("package", "transcode"),
-    ("tools", "ingest"),
-    ("transcode", "ingest"),
-    ("transcode", "package"),
-    ("transcode", "runtime"),
-    ("transcode", "store"),
-];
 
 /// The box a source file belongs to.
 fn box_of(rel: &Path) -> String {
@@ -161,37 +147,16 @@ fn module_arrows_follow_design_md() {
             }
         }
     }
-    let known: BTreeSet<(String, String)> = KNOWN
+    let broken: Vec<String> = broken
         .iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect();
-    let new: Vec<String> = broken
-        .iter()
-        .filter(|(k, _)| !known.contains(*k))
         .map(|((a, b), at)| format!("{a} -> {b} (DESIGN.md forbids it): {}", at.join(", ")))
         .collect();
     assert!(
-        new.is_empty(),
-        "new arrows DESIGN.md forbids:\n{}",
-        new.join("\n")
+        broken.is_empty(),
+        "arrows DESIGN.md forbids:\n{}",
+        broken.join("\n")
     );
-    let gone: Vec<String> = known
-        .iter()
-        .filter(|k| !broken.contains_key(*k))
-        .map(|(a, b)| format!("{a} -> {b}"))
-        .collect();
-    assert!(
-        gone.is_empty(),
-        "these arrows are fixed: remove them from KNOWN in tests/arrows.rs:\n{}",
-        gone.join("\n")
-    );
-    println!(
-        "{} cross-box references; still broken (issue 13):",
-        edges.len()
-    );
-    for ((a, b), at) in &broken {
-        println!("  {a} -> {b}: {}", at.join(", "));
-    }
+    println!("{} cross-box references, none forbidden", edges.len());
 }
 
 /// Box-level cycles, reported with one reference per hop. Entry points and
@@ -238,19 +203,10 @@ fn no_import_cycles_between_boxes() {
             }
         }
     }
-    // Known today: the cycles that go through `runtime::Context` and the
-    // ingest <-> transcode/origin/telemetry knots (issue 13). Counted, so a new one fails.
-    println!("{} box cycles:", cycles.len());
-    for c in &cycles {
-        println!("  {c}");
-    }
+    println!("{} box cycles", cycles.len());
     assert!(
-        cycles.len() <= KNOWN_CYCLES,
-        "{} import cycles between boxes, {KNOWN_CYCLES} known:\n{}",
-        cycles.len(),
+        cycles.is_empty(),
+        "import cycles between boxes:\n{}",
         cycles.iter().cloned().collect::<Vec<_>>().join("\n")
     );
 }
-
-/// Box cycles that exist today, to reach 0 with issue 13's re-cut.
-const KNOWN_CYCLES: usize = 4;

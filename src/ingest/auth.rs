@@ -6,58 +6,7 @@
 
 use crate::config::{valid_name, Config};
 
-/// Why a publish was refused; the label is used in logs and metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Rejection {
-    WrongApp,
-    BadName,
-    UnknownStream,
-    MissingKey,
-    BadKey,
-    AlreadyLive,
-    TooManyStreams,
-    ShuttingDown,
-}
-
-impl Rejection {
-    pub fn label(self) -> &'static str {
-        match self {
-            Rejection::WrongApp => "wrong_app",
-            Rejection::BadName => "bad_name",
-            Rejection::UnknownStream => "unknown_stream",
-            Rejection::MissingKey => "missing_key",
-            Rejection::BadKey => "bad_key",
-            Rejection::AlreadyLive => "already_live",
-            Rejection::TooManyStreams => "too_many_streams",
-            Rejection::ShuttingDown => "shutting_down",
-        }
-    }
-
-    /// The RTMP status code sent back to the publisher.
-    pub fn rtmp_code(self) -> &'static str {
-        match self {
-            Rejection::WrongApp => "NetConnection.Connect.Rejected",
-            Rejection::BadName | Rejection::UnknownStream | Rejection::AlreadyLive => {
-                "NetStream.Publish.BadName"
-            }
-            _ => "NetStream.Publish.Denied",
-        }
-    }
-
-    pub fn describe(self) -> &'static str {
-        match self {
-            Rejection::WrongApp => "unknown RTMP application",
-            Rejection::BadName => "stream name is not valid",
-            Rejection::UnknownStream => "no such stream is configured",
-            Rejection::MissingKey => "stream key missing (publish as NAME?key=SECRET)",
-            Rejection::BadKey => "stream key is wrong",
-            Rejection::AlreadyLive => "stream already has a publisher",
-            Rejection::TooManyStreams => "server is at its stream limit",
-            Rejection::ShuttingDown => "server is shutting down",
-        }
-    }
-}
+pub use crate::stream::Rejection;
 
 /// The public half of a publish name. The key is checked and dropped in [`authorize`].
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,6 +1,7 @@
 //! The HTTP origin: hyper 1.x (HTTP/1.1 keep-alive and h2c) on the I/O cores.
 //!
-//! No media logic here: routes read the registry and the hot store.
+//! No media logic here: routes read the hot store. The operators' routes are
+//! `admin`'s, reached through the [`AdminRoutes`] callback `runtime` wires in.
 
 mod conn;
 mod io;
@@ -24,8 +25,27 @@ use hyper::service::service_fn;
 use hyper_util::server::conn::auto;
 use tracing::{debug, warn};
 
-use crate::runtime::Context;
+use crate::config::Config;
+use crate::store::hot::HotStore;
+use crate::telemetry::shutdown::Shutdown;
 use io::{HyperIo, LocalExec};
+
+/// Answers an operators' route (`/api/…`, `/metrics`, `/healthz`, `/readyz`)
+/// from its method, path segments and headers; `None`: not one of them.
+pub type AdminRoutes = Arc<
+    dyn Fn(&hyper::Method, &[&str], &hyper::HeaderMap) -> Option<hyper::Response<bytes::Bytes>>
+        + Send
+        + Sync,
+>;
+
+/// What the origin needs, built by `runtime`.
+pub struct Origin {
+    pub config: Arc<Config>,
+    pub store: Arc<HotStore>,
+    pub http: Arc<HttpStats>,
+    pub shutdown: Arc<Shutdown>,
+    pub admin: AdminRoutes,
+}
 
 /// Which routes a listener serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,7 +146,7 @@ impl Drop for Open<'_> {
     }
 }
 
-pub async fn accept_loop(listener: TcpListener, ctx: Arc<Context>, surface: Surface) {
+pub async fn accept_loop(listener: TcpListener, ctx: Arc<Origin>, surface: Surface) {
     let mut last_full_log: Option<Instant> = None;
     loop {
         let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
@@ -286,5 +306,49 @@ impl HttpStats {
                 .as_ref()
                 .map(crate::telemetry::latency::Percentiles::of),
         })
+    }
+}
+
+impl crate::telemetry::metrics::Report for HttpStats {
+    fn report(&self, m: &mut crate::telemetry::metrics::MetricSet) {
+        use crate::telemetry::metrics::l;
+        for ((route, status), n) in self.requests() {
+            m.counter(
+                "ladderd_http_requests",
+                "HTTP requests, by route and status.",
+                l(&[("route", route), ("status", &status.to_string())]),
+                n,
+            );
+        }
+        m.counter(
+            "ladderd_http_out_bytes",
+            "HTTP body bytes sent.",
+            vec![],
+            self.bytes_out.load(Relaxed),
+        );
+        m.gauge(
+            "ladderd_http_blocked_waiters",
+            "Requests parked on a blocking reload or a preload hint.",
+            vec![],
+            self.blocked_waiters.load(Relaxed),
+        );
+        m.gauge(
+            "ladderd_http_connections",
+            "HTTP connections open on the public listener.",
+            vec![],
+            self.open_connections.load(Relaxed),
+        );
+        m.counter(
+            "ladderd_http_connections_refused",
+            "HTTP connections refused at server.http_max_connections.",
+            vec![],
+            self.refused_connections.load(Relaxed),
+        );
+        m.counter(
+        "ladderd_http_header_timeouts",
+        "HTTP connections closed for not sending a request's headers within server.http_header_timeout_secs.",
+        vec![],
+        self.header_timeouts.load(Relaxed),
+    );
     }
 }

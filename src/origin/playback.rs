@@ -15,9 +15,9 @@ use hyper::header::{
 use hyper::{Response, StatusCode};
 
 use super::routes::{full, text, Body, BodyError};
-use crate::package::hls::{self, MediaPlaylist, RenditionReport};
-use crate::runtime::Context;
-use crate::store::hot::{Block, Object, Rendition, RenditionKind, StreamMedia};
+use super::Origin;
+use crate::package::hls::{self, MediaPlaylist, ObjectName, RenditionReport};
+use crate::store::hot::{Block, Object, Rendition, StreamMedia};
 
 /// Media objects never change once published.
 const IMMUTABLE: &str = "public, max-age=86400, immutable";
@@ -57,7 +57,7 @@ pub fn parse_query(q: Option<&str>) -> Result<Query, &'static str> {
 /// `/live/{stream}/…`
 /// `head`: a HEAD request (its headers must be the GET's final ones).
 pub async fn handle(
-    ctx: &Context,
+    ctx: &Origin,
     rest: &[&str],
     query: Option<&str>,
     headers: &HeaderMap,
@@ -135,7 +135,7 @@ pub fn multivariant_wait(media: &StreamMedia) -> Duration {
 /// `master.m3u8` / `index.m3u8`: served once a variant exists; until then the
 /// request blocks (up to [`multivariant_wait`]).
 async fn multivariant_file(
-    ctx: &Context,
+    ctx: &Origin,
     media: &StreamMedia,
     playlist_name: &str,
     headers: &HeaderMap,
@@ -176,64 +176,22 @@ async fn multivariant_file(
 
 /// The multivariant playlist, or None while no video rendition can be listed.
 fn multivariant(media: &StreamMedia, playlist_name: &str) -> Option<String> {
-    let renditions = media.renditions();
-    let audio = renditions.iter().find_map(|r| match r.kind() {
-        RenditionKind::Audio {
-            channels,
-            nominal_bps,
-        } => Some((r, channels, nominal_bps)),
-        _ => None,
-    });
-    let audio_bps = audio.map_or(0, |(r, _, nominal)| {
-        r.measured_bps().map_or(nominal, |m| m.1)
-    });
-    let mut variants = Vec::new();
-    for r in &renditions {
-        let RenditionKind::Video {
-            width,
-            height,
-            fps,
-            nominal_bps,
-        } = r.kind()
-        else {
-            continue;
-        };
-        // Listed once there is a whole segment to start from (and to measure).
-        let Some((avg, peak)) = r.measured_bps() else {
-            continue;
-        };
-        if r.is_ended() {
-            continue;
-        }
-        let average = avg.max(nominal_bps) + audio_bps;
-        let mut codecs = r.codecs();
-        if let Some((a, _, _)) = audio {
-            codecs = format!("{codecs},{}", a.codecs());
-        }
-        variants.push(hls::Variant {
-            uri: format!("{}/{playlist_name}", r.name),
-            bandwidth: peak.max(average - audio_bps) + audio_bps,
-            average_bandwidth: average,
-            codecs,
-            width,
-            height,
-            frame_rate: fps,
-        });
-    }
-    if variants.is_empty() {
-        return None;
-    }
-    // Highest first: players that take the first variant start on the best.
-    variants.sort_by(|a, b| b.bandwidth.cmp(&a.bandwidth));
-    let audio_media = audio.map(|(r, channels, _)| hls::AudioMedia {
-        uri: format!("{}/{playlist_name}", r.name),
-        channels,
-    });
-    Some(hls::multivariant_playlist(&variants, audio_media.as_ref()))
+    let renditions: Vec<hls::RenditionSummary> = media
+        .renditions()
+        .iter()
+        .map(|r| hls::RenditionSummary {
+            name: r.name.clone(),
+            codecs: r.codecs(),
+            kind: r.kind(),
+            measured_bps: r.measured_bps(),
+            ended: r.is_ended(),
+        })
+        .collect();
+    hls::multivariant(&renditions, playlist_name)
 }
 
 async fn rendition_file(
-    ctx: &Context,
+    ctx: &Origin,
     media: &StreamMedia,
     r: std::sync::Arc<Rendition>,
     file: &str,
@@ -291,7 +249,7 @@ async fn rendition_file(
         });
         return playlist(body, headers, "max-age=1");
     }
-    let Some(lookup) = parse_object(file) else {
+    let Some(lookup) = hls::parse_object_name(file) else {
         return text(StatusCode::NOT_FOUND, "not found\n");
     };
     let mut waited = false;
@@ -327,7 +285,7 @@ async fn rendition_file(
                         media.timing.part_target,
                     ),
                 ) {
-                    (Lookup::Part(msn, index), GrowingStep::Stream) => {
+                    (ObjectName::Part(msn, index), GrowingStep::Stream) => {
                         if waited {
                             served_after_wait(ctx, media, &r);
                         }
@@ -358,12 +316,12 @@ async fn rendition_file(
 /// The store's answer for an object name; every number in it came from a
 /// client, so the store's lookups must treat any value as possible (issue 12
 /// item 6: `long18446744073709551615.m4s` overflowed into an empty 200).
-fn find(r: &Rendition, group: u64, lookup: Lookup) -> Object {
+fn find(r: &Rendition, group: u64, lookup: ObjectName) -> Object {
     match lookup {
-        Lookup::Init(v) => r.init(v),
-        Lookup::Part(msn, i) => r.part(msn, i),
-        Lookup::Segment(msn) => r.segment(msn),
-        Lookup::Long(n) => r.long_segment(n, group),
+        ObjectName::Init(v) => r.init(v),
+        ObjectName::Part(msn, i) => r.part(msn, i),
+        ObjectName::Segment(msn) => r.segment(msn),
+        ObjectName::Long(n) => r.long_segment(n, group),
     }
 }
 
@@ -480,7 +438,7 @@ fn streamed_part(
 }
 
 /// A parked request is being answered: how long after the publish that woke it.
-fn served_after_wait(ctx: &Context, media: &StreamMedia, r: &Rendition) {
+fn served_after_wait(ctx: &Origin, media: &StreamMedia, r: &Rendition) {
     if let Some(d) = r.since_publish() {
         media.record_served(d);
         ctx.http.record_wake(d);
@@ -488,7 +446,7 @@ fn served_after_wait(ctx: &Context, media: &StreamMedia, r: &Rendition) {
 }
 
 /// Waits for a publish (or the deadline, or shutdown); false on the deadline.
-async fn wait(ctx: &Context, listener: event_listener::EventListener, deadline: Instant) -> bool {
+async fn wait(ctx: &Origin, listener: event_listener::EventListener, deadline: Instant) -> bool {
     let left = deadline.saturating_duration_since(Instant::now());
     if left.is_zero() || ctx.shutdown.is_triggered() {
         return false;
@@ -514,11 +472,7 @@ async fn wait(ctx: &Context, listener: event_listener::EventListener, deadline: 
 }
 
 /// Waits for a publish on any of `listeners` (or `until`, or shutdown).
-async fn wait_any(
-    ctx: &Context,
-    mut listeners: Vec<event_listener::EventListener>,
-    until: Instant,
-) {
+async fn wait_any(ctx: &Origin, mut listeners: Vec<event_listener::EventListener>, until: Instant) {
     let left = until.saturating_duration_since(Instant::now());
     if left.is_zero() || ctx.shutdown.is_triggered() {
         return;
@@ -562,41 +516,6 @@ fn ll_playlist(media: &StreamMedia, r: &Rendition, skip: bool) -> String {
             ended,
         })
     })
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Lookup {
-    Init(u32),
-    Part(u64, u32),
-    Segment(u64),
-    Long(u64),
-}
-
-/// File names the packager publishes; anything else (`..` included) is not ours.
-fn parse_object(file: &str) -> Option<Lookup> {
-    fn num<T: std::str::FromStr>(s: &str) -> Option<T> {
-        // Digits only: no signs, no spaces, no leading zeros (one name per
-        // object: `seg07.m4s` is not a second, separately cached `seg7.m4s`).
-        // Out of the type's range: not ours either.
-        let canonical = s == "0" || !s.starts_with('0');
-        (!s.is_empty() && canonical && s.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| s.parse().ok())?
-    }
-    if let Some(v) = file
-        .strip_prefix("init")
-        .and_then(|f| f.strip_suffix(".mp4"))
-    {
-        return num(v).map(Lookup::Init);
-    }
-    let stem = file.strip_suffix(".m4s")?;
-    if let Some(rest) = stem.strip_prefix("part") {
-        let (msn, i) = rest.split_once('.')?;
-        return Some(Lookup::Part(num(msn)?, num(i)?));
-    }
-    if let Some(n) = stem.strip_prefix("seg") {
-        return num(n).map(Lookup::Segment);
-    }
-    stem.strip_prefix("long").and_then(num).map(Lookup::Long)
 }
 
 fn etag_of(body: &[u8]) -> String {
@@ -744,10 +663,22 @@ mod tests {
 
     #[test]
     fn object_names() {
-        assert_eq!(parse_object("init0.mp4"), Some(Lookup::Init(0)));
-        assert_eq!(parse_object("part12.3.m4s"), Some(Lookup::Part(12, 3)));
-        assert_eq!(parse_object("seg7.m4s"), Some(Lookup::Segment(7)));
-        assert_eq!(parse_object("long2.m4s"), Some(Lookup::Long(2)));
+        assert_eq!(
+            hls::parse_object_name("init0.mp4"),
+            Some(ObjectName::Init(0))
+        );
+        assert_eq!(
+            hls::parse_object_name("part12.3.m4s"),
+            Some(ObjectName::Part(12, 3))
+        );
+        assert_eq!(
+            hls::parse_object_name("seg7.m4s"),
+            Some(ObjectName::Segment(7))
+        );
+        assert_eq!(
+            hls::parse_object_name("long2.m4s"),
+            Some(ObjectName::Long(2))
+        );
         for bad in [
             "..",
             "../x",
@@ -762,7 +693,7 @@ mod tests {
             "init4294967296.mp4",
             "part1.4294967296.m4s",
         ] {
-            assert_eq!(parse_object(bad), None, "{bad}");
+            assert_eq!(hls::parse_object_name(bad), None, "{bad}");
         }
     }
 
@@ -800,29 +731,33 @@ mod tests {
         for msn in 0..3 {
             publish_segment(&r, msn);
         }
-        let lookup = parse_object("long18446744073709551615.m4s").unwrap();
+        let lookup = hls::parse_object_name("long18446744073709551615.m4s").unwrap();
         assert_eq!(find(&r, media.group, lookup), Object::Missing);
         // n × group fits but n × group + group does not; and the smallest overflowing n.
         for n in [u64::MAX / 3, u64::MAX / 3 + 1, u64::MAX / 2] {
             assert_eq!(
-                find(&r, media.group, Lookup::Long(n)),
+                find(&r, media.group, ObjectName::Long(n)),
                 Object::Missing,
                 "{n}"
             );
         }
-        assert_eq!(find(&r, 0, Lookup::Long(0)), Object::Missing, "empty group");
+        assert_eq!(
+            find(&r, 0, ObjectName::Long(0)),
+            Object::Missing,
+            "empty group"
+        );
         for lookup in [
-            Lookup::Segment(u64::MAX),
-            Lookup::Part(u64::MAX, u32::MAX),
-            Lookup::Part(0, u32::MAX),
-            Lookup::Part(u64::MAX, 0),
-            Lookup::Init(u32::MAX),
+            ObjectName::Segment(u64::MAX),
+            ObjectName::Part(u64::MAX, u32::MAX),
+            ObjectName::Part(0, u32::MAX),
+            ObjectName::Part(u64::MAX, 0),
+            ObjectName::Init(u32::MAX),
         ] {
             assert_eq!(find(&r, media.group, lookup), Object::Missing, "{lookup:?}");
         }
         // The real one still concatenates its group.
         assert_eq!(
-            find(&r, media.group, Lookup::Long(0)),
+            find(&r, media.group, ObjectName::Long(0)),
             Object::Ready(Bytes::from([[0u8; 4], [1; 4], [2; 4]].concat()))
         );
         // Blocking-reload numbers: far beyond the edge is 400, never a wait or a wrap.

@@ -1,7 +1,7 @@
-//! Routes: playback (`/live/…`), the player page (`/`, `/watch/NAME`),
-//! `/healthz`, `/readyz`, `/metrics`, `/api/v1/streams[/NAME]` (DELETE kicks),
-//! `/api/v1/sessions`, `/api/v1/origin`. The API and `/metrics` take the admin
-//! token when one is configured.
+//! Routes: playback (`/live/…`) and the player page (`/`, `/watch/NAME`).
+//! The operators' routes (`/healthz`, `/readyz`, `/metrics`, `/api/…`) are
+//! answered by `admin` through [`super::AdminRoutes`]; this file only counts
+//! them and adds the common headers.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -12,10 +12,9 @@ use hyper::header::{
     CONTENT_LENGTH, CONTENT_TYPE,
 };
 use hyper::{Method, Request, Response, StatusCode};
-use serde::Serialize;
 
+use super::Origin;
 use super::{playback, player, Surface};
-use crate::runtime::Context;
 
 /// Whole bodies, or a part streamed as its CMAF chunks are written. Not
 /// `Send`: a streamed part waits on the executor's timer (connections never
@@ -64,7 +63,7 @@ impl hyper::body::Body for UnknownLength {
     }
 }
 
-pub async fn handle(ctx: &Context, req: Request<Incoming>, surface: Surface) -> Response<Body> {
+pub async fn handle(ctx: &Origin, req: Request<Incoming>, surface: Surface) -> Response<Body> {
     let path = req.uri().path().to_string();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let route = route_label(&segments);
@@ -126,7 +125,7 @@ fn route_label(segments: &[&str]) -> &'static str {
     }
 }
 
-async fn dispatch(ctx: &Context, req: &Request<Incoming>, segments: &[&str]) -> Response<Body> {
+async fn dispatch(ctx: &Origin, req: &Request<Incoming>, segments: &[&str]) -> Response<Body> {
     let method = req.method();
     if method == Method::OPTIONS {
         let mut r = text(StatusCode::NO_CONTENT, "");
@@ -143,32 +142,9 @@ async fn dispatch(ctx: &Context, req: &Request<Incoming>, segments: &[&str]) -> 
         h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
         return r;
     }
-    let admin = matches!(segments, ["api", ..] | ["metrics"]);
-    if admin && !authorized(ctx, req) {
-        let mut r = json_error(StatusCode::UNAUTHORIZED, "admin token required");
-        r.headers_mut().insert(
-            hyper::header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer"),
-        );
-        return r;
-    }
-    if method == Method::DELETE {
-        return match segments {
-            ["api", "v1", "streams", name] => match ctx.registry.get(name) {
-                Some(s) => {
-                    tracing::info!(stream = %s.name, "publisher kicked through the API");
-                    s.stop(crate::ingest::registry::EndReason::Kicked);
-                    json(StatusCode::OK, &serde_json::json!({ "kicked": s.name }))
-                }
-                None => json_error(StatusCode::NOT_FOUND, "no such live stream"),
-            },
-            _ => {
-                let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
-                r.headers_mut()
-                    .insert(ALLOW, HeaderValue::from_static("GET, HEAD, OPTIONS"));
-                r
-            }
-        };
+    if let Some(r) = (ctx.admin)(method, segments, req.headers()) {
+        let (parts, body) = r.into_parts();
+        return Response::from_parts(parts, full(body));
     }
     if method != Method::GET && method != Method::HEAD {
         let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
@@ -184,101 +160,8 @@ async fn dispatch(ctx: &Context, req: &Request<Incoming>, segments: &[&str]) -> 
         [""] => player::index(),
         ["watch", name] => player::watch(name),
         ["assets", "hls.min.js"] => player::hls_js(&ctx.config.hls.hls_js),
-        ["healthz"] => text(StatusCode::OK, "ok\n"),
-        ["readyz"] => {
-            if ctx.ready.load(std::sync::atomic::Ordering::SeqCst) {
-                json(StatusCode::OK, &serde_json::json!({ "ready": true }))
-            } else {
-                let reason = ctx.not_ready_reason();
-                json(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    &serde_json::json!({ "ready": false, "reason": reason }),
-                )
-            }
-        }
-        ["metrics"] => {
-            let om = crate::admin::metrics::render(ctx);
-            let wants_om = req
-                .headers()
-                .get(hyper::header::ACCEPT)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.contains("application/openmetrics-text"));
-            let (body, kind) = if wants_om {
-                (
-                    om,
-                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                )
-            } else {
-                (
-                    crate::admin::metrics::to_classic(&om),
-                    "text/plain; version=0.0.4; charset=utf-8",
-                )
-            };
-            let mut r = Response::new(full(Bytes::from(body)));
-            r.headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static(kind));
-            r.headers_mut()
-                .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            r
-        }
-        ["api", "v1", "streams"] => {
-            let streams: Vec<_> = ctx
-                .registry
-                .live()
-                .iter()
-                .map(|s| stream_view(ctx, s))
-                .collect();
-            json(StatusCode::OK, &serde_json::json!({ "streams": streams }))
-        }
-        ["api", "v1", "streams", name] => match ctx.registry.get(name) {
-            Some(s) => json(StatusCode::OK, &stream_view(ctx, &s)),
-            None => json_error(StatusCode::NOT_FOUND, "no such live stream"),
-        },
-        ["api", "v1", "sessions"] => json(
-            StatusCode::OK,
-            &serde_json::json!({
-                "sessions": ctx.registry.history(),
-                "rejected": ctx.registry.rejections(),
-            }),
-        ),
-        ["api", "v1", "origin"] => json(StatusCode::OK, &ctx.http.snapshot()),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
-}
-
-/// A live stream for the API: the registry's view plus what playback sees.
-fn stream_view(ctx: &Context, s: &crate::ingest::registry::LiveStream) -> serde_json::Value {
-    let mut v = serde_json::to_value(s.snapshot()).unwrap_or_default();
-    if let (Some(obj), Some(media)) = (v.as_object_mut(), ctx.store.get(&s.name)) {
-        let renditions: Vec<_> = media
-            .renditions()
-            .iter()
-            .map(|r| {
-                serde_json::json!({
-                    "name": r.name,
-                    "codecs": r.codecs(),
-                    "parts": r.parts_published.load(std::sync::atomic::Ordering::Relaxed),
-                    "segments": r.segments_published.load(std::sync::atomic::Ordering::Relaxed),
-                    "last_part": r.last_part(),
-                })
-            })
-            .collect();
-        obj.insert("viewers".into(), media.recent_requests(10).into());
-        obj.insert("renditions".into(), renditions.into());
-    }
-    v
-}
-
-/// `Authorization: Bearer TOKEN` when `admin.token` is set.
-fn authorized(ctx: &Context, req: &Request<Incoming>) -> bool {
-    let Some(token) = &ctx.config.admin.token else {
-        return true;
-    };
-    req.headers()
-        .get(hyper::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| token.matches(t.trim()))
 }
 
 pub fn text(status: StatusCode, body: &str) -> Response<Body> {
@@ -291,27 +174,4 @@ pub fn text(status: StatusCode, body: &str) -> Response<Body> {
     r.headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
-}
-
-fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
-    let body = match serde_json::to_vec_pretty(value) {
-        Ok(b) => b,
-        Err(e) => {
-            return text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &format!("serialize: {e}\n"),
-            )
-        }
-    };
-    let mut r = Response::new(full(Bytes::from(body)));
-    *r.status_mut() = status;
-    r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    r.headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
-}
-
-fn json_error(status: StatusCode, message: &str) -> Response<Body> {
-    json(status, &serde_json::json!({ "error": message }))
 }

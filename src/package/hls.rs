@@ -90,6 +90,57 @@ pub fn iso8601(ms: u64) -> String {
     )
 }
 
+/// A media object's file name within its rendition: what [`part_uri`],
+/// [`segment_uri`], [`init_uri`] and [`long_segment_uri`] write, and
+/// [`parse_object_name`] reads back (the origin's only URI grammar).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectName {
+    Init(u32),
+    Part(u64, u32),
+    Segment(u64),
+    Long(u64),
+}
+
+impl ObjectName {
+    pub fn uri(self) -> String {
+        match self {
+            ObjectName::Init(v) => init_uri(v),
+            ObjectName::Part(msn, i) => part_uri(msn, i),
+            ObjectName::Segment(msn) => segment_uri(msn),
+            ObjectName::Long(n) => long_segment_uri(n),
+        }
+    }
+}
+
+/// File names the packager publishes; anything else (`..` included) is not ours.
+pub fn parse_object_name(file: &str) -> Option<ObjectName> {
+    fn num<T: std::str::FromStr>(s: &str) -> Option<T> {
+        // Digits only: no signs, no spaces, no leading zeros (one name per
+        // object: `seg07.m4s` is not a second, separately cached `seg7.m4s`).
+        // Out of the type's range: not ours either.
+        let canonical = s == "0" || !s.starts_with('0');
+        (!s.is_empty() && canonical && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse().ok())?
+    }
+    if let Some(v) = file
+        .strip_prefix("init")
+        .and_then(|f| f.strip_suffix(".mp4"))
+    {
+        return num(v).map(ObjectName::Init);
+    }
+    let stem = file.strip_suffix(".m4s")?;
+    if let Some(rest) = stem.strip_prefix("part") {
+        let (msn, i) = rest.split_once('.')?;
+        return Some(ObjectName::Part(num(msn)?, num(i)?));
+    }
+    if let Some(n) = stem.strip_prefix("seg") {
+        return num(n).map(ObjectName::Segment);
+    }
+    stem.strip_prefix("long")
+        .and_then(num)
+        .map(ObjectName::Long)
+}
+
 pub fn part_uri(msn: u64, index: u32) -> String {
     format!("part{msn}.{index}.m4s")
 }
@@ -351,6 +402,75 @@ pub struct AudioMedia {
 
 pub const AUDIO_GROUP: &str = "aud";
 
+/// What the multivariant playlist needs to know of one rendition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenditionSummary {
+    pub name: String,
+    pub codecs: String,
+    pub kind: super::RenditionKind,
+    /// (average, peak) bits per second of its complete segments; `None` until
+    /// it has one (it is listed only then: a whole segment to start from).
+    pub measured_bps: Option<(u64, u64)>,
+    pub ended: bool,
+}
+
+/// The multivariant playlist of a stream's renditions (`NAME/PLAYLIST` URIs),
+/// or `None` while no video rendition can be listed. BANDWIDTH is the peak
+/// (never below the average or the encoder's target), audio included.
+pub fn multivariant(renditions: &[RenditionSummary], playlist_name: &str) -> Option<String> {
+    use super::RenditionKind;
+    let audio = renditions.iter().find_map(|r| match r.kind {
+        RenditionKind::Audio {
+            channels,
+            nominal_bps,
+        } => Some((r, channels, nominal_bps)),
+        _ => None,
+    });
+    let audio_bps = audio.map_or(0, |(r, _, nominal)| r.measured_bps.map_or(nominal, |m| m.1));
+    let mut variants = Vec::new();
+    for r in renditions {
+        let RenditionKind::Video {
+            width,
+            height,
+            fps,
+            nominal_bps,
+        } = r.kind
+        else {
+            continue;
+        };
+        let Some((avg, peak)) = r.measured_bps else {
+            continue;
+        };
+        if r.ended {
+            continue;
+        }
+        let average = avg.max(nominal_bps) + audio_bps;
+        let mut codecs = r.codecs.clone();
+        if let Some((a, _, _)) = audio {
+            codecs = format!("{codecs},{}", a.codecs);
+        }
+        variants.push(Variant {
+            uri: format!("{}/{playlist_name}", r.name),
+            bandwidth: peak.max(average - audio_bps) + audio_bps,
+            average_bandwidth: average,
+            codecs,
+            width,
+            height,
+            frame_rate: fps,
+        });
+    }
+    if variants.is_empty() {
+        return None;
+    }
+    // Highest first: players that take the first variant start on the best.
+    variants.sort_by(|a, b| b.bandwidth.cmp(&a.bandwidth));
+    let audio_media = audio.map(|(r, channels, _)| AudioMedia {
+        uri: format!("{}/{playlist_name}", r.name),
+        channels,
+    });
+    Some(multivariant_playlist(&variants, audio_media.as_ref()))
+}
+
 pub fn multivariant_playlist(variants: &[Variant], audio: Option<&AudioMedia>) -> String {
     let mut o = String::with_capacity(1024);
     let _ = writeln!(o, "#EXTM3U");
@@ -381,6 +501,112 @@ pub fn multivariant_playlist(variants: &[Variant], audio: Option<&AudioMedia>) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn object_names_round_trip_through_the_origin_grammar() {
+        let names = [
+            ObjectName::Init(0),
+            ObjectName::Init(7),
+            ObjectName::Part(0, 0),
+            ObjectName::Part(12, 3),
+            ObjectName::Part(u64::MAX, u32::MAX),
+            ObjectName::Segment(0),
+            ObjectName::Segment(123_456),
+            ObjectName::Long(2),
+        ];
+        for n in names {
+            assert_eq!(parse_object_name(&n.uri()), Some(n), "{}", n.uri());
+        }
+        for bad in [
+            "seg07.m4s",
+            "seg-1.m4s",
+            "part1.m4s",
+            "part1.2.3.m4s",
+            "init.mp4",
+            "seg1.mp4",
+            "../seg1.m4s",
+            "seg 1.m4s",
+            "seg18446744073709551616.m4s",
+            "long.m4s",
+        ] {
+            assert_eq!(parse_object_name(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn multivariant_lists_uris_the_origin_parses() {
+        use crate::package::RenditionKind;
+        let video = |name: &str, h: u32, nominal: u64| RenditionSummary {
+            name: name.into(),
+            codecs: "avc1.64001f".into(),
+            kind: RenditionKind::Video {
+                width: h * 16 / 9,
+                height: h,
+                fps: 30.0,
+                nominal_bps: nominal,
+            },
+            measured_bps: Some((nominal * 9 / 10, nominal * 11 / 10)),
+            ended: false,
+        };
+        let mut rs = vec![
+            video("360p30", 360, 800_000),
+            video("720p30", 720, 3_000_000),
+            RenditionSummary {
+                name: "audio".into(),
+                codecs: "mp4a.40.2".into(),
+                kind: RenditionKind::Audio {
+                    channels: 2,
+                    nominal_bps: 128_000,
+                },
+                measured_bps: Some((120_000, 130_000)),
+                ended: false,
+            },
+        ];
+        rs.push(RenditionSummary {
+            measured_bps: None,
+            ..video("480p30", 480, 1_500_000)
+        });
+        let text = multivariant(&rs, "index.m3u8").unwrap();
+        // Highest first; a rendition without a whole segment is not listed yet.
+        let uris: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(uris, ["720p30/index.m3u8", "360p30/index.m3u8"]);
+        assert!(text.contains("BANDWIDTH=3430000,"), "{text}");
+        assert!(text.contains("CODECS=\"avc1.64001f,mp4a.40.2\""), "{text}");
+        assert!(text.contains("URI=\"audio/index.m3u8\""), "{text}");
+        // Every URI a media playlist lists parses back to the object it names.
+        let segments: Vec<_> = (0..4).map(|m| seg(m, 6, m < 3)).collect();
+        let p = media_playlist(&MediaPlaylist {
+            timing: TIMING,
+            segments: &segments,
+            discontinuity_sequence: 0,
+            reports: &[],
+            part_segments: 3,
+            skip: false,
+            ended: false,
+        });
+        let mut uris = 0;
+        for line in p.lines() {
+            let uri = match line.split_once("URI=\"") {
+                Some((_, rest)) => rest.split('"').next().unwrap_or(""),
+                None if !line.starts_with('#') && !line.is_empty() => line,
+                None => continue,
+            };
+            uris += 1;
+            let name = parse_object_name(uri).unwrap_or_else(|| panic!("{uri} does not parse"));
+            assert_eq!(name.uri(), uri);
+        }
+        assert!(uris > 10, "{p}");
+        let long = standard_playlist(&long_segments(&segments[..3], 3), 0, false);
+        for line in long
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+        {
+            let uri = line
+                .split_once("URI=\"")
+                .map_or(line, |(_, r)| r.split('"').next().unwrap_or(""));
+            assert!(parse_object_name(uri).is_some(), "{uri}");
+        }
+    }
 
     fn seg(msn: u64, parts: usize, complete: bool) -> SegmentEntry {
         SegmentEntry {

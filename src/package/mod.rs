@@ -1,6 +1,9 @@
 //! From frames to published media: CMAF boxes (`cmaf`), parts and segments
-//! (`chunker`), HLS playlists (`hls`), and the per-stream packager that
-//! feeds every rendition of a stream into the hot store.
+//! (`chunker`), HLS playlists (`hls`), and the per-stream packager.
+//!
+//! Sans-IO at its root: the packager takes its own [`PackagerConfig`], frames
+//! and `now`, and returns [`Published`] values; the stream's driver applies them
+//! to the store, and `ladderd transcode` writes them to files.
 //!
 //! One clock for all renditions: decode times are the ingest 90 kHz
 //! timestamps minus a per-stream base (audio converted to its sample rate),
@@ -19,17 +22,103 @@ use bytes::Bytes;
 use hdrhistogram::Histogram;
 use tracing::{info, warn};
 
-use crate::config::Config;
 use crate::media::aac::AudioSpecificConfig;
 use crate::media::h264::{annexb_nal_units, AvcConfig};
 use crate::media::{Packet, TIMESCALE};
-use crate::store::hot::{HotStore, Rendition, RenditionKind, StreamMedia};
 use crate::telemetry::latency::{latency_histogram, StageBuckets};
-use crate::transcode::ladder::Rung;
-use crate::transcode::EncodedFrame;
 use chunker::{Chunk, Chunker, Frame};
 use cmaf::TrackConfig;
 use hls::Timing;
+
+/// What the packager needs to know of the configuration.
+#[derive(Debug, Clone)]
+pub struct PackagerConfig {
+    /// `ladder.segment_secs`: every rung has an IDR at each boundary.
+    pub segment_secs: f64,
+    /// `hls.part_secs`.
+    pub part_secs: f64,
+    /// `hls.standard_segment_secs`: standard HLS joins this many seconds of segments.
+    pub standard_segment_secs: f64,
+    /// `hls.chunked_parts`: parts published chunk by chunk as they are written.
+    pub chunked_parts: bool,
+    /// `hls.source_rendition`: the publisher's video passed through as a rendition.
+    pub source_rendition: bool,
+    /// `ladder.enabled`: the source rendition follows the ladder's segment cadence.
+    pub ladder: bool,
+}
+
+impl PackagerConfig {
+    pub fn from_config(c: &crate::config::Config) -> Self {
+        PackagerConfig {
+            segment_secs: c.ladder.segment_secs,
+            part_secs: c.hls.part_secs,
+            standard_segment_secs: c.hls.standard_segment_secs,
+            chunked_parts: c.hls.chunked_parts,
+            source_rendition: c.hls.source_rendition,
+            ladder: c.ladder.enabled,
+        }
+    }
+}
+
+/// One rung of the ladder, as the packager names and describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RungInfo {
+    pub name: String,
+    /// The rung's frame rate (its pictures' fps in the multivariant playlist).
+    pub fps: f64,
+    pub bitrate_bps: u32,
+}
+
+/// One encoded picture of a rung: Annex-B H.264 with SPS/PPS in front of IDRs.
+#[derive(Debug, Clone)]
+pub struct RungPicture<'a> {
+    pub pts: i64,
+    pub dts: i64,
+    pub keyframe: bool,
+    pub data: &'a Bytes,
+    pub arrival: Instant,
+}
+
+/// What a rendition carries, for the multivariant playlist.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RenditionKind {
+    Video {
+        width: u32,
+        height: u32,
+        fps: f64,
+        /// The encoder's target (rungs); 0 for passthrough (measured instead).
+        nominal_bps: u64,
+    },
+    Audio {
+        channels: u8,
+        nominal_bps: u64,
+    },
+}
+
+/// What the packager publishes, in order; the store (or a file writer) applies it.
+#[derive(Debug, Clone)]
+pub enum Published {
+    /// A rendition appears (it replaces one of the same name).
+    Rendition {
+        name: String,
+        codecs: String,
+        kind: RenditionKind,
+    },
+    /// A rendition's (next) init segment; later chunks use it.
+    Init { rendition: String, init: Bytes },
+    /// What the multivariant playlist says of a rendition, after a new configuration.
+    Describe {
+        rendition: String,
+        codecs: String,
+        kind: RenditionKind,
+    },
+    /// A chunk, part or segment boundary of a rendition.
+    Chunk { rendition: String, chunk: Chunk },
+    /// The rendition is closed (`EXT-X-ENDLIST`).
+    End { rendition: String },
+    /// Every rendition of the stream is closed.
+    StreamEnd,
+}
 
 /// AAC frames are 1024 samples.
 const AAC_FRAME: i64 = 1024;
@@ -68,7 +157,7 @@ struct NewConfig {
 
 /// One rendition being packaged.
 struct Output {
-    rendition: Arc<Rendition>,
+    rendition: Name,
     chunker: Chunker,
     failed: bool,
     /// Closed (`EXT-X-ENDLIST`): takes no more frames.
@@ -83,8 +172,18 @@ struct Output {
     ready_to_published: Histogram<u64>,
 }
 
+/// A rendition's name, cheap to copy into every value it publishes.
+#[derive(Debug, Clone)]
+struct Name(Arc<str>);
+
+impl std::fmt::Display for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 impl Output {
-    fn new(rendition: Arc<Rendition>, chunker: Chunker) -> Self {
+    fn new(rendition: Name, chunker: Chunker) -> Self {
         Output {
             rendition,
             chunker,
@@ -97,12 +196,13 @@ impl Output {
         }
     }
 
-    fn push(&mut self, frame: Frame, stream: &str) {
+    fn push(&mut self, frame: Frame, stream: &str, out: &mut Vec<Published>) {
         if self.ended {
             return;
         }
+        let now = frame.ready;
         match self.chunker.push(frame) {
-            Ok(chunks) => self.publish(chunks),
+            Ok(chunks) => self.publish(chunks, now, out),
             Err(e) => self.fail(stream, e),
         }
     }
@@ -111,11 +211,24 @@ impl Output {
     /// segment: the chunks `frame` completes all belong to earlier frames (the
     /// chunker holds one), and the segment `frame` starts is published later,
     /// under the new init (`EXT-X-MAP`).
-    fn push_with_init(&mut self, frame: Frame, new: NewConfig, stream: &str) {
-        self.push(frame, stream);
+    fn push_with_init(
+        &mut self,
+        frame: Frame,
+        new: NewConfig,
+        stream: &str,
+        out: &mut Vec<Published>,
+    ) {
+        self.push(frame, stream, out);
         if !self.ended {
-            self.rendition.set_init(new.init);
-            self.rendition.describe(new.codecs, new.kind);
+            out.push(Published::Init {
+                rendition: self.rendition.to_string(),
+                init: new.init,
+            });
+            out.push(Published::Describe {
+                rendition: self.rendition.to_string(),
+                codecs: new.codecs,
+                kind: new.kind,
+            });
         }
     }
 
@@ -134,26 +247,36 @@ impl Output {
         true
     }
 
-    fn finish(&mut self, stream: &str) {
+    fn finish(&mut self, stream: &str, now: Instant, out: &mut Vec<Published>) {
         if self.ended {
             return;
         }
         self.ended = true;
         match self.chunker.finish() {
-            Ok(chunks) => self.publish(chunks),
+            Ok(chunks) => self.publish(chunks, now, out),
             Err(e) => self.fail(stream, e),
         }
-        self.rendition.end();
+        self.end(out);
     }
 
-    fn publish(&mut self, chunks: Vec<Chunk>) {
+    /// Closed without flushing (the source rendition withdrawn).
+    fn end(&mut self, out: &mut Vec<Published>) {
+        self.ended = true;
+        out.push(Published::End {
+            rendition: self.rendition.to_string(),
+        });
+    }
+
+    fn publish(&mut self, chunks: Vec<Chunk>, now: Instant, out: &mut Vec<Published>) {
         for c in chunks {
             let frames = match &c {
                 Chunk::Part { frames, .. } => frames.clone(),
                 _ => Vec::new(),
             };
-            self.rendition.publish(c);
-            let now = Instant::now();
+            out.push(Published::Chunk {
+                rendition: self.rendition.to_string(),
+                chunk: c,
+            });
             for (arrival, ready) in frames {
                 let _ = self
                     .ingest_to_published
@@ -166,7 +289,7 @@ impl Output {
     }
 
     fn buckets(&self) -> [StageBuckets; 2] {
-        let name = Some(self.rendition.name.clone());
+        let name = Some(self.rendition.to_string());
         [
             StageBuckets::of(
                 "ingest_to_published",
@@ -179,7 +302,7 @@ impl Output {
 
     fn fail(&mut self, stream: &str, e: cmaf::CmafError) {
         if !self.failed {
-            warn!(stream, rendition = %self.rendition.name, "packaging: {e}");
+            warn!(stream, rendition = %self.rendition, "packaging: {e}");
             self.failed = true;
         }
     }
@@ -187,7 +310,11 @@ impl Output {
 
 /// Packages one stream: the source passthrough, every rung, and the audio.
 pub struct StreamPackager {
-    media: Arc<StreamMedia>,
+    timing: Timing,
+    /// Segments per standard-HLS segment.
+    group: u64,
+    /// What the call in progress published, returned at its end.
+    out: Vec<Published>,
     name: String,
     segment_ticks: i64,
     part_ticks: i64,
@@ -198,7 +325,7 @@ pub struct StreamPackager {
     started_unix_ms: u64,
     source: Option<SourceOutput>,
     rungs: Vec<Option<Output>>,
-    rung_plan: Vec<Rung>,
+    rung_plan: Vec<RungInfo>,
     audio: Option<AudioOutput>,
     chunked: bool,
     /// The newest break in the stream's timeline.
@@ -238,32 +365,32 @@ struct QueuedAudio {
 }
 
 impl StreamPackager {
-    /// Opens the stream in the store; the source rendition starts now.
+    /// A stream's packager; the source rendition starts now (see [`Self::take`]
+    /// for what that publishes).
     pub fn new(
-        store: &HotStore,
-        config: &Config,
+        config: &PackagerConfig,
         name: &str,
-        generation: u64,
         started_unix_ms: u64,
         video: &AvcConfig,
         fps: f64,
     ) -> Self {
         let frame_ticks = (TIMESCALE as f64 / fps).round().max(1.0) as i64;
-        let frames_per_part = (config.hls.part_secs * fps).round().max(1.0) as i64;
+        let frames_per_part = (config.part_secs * fps).round().max(1.0) as i64;
         let part_ticks = frames_per_part * frame_ticks;
-        let segment_secs = config.ladder.segment_secs;
+        let segment_secs = config.segment_secs;
         let timing = Timing {
             // Boundaries keep every segment below this + 0.5 s (see boundary.rs).
             target_duration: crate::media::timeline::target_duration(segment_secs),
             part_target: part_ticks as f64 / TIMESCALE as f64,
             segment_target: segment_secs,
         };
-        let group = (config.hls.standard_segment_secs / segment_secs)
+        let group = (config.standard_segment_secs / segment_secs)
             .round()
             .max(1.0) as u64;
-        let media = store.open(name, generation, timing, group);
         let mut p = StreamPackager {
-            media,
+            timing,
+            group,
+            out: Vec::new(),
             name: name.to_string(),
             segment_ticks: (segment_secs * TIMESCALE as f64).round() as i64,
             part_ticks,
@@ -275,27 +402,40 @@ impl StreamPackager {
             rungs: Vec::new(),
             rung_plan: Vec::new(),
             audio: None,
-            chunked: config.hls.chunked_parts,
+            chunked: config.chunked_parts,
             brk: None,
             breaks: 0,
             reconfigured: false,
             video_at: None,
         };
-        if config.hls.source_rendition {
+        if config.source_rendition {
             let out = p.video_output("source", video, 0);
             p.source = out.map(|out| SourceOutput {
                 out,
                 nal_length_size: video.nal_length_size,
                 pending_init: None,
                 last_boundary: None,
-                follow_ladder: config.ladder.enabled,
+                follow_ladder: config.ladder,
             });
         }
         p
     }
 
+    /// The stream's segment and part targets (for its playlists).
     pub fn timing(&self) -> Timing {
-        self.media.timing
+        self.timing
+    }
+
+    /// Ladder segments per standard-HLS segment.
+    pub fn group(&self) -> u64 {
+        self.group
+    }
+
+    /// What the calls so far published and nobody took yet (`new` publishes
+    /// the source rendition; every other call returns its own).
+    #[must_use]
+    pub fn take(&mut self) -> Vec<Published> {
+        std::mem::take(&mut self.out)
     }
 
     /// A video rendition's init segment and description for `cfg`.
@@ -316,7 +456,7 @@ impl StreamPackager {
         })
     }
 
-    fn video_output(&self, name: &str, cfg: &AvcConfig, nominal_bps: u64) -> Option<Output> {
+    fn video_output(&mut self, name: &str, cfg: &AvcConfig, nominal_bps: u64) -> Option<Output> {
         let new = match self.video_config(cfg, nominal_bps) {
             Ok(n) => n,
             Err(e) => {
@@ -324,16 +464,40 @@ impl StreamPackager {
                 return None;
             }
         };
-        let rendition = self.media.add(name, new.codecs, new.kind);
-        rendition.set_init(new.init);
+        let rendition = self.add_rendition(name, new.codecs, new.kind, new.init);
         Some(Output::new(
             rendition,
             Chunker::new(TIMESCALE, self.part_ticks, self.frame_ticks).chunked(self.chunked),
         ))
     }
 
-    /// The audio rendition (AAC passthrough).
-    pub fn set_audio(&mut self, asc: &AudioSpecificConfig) {
+    fn add_rendition(
+        &mut self,
+        name: &str,
+        codecs: String,
+        kind: RenditionKind,
+        init: Bytes,
+    ) -> Name {
+        self.out.push(Published::Rendition {
+            name: name.to_string(),
+            codecs,
+            kind,
+        });
+        self.out.push(Published::Init {
+            rendition: name.to_string(),
+            init,
+        });
+        Name(name.into())
+    }
+
+    /// The audio rendition (AAC).
+    #[must_use]
+    pub fn set_audio(&mut self, asc: &AudioSpecificConfig) -> Vec<Published> {
+        self.add_audio(asc);
+        self.take()
+    }
+
+    fn add_audio(&mut self, asc: &AudioSpecificConfig) {
         if self.audio.is_some() || asc.sample_rate == 0 {
             return;
         }
@@ -345,15 +509,15 @@ impl StreamPackager {
                 return;
             }
         };
-        let rendition = self.media.add(
+        let rendition = self.add_rendition(
             "audio",
             asc.codec_string(),
             RenditionKind::Audio {
                 channels: asc.channels,
                 nominal_bps: 128_000,
             },
+            init,
         );
-        rendition.set_init(init);
         let sr = asc.sample_rate as i64;
         let part = (self.part_ticks * sr / TIMESCALE as i64).max(AAC_FRAME);
         self.audio = Some(AudioOutput {
@@ -371,12 +535,14 @@ impl StreamPackager {
     }
 
     /// The rungs the ladder runs; their renditions appear with their first IDR.
-    pub fn set_rungs(&mut self, rungs: Vec<Rung>) {
+    #[must_use]
+    pub fn set_rungs(&mut self, rungs: Vec<RungInfo>, now: Instant) -> Vec<Published> {
         for r in self.rungs.iter_mut().flatten() {
-            r.finish(&self.name);
+            r.finish(&self.name, now, &mut self.out);
         }
         self.rungs = rungs.iter().map(|_| None).collect();
         self.rung_plan = rungs;
+        self.take()
     }
 
     /// A new video configuration within the same publish (the source changed
@@ -388,7 +554,14 @@ impl StreamPackager {
     /// to the new source, same names) takes one from its encoder's next IDR;
     /// rungs no longer in the plan end. The timeline breaks at that keyframe,
     /// so every rendition, audio included, marks `EXT-X-DISCONTINUITY` there.
-    pub fn reconfigure(&mut self, video: &AvcConfig, fps: f64, rungs: Vec<Rung>) {
+    #[must_use]
+    pub fn reconfigure(
+        &mut self,
+        video: &AvcConfig,
+        fps: f64,
+        rungs: Vec<RungInfo>,
+        now: Instant,
+    ) -> Vec<Published> {
         self.fps = fps;
         self.reconfigured = true;
         let name = self.name.clone();
@@ -401,7 +574,7 @@ impl StreamPackager {
                 }
                 Err(e) => {
                     warn!(stream = %name, "new source configuration: init segment: {e}; the source rendition ends");
-                    s.out.finish(&name);
+                    s.out.finish(&name, now, &mut self.out);
                     self.source = None;
                 }
             }
@@ -422,9 +595,10 @@ impl StreamPackager {
             })
             .collect();
         for (_, mut out) in old {
-            out.finish(&name);
+            out.finish(&name, now, &mut self.out);
         }
         self.rung_plan = rungs;
+        self.take()
     }
 
     /// The stream's timeline broke at decode time `at`. Breaks closer than a
@@ -456,14 +630,16 @@ impl StreamPackager {
 
     /// One ingested video packet (AVCC), for the passthrough rendition; the
     /// audio waiting for the video's time goes on.
-    pub fn source_video(&mut self, p: &Packet) {
-        self.package_source(p);
+    #[must_use]
+    pub fn source_video(&mut self, p: &Packet, now: Instant) -> Vec<Published> {
+        self.package_source(p, now);
         let pts = self.decode_time(p.pts);
         self.video_at = Some(self.video_at.map_or(pts, |v| v.max(pts)));
-        self.release_audio(false);
+        self.release_audio(false, now);
+        self.take()
     }
 
-    fn package_source(&mut self, p: &Packet) {
+    fn package_source(&mut self, p: &Packet, now: Instant) {
         let dts = self.decode_time(p.dts);
         let pts = self.decode_time(p.pts);
         let pdt_ms = self.pdt_ms(p.pts);
@@ -492,7 +668,7 @@ impl StreamPackager {
         let starts_segment = p.keyframe && since.is_none_or(|e| e + half >= target);
         if !p.keyframe && s.follow_ladder && since.is_some_and(|e| e + half >= target * 3 / 2) {
             info!(stream = %name, "source GOP longer than the segment target duration + 0.5 s: the ladder segments on a fixed cadence, so the source rendition is withdrawn");
-            s.out.rendition.end();
+            s.out.end(&mut self.out);
             self.source = None;
             return;
         }
@@ -510,11 +686,11 @@ impl StreamPackager {
             pdt_ms,
             data,
             arrival: p.arrival,
-            ready: Instant::now(),
+            ready: now,
         };
         match init {
-            Some(init) => s.out.push_with_init(frame, init, &name),
-            None => s.out.push(frame, &name),
+            Some(init) => s.out.push_with_init(frame, init, &name, &mut self.out),
+            None => s.out.push(frame, &name, &mut self.out),
         }
     }
 
@@ -522,24 +698,28 @@ impl StreamPackager {
     /// source video has reached its time, so a segment boundary the video
     /// decides (a break's) is known before the audio passes it: publishers
     /// interleave audio up to a video frame ahead.
-    pub fn audio(&mut self, p: &Packet) {
+    #[must_use]
+    pub fn audio(&mut self, p: &Packet, now: Instant) -> Vec<Published> {
         let t90 = self.decode_time(p.pts);
         let pdt_ms = self.pdt_ms(p.pts);
         if p.discontinuity {
             self.break_timeline(t90);
         }
-        let Some(a) = &mut self.audio else { return };
+        let Some(a) = &mut self.audio else {
+            return Vec::new();
+        };
         a.queue.push_back(QueuedAudio {
             t90,
             pdt_ms,
             data: p.data.clone(),
             arrival: p.arrival,
         });
-        self.release_audio(false);
+        self.release_audio(false, now);
+        self.take()
     }
 
     /// Packages the queued audio the video has caught up with (`all`: everything).
-    fn release_audio(&mut self, all: bool) {
+    fn release_audio(&mut self, all: bool, now: Instant) {
         let video_at = self.video_at;
         loop {
             let Some(a) = &mut self.audio else { return };
@@ -553,12 +733,12 @@ impl StreamPackager {
                 return;
             }
             if let Some(q) = a.queue.pop_front() {
-                self.place_audio(q);
+                self.place_audio(q, now);
             }
         }
     }
 
-    fn place_audio(&mut self, q: QueuedAudio) {
+    fn place_audio(&mut self, q: QueuedAudio, now: Instant) {
         let (segment_ticks, name) = (self.segment_ticks, self.name.clone());
         let Some(a) = &mut self.audio else { return };
         let sr = a.sample_rate;
@@ -603,18 +783,25 @@ impl StreamPackager {
                 pdt_ms: q.pdt_ms,
                 data: q.data,
                 arrival: q.arrival,
-                ready: Instant::now(),
+                ready: now,
             },
             &name,
+            &mut self.out,
         );
     }
 
     /// One encoded frame of rung `i` (Annex-B).
-    pub fn rung_frame(&mut self, i: usize, f: &EncodedFrame) {
+    #[must_use]
+    pub fn rung_frame(&mut self, i: usize, f: &RungPicture, now: Instant) -> Vec<Published> {
+        self.package_rung(i, f, now);
+        self.take()
+    }
+
+    fn package_rung(&mut self, i: usize, f: &RungPicture, now: Instant) {
         let mut init = None;
         match self.rungs.get(i) {
             Some(None) if f.keyframe => {
-                let mut out = self.rung_output(i, &f.data);
+                let mut out = self.rung_output(i, f.data);
                 if let Some(o) = &mut out {
                     // A break before the rendition existed is not its own.
                     o.marked = self.brk.map(|b| b.id);
@@ -625,7 +812,7 @@ impl StreamPackager {
             }
             Some(Some(o)) if o.reinit && f.keyframe => {
                 let bps = self.rung_plan.get(i).map_or(0, |r| r.bitrate_bps as u64);
-                init = self.rung_config(i, &f.data).and_then(|cfg| {
+                init = self.rung_config(i, f.data).and_then(|cfg| {
                     self.video_config(&cfg, bps)
                         .map_err(|e| warn!(stream = %self.name, rung = i, "init segment: {e}"))
                         .ok()
@@ -650,28 +837,28 @@ impl StreamPackager {
             starts_segment: f.keyframe,
             discontinuity: out.carries(&mut self.brk, pts, f.keyframe),
             pdt_ms,
-            data: cmaf::annexb_to_avcc(&f.data),
+            data: cmaf::annexb_to_avcc(f.data),
             arrival: f.arrival,
-            ready: Instant::now(),
+            ready: now,
         };
         if !out.reinit {
-            out.push(frame, &name);
+            out.push(frame, &name, &mut self.out);
             return;
         }
         out.reinit = false;
         match init {
-            Some(init) => out.push_with_init(frame, init, &name),
+            Some(init) => out.push_with_init(frame, init, &name, &mut self.out),
             None => {
                 // Its old init cannot decode the new pictures: the rendition ends.
-                warn!(stream = %name, rendition = %out.rendition.name, "restarted encoder's parameter sets unusable; the rendition ends");
-                out.finish(&name);
+                warn!(stream = %name, rendition = %out.rendition, "restarted encoder's parameter sets unusable; the rendition ends");
+                out.finish(&name, now, &mut self.out);
             }
         }
     }
 
     /// A rung's rendition, from the SPS/PPS in front of its first IDR.
-    fn rung_output(&self, i: usize, annexb: &Bytes) -> Option<Output> {
-        let rung = self.rung_plan.get(i)?;
+    fn rung_output(&mut self, i: usize, annexb: &Bytes) -> Option<Output> {
+        let rung = self.rung_plan.get(i)?.clone();
         let cfg = self.rung_config(i, annexb)?;
         self.video_output(&rung.name, &cfg, rung.bitrate_bps as u64)
     }
@@ -715,28 +902,43 @@ impl StreamPackager {
     }
 
     /// End of stream: closes every rendition (`EXT-X-ENDLIST`).
-    pub fn finish(&mut self) {
+    #[must_use]
+    pub fn finish(&mut self, now: Instant) -> Vec<Published> {
         let name = self.name.clone();
         if let Some(s) = &mut self.source {
-            s.out.finish(&name);
+            s.out.finish(&name, now, &mut self.out);
         }
         for r in self.rungs.iter_mut().flatten() {
-            r.finish(&name);
+            r.finish(&name, now, &mut self.out);
         }
-        self.release_audio(true);
+        self.release_audio(true, now);
         if let Some(a) = &mut self.audio {
-            a.out.finish(&name);
+            a.out.finish(&name, now, &mut self.out);
         }
-        self.media.end();
+        self.out.push(Published::StreamEnd);
+        self.take()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
     use crate::media::Track;
-    use crate::store::hot::Object;
-    use crate::transcode::ladder::{default_ladder, plan, replan};
+    use crate::store::hot::{HotStore, Object, Rendition, StreamMedia};
+    use crate::transcode::ladder::{default_ladder, plan, replan, Rung};
+    use crate::transcode::EncodedFrame;
+
+    fn infos(rungs: &[Rung]) -> Vec<RungInfo> {
+        rungs
+            .iter()
+            .map(|r| RungInfo {
+                name: r.name.clone(),
+                fps: r.fps,
+                bitrate_bps: r.bitrate_bps,
+            })
+            .collect()
+    }
 
     /// Exp-Golomb bit writer for hand-made parameter sets.
     #[derive(Default)]
@@ -826,7 +1028,9 @@ mod tests {
     /// frames two pictures behind the source (encoder latency).
     struct Publish {
         store: HotStore,
+        media: Arc<StreamMedia>,
         p: StreamPackager,
+        plan: Vec<Rung>,
         rungs: Vec<(u32, u32)>,
         rung_level: u8,
         frame: i64,
@@ -842,15 +1046,23 @@ mod tests {
         fn new(video: &AvcConfig, window_secs: f64) -> Publish {
             let store = HotStore::new(window_secs);
             let config = Config::default();
-            let mut p = StreamPackager::new(&store, &config, "cam", 1, STARTED_MS, video, 30.0);
+            let pc = PackagerConfig::from_config(&config);
+            let mut p = StreamPackager::new(&pc, "cam", STARTED_MS, video, 30.0);
+            let media = store.open("cam", 1, p.timing(), p.group());
             let asc = AudioSpecificConfig::parse(Bytes::from_static(&[0x11, 0x90])).unwrap();
-            p.set_audio(&asc);
+            let mut published = p.take();
+            published.extend(p.set_audio(&asc));
             let rungs = plan(&config.ladder.rungs, video.width, video.height, 30.0);
             let dims = rungs.iter().map(|r| (r.width, r.height)).collect();
-            p.set_rungs(rungs);
+            published.extend(p.set_rungs(infos(&rungs), Instant::now()));
+            for v in published {
+                media.apply(v);
+            }
             Publish {
                 store,
+                media,
                 p,
+                plan: rungs,
                 rungs: dims,
                 rung_level: 31,
                 frame: 0,
@@ -888,8 +1100,11 @@ mod tests {
                     let at = self.audio * 1920;
                     let disc = jump.is_some_and(|j| at >= j * 3000 && at - 1920 < j * 3000);
                     let data = Bytes::from_static(&[0x21, 0x10, 0x04]);
-                    self.p
-                        .audio(&Self::packet(Track::Audio, at, true, disc, data));
+                    let v = self.p.audio(
+                        &Self::packet(Track::Audio, at, true, disc, data),
+                        Instant::now(),
+                    );
+                    self.apply(v);
                     self.audio += 1;
                 }
                 let key = i % 60 == 0;
@@ -899,7 +1114,8 @@ mod tests {
                     &[0, 0, 0, 2, 0x41, 0x9a]
                 };
                 let pkt = Self::packet(Track::Video, t, key, broken, Bytes::from_static(data));
-                self.p.source_video(&pkt);
+                let v = self.p.source_video(&pkt, Instant::now());
+                self.apply(v);
                 self.lagging.push(i);
                 if self.lagging.len() > 2 {
                     let f = self.lagging.remove(0);
@@ -930,7 +1146,15 @@ mod tests {
                     data: Bytes::from(data),
                     arrival: Instant::now(),
                 };
-                self.p.rung_frame(r, &f);
+                let pic = RungPicture {
+                    pts: f.pts,
+                    dts: f.dts,
+                    keyframe: f.keyframe,
+                    data: &f.data,
+                    arrival: f.arrival,
+                };
+                let v = self.p.rung_frame(r, &pic, Instant::now());
+                self.apply(v);
             }
         }
 
@@ -938,6 +1162,12 @@ mod tests {
         fn flush_rungs(&mut self) {
             for f in std::mem::take(&mut self.lagging) {
                 self.rung_frames(f);
+            }
+        }
+
+        fn apply(&self, published: Vec<Published>) {
+            for v in published {
+                self.media.apply(v);
             }
         }
 
@@ -1061,9 +1291,10 @@ mod tests {
             .map(|r| (r.name.clone(), objects(r)))
             .collect();
         assert_eq!(before.len(), 5);
-        let rungs = replan(&s.p.rung_plan, &default_ladder(), 1920, 1080, 30.0);
-        assert_eq!(rungs, s.p.rung_plan, "the 720p ladder goes on from 1080p");
-        s.p.reconfigure(&v1080, 30.0, rungs);
+        let rungs = replan(&s.plan, &default_ladder(), 1920, 1080, 30.0);
+        assert_eq!(rungs, s.plan, "the 720p ladder goes on from 1080p");
+        let v = s.p.reconfigure(&v1080, 30.0, infos(&rungs), Instant::now());
+        s.apply(v);
         // The encoders restart: new parameter sets (here a new level).
         s.rung_level = 40;
         // The new configuration's first packets come before its keyframe
@@ -1118,7 +1349,7 @@ mod tests {
             let (w, h, level) = match name.as_str() {
                 "source" => (1920, 1080, 40),
                 _ => {
-                    let rung = s.p.rung_plan.iter().find(|x| x.name == *name).unwrap();
+                    let rung = s.plan.iter().find(|x| x.name == *name).unwrap();
                     (rung.width, rung.height, 40)
                 }
             };

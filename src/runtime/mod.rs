@@ -6,21 +6,22 @@
 //! Cross-core hand-off is by bounded channels of owned values. This is the only
 //! module that knows about cores.
 
-pub mod shutdown;
-
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use glommio::{LocalExecutorBuilder, Placement};
 use tracing::{error, info, warn};
 
+use crate::admin::{Admin, Health};
 use crate::config::Config;
-use crate::ingest::registry::{EndReason, Registry};
+use crate::ingest::Ingest;
+use crate::origin::{HttpStats, Origin};
+use crate::store::hot::HotStore;
+use crate::stream::{driver, Driver, EndReason, Streams};
 use crate::telemetry::notify;
-use crate::transcode::pipeline;
-pub use shutdown::Shutdown;
+pub use crate::telemetry::shutdown::Shutdown;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -44,51 +45,21 @@ pub enum RuntimeError {
 /// fuzz targets and stack-depth tests run protocol code on the same size.
 pub const IO_THREAD_STACK: usize = 2 << 20;
 
-/// What every core shares: configuration, the live streams, and the way to reach media cores.
-pub struct Context {
-    pub config: Config,
-    pub registry: Registry,
-    pub shutdown: Shutdown,
-    pub media: MediaCores,
-    /// Published media, read by the origin.
-    pub store: crate::store::hot::HotStore,
-    /// Origin request accounting.
-    pub http: crate::origin::HttpStats,
-    /// RTMP connection slots across all I/O cores.
-    pub rtmp: Arc<crate::ingest::rtmp::admission::Admission>,
+/// The boxes' handles, and what only the runtime keeps (listening sockets,
+/// executor heartbeats). Each box gets its own handle, never this.
+struct Wiring {
+    config: Arc<Config>,
+    shutdown: Arc<Shutdown>,
+    streams: Arc<Streams>,
+    health: Arc<Health>,
+    ingest: Arc<Ingest>,
+    origin: Arc<Origin>,
+    driver: Arc<Driver>,
     /// Listening sockets bound by the first I/O core; the others accept on copies.
     listen_sockets: std::sync::Mutex<std::collections::HashMap<SocketAddr, std::net::TcpListener>>,
-    /// Set once every listener is bound; cleared on shutdown.
-    pub ready: std::sync::atomic::AtomicBool,
     /// Per executor: ms since `epoch` when it last ran its heartbeat task.
-    pub heartbeats: Vec<std::sync::atomic::AtomicU64>,
-    /// Set when shutdown begins (before the drain period).
-    pub stopping: std::sync::atomic::AtomicBool,
-    /// Why `/readyz` says 503 during start-up, when something specific is pending.
-    pub starting: std::sync::Mutex<Option<String>>,
-    pub epoch: Instant,
-    /// Where decode, scale and encode run (chosen once at start-up).
-    pub backend: crate::transcode::backend::Backend,
-}
-
-impl Context {
-    fn set_not_ready_reason(&self, reason: String) {
-        if let Ok(mut r) = self.starting.lock() {
-            *r = Some(reason);
-        }
-    }
-
-    /// Why the process is not ready (only meaningful while `ready` is false).
-    pub fn not_ready_reason(&self) -> String {
-        if self.stopping.load(Ordering::SeqCst) {
-            return "shutting down".into();
-        }
-        self.starting
-            .lock()
-            .ok()
-            .and_then(|r| r.clone())
-            .unwrap_or_else(|| "starting: listeners and executors not all up".into())
-    }
+    heartbeats: Vec<std::sync::atomic::AtomicU64>,
+    epoch: Instant,
 }
 
 /// How often a listener whose port is taken tries again.
@@ -96,21 +67,6 @@ const BIND_RETRY: Duration = Duration::from_millis(200);
 
 /// How often each executor proves it is responsive.
 const HEARTBEAT: Duration = Duration::from_millis(500);
-
-/// Round-robin hand-off of new streams to the media cores.
-pub struct MediaCores {
-    senders: Vec<flume::Sender<pipeline::Job>>,
-    next: AtomicUsize,
-}
-
-impl MediaCores {
-    /// Hands a stream's pipeline to the next media core.
-    pub fn dispatch(&self, job: pipeline::Job) -> Result<(), pipeline::Job> {
-        let n = self.senders.len();
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % n;
-        self.senders[i].send(job).map_err(|e| e.into_inner())
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
@@ -194,26 +150,60 @@ pub fn serve(config: Config) -> Result<(), RuntimeError> {
             media_rx.push(None);
         }
     }
-    let ctx = Arc::new(Context {
-        registry: Registry::new(),
-        shutdown: Shutdown::default(),
-        media: MediaCores {
-            senders,
-            next: AtomicUsize::new(0),
+    let config = Arc::new(config);
+    let shutdown = Arc::new(Shutdown::default());
+    let store = Arc::new(HotStore::new(config.hls.window_secs));
+    let streams = Arc::new(Streams::new(senders, config.limits.packet_queue));
+    let health = Arc::new(Health::default());
+    let http = Arc::new(HttpStats::default());
+    let rtmp = crate::ingest::rtmp::admission::Admission::new(
+        crate::ingest::rtmp::admission::Caps::from_config(&config.limits),
+    );
+    let admin = Arc::new(Admin {
+        config: config.clone(),
+        streams: streams.clone(),
+        store: store.clone(),
+        health: health.clone(),
+        reports: vec![
+            rtmp.clone() as Arc<dyn crate::telemetry::metrics::Report>,
+            http.clone(),
+            Arc::new(backend.clone()),
+        ],
+        origin: {
+            let http = http.clone();
+            Arc::new(move || http.snapshot())
         },
-        rtmp: crate::ingest::rtmp::admission::Admission::new(
-            crate::ingest::rtmp::admission::Caps::from_config(&config.limits),
-        ),
+    });
+    let ctx = Arc::new(Wiring {
+        ingest: Arc::new(Ingest {
+            config: config.clone(),
+            streams: streams.clone(),
+            rtmp,
+            shutdown: shutdown.clone(),
+        }),
+        origin: Arc::new(Origin {
+            config: config.clone(),
+            store: store.clone(),
+            http,
+            shutdown: shutdown.clone(),
+            admin: Arc::new(move |method, segments, headers| {
+                admin.handle(method, segments, headers)
+            }),
+        }),
+        driver: Arc::new(Driver {
+            config: config.clone(),
+            store,
+            backend,
+            streams: streams.clone(),
+            shutdown: shutdown.clone(),
+        }),
         listen_sockets: Default::default(),
-        ready: Default::default(),
-        store: crate::store::hot::HotStore::new(config.hls.window_secs),
-        http: Default::default(),
         heartbeats: cores.iter().map(|_| Default::default()).collect(),
-        stopping: Default::default(),
-        starting: Default::default(),
         epoch: Instant::now(),
-        backend,
         config,
+        shutdown,
+        streams,
+        health,
     });
 
     let io_memory = ctx.config.runtime.io_memory_kib * 1024;
@@ -273,7 +263,11 @@ pub fn serve(config: Config) -> Result<(), RuntimeError> {
         }
     }
     if failure.is_none() && ready == io_cores && ctx.config.demo.enabled {
-        if let Err(e) = crate::ingest::demo::spawn(ctx.clone()) {
+        if let Err(e) = crate::stream::demo::spawn(
+            ctx.config.clone(),
+            ctx.streams.clone(),
+            ctx.shutdown.clone(),
+        ) {
             warn!("demo source not started: {e}");
         }
     }
@@ -283,7 +277,7 @@ pub fn serve(config: Config) -> Result<(), RuntimeError> {
         .unwrap_or_else(|e| e.into_inner())
         .clear();
     if failure.is_none() && ready == io_cores {
-        ctx.ready.store(true, Ordering::SeqCst);
+        ctx.health.set_ready(true);
         info!(
             rtmp = %ctx.config.server.rtmp_listen,
             http = %ctx.config.server.http_listen,
@@ -345,14 +339,12 @@ pub fn serve(config: Config) -> Result<(), RuntimeError> {
     }
 
     // Lame duck: not ready, still serving, so balancers move viewers away first.
-    ctx.stopping.store(true, Ordering::SeqCst);
-    ctx.ready.store(false, Ordering::SeqCst);
+    ctx.health.set_stopping();
     let _ = notify::notify("STOPPING=1");
     if failure.is_none() && ctx.config.server.drain_secs > 0.0 {
         std::thread::sleep(Duration::from_secs_f64(ctx.config.server.drain_secs));
     }
-    ctx.ready.store(false, Ordering::SeqCst);
-    ctx.registry.stop_all(EndReason::Shutdown);
+    ctx.streams.registry.stop_all(EndReason::Shutdown);
     ctx.shutdown.trigger();
     let deadline = Instant::now() + Duration::from_secs_f64(ctx.config.server.shutdown_grace_secs);
     while exited < threads.len() {
@@ -380,10 +372,10 @@ pub fn serve(config: Config) -> Result<(), RuntimeError> {
 }
 
 async fn core_main(
-    ctx: Arc<Context>,
+    ctx: Arc<Wiring>,
     index: usize,
     role: Role,
-    jobs: Option<flume::Receiver<pipeline::Job>>,
+    jobs: Option<flume::Receiver<driver::Job>>,
     report: mpsc::Sender<Report>,
 ) {
     let mut tasks = Vec::new();
@@ -421,16 +413,16 @@ async fn core_main(
             tasks.push(match what {
                 "RTMP" => glommio::spawn_local(crate::ingest::rtmp::server::accept_loop(
                     listener,
-                    ctx.clone(),
+                    ctx.ingest.clone(),
                 )),
                 "HTTP" => glommio::spawn_local(crate::origin::accept_loop(
                     listener,
-                    ctx.clone(),
+                    ctx.origin.clone(),
                     crate::origin::Surface::Public,
                 )),
                 _ => glommio::spawn_local(crate::origin::accept_loop(
                     listener,
-                    ctx.clone(),
+                    ctx.origin.clone(),
                     crate::origin::Surface::Admin,
                 )),
             });
@@ -438,9 +430,9 @@ async fn core_main(
         let _ = report.send(Report::Ready);
     }
     if let Some(jobs) = jobs {
-        tasks.push(glommio::spawn_local(pipeline::media_core(
+        tasks.push(glommio::spawn_local(driver::media_core(
             jobs,
-            ctx.clone(),
+            ctx.driver.clone(),
         )));
     }
     for t in tasks {
@@ -453,7 +445,7 @@ async fn core_main(
 /// `/readyz` says which listener is waiting. Other bind errors fail at once.
 /// `None`: shutdown began while waiting.
 async fn bind_when_free(
-    ctx: &Context,
+    ctx: &Wiring,
     addr: SocketAddr,
     what: &'static str,
 ) -> Result<Option<glommio::net::TcpListener>, RuntimeError> {
@@ -479,7 +471,7 @@ async fn bind_when_free(
             warn!(listener = what, %addr, "{reason}");
             logged = true;
         }
-        ctx.set_not_ready_reason(reason);
+        ctx.health.set_not_ready_reason(reason);
         if ctx.shutdown.is_triggered() {
             return Ok(None);
         }
@@ -491,7 +483,7 @@ async fn bind_when_free(
 /// the I/O cores (each accepts on its own copy of the descriptor). glommio's own
 /// `bind` sets `SO_REUSEPORT`, which let a second ladderd (same user) bind the same
 /// ports, report ready, and take half the connections.
-fn bind_shared(ctx: &Context, addr: SocketAddr) -> std::io::Result<glommio::net::TcpListener> {
+fn bind_shared(ctx: &Wiring, addr: SocketAddr) -> std::io::Result<glommio::net::TcpListener> {
     use std::os::fd::IntoRawFd;
     let mut sockets = ctx.listen_sockets.lock().unwrap_or_else(|e| e.into_inner());
     let socket = match sockets.get(&addr) {

@@ -11,22 +11,8 @@ use event_listener::Event;
 
 use crate::package::chunker::Chunk;
 use crate::package::hls::{PartEntry, SegmentEntry, Timing};
-
-/// What a rendition carries, for the multivariant playlist.
-#[derive(Debug, Clone, PartialEq)]
-pub enum RenditionKind {
-    Video {
-        width: u32,
-        height: u32,
-        fps: f64,
-        /// The encoder's target (rungs); 0 for passthrough (measured instead).
-        nominal_bps: u64,
-    },
-    Audio {
-        channels: u8,
-        nominal_bps: u64,
-    },
-}
+use crate::package::Published;
+pub use crate::package::RenditionKind;
 
 /// Sort key: the source rendition, then the rungs largest first (height, frame
 /// rate, bitrate), then audio.
@@ -250,6 +236,41 @@ impl StreamMedia {
             .iter()
             .find(|r| r.name == name)
             .cloned()
+    }
+
+    /// Applies one value the stream's packager published.
+    pub fn apply(&self, p: Published) {
+        let named = |name: &str| self.rendition(name);
+        match p {
+            Published::Rendition { name, codecs, kind } => {
+                self.add(&name, codecs, kind);
+            }
+            Published::Init { rendition, init } => {
+                if let Some(r) = named(&rendition) {
+                    r.set_init(init);
+                }
+            }
+            Published::Describe {
+                rendition,
+                codecs,
+                kind,
+            } => {
+                if let Some(r) = named(&rendition) {
+                    r.describe(codecs, kind);
+                }
+            }
+            Published::Chunk { rendition, chunk } => {
+                if let Some(r) = named(&rendition) {
+                    r.publish(chunk);
+                }
+            }
+            Published::End { rendition } => {
+                if let Some(r) = named(&rendition) {
+                    r.end();
+                }
+            }
+            Published::StreamEnd => self.end(),
+        }
     }
 
     /// Marks every rendition ended (`EXT-X-ENDLIST`) and wakes all waiters.

@@ -1,6 +1,9 @@
-//! Logs, latency histograms, CPU accounting and the systemd notify protocol.
+//! Logs, latency histograms, metric values, CPU accounting, the systemd notify
+//! protocol, and the shutdown signal every box listens to.
 
 pub mod cpu;
 pub mod latency;
 pub mod log;
+pub mod metrics;
 pub mod notify;
+pub mod shutdown;

@@ -5,8 +5,6 @@
 
 use std::sync::{Arc, Mutex};
 
-use serde::Deserialize;
-
 use crate::media::h264::AvcConfig;
 use crate::transcode::cpu::{BilinearScaler, OpenH264Decoder, OpenH264Encoder};
 use crate::transcode::gpu::{self, nvdec::NvdecDecoder, nvenc::NvencEncoder, scaler, Gpu};
@@ -16,81 +14,9 @@ use crate::transcode::{Decoder, Encoder, Scaler, StageError};
 /// Each rung's scaler and encoder, in ladder order.
 pub type RungStages = Vec<(Box<dyn Scaler>, Box<dyn Encoder>)>;
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BackendChoice {
-    #[default]
-    Auto,
-    Cpu,
-    Gpu,
-}
-
-/// `[ladder] encoder`: the software H.264 encoder (CPU backend, and the
-/// hybrid GPU plan on cards without NVENC).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum EncoderChoice {
-    #[default]
-    Openh264,
-    X264,
-}
-
-/// The software encoder with its settings, as configured.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SoftEncoder {
-    pub choice: EncoderChoice,
-    pub x264_preset: String,
-    pub x264_threads: u32,
-}
-
-impl Default for SoftEncoder {
-    fn default() -> Self {
-        SoftEncoder {
-            choice: EncoderChoice::Openh264,
-            x264_preset: "veryfast".into(),
-            x264_threads: 1,
-        }
-    }
-}
+pub use crate::config::{BackendChoice, EncoderChoice, SoftEncoder};
 
 impl SoftEncoder {
-    /// Whether this build can run the choice (x264 needs the `x264` feature).
-    pub fn check(&self) -> Result<(), String> {
-        match self.choice {
-            EncoderChoice::Openh264 => Ok(()),
-            #[cfg(feature = "x264")]
-            EncoderChoice::X264 => {
-                if crate::transcode::cpu::x264::PRESETS.contains(&self.x264_preset.as_str()) {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "x264_preset {:?} is not one of {}",
-                        self.x264_preset,
-                        crate::transcode::cpu::x264::PRESETS.join(", ")
-                    ))
-                }
-            }
-            #[cfg(not(feature = "x264"))]
-            EncoderChoice::X264 => Err("this build has no x264: build with `--features x264` \
-                 (needs Debian's libx264-dev and libclang-dev)"
-                .into()),
-        }
-    }
-
-    /// The fastest this build has, with the encoder's own threads (no rung
-    /// threads on the GPU path): x264 ultrafast, else openh264.
-    pub fn fastest() -> SoftEncoder {
-        SoftEncoder {
-            choice: if cfg!(feature = "x264") {
-                EncoderChoice::X264
-            } else {
-                EncoderChoice::Openh264
-            },
-            x264_preset: "ultrafast".into(),
-            x264_threads: 0,
-        }
-    }
-
     /// One rung's encoder.
     pub fn open(&self, rung: &Rung) -> Result<Box<dyn Encoder>, StageError> {
         match self.choice {
@@ -244,5 +170,46 @@ impl Backend {
                     .collect()
             }
         }
+    }
+}
+impl crate::telemetry::metrics::Report for Backend {
+    fn report(&self, m: &mut crate::telemetry::metrics::MetricSet) {
+        use crate::telemetry::metrics::l;
+        use std::sync::atomic::Ordering::Relaxed;
+        let backend = self;
+        let device = match backend {
+            crate::transcode::backend::Backend::Gpu { plan, .. } => plan.device.clone(),
+            crate::transcode::backend::Backend::Cpu(_) => String::new(),
+        };
+        m.gauge(
+        "ladderd_gpu_backend_info",
+        "Where the ladder runs: backend cpu, gpu (NVDEC+CUDA+NVENC) or hybrid (CPU decode or encode).",
+        l(&[("backend", backend.kind()), ("device", &device)]),
+        1,
+    );
+        use crate::transcode::gpu::context::{DEVICE_TO_HOST_BYTES, HOST_TO_DEVICE_BYTES};
+        for (direction, v) in [
+            ("device_to_host", &DEVICE_TO_HOST_BYTES),
+            ("host_to_device", &HOST_TO_DEVICE_BYTES),
+        ] {
+            m.counter(
+            "ladderd_gpu_copied_bytes",
+            "Picture bytes copied across the bus by the GPU backend (0 device_to_host on an all-GPU ladder).",
+            l(&[("direction", direction)]),
+            v.load(Relaxed),
+        );
+        }
+        m.gauge(
+            "ladderd_gpu_nvenc_sessions",
+            "NVENC sessions open (consumer cards cap them).",
+            vec![],
+            crate::transcode::gpu::nvenc::SESSIONS.load(Relaxed) as i64,
+        );
+        m.counter(
+        "ladderd_gpu_nvenc_fallback_rungs",
+        "Rungs that got no NVENC session (the card's session cap) and encode on the CPU instead.",
+        vec![],
+        crate::transcode::gpu::nvenc::CPU_FALLBACK_RUNGS.load(Relaxed) as u64,
+    );
     }
 }

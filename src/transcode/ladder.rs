@@ -1,36 +1,6 @@
 //! The ladder: configured rungs, and which of them a given source gets.
 
-use serde::Deserialize;
-
-/// One configured rung: the largest picture and frame rate it may have.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct RungConfig {
-    pub name: String,
-    /// Output height; width follows the source's aspect ratio.
-    pub height: u32,
-    pub fps: f64,
-    pub bitrate_kbps: u32,
-}
-
-/// The broadcast ladder: 1080p60 6 Mbps · 1080p30 4.5 · 720p30 3 · 480p30 1.5 · 360p30 0.8.
-pub fn default_ladder() -> Vec<RungConfig> {
-    [
-        ("1080p60", 1080, 60.0, 6000),
-        ("1080p30", 1080, 30.0, 4500),
-        ("720p30", 720, 30.0, 3000),
-        ("480p30", 480, 30.0, 1500),
-        ("360p30", 360, 30.0, 800),
-    ]
-    .into_iter()
-    .map(|(n, h, f, b)| RungConfig {
-        name: n.into(),
-        height: h,
-        fps: f,
-        bitrate_kbps: b,
-    })
-    .collect()
-}
+pub use crate::config::{default_ladder, RungConfig};
 
 /// A rung as it will run for one source.
 #[derive(Debug, Clone, PartialEq)]

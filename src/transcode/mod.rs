@@ -1,20 +1,18 @@
-//! From packets to the ladder: stage traits, the CPU backend, the ladder plan,
-//! segment boundaries, and the per-stream pipeline.
+//! From packets to the ladder: stage traits, the CPU and GPU backends, the
+//! ladder plan, aligned segment boundaries, and the rung workers.
 //!
 //! One trait per swappable stage; the CPU backend (`cpu/`) is the reference and
 //! the no-GPU path; the GPU backend implements the same traits.
 
 pub mod audio;
 pub mod backend;
-pub mod bench;
 pub mod boundary;
 pub mod cpu;
-pub mod file;
 pub mod frame;
 pub mod gpu;
 pub mod ladder;
 pub mod ladder_run;
-pub mod pipeline;
+pub mod pattern;
 
 use std::time::Instant;
 

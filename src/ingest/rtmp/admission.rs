@@ -217,6 +217,39 @@ impl Drop for Ticket {
     }
 }
 
+impl crate::telemetry::metrics::Report for Admission {
+    fn report(&self, m: &mut crate::telemetry::metrics::MetricSet) {
+        use crate::telemetry::metrics::l;
+        let rtmp = self.stats();
+        m.gauge(
+            "ladderd_publishers_connected",
+            "Open RTMP connections.",
+            vec![],
+            rtmp.open as i64,
+        );
+        m.gauge(
+            "ladderd_rtmp_pending_connections",
+            "RTMP connections that have not published yet.",
+            vec![],
+            rtmp.pending as i64,
+        );
+        m.gauge(
+            "ladderd_rtmp_pending_buffer_bytes",
+            "Bytes buffered by RTMP connections that have not published yet.",
+            vec![],
+            rtmp.pending_bytes as i64,
+        );
+        for (reason, n) in rtmp.refused {
+            m.counter(
+                "ladderd_rtmp_connections_refused",
+                "RTMP connections refused or closed by a limit or protocol error, by reason.",
+                l(&[("reason", reason)]),
+                n,
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,15 +16,14 @@ use tracing::{debug, info, warn};
 use super::admission::{Refusal, Ticket};
 use super::session::{Event, Output, Session, SessionError};
 use crate::ingest::auth::{self, Rejection};
-use crate::ingest::registry::{EndReason, LiveStream};
+use crate::ingest::Ingest;
 use crate::media::flv::{Demuxed, Demuxer, FlvError};
 use crate::media::{CodecConfig, Track};
-use crate::runtime::Context;
-use crate::transcode::pipeline::{Input, Job};
+use crate::stream::{EndReason, Input, LiveStream};
 
 const READ_BUF: usize = 64 * 1024;
 
-pub async fn accept_loop(listener: TcpListener, ctx: Arc<Context>) {
+pub async fn accept_loop(listener: TcpListener, ctx: Arc<Ingest>) {
     let mut last_full_log: Option<Instant> = None;
     loop {
         let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
@@ -92,7 +91,7 @@ struct Publish {
 
 struct Connection {
     peer: SocketAddr,
-    ctx: Arc<Context>,
+    ctx: Arc<Ingest>,
     session: Session,
     publish: Option<Publish>,
     outbound: Vec<u8>,
@@ -100,7 +99,7 @@ struct Connection {
 }
 
 impl Connection {
-    fn new(peer: SocketAddr, ctx: Arc<Context>, ticket: Ticket) -> Self {
+    fn new(peer: SocketAddr, ctx: Arc<Ingest>, ticket: Ticket) -> Self {
         Connection {
             peer,
             ctx,
@@ -227,7 +226,7 @@ impl Connection {
     }
 
     fn reject(&mut self, request: u32, name: Option<&str>, why: Rejection) -> Result<(), Close> {
-        self.ctx.registry.count_rejection(why);
+        self.ctx.streams.registry.count_rejection(why);
         warn!(
             peer = %self.peer,
             stream = name.unwrap_or("-"),
@@ -235,9 +234,7 @@ impl Connection {
             "publish rejected: {}",
             why.describe()
         );
-        let _ = self
-            .session
-            .reject(request, why.rtmp_code(), why.describe());
+        let _ = self.session.reject(request, rtmp_code(why), why.describe());
         Err(Close::Rejected)
     }
 
@@ -253,29 +250,16 @@ impl Connection {
             Ok(a) => a,
             Err((name, why)) => return self.reject(request, name.as_deref(), why),
         };
-        let claim = self.ctx.registry.claim(
+        let claim = self.ctx.streams.publish(
             &authorized.name,
             self.peer,
             authorized.takeover,
             self.ctx.config.limits.max_streams,
         );
-        let stream = match claim {
-            Ok(s) => s,
+        let (stream, tx) = match claim {
+            Ok(p) => (p.stream, p.input),
             Err(why) => return self.reject(request, Some(&authorized.name), why),
         };
-        let (tx, rx) = flume::bounded(self.ctx.config.limits.packet_queue);
-        if self
-            .ctx
-            .media
-            .dispatch(Job {
-                stream: stream.clone(),
-                input: rx,
-            })
-            .is_err()
-        {
-            self.ctx.registry.release(&stream);
-            return self.reject(request, Some(&authorized.name), Rejection::ShuttingDown);
-        }
         info!(peer = %self.peer, stream = %stream.name, id = stream.id, takeover = authorized.takeover, "publish started");
         self.publish = Some(Publish {
             demuxer: Demuxer::new(stream.id),
@@ -403,7 +387,7 @@ impl Connection {
             (None, _) => debug!(peer = %self.peer, ?close, "rtmp connection closed"),
         }
         if let Some(p) = self.publish.take() {
-            self.ctx.registry.release(&p.stream);
+            self.ctx.streams.registry.release(&p.stream);
             // The pipeline drains what is queued, then files the session record.
             let _ = p.tx.send_async(Input::End(reason)).await;
         }
@@ -434,4 +418,15 @@ fn metadata_json(m: &rml_rtmp::sessions::StreamMetadata) -> serde_json::Value {
     put("stereo", m.audio_is_stereo.map(Into::into));
     put("encoder", m.encoder.clone().map(Into::into));
     serde_json::Value::Object(o)
+}
+
+/// The RTMP status code sent back to the publisher.
+fn rtmp_code(why: Rejection) -> &'static str {
+    match why {
+        Rejection::WrongApp => "NetConnection.Connect.Rejected",
+        Rejection::BadName | Rejection::UnknownStream | Rejection::AlreadyLive => {
+            "NetStream.Publish.BadName"
+        }
+        _ => "NetStream.Publish.Denied",
+    }
 }

@@ -14,18 +14,7 @@ use crate::transcode::ladder::Rung;
 use crate::transcode::{EncodedFrame, Encoder, Frame, StageError};
 
 /// x264's speed/quality presets, fastest first.
-pub const PRESETS: &[&str] = &[
-    "ultrafast",
-    "superfast",
-    "veryfast",
-    "faster",
-    "fast",
-    "medium",
-    "slow",
-    "slower",
-    "veryslow",
-    "placebo",
-];
+pub use crate::config::X264_PRESETS as PRESETS;
 
 pub struct X264Encoder {
     handle: *mut sys::x264_t,

@@ -1,4 +1,5 @@
-//! Per-stream pipeline on a media core.
+//! The per-stream driver on a media core: ingest's packets → the ladder →
+//! the packager → the store.
 //!
 //! Ingest hands each stream's packets over a bounded channel (backpressure
 //! reaches the publisher's TCP window, never unbounded memory). The pipeline
@@ -18,16 +19,44 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
-use crate::ingest::registry::{EndReason, LiveStream, RungCounters};
-use crate::media::aac::AudioSpecificConfig;
+use std::time::Instant;
+
+use crate::config::Config;
 use crate::media::h264::AvcConfig;
 use crate::media::{CodecConfig, Packet, Track};
-use crate::package::StreamPackager;
-use crate::runtime::Context;
-use crate::transcode::audio::AudioTranscoder;
-use crate::transcode::ladder::{plan, replan, Rung};
+use crate::package::{PackagerConfig, Published, StreamPackager};
+use crate::store::hot::{HotStore, StreamMedia};
+use crate::stream::policy::{self, AudioRoute};
+use crate::stream::registry::{EndReason, LiveStream, RungCounters};
+use crate::stream::Streams;
+use crate::telemetry::shutdown::Shutdown;
+use crate::transcode::backend::Backend;
+use crate::transcode::ladder::Rung;
 use crate::transcode::ladder_run::{LadderRun, RungMode, RungOutput};
 use crate::transcode::EncodedFrame;
+
+/// What a media core's drivers share: built once by `runtime`.
+pub struct Driver {
+    pub config: Arc<Config>,
+    pub store: Arc<HotStore>,
+    pub backend: Backend,
+    pub streams: Arc<Streams>,
+    pub shutdown: Arc<Shutdown>,
+}
+
+/// A stream's packager and the store media it publishes into.
+struct Packaging {
+    packager: StreamPackager,
+    media: Arc<StreamMedia>,
+}
+
+impl Packaging {
+    fn apply(&self, published: Vec<Published>) {
+        for p in published {
+            self.media.apply(p);
+        }
+    }
+}
 
 /// What ingest sends down a stream's channel.
 #[derive(Debug)]
@@ -45,7 +74,7 @@ pub struct Job {
 }
 
 /// Runs on each media core: starts a pipeline task per stream handed to it.
-pub async fn media_core(jobs: flume::Receiver<Job>, ctx: Arc<Context>) {
+pub async fn media_core(jobs: flume::Receiver<Job>, ctx: Arc<Driver>) {
     let running = Rc::new(std::cell::Cell::new(0usize));
     loop {
         let next = futures_lite::future::or(async { jobs.recv_async().await.ok() }, async {
@@ -100,7 +129,7 @@ impl Running {
         cfg: &AvcConfig,
         fps: f64,
         rungs: Vec<Rung>,
-        ctx: &Context,
+        ctx: &Driver,
     ) -> Option<Running> {
         let ladder = &ctx.config.ladder;
         let mode = if ladder.rung_threads {
@@ -163,7 +192,7 @@ impl Running {
         stream: &LiveStream,
         p: &Packet,
         max_lag: Duration,
-        packager: &mut Option<StreamPackager>,
+        packager: &mut Option<Packaging>,
     ) {
         let stats = &stream.pipeline;
         let late = p.arrival.elapsed() > max_lag;
@@ -204,12 +233,7 @@ impl Running {
     }
 
     /// Results a rung thread finished between packets.
-    fn accept(
-        &mut self,
-        stream: &LiveStream,
-        o: RungOutput,
-        packager: &mut Option<StreamPackager>,
-    ) {
+    fn accept(&mut self, stream: &LiveStream, o: RungOutput, packager: &mut Option<Packaging>) {
         let accepted = self
             .run
             .accept(o, &mut rung_sink(&self.counters, stream.started, packager));
@@ -232,10 +256,10 @@ impl Running {
         }
     }
 
-    fn publish_latency(&mut self, stream: &LiveStream, packager: Option<&StreamPackager>) {
+    fn publish_latency(&mut self, stream: &LiveStream, packager: Option<&Packaging>) {
         let mut summary = self.run.latency_summary();
         if let Some(p) = packager {
-            summary.histograms.extend(p.latency_buckets());
+            summary.histograms.extend(p.packager.latency_buckets());
         }
         *stream
             .pipeline
@@ -245,7 +269,7 @@ impl Running {
         self.last_latency_publish = std::time::Instant::now();
     }
 
-    fn finish(&mut self, stream: &LiveStream, packager: &mut Option<StreamPackager>) {
+    fn finish(&mut self, stream: &LiveStream, packager: &mut Option<Packaging>) {
         let decoded_before = self.run.decoded;
         let finished = self
             .run
@@ -266,12 +290,15 @@ impl Running {
 fn rung_sink<'a>(
     counters: &'a [RungCounters],
     started: std::time::Instant,
-    packager: &'a mut Option<StreamPackager>,
+    packager: &'a mut Option<Packaging>,
 ) -> impl FnMut(usize, EncodedFrame) + 'a {
     move |i, f| {
         count_output(counters, i, &f, started);
         if let Some(pk) = packager.as_mut() {
-            pk.rung_frame(i, &f);
+            let published = pk
+                .packager
+                .rung_frame(i, &policy::picture(&f), Instant::now());
+            pk.apply(published);
         }
     }
 }
@@ -293,19 +320,17 @@ fn count_output(
     }
 }
 
-async fn run_stream(job: Job, ctx: &Context) {
+async fn run_stream(job: Job, ctx: &Driver) {
     let stream = job.stream;
     let stats = &stream.pipeline;
-    let mut video = TrackCheck::default();
-    let mut audio = TrackCheck::default();
+    let mut video_check = TrackCheck::default();
+    let mut audio_check = TrackCheck::default();
     let mut ended = EndReason::PublisherClosed;
     let mut ladder: Option<Running> = None;
-    let mut packager: Option<StreamPackager> = None;
-    let mut audio_config: Option<AudioSpecificConfig> = None;
-    // `[ladder] audio_reencode` (or MP3 from the publisher): the source's
-    // audio re-encoded as AAC at `audio_kbps`.
-    let mut audio_reencode: Option<AudioTranscoder> = None;
+    let mut packager: Option<Packaging> = None;
+    let mut audio: Option<AudioRoute> = None;
     let mut video_config: Option<AvcConfig> = None;
+    let packaging = PackagerConfig::from_config(&ctx.config);
     let max_lag = Duration::from_secs_f64(ctx.config.ladder.max_lag_secs);
     loop {
         // An idle stream still refreshes its latency snapshot (the API and
@@ -356,23 +381,14 @@ async fn run_stream(job: Job, ctx: &Context) {
                 if video_config.as_ref() == Some(&cfg) {
                     continue;
                 }
-                let fps = source_fps(&stream, &cfg);
-                let rungs = match ladder
+                let fps = policy::source_fps(&cfg, stream.info().metadata.as_ref());
+                // A new video configuration within the publish (a new size, an
+                // encoder restart): the rungs players hold go on, re-fitted.
+                let previous: Option<Vec<Rung>> = ladder
                     .as_ref()
-                    .map(|l| l.run.rungs().map(|(r, _)| r.clone()))
-                {
-                    // A new video configuration within the publish (a new
-                    // size, an encoder restart): the rungs players hold go
-                    // on, re-fitted to the new source.
-                    Some(previous) if packager.is_some() => replan(
-                        &previous.collect::<Vec<_>>(),
-                        &ctx.config.ladder.rungs,
-                        cfg.width,
-                        cfg.height,
-                        fps,
-                    ),
-                    _ => plan(&ctx.config.ladder.rungs, cfg.width, cfg.height, fps),
-                };
+                    .filter(|_| packager.is_some())
+                    .map(|l| l.run.rungs().map(|(r, _)| r.clone()).collect());
+                let rungs = policy::rungs_for(&ctx.config.ladder, previous.as_deref(), &cfg, fps);
                 if let Some(l) = &mut ladder {
                     l.finish(&stream, &mut packager);
                 }
@@ -393,91 +409,75 @@ async fn run_stream(job: Job, ctx: &Context) {
                 if let Some(p) = &mut packager {
                     // Same store, same playlists: new inits and a discontinuity.
                     info!(stream = %stream.name, source = %format!("{}x{}@{fps:.2}", cfg.width, cfg.height), "new video configuration: every rendition continues after a discontinuity");
-                    p.reconfigure(&cfg, fps, running);
+                    let published = p.packager.reconfigure(
+                        &cfg,
+                        fps,
+                        policy::rung_infos(&running),
+                        Instant::now(),
+                    );
+                    p.apply(published);
                     video_config = Some(cfg);
                     continue;
                 }
                 let mut p = StreamPackager::new(
-                    &ctx.store,
-                    &ctx.config,
+                    &packaging,
                     &stream.name,
-                    stream.id,
                     stream.started_unix_ms,
                     &cfg,
                     fps,
                 );
-                if let Some(a) = &audio_reencode {
-                    p.set_audio(a.config());
-                } else if let Some(a) = &audio_config {
-                    p.set_audio(a);
+                let media = ctx
+                    .store
+                    .open(&stream.name, stream.id, p.timing(), p.group());
+                let mut published = p.take();
+                if let Some(a) = audio.as_ref().and_then(|a| a.config()) {
+                    published.extend(p.set_audio(a));
                 }
                 if ladder.is_some() {
-                    p.set_rungs(running);
+                    published.extend(p.set_rungs(policy::rung_infos(&running), Instant::now()));
                 }
+                let p = Packaging { packager: p, media };
+                p.apply(published);
                 packager = Some(p);
                 video_config = Some(cfg);
             }
-            Input::Config(CodecConfig::Aac(asc)) => {
-                audio_reencode = None;
-                if ctx.config.ladder.audio_reencode {
-                    match AudioTranscoder::new(&asc, ctx.config.ladder.audio_kbps * 1000) {
-                        Ok(t) => {
-                            info!(stream = %stream.name, kbps = ctx.config.ladder.audio_kbps, "audio re-encoded");
-                            audio_reencode = Some(t);
-                        }
-                        Err(e) => {
-                            warn!(stream = %stream.name, "audio passed through, not re-encoded: {e}")
-                        }
+            Input::Config(config @ (CodecConfig::Aac(_) | CodecConfig::Mp3(_))) => {
+                let (route, note) = AudioRoute::choose(&config, &ctx.config.ladder);
+                match (&route, note) {
+                    (_, Some(note)) => warn!(stream = %stream.name, "{note}"),
+                    (AudioRoute::Reencode(_), None) => {
+                        info!(stream = %stream.name, kbps = ctx.config.ladder.audio_kbps, "audio re-encoded as AAC")
                     }
+                    _ => {}
                 }
-                if let Some(p) = &mut packager {
-                    match &audio_reencode {
-                        Some(t) => p.set_audio(t.config()),
-                        None => p.set_audio(&asc),
-                    }
+                if let (Some(p), Some(asc)) = (&mut packager, route.config()) {
+                    let published = p.packager.set_audio(asc);
+                    p.apply(published);
                 }
-                audio_config = Some(asc);
-            }
-            Input::Config(CodecConfig::Mp3(mp3)) => {
-                // Players want AAC in CMAF: MP3 is always re-encoded.
-                audio_config = None;
-                audio_reencode = match AudioTranscoder::from_mp3(
-                    &mp3,
-                    ctx.config.ladder.audio_kbps * 1000,
-                ) {
-                    Ok(t) => {
-                        info!(stream = %stream.name, sample_rate = mp3.sample_rate, channels = mp3.channels, kbps = ctx.config.ladder.audio_kbps, "MP3 audio re-encoded as AAC");
-                        Some(t)
-                    }
-                    Err(e) => {
-                        warn!(stream = %stream.name, "MP3 audio dropped: {e}");
-                        None
-                    }
-                };
-                if let (Some(p), Some(t)) = (&mut packager, &audio_reencode) {
-                    p.set_audio(t.config());
-                }
+                audio = Some(route);
             }
             Input::Packet(p) => {
-                check_packet(&stream, &p, &mut video, &mut audio);
+                check_packet(&stream, &p, &mut video_check, &mut audio_check);
                 if ctx.shutdown.is_triggered() {
                     // On shutdown, drain quickly: account, do not encode.
                     continue;
                 }
                 if let Some(pk) = &mut packager {
-                    match (p.track, &mut audio_reencode) {
-                        (Track::Video, _) => pk.source_video(&p),
-                        // Only AAC passes through (an MP3 stream without a
-                        // working re-encoder has no audio rendition).
-                        (Track::Audio, None) if audio_config.is_some() => pk.audio(&p),
-                        (Track::Audio, None) => {}
-                        (Track::Audio, Some(t)) => {
-                            // The rendition's init is the re-encoder's: a unit it
-                            // cannot take is skipped, not passed through.
-                            if let Err(e) = t.push(&p, &mut |o| pk.audio(&o)) {
+                    match (p.track, &mut audio) {
+                        (Track::Video, _) => {
+                            let published = pk.packager.source_video(&p, Instant::now());
+                            pk.apply(published);
+                        }
+                        (Track::Audio, Some(route)) => {
+                            let pushed = route.push(&p, &mut |o| {
+                                let published = pk.packager.audio(o, Instant::now());
+                                pk.apply(published);
+                            });
+                            if let Err(e) = pushed {
                                 warn!(stream = %stream.name, pts = p.pts, "audio re-encode: {e}");
                             }
                         }
+                        (Track::Audio, None) => {}
                     }
                 }
                 if p.track == Track::Video {
@@ -503,7 +503,8 @@ async fn run_stream(job: Job, ctx: &Context) {
         }
     }
     if let Some(p) = &mut packager {
-        p.finish();
+        let published = p.packager.finish(Instant::now());
+        p.apply(published);
     }
     info!(
         stream = %stream.name,
@@ -513,7 +514,7 @@ async fn run_stream(job: Job, ctx: &Context) {
         reason = ?ended,
         "pipeline drained"
     );
-    ctx.registry.finish(&stream, ended);
+    ctx.streams.registry.finish(&stream, ended);
 }
 
 /// Runs one ladder step with a panic (a codec library or driver binding gone
@@ -539,14 +540,6 @@ fn stop_ladder(stream: &LiveStream, ladder: &mut Option<Running>) {
     if let Some(l) = ladder.take() {
         let _ = contained(stream, "drop", move || drop(l));
     }
-}
-
-/// The source frame rate: from the SPS, else `onMetaData`, else 30.
-fn source_fps(stream: &LiveStream, cfg: &AvcConfig) -> f64 {
-    cfg.fps
-        .or_else(|| stream.info().metadata.as_ref()?.get("framerate")?.as_f64())
-        .filter(|f| (1.0..=240.0).contains(f))
-        .unwrap_or(30.0)
 }
 
 fn check_packet(stream: &LiveStream, p: &Packet, video: &mut TrackCheck, audio: &mut TrackCheck) {

@@ -1,158 +1,18 @@
-//! The built-in demo source: a live test pattern made in-process, so a fresh
-//! box shows a running ladder with no camera.
-//!
-//! Each picture (colour bars, a moving box, a frame counter and the wall clock
-//! burned in) is encoded to H.264 and enters the pipeline through the same
-//! [`Packet`] path as RTMP, paced in real time, with a 1 kHz tone as AAC audio.
+//! Test sources made in-process: the demo's picture (colour bars, a moving
+//! box, a frame counter and the wall clock burned in) encoded to H.264, and a
+//! 1 kHz tone encoded to AAC. The demo stream paces them in real time; `hwtest`
+//! and the benches take clips of them as fast as they encode.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use serde::Deserialize;
-use tracing::{info, warn};
 
-use crate::ingest::registry::EndReason;
 use crate::media::h264::{annexb_nal_units, AvcConfig};
-use crate::media::{CodecConfig, Packet, StreamId, Track, TIMESCALE};
-use crate::runtime::Context;
+use crate::media::{Packet, StreamId, Track, TIMESCALE};
 use crate::transcode::audio::{AacEncoder, Tone};
 use crate::transcode::cpu::OpenH264Encoder;
 use crate::transcode::ladder::Rung;
-use crate::transcode::pipeline::{Input, Job};
 use crate::transcode::{Encoder, Frame};
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DemoConfig {
-    pub enabled: bool,
-    /// Public stream name of the demo.
-    pub name: String,
-    pub width: u32,
-    pub height: u32,
-    pub fps: u32,
-    pub bitrate_kbps: u32,
-    /// A 1 kHz tone at −18 dBFS (EBU alignment level), AAC-LC 48 kHz stereo.
-    pub tone: bool,
-    pub audio_kbps: u32,
-}
-
-impl Default for DemoConfig {
-    fn default() -> Self {
-        DemoConfig {
-            enabled: false,
-            name: "demo".into(),
-            width: 1280,
-            height: 720,
-            fps: 30,
-            bitrate_kbps: 4000,
-            tone: true,
-            audio_kbps: 128,
-        }
-    }
-}
-
-/// Starts the demo on its own thread (it is a source, like a camera).
-pub fn spawn(ctx: Arc<Context>) -> std::io::Result<()> {
-    std::thread::Builder::new()
-        .name("ladderd-demo".into())
-        .spawn(move || {
-            if let Err(e) = run(&ctx) {
-                warn!("demo source stopped: {e}");
-            }
-        })?;
-    Ok(())
-}
-
-fn run(ctx: &Context) -> Result<(), String> {
-    let cfg = &ctx.config.demo;
-    let publisher = SocketAddr::from(([127, 0, 0, 1], 0));
-    let stream = ctx
-        .registry
-        .claim(&cfg.name, publisher, true, usize::MAX)
-        .map_err(|r| r.describe().to_string())?;
-    // Our encoder writes no VUI timing; say the frame rate the way a publisher would.
-    stream.info().metadata = Some(serde_json::json!({
-        "width": cfg.width, "height": cfg.height, "framerate": cfg.fps, "encoder": "ladderd demo",
-    }));
-    let (tx, rx) = flume::bounded(ctx.config.limits.packet_queue);
-    ctx.media
-        .dispatch(Job {
-            stream: stream.clone(),
-            input: rx,
-        })
-        .map_err(|_| "no media core accepted the demo".to_string())?;
-    let gop = ((cfg.fps as f64 * ctx.config.ladder.segment_secs).round() as u64).max(1);
-    let mut source = PatternSource::new(cfg.width, cfg.height, cfg.fps, cfg.bitrate_kbps, gop)?;
-    let mut audio = if cfg.tone {
-        let a = ToneSource::new(cfg.audio_kbps * 1000)?;
-        stream.info().audio = Some(crate::media::AudioConfig::Aac(a.config().clone()));
-        if tx
-            .send(Input::Config(CodecConfig::Aac(a.config().clone())))
-            .is_err()
-        {
-            return Ok(());
-        }
-        Some(a)
-    } else {
-        None
-    };
-    let start = Instant::now();
-    info!(stream = %cfg.name, size = %format!("{}x{}@{}", cfg.width, cfg.height, cfg.fps), "demo source started");
-    let mut n: u64 = 0;
-    let reason = loop {
-        if ctx.shutdown.is_triggered() {
-            break EndReason::Shutdown;
-        }
-        let due = start + Duration::from_secs_f64(n as f64 / cfg.fps as f64);
-        if let Some(wait) = due.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
-        }
-        n += 1;
-        let Some((config, packet)) = source.next(stream.id)? else {
-            continue;
-        };
-        if let Some(config) = config {
-            stream.info().video = Some(config.clone());
-            if tx.send(Input::Config(CodecConfig::Avc(config))).is_err() {
-                break EndReason::Shutdown;
-            }
-        }
-        let s = &stream.stats;
-        s.video_packets
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        s.keyframes
-            .fetch_add(packet.keyframe as u64, std::sync::atomic::Ordering::Relaxed);
-        s.record(
-            packet.arrival.saturating_duration_since(stream.started),
-            packet.data.len(),
-        );
-        if tx.send(Input::Packet(packet)).is_err() {
-            break EndReason::Shutdown;
-        }
-        if let Some(a) = &mut audio {
-            // The tone up to this picture's time, in whole AAC frames.
-            let until = Duration::from_secs_f64(n as f64 / cfg.fps as f64);
-            let mut closed = false;
-            a.until(until, stream.id, &mut |p| {
-                s.audio_packets
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                s.record(
-                    p.arrival.saturating_duration_since(stream.started),
-                    p.data.len(),
-                );
-                closed |= tx.send(Input::Packet(p)).is_err();
-            })?;
-            if closed {
-                break EndReason::Shutdown;
-            }
-        }
-    };
-    ctx.registry.release(&stream);
-    let _ = tx.send(Input::End(reason));
-    Ok(())
-}
 
 /// The test pattern, encoded: one H.264 packet (AVCC, parameter sets in the
 /// config, not the packets) per call, a keyframe every `gop` frames, timed at

@@ -20,6 +20,11 @@ use crate::transcode::boundary::{Boundaries, Mode};
 use crate::transcode::ladder::{plan, Rung, RungConfig};
 use crate::transcode::{Decoder, EncodedFrame, Encoder, Frame, Scaler, StageError};
 
+mod threads;
+
+pub use threads::RungOutput;
+use threads::{rung_thread, RungJob};
+
 /// Per-rung output accounting.
 #[derive(Debug, Clone)]
 pub struct RungStats {
@@ -79,21 +84,6 @@ pub enum RungMode {
     Realtime { queue: usize },
 }
 
-/// A picture for one rung's thread.
-struct RungJob {
-    frame: Arc<Frame>,
-    force_idr: bool,
-}
-
-/// What a rung's thread made of one picture.
-pub struct RungOutput {
-    rung: usize,
-    pts: i64,
-    scale: Duration,
-    encode: Duration,
-    result: Result<Option<EncodedFrame>, StageError>,
-}
-
 enum RungExec {
     Inline {
         scaler: Box<dyn Scaler>,
@@ -112,33 +102,6 @@ struct RungState {
     rung: Rung,
     exec: RungExec,
     stats: RungStats,
-}
-
-/// One rung's thread: scale and encode each picture it is handed, in order.
-fn rung_thread(
-    index: usize,
-    mut scaler: Box<dyn Scaler>,
-    mut encoder: Box<dyn Encoder>,
-    mut frame: Frame,
-    jobs: flume::Receiver<RungJob>,
-    outputs: flume::Sender<RungOutput>,
-) {
-    for job in jobs.iter() {
-        let t = Instant::now();
-        let scaled = scaler.scale(&job.frame, &mut frame);
-        let t2 = Instant::now();
-        let result = scaled.and_then(|()| encoder.encode(&frame, job.force_idr));
-        let out = RungOutput {
-            rung: index,
-            pts: job.frame.pts,
-            scale: t2 - t,
-            encode: t2.elapsed(),
-            result,
-        };
-        if outputs.send(out).is_err() {
-            return;
-        }
-    }
 }
 
 pub struct LadderRun {
@@ -529,156 +492,6 @@ impl FanOut<'_> {
     }
 }
 
-impl FanOut<'_> {
-    /// A copy of `frame` the rung threads can share: a pooled one no thread
-    /// holds any more, else a new one (the pool grows to the pictures in flight).
-    fn shared(&mut self, frame: &Frame) -> Arc<Frame> {
-        for slot in self.pool.iter_mut() {
-            if let Some(f) = Arc::get_mut(slot) {
-                f.reshape(frame.width, frame.height);
-                f.y.copy_from_slice(&frame.y);
-                f.u.copy_from_slice(&frame.u);
-                f.v.copy_from_slice(&frame.v);
-                f.pts = frame.pts;
-                f.arrival = frame.arrival;
-                f.device = frame.device.clone();
-                return slot.clone();
-            }
-        }
-        let f = Arc::new(frame.clone());
-        self.pool.push(f.clone());
-        f
-    }
-
-    /// Hands one picture to every rung thread that takes it. In realtime mode
-    /// a rung whose queue is full drops it and every picture up to the next
-    /// segment boundary (where its encoder gets an IDR), counted.
-    fn dispatch(&mut self, frame: &Frame) {
-        let due = Due::of(
-            frame.pts,
-            &mut self.boundaries,
-            &mut self.source_keyframes,
-            self.frame_ticks,
-        );
-        let decision = due.decision;
-        let shared = self.shared(frame);
-        let realtime = matches!(self.mode, RungMode::Realtime { .. });
-        let mut handed = 0;
-        for r in self.rungs.iter_mut() {
-            if !due.takes(&r.rung) {
-                continue;
-            }
-            let RungExec::Thread {
-                jobs: jobs_slot,
-                dropping,
-                ..
-            } = &mut r.exec
-            else {
-                continue;
-            };
-            let Some(jobs) = jobs_slot.as_ref() else {
-                continue;
-            };
-            if *dropping && !decision.boundary {
-                r.stats.dropped_behind += 1;
-                continue;
-            }
-            let job = RungJob {
-                frame: shared.clone(),
-                force_idr: decision.boundary,
-            };
-            let sent = if realtime {
-                match jobs.try_send(job) {
-                    Ok(()) => Ok(true),
-                    Err(flume::TrySendError::Full(_)) => Ok(false),
-                    Err(flume::TrySendError::Disconnected(_)) => Err(()),
-                }
-            } else {
-                jobs.send(job).map(|()| true).map_err(|_| ())
-            };
-            match sent {
-                Ok(true) => {
-                    *dropping = false;
-                    handed += 1;
-                }
-                Ok(false) => {
-                    if !*dropping {
-                        tracing::warn!(rung = %r.rung.name, pts = frame.pts, "rung behind real time: dropping its pictures up to the next segment boundary");
-                    }
-                    *dropping = true;
-                    r.stats.dropped_behind += 1;
-                }
-                Err(()) => {
-                    // The rung's thread is gone (a codec panic, logged by the
-                    // panic hook): that rung stops, the others go on.
-                    tracing::error!(rung = %r.rung.name, pts = frame.pts, "rung thread ended; this rung stops, the rest of the ladder continues");
-                    *jobs_slot = None;
-                }
-            }
-        }
-        if handed > 0 {
-            self.in_flight
-                .insert(frame.pts, (handed, Instant::now(), frame.arrival));
-        }
-    }
-
-    /// Takes every result the rung threads have ready.
-    fn drain(
-        &mut self,
-        out: &mut dyn FnMut(usize, EncodedFrame),
-        result: &mut Result<(), StageError>,
-    ) {
-        let Some(rx) = self.outputs else { return };
-        while let Ok(o) = rx.try_recv() {
-            self.accept(o, out, result);
-        }
-    }
-
-    /// Accounts one rung thread's result and passes its frame on.
-    fn accept(
-        &mut self,
-        o: RungOutput,
-        out: &mut dyn FnMut(usize, EncodedFrame),
-        result: &mut Result<(), StageError>,
-    ) {
-        if let Some(r) = self.rungs.get_mut(o.rung) {
-            r.stats.scale_time += o.scale;
-            r.stats.encode_time += o.encode;
-            if self.telemetry {
-                let _ = r.stats.scale_us.record(o.scale.as_micros() as u64);
-                let _ = r.stats.encode_us.record(o.encode.as_micros() as u64);
-            }
-            match o.result {
-                Ok(Some(e)) => {
-                    r.stats.frames += 1;
-                    r.stats.keyframes += e.keyframe as u64;
-                    r.stats.bytes += e.data.len() as u64;
-                    out(o.rung, e);
-                }
-                Ok(None) => {}
-                Err(e) => *result = Err(e),
-            }
-        }
-        if let Some(entry) = self.in_flight.get_mut(&o.pts) {
-            entry.0 -= 1;
-            if entry.0 == 0 {
-                let (_, handed, arrival) = *entry;
-                self.in_flight.remove(&o.pts);
-                if self.telemetry {
-                    let _ = self
-                        .latency
-                        .ladder_us
-                        .record(handed.elapsed().as_micros() as u64);
-                    let _ = self
-                        .latency
-                        .total_us
-                        .record(arrival.elapsed().as_micros() as u64);
-                }
-            }
-        }
-    }
-}
-
 /// One picture's place in the ladder, decided once for every rung (inline or on
 /// rung threads): whether it starts a segment (every rung encodes an IDR), and
 /// which rungs take it (a 30 fps rung of a 60 fps source takes every other
@@ -800,7 +613,8 @@ mod tests {
 
     /// 2 s of the demo pattern at 720p30, a keyframe every 0.5 s.
     fn capture() -> (AvcConfig, Vec<Packet>) {
-        let mut src = crate::ingest::demo::PatternSource::new(1280, 720, 30, 2000, 15).unwrap();
+        let mut src =
+            crate::transcode::pattern::PatternSource::new(1280, 720, 30, 2000, 15).unwrap();
         let (mut cfg, mut v) = (None, Vec::new());
         while v.len() < 60 {
             if let Some((c, p)) = src.next(1).unwrap() {

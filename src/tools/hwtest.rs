@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::ingest::demo::PatternSource;
 use crate::media::h264::AvcConfig;
 use crate::media::Packet;
 use crate::telemetry::latency::Percentiles;
@@ -29,6 +28,7 @@ use crate::transcode::gpu::scaler::{GpuRungScaler, LadderScaler};
 use crate::transcode::gpu::{self, Gpu, GpuReport, Plan};
 use crate::transcode::ladder::{self, default_ladder, Rung};
 use crate::transcode::ladder_run::LadderRun;
+use crate::transcode::pattern::PatternSource;
 use crate::transcode::{Decoder, Encoder, Frame, Scaler};
 
 pub struct Options {
@@ -599,7 +599,7 @@ fn channels(r: &mut Report, backend: &Backend, config: &AvcConfig, packets: &[Pa
     let mut held = 0;
     let mut detail = Vec::new();
     for n in 1..=max.max(1) {
-        let slowest = crate::transcode::bench::slowest_of(
+        let slowest = crate::tools::bench::slowest_of(
             n,
             || ladder_once(backend, config, clip).map(|(_, d)| d),
             || "ladder thread panicked".to_string(),

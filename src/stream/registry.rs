@@ -12,10 +12,51 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use event_listener::Event;
 use serde::Serialize;
 
-use super::auth::Rejection;
 use crate::media::h264::AvcConfig;
 use crate::media::StreamId;
 use crate::telemetry::latency::LatencySummary;
+
+/// Why a publish was refused; the label is used in logs and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rejection {
+    WrongApp,
+    BadName,
+    UnknownStream,
+    MissingKey,
+    BadKey,
+    AlreadyLive,
+    TooManyStreams,
+    ShuttingDown,
+}
+
+impl Rejection {
+    pub fn label(self) -> &'static str {
+        match self {
+            Rejection::WrongApp => "wrong_app",
+            Rejection::BadName => "bad_name",
+            Rejection::UnknownStream => "unknown_stream",
+            Rejection::MissingKey => "missing_key",
+            Rejection::BadKey => "bad_key",
+            Rejection::AlreadyLive => "already_live",
+            Rejection::TooManyStreams => "too_many_streams",
+            Rejection::ShuttingDown => "shutting_down",
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Rejection::WrongApp => "unknown RTMP application",
+            Rejection::BadName => "stream name is not valid",
+            Rejection::UnknownStream => "no such stream is configured",
+            Rejection::MissingKey => "stream key missing (publish as NAME?key=SECRET)",
+            Rejection::BadKey => "stream key is wrong",
+            Rejection::AlreadyLive => "stream already has a publisher",
+            Rejection::TooManyStreams => "server is at its stream limit",
+            Rejection::ShuttingDown => "server is shutting down",
+        }
+    }
+}
 
 /// Sessions remembered after they end, for `/api/v1/sessions`.
 const HISTORY: usize = 64;

@@ -5,7 +5,6 @@
 //! rung, the source passthrough when `hls.source_rendition` is on, and the
 //! audio (passed through, or re-encoded as `[ladder]` says).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -14,9 +13,9 @@ use bytes::Bytes;
 use crate::config::Config;
 use crate::media::flv::{Demuxed, Demuxer, FileTags, FlvError};
 use crate::media::{CodecConfig, Packet, Track, TIMESCALE};
-use crate::package::StreamPackager;
-use crate::store::hot::{HotStore, Object, Rendition};
-use crate::transcode::audio::AudioTranscoder;
+use crate::package::chunker::Chunk;
+use crate::package::{PackagerConfig, Published, StreamPackager};
+use crate::stream::policy::{self, AudioRoute};
 use crate::transcode::backend::Backend;
 use crate::transcode::ladder_run::LadderRun;
 use crate::transcode::StageError;
@@ -39,8 +38,8 @@ pub enum TranscodeError {
     },
     #[error(transparent)]
     Stage(#[from] StageError),
-    #[error("{name}: packaging lost segment {msn}")]
-    Package { name: String, msn: u64 },
+    #[error("{0}: audio: {1}")]
+    Audio(PathBuf, String),
     #[error("ladder backend: {0}")]
     Backend(String),
 }
@@ -191,67 +190,58 @@ pub fn transcode(input: &Path, out_dir: &Path, config: &Config) -> Result<Summar
         &backend,
     )?;
 
-    // The live packager into an in-memory store that keeps everything.
-    let mut pack_config = config.clone();
-    pack_config.hls.chunked_parts = false;
-    let store = HotStore::new(f64::MAX);
+    // The live packager, whole parts (no chunks), its output collected per rendition.
+    let mut packaging = PackagerConfig::from_config(config);
+    packaging.chunked_parts = false;
     let started_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
-    let mut packager = StreamPackager::new(
-        &store,
-        &pack_config,
-        "file",
-        1,
-        started_ms,
-        &video_config,
-        fps,
-    );
-    packager.set_rungs(run.rungs().map(|(r, _)| r.clone()).collect());
-    let kbps = config.ladder.audio_kbps * 1000;
-    let mut reencode = match (&audio_config, audio.is_empty()) {
-        (_, true) | (None, _) => None,
-        (Some(CodecConfig::Mp3(m)), _) => Some(AudioTranscoder::from_mp3(m, kbps)?),
-        (Some(CodecConfig::Aac(a)), _) if config.ladder.audio_reencode => {
-            Some(AudioTranscoder::new(a, kbps)?)
+    let mut tracks = Tracks::default();
+    let mut packager = StreamPackager::new(&packaging, "file", started_ms, &video_config, fps);
+    tracks.add(packager.take());
+    tracks.add(packager.set_rungs(policy::rung_infos(run.rungs().map(|(r, _)| r)), now));
+    let mut route = match (&audio_config, audio.is_empty()) {
+        (Some(c), false) => {
+            let (route, note) = AudioRoute::choose(c, &config.ladder);
+            if let AudioRoute::Dropped(why) = &route {
+                return Err(TranscodeError::Audio(input.into(), why.clone()));
+            }
+            if let Some(note) = note {
+                tracing::warn!(input = %input.display(), "{note}");
+            }
+            Some(route)
         }
-        (Some(CodecConfig::Aac(a)), _) => {
-            packager.set_audio(a);
-            None
-        }
-        (Some(CodecConfig::Avc(_)), _) => None,
+        _ => None,
     };
-    if let Some(t) = &reencode {
-        packager.set_audio(t.config());
+    if let Some(asc) = route.as_ref().and_then(|r| r.config()) {
+        tracks.add(packager.set_audio(asc));
     }
 
     for p in &video {
-        packager.source_video(p);
-        let mut sink = |i: usize, f: crate::transcode::EncodedFrame| packager.rung_frame(i, &f);
+        tracks.add(packager.source_video(p, now));
+        let mut sink = |i: usize, f: crate::transcode::EncodedFrame| {
+            tracks.add(packager.rung_frame(i, &policy::picture(&f), now))
+        };
         if let Err(e) = run.push(p, &mut sink) {
             tracing::warn!(input = %input.display(), "{e}; skipping to the next keyframe");
         }
     }
-    run.finish(&mut |i, f| packager.rung_frame(i, &f))?;
-    for a in &audio {
-        match &mut reencode {
-            Some(t) => {
-                if let Err(e) = t.push(a, &mut |o| packager.audio(&o)) {
-                    tracing::warn!(input = %input.display(), pts = a.pts, "audio re-encode: {e}");
-                }
+    run.finish(&mut |i, f| tracks.add(packager.rung_frame(i, &policy::picture(&f), now)))?;
+    if let Some(route) = &mut route {
+        for a in &audio {
+            let pushed = route.push(a, &mut |o| tracks.add(packager.audio(o, now)));
+            if let Err(e) = pushed {
+                tracing::warn!(input = %input.display(), pts = a.pts, "audio re-encode: {e}");
             }
-            None => packager.audio(a),
         }
     }
-    packager.finish();
+    tracks.add(packager.finish(now));
 
     let mut written = std::collections::HashMap::new();
-    if let Some(media) = store.get("file") {
-        for r in media.renditions() {
-            let path = out_dir.join(format!("{}.mp4", r.name));
-            std::fs::write(&path, track_file(&r)?).map_err(io(&path))?;
-            written.insert(r.name.clone(), path);
-        }
+    for (name, data) in tracks.files() {
+        let path = out_dir.join(format!("{name}.mp4"));
+        std::fs::write(&path, data).map_err(io(&path))?;
+        written.insert(name, path);
     }
 
     let duration = duration_secs(&video, fps);
@@ -288,30 +278,49 @@ pub fn transcode(input: &Path, out_dir: &Path, config: &Config) -> Result<Summar
     })
 }
 
-/// One rendition as a CMAF track file: its init segment, then every segment.
-fn track_file(r: &Rendition) -> Result<Vec<u8>, TranscodeError> {
-    let (msns, version) = r.with_segments(|entries, _, _| {
-        (
-            entries.iter().map(|e| e.msn).collect::<Vec<_>>(),
-            entries.first().map_or(0, |e| e.init_version),
-        )
-    });
-    let lost = |msn| TranscodeError::Package {
-        name: r.name.clone(),
-        msn,
-    };
-    let mut out = Vec::new();
-    match r.init(version) {
-        Object::Ready(init) => out.write_all(&init).map_err(|_| lost(0))?,
-        _ => return Err(lost(0)),
-    }
-    for msn in msns {
-        match r.segment(msn) {
-            Object::Ready(d) => out.extend_from_slice(&d),
-            _ => return Err(lost(msn)),
+/// Each rendition as a CMAF track file: its first init segment, then every
+/// part in order (whole parts: the segments, back to back).
+#[derive(Default)]
+struct Tracks {
+    order: Vec<String>,
+    init: std::collections::HashMap<String, Bytes>,
+    body: std::collections::HashMap<String, Vec<u8>>,
+}
+
+impl Tracks {
+    fn add(&mut self, published: Vec<Published>) {
+        for p in published {
+            match p {
+                Published::Rendition { name, .. } if !self.order.contains(&name) => {
+                    self.order.push(name)
+                }
+                Published::Init { rendition, init } => {
+                    self.init.entry(rendition).or_insert(init);
+                }
+                Published::Chunk {
+                    rendition,
+                    chunk: Chunk::Part { data, .. },
+                } => self
+                    .body
+                    .entry(rendition)
+                    .or_default()
+                    .extend_from_slice(&data),
+                _ => {}
+            }
         }
     }
-    Ok(out)
+
+    /// (rendition, file bytes), for each rendition that has an init segment.
+    fn files(&self) -> Vec<(String, Vec<u8>)> {
+        self.order
+            .iter()
+            .filter_map(|name| {
+                let mut out = self.init.get(name)?.to_vec();
+                out.extend_from_slice(self.body.get(name).map_or(&[][..], |b| b));
+                Some((name.clone(), out))
+            })
+            .collect()
+    }
 }
 
 fn estimate_fps(video: &[Packet]) -> f64 {

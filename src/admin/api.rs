@@ -1,0 +1,194 @@
+//! The operators' routes. The API and `/metrics` take the admin token when one
+//! is configured; health never does (load balancers and systemd probe it).
+
+use bytes::Bytes;
+use hyper::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE};
+use hyper::{HeaderMap, Method, Response, StatusCode};
+use serde::Serialize;
+
+use super::Admin;
+use crate::stream::{EndReason, LiveStream};
+
+impl Admin {
+    /// Answers `/healthz`, `/readyz`, `/metrics` and `/api/…`; `None` for any other path.
+    pub fn handle(
+        &self,
+        method: &Method,
+        segments: &[&str],
+        headers: &HeaderMap,
+    ) -> Option<Response<Bytes>> {
+        let guarded = match segments {
+            ["api", ..] | ["metrics"] => true,
+            ["healthz"] | ["readyz"] => false,
+            _ => return None,
+        };
+        if guarded && !self.authorized(headers) {
+            let mut r = json_error(StatusCode::UNAUTHORIZED, "admin token required");
+            r.headers_mut().insert(
+                hyper::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer"),
+            );
+            return Some(r);
+        }
+        if method == Method::DELETE {
+            return Some(match segments {
+                ["api", "v1", "streams", name] => self.kick(name),
+                _ => not_allowed(),
+            });
+        }
+        if method != Method::GET && method != Method::HEAD {
+            return Some(not_allowed());
+        }
+        Some(match segments {
+            ["healthz"] => text(StatusCode::OK, "ok\n"),
+            ["readyz"] => {
+                if self.health.is_ready() {
+                    json(StatusCode::OK, &serde_json::json!({ "ready": true }))
+                } else {
+                    let reason = self.health.not_ready_reason();
+                    json(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        &serde_json::json!({ "ready": false, "reason": reason }),
+                    )
+                }
+            }
+            ["metrics"] => self.metrics(headers),
+            ["api", "v1", "streams"] => {
+                let streams: Vec<_> = self
+                    .streams
+                    .registry
+                    .live()
+                    .iter()
+                    .map(|s| self.stream_view(s))
+                    .collect();
+                json(StatusCode::OK, &serde_json::json!({ "streams": streams }))
+            }
+            ["api", "v1", "streams", name] => match self.streams.registry.get(name) {
+                Some(s) => json(StatusCode::OK, &self.stream_view(&s)),
+                None => json_error(StatusCode::NOT_FOUND, "no such live stream"),
+            },
+            ["api", "v1", "sessions"] => json(
+                StatusCode::OK,
+                &serde_json::json!({
+                    "sessions": self.streams.registry.history(),
+                    "rejected": self.streams.registry.rejections(),
+                }),
+            ),
+            ["api", "v1", "origin"] => json(StatusCode::OK, &(self.origin)()),
+            _ => text(StatusCode::NOT_FOUND, "not found\n"),
+        })
+    }
+
+    fn kick(&self, name: &str) -> Response<Bytes> {
+        match self.streams.registry.get(name) {
+            Some(s) => {
+                tracing::info!(stream = %s.name, "publisher kicked through the API");
+                s.stop(EndReason::Kicked);
+                json(StatusCode::OK, &serde_json::json!({ "kicked": s.name }))
+            }
+            None => json_error(StatusCode::NOT_FOUND, "no such live stream"),
+        }
+    }
+
+    fn metrics(&self, headers: &HeaderMap) -> Response<Bytes> {
+        let om = super::metrics::render(self);
+        let wants_om = headers
+            .get(hyper::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("application/openmetrics-text"));
+        let (body, kind) = if wants_om {
+            (
+                om,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )
+        } else {
+            (
+                crate::telemetry::metrics::to_classic(&om),
+                "text/plain; version=0.0.4; charset=utf-8",
+            )
+        };
+        let mut r = Response::new(Bytes::from(body));
+        r.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static(kind));
+        r.headers_mut()
+            .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        r
+    }
+
+    /// A live stream for the API: the registry's view plus what playback sees.
+    fn stream_view(&self, s: &LiveStream) -> serde_json::Value {
+        let mut v = serde_json::to_value(s.snapshot()).unwrap_or_default();
+        if let (Some(obj), Some(media)) = (v.as_object_mut(), self.store.get(&s.name)) {
+            let renditions: Vec<_> = media
+                .renditions()
+                .iter()
+                .map(|r| {
+                    serde_json::json!({
+                        "name": r.name,
+                        "codecs": r.codecs(),
+                        "parts": r.parts_published.load(std::sync::atomic::Ordering::Relaxed),
+                        "segments": r.segments_published.load(std::sync::atomic::Ordering::Relaxed),
+                        "last_part": r.last_part(),
+                    })
+                })
+                .collect();
+            obj.insert("viewers".into(), media.recent_requests(10).into());
+            obj.insert("renditions".into(), renditions.into());
+        }
+        v
+    }
+
+    /// `Authorization: Bearer TOKEN` when `admin.token` is set.
+    fn authorized(&self, headers: &HeaderMap) -> bool {
+        let Some(token) = &self.config.admin.token else {
+            return true;
+        };
+        headers
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|t| token.matches(t.trim()))
+    }
+}
+
+fn not_allowed() -> Response<Bytes> {
+    let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+    r.headers_mut()
+        .insert(ALLOW, HeaderValue::from_static("GET, HEAD, OPTIONS"));
+    r
+}
+
+fn text(status: StatusCode, body: &str) -> Response<Bytes> {
+    let mut r = Response::new(Bytes::copy_from_slice(body.as_bytes()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Bytes> {
+    let body = match serde_json::to_vec_pretty(value) {
+        Ok(b) => b,
+        Err(e) => {
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("serialize: {e}\n"),
+            )
+        }
+    };
+    let mut r = Response::new(Bytes::from(body));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+fn json_error(status: StatusCode, message: &str) -> Response<Bytes> {
+    json(status, &serde_json::json!({ "error": message }))
+}

@@ -1,0 +1,120 @@
+//! The built-in demo source: a live test pattern made in-process, so a fresh
+//! box shows a running ladder with no camera.
+//!
+//! Each picture (colour bars, a moving box, a frame counter and the wall clock
+//! burned in) is encoded to H.264 and enters the pipeline through the same
+//! [`Packet`] path as RTMP, paced in real time, with a 1 kHz tone as AAC audio.
+
+//!
+//! It lives in `stream`, not `ingest`: it encodes with `transcode`'s encoders,
+//! which ingest may not use (DESIGN.md's arrows).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::media::CodecConfig;
+use crate::stream::{EndReason, Input, Streams};
+use crate::telemetry::shutdown::Shutdown;
+use crate::transcode::pattern::{PatternSource, ToneSource};
+
+/// Starts the demo on its own thread (it is a source, like a camera).
+pub fn spawn(
+    config: Arc<Config>,
+    streams: Arc<Streams>,
+    shutdown: Arc<Shutdown>,
+) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("ladderd-demo".into())
+        .spawn(move || {
+            if let Err(e) = run(&config, &streams, &shutdown) {
+                warn!("demo source stopped: {e}");
+            }
+        })?;
+    Ok(())
+}
+
+fn run(config: &Config, streams: &Streams, shutdown: &Shutdown) -> Result<(), String> {
+    let cfg = &config.demo;
+    let publisher = SocketAddr::from(([127, 0, 0, 1], 0));
+    let publish = streams
+        .publish(&cfg.name, publisher, true, usize::MAX)
+        .map_err(|r| r.describe().to_string())?;
+    let (stream, tx) = (publish.stream, publish.input);
+    // Our encoder writes no VUI timing; say the frame rate the way a publisher would.
+    stream.info().metadata = Some(serde_json::json!({
+        "width": cfg.width, "height": cfg.height, "framerate": cfg.fps, "encoder": "ladderd demo",
+    }));
+    let gop = ((cfg.fps as f64 * config.ladder.segment_secs).round() as u64).max(1);
+    let mut source = PatternSource::new(cfg.width, cfg.height, cfg.fps, cfg.bitrate_kbps, gop)?;
+    let mut audio = if cfg.tone {
+        let a = ToneSource::new(cfg.audio_kbps * 1000)?;
+        stream.info().audio = Some(crate::media::AudioConfig::Aac(a.config().clone()));
+        if tx
+            .send(Input::Config(CodecConfig::Aac(a.config().clone())))
+            .is_err()
+        {
+            return Ok(());
+        }
+        Some(a)
+    } else {
+        None
+    };
+    let start = Instant::now();
+    info!(stream = %cfg.name, size = %format!("{}x{}@{}", cfg.width, cfg.height, cfg.fps), "demo source started");
+    let mut n: u64 = 0;
+    let reason = loop {
+        if shutdown.is_triggered() {
+            break EndReason::Shutdown;
+        }
+        let due = start + Duration::from_secs_f64(n as f64 / cfg.fps as f64);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        n += 1;
+        let Some((config, packet)) = source.next(stream.id)? else {
+            continue;
+        };
+        if let Some(config) = config {
+            stream.info().video = Some(config.clone());
+            if tx.send(Input::Config(CodecConfig::Avc(config))).is_err() {
+                break EndReason::Shutdown;
+            }
+        }
+        let s = &stream.stats;
+        s.video_packets
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        s.keyframes
+            .fetch_add(packet.keyframe as u64, std::sync::atomic::Ordering::Relaxed);
+        s.record(
+            packet.arrival.saturating_duration_since(stream.started),
+            packet.data.len(),
+        );
+        if tx.send(Input::Packet(packet)).is_err() {
+            break EndReason::Shutdown;
+        }
+        if let Some(a) = &mut audio {
+            // The tone up to this picture's time, in whole AAC frames.
+            let until = Duration::from_secs_f64(n as f64 / cfg.fps as f64);
+            let mut closed = false;
+            a.until(until, stream.id, &mut |p| {
+                s.audio_packets
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                s.record(
+                    p.arrival.saturating_duration_since(stream.started),
+                    p.data.len(),
+                );
+                closed |= tx.send(Input::Packet(p)).is_err();
+            })?;
+            if closed {
+                break EndReason::Shutdown;
+            }
+        }
+    };
+    streams.registry.release(&stream);
+    let _ = tx.send(Input::End(reason));
+    Ok(())
+}

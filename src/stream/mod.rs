@@ -1,0 +1,80 @@
+//! One live stream's life: the registry of names and claims, the hand-off of a
+//! claimed stream to a media core, the per-stream driver (ingest packets →
+//! ladder → packager → store), the rendition/audio policy, and the stats
+//! snapshots the API and `/metrics` read.
+//!
+//! Ingest only claims a name and sends [`Input`] values; it never sees a
+//! pipeline, a packager or the store.
+
+pub mod demo;
+pub mod driver;
+pub mod policy;
+pub mod registry;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+pub use driver::{Driver, Input, Job};
+pub use registry::{EndReason, LiveStream, Registry, Rejection};
+
+/// What ingest holds: the live names, and the way into a media core.
+pub struct Streams {
+    pub registry: Registry,
+    cores: Vec<flume::Sender<Job>>,
+    next: AtomicUsize,
+    /// `limits.packet_queue`: each stream's input channel (backpressure reaches
+    /// the publisher's socket, never unbounded memory).
+    packet_queue: usize,
+}
+
+/// A claimed stream and its input channel.
+pub struct Publish {
+    pub stream: Arc<LiveStream>,
+    pub input: flume::Sender<Input>,
+}
+
+impl Streams {
+    /// `cores`: one job queue per media core (round-robin).
+    pub fn new(cores: Vec<flume::Sender<Job>>, packet_queue: usize) -> Self {
+        Streams {
+            registry: Registry::new(),
+            cores,
+            next: AtomicUsize::new(0),
+            packet_queue,
+        }
+    }
+
+    /// Makes `name` live for `publisher` and starts its driver on the next media
+    /// core. With `takeover`, an existing publisher is told to stop and replaced.
+    pub fn publish(
+        &self,
+        name: &str,
+        publisher: SocketAddr,
+        takeover: bool,
+        max_streams: usize,
+    ) -> Result<Publish, Rejection> {
+        let stream = self
+            .registry
+            .claim(name, publisher, takeover, max_streams)?;
+        let (tx, rx) = flume::bounded(self.packet_queue.max(1));
+        let job = Job {
+            stream: stream.clone(),
+            input: rx,
+        };
+        if self.dispatch(job).is_err() {
+            self.registry.release(&stream);
+            return Err(Rejection::ShuttingDown);
+        }
+        Ok(Publish { stream, input: tx })
+    }
+
+    fn dispatch(&self, job: Job) -> Result<(), Job> {
+        let n = self.cores.len();
+        if n == 0 {
+            return Err(job);
+        }
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        self.cores[i].send(job).map_err(|e| e.into_inner())
+    }
+}

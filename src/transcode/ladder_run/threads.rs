@@ -1,0 +1,202 @@
+//! The rung threads of a ladder: each rung scales and encodes the pictures it
+//! is handed on its own thread, in order; the ladder hands pictures out
+//! (dropping, in realtime mode, for a rung that is behind) and takes results
+//! back between packets.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{Due, FanOut, RungExec, RungMode};
+use crate::transcode::{EncodedFrame, Encoder, Frame, Scaler, StageError};
+
+/// A picture for one rung's thread.
+pub(super) struct RungJob {
+    pub(super) frame: Arc<Frame>,
+    pub(super) force_idr: bool,
+}
+
+/// What a rung's thread made of one picture.
+pub struct RungOutput {
+    pub(super) rung: usize,
+    pub(super) pts: i64,
+    pub(super) scale: Duration,
+    pub(super) encode: Duration,
+    pub(super) result: Result<Option<EncodedFrame>, StageError>,
+}
+
+/// One rung's thread: scale and encode each picture it is handed, in order.
+pub(super) fn rung_thread(
+    index: usize,
+    mut scaler: Box<dyn Scaler>,
+    mut encoder: Box<dyn Encoder>,
+    mut frame: Frame,
+    jobs: flume::Receiver<RungJob>,
+    outputs: flume::Sender<RungOutput>,
+) {
+    for job in jobs.iter() {
+        let t = Instant::now();
+        let scaled = scaler.scale(&job.frame, &mut frame);
+        let t2 = Instant::now();
+        let result = scaled.and_then(|()| encoder.encode(&frame, job.force_idr));
+        let out = RungOutput {
+            rung: index,
+            pts: job.frame.pts,
+            scale: t2 - t,
+            encode: t2.elapsed(),
+            result,
+        };
+        if outputs.send(out).is_err() {
+            return;
+        }
+    }
+}
+
+impl FanOut<'_> {
+    /// A copy of `frame` the rung threads can share: a pooled one no thread
+    /// holds any more, else a new one (the pool grows to the pictures in flight).
+    pub(super) fn shared(&mut self, frame: &Frame) -> Arc<Frame> {
+        for slot in self.pool.iter_mut() {
+            if let Some(f) = Arc::get_mut(slot) {
+                f.reshape(frame.width, frame.height);
+                f.y.copy_from_slice(&frame.y);
+                f.u.copy_from_slice(&frame.u);
+                f.v.copy_from_slice(&frame.v);
+                f.pts = frame.pts;
+                f.arrival = frame.arrival;
+                f.device = frame.device.clone();
+                return slot.clone();
+            }
+        }
+        let f = Arc::new(frame.clone());
+        self.pool.push(f.clone());
+        f
+    }
+
+    /// Hands one picture to every rung thread that takes it. In realtime mode
+    /// a rung whose queue is full drops it and every picture up to the next
+    /// segment boundary (where its encoder gets an IDR), counted.
+    pub(super) fn dispatch(&mut self, frame: &Frame) {
+        let due = Due::of(
+            frame.pts,
+            &mut self.boundaries,
+            &mut self.source_keyframes,
+            self.frame_ticks,
+        );
+        let decision = due.decision;
+        let shared = self.shared(frame);
+        let realtime = matches!(self.mode, RungMode::Realtime { .. });
+        let mut handed = 0;
+        for r in self.rungs.iter_mut() {
+            if !due.takes(&r.rung) {
+                continue;
+            }
+            let RungExec::Thread {
+                jobs: jobs_slot,
+                dropping,
+                ..
+            } = &mut r.exec
+            else {
+                continue;
+            };
+            let Some(jobs) = jobs_slot.as_ref() else {
+                continue;
+            };
+            if *dropping && !decision.boundary {
+                r.stats.dropped_behind += 1;
+                continue;
+            }
+            let job = RungJob {
+                frame: shared.clone(),
+                force_idr: decision.boundary,
+            };
+            let sent = if realtime {
+                match jobs.try_send(job) {
+                    Ok(()) => Ok(true),
+                    Err(flume::TrySendError::Full(_)) => Ok(false),
+                    Err(flume::TrySendError::Disconnected(_)) => Err(()),
+                }
+            } else {
+                jobs.send(job).map(|()| true).map_err(|_| ())
+            };
+            match sent {
+                Ok(true) => {
+                    *dropping = false;
+                    handed += 1;
+                }
+                Ok(false) => {
+                    if !*dropping {
+                        tracing::warn!(rung = %r.rung.name, pts = frame.pts, "rung behind real time: dropping its pictures up to the next segment boundary");
+                    }
+                    *dropping = true;
+                    r.stats.dropped_behind += 1;
+                }
+                Err(()) => {
+                    // The rung's thread is gone (a codec panic, logged by the
+                    // panic hook): that rung stops, the others go on.
+                    tracing::error!(rung = %r.rung.name, pts = frame.pts, "rung thread ended; this rung stops, the rest of the ladder continues");
+                    *jobs_slot = None;
+                }
+            }
+        }
+        if handed > 0 {
+            self.in_flight
+                .insert(frame.pts, (handed, Instant::now(), frame.arrival));
+        }
+    }
+
+    /// Takes every result the rung threads have ready.
+    pub(super) fn drain(
+        &mut self,
+        out: &mut dyn FnMut(usize, EncodedFrame),
+        result: &mut Result<(), StageError>,
+    ) {
+        let Some(rx) = self.outputs else { return };
+        while let Ok(o) = rx.try_recv() {
+            self.accept(o, out, result);
+        }
+    }
+
+    /// Accounts one rung thread's result and passes its frame on.
+    pub(super) fn accept(
+        &mut self,
+        o: RungOutput,
+        out: &mut dyn FnMut(usize, EncodedFrame),
+        result: &mut Result<(), StageError>,
+    ) {
+        if let Some(r) = self.rungs.get_mut(o.rung) {
+            r.stats.scale_time += o.scale;
+            r.stats.encode_time += o.encode;
+            if self.telemetry {
+                let _ = r.stats.scale_us.record(o.scale.as_micros() as u64);
+                let _ = r.stats.encode_us.record(o.encode.as_micros() as u64);
+            }
+            match o.result {
+                Ok(Some(e)) => {
+                    r.stats.frames += 1;
+                    r.stats.keyframes += e.keyframe as u64;
+                    r.stats.bytes += e.data.len() as u64;
+                    out(o.rung, e);
+                }
+                Ok(None) => {}
+                Err(e) => *result = Err(e),
+            }
+        }
+        if let Some(entry) = self.in_flight.get_mut(&o.pts) {
+            entry.0 -= 1;
+            if entry.0 == 0 {
+                let (_, handed, arrival) = *entry;
+                self.in_flight.remove(&o.pts);
+                if self.telemetry {
+                    let _ = self
+                        .latency
+                        .ladder_us
+                        .record(handed.elapsed().as_micros() as u64);
+                    let _ = self
+                        .latency
+                        .total_us
+                        .record(arrival.elapsed().as_micros() as u64);
+                }
+            }
+        }
+    }
+}
