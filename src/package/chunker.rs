@@ -87,6 +87,9 @@ pub struct Chunker {
     /// part's ticks before it.
     chunk_start: usize,
     chunk_base_ticks: i64,
+    /// `(segment, parts)`: each segment's parts end on a grid of `parts` equal
+    /// steps of the segment target (see [`Chunker::even_parts`]).
+    grid: Option<(i64, i64)>,
 }
 
 impl Chunker {
@@ -112,7 +115,38 @@ impl Chunker {
             part_chunks: Vec::new(),
             chunk_start: 0,
             chunk_base_ticks: 0,
+            grid: None,
         }
+    }
+
+    /// Splits each segment of about `segment` ticks into equal parts (as many
+    /// as it takes for none to exceed the part target), a part ending on the
+    /// frame nearest each step. For audio, whose frames do not divide the part
+    /// target (AAC at 48 kHz: 15.6 frames per 1/3 s part), filling each part
+    /// to the target left a last part of one or two frames before every
+    /// segment boundary: hls.js, looking parts up by time with a 250 ms
+    /// tolerance, then skipped that sliver and left a hole in the buffer.
+    pub fn even_parts(mut self, segment: i64) -> Self {
+        let max_frames = (self.part_target / self.nominal).max(1);
+        let per_part = max_frames * self.nominal;
+        if segment > 0 {
+            self.grid = Some((segment, (segment + per_part - 1) / per_part));
+        }
+        self
+    }
+
+    /// Whether a frame of `duration` placed next would end nearer the next step
+    /// of the part grid than it starts: it belongs to the next part.
+    fn past_grid(&self, duration: i64) -> bool {
+        let Some((segment, parts)) = self.grid else {
+            return false;
+        };
+        // The last step is the segment's end: a frame past it (the audio's
+        // cadence lets a segment run half a frame long) joins the last part.
+        if self.part_index as i64 + 1 >= parts {
+            return false;
+        }
+        (2 * self.segment_ticks + duration) * parts >= 2 * (self.part_index as i64 + 1) * segment
     }
 
     /// Parts made of one fragment per frame, each published as it is placed,
@@ -192,7 +226,9 @@ impl Chunker {
                 pdt_ms: f.pdt_ms,
                 discontinuity: std::mem::take(&mut self.pending_discontinuity),
             });
-        } else if !self.part.is_empty() && self.part_ticks + duration > self.part_target {
+        } else if !self.part.is_empty()
+            && (self.part_ticks + duration > self.part_target || self.past_grid(duration))
+        {
             self.close_part(out)?;
         }
         if self.part.is_empty() {
@@ -215,7 +251,7 @@ impl Chunker {
             self.flush_chunk(out)?;
         }
         // Publish as soon as another frame of this length would not fit.
-        if self.part_ticks + self.nominal > self.part_target {
+        if self.part_ticks + self.nominal > self.part_target || self.past_grid(self.nominal) {
             self.close_part(out)?;
         }
         Ok(())
@@ -450,6 +486,56 @@ mod tests {
         for ch in chunks {
             if let Chunk::Part { duration, .. } = ch {
                 assert!(duration <= 30_000.0 / 90_000.0 + 1e-9);
+            }
+        }
+    }
+
+    /// AAC at 48 kHz with 1/3 s parts, segments cut on the audio's own 2 s
+    /// (or 1 s) cadence as the packager does: no part is a sliver. Filling parts
+    /// to the target gave 15,15,15,2 frames per 1 s segment, and hls.js skipped
+    /// the 2-frame part (a 43 ms hole in its audio buffer, issue 13 a).
+    #[test]
+    fn audio_segments_split_into_even_parts_with_no_sliver() {
+        for segment_secs in [1i64, 2, 4] {
+            let (sr, frame_len) = (48_000i64, 1024i64);
+            let segment = segment_secs * sr;
+            let mut c = Chunker::new(sr as u32, 16_000, frame_len).even_parts(segment);
+            let mut chunks = Vec::new();
+            let mut segment_start: Option<i64> = None;
+            for i in 0..(20 * sr / frame_len) {
+                let at = i * frame_len;
+                let elapsed = segment_start.map(|s| at - s + frame_len / 2);
+                let starts = elapsed.is_none_or(|e| e >= segment);
+                if starts {
+                    segment_start = Some(segment_start.map_or(at, |s| s + segment));
+                }
+                let mut f = frame(0, true);
+                (f.dts, f.pts, f.starts_segment) = (at, at, starts);
+                chunks.extend(c.push(f).unwrap());
+            }
+            chunks.extend(c.finish().unwrap());
+            let mut per_segment: Vec<Vec<i64>> = Vec::new();
+            for ch in &chunks {
+                match ch {
+                    Chunk::SegmentStart { .. } => per_segment.push(Vec::new()),
+                    Chunk::Part { duration, .. } => {
+                        let frames = (duration * sr as f64 / frame_len as f64).round() as i64;
+                        per_segment.last_mut().unwrap().push(frames);
+                    }
+                    _ => {}
+                }
+            }
+            // The last segment is cut short by the end of the stream.
+            per_segment.pop();
+            assert!(per_segment.len() >= 4, "{segment_secs} s: {per_segment:?}");
+            for parts in &per_segment {
+                let (min, max) = (parts.iter().min().unwrap(), parts.iter().max().unwrap());
+                assert!(
+                    *max <= 15,
+                    "{segment_secs} s: a part over the target: {parts:?}"
+                );
+                assert!(max - min <= 2, "{segment_secs} s: uneven parts {parts:?}");
+                assert!(*min >= 10, "{segment_secs} s: a sliver: {parts:?}");
             }
         }
     }

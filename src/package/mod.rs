@@ -525,7 +525,8 @@ impl StreamPackager {
                 rendition,
                 Chunker::new(asc.sample_rate, part, AAC_FRAME)
                     .chunked(self.chunked)
-                    .chunk_target(AUDIO_CHUNK_FRAMES * AAC_FRAME),
+                    .chunk_target(AUDIO_CHUNK_FRAMES * AAC_FRAME)
+                    .even_parts(self.segment_ticks * sr / TIMESCALE as i64),
             ),
             sample_rate: sr,
             next: None,

@@ -443,10 +443,14 @@ async fn run_stream(job: Job, ctx: &Driver) {
             }
             Input::Config(config @ (CodecConfig::Aac(_) | CodecConfig::Mp3(_))) => {
                 let (route, note) = AudioRoute::choose(&config, &ctx.config.ladder);
-                match (&route, note) {
-                    (_, Some(note)) => warn!(stream = %stream.name, "{note}"),
-                    (AudioRoute::Reencode(_), None) => {
-                        info!(stream = %stream.name, kbps = ctx.config.ladder.audio_kbps, "audio re-encoded as AAC")
+                let kbps = ctx.config.ladder.audio_kbps;
+                match (&route, &config, note) {
+                    (_, _, Some(note)) => warn!(stream = %stream.name, "{note}"),
+                    (AudioRoute::Reencode(_), CodecConfig::Mp3(m), None) => {
+                        info!(stream = %stream.name, sample_rate = m.sample_rate, channels = m.channels, kbps, "MP3 audio re-encoded as AAC")
+                    }
+                    (AudioRoute::Reencode(_), _, None) => {
+                        info!(stream = %stream.name, kbps, "audio re-encoded")
                     }
                     _ => {}
                 }
