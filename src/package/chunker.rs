@@ -490,6 +490,36 @@ mod tests {
         }
     }
 
+    /// 25 fps video with 1/3 s parts (8 frames) and 2 s segments (50 frames):
+    /// filled to the target, every segment ended on a 2-frame part.
+    #[test]
+    fn video_at_25_fps_gets_even_parts() {
+        let frame_ticks = 3600;
+        let part_target = 8 * frame_ticks;
+        let mut c = Chunker::new(90_000, part_target, frame_ticks).even_parts(180_000);
+        let mut parts: Vec<Vec<i64>> = Vec::new();
+        for i in 0..250 {
+            let mut f = frame(0, i % 50 == 0);
+            (f.dts, f.pts) = (i * frame_ticks, i * frame_ticks);
+            for ch in c.push(f).unwrap() {
+                match ch {
+                    Chunk::SegmentStart { .. } => parts.push(Vec::new()),
+                    Chunk::Part { duration, .. } => parts
+                        .last_mut()
+                        .unwrap()
+                        .push((duration * 25.0).round() as i64),
+                    _ => {}
+                }
+            }
+        }
+        parts.pop();
+        assert_eq!(parts.len(), 4);
+        for p in parts {
+            assert_eq!(p.iter().sum::<i64>(), 50, "{p:?}");
+            assert!(p.iter().all(|n| (7..=8).contains(n)), "{p:?}");
+        }
+    }
+
     /// AAC at 48 kHz with 1/3 s parts, segments cut on the audio's own 2 s
     /// (or 1 s) cadence as the packager does: no part is a sliver. Filling parts
     /// to the target gave 15,15,15,2 frames per 1 s segment, and hls.js skipped

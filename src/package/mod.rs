@@ -467,7 +467,9 @@ impl StreamPackager {
         let rendition = self.add_rendition(name, new.codecs, new.kind, new.init);
         Some(Output::new(
             rendition,
-            Chunker::new(TIMESCALE, self.part_ticks, self.frame_ticks).chunked(self.chunked),
+            Chunker::new(TIMESCALE, self.part_ticks, self.frame_ticks)
+                .chunked(self.chunked)
+                .even_parts(self.segment_ticks),
         ))
     }
 
