@@ -155,3 +155,33 @@ mod adts_tests {
         );
     }
 }
+
+impl AudioSpecificConfig {
+    /// The two-byte config an ADTS header implies (MPEG-TS carries AAC as ADTS
+    /// and has no `esds`): `profile` is the ADTS field, object type − 1.
+    pub fn from_adts(profile: u8, sample_rate_index: u8, channels: u8) -> Result<Self, AscError> {
+        let object_type = (profile & 0x3) + 1;
+        let (index, channels) = (sample_rate_index & 0xf, channels & 0xf);
+        let raw = [
+            (object_type << 3) | (index >> 1),
+            ((index & 1) << 7) | (channels << 3),
+        ];
+        AudioSpecificConfig::parse(Bytes::copy_from_slice(&raw))
+    }
+}
+
+#[cfg(test)]
+mod from_adts_tests {
+    use super::*;
+
+    #[test]
+    fn adts_fields_make_the_same_config_as_ffmpeg_writes() {
+        // ADTS profile 1 (LC), index 3 (48 kHz), 2 channels: ffmpeg's esds says 11 90.
+        let asc = AudioSpecificConfig::from_adts(1, 3, 2).unwrap();
+        assert_eq!(&asc.raw[..], &[0x11, 0x90]);
+        assert_eq!(
+            AudioSpecificConfig::from_adts(1, 13, 2),
+            Err(AscError::SampleRateIndex(13))
+        );
+    }
+}

@@ -6,6 +6,7 @@ pub mod aac;
 pub mod flv;
 pub mod h264;
 pub mod mp3;
+pub mod mpegts;
 pub mod timeline;
 
 use std::time::Instant;
