@@ -32,6 +32,9 @@ pub struct Global {
     /// HTTP listen address, overriding server.http_listen.
     #[arg(long, global = true, value_name = "ADDR")]
     pub http_listen: Option<SocketAddr>,
+    /// SRT listen address (UDP), overriding server.srt_listen.
+    #[arg(long, global = true, value_name = "ADDR")]
+    pub srt_listen: Option<SocketAddr>,
     /// Log line format on stderr.
     #[arg(long, global = true, value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -42,6 +45,7 @@ impl Global {
         Overrides {
             rtmp_listen: self.rtmp_listen,
             http_listen: self.http_listen,
+            srt_listen: self.srt_listen,
             demo: false,
         }
     }

@@ -34,6 +34,11 @@ impl Secret {
     pub fn new(s: impl Into<String>) -> Self {
         Secret(s.into())
     }
+    /// The secret itself, for the one place that must hand it on: libsrt,
+    /// which takes a stream's key as its SRT passphrase.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
     /// Compares without an early exit on the first differing byte.
     pub fn matches(&self, candidate: &str) -> bool {
         let (a, b) = (self.0.as_bytes(), candidate.as_bytes());
@@ -47,7 +52,7 @@ impl fmt::Debug for Secret {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: Server,
@@ -61,26 +66,14 @@ pub struct Config {
     pub streams: Vec<StreamConfig>,
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            server: Server::default(),
-            runtime: Runtime::default(),
-            limits: Limits::default(),
-            ingest: Ingest::default(),
-            ladder: Ladder::default(),
-            hls: Hls::default(),
-            admin: Admin::default(),
-            demo: DemoConfig::default(),
-            streams: Vec::new(),
-        }
-    }
-}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Server {
     pub rtmp_listen: SocketAddr,
+    /// SRT publishers (UDP); the listener is bound exclusively (no second
+    /// process can share the port).
+    pub srt_listen: SocketAddr,
     pub http_listen: SocketAddr,
     /// Seconds the process waits for streams to end on SIGTERM before exiting anyway.
     pub shutdown_grace_secs: f64,
@@ -107,6 +100,7 @@ impl Default for Server {
     fn default() -> Self {
         Server {
             rtmp_listen: SocketAddr::from(([0, 0, 0, 0], 1935)),
+            srt_listen: SocketAddr::from(([0, 0, 0, 0], 9000)),
             http_listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
             shutdown_grace_secs: 3.0,
             drain_secs: 0.5,
@@ -190,6 +184,9 @@ pub struct Ingest {
     pub allow_any_key: bool,
     /// A second publisher on a live NAME replaces the first (default: it is rejected).
     pub takeover: bool,
+    /// SRT receiver latency (ms): how long libsrt may wait for retransmissions
+    /// before it gives a packet up. Per stream: `[[streams]] srt_latency_ms`.
+    pub srt_latency_ms: u32,
 }
 
 impl Default for Ingest {
@@ -198,6 +195,7 @@ impl Default for Ingest {
             app: "live".into(),
             allow_any_key: false,
             takeover: false,
+            srt_latency_ms: 120,
         }
     }
 }
@@ -324,12 +322,16 @@ pub struct StreamConfig {
     /// Overrides `ingest.takeover` for this stream.
     #[serde(default)]
     pub takeover: Option<bool>,
+    /// Overrides `ingest.srt_latency_ms` for this stream.
+    #[serde(default)]
+    pub srt_latency_ms: Option<u32>,
 }
 
 /// Settings given on the command line; they win over the file.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
     pub rtmp_listen: Option<SocketAddr>,
+    pub srt_listen: Option<SocketAddr>,
     pub http_listen: Option<SocketAddr>,
     /// `serve --demo`: run the built-in demo stream.
     pub demo: bool,
@@ -353,6 +355,9 @@ impl Config {
         }
         if let Some(a) = overrides.http_listen {
             config.server.http_listen = a;
+        }
+        if let Some(a) = overrides.srt_listen {
+            config.server.srt_listen = a;
         }
         if overrides.demo {
             config.demo.enabled = true;
@@ -463,6 +468,21 @@ impl Config {
                 if listen_conflict(admin, other) {
                     return bad("admin.listen", format!("{admin} overlaps {key} {other}"));
                 }
+            }
+        }
+        let latencies = std::iter::once((
+            "ingest.srt_latency_ms".to_string(),
+            self.ingest.srt_latency_ms,
+        ))
+        .chain(self.streams.iter().filter_map(|s| {
+            Some((
+                format!("streams.{}.srt_latency_ms", s.name),
+                s.srt_latency_ms?,
+            ))
+        }));
+        for (key, ms) in latencies {
+            if !(20..=8000).contains(&ms) {
+                return bad(&key, "must be between 20 and 8000 ms".into());
             }
         }
         if !(0.0..=10.0).contains(&self.server.drain_secs) {

@@ -33,18 +33,22 @@ fn main() -> ExitCode {
         } => match Config::load(Some(&file), &overrides) {
             Ok(c) => {
                 println!(
-                    "{}: ok ({} streams, rtmp {}, http {})",
+                    "{}: ok ({} streams, rtmp {}, srt {}, http {})",
                     file.display(),
                     c.streams.len(),
                     c.server.rtmp_listen,
+                    c.server.srt_listen,
                     c.server.http_listen
                 );
+                for (name, why) in ladderd::ingest::srt::access::unusable_streams(&c) {
+                    println!("warning: stream {name} cannot publish over SRT: {why}");
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => config_error(e),
         },
         Command::Probe { json } => {
-            let report = ladderd::tools::probe::run();
+            let report = ladderd::tools::probe::run(ladderd::ingest::srt::ffi::srt().map(|_| ()));
             if json {
                 match serde_json::to_string_pretty(&report) {
                     Ok(s) => println!("{s}"),

@@ -114,9 +114,9 @@ fn probe_exits_0_and_reports_json() {
 #[test]
 fn memlock_too_low_exits_with_what_to_raise() {
     // glommio needs at least 512 KiB of locked memory per executor to start.
-    let (http, rtmp) = (free_port(), free_port());
+    let (http, rtmp, srt) = (free_port(), free_port(), free_port());
     let script = format!(
-        "ulimit -l 64 && exec {} --rtmp-listen 127.0.0.1:{rtmp} --http-listen 127.0.0.1:{http}",
+        "ulimit -l 64 && exec {} --rtmp-listen 127.0.0.1:{rtmp} --http-listen 127.0.0.1:{http} --srt-listen 127.0.0.1:{srt}",
         env!("CARGO_BIN_EXE_ladderd")
     );
     let t = Instant::now();

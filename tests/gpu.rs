@@ -145,6 +145,8 @@ fn stub_driver_without_device_gpu_refuses_auto_runs_on_cpu() {
             "127.0.0.1:0",
             "--http-listen",
             "127.0.0.1:0",
+            "--srt-listen",
+            "127.0.0.1:0",
             "serve",
         ])
         .env("LD_LIBRARY_PATH", &path)

@@ -64,6 +64,61 @@ fn gather(ctx: &Admin, s: &mut MetricSet) {
             ls.clone(),
             ing.bytes.load(Relaxed),
         );
+        s.counter(
+            "ladderd_ingest_continuity_errors",
+            "MPEG-TS continuity-counter gaps (TS packets lost or repeated on the way in).",
+            ls.clone(),
+            ing.continuity_errors.load(Relaxed),
+        );
+        let transport = st
+            .transport
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(t) = transport {
+            s.gauge_f(
+                "ladderd_srt_rtt_seconds",
+                "SRT round-trip time to the publisher.",
+                ls.clone(),
+                t.rtt_ms / 1000.0,
+            );
+            s.gauge_f(
+                "ladderd_srt_receive_rate_bits_per_second",
+                "SRT receive rate, as libsrt measures it.",
+                ls.clone(),
+                t.receive_rate_mbps * 1e6,
+            );
+            s.gauge_f(
+                "ladderd_srt_receive_buffer_seconds",
+                "Media held in the SRT receive buffer.",
+                ls.clone(),
+                t.receive_buffer_ms as f64 / 1000.0,
+            );
+            for (name, help, v) in [
+                (
+                    "ladderd_srt_packets_received",
+                    "SRT data packets received.",
+                    t.packets_received,
+                ),
+                (
+                    "ladderd_srt_packets_lost",
+                    "SRT packets detected lost (before retransmission).",
+                    t.packets_lost,
+                ),
+                (
+                    "ladderd_srt_packets_retransmitted",
+                    "SRT retransmitted packets received.",
+                    t.packets_retransmitted,
+                ),
+                (
+                    "ladderd_srt_packets_dropped",
+                    "SRT packets given up as too late to play (beyond the receiver latency).",
+                    t.packets_dropped,
+                ),
+            ] {
+                s.counter(name, help, ls.clone(), v);
+            }
+        }
         let p = &st.pipeline;
         let latency = p.latency.lock().unwrap_or_else(|e| e.into_inner()).clone();
         // The decode histogram and this counter come from the same snapshot.

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod rtmp;
+pub mod srt;
 
 use std::sync::Arc;
 

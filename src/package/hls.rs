@@ -463,7 +463,7 @@ pub fn multivariant(renditions: &[RenditionSummary], playlist_name: &str) -> Opt
         return None;
     }
     // Highest first: players that take the first variant start on the best.
-    variants.sort_by(|a, b| b.bandwidth.cmp(&a.bandwidth));
+    variants.sort_by_key(|v| std::cmp::Reverse(v.bandwidth));
     let audio_media = audio.map(|(r, channels, _)| AudioMedia {
         uri: format!("{}/{playlist_name}", r.name),
         channels,

@@ -39,6 +39,8 @@ pub enum RuntimeError {
     ExecutorDied(usize),
     #[error("ladder.{0}")]
     Backend(String),
+    #[error("{0}")]
+    Srt(String),
 }
 
 /// Stack of each executor thread, where connection tasks run: set explicitly so the
@@ -260,6 +262,17 @@ pub fn serve(config: Config) -> Result<(), RuntimeError> {
                 break;
             }
             Err(_) => break,
+        }
+    }
+    if failure.is_none() && ready == io_cores {
+        // SRT: a missing libsrt leaves RTMP-only ingest (said once); a port
+        // another process holds stops start-up like the TCP listeners.
+        match crate::ingest::srt::server::start(ctx.ingest.clone()) {
+            Ok(_) => {}
+            Err(e @ crate::ingest::srt::server::SrtError::Unavailable(_)) => {
+                warn!("{e}; SRT ingest is off")
+            }
+            Err(e) => failure = Some(RuntimeError::Srt(e.to_string())),
         }
     }
     if failure.is_none() && ready == io_cores && ctx.config.demo.enabled {

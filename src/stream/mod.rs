@@ -51,12 +51,13 @@ impl Streams {
         &self,
         name: &str,
         publisher: SocketAddr,
+        protocol: &'static str,
         takeover: bool,
         max_streams: usize,
     ) -> Result<Publish, Rejection> {
         let stream = self
             .registry
-            .claim(name, publisher, takeover, max_streams)?;
+            .claim(name, publisher, protocol, takeover, max_streams)?;
         let (tx, rx) = flume::bounded(self.packet_queue.max(1));
         let job = Job {
             stream: stream.clone(),

@@ -99,6 +99,11 @@ pub struct LiveStream {
     pub id: StreamId,
     pub name: String,
     pub publisher: SocketAddr,
+    /// How the publisher sends: `rtmp`, `srt` or `demo`.
+    pub protocol: &'static str,
+    /// The transport's own view of the link (SRT: RTT, loss, retransmissions),
+    /// refreshed by the connection about once a second.
+    pub transport: Mutex<Option<TransportStats>>,
     pub started: Instant,
     pub started_unix_ms: u64,
     pub stats: IngestStats,
@@ -107,6 +112,22 @@ pub struct LiveStream {
     stop: AtomicBool,
     stop_reason: Mutex<Option<EndReason>>,
     stopped: Event,
+}
+
+/// A publisher's link as its transport measures it (SRT's `srt_bstats`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TransportStats {
+    pub rtt_ms: f64,
+    pub receive_rate_mbps: f64,
+    pub packets_received: u64,
+    pub packets_lost: u64,
+    pub packets_retransmitted: u64,
+    /// Given up as too late to play (beyond the receiver latency).
+    pub packets_dropped: u64,
+    /// Media held in the receive buffer, in milliseconds.
+    pub receive_buffer_ms: u64,
+    /// Receiver latency agreed in the handshake (ms).
+    pub latency_ms: u64,
 }
 
 /// What the publisher told us about its media.
@@ -128,6 +149,8 @@ pub struct IngestStats {
     pub discontinuities: AtomicU64,
     /// Tags dropped because they could not be parsed.
     pub tag_errors: AtomicU64,
+    /// MPEG-TS continuity-counter gaps (SRT: TS packets lost or repeated).
+    pub continuity_errors: AtomicU64,
     /// Milliseconds after `started` of the last packet.
     pub last_packet_ms: AtomicU64,
     rate: RateWindow,
@@ -285,6 +308,11 @@ impl LiveStream {
             .clone()
     }
 
+    /// Why the publish was asked to end, if it was (for blocking connection threads).
+    pub fn stop_requested(&self) -> Option<EndReason> {
+        self.stop_reason()
+    }
+
     pub fn snapshot(&self) -> StreamView {
         let elapsed = self.started.elapsed();
         let info = self.info().clone();
@@ -294,6 +322,12 @@ impl LiveStream {
             name: self.name.clone(),
             id: self.id,
             publisher: self.publisher.to_string(),
+            protocol: self.protocol,
+            transport: self
+                .transport
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
             started_unix_ms: self.started_unix_ms,
             uptime_secs: elapsed.as_secs_f64(),
             video: info.video.as_ref().map(|v| VideoView {
@@ -323,6 +357,7 @@ impl LiveStream {
                 .saturating_sub(s.last_packet_ms.load(Relaxed)),
             discontinuities: s.discontinuities.load(Relaxed),
             tag_errors: s.tag_errors.load(Relaxed),
+            continuity_errors: s.continuity_errors.load(Relaxed),
             pipeline: PipelineView {
                 frames_decoded: p.frames_decoded.load(Relaxed),
                 decode_errors: p.decode_errors.load(Relaxed),
@@ -370,6 +405,10 @@ pub struct StreamView {
     pub name: String,
     pub id: StreamId,
     pub publisher: String,
+    pub protocol: &'static str,
+    /// SRT publishers: the link as libsrt measures it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transport: Option<TransportStats>,
     pub started_unix_ms: u64,
     pub uptime_secs: f64,
     pub video: Option<VideoView>,
@@ -383,6 +422,7 @@ pub struct StreamView {
     pub since_last_packet_ms: u64,
     pub discontinuities: u64,
     pub tag_errors: u64,
+    pub continuity_errors: u64,
     pub pipeline: PipelineView,
 }
 
@@ -468,6 +508,7 @@ impl Registry {
         &self,
         name: &str,
         publisher: SocketAddr,
+        protocol: &'static str,
         takeover: bool,
         max_streams: usize,
     ) -> Result<Arc<LiveStream>, Rejection> {
@@ -486,6 +527,8 @@ impl Registry {
             id: self.next_id.fetch_add(1, Relaxed) + 1,
             name: name.to_string(),
             publisher,
+            protocol,
+            transport: Mutex::new(None),
             started: Instant::now(),
             started_unix_ms: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -576,12 +619,12 @@ mod tests {
     #[test]
     fn one_publisher_per_name_unless_takeover() {
         let r = Registry::new();
-        let a = r.claim("cam1", addr(), false, 10).unwrap();
+        let a = r.claim("cam1", addr(), "rtmp", false, 10).unwrap();
         assert_eq!(
-            r.claim("cam1", addr(), false, 10).err(),
+            r.claim("cam1", addr(), "rtmp", false, 10).err(),
             Some(Rejection::AlreadyLive)
         );
-        let b = r.claim("cam1", addr(), true, 10).unwrap();
+        let b = r.claim("cam1", addr(), "rtmp", true, 10).unwrap();
         assert_ne!(a.id, b.id);
         assert_eq!(a.stop_reason(), Some(EndReason::TakenOver));
         // The old owner releasing must not remove the new one.
@@ -594,9 +637,9 @@ mod tests {
     #[test]
     fn stream_limit() {
         let r = Registry::new();
-        let _a = r.claim("a", addr(), false, 1).unwrap();
+        let _a = r.claim("a", addr(), "rtmp", false, 1).unwrap();
         assert_eq!(
-            r.claim("b", addr(), false, 1).err(),
+            r.claim("b", addr(), "rtmp", false, 1).err(),
             Some(Rejection::TooManyStreams)
         );
     }
@@ -617,7 +660,9 @@ mod tests {
     fn history_is_bounded() {
         let r = Registry::new();
         for i in 0..(HISTORY + 5) {
-            let s = r.claim(&format!("s{i}"), addr(), false, 1000).unwrap();
+            let s = r
+                .claim(&format!("s{i}"), addr(), "rtmp", false, 1000)
+                .unwrap();
             r.release(&s);
             r.finish(&s, EndReason::PublisherClosed);
         }

@@ -10,6 +10,8 @@ pub struct Report {
     pub cpus: Vec<usize>,
     pub io_uring: Facility,
     pub memlock_kib: Option<u64>,
+    /// libsrt, for SRT ingest (opened at run time).
+    pub srt: Facility,
     pub gpu: crate::transcode::gpu::GpuReport,
 }
 
@@ -19,13 +21,24 @@ pub struct Facility {
     pub detail: String,
 }
 
-pub fn run() -> Report {
+/// `srt`: whether libsrt loads (ingest finds it; the entry point asks).
+pub fn run(srt: Result<(), String>) -> Report {
     Report {
         commit: env!("LADDERD_COMMIT"),
         codec_asm: env!("LADDERD_CODEC_ASM") == "yes",
         cpus: crate::config::available_cpus(),
         io_uring: probe_io_uring(),
         memlock_kib: memlock_kib(),
+        srt: match srt {
+            Ok(()) => Facility {
+                available: true,
+                detail: "libsrt loaded".into(),
+            },
+            Err(e) => Facility {
+                available: false,
+                detail: e,
+            },
+        },
         gpu: crate::transcode::gpu::probe(),
     }
 }
@@ -34,7 +47,7 @@ impl Report {
     pub fn to_text(&self) -> String {
         let yn = |f: &Facility| if f.available { "yes" } else { "no" };
         format!(
-            "build:     {} (codec assembly: {})\ncpus:      {:?}\nio_uring:  {} ({})\nmemlock:   {}\n{}",
+            "build:     {} (codec assembly: {})\ncpus:      {:?}\nio_uring:  {} ({})\nmemlock:   {}\nsrt:       {} ({})\n{}",
             self.commit,
             if self.codec_asm { "yes" } else { "no: nasm was missing at build time, codecs run at about half speed" },
             self.cpus,
@@ -42,6 +55,8 @@ impl Report {
             self.io_uring.detail,
             self.memlock_kib
                 .map_or("unlimited".to_string(), |k| format!("{k} KiB")),
+            yn(&self.srt),
+            self.srt.detail,
             self.gpu.to_text()
         )
     }

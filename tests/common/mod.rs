@@ -20,6 +20,15 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A UDP port nothing listens on now (SRT).
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Fails loudly when a peer tool is missing: `scripts/test.sh` installs them.
 pub fn require(tool: &str) {
     let ok = Command::new(tool)
@@ -39,6 +48,8 @@ pub struct Server {
     child: Option<Child>,
     pub rtmp: SocketAddr,
     pub http: SocketAddr,
+    /// SRT (UDP), on a free port of its own.
+    pub srt: SocketAddr,
     pub log: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -89,6 +100,7 @@ impl Server {
         let cfg = dir.path().join("ladderd.toml");
         std::fs::write(&cfg, config).unwrap();
         let log = dir.path().join("ladderd.log");
+        let srt: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_ladderd"))
             .arg("--config")
             .arg(&cfg)
@@ -96,6 +108,8 @@ impl Server {
             .arg(rtmp.to_string())
             .arg("--http-listen")
             .arg(http.to_string())
+            .arg("--srt-listen")
+            .arg(srt.to_string())
             .arg("serve")
             .args(extra_args)
             .env("LADDERD_LOG", "info")
@@ -108,6 +122,7 @@ impl Server {
             child: Some(child),
             rtmp,
             http,
+            srt,
             log,
             _dir: dir,
         }
@@ -271,6 +286,12 @@ fn media_dir() -> PathBuf {
 pub fn input_720p30_high() -> &'static Input {
     static I: OnceLock<Input> = OnceLock::new();
     I.get_or_init(|| high_with_bframes("720p30-high-bf-aac-10s.mp4", "1280x720"))
+}
+
+/// 10 s of 1920x1080@30 H.264 High with B-frames + AAC stereo 48 kHz.
+pub fn input_1080p30_high() -> &'static Input {
+    static I: OnceLock<Input> = OnceLock::new();
+    I.get_or_init(|| high_with_bframes("1080p30-high-bf-aac-10s.mp4", "1920x1080"))
 }
 
 /// The same at 640x360: a light ladder (one rung), for tests that run several

@@ -253,6 +253,7 @@ impl Connection {
         let claim = self.ctx.streams.publish(
             &authorized.name,
             self.peer,
+            "rtmp",
             authorized.takeover,
             self.ctx.config.limits.max_streams,
         );

@@ -1,0 +1,429 @@
+//! SRT listener glue: libsrt's blocking API on plain threads (its own threads
+//! do the UDP work). The listen callback runs on libsrt's thread: it only
+//! parses the stream id, looks the stream up and sets the passphrase on the
+//! new socket (never blocks, panics contained). Each accepted publisher gets a
+//! thread that reads TS messages, demuxes them and hands packets to its stream.
+
+use std::ffi::{c_char, c_int, c_void, CStr};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracing::{debug, info, warn};
+
+use super::access::{self, Refused};
+use super::ffi::{self, Srt, SrtSocket};
+use crate::ingest::Ingest;
+use crate::media::mpegts::{Demuxed, Demuxer};
+use crate::media::{CodecConfig, Track};
+use crate::stream::registry::TransportStats;
+use crate::stream::{EndReason, Input};
+
+/// Largest SRT live-mode payload (SRTO_PAYLOADSIZE 1316 by default; 1456 max).
+const MAX_MESSAGE: usize = 1500;
+/// How often a blocked receive wakes to look at shutdown and kicks.
+const RECV_TIMEOUT_MS: c_int = 250;
+/// A publisher silent this long is gone (SRT's own peer-idle timeout is 5 s).
+const IDLE: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum SrtError {
+    #[error("SRT unavailable: {0}")]
+    Unavailable(String),
+    #[error("cannot listen on {addr} (SRT, UDP): {reason}")]
+    Bind { addr: SocketAddr, reason: String },
+}
+
+/// A running listener; dropping it does not stop it (shutdown does).
+pub struct Listener {
+    pub addr: SocketAddr,
+}
+
+/// What the listen callback reads: the configuration, through the ingest handle.
+struct CallbackCtx {
+    ingest: Arc<Ingest>,
+}
+
+/// Binds the SRT listener and starts its accept thread.
+pub fn start(ingest: Arc<Ingest>) -> Result<Listener, SrtError> {
+    let srt = ffi::srt().map_err(SrtError::Unavailable)?;
+    install_log_handler(srt);
+    let addr = ingest.config.server.srt_listen;
+    let bind_err = |reason: String| SrtError::Bind { addr, reason };
+    // SAFETY: no preconditions; returns an id or SRT_INVALID_SOCK.
+    let lsn = unsafe { (srt.create_socket)() };
+    if lsn == ffi::SRT_INVALID_SOCK {
+        return Err(bind_err(srt.last_error()));
+    }
+    let fail = |e: String| {
+        srt.close_socket(lsn);
+        bind_err(e)
+    };
+    // Exclusive port: a second ladderd must fail to bind, not share the traffic.
+    srt.set_int(lsn, 15 /* SRTO_REUSEADDR */, 0).map_err(fail)?;
+    srt.set_int(
+        lsn,
+        ffi::SRTO_RCVLATENCY,
+        ingest.config.ingest.srt_latency_ms as c_int,
+    )
+    .map_err(fail)?;
+    let sa = socket2::SockAddr::from(addr);
+    // SAFETY: `sa` is a valid sockaddr of the length passed.
+    if unsafe { (srt.bind)(lsn, sa.as_ptr(), sa.len() as c_int) } < 0 {
+        return Err(fail(srt.last_error()));
+    }
+    // The callback context lives as long as the process: the listener is never
+    // re-created, and libsrt may call the hook until the socket is closed.
+    let ctx = Box::into_raw(Box::new(CallbackCtx {
+        ingest: ingest.clone(),
+    }));
+    // SAFETY: `on_connect` matches srt_listen_callback_fn; `ctx` stays valid (leaked).
+    if unsafe { (srt.listen_callback)(lsn, on_connect, ctx as *mut c_void) } < 0 {
+        return Err(fail(srt.last_error()));
+    }
+    // SAFETY: a bound socket id.
+    if unsafe { (srt.listen)(lsn, 64) } < 0 {
+        return Err(fail(srt.last_error()));
+    }
+    for (name, why) in access::unusable_streams(&ingest.config) {
+        warn!(stream = %name, "stream cannot publish over SRT: {why}");
+    }
+    info!(%addr, latency_ms = ingest.config.ingest.srt_latency_ms, "SRT listener ready");
+    let accept_ingest = ingest.clone();
+    std::thread::Builder::new()
+        .name("ladderd-srt-accept".into())
+        .spawn(move || accept_loop(srt, lsn, accept_ingest))
+        .map_err(|e| bind_err(e.to_string()))?;
+    // Shutdown closes the listener, which ends srt_accept.
+    std::thread::Builder::new()
+        .name("ladderd-srt-stop".into())
+        .spawn(move || {
+            futures_lite::future::block_on(ingest.shutdown.wait());
+            srt.close_socket(lsn);
+        })
+        .map_err(|e| bind_err(e.to_string()))?;
+    Ok(Listener { addr })
+}
+
+/// libsrt's listen hook: 0 lets the caller in, -1 refuses it (with the reason
+/// code set on the new socket). Runs on libsrt's receive thread.
+unsafe extern "C" fn on_connect(
+    opaque: *mut c_void,
+    ns: SrtSocket,
+    _hsversion: c_int,
+    _peer: *const libc::sockaddr,
+    streamid: *const c_char,
+) -> c_int {
+    let decide = || {
+        // SAFETY: `opaque` is the leaked `CallbackCtx` registered with this hook.
+        let ctx = unsafe { &*(opaque as *const CallbackCtx) };
+        let srt = ffi::srt().ok()?;
+        let id = if streamid.is_null() {
+            String::new()
+        } else {
+            // SAFETY: libsrt passes a NUL-terminated stream id (or null).
+            unsafe { CStr::from_ptr(streamid) }
+                .to_string_lossy()
+                .into_owned()
+        };
+        Some(match access::admit(&ctx.ingest.config, &id) {
+            Ok(a) => {
+                let set = match &a.passphrase {
+                    Some(p) => srt.set_str(ns, ffi::SRTO_PASSPHRASE, p),
+                    None => Ok(()),
+                }
+                .and_then(|()| srt.set_int(ns, ffi::SRTO_RCVLATENCY, a.latency_ms as c_int));
+                match set {
+                    Ok(()) => 0,
+                    Err(e) => {
+                        warn!(stream = %a.name, "SRT caller refused: {e}");
+                        // SAFETY: `ns` is the socket this hook was called for.
+                        unsafe { (srt.setrejectreason)(ns, ffi::SRT_REJX_FORBIDDEN) };
+                        -1
+                    }
+                }
+            }
+            Err(refused) => {
+                refuse(srt, ns, &ctx.ingest, &id, refused);
+                -1
+            }
+        })
+    };
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(decide)) {
+        Ok(Some(rc)) => rc,
+        _ => -1,
+    }
+}
+
+fn refuse(srt: &Srt, ns: SrtSocket, ingest: &Ingest, id: &str, why: Refused) {
+    // SAFETY: `ns` is the socket the listen hook was called for.
+    unsafe { (srt.setrejectreason)(ns, why.code()) };
+    let r = why.rejection();
+    ingest.streams.registry.count_rejection(r);
+    // Stream ids are public names, never keys: safe to log (truncated).
+    let shown: String = id.chars().take(120).collect();
+    warn!(stream_id = %shown, reason = r.label(), code = why.code(), "SRT publish refused: {}", r.describe());
+}
+
+fn accept_loop(srt: &'static Srt, lsn: SrtSocket, ingest: Arc<Ingest>) {
+    loop {
+        let mut storage: libc::sockaddr_storage =
+            // SAFETY: an all-zero sockaddr_storage is a valid (empty) address.
+            unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as c_int;
+        // SAFETY: `storage` has room for any address; `len` says how much.
+        let s =
+            unsafe { (srt.accept)(lsn, &mut storage as *mut _ as *mut libc::sockaddr, &mut len) };
+        if s == ffi::SRT_INVALID_SOCK {
+            if ingest.shutdown.is_triggered() {
+                return;
+            }
+            warn!("SRT accept: {}", srt.last_error());
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        }
+        let peer = peer_addr(&storage, len);
+        let ingest = ingest.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("ladderd-srt-{s}"))
+            .spawn(move || {
+                let c = ingest.clone();
+                let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+                    connection(srt, s, peer, &c)
+                }));
+                if run.is_err() {
+                    warn!(%peer, "SRT connection thread panicked; connection closed");
+                }
+                srt.close_socket(s);
+            });
+        if let Err(e) = spawned {
+            warn!(%peer, "SRT connection not served: {e}");
+            srt.close_socket(s);
+        }
+    }
+}
+
+fn peer_addr(storage: &libc::sockaddr_storage, len: c_int) -> SocketAddr {
+    // SAFETY: libsrt filled `storage` with an address of `len` bytes.
+    let sa = unsafe {
+        socket2::SockAddr::new(
+            std::ptr::read(storage as *const libc::sockaddr_storage as *const _),
+            len as libc::socklen_t,
+        )
+    };
+    sa.as_socket()
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))
+}
+
+/// The stream id the caller sent (`SRTO_STREAMID`), read back on the accepted socket.
+fn stream_id(srt: &Srt, s: SrtSocket) -> String {
+    let mut buf = [0u8; 513];
+    let mut len = buf.len() as c_int;
+    // SAFETY: `buf` has `len` bytes of room; libsrt writes at most that.
+    let rc = unsafe {
+        (srt.getsockflag)(
+            s,
+            ffi::SRTO_STREAMID,
+            buf.as_mut_ptr() as *mut c_void,
+            &mut len,
+        )
+    };
+    if rc < 0 {
+        return String::new();
+    }
+    let n = (len.max(0) as usize).min(buf.len());
+    String::from_utf8_lossy(&buf[..n])
+        .trim_end_matches('\0')
+        .to_string()
+}
+
+/// One publisher: claim its stream, read TS, demux, hand packets on.
+fn connection(srt: &Srt, s: SrtSocket, peer: SocketAddr, ingest: &Ingest) {
+    let id = stream_id(srt, s);
+    let admitted = match access::admit(&ingest.config, &id) {
+        Ok(a) => a,
+        Err(why) => {
+            // The hook let it in and the configuration cannot change: not expected.
+            warn!(%peer, code = why.code(), "SRT publish refused after the handshake");
+            return;
+        }
+    };
+    if ingest.shutdown.is_triggered() {
+        return;
+    }
+    let publish = match ingest.streams.publish(
+        &admitted.name,
+        peer,
+        "srt",
+        admitted.takeover,
+        ingest.config.limits.max_streams,
+    ) {
+        Ok(p) => p,
+        Err(why) => {
+            ingest.streams.registry.count_rejection(why);
+            warn!(%peer, stream = %admitted.name, reason = why.label(), "SRT publish rejected: {}", why.describe());
+            return;
+        }
+    };
+    let (stream, tx) = (publish.stream, publish.input);
+    info!(%peer, stream = %stream.name, id = stream.id, latency_ms = admitted.latency_ms, "SRT publish started");
+    let _ = srt.set_int(s, ffi::SRTO_RCVTIMEO, RECV_TIMEOUT_MS);
+    let mut demuxer = Demuxer::new(stream.id);
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    let mut last_data = Instant::now();
+    let mut last_stats = Instant::now();
+    let mut continuity_seen = 0;
+    let reason = loop {
+        if let Some(r) = stream.stop_requested() {
+            break r;
+        }
+        if ingest.shutdown.is_triggered() {
+            break EndReason::Shutdown;
+        }
+        if last_stats.elapsed() >= Duration::from_secs(1) {
+            publish_stats(srt, s, &stream, admitted.latency_ms);
+            last_stats = Instant::now();
+        }
+        // SAFETY: `buf` has MAX_MESSAGE bytes of room.
+        let n = unsafe { (srt.recvmsg)(s, buf.as_mut_ptr() as *mut c_char, buf.len() as c_int) };
+        if n < 0 {
+            let code = srt.last_error_code();
+            if code == ffi::SRT_EASYNCRCV || code == ffi::SRT_ETIMEOUT {
+                if last_data.elapsed() > IDLE {
+                    break EndReason::Timeout;
+                }
+                continue;
+            }
+            debug!(stream = %stream.name, code, "SRT receive ended: {}", srt.last_error());
+            break EndReason::PublisherClosed;
+        }
+        let n = n as usize;
+        let arrival = Instant::now();
+        last_data = arrival;
+        let Some(data) = buf.get(..n) else { continue };
+        let pushed = demuxer.push(data, arrival);
+        let mut closed = false;
+        while let Some(out) = demuxer.poll() {
+            closed |= !forward(&stream, &tx, out);
+        }
+        let errors = demuxer.counters().continuity_errors;
+        if errors > continuity_seen {
+            if continuity_seen == 0 {
+                warn!(stream = %stream.name, "MPEG-TS continuity errors (lost TS packets); counted, the stream goes on");
+            }
+            stream.stats.continuity_errors.store(errors, Relaxed);
+            continuity_seen = errors;
+        }
+        if let Err(e) = pushed {
+            warn!(stream = %stream.name, "SRT publish ended: {e}");
+            break EndReason::Error(e.to_string());
+        }
+        if closed {
+            break EndReason::Shutdown;
+        }
+    };
+    publish_stats(srt, s, &stream, admitted.latency_ms);
+    info!(%peer, stream = %stream.name, reason = ?reason, "SRT publish ended");
+    ingest.streams.registry.release(&stream);
+    let _ = tx.send(Input::End(reason));
+}
+
+/// Hands one demuxed value to the stream; `false` once the stream is gone.
+fn forward(stream: &crate::stream::LiveStream, tx: &flume::Sender<Input>, out: Demuxed) -> bool {
+    match out {
+        Demuxed::Config(c) => {
+            match &c {
+                CodecConfig::Avc(v) => {
+                    info!(stream = %stream.name, codec = %v.codec_string(), width = v.width, height = v.height, fps = ?v.fps, "video config");
+                    stream.info().video = Some(v.clone());
+                }
+                other => {
+                    if let Some(a) = other.audio() {
+                        info!(stream = %stream.name, codec = %a.codec_string(), sample_rate = a.sample_rate(), channels = a.channels(), "audio config");
+                        stream.info().audio = Some(a);
+                    }
+                }
+            }
+            tx.send(Input::Config(c)).is_ok()
+        }
+        Demuxed::Packet(p) => {
+            let st = &stream.stats;
+            match p.track {
+                Track::Video => {
+                    st.video_packets.fetch_add(1, Relaxed);
+                    st.keyframes.fetch_add(p.keyframe as u64, Relaxed);
+                }
+                Track::Audio => {
+                    st.audio_packets.fetch_add(1, Relaxed);
+                }
+            }
+            if p.discontinuity {
+                st.discontinuities.fetch_add(1, Relaxed);
+            }
+            st.record(
+                p.arrival.saturating_duration_since(stream.started),
+                p.data.len(),
+            );
+            tx.send(Input::Packet(p)).is_ok()
+        }
+    }
+}
+
+fn publish_stats(srt: &Srt, s: SrtSocket, stream: &crate::stream::LiveStream, latency_ms: u32) {
+    let Some(b) = srt.stats(s) else { return };
+    let t = TransportStats {
+        rtt_ms: b.ms_rtt,
+        receive_rate_mbps: b.mbps_recv_rate,
+        packets_received: b.pkt_recv_total.max(0) as u64,
+        packets_lost: b.pkt_rcv_loss_total.max(0) as u64,
+        packets_retransmitted: b.pkt_rcv_retrans.max(0) as u64,
+        packets_dropped: b.pkt_rcv_drop_total.max(0) as u64,
+        receive_buffer_ms: b.ms_rcv_buf.max(0) as u64,
+        latency_ms: if b.ms_rcv_tsbpd_delay > 0 {
+            b.ms_rcv_tsbpd_delay as u64
+        } else {
+            latency_ms as u64
+        },
+    };
+    *stream.transport.lock().unwrap_or_else(|e| e.into_inner()) = Some(t);
+}
+
+/// libsrt's log lines into `tracing` (warnings and errors only: its notices
+/// are per-packet chatter).
+fn install_log_handler(srt: &Srt) {
+    unsafe extern "C" fn handler(
+        _opaque: *mut c_void,
+        level: c_int,
+        _file: *const c_char,
+        _line: c_int,
+        area: *const c_char,
+        message: *const c_char,
+    ) {
+        let _ = std::panic::catch_unwind(|| {
+            let text = |p: *const c_char| {
+                if p.is_null() {
+                    String::new()
+                } else {
+                    // SAFETY: libsrt passes NUL-terminated strings valid for the call.
+                    unsafe { CStr::from_ptr(p) }
+                        .to_string_lossy()
+                        .trim()
+                        .to_string()
+                }
+            };
+            let (area, msg) = (text(area), text(message));
+            // syslog levels: 3 error, 4 warning.
+            if level <= 3 {
+                tracing::error!(target: "libsrt", area = %area, "{msg}");
+            } else {
+                tracing::warn!(target: "libsrt", area = %area, "{msg}");
+            }
+        });
+    }
+    // SAFETY: `handler` matches SRT_LOG_HANDLER_FN and never unwinds.
+    unsafe {
+        (srt.setloglevel)(4);
+        (srt.setloghandler)(std::ptr::null_mut(), handler);
+    }
+}

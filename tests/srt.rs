@@ -1,0 +1,372 @@
+//! SRT ingest against real peers: ffmpeg (libsrt, the library ladderd loads)
+//! and srt-live-transmit (srt-tools) push MPEG-TS; hls.js plays the ladder.
+
+mod common;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{input_1080p30_high, input_360p30_high, play_in_chromium, require, Proc, Server};
+
+const KEY: &str = "s3cret-srt-key";
+
+fn config() -> String {
+    format!(
+        "[ingest]\nallow_any_key = true\n[[streams]]\nname = \"cam\"\nkey = \"{KEY}\"\n\
+         [[streams]]\nname = \"cam2\"\nkey = \"{KEY}\"\n"
+    )
+}
+
+fn srt_url(addr: SocketAddr, name: &str, extra: &str) -> String {
+    format!("srt://{addr}?streamid=#!::r=live/{name},m=publish&pkt_size=1316{extra}")
+}
+
+/// ffmpeg pushing a file as MPEG-TS over SRT in real time, codecs copied.
+fn push_srt(input: &std::path::Path, url: &str, looped: bool) -> Proc {
+    require("ffmpeg");
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-hide_banner", "-nostdin", "-v", "error", "-re"]);
+    if looped {
+        cmd.args(["-stream_loop", "-1"]);
+    }
+    cmd.arg("-i")
+        .arg(input)
+        .args(["-c", "copy", "-f", "mpegts", url]);
+    Proc(
+        cmd.stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// A short ffmpeg SRT publish that must be refused: it exits non-zero soon.
+fn refused(url: &str) -> String {
+    let out = Command::new("timeout")
+        .args(["20", "ffmpeg", "-hide_banner", "-nostdin", "-v", "error"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=30",
+            "-t",
+            "3",
+        ])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-f",
+            "mpegts",
+            url,
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "{url} was accepted: {err}");
+    assert_ne!(out.status.code(), Some(124), "{url}: ffmpeg hung");
+    err
+}
+
+fn frames_decoded(server: &Server, name: &str) -> u64 {
+    server
+        .live(name)
+        .and_then(|s| s["pipeline"]["frames_decoded"].as_u64())
+        .unwrap_or(0)
+}
+
+fn wait_decoding(server: &Server, name: &str, frames: u64) {
+    server.wait_for(
+        &format!("{name} decoding {frames} frames"),
+        Duration::from_secs(30),
+        || (frames_decoded(server, name) >= frames).then_some(()),
+    );
+}
+
+fn metric(server: &Server, name: &str, stream: &str) -> f64 {
+    let text = server.get("/metrics").unwrap().1;
+    text.lines()
+        .find(|l| l.starts_with(name) && l.contains(&format!("stream=\"{stream}\"")))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn srt_publish_1080p_high_bframes_is_described_and_its_ladder_decodes() {
+    let input = input_1080p30_high();
+    let server = Server::start(&config());
+    let _ff = push_srt(
+        &input.path,
+        &srt_url(server.srt, "cam", &format!("&passphrase={KEY}")),
+        true,
+    );
+    wait_decoding(&server, "cam", 30);
+    let s = server.live("cam").unwrap();
+    assert_eq!(s["protocol"], "srt", "{s:#}");
+    assert_eq!(s["video"]["width"], 1920, "{s:#}");
+    assert_eq!(s["video"]["height"], 1080, "{s:#}");
+    assert_eq!(s["video"]["profile"], "High", "{s:#}");
+    assert_eq!(s["audio"]["sample_rate"], 48000, "{s:#}");
+    assert_eq!(s["audio"]["channels"], 2, "{s:#}");
+    assert_eq!(s["pipeline"]["dts_regressions"], 0, "{s:#}");
+    assert_eq!(s["pipeline"]["pts_before_dts"], 0, "{s:#}");
+    // The link, as libsrt measures it, in the API and /metrics.
+    let t = server.wait_for("SRT statistics", Duration::from_secs(10), || {
+        let s = server.live("cam")?;
+        (s["transport"]["packets_received"].as_u64()? > 100).then_some(s["transport"].clone())
+    });
+    assert!(t["latency_ms"].as_u64().unwrap() >= 120, "{t:#}");
+    assert!(metric(&server, "ladderd_srt_packets_received_total", "cam") > 100.0);
+    // Every rung and the audio: ffmpeg decodes a whole segment of each without error.
+    let master = server.wait_for("the ladder", Duration::from_secs(40), || {
+        let (st, text) = server.get("/live/cam/master.m3u8").ok()?;
+        (st == 200 && text.matches("#EXT-X-STREAM-INF").count() >= 4).then_some(text)
+    });
+    for uri in master
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let url = format!("http://{}/live/cam/{uri}", server.http);
+        let out = Command::new("ffmpeg")
+            .args(["-v", "error", "-i", &url, "-t", "2", "-f", "null", "-"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && err.trim().is_empty(),
+            "{uri}: {err}"
+        );
+    }
+}
+
+#[test]
+fn srt_publish_plays_in_hls_js() {
+    let input = input_360p30_high();
+    let server = Server::start(&config());
+    let _ff = push_srt(
+        &input.path,
+        &srt_url(server.srt, "cam", &format!("&passphrase={KEY}")),
+        true,
+    );
+    wait_decoding(&server, "cam", 60);
+    server.wait_for("the ladder", Duration::from_secs(30), || {
+        let (st, text) = server.get("/live/cam/master.m3u8").ok()?;
+        (st == 200 && text.contains("mp4a.40.2") && text.contains("360p30")).then_some(())
+    });
+    play_in_chromium(&server, "cam", "ll", "12", true);
+}
+
+/// Wrong, missing and unknown: refused, each the way SRT says it; key sizes
+/// 16/24/32 accepted; an encrypting caller to a key-less stream refused; the
+/// listener takes a good publish after all of them.
+#[test]
+fn srt_access_is_checked_in_the_handshake_and_the_listener_survives() {
+    let server = Server::start(&config());
+    let addr = server.srt;
+    refused(&srt_url(addr, "cam", "&passphrase=wrong-key-12345"));
+    refused(&srt_url(addr, "cam", ""));
+    refused(&srt_url(addr, "cam", "&passphrase=short"));
+    refused(
+        &srt_url(addr, "nobody-here", &format!("&passphrase={KEY}")).replace("live/", "other/"),
+    );
+    refused(&srt_url(addr, "cam", &format!("&passphrase={KEY}")).replace("m=publish", "m=request"));
+    // A name with no key (allow_any_key): a caller that encrypts is refused by libsrt.
+    refused(&srt_url(addr, "open", &format!("&passphrase={KEY}")));
+    let log = server.log_text();
+    assert!(
+        log.contains("BADSECRET") || log.contains("Incorrect passphrase"),
+        "{log}"
+    );
+    assert!(log.contains("SRT publish refused"), "{log}");
+    assert!(server.live("cam").is_none());
+    let rejected = server.json("/api/v1/sessions")["rejected"].clone();
+    assert!(
+        rejected["wrong_app"].as_u64().unwrap_or(0) >= 1,
+        "{rejected}"
+    );
+
+    let input = input_360p30_high();
+    for (i, pbkeylen) in [16, 24, 32].into_iter().enumerate() {
+        let name = if i % 2 == 0 { "cam" } else { "cam2" };
+        let url = srt_url(
+            addr,
+            name,
+            &format!("&passphrase={KEY}&pbkeylen={pbkeylen}"),
+        );
+        let mut ff = push_srt(&input.path, &url, true);
+        wait_decoding(&server, name, 10);
+        ff.0.kill().unwrap();
+        let _ = ff.0.wait();
+        server.wait_for(&format!("{name} to end"), Duration::from_secs(15), || {
+            server.live(name).is_none().then_some(())
+        });
+    }
+    // Unencrypted, for a name without a configured key.
+    let _ff = push_srt(&input.path, &srt_url(addr, "open", ""), true);
+    wait_decoding(&server, "open", 10);
+}
+
+/// srt-live-transmit (srt-tools) relays ffmpeg's UDP TS into ladderd.
+#[test]
+fn srt_live_transmit_is_a_second_peer() {
+    require("srt-live-transmit");
+    let input = input_360p30_high();
+    let server = Server::start(&config());
+    let udp = common::free_udp_port();
+    let relay = Proc(
+        Command::new("srt-live-transmit")
+            .arg("-q")
+            .arg(format!("udp://127.0.0.1:{udp}"))
+            .arg(srt_url(server.srt, "cam", &format!("&passphrase={KEY}")))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let _ff = Proc(
+        Command::new("ffmpeg")
+            .args([
+                "-hide_banner",
+                "-nostdin",
+                "-v",
+                "error",
+                "-re",
+                "-stream_loop",
+                "-1",
+            ])
+            .arg("-i")
+            .arg(&input.path)
+            .args(["-c", "copy", "-f", "mpegts"])
+            .arg(format!("udp://127.0.0.1:{udp}?pkt_size=1316"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_decoding(&server, "cam", 60);
+    assert_eq!(server.live("cam").unwrap()["protocol"], "srt");
+    drop(relay);
+}
+
+/// A UDP proxy that drops about 5 % of the caller's packets (a fixed
+/// pseudo-random pattern) and passes the listener's replies back.
+struct LossyProxy {
+    addr: SocketAddr,
+    dropped: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+}
+
+impl LossyProxy {
+    fn start(to: SocketAddr) -> LossyProxy {
+        let front = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let back = UdpSocket::bind("127.0.0.1:0").unwrap();
+        back.connect(to).unwrap();
+        front
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        back.set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let addr = front.local_addr().unwrap();
+        let (dropped, stop) = (
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let caller: Arc<std::sync::Mutex<Option<SocketAddr>>> = Default::default();
+        {
+            let (front, back) = (front.try_clone().unwrap(), back.try_clone().unwrap());
+            let (dropped, stop, caller) = (dropped.clone(), stop.clone(), caller.clone());
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 2048];
+                let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+                while !stop.load(Ordering::Relaxed) {
+                    let Ok((n, from)) = front.recv_from(&mut buf) else {
+                        continue;
+                    };
+                    *caller.lock().unwrap() = Some(from);
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    // Data packets only (control packets have the top bit set).
+                    if buf[0] & 0x80 == 0 && seed % 100 < 5 {
+                        dropped.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    let _ = back.send(&buf[..n]);
+                }
+            });
+        }
+        {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 2048];
+                while !stop.load(Ordering::Relaxed) {
+                    let Ok(n) = back.recv(&mut buf) else { continue };
+                    if let Some(c) = *caller.lock().unwrap() {
+                        let _ = front.send_to(&buf[..n], c);
+                    }
+                }
+            });
+        }
+        LossyProxy {
+            addr,
+            dropped,
+            stop,
+        }
+    }
+}
+
+impl Drop for LossyProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn five_percent_loss_is_repaired_and_shows_in_the_metrics() {
+    let input = input_360p30_high();
+    let server = Server::start(&config());
+    let proxy = LossyProxy::start(server.srt);
+    let _ff = push_srt(
+        &input.path,
+        &srt_url(
+            proxy.addr,
+            "cam",
+            &format!("&passphrase={KEY}&latency=400000"),
+        ),
+        true,
+    );
+    wait_decoding(&server, "cam", 90);
+    let start = Instant::now();
+    let before = frames_decoded(&server, "cam");
+    std::thread::sleep(Duration::from_secs(4));
+    let after = frames_decoded(&server, "cam");
+    assert!(
+        after - before >= 60,
+        "decoded {} frames in {:?} through 5 % loss",
+        after - before,
+        start.elapsed()
+    );
+    assert!(proxy.dropped.load(Ordering::Relaxed) > 20);
+    let lost = metric(&server, "ladderd_srt_packets_lost_total", "cam");
+    let retransmitted = metric(&server, "ladderd_srt_packets_retransmitted_total", "cam");
+    assert!(
+        lost > 0.0 && retransmitted > 0.0,
+        "lost {lost}, retransmitted {retransmitted}"
+    );
+    let s = server.live("cam").unwrap();
+    assert_eq!(s["pipeline"]["decode_errors"], 0, "{s:#}");
+    // The output still decodes.
+    let url = format!("http://{}/live/cam/master.m3u8", server.http);
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i", &url, "-t", "2", "-f", "null", "-"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && err.trim().is_empty(), "{err}");
+}
