@@ -15,6 +15,8 @@ missing=()
 need() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
 need ffmpeg ffmpeg
 need ffprobe ffmpeg
+# A second SRT peer (ffmpeg is the first; both use Debian's libsrt).
+need srt-live-transmit srt-tools
 need curl curl
 need nasm nasm
 need pkg-config pkg-config
