@@ -66,7 +66,6 @@ pub struct Config {
     pub streams: Vec<StreamConfig>,
 }
 
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Server {
@@ -187,6 +186,10 @@ pub struct Ingest {
     /// SRT receiver latency (ms): how long libsrt may wait for retransmissions
     /// before it gives a packet up. Per stream: `[[streams]] srt_latency_ms`.
     pub srt_latency_ms: u32,
+    /// A publisher that comes back under the same NAME within this many seconds
+    /// continues the same renditions (media sequence, URIs); 0: each publish
+    /// starts anew.
+    pub reconnect_window_secs: f64,
 }
 
 impl Default for Ingest {
@@ -196,6 +199,7 @@ impl Default for Ingest {
             allow_any_key: false,
             takeover: false,
             srt_latency_ms: 120,
+            reconnect_window_secs: 30.0,
         }
     }
 }
@@ -484,6 +488,12 @@ impl Config {
             if !(20..=8000).contains(&ms) {
                 return bad(&key, "must be between 20 and 8000 ms".into());
             }
+        }
+        if !(0.0..=3600.0).contains(&self.ingest.reconnect_window_secs) {
+            return bad(
+                "ingest.reconnect_window_secs",
+                "must be between 0 and 3600".into(),
+            );
         }
         if !(0.0..=10.0).contains(&self.server.drain_secs) {
             return bad("server.drain_secs", "must be between 0 and 10".into());

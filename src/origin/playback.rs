@@ -282,7 +282,10 @@ async fn rendition_file(
                         head,
                         headers.contains_key(RANGE),
                         quiet,
-                        media.timing.part_target,
+                        r.part_target
+                            .get()
+                            .copied()
+                            .unwrap_or(media.timing.part_target),
                     ),
                 ) {
                     (ObjectName::Part(msn, index), GrowingStep::Stream) => {
@@ -506,8 +509,16 @@ fn ll_playlist(media: &StreamMedia, r: &Rendition, skip: bool) -> String {
         })
         .collect();
     r.with_segments(|segments, discontinuity_sequence, ended| {
+        let timing = hls::Timing {
+            part_target: r
+                .part_target
+                .get()
+                .copied()
+                .unwrap_or(media.timing.part_target),
+            ..media.timing
+        };
         hls::media_playlist(&MediaPlaylist {
-            timing: media.timing,
+            timing,
             segments,
             discontinuity_sequence,
             reports: &reports,

@@ -529,7 +529,7 @@ mod tests {
         for segment_secs in [1i64, 2, 4] {
             let (sr, frame_len) = (48_000i64, 1024i64);
             let segment = segment_secs * sr;
-            let mut c = Chunker::new(sr as u32, 16_000, frame_len).even_parts(segment);
+            let mut c = Chunker::new(sr as u32, 16 * frame_len, frame_len).even_parts(segment);
             let mut chunks = Vec::new();
             let mut segment_start: Option<i64> = None;
             for i in 0..(20 * sr / frame_len) {
@@ -561,11 +561,11 @@ mod tests {
             for parts in &per_segment {
                 let (min, max) = (parts.iter().min().unwrap(), parts.iter().max().unwrap());
                 assert!(
-                    *max <= 15,
+                    *max <= 16,
                     "{segment_secs} s: a part over the target: {parts:?}"
                 );
-                assert!(max - min <= 2, "{segment_secs} s: uneven parts {parts:?}");
-                assert!(*min >= 10, "{segment_secs} s: a sliver: {parts:?}");
+                // HLS: every part but a segment's last is at least 85 % of PART-TARGET.
+                assert!(*min >= 14, "{segment_secs} s: a short part: {parts:?}");
             }
         }
     }

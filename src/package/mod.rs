@@ -103,6 +103,8 @@ pub enum Published {
         name: String,
         codecs: String,
         kind: RenditionKind,
+        /// Its playlist's PART-TARGET (s): audio parts are whole AAC frames.
+        part_target: f64,
     },
     /// A rendition's (next) init segment; later chunks use it.
     Init { rendition: String, init: Bytes },
@@ -323,6 +325,11 @@ pub struct StreamPackager {
     /// 90 kHz time that maps to decode time `BASE_SLACK`; set by the first packet.
     base: Option<i64>,
     started_unix_ms: u64,
+    /// The latest decode time given out (either track).
+    last_t: i64,
+    /// A publisher rejoined (`rejoin`): the next timestamp re-bases the clock
+    /// to go on one frame after `last_t`, with program date-time at this wall clock (ms).
+    rebase: Option<u64>,
     source: Option<SourceOutput>,
     rungs: Vec<Option<Output>>,
     rung_plan: Vec<RungInfo>,
@@ -398,6 +405,8 @@ impl StreamPackager {
             fps,
             base: None,
             started_unix_ms,
+            last_t: 0,
+            rebase: None,
             source: None,
             rungs: Vec::new(),
             rung_plan: Vec::new(),
@@ -464,7 +473,8 @@ impl StreamPackager {
                 return None;
             }
         };
-        let rendition = self.add_rendition(name, new.codecs, new.kind, new.init);
+        let part_target = self.part_ticks as f64 / TIMESCALE as f64;
+        let rendition = self.add_rendition(name, new.codecs, new.kind, new.init, part_target);
         Some(Output::new(
             rendition,
             Chunker::new(TIMESCALE, self.part_ticks, self.frame_ticks)
@@ -479,11 +489,13 @@ impl StreamPackager {
         codecs: String,
         kind: RenditionKind,
         init: Bytes,
+        part_target: f64,
     ) -> Name {
         self.out.push(Published::Rendition {
             name: name.to_string(),
             codecs,
             kind,
+            part_target,
         });
         self.out.push(Published::Init {
             rendition: name.to_string(),
@@ -511,6 +523,13 @@ impl StreamPackager {
                 return;
             }
         };
+        let sr = asc.sample_rate as i64;
+        // Whole AAC frames, rounded up: 16 frames (341 ms) at 48 kHz for 1/3 s
+        // parts, so each segment splits into parts of 15-16 frames (at least 85 %
+        // of PART-TARGET, as the spec asks of every part but a segment's last).
+        let per_frame = TIMESCALE as i64 * AAC_FRAME;
+        let frames = ((self.part_ticks * sr + per_frame - 1) / per_frame).max(1);
+        let part = frames * AAC_FRAME;
         let rendition = self.add_rendition(
             "audio",
             asc.codec_string(),
@@ -519,9 +538,8 @@ impl StreamPackager {
                 nominal_bps: 128_000,
             },
             init,
+            part as f64 / sr as f64,
         );
-        let sr = asc.sample_rate as i64;
-        let part = (self.part_ticks * sr / TIMESCALE as i64).max(AAC_FRAME);
         self.audio = Some(AudioOutput {
             out: Output::new(
                 rendition,
@@ -622,8 +640,28 @@ impl StreamPackager {
     }
 
     fn decode_time(&mut self, t: i64) -> i64 {
+        if let Some(now_unix_ms) = self.rebase.take() {
+            // The new publisher's first timestamp lands one frame after the last one.
+            let at = self.last_t + self.frame_ticks;
+            self.base = Some(t - (at - BASE_SLACK));
+            self.started_unix_ms =
+                now_unix_ms.saturating_sub(((at - BASE_SLACK).max(0) / 90) as u64);
+        }
         let base = *self.base.get_or_insert(t);
-        (t - base + BASE_SLACK).max(0)
+        let d = (t - base + BASE_SLACK).max(0);
+        self.last_t = self.last_t.max(d);
+        d
+    }
+
+    /// The stream's publisher came back (a reconnect within the window): its
+    /// timestamps start anywhere, so the clock re-bases to go on right after
+    /// the last frame, program date-time resumes at `now_unix_ms`, and every
+    /// rendition marks `EXT-X-DISCONTINUITY` at its next keyframe. Playlists,
+    /// media sequence numbers and every URI already listed stay as they are.
+    pub fn rejoin(&mut self, now_unix_ms: u64) {
+        self.rebase = Some(now_unix_ms);
+        self.reconfigured = true;
+        self.video_at = None;
     }
 
     fn pdt_ms(&self, pts: i64) -> u64 {

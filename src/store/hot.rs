@@ -213,6 +213,7 @@ impl StreamMedia {
             parts_published: AtomicU64::new(0),
             segments_published: AtomicU64::new(0),
             last_publish: Mutex::new(None),
+            part_target: std::sync::OnceLock::new(),
         });
         let mut all = write(&self.renditions);
         all.retain(|x| x.name != name);
@@ -242,8 +243,14 @@ impl StreamMedia {
     pub fn apply(&self, p: Published) {
         let named = |name: &str| self.rendition(name);
         match p {
-            Published::Rendition { name, codecs, kind } => {
-                self.add(&name, codecs, kind);
+            Published::Rendition {
+                name,
+                codecs,
+                kind,
+                part_target,
+            } => {
+                let r = self.add(&name, codecs, kind);
+                let _ = r.part_target.set(part_target);
             }
             Published::Init { rendition, init } => {
                 if let Some(r) = named(&rendition) {
@@ -320,6 +327,8 @@ pub struct Rendition {
     pub parts_published: AtomicU64,
     pub segments_published: AtomicU64,
     last_publish: Mutex<Option<std::time::Instant>>,
+    /// Its playlist's PART-TARGET when it differs from the stream's (audio).
+    pub part_target: std::sync::OnceLock<f64>,
 }
 
 impl Rendition {

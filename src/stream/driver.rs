@@ -44,6 +44,24 @@ pub struct Driver {
     pub shutdown: Arc<Shutdown>,
 }
 
+/// What a stream leaves behind when its publisher goes away, for the next
+/// publisher of the same NAME within `ingest.reconnect_window_secs`: its
+/// packager (same playlists, same media sequence) and the rungs players hold.
+pub struct Parked {
+    packaging: Packaging,
+    rungs: Vec<Rung>,
+    /// Tells this parking from a later one of the same NAME.
+    pub token: u64,
+}
+
+impl Parked {
+    /// The window ran out (or shutdown): every rendition ends (`EXT-X-ENDLIST`).
+    pub fn finish(mut self) {
+        let published = self.packaging.packager.finish(Instant::now());
+        self.packaging.apply(published);
+    }
+}
+
 /// A stream's packager and the store media it publishes into.
 struct Packaging {
     packager: StreamPackager,
@@ -332,6 +350,15 @@ async fn run_stream(job: Job, ctx: &Driver) {
     let mut video_config: Option<AvcConfig> = None;
     let packaging = PackagerConfig::from_config(&ctx.config);
     let max_lag = Duration::from_secs_f64(ctx.config.ladder.max_lag_secs);
+    // A publisher back within the reconnect window: the same renditions go on.
+    let mut rejoined_rungs: Option<Vec<Rung>> = None;
+    if let Some(parked) = ctx.streams.unpark(&stream.name) {
+        let mut p = parked.packaging;
+        p.packager.rejoin(unix_ms());
+        info!(stream = %stream.name, id = stream.id, "publisher back within the reconnect window: playlists continue after a discontinuity");
+        rejoined_rungs = Some(parked.rungs);
+        packager = Some(p);
+    }
     loop {
         // An idle stream still refreshes its latency snapshot (the API and
         // /metrics read it), once a second. Rung threads' results are taken as
@@ -387,7 +414,8 @@ async fn run_stream(job: Job, ctx: &Driver) {
                 let previous: Option<Vec<Rung>> = ladder
                     .as_ref()
                     .filter(|_| packager.is_some())
-                    .map(|l| l.run.rungs().map(|(r, _)| r.clone()).collect());
+                    .map(|l| l.run.rungs().map(|(r, _)| r.clone()).collect())
+                    .or_else(|| rejoined_rungs.take());
                 let rungs = policy::rungs_for(&ctx.config.ladder, previous.as_deref(), &cfg, fps);
                 if let Some(l) = &mut ladder {
                     l.finish(&stream, &mut packager);
@@ -506,9 +534,47 @@ async fn run_stream(job: Job, ctx: &Driver) {
             stop_ladder(&stream, &mut ladder);
         }
     }
-    if let Some(p) = &mut packager {
-        let published = p.packager.finish(Instant::now());
-        p.apply(published);
+    let rungs: Vec<Rung> = ladder
+        .as_ref()
+        .map(|l| l.run.rungs().map(|(r, _)| r.clone()).collect())
+        .or(rejoined_rungs)
+        .unwrap_or_default();
+    let window = Duration::from_secs_f64(ctx.config.ingest.reconnect_window_secs);
+    // The publisher went away (not kicked, not shutdown): hold the renditions
+    // open for the window; otherwise they end now.
+    let park = matches!(
+        ended,
+        EndReason::PublisherClosed | EndReason::Timeout | EndReason::Error(_)
+    ) && !window.is_zero()
+        && !ctx.shutdown.is_triggered();
+    if let Some(p) = packager.take() {
+        if park {
+            let token = ctx.streams.park(
+                &stream.name,
+                Parked {
+                    packaging: p,
+                    rungs,
+                    token: 0,
+                },
+            );
+            let (name, streams, shutdown) = (
+                stream.name.clone(),
+                ctx.streams.clone(),
+                ctx.shutdown.clone(),
+            );
+            glommio::spawn_local(async move {
+                futures_lite::future::or(glommio::timer::sleep(window), shutdown.wait()).await;
+                if let Some(p) = streams.unpark_if(&name, token) {
+                    info!(stream = %name, "reconnect window over: the stream's renditions end");
+                    contained_finish(&name, p);
+                }
+            })
+            .detach();
+        } else {
+            let mut p = p;
+            let published = p.packager.finish(Instant::now());
+            p.apply(published);
+        }
     }
     info!(
         stream = %stream.name,
@@ -519,6 +585,18 @@ async fn run_stream(job: Job, ctx: &Driver) {
         "pipeline drained"
     );
     ctx.streams.registry.finish(&stream, ended);
+}
+
+fn contained_finish(name: &str, p: Parked) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.finish())).is_err() {
+        tracing::error!(stream = %name, "packager failed while ending the stream");
+    }
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Runs one ladder step with a panic (a codec library or driver binding gone

@@ -12,7 +12,7 @@ pub mod policy;
 pub mod registry;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 pub use driver::{Driver, Input, Job};
@@ -21,6 +21,9 @@ pub use registry::{EndReason, LiveStream, Registry, Rejection};
 /// What ingest holds: the live names, and the way into a media core.
 pub struct Streams {
     pub registry: Registry,
+    /// Renditions kept open for a publisher that may come back (by NAME).
+    parked: std::sync::Mutex<std::collections::HashMap<String, driver::Parked>>,
+    next_token: std::sync::atomic::AtomicU64,
     cores: Vec<flume::Sender<Job>>,
     next: AtomicUsize,
     /// `limits.packet_queue`: each stream's input channel (backpressure reaches
@@ -39,6 +42,8 @@ impl Streams {
     pub fn new(cores: Vec<flume::Sender<Job>>, packet_queue: usize) -> Self {
         Streams {
             registry: Registry::new(),
+            parked: Default::default(),
+            next_token: AtomicU64::new(1),
             cores,
             next: AtomicUsize::new(0),
             packet_queue,
@@ -68,6 +73,39 @@ impl Streams {
             return Err(Rejection::ShuttingDown);
         }
         Ok(Publish { stream, input: tx })
+    }
+
+    /// Keeps a gone publisher's renditions for its NAME; returns the parking's
+    /// token. One that was already parked under the NAME ends now.
+    pub fn park(&self, name: &str, mut p: driver::Parked) -> u64 {
+        p.token = self.next_token.fetch_add(1, Ordering::Relaxed);
+        let token = p.token;
+        let old = self.lock_parked().insert(name.to_string(), p);
+        if let Some(old) = old {
+            old.finish();
+        }
+        token
+    }
+
+    /// The renditions parked for NAME, taken by its new publisher.
+    pub fn unpark(&self, name: &str) -> Option<driver::Parked> {
+        self.lock_parked().remove(name)
+    }
+
+    /// Takes the parking only if it is still the one `token` names.
+    pub fn unpark_if(&self, name: &str, token: u64) -> Option<driver::Parked> {
+        let mut parked = self.lock_parked();
+        if parked.get(name).is_some_and(|p| p.token == token) {
+            parked.remove(name)
+        } else {
+            None
+        }
+    }
+
+    fn lock_parked(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, driver::Parked>> {
+        self.parked.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn dispatch(&self, job: Job) -> Result<(), Job> {
