@@ -1,6 +1,7 @@
-//! HLS playback routes over the hot store: playlists (with blocking reload
-//! and delta updates), init segments, parts (preload hints answered on
-//! publication), segments; cache headers, ETag, Range, gzip.
+//! Playback routes over the hot store: HLS playlists (with blocking reload
+//! and delta updates), the DASH MPD, init segments, parts (preload hints
+//! answered on publication), segments (one being written is streamed as its
+//! parts land: LL-DASH); cache headers, ETag, Range, gzip.
 
 use std::hash::{Hash, Hasher};
 use std::io::Write;
@@ -16,6 +17,7 @@ use hyper::{Response, StatusCode};
 
 use super::routes::{full, text, Body, BodyError};
 use super::Origin;
+use crate::package::dash;
 use crate::package::hls::{self, MediaPlaylist, ObjectName, RenditionReport};
 use crate::store::hot::{Block, Object, Rendition, StreamMedia};
 
@@ -54,6 +56,31 @@ pub fn parse_query(q: Option<&str>) -> Result<Query, &'static str> {
     Ok(out)
 }
 
+/// The MPD's query: `ll=1` asks for LL-DASH (`ll=0` or none: standard DASH);
+/// other keys are ignored (cache busters), another `ll` value is an error.
+pub fn parse_mpd_query(q: Option<&str>) -> Result<bool, &'static str> {
+    let mut low_latency = false;
+    for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=').unwrap_or((pair, "")) {
+            ("ll", "1") => low_latency = true,
+            ("ll", "0") => low_latency = false,
+            ("ll", _) => return Err("ll must be 1 or 0\n"),
+            _ => {}
+        }
+    }
+    Ok(low_latency)
+}
+
+/// What a listing request (multivariant playlist or MPD) lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Listing {
+    /// A multivariant playlist whose variants are `RENDITION/{name}`.
+    Hls(&'static str),
+    Mpd {
+        low_latency: bool,
+    },
+}
+
 /// `/live/{stream}/…`
 /// `head`: a HEAD request (its headers must be the GET's final ones).
 pub async fn handle(
@@ -69,11 +96,20 @@ pub async fn handle(
     media.count_request();
     match rest {
         [_, "master.m3u8"] => {
-            multivariant_file(ctx, &media, "playlist.m3u8", headers, "max-age=0").await
+            let listing = Listing::Hls("playlist.m3u8");
+            multivariant_file(ctx, &media, listing, headers, "max-age=0").await
         }
         [_, "index.m3u8"] => {
-            multivariant_file(ctx, &media, "index.m3u8", headers, "max-age=1").await
+            let listing = Listing::Hls("index.m3u8");
+            multivariant_file(ctx, &media, listing, headers, "max-age=1").await
         }
+        [_, "manifest.mpd"] => match parse_mpd_query(query) {
+            Ok(low_latency) => {
+                let listing = Listing::Mpd { low_latency };
+                multivariant_file(ctx, &media, listing, headers, "no-cache").await
+            }
+            Err(e) => text(StatusCode::BAD_REQUEST, e),
+        },
         [_, rendition, file] => match media.rendition(rendition) {
             Some(r) => rendition_file(ctx, &media, r, file, query, headers, head).await,
             None => text(StatusCode::NOT_FOUND, "no such rendition\n"),
@@ -112,7 +148,18 @@ pub fn multivariant_step(
     now: Instant,
     deadline: Instant,
 ) -> MultivariantStep {
-    if let Some(body) = multivariant(media, playlist_name) {
+    listing_step(multivariant(media, playlist_name), media, now, deadline)
+}
+
+/// Sans-IO: what to answer for a listing (multivariant playlist or MPD)
+/// whose text is `body` (`None`: no video rendition to list yet).
+fn listing_step(
+    body: Option<String>,
+    media: &StreamMedia,
+    now: Instant,
+    deadline: Instant,
+) -> MultivariantStep {
+    if let Some(body) = body {
         MultivariantStep::Serve(body)
     } else if media.is_ended() {
         MultivariantStep::Ended
@@ -132,12 +179,12 @@ pub fn multivariant_wait(media: &StreamMedia) -> Duration {
     Duration::from_secs(media.timing.target_duration.max(1))
 }
 
-/// `master.m3u8` / `index.m3u8`: served once a variant exists; until then the
-/// request blocks (up to [`multivariant_wait`]).
+/// `master.m3u8` / `index.m3u8` / `manifest.mpd`: served once a variant
+/// exists; until then the request blocks (up to [`multivariant_wait`]).
 async fn multivariant_file(
     ctx: &Origin,
     media: &StreamMedia,
-    playlist_name: &str,
+    listing: Listing,
     headers: &HeaderMap,
     cache: &'static str,
 ) -> Response<Body> {
@@ -149,8 +196,21 @@ async fn multivariant_file(
             .iter()
             .map(|r| r.changed.listen())
             .collect();
-        match multivariant_step(media, playlist_name, Instant::now(), deadline) {
-            MultivariantStep::Serve(body) => return playlist(body, headers, cache),
+        let body = match listing {
+            Listing::Hls(playlist_name) => multivariant(media, playlist_name),
+            Listing::Mpd { low_latency } => mpd(media, low_latency, unix_ms()),
+        };
+        match listing_step(body, media, Instant::now(), deadline) {
+            MultivariantStep::Serve(body) => {
+                let mut r = playlist(body, headers, cache);
+                if let Listing::Mpd { .. } = listing {
+                    r.headers_mut().insert(
+                        CONTENT_TYPE,
+                        HeaderValue::from_static("application/dash+xml"),
+                    );
+                }
+                return r;
+            }
             MultivariantStep::Ended => return text(StatusCode::NOT_FOUND, "stream ended\n"),
             MultivariantStep::Unavailable => {
                 let mut r = text(
@@ -174,20 +234,54 @@ async fn multivariant_file(
     }
 }
 
+/// What the multivariant playlist and the MPD say of a rendition.
+fn summary(r: &Rendition) -> hls::RenditionSummary {
+    hls::RenditionSummary {
+        name: r.name.clone(),
+        codecs: r.codecs(),
+        kind: r.kind(),
+        measured_bps: r.measured_bps(),
+        ended: r.is_ended(),
+    }
+}
+
 /// The multivariant playlist, or None while no video rendition can be listed.
 fn multivariant(media: &StreamMedia, playlist_name: &str) -> Option<String> {
-    let renditions: Vec<hls::RenditionSummary> = media
+    let renditions: Vec<hls::RenditionSummary> =
+        media.renditions().iter().map(|r| summary(r)).collect();
+    hls::multivariant(&renditions, playlist_name)
+}
+
+/// Wall-clock now, Unix ms.
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The MPD at `now_ms`, or None while no video rendition can be listed.
+fn mpd(media: &StreamMedia, low_latency: bool, now_ms: u64) -> Option<String> {
+    let windows: Vec<dash::RenditionWindow> = media
         .renditions()
         .iter()
-        .map(|r| hls::RenditionSummary {
-            name: r.name.clone(),
-            codecs: r.codecs(),
-            kind: r.kind(),
-            measured_bps: r.measured_bps(),
-            ended: r.is_ended(),
+        .map(|r| {
+            let (segments, run_start) = r.with_timeline(|s, run| (s.to_vec(), run));
+            dash::RenditionWindow {
+                summary: summary(r),
+                segments,
+                run_start,
+            }
         })
         .collect();
-    hls::multivariant(&renditions, playlist_name)
+    dash::manifest(&dash::Manifest {
+        timing: media.timing,
+        renditions: &windows,
+        window_secs: media.window_secs(),
+        now_ms,
+        low_latency,
+        utc_timing: "/time",
+    })
+    .ok()
 }
 
 async fn rendition_file(
@@ -272,7 +366,7 @@ async fn rendition_file(
             Object::Missing => return text(StatusCode::NOT_FOUND, "not found\n"),
             // A part being written by a rendition that has ended: never completes.
             Object::Growing(_) if r.is_ended() => {
-                return text(StatusCode::NOT_FOUND, "abandoned part\n")
+                return text(StatusCode::NOT_FOUND, "abandoned while being written\n")
             }
             Object::Growing(_) => {
                 let quiet = r.since_publish();
@@ -288,11 +382,11 @@ async fn rendition_file(
                             .unwrap_or(media.timing.part_target),
                     ),
                 ) {
-                    (ObjectName::Part(msn, index), GrowingStep::Stream) => {
+                    (ObjectName::Part(..) | ObjectName::Segment(_), GrowingStep::Stream) => {
                         if waited {
                             served_after_wait(ctx, media, &r);
                         }
-                        return streamed_part(r.clone(), msn, index, deadline, limit);
+                        return streamed(r.clone(), media.group, lookup, deadline, limit);
                     }
                     _ => {
                         if !wait(ctx, listener, deadline).await {
@@ -358,17 +452,19 @@ fn growing_step(
     }
 }
 
-/// A part still being written, sent chunk by chunk (HTTP/1.1 chunked
-/// transfer, h2 DATA frames) as each frame's fragment is published; ends with
-/// the part. The bytes are the part's bytes, whichever way they are sent.
+/// A part or segment still being written, sent chunk by chunk (HTTP/1.1
+/// chunked transfer, h2 DATA frames) as each frame's fragment is published;
+/// ends with the object. The bytes are the object's bytes, whichever way they
+/// are sent (a segment's are its parts', in order: LL-DASH reads the segment
+/// being written this way, as LL-HLS reads a part).
 ///
-/// The body ends by the blocking limit: a part not complete by then (its
+/// The body ends by the blocking limit: an object not complete by then (its
 /// writer stopped mid-way) cuts the connection with an error instead of
-/// ending the body cleanly, so nobody caches a short copy of an immutable part.
-fn streamed_part(
+/// ending the body cleanly, so nobody caches a short copy of an immutable one.
+fn streamed(
     r: std::sync::Arc<Rendition>,
-    msn: u64,
-    index: u32,
+    group: u64,
+    lookup: ObjectName,
     deadline: Instant,
     limit: Duration,
 ) -> Response<Body> {
@@ -388,32 +484,24 @@ fn streamed_part(
                 return None;
             }
             let listener = st.r.changed.listen();
-            let have = match st.r.part(msn, index) {
+            let have = match find(&st.r, group, lookup) {
                 Object::Ready(data) => {
                     st.done = true;
-                    data
+                    vec![data]
                 }
-                Object::Growing(chunks) if !st.r.is_ended() => {
-                    let mut all = Vec::with_capacity(chunks.iter().map(|c| c.len()).sum());
-                    for c in &chunks {
-                        all.extend_from_slice(c);
-                    }
-                    Bytes::from(all)
-                }
+                Object::Growing(chunks) if !st.r.is_ended() => chunks,
                 // Evicted or abandoned mid-way.
                 _ => {
                     st.done = true;
-                    let e = BodyError::PartAbandoned {
+                    let e = BodyError::Abandoned {
                         rendition: st.r.name.clone(),
-                        msn,
-                        index,
+                        object: lookup.uri(),
                     };
                     return Some((Err(e), st));
                 }
             };
-            if have.len() > st.sent {
-                let next = have.slice(st.sent..);
-                st.sent = have.len();
+            if let Some(next) = unsent(&have, st.sent) {
+                st.sent += next.len();
                 return Some((Ok(hyper::body::Frame::data(next)), st));
             }
             if st.done {
@@ -422,10 +510,9 @@ fn streamed_part(
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 st.done = true;
-                let e = BodyError::PartLate {
+                let e = BodyError::Late {
                     rendition: st.r.name.clone(),
-                    msn,
-                    index,
+                    object: lookup.uri(),
                     secs: limit.as_secs(),
                 };
                 return Some((Err(e), st));
@@ -438,6 +525,32 @@ fn streamed_part(
     h.insert(CONTENT_TYPE, HeaderValue::from_static("video/iso.segment"));
     h.insert(CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
     resp
+}
+
+/// The bytes of `chunks` (in order) past the first `sent`, copied only when
+/// they span more than one chunk; `None` when there are none.
+fn unsent(chunks: &[Bytes], sent: usize) -> Option<Bytes> {
+    let mut skip = sent;
+    let mut rest: Vec<Bytes> = Vec::new();
+    for c in chunks {
+        if skip >= c.len() {
+            skip -= c.len();
+            continue;
+        }
+        rest.push(c.slice(skip..));
+        skip = 0;
+    }
+    match rest.len() {
+        0 => None,
+        1 => rest.pop(),
+        _ => {
+            let mut all = Vec::with_capacity(rest.iter().map(|c| c.len()).sum());
+            for c in &rest {
+                all.extend_from_slice(c);
+            }
+            Some(Bytes::from(all))
+        }
+    }
 }
 
 /// A parked request is being answered: how long after the publish that woke it.
@@ -720,6 +833,8 @@ mod tests {
             msn,
             pdt_ms: 0,
             discontinuity: false,
+            start: msn * 180_000,
+            timescale: 90_000,
         });
         r.publish(Chunk::Part {
             msn,
@@ -827,6 +942,69 @@ mod tests {
             GrowingStep::Wait
         );
         assert_eq!(growing_step(false, false, None, part), GrowingStep::Wait);
+    }
+
+    #[test]
+    fn mpd_query() {
+        assert_eq!(parse_mpd_query(None), Ok(false));
+        assert_eq!(parse_mpd_query(Some("ll=1&t=5")), Ok(true));
+        assert_eq!(parse_mpd_query(Some("ll=0")), Ok(false));
+        assert!(parse_mpd_query(Some("ll=yes")).is_err());
+    }
+
+    /// A streamed object sends each byte once, whatever chunks it grows by.
+    #[test]
+    fn unsent_bytes_of_growing_chunks() {
+        let c = |s: &'static [u8]| Bytes::from_static(s);
+        assert_eq!(unsent(&[], 0), None);
+        assert_eq!(unsent(&[c(b"ab")], 0), Some(c(b"ab")));
+        assert_eq!(unsent(&[c(b"ab")], 2), None);
+        assert_eq!(unsent(&[c(b"ab"), c(b"cd")], 1), Some(c(b"bcd")));
+        assert_eq!(unsent(&[c(b"ab"), c(b"cd")], 2), Some(c(b"cd")));
+        // The segment complete: one body, the same bytes.
+        assert_eq!(unsent(&[c(b"abcde")], 4), Some(c(b"e")));
+    }
+
+    /// The MPD lists the store's window: one Period, the rendition's
+    /// segments from its first, and the segment being written only in LL-DASH.
+    #[test]
+    fn mpd_from_the_store() {
+        let (media, r) = media();
+        assert_eq!(mpd(&media, false, 0), None);
+        for msn in 0..2 {
+            publish_segment(&r, msn);
+        }
+        r.publish(Chunk::SegmentStart {
+            msn: 2,
+            pdt_ms: 0,
+            discontinuity: false,
+            start: 360_000,
+            timescale: 90_000,
+        });
+        r.publish(Chunk::Part {
+            msn: 2,
+            index: 0,
+            independent: true,
+            duration: 1.0 / 3.0,
+            data: Bytes::from_static(b"p"),
+            frames: Vec::new(),
+        });
+        let standard = mpd(&media, false, 0).unwrap();
+        assert!(
+            standard.contains("<S t=\"0\" d=\"180000\" r=\"1\"/>"),
+            "{standard}"
+        );
+        assert!(
+            standard.contains("timeShiftBufferDepth=\"PT30S\""),
+            "{standard}"
+        );
+        let ll = mpd(&media, true, 0).unwrap();
+        assert!(ll.contains("<S t=\"0\" d=\"180000\" r=\"2\"/>"), "{ll}");
+        // The segment being written: its bytes so far, to stream.
+        assert_eq!(
+            find(&r, media.group, ObjectName::Segment(2)),
+            Object::Growing(vec![Bytes::from_static(b"p")])
+        );
     }
 
     #[test]

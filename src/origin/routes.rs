@@ -26,19 +26,15 @@ pub type Body = std::pin::Pin<Box<dyn hyper::body::Body<Data = Bytes, Error = Bo
 /// (immutable) object.
 #[derive(Debug, thiserror::Error)]
 pub enum BodyError {
-    #[error("part {msn}.{index} of {rendition} not complete {secs} s after the request")]
-    PartLate {
+    #[error("{object} of {rendition} not complete {secs} s after the request")]
+    Late {
         rendition: String,
-        msn: u64,
-        index: u32,
+        /// The part or segment's name (`part12.3.m4s`, `seg12.m4s`).
+        object: String,
         secs: u64,
     },
-    #[error("part {msn}.{index} of {rendition} abandoned while it was being written")]
-    PartAbandoned {
-        rendition: String,
-        msn: u64,
-        index: u32,
-    },
+    #[error("{object} of {rendition} abandoned while it was being written")]
+    Abandoned { rendition: String, object: String },
 }
 
 pub fn full(b: Bytes) -> Body {
@@ -113,12 +109,14 @@ pub async fn handle(ctx: &Origin, req: Request<Incoming>, surface: Surface) -> R
 fn route_label(segments: &[&str]) -> &'static str {
     match segments {
         ["live", _, f] if f.ends_with(".m3u8") => "multivariant",
+        ["live", _, f] if f.ends_with(".mpd") => "mpd",
         ["live", _, _, f] if f.ends_with(".m3u8") => "media_playlist",
         ["live", _, _, f] if f.starts_with("part") => "part",
         ["live", _, _, f] if f.starts_with("init") => "init",
         ["live", ..] => "segment",
         [""] | ["watch", _] | ["assets", _] => "player",
         ["healthz"] | ["readyz"] => "health",
+        ["time"] => "time",
         ["metrics"] => "metrics",
         ["api", ..] => "api",
         _ => "other",
@@ -160,8 +158,17 @@ async fn dispatch(ctx: &Origin, req: &Request<Incoming>, segments: &[&str]) -> R
         [""] => player::index(),
         ["watch", name] => player::watch(name),
         ["assets", "hls.min.js"] => player::hls_js(&ctx.config.hls.hls_js),
+        ["time"] => time(),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
+}
+
+/// `GET /time`: the origin's clock, ISO-8601 UTC with milliseconds (the MPD's
+/// `UTCTiming`, `urn:mpeg:dash:utc:http-iso:2014`), so players time segment
+/// availability by the origin's clock rather than their own.
+fn time() -> Response<Body> {
+    let now = crate::package::hls::iso8601(playback::unix_ms());
+    text(StatusCode::OK, &now)
 }
 
 pub fn text(status: StatusCode, body: &str) -> Response<Body> {

@@ -37,6 +37,11 @@ pub enum Chunk {
         msn: u64,
         pdt_ms: u64,
         discontinuity: bool,
+        /// Decode time of the segment's first sample (its `tfdt`), in
+        /// `timescale` ticks: where the segment sits on the media timeline
+        /// (DASH's `S@t`).
+        start: u64,
+        timescale: u32,
     },
     Part {
         msn: u64,
@@ -221,10 +226,14 @@ impl Chunker {
             self.msn = Some(msn);
             self.part_index = 0;
             self.segment_ticks = 0;
+            // Where the segment's first part will start (see below).
+            let start = self.end_dts.map_or(f.dts, |end| f.dts.max(end)).max(0) as u64;
             out.push(Chunk::SegmentStart {
                 msn,
                 pdt_ms: f.pdt_ms,
                 discontinuity: std::mem::take(&mut self.pending_discontinuity),
+                start,
+                timescale: self.timescale,
             });
         } else if !self.part.is_empty()
             && (self.part_ticks + duration > self.part_target || self.past_grid(duration))

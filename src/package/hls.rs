@@ -21,6 +21,9 @@ pub struct SegmentEntry {
     pub init_version: u32,
     pub parts: Vec<PartEntry>,
     pub complete: bool,
+    /// Decode time of its first sample, in `timescale` ticks (DASH's `S@t`).
+    pub start: u64,
+    pub timescale: u32,
 }
 
 /// The stream-wide LL-HLS timing, identical in every rendition.
@@ -30,6 +33,10 @@ pub struct Timing {
     pub part_target: f64,
     /// The segment length the ladder aims for (boundaries fall on it).
     pub segment_target: f64,
+    /// Wall-clock time (Unix ms) of media time 0: every rendition's decode
+    /// times count from it (PROGRAM-DATE-TIME = this + media time), so it is
+    /// DASH's `availabilityStartTime`.
+    pub media_epoch_ms: u64,
 }
 
 impl Timing {
@@ -414,6 +421,13 @@ pub struct RenditionSummary {
     pub ended: bool,
 }
 
+/// A video rendition's peak bits per second as the playlists state it: the
+/// measured peak, never below the measured average or the encoder's target.
+/// (HLS's BANDWIDTH adds the audio's; DASH lists audio on its own.)
+pub fn video_peak_bps((average, peak): (u64, u64), nominal_bps: u64) -> u64 {
+    peak.max(average.max(nominal_bps))
+}
+
 /// The multivariant playlist of a stream's renditions (`NAME/PLAYLIST` URIs),
 /// or `None` while no video rendition can be listed. BANDWIDTH is the peak
 /// (never below the average or the encoder's target), audio included.
@@ -451,7 +465,7 @@ pub fn multivariant(renditions: &[RenditionSummary], playlist_name: &str) -> Opt
         }
         variants.push(Variant {
             uri: format!("{}/{playlist_name}", r.name),
-            bandwidth: peak.max(average - audio_bps) + audio_bps,
+            bandwidth: video_peak_bps((avg, peak), nominal_bps) + audio_bps,
             average_bandwidth: average,
             codecs,
             width,
@@ -622,6 +636,8 @@ mod tests {
                 })
                 .collect(),
             complete,
+            start: 2 * 90_000 + msn * 2 * 90_000,
+            timescale: 90_000,
         }
     }
 
@@ -629,6 +645,7 @@ mod tests {
         target_duration: 2,
         part_target: 1.0 / 3.0,
         segment_target: 2.0,
+        media_epoch_ms: 1_764_028_798_000,
     };
 
     #[test]

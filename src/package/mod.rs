@@ -1,5 +1,6 @@
 //! From frames to published media: CMAF boxes (`cmaf`), parts and segments
-//! (`chunker`), HLS playlists (`hls`), and the per-stream packager.
+//! (`chunker`), HLS playlists (`hls`), the DASH MPD (`dash`), and the
+//! per-stream packager.
 //!
 //! Sans-IO at its root: the packager takes its own [`PackagerConfig`], frames
 //! and `now`, and returns [`Published`] values; the stream's driver applies them
@@ -12,6 +13,7 @@
 
 pub mod chunker;
 pub mod cmaf;
+pub mod dash;
 pub mod hls;
 
 use std::collections::VecDeque;
@@ -390,6 +392,9 @@ impl StreamPackager {
             target_duration: crate::media::timeline::target_duration(segment_secs),
             part_target: part_ticks as f64 / TIMESCALE as f64,
             segment_target: segment_secs,
+            // Decode times are `pts - base + BASE_SLACK` and program date-times
+            // `started + (pts - base)` (see `pdt_ms`): media time 0 is this.
+            media_epoch_ms: started_unix_ms.saturating_sub((BASE_SLACK / 90) as u64),
         };
         let group = (config.standard_segment_secs / segment_secs)
             .round()

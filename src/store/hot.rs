@@ -179,6 +179,11 @@ impl RecentCount {
 }
 
 impl StreamMedia {
+    /// How much media each rendition keeps (DASH's `timeShiftBufferDepth`).
+    pub fn window_secs(&self) -> f64 {
+        self.window_secs
+    }
+
     pub fn count_request(&self) {
         self.requests.add();
     }
@@ -305,6 +310,9 @@ struct Timeline {
     /// The part being written, chunk by chunk: (msn, index, chunks).
     open_part: Option<(u64, u32, Vec<Bytes>)>,
     ended: bool,
+    /// Where the oldest segment's continuous run (no discontinuity, one init
+    /// version) began, when that was an evicted segment: its media start.
+    run_start: Option<u64>,
 }
 
 #[derive(Default)]
@@ -377,6 +385,8 @@ impl Rendition {
                     msn,
                     pdt_ms,
                     discontinuity,
+                    start,
+                    timescale,
                 } => {
                     t.entries.push_back(SegmentEntry {
                         msn,
@@ -386,6 +396,8 @@ impl Rendition {
                         init_version: version,
                         parts: Vec::new(),
                         complete: false,
+                        start,
+                        timescale,
                     });
                     t.bodies.push_back(Body::default());
                 }
@@ -456,6 +468,16 @@ impl Rendition {
         let mut t = self.lock();
         let (disc, ended) = (t.discontinuity_sequence, t.ended);
         f(t.entries.make_contiguous(), disc, ended)
+    }
+
+    /// Runs `f` over the window (oldest first) and the media start of the run
+    /// (no discontinuity, one init version) the oldest segment belongs to,
+    /// `None` when that segment starts it: a timeline that keeps its origin
+    /// while the window slides (DASH's Period@start).
+    pub fn with_timeline<R>(&self, f: impl FnOnce(&[SegmentEntry], Option<u64>) -> R) -> R {
+        let mut t = self.lock();
+        let run_start = t.run_start;
+        f(t.entries.make_contiguous(), run_start)
     }
 
     /// The newest published part: (msn, index).
@@ -556,7 +578,18 @@ impl Rendition {
             Some(i) => match &t.bodies[i].data {
                 Some(d) => Object::Ready(d.clone()),
                 None if t.ended => Object::Missing,
-                None => Object::Pending,
+                // Still receiving parts: its bytes so far (the parts published,
+                // then the chunks of the part being written), which the whole
+                // segment will begin with (LL-DASH reads it as it grows).
+                None => {
+                    let mut so_far = t.bodies[i].parts.clone();
+                    if let Some((m, _, chunks)) = &t.open_part {
+                        if *m == msn {
+                            so_far.extend(chunks.iter().cloned());
+                        }
+                    }
+                    Object::Growing(so_far)
+                }
             },
             None => t.next_in_line(msn, true),
         }
@@ -640,6 +673,15 @@ impl Timeline {
                 break;
             }
             self.evicted_before = front.msn + 1;
+            let (front_start, front_init) = (front.start, front.init_version);
+            match self.entries.get(1) {
+                Some(next) if next.discontinuity || next.init_version != front_init => {
+                    self.run_start = None;
+                }
+                _ => {
+                    self.run_start = Some(self.run_start.unwrap_or(front_start));
+                }
+            }
             if self.entries.get(1).is_some_and(|e| e.discontinuity) {
                 self.discontinuity_sequence += 1;
             }
@@ -673,6 +715,7 @@ pub(crate) fn test_stream(window_secs: f64) -> (Arc<StreamMedia>, Arc<Rendition>
             target_duration: 2,
             part_target: 1.0 / 3.0,
             segment_target: 2.0,
+            media_epoch_ms: 0,
         },
         3,
     );
@@ -703,6 +746,8 @@ mod tests {
             msn,
             pdt_ms: 0,
             discontinuity: false,
+            start: msn * 180_000,
+            timescale: 90_000,
         });
         for index in 0..parts {
             r.publish(Chunk::Part {
@@ -729,6 +774,7 @@ mod tests {
             target_duration: 2,
             part_target: 1.0 / 3.0,
             segment_target: 2.0,
+            media_epoch_ms: 0,
         };
         let media = store.open("cam", 1, timing, 3);
         let video = |height, fps, nominal_bps| RenditionKind::Video {
@@ -787,6 +833,8 @@ mod tests {
             msn: 1,
             pdt_ms: 0,
             discontinuity: false,
+            start: 180_000,
+            timescale: 90_000,
         });
         assert_eq!(r.block(0, Some(3)), Block::Wait);
         r.publish(Chunk::Part {
@@ -810,7 +858,11 @@ mod tests {
         segment(&r, 0, 6);
         assert_eq!(r.part(0, 5), Object::Ready(Bytes::from(vec![0, 5])));
         assert_eq!(r.part(0, 6), Object::Pending);
-        assert_eq!(r.segment(0), Object::Pending);
+        // An incomplete segment answers with what it has so far (LL-DASH).
+        assert_eq!(
+            r.segment(0),
+            Object::Growing((0..6).map(|i| Bytes::from(vec![0, i])).collect())
+        );
         end(&r, 0);
         match r.segment(0) {
             Object::Ready(d) => assert_eq!(d.len(), 12),
@@ -842,6 +894,8 @@ mod tests {
                 msn,
                 pdt_ms: 0,
                 discontinuity: msn == 2,
+                start: msn * 180_000,
+                timescale: 90_000,
             });
             r.publish(Chunk::Part {
                 msn,
@@ -854,6 +908,55 @@ mod tests {
             end(&r, msn);
         }
         assert_eq!(r.long_segment(0, 3), Object::Ready(Bytes::from(vec![0, 1])));
+    }
+
+    /// The oldest run's start survives eviction until a discontinuity (or a
+    /// new init) becomes the oldest segment: DASH's Period@start stays put
+    /// while the window slides.
+    #[test]
+    fn timeline_keeps_the_oldest_runs_start_while_evicting() {
+        let r = rendition(4.0);
+        let run_start = |r: &Rendition| r.with_timeline(|s, run| (s[0].msn, run));
+        for msn in 0..3 {
+            segment(&r, msn, 6);
+            end(&r, msn);
+        }
+        // A 4 s window of 2 s segments: msn 0 evicted, the run began at its start.
+        assert_eq!(run_start(&r), (1, Some(0)));
+        r.publish(Chunk::SegmentStart {
+            msn: 3,
+            pdt_ms: 0,
+            discontinuity: true,
+            start: 900_000,
+            timescale: 90_000,
+        });
+        r.publish(Chunk::PartChunk {
+            msn: 3,
+            index: 0,
+            data: Bytes::from_static(b"c0"),
+        });
+        // The segment being written: its first part's chunks so far.
+        assert_eq!(
+            r.segment(3),
+            Object::Growing(vec![Bytes::from_static(b"c0")])
+        );
+        r.publish(Chunk::Part {
+            msn: 3,
+            index: 0,
+            independent: true,
+            duration: 2.0,
+            data: Bytes::from_static(b"c0"),
+            frames: Vec::new(),
+        });
+        end(&r, 3);
+        assert_eq!(run_start(&r), (2, Some(0)));
+        segment(&r, 4, 6);
+        end(&r, 4);
+        // msn 3 (the discontinuity) is now the oldest: it starts its own run.
+        assert_eq!(run_start(&r), (3, None));
+        segment(&r, 5, 6);
+        end(&r, 5);
+        assert_eq!(run_start(&r), (4, Some(900_000)));
     }
 
     #[test]

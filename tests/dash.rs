@@ -1,0 +1,320 @@
+//! DASH and LL-DASH from the origin, checked by real clients: xmllint against
+//! the MPD schema (ISO/IEC 23009-1), ffmpeg's DASH reader; plus what no
+//! checker looks at: `/time`, headers, Period stability across refreshes, the
+//! segment being written streamed as its parts land, and a discontinuity
+//! starting a second Period.
+
+mod common;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::*;
+use ladderd::media::flv::FileTags;
+
+/// A light demo (one rung + source) with the default 2 s segments: ffmpeg
+/// 5.1's DASH reader maps its position to whole seconds on every MPD refresh,
+/// so with 1 s segments, where two audio segments (on the AAC frame grid) can
+/// start within one second, it re-reads audio ("non monotonically increasing
+/// dts"); segments of 2 s never do.
+const DEMO: &str = "[demo]\nwidth = 640\nheight = 360\n\n[ladder]\nsegment_secs = 2.0\n\n[hls]\nwindow_secs = 19.0\n";
+
+/// Where the MPD schema is: `LADDERD_DASH_SCHEMA`, `tests/data/dash-schema/`,
+/// or the shared checkout beside the repository (`../shared/dash-schema/`).
+/// The schema is not vendored: MPEG publishes it under the ISO/IEC Directives,
+/// not an open licence.
+fn schema() -> Option<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let candidates = [
+        std::env::var_os("LADDERD_DASH_SCHEMA").map(PathBuf::from),
+        Some(root.join("tests/data/dash-schema")),
+        Some(root.join("../shared/dash-schema")),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .map(|d| d.join("DASH-MPD.xsd"))
+        .find(|p| p.is_file())
+}
+
+/// `xmllint --schema DASH-MPD.xsd` on `mpd`; reports a skip (with the reason)
+/// where the schema is not on this machine.
+fn validate(mpd: &str, what: &str) {
+    let Some(xsd) = schema() else {
+        eprintln!("{what}: no DASH-MPD.xsd here (set LADDERD_DASH_SCHEMA): schema check skipped");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("manifest.mpd");
+    std::fs::write(&file, mpd).unwrap();
+    let out = Command::new("xmllint")
+        .args(["--noout", "--schema"])
+        .arg(&xsd)
+        .arg(&file)
+        .output()
+        .expect("xmllint is not installed; run scripts/test.sh (libxml2-utils)");
+    let err = String::from_utf8_lossy(&out.stderr);
+    println!("xmllint {what}: {}", err.trim());
+    assert!(out.status.success(), "xmllint {what}: {err}\n{mpd}");
+}
+
+struct Reply {
+    status: u16,
+    content_type: String,
+    cache: String,
+    body: String,
+}
+
+fn get(server: &Server, path: &str) -> Reply {
+    let url = format!("http://{}{}", server.http, path);
+    let resp = match ureq::get(&url).timeout(Duration::from_secs(15)).call() {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("GET {path}: {e}"),
+    };
+    Reply {
+        status: resp.status(),
+        content_type: resp.header("content-type").unwrap_or("").to_string(),
+        cache: resp.header("cache-control").unwrap_or("").to_string(),
+        body: resp.into_string().unwrap_or_default(),
+    }
+}
+
+/// The MPD once every listed rendition has `segments` segments.
+fn wait_mpd(server: &Server, path: &str, segments: usize) -> String {
+    server.wait_for("segments in the MPD", Duration::from_secs(60), || {
+        let r = get(server, path);
+        let enough = r.status == 200
+            && r.body.contains("contentType=\"audio\"")
+            && timeline_lengths(&r.body).iter().all(|&n| n >= segments);
+        enough.then_some(r.body)
+    })
+}
+
+/// Segments per SegmentTimeline (each `S` counts 1 + `r`).
+fn timeline_lengths(mpd: &str) -> Vec<usize> {
+    mpd.split("<SegmentTimeline>")
+        .skip(1)
+        .map(|t| {
+            let t = t.split("</SegmentTimeline>").next().unwrap_or("");
+            t.split("<S ")
+                .skip(1)
+                .map(|s| 1 + attr(s, "r").map_or(0, |r| r as usize))
+                .sum()
+        })
+        .collect()
+}
+
+fn attr(element: &str, name: &str) -> Option<u64> {
+    let head = element.split('>').next()?;
+    head.split(&format!(" {name}=\""))
+        .nth(1)?
+        .split('"')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// `(id, start)` of each Period.
+fn periods(mpd: &str) -> Vec<(String, String)> {
+    mpd.split("<Period ")
+        .skip(1)
+        .map(|p| {
+            let get = |k: &str| {
+                p.split(&format!("{k}=\""))
+                    .nth(1)
+                    .and_then(|r| r.split('"').next())
+                    .unwrap_or("")
+                    .to_string()
+            };
+            (get("id"), get("start"))
+        })
+        .collect()
+}
+
+/// The newest segment number a Representation's timeline lists.
+fn last_number(mpd: &str, rendition: &str) -> u64 {
+    let rep = mpd
+        .split(&format!("<Representation id=\"{rendition}\""))
+        .nth(1)
+        .unwrap();
+    let start = attr(rep.split("<SegmentTemplate").nth(1).unwrap(), "startNumber").unwrap();
+    let n = timeline_lengths(rep)[0] as u64;
+    start + n - 1
+}
+
+#[test]
+fn demo_mpd_validates_plays_in_ffmpeg_and_streams_the_open_segment() {
+    require("ffmpeg");
+    let server = Server::start_with(DEMO, &["--demo"]);
+    let standard = wait_mpd(&server, "/live/demo/manifest.mpd", 4);
+    let ll = get(&server, "/live/demo/manifest.mpd?ll=1");
+    assert_eq!(ll.status, 200);
+    let ll = ll.body;
+    println!("--- standard\n{standard}--- LL\n{ll}");
+
+    // Headers and the clock players sync to.
+    let r = get(&server, "/live/demo/manifest.mpd");
+    assert_eq!(r.content_type, "application/dash+xml");
+    assert_eq!(r.cache, "no-cache");
+    let time = get(&server, "/time");
+    assert_eq!(time.status, 200);
+    let now = time.body.trim();
+    assert!(now.len() == 24 && now.ends_with('Z'), "/time: {now:?}");
+    assert!(r
+        .body
+        .contains("<UTCTiming schemeIdUri=\"urn:mpeg:dash:utc:http-iso:2014\" value=\"/time\"/>"));
+    assert_eq!(get(&server, "/live/demo/manifest.mpd?ll=2").status, 400);
+
+    // Both are valid MPDs; LL attributes only in LL-DASH.
+    validate(&standard, "standard");
+    validate(&ll, "LL");
+    for marker in [
+        "availabilityTimeOffset",
+        "ServiceDescription",
+        "availabilityTimeComplete=\"false\"",
+    ] {
+        assert!(!standard.contains(marker), "{marker}");
+        assert!(ll.contains(marker), "{marker}");
+    }
+    for rendition in ["source", "360p30", "audio"] {
+        assert!(
+            standard.contains(&format!("<Representation id=\"{rendition}\"")),
+            "{rendition}"
+        );
+    }
+    // Period ids and starts stay put while the window slides.
+    let before = periods(&standard);
+    assert_eq!(before.len(), 1, "{standard}");
+    std::thread::sleep(Duration::from_millis(2500));
+    let later = get(&server, "/live/demo/manifest.mpd").body;
+    assert_eq!(periods(&later), before, "{later}");
+    assert!(last_number(&later, "360p30") > last_number(&standard, "360p30"));
+
+    // ffmpeg's DASH reader decodes 4 s of each (standard, LL) without error.
+    for path in ["manifest.mpd", "manifest.mpd?ll=1"] {
+        let url = format!("http://{}/live/demo/{path}", server.http);
+        let t0 = Instant::now();
+        let out = Command::new("ffmpeg")
+            .args(["-hide_banner", "-nostdin", "-v", "error", "-i"])
+            .arg(&url)
+            .args(["-t", "4", "-f", "null", "-"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        println!(
+            "ffmpeg {path}: exit {:?} in {:.1} s, stderr {:?}",
+            out.status.code(),
+            t0.elapsed().as_secs_f64(),
+            err.trim()
+        );
+        assert!(
+            out.status.success() && err.trim().is_empty(),
+            "ffmpeg reading {path}: {err}"
+        );
+    }
+
+    // LL-DASH: the newest segment the LL MPD lists is still being written;
+    // it is served as its parts land (first bytes well before its end), and
+    // its bytes are the finished segment's.
+    let ll = get(&server, "/live/demo/manifest.mpd?ll=1").body;
+    let open = last_number(&ll, "360p30");
+    let path = format!("/live/demo/360p30/seg{open}.m4s");
+    let t0 = Instant::now();
+    let resp = ureq::get(&format!("http://{}{path}", server.http))
+        .timeout(Duration::from_secs(15))
+        .call()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut reader = resp.into_reader();
+    let mut body = Vec::new();
+    let mut buf = [0u8; 65536];
+    let mut first = None;
+    loop {
+        let n = reader.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        first.get_or_insert_with(|| t0.elapsed());
+        body.extend_from_slice(&buf[..n]);
+    }
+    let (first, total) = (first.unwrap(), t0.elapsed());
+    println!(
+        "{path}: first bytes after {first:?}, all {} bytes after {total:?}",
+        body.len()
+    );
+    assert!(
+        total >= first + Duration::from_millis(200),
+        "{path} was not streamed: first {first:?}, end {total:?}"
+    );
+    let whole = server.get_bytes(&path);
+    assert_eq!(
+        body, whole,
+        "{path}: streamed bytes differ from the segment"
+    );
+}
+
+/// The publishers here pause and stay connected, silent, until the checks
+/// are done (see tests/discontinuity.rs).
+const CONFIG: &str = "[limits]\nrtmp_idle_timeout_secs = 600\n\n[[streams]]\nname = \"cam1\"\nkey = \"key-one-secret\"\n";
+
+/// The publisher's clock jumps 10 s forward mid-GOP: every rendition marks a
+/// discontinuity at one boundary, so the MPD gets a second Period there.
+#[test]
+fn timestamp_jump_starts_a_second_period() {
+    let flv = input_360p30_flv();
+    let server = Server::start(CONFIG);
+    let rtmp = server.rtmp;
+    let (leave, wait_leave) = mpsc::channel::<()>();
+    let publisher = std::thread::spawn(move || {
+        let mut client = RawClient::publish(rtmp, "cam1?key=key-one-secret");
+        let data = Bytes::from(std::fs::read(&flv).unwrap());
+        let start = Instant::now();
+        for t in FileTags::new(data).unwrap() {
+            let t = t.unwrap();
+            let due = Duration::from_millis(t.timestamp_ms as u64);
+            if let Some(wait) = due.checked_sub(start.elapsed()) {
+                std::thread::sleep(wait);
+            }
+            let ts = t.timestamp_ms + if t.timestamp_ms >= 5000 { 10_000 } else { 0 };
+            match t.kind {
+                9 => client.video(&t.body, ts).unwrap(),
+                8 => client.audio(&t.body, ts).unwrap(),
+                _ => {}
+            }
+        }
+        let _ = wait_leave.recv_timeout(Duration::from_secs(120));
+    });
+    let all_in_both = |mpd: &str| {
+        mpd.split("<Period ").skip(1).all(|p| {
+            ["source", "360p30", "audio"]
+                .iter()
+                .all(|r| p.contains(&format!("<Representation id=\"{r}\"")))
+        })
+    };
+    let mpd = server.wait_for("a second Period", Duration::from_secs(60), || {
+        let r = get(&server, "/live/cam1/manifest.mpd");
+        (r.status == 200 && periods(&r.body).len() == 2 && all_in_both(&r.body)).then_some(r.body)
+    });
+    println!("{mpd}");
+    validate(&mpd, "two Periods");
+    let ll = get(&server, "/live/cam1/manifest.mpd?ll=1").body;
+    validate(&ll, "two Periods, LL");
+    let p = periods(&mpd);
+    assert_ne!(p[0].0, p[1].0, "Period ids: {p:?}");
+    // Every rendition appears in both Periods.
+    for part in mpd.split("<Period ").skip(1) {
+        for rendition in ["source", "360p30", "audio"] {
+            assert!(
+                part.contains(&format!("<Representation id=\"{rendition}\"")),
+                "{rendition}:\n{mpd}"
+            );
+        }
+    }
+    let _ = leave.send(());
+    publisher.join().unwrap();
+}
