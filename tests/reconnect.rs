@@ -110,6 +110,9 @@ fn a_publisher_back_within_the_window_continues_the_same_playlists() {
             "0",
             "-i",
             &url,
+            // From the oldest segment, across the first join (at about 6 s).
+            "-t",
+            "12",
             "-f",
             "null",
             "-",

@@ -9,12 +9,14 @@ pub enum LogFormat {
 }
 
 /// Installs the global subscriber. Level from `LADDERD_LOG` (or `RUST_LOG`), default `info`.
+/// `mpeg2ts_reader` logs a warning per malformed TS packet: kept to errors, so a
+/// publisher sending garbage cannot flood the log (the demuxer counts them).
 pub fn init(format: LogFormat) {
     let filter = std::env::var("LADDERD_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .ok()
-        .and_then(|f| EnvFilter::try_new(f).ok())
-        .unwrap_or_else(|| EnvFilter::new("info"));
+        .and_then(|f| EnvFilter::try_new(format!("{f},mpeg2ts_reader=error")).ok())
+        .unwrap_or_else(|| EnvFilter::new("info,mpeg2ts_reader=error"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
