@@ -100,6 +100,10 @@ pub fn start(ingest: Arc<Ingest>) -> Result<Listener, SrtError> {
         .name("ladderd-srt-stop".into())
         .spawn(move || {
             futures_lite::future::block_on(ingest.shutdown.wait());
+            // The accept thread's srt_accept fails on the closed listener, and
+            // libsrt would log that as an error: shutting down is not one.
+            // SAFETY: sets libsrt's global log threshold (2: critical only).
+            unsafe { (srt.setloglevel)(2) };
             srt.close_socket(lsn);
         })
         .map_err(|e| bind_err(e.to_string()))?;
