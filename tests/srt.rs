@@ -13,6 +13,13 @@ use common::{input_1080p30_high, input_360p30_high, play_in_chromium, require, P
 
 const KEY: &str = "s3cret-srt-key";
 
+/// The 1080p ladder and the browser test never overlap: with both on 2 cores
+/// the rungs fall behind real time and drop pictures up to their next IDR (the
+/// designed overload policy), and hls.js then marked the 360p30 segment after
+/// such a drop as a gap while switching (CI saw `fragGap 360p30/seg8.m4s`).
+/// That is a test of contention, not of SRT ingest.
+static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn config() -> String {
     format!(
         "[ingest]\nallow_any_key = true\n[[streams]]\nname = \"cam\"\nkey = \"{KEY}\"\n\
@@ -98,6 +105,7 @@ fn metric(server: &Server, name: &str, stream: &str) -> f64 {
 
 #[test]
 fn srt_publish_1080p_high_bframes_is_described_and_its_ladder_decodes() {
+    let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
     let input = input_1080p30_high();
     let server = Server::start(&config());
     let _ff = push_srt(
@@ -146,6 +154,7 @@ fn srt_publish_1080p_high_bframes_is_described_and_its_ladder_decodes() {
 
 #[test]
 fn srt_publish_plays_in_hls_js() {
+    let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
     let input = input_360p30_high();
     let server = Server::start(&config());
     let _ff = push_srt(
