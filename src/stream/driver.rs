@@ -56,9 +56,8 @@ pub struct Parked {
 
 impl Parked {
     /// The window ran out (or shutdown): every rendition ends (`EXT-X-ENDLIST`).
-    pub fn finish(mut self) {
-        let published = self.packaging.packager.finish(Instant::now());
-        self.packaging.apply(published);
+    pub fn finish(self) {
+        self.packaging.finish();
     }
 }
 
@@ -69,6 +68,12 @@ struct Packaging {
 }
 
 impl Packaging {
+    /// End of stream: every rendition ends (`EXT-X-ENDLIST`).
+    fn finish(mut self) {
+        let published = self.packager.finish(Instant::now());
+        self.apply(published);
+    }
+
     fn apply(&self, published: Vec<Published>) {
         for p in published {
             self.media.apply(p);
@@ -571,9 +576,7 @@ async fn run_stream(job: Job, ctx: &Driver) {
             })
             .detach();
         } else {
-            let mut p = p;
-            let published = p.packager.finish(Instant::now());
-            p.apply(published);
+            p.finish();
         }
     }
     info!(

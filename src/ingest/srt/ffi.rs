@@ -13,6 +13,7 @@ pub const SRT_ERROR: c_int = -1;
 /// `SRT_SOCKOPT` values used here (srt.h).
 pub const SRTO_RCVSYN: c_int = 2;
 pub const SRTO_RCVTIMEO: c_int = 14;
+pub const SRTO_REUSEADDR: c_int = 15;
 pub const SRTO_PASSPHRASE: c_int = 26;
 pub const SRTO_PBKEYLEN: c_int = 27;
 pub const SRTO_RCVLATENCY: c_int = 43;

@@ -61,7 +61,7 @@ pub fn start(ingest: Arc<Ingest>) -> Result<Listener, SrtError> {
         bind_err(e)
     };
     // Exclusive port: a second ladderd must fail to bind, not share the traffic.
-    srt.set_int(lsn, 15 /* SRTO_REUSEADDR */, 0).map_err(fail)?;
+    srt.set_int(lsn, ffi::SRTO_REUSEADDR, 0).map_err(fail)?;
     srt.set_int(
         lsn,
         ffi::SRTO_RCVLATENCY,
