@@ -73,8 +73,9 @@ impl FanOut<'_> {
     }
 
     /// Hands one picture to every rung thread that takes it. In realtime mode
-    /// a rung whose queue is full drops it and every picture up to the next
-    /// segment boundary (where its encoder gets an IDR), counted.
+    /// a rung whose queue is full drops that picture, counted: a rung behind
+    /// real time runs at a lower frame rate, its previous picture held longer,
+    /// so its timeline stays contiguous (no hole for a player to stall on).
     pub(super) fn dispatch(&mut self, frame: &Frame) {
         let due = Due::of(
             frame.pts,
@@ -92,7 +93,7 @@ impl FanOut<'_> {
             }
             let RungExec::Thread {
                 jobs: jobs_slot,
-                dropping,
+                warned,
                 ..
             } = &mut r.exec
             else {
@@ -101,33 +102,35 @@ impl FanOut<'_> {
             let Some(jobs) = jobs_slot.as_ref() else {
                 continue;
             };
-            if *dropping && !decision.boundary {
-                r.stats.dropped_behind += 1;
-                continue;
-            }
             let job = RungJob {
                 frame: shared.clone(),
                 force_idr: decision.boundary,
             };
             let sent = if realtime {
-                match jobs.try_send(job) {
-                    Ok(()) => Ok(true),
-                    Err(flume::TrySendError::Full(_)) => Ok(false),
-                    Err(flume::TrySendError::Disconnected(_)) => Err(()),
+                // A boundary picture may take the queue's spare slot: the
+                // rung then resumes on this boundary's IDR instead of
+                // skipping a whole segment, which would leave its segment
+                // numbers one behind every other rendition's.
+                let limit = jobs.capacity().unwrap_or(1).saturating_sub(1);
+                if !decision.boundary && jobs.len() >= limit {
+                    Ok(false)
+                } else {
+                    match jobs.try_send(job) {
+                        Ok(()) => Ok(true),
+                        Err(flume::TrySendError::Full(_)) => Ok(false),
+                        Err(flume::TrySendError::Disconnected(_)) => Err(()),
+                    }
                 }
             } else {
                 jobs.send(job).map(|()| true).map_err(|_| ())
             };
             match sent {
-                Ok(true) => {
-                    *dropping = false;
-                    handed += 1;
-                }
+                Ok(true) => handed += 1,
                 Ok(false) => {
-                    if !*dropping {
-                        tracing::warn!(rung = %r.rung.name, pts = frame.pts, "rung behind real time: dropping its pictures up to the next segment boundary");
+                    if !*warned {
+                        tracing::warn!(rung = %r.rung.name, pts = frame.pts, "rung behind real time: dropping pictures its queue has no room for (counted in ladderd_frames_dropped_total, reason behind; logged once per ladder)");
                     }
-                    *dropping = true;
+                    *warned = true;
                     r.stats.dropped_behind += 1;
                 }
                 Err(()) => {
