@@ -190,6 +190,10 @@ pub struct Ingest {
     /// continues the same renditions (media sequence, URIs); 0: each publish
     /// starts anew.
     pub reconnect_window_secs: f64,
+    /// After this many ms without input (a silent or gone publisher, inside
+    /// the reconnect window) the stream shows a "signal lost" slate with
+    /// silence on the same clock, so players keep playing; 0: no slate.
+    pub slate_after_ms: u64,
 }
 
 impl Default for Ingest {
@@ -200,6 +204,7 @@ impl Default for Ingest {
             takeover: false,
             srt_latency_ms: 120,
             reconnect_window_secs: 30.0,
+            slate_after_ms: 1000,
         }
     }
 }
@@ -493,6 +498,12 @@ impl Config {
             return bad(
                 "ingest.reconnect_window_secs",
                 "must be between 0 and 3600".into(),
+            );
+        }
+        if self.ingest.slate_after_ms > 60_000 {
+            return bad(
+                "ingest.slate_after_ms",
+                "must be between 0 (no slate) and 60000".into(),
             );
         }
         if !(0.0..=10.0).contains(&self.server.drain_secs) {

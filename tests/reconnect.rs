@@ -142,3 +142,162 @@ fn without_a_window_a_new_publish_starts_new_playlists() {
         text.contains("#EXT-X-ENDLIST").then_some(())
     });
 }
+
+fn metric(server: &Server, name: &str, labels: &str) -> f64 {
+    let text = server.get("/metrics").unwrap().1;
+    text.lines()
+        .find(|l| l.starts_with(name) && l.contains(labels))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Mean luma of the last picture ffmpeg decodes from `url` (0–255).
+fn mean_luma(url: &str, args: &[&str]) -> f64 {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error"])
+        .args(args)
+        .args([
+            "-i",
+            url,
+            "-frames:v",
+            "1",
+            "-vf",
+            "scale=64:36",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "gray",
+            "-",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && !out.stdout.is_empty(),
+        "{url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout.iter().map(|&b| b as f64).sum::<f64>() / out.stdout.len() as f64
+}
+
+/// A publisher gone (SIGKILL) inside the window: after `slate_after_ms` every
+/// rendition shows the "signal lost" slate on the same playlists (new
+/// segments keep coming, they decode, and their picture is the slate's dark
+/// field, not the test pattern); when the publisher is back its pictures
+/// return on the same playlists, and the switches are counted.
+#[test]
+fn a_gone_publisher_leaves_the_slate_on_air_until_it_is_back() {
+    let input = input_360p30_high();
+    let server = Server::start(
+        "[ingest]\nallow_any_key = true\nreconnect_window_secs = 20\nslate_after_ms = 500\n",
+    );
+    let url = server.rtmp_url("cam");
+    let rendition = "/live/cam/360p30/playlist.m3u8";
+    let mut ff = push(&input.path, &url, true);
+    server.wait_for("segments", Duration::from_secs(40), || {
+        let (st, _) = server.get(rendition).ok()?;
+        (st == 200 && last_segment(&playlist(&server, rendition).1) >= 2).then_some(())
+    });
+    let pattern = mean_luma(
+        &format!("http://{}/live/cam/360p30/index.m3u8", server.http),
+        &["-live_start_index", "-1"],
+    );
+    ff.0.kill().unwrap();
+    let _ = ff.0.wait();
+    server.wait_for("the slate", Duration::from_secs(15), || {
+        (metric(&server, "ladderd_slate_active", "stream=\"cam\"") == 1.0).then_some(())
+    });
+    let on_air = last_segment(&playlist(&server, rendition).1);
+    // Two whole segments of slate (2 s each by default) on the same playlist.
+    server.wait_for("slate segments", Duration::from_secs(20), || {
+        (last_segment(&playlist(&server, rendition).1) >= on_air + 2).then_some(())
+    });
+    let slate = mean_luma(
+        &format!("http://{}/live/cam/360p30/index.m3u8", server.http),
+        &["-live_start_index", "-1"],
+    );
+    println!("mean luma: pattern {pattern:.1}, slate {slate:.1}");
+    assert!(
+        slate < 60.0 && pattern > 80.0,
+        "pattern {pattern}, slate {slate}"
+    );
+    for path in [
+        "/live/cam/source/playlist.m3u8",
+        "/live/cam/audio/playlist.m3u8",
+    ] {
+        let text = server.get(path).unwrap().1;
+        assert!(!text.contains("#EXT-X-ENDLIST"), "{path} ended:\n{text}");
+    }
+    assert_eq!(
+        metric(
+            &server,
+            "ladderd_input_switches_total",
+            "reason=\"input_lost\""
+        ),
+        1.0
+    );
+    let mut ff = push(&input.path, &url, true);
+    server.wait_for("the publisher back", Duration::from_secs(30), || {
+        let live = server.live("cam")?;
+        (live["input"]["active"] == "publisher"
+            && metric(&server, "ladderd_slate_active", "stream=\"cam\"") == 0.0)
+            .then_some(live)
+    });
+    let back = last_segment(&playlist(&server, rendition).1);
+    server.wait_for("the publisher's segments", Duration::from_secs(30), || {
+        (last_segment(&playlist(&server, rendition).1) >= back + 2).then_some(())
+    });
+    let again = mean_luma(
+        &format!("http://{}/live/cam/360p30/index.m3u8", server.http),
+        &["-live_start_index", "-1"],
+    );
+    assert!(again > 80.0, "the pattern is back: {again}");
+    assert_eq!(
+        metric(
+            &server,
+            "ladderd_input_switches_total",
+            "reason=\"input_returned\""
+        ),
+        1.0
+    );
+    ff.0.kill().unwrap();
+}
+
+/// hls.js plays for 20 s while the publisher is SIGKILLed and comes back
+/// three times (the slate between): no fatal error, no stall, no hole, no
+/// listed URI answering 404.
+#[test]
+fn hls_js_plays_through_three_publisher_drops() {
+    let input = input_360p30_high();
+    let server = Server::start("[ingest]\nallow_any_key = true\nreconnect_window_secs = 20\n");
+    let url = server.rtmp_url("cam");
+    let mut ff = push(&input.path, &url, true);
+    server.wait_for("the ladder", Duration::from_secs(40), || {
+        let (st, text) = server.get("/live/cam/master.m3u8").ok()?;
+        (st == 200 && text.contains("360p30") && text.contains("mp4a.40.2")).then_some(())
+    });
+    server.wait_for("segments", Duration::from_secs(40), || {
+        let p = playlist(&server, "/live/cam/360p30/playlist.m3u8");
+        (last_segment(&p.1) >= 2).then_some(())
+    });
+    std::thread::scope(|scope| {
+        let player = scope.spawn(|| common::play_in_chromium(&server, "cam", "ll", "20", false));
+        for _ in 0..3 {
+            std::thread::sleep(Duration::from_secs(3));
+            ff.0.kill().unwrap();
+            let _ = ff.0.wait();
+            std::thread::sleep(Duration::from_millis(2500));
+            ff = push(&input.path, &url, true);
+        }
+        player.join().unwrap();
+    });
+    assert_eq!(
+        metric(
+            &server,
+            "ladderd_input_switches_total",
+            "reason=\"input_lost\""
+        ),
+        3.0
+    );
+    ff.0.kill().unwrap();
+}

@@ -118,6 +118,13 @@ impl Admin {
     /// A live stream for the API: the registry's view plus what playback sees.
     fn stream_view(&self, s: &LiveStream) -> serde_json::Value {
         let mut v = serde_json::to_value(s.snapshot()).unwrap_or_default();
+        if let Some(obj) = v.as_object_mut() {
+            let input = self.streams.registry.input(&s.name).view();
+            obj.insert(
+                "input".into(),
+                serde_json::to_value(input).unwrap_or_default(),
+            );
+        }
         if let (Some(obj), Some(media)) = (v.as_object_mut(), self.store.get(&s.name)) {
             let renditions: Vec<_> = media
                 .renditions()

@@ -42,6 +42,28 @@ fn gather(ctx: &Admin, s: &mut MetricSet) {
             n,
         );
     }
+    for (name, input) in ctx.streams.registry.inputs() {
+        for why in crate::stream::inputs::Switch::ALL {
+            s.counter(
+                "ladderd_input_switches",
+                "Times a stream's renditions moved to another input, by reason.",
+                l(&[("stream", &name), ("reason", why.label())]),
+                input.switches(why),
+            );
+        }
+        s.counter(
+            "ladderd_slate_seconds",
+            "Seconds a stream showed the signal-lost slate.",
+            l(&[("stream", &name)]),
+            input.slate_ms() / 1000,
+        );
+        s.gauge(
+            "ladderd_slate_active",
+            "1 while the stream shows the signal-lost slate.",
+            l(&[("stream", &name)]),
+            (input.active() == crate::stream::inputs::Active::Slate) as i64,
+        );
+    }
     for st in &live {
         let name = st.name.as_str();
         let ls = l(&[("stream", name)]);

@@ -329,9 +329,10 @@ pub struct StreamPackager {
     started_unix_ms: u64,
     /// The latest decode time given out (either track).
     last_t: i64,
-    /// A publisher rejoined (`rejoin`): the next timestamp re-bases the clock
-    /// to go on one frame after `last_t`, with program date-time at this wall clock (ms).
-    rebase: Option<u64>,
+    /// The input changed (`rejoin`): the next timestamp re-bases the clock to
+    /// go on one frame after `last_t`, with program date-time at this wall
+    /// clock (ms), or (`None`) continuing.
+    rebase: Option<Option<u64>>,
     source: Option<SourceOutput>,
     rungs: Vec<Option<Output>>,
     rung_plan: Vec<RungInfo>,
@@ -645,12 +646,14 @@ impl StreamPackager {
     }
 
     fn decode_time(&mut self, t: i64) -> i64 {
-        if let Some(now_unix_ms) = self.rebase.take() {
+        if let Some(pdt) = self.rebase.take() {
             // The new publisher's first timestamp lands one frame after the last one.
             let at = self.last_t + self.frame_ticks;
             self.base = Some(t - (at - BASE_SLACK));
-            self.started_unix_ms =
-                now_unix_ms.saturating_sub(((at - BASE_SLACK).max(0) / 90) as u64);
+            if let Some(now_unix_ms) = pdt {
+                self.started_unix_ms =
+                    now_unix_ms.saturating_sub(((at - BASE_SLACK).max(0) / 90) as u64);
+            }
         }
         let base = *self.base.get_or_insert(t);
         let d = (t - base + BASE_SLACK).max(0);
@@ -658,12 +661,16 @@ impl StreamPackager {
         d
     }
 
-    /// The stream's publisher came back (a reconnect within the window): its
-    /// timestamps start anywhere, so the clock re-bases to go on right after
-    /// the last frame, program date-time resumes at `now_unix_ms`, and every
-    /// rendition marks `EXT-X-DISCONTINUITY` at its next keyframe. Playlists,
-    /// media sequence numbers and every URI already listed stay as they are.
-    pub fn rejoin(&mut self, now_unix_ms: u64) {
+    /// The stream's input changed (a publisher back within the window, the
+    /// slate on or off): its timestamps start anywhere, so the clock re-bases
+    /// to go on right after the last frame, and every rendition marks
+    /// `EXT-X-DISCONTINUITY` at its next keyframe. Program date-time resumes
+    /// at `now_unix_ms` (after a gap in the media), or with `None` goes on
+    /// from the last frame (no gap: the slate keeps the media on the wall
+    /// clock, and a player that aligns discontinuities by PDT sees neither a
+    /// hole nor an overlap). Playlists, media sequence numbers and every URI
+    /// already listed stay as they are.
+    pub fn rejoin(&mut self, now_unix_ms: Option<u64>) {
         self.rebase = Some(now_unix_ms);
         self.reconfigured = true;
         self.video_at = None;

@@ -26,8 +26,10 @@ use crate::media::h264::AvcConfig;
 use crate::media::{CodecConfig, Packet, Track};
 use crate::package::{PackagerConfig, Published, StreamPackager};
 use crate::store::hot::{HotStore, StreamMedia};
+use crate::stream::inputs::{Active, InputState, Switch};
 use crate::stream::policy::{self, AudioRoute};
 use crate::stream::registry::{EndReason, LiveStream, RungCounters};
+use crate::stream::slate::Slate;
 use crate::stream::Streams;
 use crate::telemetry::shutdown::Shutdown;
 use crate::transcode::backend::Backend;
@@ -44,21 +46,14 @@ pub struct Driver {
     pub shutdown: Arc<Shutdown>,
 }
 
-/// What a stream leaves behind when its publisher goes away, for the next
-/// publisher of the same NAME within `ingest.reconnect_window_secs`: its
-/// packager (same playlists, same media sequence) and the rungs players hold.
+/// A stream whose publisher went away, waiting (showing the slate) for the
+/// next publisher of the same NAME within `ingest.reconnect_window_secs`: the
+/// way to hand that publisher's [`Job`] to the driver still running it, so
+/// the same renditions (playlists, media sequence, URIs) go on.
 pub struct Parked {
-    packaging: Packaging,
-    rungs: Vec<Rung>,
+    pub attach: flume::Sender<Job>,
     /// Tells this parking from a later one of the same NAME.
     pub token: u64,
-}
-
-impl Parked {
-    /// The window ran out (or shutdown): every rendition ends (`EXT-X-ENDLIST`).
-    pub fn finish(self) {
-        self.packaging.finish();
-    }
 }
 
 /// A stream's packager and the store media it publishes into.
@@ -119,13 +114,6 @@ pub async fn media_core(jobs: flume::Receiver<Job>, ctx: Arc<Driver>) {
     while running.get() > 0 {
         glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
     }
-}
-
-/// What woke a stream's pipeline.
-enum Event {
-    Input(Result<Input, flume::RecvError>),
-    Output(RungOutput),
-    Tick,
 }
 
 /// Per-track timeline check: the invariants ingest promises downstream.
@@ -343,105 +331,312 @@ fn count_output(
     }
 }
 
-async fn run_stream(job: Job, ctx: &Driver) {
-    let stream = job.stream;
-    let stats = &stream.pipeline;
-    let mut video_check = TrackCheck::default();
-    let mut audio_check = TrackCheck::default();
-    let mut ended = EndReason::PublisherClosed;
-    let mut ladder: Option<Running> = None;
-    let mut packager: Option<Packaging> = None;
-    let mut audio: Option<AudioRoute> = None;
-    let mut video_config: Option<AvcConfig> = None;
-    let packaging = PackagerConfig::from_config(&ctx.config);
-    let max_lag = Duration::from_secs_f64(ctx.config.ladder.max_lag_secs);
-    // A publisher back within the reconnect window: the same renditions go on.
-    let mut rejoined_rungs: Option<Vec<Rung>> = None;
-    if let Some(parked) = ctx.streams.unpark(&stream.name) {
-        let mut p = parked.packaging;
-        p.packager.rejoin(unix_ms());
-        info!(stream = %stream.name, id = stream.id, "publisher back within the reconnect window: playlists continue after a discontinuity");
-        rejoined_rungs = Some(parked.rungs);
-        packager = Some(p);
+/// One stream's pipeline across its inputs: the publisher, the slate while
+/// nothing arrives, the next publisher of the NAME within the reconnect window.
+struct StreamRun<'a> {
+    ctx: &'a Driver,
+    /// The publish followed now (its counters are the ones updated); the last
+    /// one while none is attached.
+    stream: Arc<LiveStream>,
+    input: Option<flume::Receiver<Input>>,
+    /// Why the attached publish ended, once it said so.
+    ended: EndReason,
+    /// The attached publish's session record was filed.
+    filed: bool,
+    inputs: Arc<InputState>,
+    video_check: TrackCheck,
+    audio_check: TrackCheck,
+    ladder: Option<Running>,
+    packager: Option<Packaging>,
+    audio: Option<AudioRoute>,
+    video_config: Option<AvcConfig>,
+    /// The publisher's own video configuration and frame rate, for the
+    /// slate's size and for going back to the publisher after it.
+    publisher_video: Option<(AvcConfig, f64)>,
+    /// A new publisher's audio configuration, held while the slate is on air.
+    publisher_audio: Option<CodecConfig>,
+    /// The rungs of a ladder flushed at an input switch, for the next one.
+    rejoined_rungs: Option<Vec<Rung>>,
+    packaging: PackagerConfig,
+    max_lag: Duration,
+    /// The publisher's last packet (or when it went away).
+    last_input: Instant,
+    slate: Option<(Slate, Instant)>,
+    slate_failed: bool,
+    last_latency_publish: Instant,
+}
+
+impl<'a> StreamRun<'a> {
+    fn new(job: Job, ctx: &'a Driver) -> Self {
+        let inputs = ctx.streams.registry.input(&job.stream.name);
+        inputs.set_active(Active::Publisher);
+        StreamRun {
+            ctx,
+            stream: job.stream,
+            input: Some(job.input),
+            ended: EndReason::PublisherClosed,
+            filed: false,
+            inputs,
+            video_check: TrackCheck::default(),
+            audio_check: TrackCheck::default(),
+            ladder: None,
+            packager: None,
+            audio: None,
+            video_config: None,
+            publisher_video: None,
+            publisher_audio: None,
+            rejoined_rungs: None,
+            packaging: PackagerConfig::from_config(&ctx.config),
+            max_lag: Duration::from_secs_f64(ctx.config.ladder.max_lag_secs),
+            last_input: Instant::now(),
+            slate: None,
+            slate_failed: false,
+            last_latency_publish: Instant::now(),
+        }
     }
-    loop {
-        // An idle stream still refreshes its latency snapshot (the API and
-        // /metrics read it), once a second. Rung threads' results are taken as
-        // soon as they are ready.
-        let outputs = ladder.as_ref().and_then(|l| l.run.output_receiver());
-        let next = futures_lite::future::or(
-            async { Event::Input(job.input.recv_async().await) },
-            futures_lite::future::or(
-                async {
-                    match &outputs {
-                        Some(rx) => match rx.recv_async().await {
-                            Ok(o) => Event::Output(o),
-                            Err(_) => futures_lite::future::pending().await,
-                        },
-                        None => futures_lite::future::pending().await,
+
+    /// Every rendition goes on from a new input: the ladder is flushed (its
+    /// rungs kept for the next), the clock re-bases after the last frame,
+    /// and the next video configuration restarts the ladder.
+    fn switch_input(&mut self, pdt: Option<u64>) {
+        if let Some(l) = &mut self.ladder {
+            let stream = self.stream.clone();
+            let packager = &mut self.packager;
+            if contained(&stream, "finish", || l.finish(&stream, packager)).is_none() {
+                stop_ladder(&stream, &mut self.ladder);
+            }
+        }
+        if let Some(l) = self.ladder.take() {
+            self.rejoined_rungs = Some(l.run.rungs().map(|(r, _)| r.clone()).collect());
+        }
+        if let Some(p) = &mut self.packager {
+            p.packager.rejoin(pdt);
+        }
+        self.video_config = None;
+    }
+
+    /// A new publisher of the NAME (within the reconnect window).
+    fn attach(&mut self, job: Job) {
+        info!(stream = %job.stream.name, id = job.stream.id, "publisher back within the reconnect window: playlists continue after a discontinuity");
+        // With the slate on air it stays there until the publisher's first
+        // packet (see `publisher`); else the media has a gap and program
+        // date-time resumes at the wall clock.
+        if self.slate.is_none() {
+            self.inputs.set_active(Active::Publisher);
+            self.switch_input(Some(unix_ms()));
+        }
+        self.stream = job.stream;
+        self.input = Some(job.input);
+        self.ended = EndReason::PublisherClosed;
+        self.filed = false;
+        self.video_check = TrackCheck::default();
+        self.audio_check = TrackCheck::default();
+        self.publisher_video = None;
+        self.last_input = Instant::now();
+    }
+
+    /// Files the attached publish's record (once).
+    fn file(&mut self) {
+        if !self.filed {
+            self.filed = true;
+            self.ctx
+                .streams
+                .registry
+                .finish(&self.stream, self.ended.clone());
+        }
+    }
+
+    /// Input from the attached publisher.
+    fn publisher(&mut self, input: Input) {
+        match input {
+            Input::End(reason) => self.ended = reason,
+            // Held while the slate is on air, applied when the publisher's
+            // first packet takes over from it.
+            Input::Config(CodecConfig::Avc(cfg)) if self.slate.is_some() => {
+                let fps = policy::source_fps(&cfg, self.stream.info().metadata.as_ref());
+                self.publisher_video = Some((cfg, fps));
+            }
+            Input::Config(audio) if self.slate.is_some() => self.publisher_audio = Some(audio),
+            Input::Packet(p) => {
+                check_packet(
+                    &self.stream,
+                    &p,
+                    &mut self.video_check,
+                    &mut self.audio_check,
+                );
+                self.last_input = Instant::now();
+                if self.slate.is_some() {
+                    // The publisher is back: its own pictures again.
+                    self.end_slate(Switch::InputReturned);
+                    self.inputs.set_active(Active::Publisher);
+                    self.switch_input(None);
+                    if let Some(audio) = self.publisher_audio.take() {
+                        self.handle(Input::Config(audio), false);
                     }
-                },
-                async {
-                    glommio::timer::sleep(Duration::from_secs(1)).await;
-                    Event::Tick
-                },
-            ),
-        )
-        .await;
-        let input = match next {
-            Event::Input(Ok(input)) => input,
-            Event::Input(Err(_)) => break,
-            Event::Output(o) => {
-                if let Some(l) = &mut ladder {
-                    if contained(&stream, "accept", || l.accept(&stream, o, &mut packager))
-                        .is_none()
-                    {
-                        stop_ladder(&stream, &mut ladder);
+                    if let Some((cfg, _)) = self.publisher_video.clone() {
+                        self.handle(Input::Config(CodecConfig::Avc(cfg)), false);
                     }
                 }
-                continue;
+                self.handle(Input::Packet(p), false);
             }
-            Event::Tick => {
-                if let Some(l) = &mut ladder {
-                    l.publish_latency(&stream, packager.as_ref());
-                }
-                continue;
-            }
+            config => self.handle(config, false),
+        }
+    }
+
+    /// When the slate should go on air (None: it should not).
+    fn slate_due(&self) -> Option<Instant> {
+        let after = self.ctx.config.ingest.slate_after_ms;
+        if after == 0
+            || self.slate.is_some()
+            || self.slate_failed
+            || self.packager.is_none()
+            || self.publisher_video.is_none()
+            || self.ctx.shutdown.is_triggered()
+        {
+            return None;
+        }
+        Some(self.last_input + Duration::from_millis(after))
+    }
+
+    fn start_slate(&mut self, now: Instant) {
+        let Some((cfg, fps)) = self.publisher_video.clone() else {
+            return;
         };
+        let asc = self.audio.as_ref().and_then(|a| a.config());
+        // The slate's clock starts where the input stopped: its first
+        // `slate_after_ms` go out at once, so the renditions' media keeps up
+        // with the wall clock and a player's buffer does not run dry.
+        let from = self.last_input.min(now);
+        let made = Slate::new(
+            &self.stream.name,
+            (cfg.width, cfg.height),
+            fps,
+            self.ctx.config.ladder.segment_secs,
+            asc,
+            self.stream.id,
+            from,
+        );
+        match made {
+            Ok(slate) => {
+                info!(stream = %self.stream.name, after_ms = self.ctx.config.ingest.slate_after_ms, "no input: the slate is on air until the publisher is back");
+                self.inputs.switched(Switch::InputLost, Active::Slate);
+                self.switch_input(None);
+                self.slate = Some((slate, now));
+            }
+            Err(e) => {
+                warn!(stream = %self.stream.name, "slate unavailable: {e}; players wait for input");
+                self.slate_failed = true;
+            }
+        }
+    }
+
+    fn end_slate(&mut self, why: Switch) {
+        if let Some((_, since)) = self.slate.take() {
+            self.inputs.add_slate_ms(since.elapsed().as_millis() as u64);
+            self.inputs.switched(why, Active::Publisher);
+            info!(stream = %self.stream.name, "slate off air: {}", why.label());
+        }
+    }
+
+    /// The slate's pictures and silence due by `now`.
+    fn slate_step(&mut self, now: Instant) {
+        let Some((slate, _)) = &mut self.slate else {
+            return;
+        };
+        let mut due = Vec::new();
+        if let Err(e) = slate.due(now, &mut due) {
+            warn!(stream = %self.stream.name, "slate stopped: {e}");
+            self.slate = None;
+            self.slate_failed = true;
+            return;
+        }
+        for input in due {
+            self.handle(input, true);
+        }
+    }
+
+    /// When the loop must wake for the slate or the latency snapshot.
+    fn next_wake(&self) -> Instant {
+        let mut at = self.last_latency_publish + Duration::from_secs(1);
+        if let Some((slate, _)) = &self.slate {
+            at = at.min(slate.next_due());
+        }
+        if let Some(s) = self.slate_due() {
+            at = at.min(s);
+        }
+        at
+    }
+
+    fn tick(&mut self, now: Instant) {
+        if self.slate_due().is_some_and(|at| at <= now) {
+            self.start_slate(now);
+        }
+        self.slate_step(now);
+        if now >= self.last_latency_publish + Duration::from_secs(1) {
+            if let Some(l) = &mut self.ladder {
+                l.publish_latency(&self.stream, self.packager.as_ref());
+            }
+            self.last_latency_publish = now;
+        }
+    }
+
+    fn output(&mut self, o: RungOutput) {
+        if let Some(l) = &mut self.ladder {
+            let stream = self.stream.clone();
+            let packager = &mut self.packager;
+            if contained(&stream, "accept", || l.accept(&stream, o, packager)).is_none() {
+                stop_ladder(&stream, &mut self.ladder);
+            }
+        }
+    }
+
+    /// One input, from the publisher or (`slate`) the slate.
+    fn handle(&mut self, input: Input, slate: bool) {
+        let ctx = self.ctx;
+        let stream = self.stream.clone();
+        let stats = &stream.pipeline;
         match input {
             Input::Config(CodecConfig::Avc(cfg)) => {
-                if video_config.as_ref() == Some(&cfg) {
-                    continue;
+                let fps = if slate {
+                    self.publisher_video.as_ref().map_or(30.0, |v| v.1)
+                } else {
+                    let fps = policy::source_fps(&cfg, stream.info().metadata.as_ref());
+                    self.publisher_video = Some((cfg.clone(), fps));
+                    fps
+                };
+                if self.video_config.as_ref() == Some(&cfg) {
+                    return;
                 }
-                let fps = policy::source_fps(&cfg, stream.info().metadata.as_ref());
                 // A new video configuration within the publish (a new size, an
-                // encoder restart): the rungs players hold go on, re-fitted.
-                let previous: Option<Vec<Rung>> = ladder
+                // encoder restart, the slate): the rungs players hold go on, re-fitted.
+                let previous: Option<Vec<Rung>> = self
+                    .ladder
                     .as_ref()
-                    .filter(|_| packager.is_some())
+                    .filter(|_| self.packager.is_some())
                     .map(|l| l.run.rungs().map(|(r, _)| r.clone()).collect())
-                    .or_else(|| rejoined_rungs.take());
+                    .or_else(|| self.rejoined_rungs.take());
                 let rungs = policy::rungs_for(&ctx.config.ladder, previous.as_deref(), &cfg, fps);
-                if let Some(l) = &mut ladder {
-                    l.finish(&stream, &mut packager);
+                if let Some(l) = &mut self.ladder {
+                    l.finish(&stream, &mut self.packager);
                 }
-                ladder = None;
+                self.ladder = None;
                 if ctx.config.ladder.enabled {
-                    ladder = contained(&stream, "start", || {
+                    self.ladder = contained(&stream, "start", || {
                         Running::start(&stream, &cfg, fps, rungs, ctx)
                     })
                     .flatten();
-                    if ladder.is_none() {
+                    if self.ladder.is_none() {
                         stats.ladder_failures.fetch_add(1, Relaxed);
                     }
                 }
-                let running: Vec<Rung> = ladder
+                let running: Vec<Rung> = self
+                    .ladder
                     .as_ref()
                     .map(|l| l.run.rungs().map(|(r, _)| r.clone()).collect())
                     .unwrap_or_default();
-                if let Some(p) = &mut packager {
+                if let Some(p) = &mut self.packager {
                     // Same store, same playlists: new inits and a discontinuity.
-                    info!(stream = %stream.name, source = %format!("{}x{}@{fps:.2}", cfg.width, cfg.height), "new video configuration: every rendition continues after a discontinuity");
+                    info!(stream = %stream.name, source = %format!("{}x{}@{fps:.2}", cfg.width, cfg.height), slate, "new video configuration: every rendition continues after a discontinuity");
                     let published = p.packager.reconfigure(
                         &cfg,
                         fps,
@@ -449,11 +644,11 @@ async fn run_stream(job: Job, ctx: &Driver) {
                         Instant::now(),
                     );
                     p.apply(published);
-                    video_config = Some(cfg);
-                    continue;
+                    self.video_config = Some(cfg);
+                    return;
                 }
                 let mut p = StreamPackager::new(
-                    &packaging,
+                    &self.packaging,
                     &stream.name,
                     stream.started_unix_ms,
                     &cfg,
@@ -463,16 +658,16 @@ async fn run_stream(job: Job, ctx: &Driver) {
                     .store
                     .open(&stream.name, stream.id, p.timing(), p.group());
                 let mut published = p.take();
-                if let Some(a) = audio.as_ref().and_then(|a| a.config()) {
+                if let Some(a) = self.audio.as_ref().and_then(|a| a.config()) {
                     published.extend(p.set_audio(a));
                 }
-                if ladder.is_some() {
+                if self.ladder.is_some() {
                     published.extend(p.set_rungs(policy::rung_infos(&running), Instant::now()));
                 }
                 let p = Packaging { packager: p, media };
                 p.apply(published);
-                packager = Some(p);
-                video_config = Some(cfg);
+                self.packager = Some(p);
+                self.video_config = Some(cfg);
             }
             Input::Config(config @ (CodecConfig::Aac(_) | CodecConfig::Mp3(_))) => {
                 let (route, note) = AudioRoute::choose(&config, &ctx.config.ladder);
@@ -487,22 +682,27 @@ async fn run_stream(job: Job, ctx: &Driver) {
                     }
                     _ => {}
                 }
-                if let (Some(p), Some(asc)) = (&mut packager, route.config()) {
+                if let (Some(p), Some(asc)) = (&mut self.packager, route.config()) {
                     let published = p.packager.set_audio(asc);
                     p.apply(published);
                 }
-                audio = Some(route);
+                self.audio = Some(route);
             }
             Input::Packet(p) => {
-                check_packet(&stream, &p, &mut video_check, &mut audio_check);
                 if ctx.shutdown.is_triggered() {
                     // On shutdown, drain quickly: account, do not encode.
-                    continue;
+                    return;
                 }
-                if let Some(pk) = &mut packager {
-                    match (p.track, &mut audio) {
+                if let Some(pk) = &mut self.packager {
+                    match (p.track, &mut self.audio) {
                         (Track::Video, _) => {
                             let published = pk.packager.source_video(&p, Instant::now());
+                            pk.apply(published);
+                        }
+                        // The slate's silence is AAC in the rendition's own
+                        // layout already: no re-encode.
+                        (Track::Audio, Some(_)) if slate => {
+                            let published = pk.packager.audio(&p, Instant::now());
                             pk.apply(published);
                         }
                         (Track::Audio, Some(route)) => {
@@ -518,82 +718,192 @@ async fn run_stream(job: Job, ctx: &Driver) {
                     }
                 }
                 if p.track == Track::Video {
-                    if let Some(l) = &mut ladder {
-                        if contained(&stream, "push", || {
-                            l.push(&stream, &p, max_lag, &mut packager)
-                        })
-                        .is_none()
+                    if let Some(l) = &mut self.ladder {
+                        let packager = &mut self.packager;
+                        let max_lag = self.max_lag;
+                        if contained(&stream, "push", || l.push(&stream, &p, max_lag, packager))
+                            .is_none()
                         {
-                            stop_ladder(&stream, &mut ladder);
+                            stop_ladder(&stream, &mut self.ladder);
                         }
-                        // Let the I/O side of this core breathe between frames.
-                        glommio::yield_if_needed().await;
                     }
                 }
             }
-            Input::End(reason) => ended = reason,
+            Input::End(reason) => self.ended = reason,
         }
     }
-    if let Some(l) = &mut ladder {
-        if contained(&stream, "finish", || l.finish(&stream, &mut packager)).is_none() {
-            stop_ladder(&stream, &mut ladder);
+
+    /// End of the stream: the ladder flushed, every rendition ended.
+    fn finish(mut self) {
+        self.end_slate(Switch::InputReturned);
+        if let Some(l) = &mut self.ladder {
+            let stream = self.stream.clone();
+            let packager = &mut self.packager;
+            if contained(&stream, "finish", || l.finish(&stream, packager)).is_none() {
+                stop_ladder(&stream, &mut self.ladder);
+            }
         }
-    }
-    let rungs: Vec<Rung> = ladder
-        .as_ref()
-        .map(|l| l.run.rungs().map(|(r, _)| r.clone()).collect())
-        .or(rejoined_rungs)
-        .unwrap_or_default();
-    let window = Duration::from_secs_f64(ctx.config.ingest.reconnect_window_secs);
-    // The publisher went away (not kicked, not shutdown): hold the renditions
-    // open for the window; otherwise they end now.
-    let park = matches!(
-        ended,
-        EndReason::PublisherClosed | EndReason::Timeout | EndReason::Error(_)
-    ) && !window.is_zero()
-        && !ctx.shutdown.is_triggered();
-    if let Some(p) = packager.take() {
-        if park {
-            let token = ctx.streams.park(
-                &stream.name,
-                Parked {
-                    packaging: p,
-                    rungs,
-                    token: 0,
-                },
-            );
-            let (name, streams, shutdown) = (
-                stream.name.clone(),
-                ctx.streams.clone(),
-                ctx.shutdown.clone(),
-            );
-            glommio::spawn_local(async move {
-                futures_lite::future::or(glommio::timer::sleep(window), shutdown.wait()).await;
-                if let Some(p) = streams.unpark_if(&name, token) {
-                    info!(stream = %name, "reconnect window over: the stream's renditions end");
-                    contained_finish(&name, p);
-                }
-            })
-            .detach();
-        } else {
-            p.finish();
+        if let Some(p) = self.packager.take() {
+            let name = self.stream.name.clone();
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.finish())).is_err() {
+                tracing::error!(stream = %name, "packager failed while ending the stream");
+            }
         }
+        self.inputs.set_active(Active::None);
+        let stats = &self.stream.pipeline;
+        info!(
+            stream = %self.stream.name,
+            id = self.stream.id,
+            packets = stats.packets.load(Relaxed),
+            frames_decoded = stats.frames_decoded.load(Relaxed),
+            reason = ?self.ended,
+            "pipeline drained"
+        );
+        self.file();
     }
-    info!(
-        stream = %stream.name,
-        id = stream.id,
-        packets = stats.packets.load(Relaxed),
-        frames_decoded = stats.frames_decoded.load(Relaxed),
-        reason = ?ended,
-        "pipeline drained"
-    );
-    ctx.streams.registry.finish(&stream, ended);
 }
 
-fn contained_finish(name: &str, p: Parked) {
-    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.finish())).is_err() {
-        tracing::error!(stream = %name, "packager failed while ending the stream");
+/// What woke a stream's driver.
+enum Wake {
+    Input(Result<Input, flume::RecvError>),
+    Attach(Job),
+    Output(RungOutput),
+    Tick,
+    Shutdown,
+}
+
+async fn run_stream(job: Job, ctx: &Driver) {
+    let name = job.stream.name.clone();
+    let window = Duration::from_secs_f64(ctx.config.ingest.reconnect_window_secs);
+    let (attach_tx, attach_rx) = flume::unbounded::<Job>();
+    let mut s = StreamRun::new(job, ctx);
+    // Set while the publisher is gone and the NAME waits for the next one.
+    let mut parked: Option<(u64, Instant)> = None;
+    loop {
+        let now = Instant::now();
+        let mut wake_at = s.next_wake();
+        if let Some((_, deadline)) = parked {
+            wake_at = wake_at.min(deadline);
+        }
+        let outputs = s.ladder.as_ref().and_then(|l| l.run.output_receiver());
+        let input = s.input.clone();
+        let waiting = parked.is_some();
+        let next = futures_lite::future::or(
+            async {
+                match &input {
+                    Some(rx) => Wake::Input(rx.recv_async().await),
+                    None => futures_lite::future::pending().await,
+                }
+            },
+            futures_lite::future::or(
+                async {
+                    match &outputs {
+                        Some(rx) => match rx.recv_async().await {
+                            Ok(o) => Wake::Output(o),
+                            Err(_) => futures_lite::future::pending().await,
+                        },
+                        None => futures_lite::future::pending().await,
+                    }
+                },
+                futures_lite::future::or(
+                    async {
+                        if !waiting {
+                            return futures_lite::future::pending().await;
+                        }
+                        futures_lite::future::or(
+                            async {
+                                match attach_rx.recv_async().await {
+                                    Ok(job) => Wake::Attach(job),
+                                    Err(_) => futures_lite::future::pending().await,
+                                }
+                            },
+                            async {
+                                ctx.shutdown.wait().await;
+                                Wake::Shutdown
+                            },
+                        )
+                        .await
+                    },
+                    async {
+                        glommio::timer::sleep(wake_at.saturating_duration_since(now)).await;
+                        Wake::Tick
+                    },
+                ),
+            ),
+        )
+        .await;
+        match next {
+            Wake::Input(Ok(input)) => {
+                s.publisher(input);
+                // Let the I/O side of this core breathe between frames.
+                glommio::yield_if_needed().await;
+            }
+            Wake::Input(Err(_)) => {
+                // The publisher is gone. Not kicked, not shutdown: the NAME
+                // waits for the next one for the window, on the slate.
+                s.input = None;
+                let park = matches!(
+                    s.ended,
+                    EndReason::PublisherClosed | EndReason::Timeout | EndReason::Error(_)
+                ) && !window.is_zero()
+                    && !ctx.shutdown.is_triggered()
+                    && s.packager.is_some();
+                s.file();
+                if !park {
+                    break;
+                }
+                let token = ctx.streams.park(
+                    &name,
+                    Parked {
+                        attach: attach_tx.clone(),
+                        token: 0,
+                    },
+                );
+                parked = Some((token, Instant::now() + window));
+            }
+            Wake::Attach(job) => {
+                parked = None;
+                s.attach(job);
+            }
+            Wake::Output(o) => s.output(o),
+            Wake::Shutdown => {
+                if let Some((token, _)) = parked {
+                    ctx.streams.unpark_if(&name, token);
+                }
+                break;
+            }
+            Wake::Tick => {
+                let now = Instant::now();
+                if let Some((token, deadline)) = parked {
+                    if now >= deadline {
+                        if ctx.streams.unpark_if(&name, token).is_some() {
+                            info!(stream = %name, "reconnect window over: the stream's renditions end");
+                            break;
+                        }
+                        // A publisher took the parking just now: its job is on the way.
+                        let job = futures_lite::future::or(
+                            async { attach_rx.recv_async().await.ok() },
+                            async {
+                                glommio::timer::sleep(Duration::from_secs(1)).await;
+                                None
+                            },
+                        )
+                        .await;
+                        match job {
+                            Some(job) => {
+                                parked = None;
+                                s.attach(job);
+                            }
+                            None => break,
+                        }
+                        continue;
+                    }
+                }
+                s.tick(now);
+            }
+        }
     }
+    s.finish();
 }
 
 fn unix_ms() -> u64 {

@@ -8,8 +8,10 @@
 
 pub mod demo;
 pub mod driver;
+pub mod inputs;
 pub mod policy;
 pub mod registry;
+pub mod slate;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -21,7 +23,7 @@ pub use registry::{EndReason, LiveStream, Registry, Rejection};
 /// What ingest holds: the live names, and the way into a media core.
 pub struct Streams {
     pub registry: Registry,
-    /// Renditions kept open for a publisher that may come back (by NAME).
+    /// Drivers waiting for a publisher that may come back (by NAME).
     parked: std::sync::Mutex<std::collections::HashMap<String, driver::Parked>>,
     next_token: std::sync::atomic::AtomicU64,
     cores: Vec<flume::Sender<Job>>,
@@ -64,10 +66,18 @@ impl Streams {
             .registry
             .claim(name, publisher, protocol, takeover, max_streams)?;
         let (tx, rx) = flume::bounded(self.packet_queue.max(1));
-        let job = Job {
+        let mut job = Job {
             stream: stream.clone(),
             input: rx,
         };
+        // Within the reconnect window the NAME's driver is still running
+        // (on the slate): the new publisher continues its renditions.
+        if let Some(parked) = self.unpark(name) {
+            match parked.attach.send(job) {
+                Ok(()) => return Ok(Publish { stream, input: tx }),
+                Err(e) => job = e.into_inner(),
+            }
+        }
         if self.dispatch(job).is_err() {
             self.registry.release(&stream);
             return Err(Rejection::ShuttingDown);
@@ -75,20 +85,18 @@ impl Streams {
         Ok(Publish { stream, input: tx })
     }
 
-    /// Keeps a gone publisher's renditions for its NAME; returns the parking's
-    /// token. One that was already parked under the NAME ends now.
+    /// Marks NAME's driver as waiting for its next publisher; returns the
+    /// parking's token. One already parked under the NAME is replaced (its
+    /// driver ends when its window does).
     pub fn park(&self, name: &str, mut p: driver::Parked) -> u64 {
         p.token = self.next_token.fetch_add(1, Ordering::Relaxed);
         let token = p.token;
-        let old = self.lock_parked().insert(name.to_string(), p);
-        if let Some(old) = old {
-            old.finish();
-        }
+        self.lock_parked().insert(name.to_string(), p);
         token
     }
 
-    /// The renditions parked for NAME, taken by its new publisher.
-    pub fn unpark(&self, name: &str) -> Option<driver::Parked> {
+    /// The driver waiting for NAME's next publisher, taken by it.
+    fn unpark(&self, name: &str) -> Option<driver::Parked> {
         self.lock_parked().remove(name)
     }
 

@@ -69,6 +69,8 @@ pub struct Registry {
     inner: Mutex<Inner>,
     next_id: AtomicU64,
     rejected: Mutex<HashMap<&'static str, u64>>,
+    /// Per NAME ever published: which input its renditions follow.
+    inputs: Mutex<HashMap<String, Arc<crate::stream::inputs::InputState>>>,
 }
 
 #[derive(Default)]
@@ -593,6 +595,21 @@ impl Registry {
 
     pub fn get(&self, name: &str) -> Option<Arc<LiveStream>> {
         self.lock().live.get(name).cloned()
+    }
+
+    /// NAME's input state (made on first use; kept for the process's life,
+    /// like the NAMEs configured).
+    pub fn input(&self, name: &str) -> Arc<crate::stream::inputs::InputState> {
+        let mut inputs = self.inputs.lock().unwrap_or_else(|p| p.into_inner());
+        inputs.entry(name.to_string()).or_default().clone()
+    }
+
+    /// Every NAME's input state, sorted by NAME.
+    pub fn inputs(&self) -> Vec<(String, Arc<crate::stream::inputs::InputState>)> {
+        let inputs = self.inputs.lock().unwrap_or_else(|p| p.into_inner());
+        let mut v: Vec<_> = inputs.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
     }
 
     pub fn history(&self) -> Vec<SessionRecord> {

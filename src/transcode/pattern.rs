@@ -25,6 +25,16 @@ pub struct PatternSource {
     gop: u64,
     n: u64,
     config_sent: bool,
+    picture: Picture,
+}
+
+/// What a [`PatternSource`] draws.
+enum Picture {
+    /// Colour bars, a moving box, a frame counter and the clock.
+    Bars,
+    /// "SIGNAL LOST", the stream's name and the clock: what a stream shows
+    /// while its input is gone, so players keep playing.
+    Slate { name: String },
 }
 
 impl PatternSource {
@@ -34,6 +44,32 @@ impl PatternSource {
         fps: u32,
         bitrate_kbps: u32,
         gop: u64,
+    ) -> Result<Self, String> {
+        Self::drawing(width, height, fps, bitrate_kbps, gop, Picture::Bars)
+    }
+
+    /// The "signal lost" slate for stream `name`, same encoding as the pattern.
+    pub fn slate(
+        width: u32,
+        height: u32,
+        fps: u32,
+        bitrate_kbps: u32,
+        gop: u64,
+        name: &str,
+    ) -> Result<Self, String> {
+        let picture = Picture::Slate {
+            name: name.to_string(),
+        };
+        Self::drawing(width, height, fps, bitrate_kbps, gop, picture)
+    }
+
+    fn drawing(
+        width: u32,
+        height: u32,
+        fps: u32,
+        bitrate_kbps: u32,
+        gop: u64,
+        picture: Picture,
     ) -> Result<Self, String> {
         let rung = Rung {
             name: "demo-source".into(),
@@ -50,6 +86,7 @@ impl PatternSource {
             gop: gop.max(1),
             n: 0,
             config_sent: false,
+            picture,
         })
     }
 
@@ -62,7 +99,10 @@ impl PatternSource {
     ) -> Result<Option<(Option<AvcConfig>, Packet)>, String> {
         let n = self.n;
         self.n += 1;
-        draw(&mut self.frame, n, self.fps);
+        match &self.picture {
+            Picture::Bars => draw(&mut self.frame, n, self.fps),
+            Picture::Slate { name } => draw_slate(&mut self.frame, name),
+        }
         self.frame.pts = n as i64 * (TIMESCALE as i64 / self.fps as i64);
         self.frame.arrival = Instant::now();
         let Some(encoded) = self
@@ -112,17 +152,27 @@ impl PatternSource {
 pub struct ToneSource {
     tone: Tone,
     encoder: AacEncoder,
+    rate: u32,
     produced: u64,
     pcm: Vec<i16>,
 }
 
 impl ToneSource {
-    const RATE: u32 = 48_000;
-
     pub fn new(bitrate_bps: u32) -> Result<Self, String> {
+        Self::with(-18.0, 48_000, 2, bitrate_bps)
+    }
+
+    /// Digital silence as AAC-LC at `rate` and `channels` (a slate's audio, in
+    /// the layout of the stream it stands in for).
+    pub fn silence(rate: u32, channels: u8, bitrate_bps: u32) -> Result<Self, String> {
+        Self::with(f64::NEG_INFINITY, rate, channels, bitrate_bps)
+    }
+
+    fn with(level_dbfs: f64, rate: u32, channels: u8, bitrate_bps: u32) -> Result<Self, String> {
         Ok(ToneSource {
-            tone: Tone::new(1000.0, -18.0, Self::RATE, 2),
-            encoder: AacEncoder::new(Self::RATE, 2, bitrate_bps).map_err(|e| e.to_string())?,
+            tone: Tone::new(1000.0, level_dbfs, rate, channels as usize),
+            encoder: AacEncoder::new(rate, channels, bitrate_bps).map_err(|e| e.to_string())?,
+            rate,
             produced: 0,
             pcm: Vec::new(),
         })
@@ -139,7 +189,7 @@ impl ToneSource {
         stream: StreamId,
         out: &mut dyn FnMut(Packet),
     ) -> Result<(), String> {
-        let due = (t.as_secs_f64() * Self::RATE as f64) as u64;
+        let due = (t.as_secs_f64() * self.rate as f64) as u64;
         if due <= self.produced {
             return Ok(());
         }
@@ -150,7 +200,7 @@ impl ToneSource {
         let now = Instant::now();
         self.encoder
             .encode(&self.pcm, &mut |first, au| {
-                let pts = (first as i128 * TIMESCALE as i128 / Self::RATE as i128) as i64;
+                let pts = (first as i128 * TIMESCALE as i128 / self.rate as i128) as i64;
                 out(Packet {
                     stream,
                     track: Track::Audio,
@@ -217,9 +267,38 @@ fn draw(f: &mut Frame, n: u64, fps: u32) {
     text(f, &clock, w / 20, h - h / 12 - 7 * scale, scale);
 }
 
-/// Draws digits, ':' and '.' with a 5x7 bitmap font, white on a black box.
-fn text(f: &mut Frame, s: &str, x0: usize, y0: usize, scale: usize) {
-    const FONT: [[u8; 7]; 10] = [
+/// The slate: a dark field, "SIGNAL LOST", the stream's name and the UTC
+/// clock (so a viewer sees the stream is alive and waiting), centred.
+fn draw_slate(f: &mut Frame, name: &str) {
+    let (w, h) = (f.width as usize, f.height as usize);
+    f.y.fill(40);
+    f.u.fill(140);
+    f.v.fill(120);
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let day_ms = ms % 86_400_000;
+    let clock = format!(
+        "{:02}:{:02}:{:02} UTC",
+        day_ms / 3_600_000,
+        day_ms / 60_000 % 60,
+        day_ms / 1000 % 60,
+    );
+    let big = (h / 60).max(2);
+    let small = (h / 120).max(1);
+    let centred = |s: &str, scale: usize| w.saturating_sub(s.chars().count() * 6 * scale) / 2;
+    let title = "SIGNAL LOST";
+    text(f, title, centred(title, big), h / 3, big);
+    // Only what the font draws (stream keys and names are ASCII).
+    let name: String = name.chars().take(40).collect();
+    text(f, &name, centred(&name, small), h / 2, small);
+    text(f, &clock, centred(&clock, small), h / 2 + 12 * small, small);
+}
+
+/// A 5x7 bitmap glyph (bit 4 is the left column): digits, A–Z (any case),
+/// ':', '.', '-', '_', '/'; anything else is blank.
+fn glyph(c: char) -> [u8; 7] {
+    const DIGITS: [[u8; 7]; 10] = [
         [14, 17, 19, 21, 25, 17, 14],
         [4, 12, 4, 4, 4, 4, 14],
         [14, 17, 1, 2, 4, 8, 31],
@@ -231,22 +310,59 @@ fn text(f: &mut Frame, s: &str, x0: usize, y0: usize, scale: usize) {
         [14, 17, 17, 14, 17, 17, 14],
         [14, 17, 17, 15, 1, 2, 12],
     ];
+    const LETTERS: [[u8; 7]; 26] = [
+        [14, 17, 17, 31, 17, 17, 17],
+        [30, 17, 17, 30, 17, 17, 30],
+        [14, 17, 16, 16, 16, 17, 14],
+        [30, 17, 17, 17, 17, 17, 30],
+        [31, 16, 16, 30, 16, 16, 31],
+        [31, 16, 16, 30, 16, 16, 16],
+        [14, 17, 16, 23, 17, 17, 15],
+        [17, 17, 17, 31, 17, 17, 17],
+        [14, 4, 4, 4, 4, 4, 14],
+        [7, 2, 2, 2, 2, 18, 12],
+        [17, 18, 20, 24, 20, 18, 17],
+        [16, 16, 16, 16, 16, 16, 31],
+        [17, 27, 21, 21, 17, 17, 17],
+        [17, 17, 25, 21, 19, 17, 17],
+        [14, 17, 17, 17, 17, 17, 14],
+        [30, 17, 17, 30, 16, 16, 16],
+        [14, 17, 17, 17, 21, 18, 13],
+        [30, 17, 17, 30, 20, 18, 17],
+        [15, 16, 16, 14, 1, 1, 30],
+        [31, 4, 4, 4, 4, 4, 4],
+        [17, 17, 17, 17, 17, 17, 14],
+        [17, 17, 17, 17, 17, 10, 4],
+        [17, 17, 17, 21, 21, 21, 10],
+        [17, 17, 10, 4, 10, 17, 17],
+        [17, 17, 10, 4, 4, 4, 4],
+        [31, 1, 2, 4, 8, 16, 31],
+    ];
+    match c {
+        '0'..='9' => DIGITS[c as usize - '0' as usize],
+        'a'..='z' => LETTERS[c as usize - 'a' as usize],
+        'A'..='Z' => LETTERS[c as usize - 'A' as usize],
+        ':' => [0, 4, 4, 0, 4, 4, 0],
+        '.' => [0, 0, 0, 0, 0, 12, 12],
+        '-' => [0, 0, 0, 31, 0, 0, 0],
+        '_' => [0, 0, 0, 0, 0, 0, 31],
+        '/' => [1, 1, 2, 4, 8, 16, 16],
+        _ => [0; 7],
+    }
+}
+
+/// Draws `s` with the 5x7 font ([`glyph`]), white on a black box.
+fn text(f: &mut Frame, s: &str, x0: usize, y0: usize, scale: usize) {
     let w = f.width as usize;
     let h = f.height as usize;
     let adv = 6 * scale;
-    let (bw, bh) = (s.len() * adv + scale, 9 * scale);
+    let (bw, bh) = (s.chars().count() * adv + scale, 9 * scale);
     for y in y0.saturating_sub(scale)..(y0 + bh).min(h) {
         let row = &mut f.y[y * w..(y + 1) * w];
         row[x0.saturating_sub(scale)..(x0 + bw).min(w)].fill(16);
     }
     for (i, c) in s.chars().enumerate() {
-        let glyph: [u8; 7] = match c {
-            '0'..='9' => FONT[c as usize - '0' as usize],
-            ':' => [0, 4, 4, 0, 4, 4, 0],
-            '.' => [0, 0, 0, 0, 0, 12, 12],
-            _ => [0; 7],
-        };
-        for (gy, bits) in glyph.iter().enumerate() {
+        for (gy, bits) in glyph(c).iter().enumerate() {
             for gx in 0..5 {
                 if bits & (16 >> gx) == 0 {
                     continue;
