@@ -194,6 +194,21 @@ pub struct Ingest {
     /// the reconnect window) the stream shows a "signal lost" slate with
     /// silence on the same clock, so players keep playing; 0: no slate.
     pub slate_after_ms: u64,
+    /// A primary without input for this many ms hands the renditions to its
+    /// backup (`role=backup`), from the backup's latest keyframe.
+    pub failover_after_ms: u64,
+    /// Back to the primary when it returns (`auto`), or only when the backup
+    /// fails or an operator asks (`manual`: `POST /api/v1/streams/NAME/failback`).
+    pub failback: Failback,
+}
+
+/// `[ingest] failback`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Failback {
+    #[default]
+    Auto,
+    Manual,
 }
 
 impl Default for Ingest {
@@ -205,6 +220,8 @@ impl Default for Ingest {
             srt_latency_ms: 120,
             reconnect_window_secs: 30.0,
             slate_after_ms: 1000,
+            failover_after_ms: 1000,
+            failback: Failback::Auto,
         }
     }
 }
@@ -498,6 +515,12 @@ impl Config {
             return bad(
                 "ingest.reconnect_window_secs",
                 "must be between 0 and 3600".into(),
+            );
+        }
+        if !(100..=60_000).contains(&self.ingest.failover_after_ms) {
+            return bad(
+                "ingest.failover_after_ms",
+                "must be between 100 and 60000".into(),
             );
         }
         if self.ingest.slate_after_ms > 60_000 {

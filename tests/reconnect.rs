@@ -1,7 +1,9 @@
 //! A publisher that drops and comes back under the same NAME within
 //! `ingest.reconnect_window_secs` continues the same renditions: media sequence
 //! numbers go on, `EXT-X-DISCONTINUITY` marks the join, and no URI a playlist
-//! listed answers 404 while it is inside the store's window.
+//! listed answers 404 while it is inside the store's window. Between, the
+//! signal-lost slate keeps players playing; a backup publisher takes over from
+//! a dead primary and hands back.
 
 mod common;
 
@@ -143,6 +145,11 @@ fn without_a_window_a_new_publish_starts_new_playlists() {
     });
 }
 
+/// The two tests that play in Chromium run one at a time, ladders included:
+/// on 2 cores two live ladders, four ffmpeg pushers and a browser starve
+/// each other (a test of contention, not of ladderd).
+static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn metric(server: &Server, name: &str, labels: &str) -> f64 {
     let text = server.get("/metrics").unwrap().1;
     text.lines()
@@ -268,6 +275,7 @@ fn a_gone_publisher_leaves_the_slate_on_air_until_it_is_back() {
 /// listed URI answering 404.
 #[test]
 fn hls_js_plays_through_three_publisher_drops() {
+    let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
     let input = input_360p30_high();
     let server = Server::start("[ingest]\nallow_any_key = true\nreconnect_window_secs = 20\n");
     let url = server.rtmp_url("cam");
@@ -300,4 +308,106 @@ fn hls_js_plays_through_three_publisher_drops() {
         3.0
     );
     ff.0.kill().unwrap();
+}
+
+/// A primary and a backup (`role=backup`) publish at once; the primary is
+/// SIGKILLed while hls.js plays: the renditions follow the backup (from its
+/// latest keyframe, re-timed: no stall, no hole), ffmpeg reads the rendition
+/// across the join with no error, the switch is counted; the primary back,
+/// the renditions fail back to it.
+#[test]
+fn a_backup_takes_over_when_the_primary_dies_and_hands_back() {
+    let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let input = input_360p30_high();
+    let server = Server::start("[ingest]\nallow_any_key = true\nreconnect_window_secs = 20\n");
+    let mut primary = push(&input.path, &server.rtmp_url("cam"), true);
+    server.wait_for("segments", Duration::from_secs(40), || {
+        let (st, text) = server.get("/live/cam/master.m3u8").ok()?;
+        if st != 200 || !text.contains("mp4a.40.2") || !text.contains("360p30") {
+            return None;
+        }
+        let p = playlist(&server, "/live/cam/360p30/playlist.m3u8");
+        (last_segment(&p.1) >= 2).then_some(())
+    });
+    let _backup = push(&input.path, &server.rtmp_url("cam?role=backup"), true);
+    server.wait_for("the backup", Duration::from_secs(20), || {
+        let b = server.json("/api/v1/streams")["backups"]
+            .as_array()?
+            .first()?
+            .clone();
+        (b["name"] == "cam" && b["role"] == "backup" && b["packets"]["video"].as_u64()? > 30)
+            .then_some(())
+    });
+    let active = |server: &Server| server.live("cam").map(|l| l["input"]["active"].clone());
+    assert_eq!(active(&server), Some("publisher".into()));
+    let switch_secs = std::thread::scope(|scope| {
+        let player = scope.spawn(|| common::play_in_chromium(&server, "cam", "ll", "14", false));
+        std::thread::sleep(Duration::from_secs(4));
+        primary.0.kill().unwrap();
+        let _ = primary.0.wait();
+        let killed = std::time::Instant::now();
+        server.wait_for("the failover", Duration::from_secs(15), || {
+            (metric(
+                &server,
+                "ladderd_input_switches_total",
+                "reason=\"failover\"",
+            ) == 1.0)
+                .then_some(())
+        });
+        let secs = killed.elapsed().as_secs_f64();
+        player.join().unwrap();
+        secs
+    });
+    println!(
+        "failover: the renditions followed the backup {switch_secs:.2} s after the primary died"
+    );
+    // ffmpeg reads the rendition from the oldest segment across the join.
+    let url = format!("http://{}/live/cam/360p30/index.m3u8", server.http);
+    let out = Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-live_start_index",
+            "0",
+            "-i",
+            &url,
+            "-t",
+            "14",
+            "-f",
+            "null",
+            "-",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).trim().is_empty(),
+        "decode errors across the join: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The primary back: failback (auto).
+    let mut primary = push(&input.path, &server.rtmp_url("cam"), true);
+    server.wait_for("the failback", Duration::from_secs(20), || {
+        (metric(
+            &server,
+            "ladderd_input_switches_total",
+            "reason=\"failback\"",
+        ) == 1.0
+            && active(&server) == Some("publisher".into()))
+        .then_some(())
+    });
+    assert_eq!(
+        metric(
+            &server,
+            "ladderd_input_switches_total",
+            "reason=\"input_lost\""
+        ),
+        0.0,
+        "the slate stayed off: the backup was there"
+    );
+    primary.0.kill().unwrap();
 }

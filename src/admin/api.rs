@@ -36,6 +36,12 @@ impl Admin {
                 _ => not_allowed(),
             });
         }
+        if method == Method::POST {
+            return Some(match segments {
+                ["api", "v1", "streams", name, "failback"] => self.failback(name),
+                _ => not_allowed(),
+            });
+        }
         if method != Method::GET && method != Method::HEAD {
             return Some(not_allowed());
         }
@@ -61,7 +67,17 @@ impl Admin {
                     .iter()
                     .map(|s| self.stream_view(s))
                     .collect();
-                json(StatusCode::OK, &serde_json::json!({ "streams": streams }))
+                let backups: Vec<_> = self
+                    .streams
+                    .registry
+                    .backups()
+                    .iter()
+                    .map(|s| self.stream_view(s))
+                    .collect();
+                json(
+                    StatusCode::OK,
+                    &serde_json::json!({ "streams": streams, "backups": backups }),
+                )
             }
             ["api", "v1", "streams", name] => match self.streams.registry.get(name) {
                 Some(s) => json(StatusCode::OK, &self.stream_view(&s)),
@@ -88,6 +104,19 @@ impl Admin {
             }
             None => json_error(StatusCode::NOT_FOUND, "no such live stream"),
         }
+    }
+
+    /// `failback = "manual"`: back to the primary at its next chance.
+    fn failback(&self, name: &str) -> Response<Bytes> {
+        if self.streams.registry.get(name).is_none() {
+            return json_error(StatusCode::NOT_FOUND, "no such live stream");
+        }
+        tracing::info!(stream = %name, "failback to the primary asked through the API");
+        self.streams.registry.input(name).request_failback();
+        json(
+            StatusCode::ACCEPTED,
+            &serde_json::json!({ "failback": name }),
+        )
     }
 
     fn metrics(&self, headers: &HeaderMap) -> Response<Bytes> {

@@ -13,6 +13,8 @@ pub use crate::stream::Rejection;
 pub struct Authorized {
     pub name: String,
     pub takeover: bool,
+    /// `role=backup` in the query: a second feed the renditions fail over to.
+    pub backup: bool,
 }
 
 /// Splits `NAME?key=SECRET&x=y` and checks the key against the configuration.
@@ -27,6 +29,10 @@ pub fn authorize(config: &Config, raw: &str) -> Result<Authorized, (Option<Strin
         .filter_map(|kv| kv.split_once('='))
         .find(|(k, _)| *k == "key" || *k == "token")
         .map(|(_, v)| v);
+    let backup = query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .any(|(k, v)| k == "role" && v == "backup");
     let global_takeover = config.ingest.takeover;
     match config.stream(&name) {
         Some(stream) => match key {
@@ -34,12 +40,14 @@ pub fn authorize(config: &Config, raw: &str) -> Result<Authorized, (Option<Strin
             Some(k) if stream.key.matches(k) => Ok(Authorized {
                 takeover: stream.takeover.unwrap_or(global_takeover),
                 name,
+                backup,
             }),
             Some(_) => Err((Some(name), Rejection::BadKey)),
         },
         None if config.ingest.allow_any_key => Ok(Authorized {
             name,
             takeover: global_takeover,
+            backup,
         }),
         None => Err((Some(name), Rejection::UnknownStream)),
     }
@@ -64,9 +72,11 @@ mod tests {
             authorize(&c, "cam1?key=s3cret-key"),
             Ok(Authorized {
                 name: "cam1".into(),
-                takeover: false
+                takeover: false,
+                backup: false,
             })
         );
+        assert!(authorize(&c, "cam1?key=s3cret-key&role=backup").is_ok_and(|a| a.backup));
         assert_eq!(
             authorize(&c, "cam1?foo=1&token=s3cret-key").map(|a| a.name),
             Ok("cam1".into())
@@ -96,7 +106,8 @@ mod tests {
             authorize(&c, "anything"),
             Ok(Authorized {
                 name: "anything".into(),
-                takeover: true
+                takeover: true,
+                backup: false,
             })
         );
         // A configured stream still needs its key.

@@ -41,7 +41,14 @@ fn run(config: &Config, streams: &Streams, shutdown: &Shutdown) -> Result<(), St
     let cfg = &config.demo;
     let publisher = SocketAddr::from(([127, 0, 0, 1], 0));
     let publish = streams
-        .publish(&cfg.name, publisher, "demo", true, usize::MAX)
+        .publish(
+            &cfg.name,
+            publisher,
+            "demo",
+            true,
+            usize::MAX,
+            crate::stream::Role::Primary,
+        )
         .map_err(|r| r.describe().to_string())?;
     let (stream, tx) = (publish.stream, publish.input);
     // Our encoder writes no VUI timing; say the frame rate the way a publisher would.

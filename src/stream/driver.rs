@@ -22,6 +22,7 @@ use tracing::{info, warn};
 use std::time::Instant;
 
 use crate::config::Config;
+use crate::config::Failback;
 use crate::media::h264::AvcConfig;
 use crate::media::{CodecConfig, Packet, Track};
 use crate::package::{PackagerConfig, Published, StreamPackager};
@@ -30,7 +31,7 @@ use crate::stream::inputs::{Active, InputState, Switch};
 use crate::stream::policy::{self, AudioRoute};
 use crate::stream::registry::{EndReason, LiveStream, RungCounters};
 use crate::stream::slate::Slate;
-use crate::stream::Streams;
+use crate::stream::{Role, Streams};
 use crate::telemetry::shutdown::Shutdown;
 use crate::transcode::backend::Backend;
 use crate::transcode::ladder::Rung;
@@ -89,6 +90,10 @@ pub enum Input {
 pub struct Job {
     pub stream: Arc<LiveStream>,
     pub input: flume::Receiver<Input>,
+    pub role: Role,
+    /// A new driver's token and the way later publishers of its NAME reach
+    /// it (see `Streams::publish`); `None` for a publish handed to a running one.
+    pub attach: Option<(u64, flume::Receiver<Job>)>,
 }
 
 /// Runs on each media core: starts a pipeline task per stream handed to it.
@@ -331,35 +336,107 @@ fn count_output(
     }
 }
 
-/// One stream's pipeline across its inputs: the publisher, the slate while
-/// nothing arrives, the next publisher of the NAME within the reconnect window.
-struct StreamRun<'a> {
-    ctx: &'a Driver,
-    /// The publish followed now (its counters are the ones updated); the last
-    /// one while none is attached.
+/// One publisher's input as the driver holds it.
+struct Feed {
+    role: Role,
     stream: Arc<LiveStream>,
-    input: Option<flume::Receiver<Input>>,
-    /// Why the attached publish ended, once it said so.
+    input: flume::Receiver<Input>,
+    /// Why the publish ended, once it said so.
     ended: EndReason,
-    /// The attached publish's session record was filed.
-    filed: bool,
-    inputs: Arc<InputState>,
     video_check: TrackCheck,
     audio_check: TrackCheck,
+    /// Its latest video configuration and frame rate.
+    video: Option<(AvcConfig, f64)>,
+    /// Its latest audio configuration.
+    audio: Option<CodecConfig>,
+    /// Its latest packet (or when it attached).
+    last_input: Instant,
+    /// Off air: its packets since its latest video keyframe, replayed (re-timed)
+    /// when it goes on air, so the switch needs no wait for a keyframe.
+    gop: Vec<Packet>,
+}
+
+/// A feed's packets kept off air, at most (a GOP of a few seconds, with audio).
+const GOP_PACKETS: usize = 4000;
+
+impl Feed {
+    fn new(job: Job) -> Feed {
+        Feed {
+            role: job.role,
+            stream: job.stream,
+            input: job.input,
+            ended: EndReason::PublisherClosed,
+            video_check: TrackCheck::default(),
+            audio_check: TrackCheck::default(),
+            video: None,
+            audio: None,
+            last_input: Instant::now(),
+            gop: Vec::new(),
+        }
+    }
+
+    fn record(&mut self, p: &Packet) {
+        check_packet(
+            &self.stream,
+            p,
+            &mut self.video_check,
+            &mut self.audio_check,
+        );
+        self.last_input = Instant::now();
+    }
+
+    /// Off air: keeps the packets from its latest video keyframe on.
+    fn keep(&mut self, p: Packet) {
+        if p.track == Track::Video && p.keyframe {
+            self.gop.clear();
+        }
+        if (!self.gop.is_empty() || (p.track == Track::Video && p.keyframe))
+            && self.gop.len() < GOP_PACKETS
+        {
+            self.gop.push(p);
+        }
+    }
+
+    /// Whether it can go on air now: recent input and a keyframe to start on.
+    fn ready(&self, now: Instant, fresh: Duration) -> bool {
+        now.saturating_duration_since(self.last_input) < fresh
+            && self.video.is_some()
+            && !self.gop.is_empty()
+    }
+
+    fn active(&self) -> Active {
+        match self.role {
+            Role::Primary => Active::Publisher,
+            Role::Backup => Active::Backup,
+        }
+    }
+}
+
+/// One stream's pipeline across its inputs: the publisher, a backup beside
+/// it, the slate while nothing arrives, the next publisher of the NAME within
+/// the reconnect window.
+struct StreamRun<'a> {
+    ctx: &'a Driver,
+    /// The on-air feed's publish (its counters are the ones updated); the
+    /// last one while none is on air.
+    stream: Arc<LiveStream>,
+    /// The feed the renditions follow (with the slate on air too: attached,
+    /// not yet sending).
+    on_air: Option<Feed>,
+    /// The other feed: a backup, or the primary waiting to take over again.
+    standby: Option<Feed>,
+    inputs: Arc<InputState>,
     ladder: Option<Running>,
     packager: Option<Packaging>,
     audio: Option<AudioRoute>,
     video_config: Option<AvcConfig>,
-    /// The publisher's own video configuration and frame rate, for the
-    /// slate's size and for going back to the publisher after it.
-    publisher_video: Option<(AvcConfig, f64)>,
-    /// A new publisher's audio configuration, held while the slate is on air.
-    publisher_audio: Option<CodecConfig>,
+    /// The last on-air video configuration and frame rate (the slate's size).
+    last_video: Option<(AvcConfig, f64)>,
     /// The rungs of a ladder flushed at an input switch, for the next one.
     rejoined_rungs: Option<Vec<Rung>>,
     packaging: PackagerConfig,
     max_lag: Duration,
-    /// The publisher's last packet (or when it went away).
+    /// The renditions' last input from a publisher.
     last_input: Instant,
     slate: Option<(Slate, Instant)>,
     slate_failed: bool,
@@ -369,22 +446,19 @@ struct StreamRun<'a> {
 impl<'a> StreamRun<'a> {
     fn new(job: Job, ctx: &'a Driver) -> Self {
         let inputs = ctx.streams.registry.input(&job.stream.name);
-        inputs.set_active(Active::Publisher);
+        let feed = Feed::new(job);
+        inputs.set_active(feed.active());
         StreamRun {
             ctx,
-            stream: job.stream,
-            input: Some(job.input),
-            ended: EndReason::PublisherClosed,
-            filed: false,
+            stream: feed.stream.clone(),
+            on_air: Some(feed),
+            standby: None,
             inputs,
-            video_check: TrackCheck::default(),
-            audio_check: TrackCheck::default(),
             ladder: None,
             packager: None,
             audio: None,
             video_config: None,
-            publisher_video: None,
-            publisher_audio: None,
+            last_video: None,
             rejoined_rungs: None,
             packaging: PackagerConfig::from_config(&ctx.config),
             max_lag: Duration::from_secs_f64(ctx.config.ladder.max_lag_secs),
@@ -393,6 +467,10 @@ impl<'a> StreamRun<'a> {
             slate_failed: false,
             last_latency_publish: Instant::now(),
         }
+    }
+
+    fn failover_after(&self) -> Duration {
+        Duration::from_millis(self.ctx.config.ingest.failover_after_ms)
     }
 
     /// Every rendition goes on from a new input: the ladder is flushed (its
@@ -415,71 +493,149 @@ impl<'a> StreamRun<'a> {
         self.video_config = None;
     }
 
-    /// A new publisher of the NAME (within the reconnect window).
+    /// Files a feed's session record.
+    fn file(&self, feed: &Feed) {
+        self.ctx
+            .streams
+            .registry
+            .finish(&feed.stream, feed.ended.clone());
+    }
+
+    /// A publisher of the NAME reached the running driver: a reconnect within
+    /// the window, a backup, or a primary back beside its backup.
     fn attach(&mut self, job: Job) {
-        info!(stream = %job.stream.name, id = job.stream.id, "publisher back within the reconnect window: playlists continue after a discontinuity");
-        // With the slate on air it stays there until the publisher's first
-        // packet (see `publisher`); else the media has a gap and program
-        // date-time resumes at the wall clock.
-        if self.slate.is_none() {
-            self.inputs.set_active(Active::Publisher);
-            self.switch_input(Some(unix_ms()));
-        }
-        self.stream = job.stream;
-        self.input = Some(job.input);
-        self.ended = EndReason::PublisherClosed;
-        self.filed = false;
-        self.video_check = TrackCheck::default();
-        self.audio_check = TrackCheck::default();
-        self.publisher_video = None;
-        self.last_input = Instant::now();
-    }
-
-    /// Files the attached publish's record (once).
-    fn file(&mut self) {
-        if !self.filed {
-            self.filed = true;
-            self.ctx
-                .streams
-                .registry
-                .finish(&self.stream, self.ended.clone());
-        }
-    }
-
-    /// Input from the attached publisher.
-    fn publisher(&mut self, input: Input) {
-        match input {
-            Input::End(reason) => self.ended = reason,
-            // Held while the slate is on air, applied when the publisher's
-            // first packet takes over from it.
-            Input::Config(CodecConfig::Avc(cfg)) if self.slate.is_some() => {
-                let fps = policy::source_fps(&cfg, self.stream.info().metadata.as_ref());
-                self.publisher_video = Some((cfg, fps));
+        let feed = Feed::new(job);
+        info!(stream = %feed.stream.name, id = feed.stream.id, role = ?feed.role, "publisher joins the running stream");
+        let on_air_role = self.on_air.as_ref().map(|f| f.role);
+        match (feed.role, on_air_role) {
+            // No feed on air, or this one replaces the one on air (takeover).
+            (_, None) => self.put_on_air(feed),
+            (role, Some(current)) if role == current => {
+                if let Some(mut old) = self.on_air.take() {
+                    old.ended = EndReason::TakenOver;
+                    self.file(&old);
+                }
+                self.put_on_air(feed);
             }
-            Input::Config(audio) if self.slate.is_some() => self.publisher_audio = Some(audio),
+            // The other role: it waits beside the one on air.
+            _ => {
+                if let Some(mut old) = self.standby.take() {
+                    old.ended = EndReason::TakenOver;
+                    self.file(&old);
+                }
+                self.standby = Some(feed);
+            }
+        }
+    }
+
+    /// A joining feed goes on air. With the slate on air it stays there
+    /// until the feed's first packet (see `from_on_air`); else the media has
+    /// a gap and program date-time resumes at the wall clock.
+    fn put_on_air(&mut self, feed: Feed) {
+        self.stream = feed.stream.clone();
+        if self.slate.is_none() {
+            self.inputs.set_active(feed.active());
+            if self.packager.is_some() {
+                self.switch_input(Some(unix_ms()));
+            }
+        }
+        self.on_air = Some(feed);
+    }
+
+    /// Input from the feed on air.
+    fn from_on_air(&mut self, input: Input) {
+        let Some(feed) = self.on_air.as_mut() else {
+            return;
+        };
+        match input {
+            Input::End(reason) => feed.ended = reason,
+            Input::Config(CodecConfig::Avc(cfg)) => {
+                let fps = policy::source_fps(&cfg, feed.stream.info().metadata.as_ref());
+                feed.video = Some((cfg.clone(), fps));
+                // Held while the slate is on air, applied when the feed's
+                // first packet takes over from it.
+                if self.slate.is_none() {
+                    self.last_video = Some((cfg.clone(), fps));
+                    self.handle(Input::Config(CodecConfig::Avc(cfg)), Some(fps));
+                }
+            }
+            Input::Config(audio) => {
+                feed.audio = Some(audio.clone());
+                if self.slate.is_none() {
+                    self.handle(Input::Config(audio), None);
+                }
+            }
             Input::Packet(p) => {
-                check_packet(
-                    &self.stream,
-                    &p,
-                    &mut self.video_check,
-                    &mut self.audio_check,
-                );
-                self.last_input = Instant::now();
+                feed.record(&p);
+                self.last_input = feed.last_input;
                 if self.slate.is_some() {
                     // The publisher is back: its own pictures again.
-                    self.end_slate(Switch::InputReturned);
-                    self.inputs.set_active(Active::Publisher);
+                    let (video, audio, active) =
+                        (feed.video.clone(), feed.audio.clone(), feed.active());
+                    self.end_slate(Switch::InputReturned, active);
                     self.switch_input(None);
-                    if let Some(audio) = self.publisher_audio.take() {
-                        self.handle(Input::Config(audio), false);
-                    }
-                    if let Some((cfg, _)) = self.publisher_video.clone() {
-                        self.handle(Input::Config(CodecConfig::Avc(cfg)), false);
-                    }
+                    self.apply_configs(video, audio);
                 }
-                self.handle(Input::Packet(p), false);
+                self.handle(Input::Packet(p), None);
             }
-            config => self.handle(config, false),
+        }
+    }
+
+    fn apply_configs(&mut self, video: Option<(AvcConfig, f64)>, audio: Option<CodecConfig>) {
+        if let Some(audio) = audio {
+            self.handle(Input::Config(audio), None);
+        }
+        if let Some((cfg, fps)) = video {
+            self.last_video = Some((cfg.clone(), fps));
+            self.handle(Input::Config(CodecConfig::Avc(cfg)), Some(fps));
+        }
+    }
+
+    /// Input from the feed off air: counted, configurations and the latest
+    /// GOP kept.
+    fn from_standby(&mut self, input: Input) {
+        let Some(feed) = self.standby.as_mut() else {
+            return;
+        };
+        match input {
+            Input::End(reason) => feed.ended = reason,
+            Input::Config(CodecConfig::Avc(cfg)) => {
+                let fps = policy::source_fps(&cfg, feed.stream.info().metadata.as_ref());
+                feed.video = Some((cfg, fps));
+                feed.gop.clear();
+            }
+            Input::Config(audio) => feed.audio = Some(audio),
+            Input::Packet(p) => {
+                feed.record(&p);
+                feed.keep(p);
+            }
+        }
+    }
+
+    /// The feed off air goes on air (`why`): re-timed to go on right after
+    /// the last frame, from its latest keyframe.
+    fn swap(&mut self, why: Switch) {
+        let Some(mut next) = self.standby.take() else {
+            return;
+        };
+        let from = self.on_air.as_ref().map(|f| f.role);
+        info!(stream = %next.stream.name, from = ?from, to = ?next.role, reason = why.label(), "input switch");
+        if let Some((_, since)) = self.slate.take() {
+            self.inputs.add_slate_ms(since.elapsed().as_millis() as u64);
+        }
+        self.switch_input(None);
+        self.stream = next.stream.clone();
+        let gop = std::mem::take(&mut next.gop);
+        let (video, audio) = (next.video.clone(), next.audio.clone());
+        self.inputs.switched(why, next.active());
+        self.last_input = next.last_input;
+        self.standby = self.on_air.replace(next);
+        if let Some(old) = &mut self.standby {
+            old.gop.clear();
+        }
+        self.apply_configs(video, audio);
+        for p in gop {
+            self.handle(Input::Packet(p), None);
         }
     }
 
@@ -490,7 +646,7 @@ impl<'a> StreamRun<'a> {
             || self.slate.is_some()
             || self.slate_failed
             || self.packager.is_none()
-            || self.publisher_video.is_none()
+            || self.last_video.is_none()
             || self.ctx.shutdown.is_triggered()
         {
             return None;
@@ -499,7 +655,7 @@ impl<'a> StreamRun<'a> {
     }
 
     fn start_slate(&mut self, now: Instant) {
-        let Some((cfg, fps)) = self.publisher_video.clone() else {
+        let Some((cfg, fps)) = self.last_video.clone() else {
             return;
         };
         let asc = self.audio.as_ref().and_then(|a| a.config());
@@ -518,7 +674,7 @@ impl<'a> StreamRun<'a> {
         );
         match made {
             Ok(slate) => {
-                info!(stream = %self.stream.name, after_ms = self.ctx.config.ingest.slate_after_ms, "no input: the slate is on air until the publisher is back");
+                info!(stream = %self.stream.name, after_ms = self.ctx.config.ingest.slate_after_ms, "no input: the slate is on air until a publisher is back");
                 self.inputs.switched(Switch::InputLost, Active::Slate);
                 self.switch_input(None);
                 self.slate = Some((slate, now));
@@ -530,10 +686,10 @@ impl<'a> StreamRun<'a> {
         }
     }
 
-    fn end_slate(&mut self, why: Switch) {
+    fn end_slate(&mut self, why: Switch, to: Active) {
         if let Some((_, since)) = self.slate.take() {
             self.inputs.add_slate_ms(since.elapsed().as_millis() as u64);
-            self.inputs.switched(why, Active::Publisher);
+            self.inputs.switched(why, to);
             info!(stream = %self.stream.name, "slate off air: {}", why.label());
         }
     }
@@ -550,13 +706,14 @@ impl<'a> StreamRun<'a> {
             self.slate_failed = true;
             return;
         }
+        let fps = self.last_video.as_ref().map(|v| v.1);
         for input in due {
-            self.handle(input, true);
+            self.handle_slate(input, fps);
         }
     }
 
-    /// When the loop must wake for the slate or the latency snapshot.
-    fn next_wake(&self) -> Instant {
+    /// When the loop must wake: the slate, a failover check, the latency snapshot.
+    fn next_wake(&self, now: Instant) -> Instant {
         let mut at = self.last_latency_publish + Duration::from_secs(1);
         if let Some((slate, _)) = &self.slate {
             at = at.min(slate.next_due());
@@ -564,10 +721,42 @@ impl<'a> StreamRun<'a> {
         if let Some(s) = self.slate_due() {
             at = at.min(s);
         }
+        if self.standby.is_some() {
+            at = at.min(now + Duration::from_millis(100));
+        }
         at
     }
 
+    /// Failover and failback between the two feeds.
+    fn choose_feed(&mut self, now: Instant) {
+        let fresh = self.failover_after();
+        let Some(standby) = &self.standby else {
+            return;
+        };
+        if !standby.ready(now, fresh) {
+            return;
+        }
+        let on_air_silent = self
+            .on_air
+            .as_ref()
+            .is_none_or(|f| now.saturating_duration_since(f.last_input) >= fresh)
+            || (self.slate.is_some() && self.on_air.is_none());
+        let failback_wanted = standby.role == Role::Primary
+            && (self.ctx.config.ingest.failback == Failback::Auto
+                || self.inputs.take_failback_request());
+        if on_air_silent {
+            let why = match standby.role {
+                Role::Backup => Switch::Failover,
+                Role::Primary => Switch::Failback,
+            };
+            self.swap(why);
+        } else if failback_wanted {
+            self.swap(Switch::Failback);
+        }
+    }
+
     fn tick(&mut self, now: Instant) {
+        self.choose_feed(now);
         if self.slate_due().is_some_and(|at| at <= now) {
             self.start_slate(now);
         }
@@ -590,25 +779,34 @@ impl<'a> StreamRun<'a> {
         }
     }
 
-    /// One input, from the publisher or (`slate`) the slate.
-    fn handle(&mut self, input: Input, slate: bool) {
+    /// One input from the slate: its audio goes to the packager as it is.
+    fn handle_slate(&mut self, input: Input, fps: Option<f64>) {
+        match input {
+            Input::Packet(p) if p.track == Track::Audio => {
+                if let (Some(pk), Some(_)) = (&mut self.packager, &self.audio) {
+                    // Silence in the rendition's own layout: no re-encode.
+                    let published = pk.packager.audio(&p, Instant::now());
+                    pk.apply(published);
+                }
+            }
+            other => self.handle(other, fps),
+        }
+    }
+
+    /// One input on air. `fps`: a video configuration's frame rate.
+    fn handle(&mut self, input: Input, fps: Option<f64>) {
         let ctx = self.ctx;
         let stream = self.stream.clone();
         let stats = &stream.pipeline;
         match input {
             Input::Config(CodecConfig::Avc(cfg)) => {
-                let fps = if slate {
-                    self.publisher_video.as_ref().map_or(30.0, |v| v.1)
-                } else {
-                    let fps = policy::source_fps(&cfg, stream.info().metadata.as_ref());
-                    self.publisher_video = Some((cfg.clone(), fps));
-                    fps
-                };
+                let fps = fps
+                    .unwrap_or_else(|| policy::source_fps(&cfg, stream.info().metadata.as_ref()));
                 if self.video_config.as_ref() == Some(&cfg) {
                     return;
                 }
-                // A new video configuration within the publish (a new size, an
-                // encoder restart, the slate): the rungs players hold go on, re-fitted.
+                // A new video configuration (a new size, an encoder restart,
+                // another input): the rungs players hold go on, re-fitted.
                 let previous: Option<Vec<Rung>> = self
                     .ladder
                     .as_ref()
@@ -636,7 +834,7 @@ impl<'a> StreamRun<'a> {
                     .unwrap_or_default();
                 if let Some(p) = &mut self.packager {
                     // Same store, same playlists: new inits and a discontinuity.
-                    info!(stream = %stream.name, source = %format!("{}x{}@{fps:.2}", cfg.width, cfg.height), slate, "new video configuration: every rendition continues after a discontinuity");
+                    info!(stream = %stream.name, source = %format!("{}x{}@{fps:.2}", cfg.width, cfg.height), "new video configuration: every rendition continues after a discontinuity");
                     let published = p.packager.reconfigure(
                         &cfg,
                         fps,
@@ -699,12 +897,6 @@ impl<'a> StreamRun<'a> {
                             let published = pk.packager.source_video(&p, Instant::now());
                             pk.apply(published);
                         }
-                        // The slate's silence is AAC in the rendition's own
-                        // layout already: no re-encode.
-                        (Track::Audio, Some(_)) if slate => {
-                            let published = pk.packager.audio(&p, Instant::now());
-                            pk.apply(published);
-                        }
                         (Track::Audio, Some(route)) => {
                             let pushed = route.push(&p, &mut |o| {
                                 let published = pk.packager.audio(o, Instant::now());
@@ -729,13 +921,15 @@ impl<'a> StreamRun<'a> {
                     }
                 }
             }
-            Input::End(reason) => self.ended = reason,
+            Input::End(_) => {}
         }
     }
 
     /// End of the stream: the ladder flushed, every rendition ended.
     fn finish(mut self) {
-        self.end_slate(Switch::InputReturned);
+        if let Some((_, since)) = self.slate.take() {
+            self.inputs.add_slate_ms(since.elapsed().as_millis() as u64);
+        }
         if let Some(l) = &mut self.ladder {
             let stream = self.stream.clone();
             let packager = &mut self.packager;
@@ -756,154 +950,160 @@ impl<'a> StreamRun<'a> {
             id = self.stream.id,
             packets = stats.packets.load(Relaxed),
             frames_decoded = stats.frames_decoded.load(Relaxed),
-            reason = ?self.ended,
             "pipeline drained"
         );
-        self.file();
+        for f in [self.on_air.take(), self.standby.take()]
+            .into_iter()
+            .flatten()
+        {
+            self.file(&f);
+        }
     }
 }
 
 /// What woke a stream's driver.
 enum Wake {
-    Input(Result<Input, flume::RecvError>),
+    OnAir(Result<Input, flume::RecvError>),
+    Standby(Result<Input, flume::RecvError>),
     Attach(Job),
     Output(RungOutput),
     Tick,
     Shutdown,
 }
 
-async fn run_stream(job: Job, ctx: &Driver) {
+async fn recv_or_pending(rx: Option<flume::Receiver<Input>>) -> Result<Input, flume::RecvError> {
+    match rx {
+        Some(rx) => rx.recv_async().await,
+        None => futures_lite::future::pending().await,
+    }
+}
+
+async fn run_stream(mut job: Job, ctx: &Driver) {
     let name = job.stream.name.clone();
     let window = Duration::from_secs_f64(ctx.config.ingest.reconnect_window_secs);
-    let (attach_tx, attach_rx) = flume::unbounded::<Job>();
+    let (token, attach_rx) = match job.attach.take() {
+        Some(a) => a,
+        None => (0, flume::unbounded().1),
+    };
     let mut s = StreamRun::new(job, ctx);
-    // Set while the publisher is gone and the NAME waits for the next one.
-    let mut parked: Option<(u64, Instant)> = None;
+    // Set while no publisher is attached: the NAME waits for the next one.
+    let mut deadline: Option<Instant> = None;
     loop {
         let now = Instant::now();
-        let mut wake_at = s.next_wake();
-        if let Some((_, deadline)) = parked {
-            wake_at = wake_at.min(deadline);
+        let mut wake_at = s.next_wake(now);
+        if let Some(d) = deadline {
+            wake_at = wake_at.min(d);
         }
         let outputs = s.ladder.as_ref().and_then(|l| l.run.output_receiver());
-        let input = s.input.clone();
-        let waiting = parked.is_some();
+        let on_air = s.on_air.as_ref().map(|f| f.input.clone());
+        let standby = s.standby.as_ref().map(|f| f.input.clone());
+        let waiting = deadline.is_some();
         let next = futures_lite::future::or(
-            async {
-                match &input {
-                    Some(rx) => Wake::Input(rx.recv_async().await),
-                    None => futures_lite::future::pending().await,
-                }
-            },
+            async { Wake::OnAir(recv_or_pending(on_air).await) },
             futures_lite::future::or(
-                async {
-                    match &outputs {
-                        Some(rx) => match rx.recv_async().await {
-                            Ok(o) => Wake::Output(o),
-                            Err(_) => futures_lite::future::pending().await,
-                        },
-                        None => futures_lite::future::pending().await,
-                    }
-                },
+                async { Wake::Standby(recv_or_pending(standby).await) },
                 futures_lite::future::or(
                     async {
-                        if !waiting {
-                            return futures_lite::future::pending().await;
+                        match &outputs {
+                            Some(rx) => match rx.recv_async().await {
+                                Ok(o) => Wake::Output(o),
+                                Err(_) => futures_lite::future::pending().await,
+                            },
+                            None => futures_lite::future::pending().await,
                         }
+                    },
+                    futures_lite::future::or(
+                        async {
+                            match attach_rx.recv_async().await {
+                                Ok(job) => Wake::Attach(job),
+                                Err(_) => futures_lite::future::pending().await,
+                            }
+                        },
                         futures_lite::future::or(
                             async {
-                                match attach_rx.recv_async().await {
-                                    Ok(job) => Wake::Attach(job),
-                                    Err(_) => futures_lite::future::pending().await,
+                                if !waiting {
+                                    return futures_lite::future::pending().await;
                                 }
-                            },
-                            async {
                                 ctx.shutdown.wait().await;
                                 Wake::Shutdown
                             },
-                        )
-                        .await
-                    },
-                    async {
-                        glommio::timer::sleep(wake_at.saturating_duration_since(now)).await;
-                        Wake::Tick
-                    },
+                            async {
+                                glommio::timer::sleep(wake_at.saturating_duration_since(now)).await;
+                                Wake::Tick
+                            },
+                        ),
+                    ),
                 ),
             ),
         )
         .await;
         match next {
-            Wake::Input(Ok(input)) => {
-                s.publisher(input);
+            Wake::OnAir(Ok(input)) => {
+                s.from_on_air(input);
                 // Let the I/O side of this core breathe between frames.
                 glommio::yield_if_needed().await;
             }
-            Wake::Input(Err(_)) => {
-                // The publisher is gone. Not kicked, not shutdown: the NAME
-                // waits for the next one for the window, on the slate.
-                s.input = None;
-                let park = matches!(
-                    s.ended,
-                    EndReason::PublisherClosed | EndReason::Timeout | EndReason::Error(_)
-                ) && !window.is_zero()
-                    && !ctx.shutdown.is_triggered()
-                    && s.packager.is_some();
-                s.file();
-                if !park {
-                    break;
+            Wake::Standby(Ok(input)) => s.from_standby(input),
+            Wake::OnAir(Err(_)) => {
+                if let Some(f) = s.on_air.take() {
+                    s.file(&f);
+                    let parkable = matches!(
+                        f.ended,
+                        EndReason::PublisherClosed | EndReason::Timeout | EndReason::Error(_)
+                    );
+                    // Kicked or shut down, with no backup: the renditions end.
+                    if !parkable && s.standby.is_none() {
+                        break;
+                    }
                 }
-                let token = ctx.streams.park(
-                    &name,
-                    Parked {
-                        attach: attach_tx.clone(),
-                        token: 0,
-                    },
-                );
-                parked = Some((token, Instant::now() + window));
+                // The backup (if any) takes over at the next tick.
+            }
+            Wake::Standby(Err(_)) => {
+                if let Some(f) = s.standby.take() {
+                    s.file(&f);
+                }
             }
             Wake::Attach(job) => {
-                parked = None;
+                deadline = None;
                 s.attach(job);
             }
             Wake::Output(o) => s.output(o),
-            Wake::Shutdown => {
-                if let Some((token, _)) = parked {
-                    ctx.streams.unpark_if(&name, token);
-                }
-                break;
-            }
+            Wake::Shutdown => break,
             Wake::Tick => {
                 let now = Instant::now();
-                if let Some((token, deadline)) = parked {
-                    if now >= deadline {
-                        if ctx.streams.unpark_if(&name, token).is_some() {
-                            info!(stream = %name, "reconnect window over: the stream's renditions end");
-                            break;
-                        }
-                        // A publisher took the parking just now: its job is on the way.
-                        let job = futures_lite::future::or(
-                            async { attach_rx.recv_async().await.ok() },
-                            async {
-                                glommio::timer::sleep(Duration::from_secs(1)).await;
-                                None
-                            },
-                        )
-                        .await;
-                        match job {
+                if let Some(d) = deadline {
+                    if now >= d {
+                        match ctx.streams.retire(&name, token, &attach_rx) {
                             Some(job) => {
-                                parked = None;
+                                deadline = None;
                                 s.attach(job);
+                                continue;
                             }
-                            None => break,
+                            None => {
+                                info!(stream = %name, "reconnect window over: the stream's renditions end");
+                                break;
+                            }
                         }
-                        continue;
                     }
                 }
                 s.tick(now);
             }
         }
+        if s.on_air.is_none() && s.standby.is_none() && deadline.is_none() {
+            // Nobody publishes: the NAME waits for the window, on the slate.
+            if window.is_zero() || ctx.shutdown.is_triggered() || s.packager.is_none() {
+                break;
+            }
+            deadline = Some(Instant::now() + window);
+        }
     }
+    // Whatever publish reached the driver as it ended gets a driver of its
+    // own (it would otherwise wait on a channel nobody reads).
+    let orphan = ctx.streams.retire(&name, token, &attach_rx);
     s.finish();
+    if let Some(job) = orphan {
+        ctx.streams.registry.release(&job.stream);
+    }
 }
 
 fn unix_ms() -> u64 {

@@ -60,6 +60,8 @@ impl Switch {
 
 #[derive(Default)]
 pub struct InputState {
+    /// An operator asked to go back to the primary (`failback = "manual"`).
+    failback: std::sync::atomic::AtomicBool,
     active: AtomicU8,
     switches: [AtomicU64; 4],
     /// Milliseconds the slate has been on air, in all.
@@ -86,6 +88,15 @@ impl InputState {
 
     pub fn switches(&self, why: Switch) -> u64 {
         self.switches[why as usize].load(Relaxed)
+    }
+
+    pub fn request_failback(&self) {
+        self.failback.store(true, Relaxed);
+    }
+
+    /// Takes an operator's failback request (once).
+    pub fn take_failback_request(&self) -> bool {
+        self.failback.swap(false, Relaxed)
     }
 
     pub fn add_slate_ms(&self, ms: u64) {

@@ -20,11 +20,21 @@ use std::sync::Arc;
 pub use driver::{Driver, Input, Job};
 pub use registry::{EndReason, LiveStream, Registry, Rejection};
 
+/// A publisher's part in its NAME: the one the renditions follow, or a
+/// second feed they fail over to (`role=backup` in the RTMP query or the SRT
+/// stream id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Primary,
+    Backup,
+}
+
 /// What ingest holds: the live names, and the way into a media core.
 pub struct Streams {
     pub registry: Registry,
-    /// Drivers waiting for a publisher that may come back (by NAME).
-    parked: std::sync::Mutex<std::collections::HashMap<String, driver::Parked>>,
+    /// Each NAME's running driver: how a later publisher of the NAME (a
+    /// reconnect, a backup) reaches it.
+    drivers: std::sync::Mutex<std::collections::HashMap<String, driver::Parked>>,
     next_token: std::sync::atomic::AtomicU64,
     cores: Vec<flume::Sender<Job>>,
     next: AtomicUsize,
@@ -44,7 +54,7 @@ impl Streams {
     pub fn new(cores: Vec<flume::Sender<Job>>, packet_queue: usize) -> Self {
         Streams {
             registry: Registry::new(),
-            parked: Default::default(),
+            drivers: Default::default(),
             next_token: AtomicU64::new(1),
             cores,
             next: AtomicUsize::new(0),
@@ -52,8 +62,11 @@ impl Streams {
         }
     }
 
-    /// Makes `name` live for `publisher` and starts its driver on the next media
-    /// core. With `takeover`, an existing publisher is told to stop and replaced.
+    /// Makes `name` live for `publisher` in `role` and hands its input to the
+    /// NAME's driver: the running one (a publisher back within the reconnect
+    /// window, a backup beside its primary), else a new one on the next media
+    /// core. With `takeover`, an existing publisher of the role is told to
+    /// stop and replaced.
     pub fn publish(
         &self,
         name: &str,
@@ -61,59 +74,68 @@ impl Streams {
         protocol: &'static str,
         takeover: bool,
         max_streams: usize,
+        role: Role,
     ) -> Result<Publish, Rejection> {
         let stream = self
             .registry
-            .claim(name, publisher, protocol, takeover, max_streams)?;
+            .claim(name, publisher, protocol, takeover, max_streams, role)?;
         let (tx, rx) = flume::bounded(self.packet_queue.max(1));
         let mut job = Job {
             stream: stream.clone(),
             input: rx,
+            role,
+            attach: None,
         };
-        // Within the reconnect window the NAME's driver is still running
-        // (on the slate): the new publisher continues its renditions.
-        if let Some(parked) = self.unpark(name) {
-            match parked.attach.send(job) {
+        let mut drivers = self.lock_drivers();
+        // Sent under the lock: a driver that ends takes itself off the map
+        // under it too, then takes what was sent (`Streams::retire`).
+        if let Some(running) = drivers.get(name) {
+            match running.attach.send(job) {
                 Ok(()) => return Ok(Publish { stream, input: tx }),
-                Err(e) => job = e.into_inner(),
+                Err(e) => {
+                    job = e.into_inner();
+                    drivers.remove(name);
+                }
             }
         }
-        if self.dispatch(job).is_err() {
-            self.registry.release(&stream);
+        let (attach_tx, attach_rx) = flume::unbounded();
+        let token = self.next_token.fetch_add(1, Ordering::Relaxed);
+        job.attach = Some((token, attach_rx));
+        drivers.insert(
+            name.to_string(),
+            driver::Parked {
+                attach: attach_tx,
+                token,
+            },
+        );
+        drop(drivers);
+        if let Err(job) = self.dispatch(job) {
+            self.lock_drivers().remove(name);
+            self.registry.release(&job.stream);
             return Err(Rejection::ShuttingDown);
         }
         Ok(Publish { stream, input: tx })
     }
 
-    /// Marks NAME's driver as waiting for its next publisher; returns the
-    /// parking's token. One already parked under the NAME is replaced (its
-    /// driver ends when its window does).
-    pub fn park(&self, name: &str, mut p: driver::Parked) -> u64 {
-        p.token = self.next_token.fetch_add(1, Ordering::Relaxed);
-        let token = p.token;
-        self.lock_parked().insert(name.to_string(), p);
-        token
-    }
-
-    /// The driver waiting for NAME's next publisher, taken by it.
-    fn unpark(&self, name: &str) -> Option<driver::Parked> {
-        self.lock_parked().remove(name)
-    }
-
-    /// Takes the parking only if it is still the one `token` names.
-    pub fn unpark_if(&self, name: &str, token: u64) -> Option<driver::Parked> {
-        let mut parked = self.lock_parked();
-        if parked.get(name).is_some_and(|p| p.token == token) {
-            parked.remove(name)
-        } else {
-            None
+    /// The driver `token` ends: it leaves the map (if still there), and gets
+    /// back whatever publish reached it meanwhile, to run instead of ending.
+    pub fn retire(&self, name: &str, token: u64, attach: &flume::Receiver<Job>) -> Option<Job> {
+        let mut drivers = self.lock_drivers();
+        match attach.try_recv() {
+            Ok(job) => Some(job),
+            Err(_) => {
+                if drivers.get(name).is_some_and(|p| p.token == token) {
+                    drivers.remove(name);
+                }
+                None
+            }
         }
     }
 
-    fn lock_parked(
+    fn lock_drivers(
         &self,
     ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, driver::Parked>> {
-        self.parked.lock().unwrap_or_else(|e| e.into_inner())
+        self.drivers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn dispatch(&self, job: Job) -> Result<(), Job> {

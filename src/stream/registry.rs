@@ -76,6 +76,8 @@ pub struct Registry {
 #[derive(Default)]
 struct Inner {
     live: HashMap<String, Arc<LiveStream>>,
+    /// Backup publishers (`role=backup`), by NAME.
+    backups: HashMap<String, Arc<LiveStream>>,
     history: VecDeque<SessionRecord>,
 }
 
@@ -103,6 +105,7 @@ pub struct LiveStream {
     pub publisher: SocketAddr,
     /// How the publisher sends: `rtmp`, `srt` or `demo`.
     pub protocol: &'static str,
+    pub role: crate::stream::Role,
     /// The transport's own view of the link (SRT: RTT, loss, retransmissions),
     /// refreshed by the connection about once a second.
     pub transport: Mutex<Option<TransportStats>>,
@@ -325,6 +328,10 @@ impl LiveStream {
             id: self.id,
             publisher: self.publisher.to_string(),
             protocol: self.protocol,
+            role: match self.role {
+                crate::stream::Role::Primary => "primary",
+                crate::stream::Role::Backup => "backup",
+            },
             transport: self
                 .transport
                 .lock()
@@ -408,6 +415,8 @@ pub struct StreamView {
     pub id: StreamId,
     pub publisher: String,
     pub protocol: &'static str,
+    /// `primary`, or `backup` (a second feed the renditions fail over to).
+    pub role: &'static str,
     /// SRT publishers: the link as libsrt measures it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transport: Option<TransportStats>,
@@ -513,16 +522,23 @@ impl Registry {
         protocol: &'static str,
         takeover: bool,
         max_streams: usize,
+        role: crate::stream::Role,
     ) -> Result<Arc<LiveStream>, Rejection> {
         let mut inner = self.lock();
-        if let Some(existing) = inner.live.get(name) {
+        let backup = role == crate::stream::Role::Backup;
+        let map = if backup {
+            &mut inner.backups
+        } else {
+            &mut inner.live
+        };
+        if let Some(existing) = map.get(name) {
             if !takeover {
                 return Err(Rejection::AlreadyLive);
             }
             existing.stop(EndReason::TakenOver);
-            inner.live.remove(name);
+            map.remove(name);
         }
-        if inner.live.len() >= max_streams {
+        if !backup && inner.live.len() >= max_streams {
             return Err(Rejection::TooManyStreams);
         }
         let stream = Arc::new(LiveStream {
@@ -530,6 +546,7 @@ impl Registry {
             name: name.to_string(),
             publisher,
             protocol,
+            role,
             transport: Mutex::new(None),
             started: Instant::now(),
             started_unix_ms: SystemTime::now()
@@ -542,19 +559,24 @@ impl Registry {
             stop_reason: Mutex::new(None),
             stopped: Event::new(),
         });
-        inner.live.insert(name.to_string(), stream.clone());
+        let map = if backup {
+            &mut inner.backups
+        } else {
+            &mut inner.live
+        };
+        map.insert(name.to_string(), stream.clone());
         Ok(stream)
     }
 
     /// Takes the stream off the live list (if it is still the one live under its name).
     pub fn release(&self, stream: &LiveStream) {
         let mut inner = self.lock();
-        if inner
-            .live
-            .get(&stream.name)
-            .is_some_and(|s| s.id == stream.id)
-        {
-            inner.live.remove(&stream.name);
+        let map = match stream.role {
+            crate::stream::Role::Backup => &mut inner.backups,
+            crate::stream::Role::Primary => &mut inner.live,
+        };
+        if map.get(&stream.name).is_some_and(|s| s.id == stream.id) {
+            map.remove(&stream.name);
         }
     }
 
@@ -593,6 +615,13 @@ impl Registry {
         v
     }
 
+    /// Backup publishers, sorted by NAME.
+    pub fn backups(&self) -> Vec<Arc<LiveStream>> {
+        let mut v: Vec<_> = self.lock().backups.values().cloned().collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
     pub fn get(&self, name: &str) -> Option<Arc<LiveStream>> {
         self.lock().live.get(name).cloned()
     }
@@ -618,7 +647,7 @@ impl Registry {
 
     /// Tells every live publish to end (shutdown).
     pub fn stop_all(&self, reason: EndReason) {
-        for s in self.live() {
+        for s in self.live().into_iter().chain(self.backups()) {
             s.stop(reason.clone());
         }
     }
@@ -636,12 +665,38 @@ mod tests {
     #[test]
     fn one_publisher_per_name_unless_takeover() {
         let r = Registry::new();
-        let a = r.claim("cam1", addr(), "rtmp", false, 10).unwrap();
+        let a = r
+            .claim(
+                "cam1",
+                addr(),
+                "rtmp",
+                false,
+                10,
+                crate::stream::Role::Primary,
+            )
+            .unwrap();
         assert_eq!(
-            r.claim("cam1", addr(), "rtmp", false, 10).err(),
+            r.claim(
+                "cam1",
+                addr(),
+                "rtmp",
+                false,
+                10,
+                crate::stream::Role::Primary
+            )
+            .err(),
             Some(Rejection::AlreadyLive)
         );
-        let b = r.claim("cam1", addr(), "rtmp", true, 10).unwrap();
+        let b = r
+            .claim(
+                "cam1",
+                addr(),
+                "rtmp",
+                true,
+                10,
+                crate::stream::Role::Primary,
+            )
+            .unwrap();
         assert_ne!(a.id, b.id);
         assert_eq!(a.stop_reason(), Some(EndReason::TakenOver));
         // The old owner releasing must not remove the new one.
@@ -654,9 +709,12 @@ mod tests {
     #[test]
     fn stream_limit() {
         let r = Registry::new();
-        let _a = r.claim("a", addr(), "rtmp", false, 1).unwrap();
+        let _a = r
+            .claim("a", addr(), "rtmp", false, 1, crate::stream::Role::Primary)
+            .unwrap();
         assert_eq!(
-            r.claim("b", addr(), "rtmp", false, 1).err(),
+            r.claim("b", addr(), "rtmp", false, 1, crate::stream::Role::Primary)
+                .err(),
             Some(Rejection::TooManyStreams)
         );
     }
@@ -678,7 +736,14 @@ mod tests {
         let r = Registry::new();
         for i in 0..(HISTORY + 5) {
             let s = r
-                .claim(&format!("s{i}"), addr(), "rtmp", false, 1000)
+                .claim(
+                    &format!("s{i}"),
+                    addr(),
+                    "rtmp",
+                    false,
+                    1000,
+                    crate::stream::Role::Primary,
+                )
                 .unwrap();
             r.release(&s);
             r.finish(&s, EndReason::PublisherClosed);

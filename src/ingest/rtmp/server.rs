@@ -256,6 +256,11 @@ impl Connection {
             "rtmp",
             authorized.takeover,
             self.ctx.config.limits.max_streams,
+            if authorized.backup {
+                crate::stream::Role::Backup
+            } else {
+                crate::stream::Role::Primary
+            },
         );
         let (stream, tx) = match claim {
             Ok(p) => (p.stream, p.input),

@@ -17,6 +17,8 @@ pub const PASSPHRASE_LEN: std::ops::RangeInclusive<usize> = 10..=79;
 pub struct StreamIdRequest {
     pub app: String,
     pub name: String,
+    /// `role=backup` among the keys: a second feed to fail over to.
+    pub backup: bool,
 }
 
 /// Why a stream id is refused, and the reject code libsrt sends back.
@@ -52,6 +54,7 @@ impl Refused {
 
 /// Parses a caller's stream id.
 pub fn parse_stream_id(id: &str) -> Result<StreamIdRequest, Refused> {
+    let mut backup = false;
     let resource = match id.strip_prefix("#!::") {
         Some(keys) => {
             let mut resource = None;
@@ -60,6 +63,7 @@ pub fn parse_stream_id(id: &str) -> Result<StreamIdRequest, Refused> {
                 match k {
                     "r" => resource = Some(v),
                     "m" if v != "publish" => return Err(Refused::BadMode),
+                    "role" => backup = v == "backup",
                     _ => {}
                 }
             }
@@ -74,6 +78,7 @@ pub fn parse_stream_id(id: &str) -> Result<StreamIdRequest, Refused> {
     Ok(StreamIdRequest {
         app: app.to_string(),
         name: name.to_string(),
+        backup,
     })
 }
 
@@ -85,6 +90,7 @@ pub struct Admitted {
     pub passphrase: Option<String>,
     pub takeover: bool,
     pub latency_ms: u32,
+    pub backup: bool,
 }
 
 /// Decides a caller's stream id against the configuration.
@@ -108,6 +114,7 @@ pub fn admit(config: &Config, stream_id: &str) -> Result<Admitted, Refused> {
                 passphrase: Some(key.to_string()),
                 takeover: s.takeover.unwrap_or(config.ingest.takeover),
                 latency_ms: s.srt_latency_ms.unwrap_or(latency),
+                backup: req.backup,
             })
         }
         None if config.ingest.allow_any_key => Ok(Admitted {
@@ -115,6 +122,7 @@ pub fn admit(config: &Config, stream_id: &str) -> Result<Admitted, Refused> {
             passphrase: None,
             takeover: config.ingest.takeover,
             latency_ms: latency,
+            backup: req.backup,
         }),
         None => Err(Refused::Forbidden(Rejection::UnknownStream)),
     }
@@ -160,7 +168,9 @@ mod tests {
         let want = StreamIdRequest {
             app: "live".into(),
             name: "cam1".into(),
+            backup: false,
         };
+        assert!(parse_stream_id("#!::r=live/cam1,m=publish,role=backup").is_ok_and(|r| r.backup));
         assert_eq!(
             parse_stream_id("#!::r=live/cam1,m=publish"),
             Ok(want.clone())

@@ -262,6 +262,11 @@ fn connection(srt: &Srt, s: SrtSocket, peer: SocketAddr, ingest: &Ingest) {
         "srt",
         admitted.takeover,
         ingest.config.limits.max_streams,
+        if admitted.backup {
+            crate::stream::Role::Backup
+        } else {
+            crate::stream::Role::Primary
+        },
     ) {
         Ok(p) => p,
         Err(why) => {
