@@ -379,3 +379,122 @@ fn five_percent_loss_is_repaired_and_shows_in_the_metrics() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && err.trim().is_empty(), "{err}");
 }
+
+/// Hostile MPEG-TS over a live SRT link (through srt-live-transmit, which
+/// relays whatever it is given): the test clip with bytes flipped in about
+/// one packet in twenty, then packets of noise behind valid sync bytes. Only
+/// that stream suffers: ladderd stays up, another SRT stream keeps decoding,
+/// the damage is counted, and the listener takes a new publish afterwards.
+#[test]
+fn hostile_ts_over_srt_hurts_only_its_own_stream() {
+    require("srt-live-transmit");
+    let input = input_360p30_high();
+    let mut server = Server::start(&config());
+    let _good = push_srt(
+        &input.path,
+        &srt_url(server.srt, "cam", &format!("&passphrase={KEY}")),
+        true,
+    );
+    wait_decoding(&server, "cam", 30);
+    // The clip as MPEG-TS, to corrupt.
+    let dir = tempfile::tempdir().unwrap();
+    let ts = dir.path().join("clip.ts");
+    let made = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(&input.path)
+        .args(["-t", "4", "-c", "copy", "-f", "mpegts"])
+        .arg(&ts)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let clip = std::fs::read(&ts).unwrap();
+    let udp = common::free_udp_port();
+    let relay = Proc(
+        Command::new("srt-live-transmit")
+            .arg("-q")
+            .arg(format!("udp://127.0.0.1:{udp}"))
+            .arg(format!("srt://{}?streamid=live/bad", server.srt))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut rand = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let decoded_before = frames_decoded(&server, "cam");
+    // Corrupted clip: 7 packets a datagram, about real time (4 s).
+    let packets: Vec<Vec<u8>> = clip
+        .chunks(188)
+        .map(|p| {
+            let mut p = p.to_vec();
+            if rand() % 20 == 0 {
+                for _ in 0..8 {
+                    let i = 1 + (rand() as usize % (p.len() - 1));
+                    p[i] = rand() as u8;
+                }
+            }
+            p
+        })
+        .collect();
+    let per_ms = packets.len() as f64 / 4000.0;
+    let t0 = Instant::now();
+    for (n, datagram) in packets.chunks(7).enumerate() {
+        let _ = sock.send_to(&datagram.concat(), ("127.0.0.1", udp));
+        let due = Duration::from_secs_f64((n * 7) as f64 / per_ms / 1000.0);
+        if let Some(w) = due.checked_sub(t0.elapsed()) {
+            std::thread::sleep(w);
+        }
+    }
+    // Noise behind sync bytes: random PIDs, flags, lengths.
+    for _ in 0..2000 {
+        let mut d = Vec::with_capacity(1316);
+        for _ in 0..7 {
+            let mut p = vec![0x47u8];
+            p.extend((0..187).map(|_| rand() as u8));
+            d.extend(p);
+        }
+        let _ = sock.send_to(&d, ("127.0.0.1", udp));
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    // ladderd is up; the good stream went on decoding all along.
+    assert!(
+        server.child().try_wait().unwrap().is_none(),
+        "ladderd exited"
+    );
+    wait_decoding(&server, "cam", decoded_before + 90);
+    // The hostile publish was taken in (live, or ended with its counters
+    // filed) and its damage counted.
+    let bad = server.live("bad").or_else(|| {
+        server.json("/api/v1/sessions")["sessions"]
+            .as_array()?
+            .iter()
+            .find(|s| s["name"] == "bad")
+            .cloned()
+    });
+    let bad =
+        bad.unwrap_or_else(|| panic!("the hostile publish never got in:\n{}", server.log_text()));
+    println!(
+        "hostile stream: packets {}, continuity errors {}, decode errors {}, ended {}",
+        bad["packets"], bad["continuity_errors"], bad["pipeline"]["decode_errors"], bad["ended"]
+    );
+    assert!(
+        bad["continuity_errors"].as_u64().unwrap_or(0) > 0,
+        "damage not counted: {bad:#}"
+    );
+    drop(relay);
+    // The listener takes a new publish.
+    let _again = push_srt(
+        &input.path,
+        &srt_url(server.srt, "cam2", &format!("&passphrase={KEY}")),
+        true,
+    );
+    wait_decoding(&server, "cam2", 30);
+}
