@@ -634,7 +634,10 @@ impl<'a> StreamRun<'a> {
             old.gop.clear();
         }
         self.apply_configs(video, audio);
-        for p in gop {
+        // Re-timed, so not late: the ladder must not skip them (max_lag).
+        let now = Instant::now();
+        for mut p in gop {
+            p.arrival = now;
             self.handle(Input::Packet(p), None);
         }
     }
