@@ -1,0 +1,105 @@
+// Plays /watch/NAME with hls.js in headless Chromium under a network profile
+// set through the DevTools protocol (Network.emulateNetworkConditions), and
+// reports, as JSON: seconds played, rebuffers (count and seconds), the time
+// to the first down-switch, the rendition timeline, hls.js errors (fatal
+// ones apart), and the BANDWIDTH of the level it ended on.
+// Usage: node network.mjs BASE NAME MODE(ll|standard) PROFILE SECONDS
+// PROFILE: fiber | 4g | 3g | outage (4G, then nothing for 5 s, then 4G).
+import puppeteer from 'puppeteer-core';
+
+const [base, name, mode, profile, seconds] = process.argv.slice(2);
+const mbit = (m) => (m * 1e6) / 8; // bytes per second
+const PROFILES = {
+  fiber: null,
+  '4g': { latency: 60, downloadThroughput: mbit(9), uploadThroughput: mbit(9) },
+  '3g': { latency: 300, downloadThroughput: mbit(1.6), uploadThroughput: mbit(0.75) },
+};
+const OUTAGE_AT_MS = 8000;
+const OUTAGE_MS = 5000;
+
+const browser = await puppeteer.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  headless: true,
+  args: ['--no-sandbox', '--autoplay-policy=no-user-gesture-required', '--mute-audio'],
+});
+const result = {
+  profile, played: 0, rebuffers: 0, rebufferSecs: 0, firstDownSwitchSecs: null,
+  timeline: [], errors: [], fatal: [], pageErrors: [], finalLevel: null,
+  finalBandwidth: null, levels: [], resumedAfterOutage: null, reloads: 0,
+};
+try {
+  const page = await browser.newPage();
+  page.on('pageerror', e => result.pageErrors.push(String(e)));
+  page.on('framenavigated', f => { if (f === page.mainFrame()) result.reloads++; });
+  const cdp = await page.createCDPSession();
+  await cdp.send('Network.enable');
+  const shape = async (p) => {
+    const c = p === 'off'
+      ? { offline: true, latency: 0, downloadThroughput: 0, uploadThroughput: 0 }
+      : { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1, ...(PROFILES[p] || {}) };
+    await cdp.send('Network.emulateNetworkConditions', c);
+  };
+  await shape(profile === 'outage' ? '4g' : profile);
+  await page.goto(`${base}/watch/${name}?mode=${mode}`, { waitUntil: 'load' });
+  await page.waitForFunction(() => document.getElementById('video').currentTime > 0.5, { timeout: 60000 });
+  await page.evaluate(() => {
+    const hls = window.player.hls;
+    window.netlog = { fatal: [], switches: [] };
+    hls.on('hlsError', (_, d) => { if (d.fatal) window.netlog.fatal.push(`${d.type}/${d.details}`); });
+    hls.on('hlsLevelSwitched', (_, d) => window.netlog.switches.push({ at: performance.now(), level: d.level }));
+  });
+  result.levels = await page.evaluate(() => window.player.hls.levels.map(l => ({ height: l.height, bitrate: l.bitrate })));
+  const t0 = Date.now();
+  const state = () => page.evaluate(() => {
+    const v = document.getElementById('video');
+    const hls = window.player.hls;
+    return { t: v.currentTime, level: hls.currentLevel, errors: window.player.errors.slice(), fatal: window.netlog.fatal.slice() };
+  });
+  let last = await state();
+  const start = last.t;
+  let still = 0;
+  let outage = 'before';
+  let tAtOutageEnd = null;
+  let startLevel = last.level;
+  result.timeline.push({ secs: 0, level: last.level });
+  const tick = 250;
+  while (Date.now() - t0 < Number(seconds) * 1000) {
+    await new Promise(r => setTimeout(r, tick));
+    const elapsed = Date.now() - t0;
+    if (profile === 'outage' && outage === 'before' && elapsed >= OUTAGE_AT_MS) {
+      await shape('off');
+      outage = 'on';
+    } else if (profile === 'outage' && outage === 'on' && elapsed >= OUTAGE_AT_MS + OUTAGE_MS) {
+      await shape('4g');
+      outage = 'after';
+    }
+    const s = await state();
+    if (s.t <= last.t + 0.01) {
+      still += tick;
+      if (still === 500) result.rebuffers++;
+      if (still >= 500) result.rebufferSecs += still === 500 ? 0.5 : tick / 1000;
+    } else {
+      still = 0;
+    }
+    if (outage === 'after' && tAtOutageEnd === null) tAtOutageEnd = s.t;
+    if (s.level !== last.level) {
+      result.timeline.push({ secs: +(elapsed / 1000).toFixed(2), level: s.level });
+      const h = (i) => (result.levels[i] || {}).bitrate || 0;
+      if (result.firstDownSwitchSecs === null && s.level >= 0 && h(s.level) < h(startLevel)) {
+        result.firstDownSwitchSecs = +(elapsed / 1000).toFixed(2);
+      }
+    }
+    last = s;
+  }
+  if (tAtOutageEnd !== null) result.resumedAfterOutage = last.t > tAtOutageEnd + 1;
+  result.played = last.t - start;
+  result.errors = last.errors;
+  result.fatal = last.fatal;
+  result.finalLevel = last.level;
+  result.finalBandwidth = last.level >= 0 ? result.levels[last.level].bitrate : null;
+} catch (e) {
+  result.pageErrors.push(`driver: ${e.message}`);
+} finally {
+  await browser.close();
+}
+process.stdout.write(JSON.stringify(result) + '\n');
