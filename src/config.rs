@@ -312,6 +312,8 @@ pub struct Hls {
     pub chunked_parts: bool,
     /// hls.js for the player page (installed by `npm ci`).
     pub hls_js: std::path::PathBuf,
+    /// dash.js for the player page's DASH choice (installed by `npm ci`).
+    pub dash_js: std::path::PathBuf,
 }
 
 impl Default for Hls {
@@ -323,6 +325,7 @@ impl Default for Hls {
             source_rendition: true,
             chunked_parts: true,
             hls_js: "node_modules/hls.js/dist/hls.min.js".into(),
+            dash_js: "node_modules/dashjs/dist/modern/umd/dash.all.min.js".into(),
         }
     }
 }

@@ -78,6 +78,23 @@ fn media_uris(master: &str) -> Vec<String> {
     uris
 }
 
+/// Video variants of a multivariant playlist (the audio-only one has no RESOLUTION).
+fn video_variants(master: &str) -> usize {
+    master
+        .lines()
+        .filter(|l| l.starts_with("#EXT-X-STREAM-INF:") && l.contains(",RESOLUTION="))
+        .count()
+}
+
+/// The audio-only variant's (STREAM-INF line, URI), if the master has one.
+fn audio_only_variant(master: &str) -> Option<(&str, &str)> {
+    let lines: Vec<&str> = master.lines().collect();
+    lines.windows(2).find_map(|w| {
+        (w[0].starts_with("#EXT-X-STREAM-INF:") && !w[0].contains("RESOLUTION="))
+            .then_some((w[0], w[1]))
+    })
+}
+
 fn wait_master(server: &Server, name: &str, variants: usize) -> String {
     server.wait_for(
         "renditions in the master playlist",
@@ -85,8 +102,7 @@ fn wait_master(server: &Server, name: &str, variants: usize) -> String {
         || {
             let r = get(server, &format!("/live/{name}/master.m3u8"));
             let text = r.text();
-            (r.status == 200 && text.matches("#EXT-X-STREAM-INF").count() >= variants)
-                .then_some(text)
+            (r.status == 200 && video_variants(&text) >= variants).then_some(text)
         },
     )
 }
@@ -133,13 +149,35 @@ fn check_with_third_party_tools(server: &Server, name: &str, master: &str) {
         .count();
     assert_eq!(
         videos,
-        master.matches("#EXT-X-STREAM-INF").count(),
+        video_variants(master),
         "ffprobe of master.m3u8: {probed:#}"
     );
     if master.contains("TYPE=AUDIO") {
         assert!(
             streams.iter().any(|s| s["codec_type"] == "audio"),
             "{probed:#}"
+        );
+        // Issue 16: the audio-only variant, last, is the audio rendition's
+        // media playlist with the audio codec alone and its own BANDWIDTH.
+        let (inf, uri) = audio_only_variant(master).unwrap_or_else(|| panic!("{master}"));
+        let media = master
+            .lines()
+            .find(|l| l.starts_with("#EXT-X-MEDIA:TYPE=AUDIO"))
+            .unwrap();
+        assert!(media.contains(&format!("URI=\"{uri}\"")), "{master}");
+        assert!(inf.contains("CODECS=\"mp4a.40.2\""), "{inf}");
+        assert!(!inf.contains("AUDIO="), "{inf}");
+        let bandwidth: u64 = inf
+            .split("BANDWIDTH=")
+            .nth(1)
+            .and_then(|r| r.split(',').next())
+            .and_then(|b| b.parse().ok())
+            .unwrap();
+        assert!((64_000..400_000).contains(&bandwidth), "{inf}");
+        assert_eq!(
+            master.lines().filter(|l| !l.starts_with('#')).last(),
+            Some(uri),
+            "{master}"
         );
     }
     for uri in media_uris(master) {
@@ -180,6 +218,14 @@ fn demo_stream_is_valid_ll_hls_and_plays_in_chromium() {
     check_with_third_party_tools(&server, "demo", &master);
     play_in_chromium(&server, "demo", "ll", "15", true);
     play_in_chromium(&server, "demo", "standard", "8", false);
+    // Issue 16: the page's audio-only choice plays the audio-only variant.
+    let r = play_audio_only_in_chromium(&server, "demo", "ll", "8");
+    let (_, uri) = audio_only_variant(&master).unwrap();
+    let url = r["media"]["levels"][0]["url"].as_str().unwrap();
+    assert!(
+        url.ends_with(&format!("/live/demo/{uri}")),
+        "{url} is not {uri}"
+    );
 }
 
 #[test]
@@ -194,7 +240,7 @@ fn rtmp_push_is_served_with_audio_and_plays_in_chromium() {
     );
     for line in master
         .lines()
-        .filter(|l| l.starts_with("#EXT-X-STREAM-INF"))
+        .filter(|l| l.starts_with("#EXT-X-STREAM-INF") && l.contains(",RESOLUTION="))
     {
         assert!(
             line.contains("AUDIO=\"aud\"") && line.contains("CODECS=\"avc1."),

@@ -133,7 +133,7 @@ fn srt_publish_1080p_high_bframes_is_described_and_its_ladder_decodes() {
     // Every rung and the audio: ffmpeg decodes a whole segment of each without error.
     let master = server.wait_for("the ladder", Duration::from_secs(40), || {
         let (st, text) = server.get("/live/cam/master.m3u8").ok()?;
-        (st == 200 && text.matches("#EXT-X-STREAM-INF").count() >= 4).then_some(text)
+        (st == 200 && text.matches(",RESOLUTION=").count() >= 4).then_some(text)
     });
     for uri in master
         .lines()

@@ -1,5 +1,6 @@
-//! The player page: the live streams at `/`, hls.js playback at `/watch/NAME`.
-//! hls.js comes from npm (`npm ci`) and is served from `hls.hls_js`.
+//! The player page: the live streams at `/`, playback at `/watch/NAME` with
+//! hls.js (HLS, LL-HLS) or dash.js (`?player=dash`: DASH, LL-DASH). Both come
+//! from npm (`npm ci`) and are served from `hls.hls_js` and `hls.dash_js`.
 
 use std::path::Path;
 
@@ -29,7 +30,9 @@ pub fn watch(_name: &str) -> Response<Body> {
     html(include_str!("pages/watch.html"))
 }
 
-pub fn hls_js(path: &Path) -> Response<Body> {
+/// A player library the page loads; `what` and `key` name it and its setting
+/// in the 404 an operator sees when it is not installed.
+pub fn script(path: &Path, what: &str, key: &str) -> Response<Body> {
     match std::fs::read(path) {
         Ok(js) => {
             let mut r = Response::new(full(Bytes::from(js)));
@@ -43,7 +46,7 @@ pub fn hls_js(path: &Path) -> Response<Body> {
         }
         Err(e) => text(
             StatusCode::NOT_FOUND,
-            &format!("hls.js not found at {} ({e}): run `npm ci` in the ladderd directory or set hls.hls_js\n", path.display()),
+            &format!("{what} not found at {} ({e}): run `npm ci` in the ladderd directory or set {key}\n", path.display()),
         ),
     }
 }

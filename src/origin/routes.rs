@@ -157,7 +157,10 @@ async fn dispatch(ctx: &Origin, req: &Request<Incoming>, segments: &[&str]) -> R
         }
         [""] => player::index(),
         ["watch", name] => player::watch(name),
-        ["assets", "hls.min.js"] => player::hls_js(&ctx.config.hls.hls_js),
+        ["assets", "hls.min.js"] => player::script(&ctx.config.hls.hls_js, "hls.js", "hls.hls_js"),
+        ["assets", "dash.all.min.js"] => {
+            player::script(&ctx.config.hls.dash_js, "dash.js", "hls.dash_js")
+        }
         ["time"] => time(),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }

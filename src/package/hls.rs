@@ -387,7 +387,8 @@ pub fn standard_playlist(
     o
 }
 
-/// One video variant of the multivariant playlist.
+/// One variant of the multivariant playlist: a video rendition (with the
+/// audio group), or the audio rendition alone.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Variant {
     pub uri: String,
@@ -395,6 +396,14 @@ pub struct Variant {
     pub bandwidth: u64,
     pub average_bandwidth: u64,
     pub codecs: String,
+    /// `None`: the audio-only variant (no RESOLUTION, no AUDIO group: its URI
+    /// is the audio).
+    pub video: Option<VideoFormat>,
+}
+
+/// A video variant's picture.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct VideoFormat {
     pub width: u32,
     pub height: u32,
     pub frame_rate: f64,
@@ -468,9 +477,11 @@ pub fn multivariant(renditions: &[RenditionSummary], playlist_name: &str) -> Opt
             bandwidth: video_peak_bps((avg, peak), nominal_bps) + audio_bps,
             average_bandwidth: average,
             codecs,
-            width,
-            height,
-            frame_rate: fps,
+            video: Some(VideoFormat {
+                width,
+                height,
+                frame_rate: fps,
+            }),
         });
     }
     if variants.is_empty() {
@@ -478,6 +489,19 @@ pub fn multivariant(renditions: &[RenditionSummary], playlist_name: &str) -> Opt
     }
     // Highest first: players that take the first variant start on the best.
     variants.sort_by_key(|v| std::cmp::Reverse(v.bandwidth));
+    // The audio-only variant (the seed's "audio-only mode"), listed last so no
+    // player starts on it; hls.js drops it from a master with video variants.
+    if let Some((a, _, nominal)) = audio.filter(|(a, _, _)| !a.ended) {
+        if let Some((avg, peak)) = a.measured_bps {
+            variants.push(Variant {
+                uri: format!("{}/{playlist_name}", a.name),
+                bandwidth: video_peak_bps((avg, peak), nominal),
+                average_bandwidth: avg.max(nominal),
+                codecs: a.codecs.clone(),
+                video: None,
+            });
+        }
+    }
     let audio_media = audio.map(|(r, channels, _)| AudioMedia {
         uri: format!("{}/{playlist_name}", r.name),
         channels,
@@ -500,8 +524,18 @@ pub fn multivariant_playlist(variants: &[Variant], audio: Option<&AudioMedia>) -
     for v in variants {
         let _ = write!(
             o,
-            "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\",RESOLUTION={}x{},FRAME-RATE={:.3}",
-            v.bandwidth, v.average_bandwidth, v.codecs, v.width, v.height, v.frame_rate
+            "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\"",
+            v.bandwidth, v.average_bandwidth, v.codecs
+        );
+        let Some(f) = v.video else {
+            let _ = writeln!(o);
+            let _ = writeln!(o, "{}", v.uri);
+            continue;
+        };
+        let _ = write!(
+            o,
+            ",RESOLUTION={}x{},FRAME-RATE={:.3}",
+            f.width, f.height, f.frame_rate
         );
         if audio.is_some() {
             let _ = write!(o, ",AUDIO=\"{AUDIO_GROUP}\"");
@@ -583,8 +617,18 @@ mod tests {
         let text = multivariant(&rs, "index.m3u8").unwrap();
         // Highest first; a rendition without a whole segment is not listed yet.
         let uris: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
-        assert_eq!(uris, ["720p30/index.m3u8", "360p30/index.m3u8"]);
+        // The audio-only variant last, at the audio's own peak.
+        assert_eq!(
+            uris,
+            ["720p30/index.m3u8", "360p30/index.m3u8", "audio/index.m3u8"]
+        );
         assert!(text.contains("BANDWIDTH=3430000,"), "{text}");
+        assert!(
+            text.contains(
+                "#EXT-X-STREAM-INF:BANDWIDTH=130000,AVERAGE-BANDWIDTH=128000,CODECS=\"mp4a.40.2\"\naudio/index.m3u8\n"
+            ),
+            "{text}"
+        );
         assert!(text.contains("CODECS=\"avc1.64001f,mp4a.40.2\""), "{text}");
         assert!(text.contains("URI=\"audio/index.m3u8\""), "{text}");
         // Every URI a media playlist lists parses back to the object it names.
@@ -840,20 +884,31 @@ seg7.m4s
             bandwidth: 1_100_000,
             average_bandwidth: 928_000,
             codecs: "avc1.42c01e,mp4a.40.2".into(),
-            width: 640,
-            height: 360,
-            frame_rate: 30.0,
+            video: Some(VideoFormat {
+                width: 640,
+                height: 360,
+                frame_rate: 30.0,
+            }),
+        };
+        let audio_only = Variant {
+            uri: "audio/playlist.m3u8".into(),
+            bandwidth: 140_000,
+            average_bandwidth: 130_000,
+            codecs: "mp4a.40.2".into(),
+            video: None,
         };
         let a = AudioMedia {
             uri: "audio/playlist.m3u8".into(),
             channels: 2,
         };
         assert_eq!(
-            multivariant_playlist(&[v], Some(&a)),
+            multivariant_playlist(&[v, audio_only], Some(&a)),
             "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n\
 #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aud\",NAME=\"audio\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"2\",URI=\"audio/playlist.m3u8\"\n\
 #EXT-X-STREAM-INF:BANDWIDTH=1100000,AVERAGE-BANDWIDTH=928000,CODECS=\"avc1.42c01e,mp4a.40.2\",RESOLUTION=640x360,FRAME-RATE=30.000,AUDIO=\"aud\"\n\
-360p30/playlist.m3u8\n"
+360p30/playlist.m3u8\n\
+#EXT-X-STREAM-INF:BANDWIDTH=140000,AVERAGE-BANDWIDTH=130000,CODECS=\"mp4a.40.2\"\n\
+audio/playlist.m3u8\n"
         );
     }
 }

@@ -1,20 +1,21 @@
 // Plays /watch/NAME in headless Chromium with hls.js and reports, as JSON:
 // seconds played, stalls (playback time not advancing), hls.js errors,
 // hls.latency samples, and which renditions it switched to when asked.
-// Usage: node play.mjs BASE NAME MODE(ll|standard) SECONDS SWITCH(0|1)
+// Usage: node play.mjs BASE NAME MODE(ll|standard) SECONDS SWITCH(0|1) [AUDIO_ONLY(0|1)]
+// AUDIO_ONLY=1: the page's audio-only choice (the master's audio-only variant).
 import puppeteer from 'puppeteer-core';
 
-const [base, name, mode, seconds, doSwitch] = process.argv.slice(2);
+const [base, name, mode, seconds, doSwitch, audioOnly] = process.argv.slice(2);
 const browser = await puppeteer.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   headless: true,
   args: ['--no-sandbox', '--autoplay-policy=no-user-gesture-required', '--mute-audio'],
 });
-const result = { played: 0, stalls: 0, errors: [], switchErrors: [], latency: [], glassToGlass: [], switched: [], levels: 0, labels: [], holes: [], pageErrors: [] };
+const result = { played: 0, stalls: 0, errors: [], switchErrors: [], latency: [], glassToGlass: [], switched: [], levels: 0, labels: [], holes: [], pageErrors: [], media: null };
 try {
   const page = await browser.newPage();
   page.on('pageerror', e => result.pageErrors.push(String(e)));
-  await page.goto(`${base}/watch/${name}?mode=${mode}`, { waitUntil: 'load' });
+  await page.goto(`${base}/watch/${name}?mode=${mode}${audioOnly === '1' ? '&audio=1' : ''}`, { waitUntil: 'load' });
   // Wait for playback to start (up to 30 s).
   await page.waitForFunction(() => document.getElementById('video').currentTime > 0.5, { timeout: 30000 });
   const state = () => page.evaluate(() => ({
@@ -52,6 +53,12 @@ try {
   };
   await run(Number(seconds) * 1000);
   result.played = last.t - start;
+  // What was played: the picture's size, the SourceBuffers, the levels' codecs.
+  result.media = await page.evaluate(() => ({
+    videoWidth: document.getElementById('video').videoWidth,
+    buffers: window.player.buffers.map(b => b.mime),
+    levels: window.player.hls.levels.map(l => ({ url: l.url[0], videoCodec: l.videoCodec || null, audioCodec: l.audioCodec || null, height: l.height || 0 })),
+  }));
   result.errors = last.errors;
   result.levels = last.levels;
   result.labels = last.labels;

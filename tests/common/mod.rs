@@ -632,6 +632,47 @@ pub fn median(v: &[f64]) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
+/// One browser at a time: two Chromiums and two ladders on 2 cores starve
+/// each other (a test of contention, not of ladderd).
+static BROWSER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The player page's audio-only choice in hls.js: the master's audio-only
+/// variant plays `seconds` with no stall and no error, as audio alone.
+pub fn play_audio_only_in_chromium(
+    server: &Server,
+    name: &str,
+    mode: &str,
+    seconds: &str,
+) -> Value {
+    let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let base = format!("http://{}", server.http);
+    let r = node("play.mjs", &[&base, name, mode, seconds, "0", "1"]);
+    println!("hls.js {mode} audio only on {name}: {r}");
+    assert_eq!(r["pageErrors"].as_array().unwrap().len(), 0, "{r:#}");
+    let played = r["played"].as_f64().unwrap();
+    assert!(
+        played >= seconds.parse::<f64>().unwrap() - 1.0,
+        "played only {played} s: {r:#}"
+    );
+    assert_eq!(r["stalls"], 0, "{r:#}");
+    assert_eq!(r["errors"].as_array().unwrap().len(), 0, "{r:#}");
+    assert_eq!(r["holes"].as_array().map_or(1, Vec::len), 0, "{r:#}");
+    // One level, the audio rendition's playlist; no picture, audio buffers only.
+    let media = &r["media"];
+    assert_eq!(r["levels"], 1, "{r:#}");
+    assert_eq!(media["videoWidth"], 0, "{r:#}");
+    assert!(media["levels"][0]["videoCodec"].is_null(), "{r:#}");
+    let buffers = media["buffers"].as_array().unwrap();
+    assert!(
+        !buffers.is_empty()
+            && buffers
+                .iter()
+                .all(|b| b.as_str().is_some_and(|b| b.starts_with("audio/"))),
+        "{r:#}"
+    );
+    r
+}
+
 /// hls.js in Chromium: ≥ 15 s with no stall and no error (beyond two recovered
 /// network-level fetch failures), every rendition on request.
 pub fn play_in_chromium(
@@ -641,9 +682,6 @@ pub fn play_in_chromium(
     seconds: &str,
     switch: bool,
 ) -> Value {
-    // One browser at a time: two Chromiums and two ladders on 2 cores starve
-    // each other (a test of contention, not of ladderd).
-    static BROWSER: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
     let base = format!("http://{}", server.http);
     let r = node(
@@ -658,6 +696,16 @@ pub fn play_in_chromium(
         "played only {played} s: {r:#}"
     );
     assert_eq!(r["stalls"], 0, "{r:#}");
+    // Issue 16: the master's audio-only variant is not among hls.js's levels;
+    // it plays video.
+    let media = &r["media"];
+    assert!(media["videoWidth"].as_u64().unwrap_or(0) > 0, "{r:#}");
+    assert!(
+        media["levels"]
+            .as_array()
+            .is_some_and(|l| l.iter().all(|l| l["videoCodec"].is_string())),
+        "{r:#}"
+    );
     // Issue 13 (a): no hole in any SourceBuffer's buffered ranges (video or audio),
     // ever, while playing or switching.
     assert_eq!(
