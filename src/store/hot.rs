@@ -500,7 +500,9 @@ impl Rendition {
                 peak = peak.max(d.len() as f64 * 8.0 / e.duration);
             }
         }
-        (secs > 0.0).then(|| ((bytes as f64 * 8.0 / secs) as u64, peak as u64))
+        // The peak rounded up: BANDWIDTH (the peak) must not be below any
+        // segment's bit rate, not even by a fraction.
+        (secs > 0.0).then(|| ((bytes as f64 * 8.0 / secs) as u64, peak.ceil() as u64))
     }
 
     pub fn complete_segments(&self) -> usize {
