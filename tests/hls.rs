@@ -175,7 +175,7 @@ fn check_with_third_party_tools(server: &Server, name: &str, master: &str) {
             .unwrap();
         assert!((64_000..400_000).contains(&bandwidth), "{inf}");
         assert_eq!(
-            master.lines().filter(|l| !l.starts_with('#')).last(),
+            master.lines().rfind(|l| !l.starts_with('#')),
             Some(uri),
             "{master}"
         );
