@@ -442,8 +442,8 @@ fn demo_plays_in_dashjs_and_shaka_ll_and_standard() {
             median(&g2g),
             g2g.iter().copied().fold(0.0, f64::max),
             g2g.len(),
-            r["playerStalls"],
-            r["frozenTicks"]
+            r["playerStalls"].as_u64().unwrap_or(0),
+            r["frozenTicks"].as_u64().unwrap_or(0)
         ));
     }
     let r = play_dash(&server, "dashjs", "ll", 8, false, true);
