@@ -154,6 +154,54 @@ fn last_number(mpd: &str, rendition: &str) -> u64 {
     start + n - 1
 }
 
+/// Issue 16: each Representation's `bandwidth` against the peak bit rate of
+/// its segments, measured here from the segments the MPD lists (with
+/// `minBufferTime` at least a segment, a segment's bit rate must not exceed
+/// `bandwidth`). Segments evicted before they are read are left out. Prints
+/// the table.
+fn bandwidth_is_at_least_the_measured_peak(server: &Server, mpd: &str) {
+    println!("DASH: representation  bandwidth  measured peak  measured average  segments");
+    for rep in mpd.split("<Representation ").skip(1) {
+        let id = rep
+            .split("id=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap();
+        let bandwidth = attr(&format!(" {rep}"), "bandwidth").unwrap();
+        let template = rep.split("<SegmentTemplate").nth(1).unwrap();
+        let timescale = attr(template, "timescale").unwrap() as f64;
+        let mut number = attr(template, "startNumber").unwrap();
+        let timeline = rep.split("</SegmentTimeline>").next().unwrap();
+        let (mut peak, mut bits, mut secs, mut n) = (0.0f64, 0.0, 0.0, 0);
+        for s in timeline.split("<S ").skip(1) {
+            let d = attr(&format!(" {s}"), "d").unwrap() as f64 / timescale;
+            for _ in 0..=attr(&format!(" {s}"), "r").unwrap_or(0) {
+                let url = format!("http://{}/live/demo/{id}/seg{number}.m4s", server.http);
+                number += 1;
+                let Ok(reply) = ureq::get(&url).timeout(Duration::from_secs(10)).call() else {
+                    continue; // evicted meanwhile
+                };
+                let mut body = Vec::new();
+                reply.into_reader().read_to_end(&mut body).unwrap();
+                let rate = body.len() as f64 * 8.0 / d;
+                peak = peak.max(rate);
+                bits += body.len() as f64 * 8.0;
+                secs += d;
+                n += 1;
+            }
+        }
+        println!(
+            "DASH: {id:<14} {bandwidth:>10} {peak:>14.0} {:>17.0} {n:>9}",
+            bits / secs
+        );
+        assert!(n >= 2, "{id}: too few segments measured");
+        assert!(
+            bandwidth as f64 >= peak * (1.0 - 1e-6),
+            "{id}: bandwidth {bandwidth} below the measured peak {peak:.0}:\n{mpd}"
+        );
+    }
+}
+
 #[test]
 fn demo_mpd_validates_plays_in_ffmpeg_and_streams_the_open_segment() {
     require("ffmpeg");
@@ -202,6 +250,8 @@ fn demo_mpd_validates_plays_in_ffmpeg_and_streams_the_open_segment() {
     let later = get(&server, "/live/demo/manifest.mpd").body;
     assert_eq!(periods(&later), before, "{later}");
     assert!(last_number(&later, "360p30") > last_number(&standard, "360p30"));
+
+    bandwidth_is_at_least_the_measured_peak(&server, &standard);
 
     // ffmpeg's DASH reader decodes 4 s of each (standard, LL) without error.
     for path in ["manifest.mpd", "manifest.mpd?ll=1"] {
