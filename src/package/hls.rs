@@ -439,7 +439,8 @@ pub fn video_peak_bps((average, peak): (u64, u64), nominal_bps: u64) -> u64 {
 
 /// The multivariant playlist of a stream's renditions (`NAME/PLAYLIST` URIs),
 /// or `None` while no video rendition can be listed. BANDWIDTH is the peak
-/// (never below the average or the encoder's target), audio included.
+/// (never below the average or the encoder's target), audio included;
+/// AVERAGE-BANDWIDTH the measured average, audio included.
 pub fn multivariant(renditions: &[RenditionSummary], playlist_name: &str) -> Option<String> {
     use super::RenditionKind;
     let audio = renditions.iter().find_map(|r| match r.kind {
@@ -450,6 +451,7 @@ pub fn multivariant(renditions: &[RenditionSummary], playlist_name: &str) -> Opt
         _ => None,
     });
     let audio_bps = audio.map_or(0, |(r, _, nominal)| r.measured_bps.map_or(nominal, |m| m.1));
+    let audio_avg_bps = audio.map_or(0, |(r, _, nominal)| r.measured_bps.map_or(nominal, |m| m.0));
     let mut variants = Vec::new();
     for r in renditions {
         let RenditionKind::Video {
@@ -467,7 +469,10 @@ pub fn multivariant(renditions: &[RenditionSummary], playlist_name: &str) -> Opt
         if r.ended {
             continue;
         }
-        let average = avg.max(nominal_bps) + audio_bps;
+        // What it measured, not the encoder's target: an easy picture comes in
+        // far under the target, and players choosing by AVERAGE-BANDWIDTH would
+        // step down for nothing.
+        let average = avg + audio_avg_bps;
         let mut codecs = r.codecs.clone();
         if let Some((a, _, _)) = audio {
             codecs = format!("{codecs},{}", a.codecs);
@@ -496,7 +501,7 @@ pub fn multivariant(renditions: &[RenditionSummary], playlist_name: &str) -> Opt
             variants.push(Variant {
                 uri: format!("{}/{playlist_name}", a.name),
                 bandwidth: video_peak_bps((avg, peak), nominal),
-                average_bandwidth: avg.max(nominal),
+                average_bandwidth: avg,
                 codecs: a.codecs.clone(),
                 video: None,
             });
@@ -625,7 +630,7 @@ mod tests {
         assert!(text.contains("BANDWIDTH=3430000,"), "{text}");
         assert!(
             text.contains(
-                "#EXT-X-STREAM-INF:BANDWIDTH=130000,AVERAGE-BANDWIDTH=128000,CODECS=\"mp4a.40.2\"\naudio/index.m3u8\n"
+                "#EXT-X-STREAM-INF:BANDWIDTH=130000,AVERAGE-BANDWIDTH=120000,CODECS=\"mp4a.40.2\"\naudio/index.m3u8\n"
             ),
             "{text}"
         );
