@@ -1,13 +1,13 @@
-// Plays /watch/NAME with hls.js in headless Chromium under a network profile
+// Plays /watch/NAME with hls.js or dash.js in headless Chromium under a network profile
 // set through the DevTools protocol (Network.emulateNetworkConditions), and
 // reports, as JSON: seconds played, rebuffers (count and seconds), the time
 // to the first down-switch, the rendition timeline, hls.js errors (fatal
 // ones apart), and the BANDWIDTH of the level it ended on.
-// Usage: node network.mjs BASE NAME MODE(ll|standard) PROFILE SECONDS
+// Usage: node network.mjs BASE NAME MODE(ll|standard) PROFILE SECONDS [PLAYER(hls|dash)]
 // PROFILE: fiber | 4g | 3g | outage (4G, then nothing for 5 s, then 4G).
 import puppeteer from 'puppeteer-core';
 
-const [base, name, mode, profile, seconds] = process.argv.slice(2);
+const [base, name, mode, profile, seconds, kind = 'hls'] = process.argv.slice(2);
 const mbit = (m) => (m * 1e6) / 8; // bytes per second
 const PROFILES = {
   fiber: null,
@@ -23,7 +23,7 @@ const browser = await puppeteer.launch({
   args: ['--no-sandbox', '--autoplay-policy=no-user-gesture-required', '--mute-audio'],
 });
 const result = {
-  profile, played: 0, rebuffers: 0, rebufferSecs: 0, firstDownSwitchSecs: null,
+  profile, player: kind, played: 0, rebuffers: 0, rebufferSecs: 0, firstDownSwitchSecs: null,
   timeline: [], errors: [], fatal: [], pageErrors: [], finalLevel: null,
   finalBandwidth: null, levels: [], resumedAfterOutage: null, reloads: 0,
 };
@@ -40,20 +40,34 @@ try {
     await cdp.send('Network.emulateNetworkConditions', c);
   };
   await shape(profile === 'outage' ? '4g' : profile);
-  await page.goto(`${base}/watch/${name}?mode=${mode}`, { waitUntil: 'load' });
+  await page.goto(`${base}/watch/${name}?mode=${mode}&player=${kind}`, { waitUntil: 'load' });
   await page.waitForFunction(() => document.getElementById('video').currentTime > 0.5, { timeout: 60000 });
+  // hls.js says which errors are fatal; dash.js has no such flag: for it
+  // every error event counts as fatal here (it retries loads before it
+  // raises one).
   await page.evaluate(() => {
-    const hls = window.player.hls;
-    window.netlog = { fatal: [], switches: [] };
-    hls.on('hlsError', (_, d) => { if (d.fatal) window.netlog.fatal.push(`${d.type}/${d.details}`); });
-    hls.on('hlsLevelSwitched', (_, d) => window.netlog.switches.push({ at: performance.now(), level: d.level }));
+    window.netlog = { fatal: [] };
+    const p = window.player;
+    if (p.hls) p.hls.on('hlsError', (_, d) => { if (d.fatal) window.netlog.fatal.push(`${d.type}/${d.details}`); });
+    if (p.dash) p.dash.on('error', e => window.netlog.fatal.push(`dash.js ${e.error && e.error.code} ${e.error && e.error.message}`));
   });
-  result.levels = await page.evaluate(() => window.player.hls.levels.map(l => ({ height: l.height, bitrate: l.bitrate })));
+  result.levels = await page.evaluate(() => {
+    const p = window.player;
+    if (p.hls) return p.hls.levels.map(l => ({ height: l.height, bitrate: l.bitrate }));
+    return p.dash.getRepresentationsByType('video').map(r => ({ id: r.id, height: r.height, bitrate: r.bandwidth }));
+  });
   const t0 = Date.now();
   const state = () => page.evaluate(() => {
     const v = document.getElementById('video');
-    const hls = window.player.hls;
-    return { t: v.currentTime, level: hls.currentLevel, errors: window.player.errors.slice(), fatal: window.netlog.fatal.slice() };
+    const p = window.player;
+    let level = -1;
+    if (p.hls) {
+      level = p.hls.currentLevel;
+    } else {
+      const r = p.dash.getCurrentRepresentationForType('video');
+      level = r ? p.dash.getRepresentationsByType('video').findIndex(x => x.id === r.id) : -1;
+    }
+    return { t: v.currentTime, level, errors: p.errors.slice(), fatal: window.netlog.fatal.slice() };
   });
   let last = await state();
   const start = last.t;
