@@ -113,7 +113,10 @@ fn renditions(master: &str) -> Vec<String> {
         .find(|l| l.starts_with("#EXT-X-MEDIA:TYPE=AUDIO"))
         .and_then(|l| l.split("URI=\"").nth(1)?.split('/').next())
     {
-        v.push(a.to_string());
+        // The audio-only variant lists the same rendition: once is enough.
+        if !v.iter().any(|r| r == a) {
+            v.push(a.to_string());
+        }
     }
     v
 }
