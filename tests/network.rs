@@ -2,7 +2,8 @@
 //! (`Network.emulateNetworkConditions`): fiber, 4G (9 Mbit/s, 60 ms), 3G
 //! (1.6 Mbit/s, 300 ms) and an outage (nothing for 5 s, then 4G). Each ends
 //! with no fatal error and no page reload; under 3G the player settles on a
-//! rendition that fits; after the outage it plays on. The per-profile table
+//! rendition that fits (no rebuffer once it has had 12 s to choose); after the
+//! outage it plays on. The per-profile table
 //! (first down-switch, rebuffers, renditions) is printed for the issue note.
 
 mod common;
@@ -67,8 +68,14 @@ fn profiles(player: &str) {
         let played = r["played"].as_f64().unwrap_or(0.0);
         assert!(played > 5.0, "{player} {profile}: played {played} s: {r:#}");
         if profile == "3g" {
-            let bw = r["finalBandwidth"].as_f64().unwrap_or(f64::MAX);
-            assert!(bw <= 1.6e6, "settled on {bw} bit/s under 1.6 Mbit/s: {r:#}");
+            // Settled on a rendition that fits: no rebuffer once it had 12 s
+            // to choose. (BANDWIDTH cannot be the test: it never goes below
+            // the encoder's target, and the demo's easy picture comes in far
+            // under it, so a 1.64 Mbit/s variant does fit 1.6 Mbit/s.)
+            assert_eq!(
+                r["lateRebuffers"], 0,
+                "the settled rendition does not fit: {r:#}"
+            );
         }
         if profile == "outage" {
             assert_eq!(r["resumedAfterOutage"], true, "no recovery: {r:#}");

@@ -16,6 +16,9 @@ const PROFILES = {
 };
 const OUTAGE_AT_MS = 8000;
 const OUTAGE_MS = 5000;
+// After this long a player has had time to pick its rendition: a rebuffer
+// later says the rendition it settled on does not fit the link.
+const SETTLED_MS = 12000;
 
 const browser = await puppeteer.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
@@ -23,7 +26,7 @@ const browser = await puppeteer.launch({
   args: ['--no-sandbox', '--autoplay-policy=no-user-gesture-required', '--mute-audio'],
 });
 const result = {
-  profile, player: kind, played: 0, rebuffers: 0, rebufferSecs: 0, firstDownSwitchSecs: null,
+  profile, player: kind, played: 0, rebuffers: 0, lateRebuffers: 0, rebufferSecs: 0, firstDownSwitchSecs: null,
   timeline: [], errors: [], fatal: [], pageErrors: [], finalLevel: null,
   finalBandwidth: null, levels: [], resumedAfterOutage: null, reloads: 0,
 };
@@ -90,7 +93,10 @@ try {
     const s = await state();
     if (s.t <= last.t + 0.01) {
       still += tick;
-      if (still === 500) result.rebuffers++;
+      if (still === 500) {
+        result.rebuffers++;
+        if (elapsed >= SETTLED_MS) result.lateRebuffers++;
+      }
       if (still >= 500) result.rebufferSecs += still === 500 ? 0.5 : tick / 1000;
     } else {
       still = 0;
