@@ -477,6 +477,16 @@ impl<'a> StreamRun<'a> {
     /// rungs kept for the next), the clock re-bases after the last frame,
     /// and the next video configuration restarts the ladder.
     fn switch_input(&mut self, pdt: Option<u64>) {
+        self.flush_ladder();
+        if let Some(p) = &mut self.packager {
+            p.packager.rejoin(pdt);
+        }
+        self.video_config = None;
+    }
+
+    /// The ladder gives out every picture it holds (the decoder's reorder
+    /// delay, the rungs' queues) and stops; its rungs are kept for the next.
+    fn flush_ladder(&mut self) {
         if let Some(l) = &mut self.ladder {
             let stream = self.stream.clone();
             let packager = &mut self.packager;
@@ -487,10 +497,6 @@ impl<'a> StreamRun<'a> {
         if let Some(l) = self.ladder.take() {
             self.rejoined_rungs = Some(l.run.rungs().map(|(r, _)| r.clone()).collect());
         }
-        if let Some(p) = &mut self.packager {
-            p.packager.rejoin(pdt);
-        }
-        self.video_config = None;
     }
 
     /// Files a feed's session record.
@@ -1049,6 +1055,8 @@ async fn run_stream(mut job: Job, ctx: &Driver) {
             Wake::Standby(Ok(input)) => s.from_standby(input),
             Wake::OnAir(Err(_)) => {
                 if let Some(f) = s.on_air.take() {
+                    // Its session record counts every picture it sent.
+                    s.flush_ladder();
                     s.file(&f);
                     let parkable = matches!(
                         f.ended,
