@@ -939,13 +939,7 @@ impl<'a> StreamRun<'a> {
         if let Some((_, since)) = self.slate.take() {
             self.inputs.add_slate_ms(since.elapsed().as_millis() as u64);
         }
-        if let Some(l) = &mut self.ladder {
-            let stream = self.stream.clone();
-            let packager = &mut self.packager;
-            if contained(&stream, "finish", || l.finish(&stream, packager)).is_none() {
-                stop_ladder(&stream, &mut self.ladder);
-            }
-        }
+        self.flush_ladder();
         if let Some(p) = self.packager.take() {
             let name = self.stream.name.clone();
             if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.finish())).is_err() {
