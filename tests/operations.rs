@@ -12,15 +12,6 @@ use bytes::Bytes;
 use common::*;
 use ladderd::media::flv::FileTags;
 
-/// Sum of a metric's samples whose line contains every `filters` substring.
-fn metric(text: &str, name: &str, filters: &[&str]) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
-        .filter(|l| filters.iter().all(|f| l.contains(f)))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 /// The process's exit status, once it exits (within 10 s, else `why`).
 fn exit_within(server: &mut Server, why: &str) -> std::process::ExitStatus {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -80,17 +71,17 @@ fn metrics_count_every_pushed_frame_and_pass_promtool() {
     assert_eq!(video, 300, "10 s at 30 fps");
     let text = server.wait_for("every frame decoded", Duration::from_secs(60), || {
         let (_, t) = server.get("/metrics").ok()?;
-        (metric(&t, "ladderd_frames_decoded_total", &["stream=\"cam\""]) == video as f64)
+        (metric_in(&t, "ladderd_frames_decoded_total", &["stream=\"cam\""]) == video as f64)
             .then_some(t)
     });
     promtool_check(&text);
     assert_eq!(
-        metric(&text, "ladderd_packets_in_total", &["track=\"video\""]),
+        metric_in(&text, "ladderd_packets_in_total", &["track=\"video\""]),
         video as f64
     );
     // The decode stage's histogram counts exactly the frames decoded.
     assert_eq!(
-        metric(
+        metric_in(
             &text,
             "ladderd_stage_latency_seconds_count",
             &["stage=\"decode\"", "stream=\"cam\""]
@@ -98,7 +89,7 @@ fn metrics_count_every_pushed_frame_and_pass_promtool() {
         video as f64
     );
     assert_eq!(
-        metric(
+        metric_in(
             &text,
             "ladderd_stage_latency_seconds_bucket",
             &["stage=\"decode\"", "le=\"+Inf\""]
@@ -106,20 +97,20 @@ fn metrics_count_every_pushed_frame_and_pass_promtool() {
         video as f64
     );
     // The rung encoded all but the pictures the decoder still holds for reordering.
-    let encoded = metric(&text, "ladderd_frames_encoded_total", &["rung=\"360p30\""]);
+    let encoded = metric_in(&text, "ladderd_frames_encoded_total", &["rung=\"360p30\""]);
     assert!(
         (video as f64 - 4.0..=video as f64).contains(&encoded),
         "{encoded}"
     );
     assert!(
-        metric(
+        metric_in(
             &text,
             "ladderd_parts_published_total",
             &["rendition=\"360p30\""]
         ) > 0.0
     );
-    assert!(metric(&text, "ladderd_core_cpu_seconds_total", &[]) > 0.0);
-    assert_eq!(metric(&text, "ladderd_streams_live", &[]), 1.0);
+    assert!(metric_in(&text, "ladderd_core_cpu_seconds_total", &[]) > 0.0);
+    assert_eq!(metric_in(&text, "ladderd_streams_live", &[]), 1.0);
     // Every metric the Grafana dashboard queries exists (two appear only once
     // something happened: a rejected publisher, a parked playlist request).
     let dashboard = std::fs::read_to_string(concat!(

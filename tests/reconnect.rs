@@ -10,7 +10,37 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{input_360p30_high, push, Server};
+use common::{input_360p30_high, push, segment_times, timeline_faults, Server};
+
+/// Every rendition's media, from the bytes of every segment listed, runs on
+/// without a hole or an overlap across each join, and each segment lasts its
+/// EXTINF (what a player needs not to stall, whatever its gap handling).
+fn assert_whole_timelines(server: &Server, name: &str) {
+    let master = server.get(&format!("/live/{name}/master.m3u8")).unwrap().1;
+    let mut renditions: Vec<String> = master
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| l.to_string())
+        .collect();
+    renditions.extend(master.lines().filter_map(|l| {
+        let (_, rest) = l.split_once("URI=\"")?;
+        Some(rest.split('"').next()?.to_string())
+    }));
+    renditions.sort();
+    renditions.dedup();
+    let mut faults = Vec::new();
+    for r in &renditions {
+        let path = format!("/live/{name}/{r}");
+        let segments = segment_times(server, &path);
+        let joins = segments.iter().filter(|s| s.discontinuity).count();
+        println!("{r}: {} segments, {joins} discontinuities", segments.len());
+        assert!(segments.len() >= 4 && joins >= 1, "{r}: {segments:?}");
+        for f in timeline_faults(server, &path) {
+            faults.push(format!("{r}: {f}"));
+        }
+    }
+    assert!(faults.is_empty(), "{}", faults.join("\n"));
+}
 
 /// (msn of the first segment, every URI listed, discontinuity count).
 fn playlist(server: &Server, path: &str) -> (u64, Vec<String>, usize) {
@@ -150,15 +180,6 @@ fn without_a_window_a_new_publish_starts_new_playlists() {
 /// each other (a test of contention, not of ladderd).
 static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn metric(server: &Server, name: &str, labels: &str) -> f64 {
-    let text = server.get("/metrics").unwrap().1;
-    text.lines()
-        .find(|l| l.starts_with(name) && l.contains(labels))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
 /// Mean luma of the last picture ffmpeg decodes from `url` (0–255).
 fn mean_luma(url: &str, args: &[&str]) -> f64 {
     let out = Command::new("ffmpeg")
@@ -212,7 +233,7 @@ fn a_gone_publisher_leaves_the_slate_on_air_until_it_is_back() {
     ff.0.kill().unwrap();
     let _ = ff.0.wait();
     server.wait_for("the slate", Duration::from_secs(15), || {
-        (metric(&server, "ladderd_slate_active", "stream=\"cam\"") == 1.0).then_some(())
+        (server.metric("ladderd_slate_active", &["stream=\"cam\""]) == 1.0).then_some(())
     });
     let on_air = last_segment(&playlist(&server, rendition).1);
     // Two whole segments of slate (2 s each by default) on the same playlist.
@@ -236,18 +257,14 @@ fn a_gone_publisher_leaves_the_slate_on_air_until_it_is_back() {
         assert!(!text.contains("#EXT-X-ENDLIST"), "{path} ended:\n{text}");
     }
     assert_eq!(
-        metric(
-            &server,
-            "ladderd_input_switches_total",
-            "reason=\"input_lost\""
-        ),
+        server.metric("ladderd_input_switches_total", &["reason=\"input_lost\""]),
         1.0
     );
     let mut ff = push(&input.path, &url, true);
     server.wait_for("the publisher back", Duration::from_secs(30), || {
         let live = server.live("cam")?;
         (live["input"]["active"] == "publisher"
-            && metric(&server, "ladderd_slate_active", "stream=\"cam\"") == 0.0)
+            && server.metric("ladderd_slate_active", &["stream=\"cam\""]) == 0.0)
             .then_some(live)
     });
     let back = last_segment(&playlist(&server, rendition).1);
@@ -259,11 +276,11 @@ fn a_gone_publisher_leaves_the_slate_on_air_until_it_is_back() {
         &["-live_start_index", "-1"],
     );
     assert!(again > 80.0, "the pattern is back: {again}");
+    assert_whole_timelines(&server, "cam");
     assert_eq!(
-        metric(
-            &server,
+        server.metric(
             "ladderd_input_switches_total",
-            "reason=\"input_returned\""
+            &["reason=\"input_returned\""]
         ),
         1.0
     );
@@ -274,7 +291,6 @@ fn a_gone_publisher_leaves_the_slate_on_air_until_it_is_back() {
 /// three times (the slate between): no fatal error, no stall, no hole, no
 /// listed URI answering 404.
 #[test]
-#[ignore = "open defect (session 7 note): about 1 run in 3 a 5-frame hole in the 360p30 rung at the first drop"]
 fn hls_js_plays_through_three_publisher_drops() {
     let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
     let input = input_360p30_high();
@@ -301,13 +317,10 @@ fn hls_js_plays_through_three_publisher_drops() {
         player.join().unwrap();
     });
     assert_eq!(
-        metric(
-            &server,
-            "ladderd_input_switches_total",
-            "reason=\"input_lost\""
-        ),
+        server.metric("ladderd_input_switches_total", &["reason=\"input_lost\""]),
         3.0
     );
+    assert_whole_timelines(&server, "cam");
     ff.0.kill().unwrap();
 }
 
@@ -348,11 +361,7 @@ fn a_backup_takes_over_when_the_primary_dies_and_hands_back() {
         let _ = primary.0.wait();
         let killed = std::time::Instant::now();
         server.wait_for("the failover", Duration::from_secs(15), || {
-            (metric(
-                &server,
-                "ladderd_input_switches_total",
-                "reason=\"failover\"",
-            ) == 1.0)
+            (server.metric("ladderd_input_switches_total", &["reason=\"failover\""]) == 1.0)
                 .then_some(())
         });
         let secs = killed.elapsed().as_secs_f64();
@@ -390,23 +399,16 @@ fn a_backup_takes_over_when_the_primary_dies_and_hands_back() {
         "decode errors across the join: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    assert_whole_timelines(&server, "cam");
     // The primary back: failback (auto).
     let mut primary = push(&input.path, &server.rtmp_url("cam"), true);
     server.wait_for("the failback", Duration::from_secs(20), || {
-        (metric(
-            &server,
-            "ladderd_input_switches_total",
-            "reason=\"failback\"",
-        ) == 1.0
+        (server.metric("ladderd_input_switches_total", &["reason=\"failback\""]) == 1.0
             && active(&server) == Some("publisher".into()))
         .then_some(())
     });
     assert_eq!(
-        metric(
-            &server,
-            "ladderd_input_switches_total",
-            "reason=\"input_lost\""
-        ),
+        server.metric("ladderd_input_switches_total", &["reason=\"input_lost\""]),
         0.0,
         "the slate stayed off: the backup was there"
     );

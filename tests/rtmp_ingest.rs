@@ -557,16 +557,6 @@ fn connect_from(src: [u8; 4], dst: std::net::SocketAddr) -> std::io::Result<std:
     }
 }
 
-/// Sum of a metric's samples whose line contains every `filters` substring.
-fn metric(server: &Server, name: &str, filters: &[&str]) -> f64 {
-    let (_, text) = server.get("/metrics").unwrap();
-    text.lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
-        .filter(|l| filters.iter().all(|f| l.contains(f)))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
@@ -640,8 +630,7 @@ fn nested_amf_connect_16_kb_does_not_kill_the_process() {
         || (count() > before).then_some(()),
     );
     assert!(
-        metric(
-            &server,
+        server.metric(
             "ladderd_rtmp_connections_refused_total",
             &["protocol_error"]
         ) >= 2.0
@@ -709,13 +698,12 @@ fn unauthenticated_16_mib_messages_do_not_grow_memory() {
         "{closed} of 30 partial-message connections closed"
     );
     assert!(
-        metric(
-            &server,
+        server.metric(
             "ladderd_rtmp_connections_refused_total",
             &["pending_buffer"]
         ) >= 5.0
     );
-    let pending = metric(&server, "ladderd_rtmp_pending_buffer_bytes", &[]);
+    let pending = server.metric("ladderd_rtmp_pending_buffer_bytes", &[]);
     assert!(pending <= 1048576.0, "{pending}");
     let grew = rss_kib(server.pid()).saturating_sub(rss_before);
     assert!(grew < 48 << 10, "RSS grew by {grew} KiB");
@@ -774,21 +762,11 @@ fn handshake_trickle_and_idle_flood_do_not_lock_out_a_publisher() {
         "stranger connections outlived the setup deadline"
     );
     // Each address held at most 16 (the default per-IP cap); the rest were refused.
-    let refused = metric(
-        &server,
-        "ladderd_rtmp_connections_refused_total",
-        &["per_ip_limit"],
-    );
+    let refused = server.metric("ladderd_rtmp_connections_refused_total", &["per_ip_limit"]);
     assert!(
         refused >= (strangers - 32) as f64,
         "{refused} of {strangers} refused"
     );
-    assert!(
-        metric(
-            &server,
-            "ladderd_rtmp_connections_refused_total",
-            &["setup_timeout"]
-        ) >= 32.0
-    );
+    assert!(server.metric("ladderd_rtmp_connections_refused_total", &["setup_timeout"]) >= 32.0);
     assert!(server.live("cam1").is_some(), "publisher lost");
 }

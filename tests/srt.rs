@@ -94,15 +94,6 @@ fn wait_decoding(server: &Server, name: &str, frames: u64) {
     );
 }
 
-fn metric(server: &Server, name: &str, stream: &str) -> f64 {
-    let text = server.get("/metrics").unwrap().1;
-    text.lines()
-        .find(|l| l.starts_with(name) && l.contains(&format!("stream=\"{stream}\"")))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
 #[test]
 fn srt_publish_1080p_high_bframes_is_described_and_its_ladder_decodes() {
     let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
@@ -129,7 +120,7 @@ fn srt_publish_1080p_high_bframes_is_described_and_its_ladder_decodes() {
         (s["transport"]["packets_received"].as_u64()? > 100).then_some(s["transport"].clone())
     });
     assert!(t["latency_ms"].as_u64().unwrap() >= 120, "{t:#}");
-    assert!(metric(&server, "ladderd_srt_packets_received_total", "cam") > 100.0);
+    assert!(server.metric("ladderd_srt_packets_received_total", &["stream=\"cam\""]) > 100.0);
     // Every rung and the audio: ffmpeg decodes a whole segment of each without error.
     let master = server.wait_for("the ladder", Duration::from_secs(40), || {
         let (st, text) = server.get("/live/cam/master.m3u8").ok()?;
@@ -362,8 +353,11 @@ fn five_percent_loss_is_repaired_and_shows_in_the_metrics() {
         start.elapsed()
     );
     assert!(proxy.dropped.load(Ordering::Relaxed) > 20);
-    let lost = metric(&server, "ladderd_srt_packets_lost_total", "cam");
-    let retransmitted = metric(&server, "ladderd_srt_packets_retransmitted_total", "cam");
+    let lost = server.metric("ladderd_srt_packets_lost_total", &["stream=\"cam\""]);
+    let retransmitted = server.metric(
+        "ladderd_srt_packets_retransmitted_total",
+        &["stream=\"cam\""],
+    );
     assert!(
         lost > 0.0 && retransmitted > 0.0,
         "lost {lost}, retransmitted {retransmitted}"

@@ -792,3 +792,185 @@ pub fn play_in_chromium(
     );
     r
 }
+
+/// Sum of a metric's samples whose line contains every `filters` substring.
+pub fn metric_in(text: &str, name: &str, filters: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter(|l| filters.iter().all(|f| l.contains(f)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+impl Server {
+    /// Sum of a metric's samples in `/metrics` whose line contains every `filters` substring.
+    pub fn metric(&self, name: &str, filters: &[&str]) -> f64 {
+        metric_in(&self.get("/metrics").unwrap().1, name, filters)
+    }
+}
+
+/// One media segment as its bytes say: where its decode time starts and how
+/// long its samples last (track timescale), beside what the playlist says.
+#[derive(Debug, Clone)]
+pub struct SegmentTime {
+    pub uri: String,
+    pub extinf: f64,
+    pub discontinuity: bool,
+    pub tfdt: u64,
+    pub ticks: u64,
+}
+
+/// Every box `(type, body)` directly inside `data`.
+fn boxes(data: &[u8]) -> Vec<([u8; 4], &[u8])> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at + 8 <= data.len() {
+        let size = u32::from_be_bytes(data[at..at + 4].try_into().unwrap()) as usize;
+        let kind: [u8; 4] = data[at + 4..at + 8].try_into().unwrap();
+        if size < 8 || at + size > data.len() {
+            break;
+        }
+        out.push((kind, &data[at + 8..at + size]));
+        at += size;
+    }
+    out
+}
+
+/// (first `tfdt`, sum of sample durations) of a CMAF segment (every `moof`).
+pub fn fragment_time(seg: &[u8]) -> (u64, u64) {
+    let be32 = |b: &[u8], at: usize| u32::from_be_bytes(b[at..at + 4].try_into().unwrap());
+    let (mut first, mut ticks) = (None, 0u64);
+    for (_, moof) in boxes(seg).into_iter().filter(|(k, _)| k == b"moof") {
+        for (_, traf) in boxes(moof).into_iter().filter(|(k, _)| k == b"traf") {
+            let mut default = 0u32;
+            for (kind, b) in boxes(traf) {
+                let flags = be32(b, 0) & 0xff_ffff;
+                match &kind {
+                    b"tfhd" => {
+                        let mut at = 8;
+                        at += if flags & 0x01 != 0 { 8 } else { 0 };
+                        at += if flags & 0x02 != 0 { 4 } else { 0 };
+                        if flags & 0x08 != 0 {
+                            default = be32(b, at);
+                        }
+                    }
+                    b"tfdt" => {
+                        let t = if b[0] == 1 {
+                            u64::from_be_bytes(b[4..12].try_into().unwrap())
+                        } else {
+                            be32(b, 4) as u64
+                        };
+                        first.get_or_insert(t);
+                    }
+                    b"trun" => {
+                        let count = be32(b, 4) as usize;
+                        let mut at = 8;
+                        at += if flags & 0x01 != 0 { 4 } else { 0 };
+                        at += if flags & 0x04 != 0 { 4 } else { 0 };
+                        let fields = [0x100, 0x200, 0x400, 0x800]
+                            .iter()
+                            .filter(|f| flags & **f != 0)
+                            .count();
+                        for _ in 0..count {
+                            ticks += if flags & 0x100 != 0 {
+                                be32(b, at)
+                            } else {
+                                default
+                            } as u64;
+                            at += 4 * fields;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    (first.unwrap_or(0), ticks)
+}
+
+/// The media timescale of an init segment (`mdhd`).
+pub fn init_timescale(init: &[u8]) -> u32 {
+    let find = |data: &[u8], kind: &[u8; 4]| -> Vec<u8> {
+        boxes(data)
+            .into_iter()
+            .find(|(k, _)| k == kind)
+            .map(|(_, b)| b.to_vec())
+            .unwrap_or_default()
+    };
+    let mdhd = find(
+        &find(&find(&find(init, b"moov"), b"trak"), b"mdia"),
+        b"mdhd",
+    );
+    let at = if mdhd.first() == Some(&1) { 20 } else { 12 };
+    mdhd.get(at..at + 4)
+        .map_or(0, |b| u32::from_be_bytes(b.try_into().unwrap()))
+}
+
+/// Every segment a media playlist (`/live/NAME/RENDITION/playlist.m3u8`) lists, timed from its bytes.
+pub fn segment_times(server: &Server, playlist: &str) -> Vec<SegmentTime> {
+    let text = server.get(playlist).unwrap().1;
+    let dir = &playlist[..playlist.rfind('/').unwrap() + 1];
+    let (mut out, mut extinf, mut disc) = (Vec::new(), None, false);
+    for l in text.lines() {
+        if let Some(v) = l.strip_prefix("#EXTINF:") {
+            extinf = v.split(',').next().and_then(|v| v.parse::<f64>().ok());
+        } else if l == "#EXT-X-DISCONTINUITY" {
+            disc = true;
+        } else if !l.starts_with('#') && !l.is_empty() {
+            let uri = l.to_string();
+            let (tfdt, ticks) = fragment_time(&server.get_bytes(&format!("{dir}{uri}")));
+            out.push(SegmentTime {
+                uri,
+                extinf: extinf.take().unwrap_or(0.0),
+                discontinuity: std::mem::take(&mut disc),
+                tfdt,
+                ticks,
+            });
+        }
+    }
+    out
+}
+
+/// Where a rendition's media leaves a hole or overlaps (decode time of one
+/// segment's end against the next one's start, discontinuities included: a
+/// re-join goes on from the last frame), or a segment's samples disagree
+/// with its EXTINF. Empty when the timeline is whole.
+pub fn timeline_faults(server: &Server, playlist: &str) -> Vec<String> {
+    let text = server.get(playlist).unwrap().1;
+    let dir = &playlist[..playlist.rfind('/').unwrap() + 1];
+    let init = text
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-MAP:URI=\""))
+        .and_then(|r| r.split('"').next())
+        .unwrap_or_else(|| panic!("{playlist} has no EXT-X-MAP:\n{text}"));
+    let timescale = init_timescale(&server.get_bytes(&format!("{dir}{init}"))) as f64;
+    let segments = segment_times(server, playlist);
+    let mut faults = Vec::new();
+    for s in &segments {
+        let secs = s.ticks as f64 / timescale;
+        if (secs - s.extinf).abs() > 0.002 {
+            faults.push(format!(
+                "{}: EXTINF {} but samples last {secs:.4} s",
+                s.uri, s.extinf
+            ));
+        }
+    }
+    for w in segments.windows(2) {
+        let end = w[0].tfdt + w[0].ticks;
+        if end != w[1].tfdt {
+            faults.push(format!(
+                "{} ends at {:.4} s, {}{} starts at {:.4} s",
+                w[0].uri,
+                end as f64 / timescale,
+                if w[1].discontinuity {
+                    "after a discontinuity "
+                } else {
+                    ""
+                },
+                w[1].uri,
+                w[1].tfdt as f64 / timescale
+            ));
+        }
+    }
+    faults
+}

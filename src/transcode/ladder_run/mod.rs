@@ -358,6 +358,11 @@ impl LadderRun {
         let mut result = Ok(());
         {
             let (decoder, mut stage) = self.split();
+            // The decoder's held pictures come in one burst with no real
+            // time to keep up with: every rung takes each one (a drop here
+            // would leave a hole at the end of each rung's timeline, with no
+            // next picture to stretch the one before over it).
+            stage.flushing = true;
             decoder.flush(&mut |frame| {
                 stage.picture(frame, out, &mut result);
             })?;
@@ -424,6 +429,7 @@ impl LadderRun {
                 outputs: self.outputs.as_ref(),
                 pool: &mut self.pool,
                 in_flight: &mut self.in_flight,
+                flushing: false,
             },
         )
     }
@@ -448,6 +454,8 @@ struct FanOut<'a> {
     outputs: Option<&'a flume::Receiver<RungOutput>>,
     pool: &'a mut Vec<Arc<Frame>>,
     in_flight: &'a mut HashMap<i64, (usize, Instant, Instant)>,
+    /// The decoder is flushing: rung queues block instead of dropping.
+    flushing: bool,
 }
 
 impl FanOut<'_> {
@@ -732,6 +740,42 @@ mod tests {
         assert_eq!(idr(&out[0]), idr(&out[1]));
         assert!(idr(&out[0]).len() >= 2);
         assert_eq!(l.latency.ladder_us.len() as usize, packets.len());
+    }
+
+    /// A decoder that holds every picture until its flush (a reorder delay
+    /// as long as the capture): the end of a feed in one burst.
+    struct HoldAll(OpenH264Decoder, Vec<Frame>);
+    impl Decoder for HoldAll {
+        fn decode(&mut self, p: &Packet, _: &mut dyn FnMut(&Frame)) -> Result<(), StageError> {
+            let held = &mut self.1;
+            self.0.decode(p, &mut |f| held.push(f.clone()))
+        }
+        fn flush(&mut self, out: &mut dyn FnMut(&Frame)) -> Result<(), StageError> {
+            let held = &mut self.1;
+            self.0.flush(&mut |f| held.push(f.clone()))?;
+            self.1.drain(..).for_each(|f| out(&f));
+            Ok(())
+        }
+    }
+
+    /// Realtime: the pictures a decoder gives out at the end of a feed reach
+    /// every rung, however slow, however small its queue (a drop there has
+    /// no next picture to cover it: a hole before the next input).
+    #[test]
+    fn the_end_of_feed_flush_drops_nothing_in_realtime_mode() {
+        let (cfg, packets) = capture();
+        let mut l = ladder(&cfg, RungMode::Realtime { queue: 1 }, |e| {
+            Box::new(Slow(e, Duration::from_millis(5)))
+        });
+        l.decoder = Box::new(HoldAll(
+            OpenH264Decoder::new(cfg.clone()).unwrap(),
+            Vec::new(),
+        ));
+        let (l, out) = run(l, &packets);
+        for (frames, (_, stats)) in out.iter().zip(l.rungs()) {
+            assert_eq!(stats.dropped_behind, 0);
+            assert_eq!(frames.len(), packets.len());
+        }
     }
 
     /// An encoder that waits for a token per picture: a rung held back on cue.

@@ -76,6 +76,7 @@ impl FanOut<'_> {
     /// a rung whose queue is full drops that picture, counted: a rung behind
     /// real time runs at a lower frame rate, its previous picture held longer,
     /// so its timeline stays contiguous (no hole for a player to stall on).
+    /// The decoder's flush at the end of a feed blocks instead.
     pub(super) fn dispatch(&mut self, frame: &Frame) {
         let due = Due::of(
             frame.pts,
@@ -85,7 +86,7 @@ impl FanOut<'_> {
         );
         let decision = due.decision;
         let shared = self.shared(frame);
-        let realtime = matches!(self.mode, RungMode::Realtime { .. });
+        let realtime = matches!(self.mode, RungMode::Realtime { .. }) && !self.flushing;
         let mut handed = 0;
         for r in self.rungs.iter_mut() {
             if !due.takes(&r.rung) {
