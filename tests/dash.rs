@@ -1,5 +1,5 @@
 //! DASH and LL-DASH from the origin, checked by real clients: xmllint against
-//! the MPD schema (ISO/IEC 23009-1), ffmpeg's DASH reader, dash.js (through
+//! the MPD schema (ISO/IEC 23009-1), the `dash-mpd` crate's parser, ffmpeg's DASH reader, dash.js (through
 //! the player page) and Shaka Player in headless Chromium; plus what no
 //! checker looks at: `/time`, headers, Period stability across refreshes, the
 //! segment being written streamed as its parts land, and a discontinuity
@@ -48,12 +48,97 @@ fn schema() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// `xmllint --schema DASH-MPD.xsd` on `mpd`; reports a skip (with the reason)
-/// where the schema is not on this machine.
-fn validate(mpd: &str, what: &str) {
+/// `mpd` read by a second, independent parser (the `dash-mpd` crate, serde
+/// over the schema's element model): a live MPD with every element a player
+/// needs, each Representation on a SegmentTimeline; LL-DASH (`ll`) carries
+/// its low-latency attributes, standard DASH none. Returns the Period count.
+fn parse_check(mpd: &str, what: &str, ll: bool) -> usize {
+    let m = dash_mpd::parse(mpd).unwrap_or_else(|e| panic!("dash-mpd {what}: {e}\n{mpd}"));
+    assert_eq!(m.mpdtype.as_deref(), Some("dynamic"), "{what}");
+    assert!(
+        m.availabilityStartTime.is_some() && m.publishTime.is_some(),
+        "{what}"
+    );
+    assert!(
+        m.minimumUpdatePeriod.is_some() && m.timeShiftBufferDepth.is_some(),
+        "{what}"
+    );
+    assert!(m.suggestedPresentationDelay.is_some(), "{what}");
+    assert!(
+        !m.UTCTiming.is_empty()
+            && m.UTCTiming
+                .iter()
+                .all(|u| u.value.as_deref().is_some_and(|v| !v.is_empty())),
+        "{what}: UTCTiming"
+    );
+    assert_eq!(
+        !m.ServiceDescription.is_empty(),
+        ll,
+        "{what}: ServiceDescription"
+    );
+    assert!(!m.periods.is_empty(), "{what}: no Period");
+    for period in &m.periods {
+        assert!(
+            period.id.is_some() && period.start.is_some(),
+            "{what}: Period id/start"
+        );
+        let kinds: Vec<&str> = period
+            .adaptations
+            .iter()
+            .filter_map(|a| a.contentType.as_deref())
+            .collect();
+        assert!(
+            kinds.contains(&"video") && kinds.contains(&"audio"),
+            "{what}: {kinds:?}"
+        );
+        for a in &period.adaptations {
+            assert!(
+                !a.representations.is_empty(),
+                "{what}: an empty AdaptationSet"
+            );
+            for r in &a.representations {
+                let id = r.id.clone().unwrap_or_default();
+                assert!(r.bandwidth.is_some_and(|b| b > 0), "{what} {id}: bandwidth");
+                assert!(
+                    r.codecs.is_some() || a.codecs.is_some(),
+                    "{what} {id}: codecs"
+                );
+                if a.contentType.as_deref() == Some("video") {
+                    assert!(r.width.is_some() && r.height.is_some(), "{what} {id}: size");
+                }
+                let t = r
+                    .SegmentTemplate
+                    .as_ref()
+                    .or(a.SegmentTemplate.as_ref())
+                    .unwrap_or_else(|| panic!("{what} {id}: no SegmentTemplate"));
+                assert!(t.timescale.is_some(), "{what} {id}: timescale");
+                let timeline = t.SegmentTimeline.as_ref().map_or(0, |tl| tl.segments.len());
+                assert!(timeline > 0, "{what} {id}: no SegmentTimeline");
+                assert_eq!(
+                    t.availabilityTimeOffset.is_some_and(|o| o > 0.0),
+                    ll,
+                    "{what} {id}: availabilityTimeOffset"
+                );
+                assert_eq!(
+                    t.availabilityTimeComplete == Some(false),
+                    ll,
+                    "{what} {id}: availabilityTimeComplete"
+                );
+            }
+        }
+    }
+    println!("dash-mpd {what}: {} Period(s) parsed", m.periods.len());
+    m.periods.len()
+}
+
+/// `mpd` checked by the `dash-mpd` crate (see [`parse_check`]) and by
+/// `xmllint --schema DASH-MPD.xsd`; the schema check reports a skip (with
+/// the reason) where the schema is not on this machine.
+fn validate(mpd: &str, what: &str) -> usize {
+    let periods = parse_check(mpd, what, what.contains("LL"));
     let Some(xsd) = schema() else {
         eprintln!("{what}: no DASH-MPD.xsd here (set LADDERD_DASH_SCHEMA): schema check skipped");
-        return;
+        return periods;
     };
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("manifest.mpd");
@@ -67,6 +152,7 @@ fn validate(mpd: &str, what: &str) {
     let err = String::from_utf8_lossy(&out.stderr);
     println!("xmllint {what}: {}", err.trim());
     assert!(out.status.success(), "xmllint {what}: {err}\n{mpd}");
+    periods
 }
 
 struct Reply {
@@ -359,9 +445,9 @@ fn timestamp_jump_starts_a_second_period() {
         (r.status == 200 && periods(&r.body).len() == 2 && all_in_both(&r.body)).then_some(r.body)
     });
     println!("{mpd}");
-    validate(&mpd, "two Periods");
+    assert_eq!(validate(&mpd, "two Periods"), 2);
     let ll = get(&server, "/live/cam1/manifest.mpd?ll=1").body;
-    validate(&ll, "two Periods, LL");
+    assert_eq!(validate(&ll, "two Periods, LL"), 2);
     let p = periods(&mpd);
     assert_ne!(p[0].0, p[1].0, "Period ids: {p:?}");
     // Every rendition appears in both Periods.
@@ -441,6 +527,20 @@ fn assert_played(r: &Value, seconds: u32) {
         0,
         "holes in the buffer: {r:#}"
     );
+}
+
+/// A viewer who joins as the stream goes live (before its first segment):
+/// the standard MPD waits until the presentation delay fits in the window,
+/// then dash.js plays with no stall (it used to sit at the window's first
+/// sample for good), and LL-DASH starts at once.
+#[test]
+fn dashjs_joins_a_stream_as_it_goes_live() {
+    let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    for mode in ["standard", "ll"] {
+        let server = Server::start_with(DEMO, &["--demo"]);
+        let r = play_dash(&server, "dashjs", mode, 10, false, false);
+        assert_played(&r, 10);
+    }
 }
 
 /// Issue 16: dash.js 5.2 (the player page, low-latency mode on the LL MPD)

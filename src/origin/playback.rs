@@ -188,7 +188,14 @@ async fn multivariant_file(
     headers: &HeaderMap,
     cache: &'static str,
 ) -> Response<Body> {
-    let deadline = Instant::now() + multivariant_wait(media);
+    let wait = match listing {
+        // A young stream's standard MPD waits for its presentation delay.
+        Listing::Mpd { low_latency: false } => {
+            Duration::from_secs_f64(media.timing.hold_back() + media.timing.segment_target.max(0.0))
+        }
+        _ => multivariant_wait(media),
+    };
+    let deadline = Instant::now() + wait;
     loop {
         // Listen before looking, so a publish in between is not missed.
         let listeners: Vec<_> = media
@@ -245,8 +252,50 @@ fn summary(r: &Rendition) -> hls::RenditionSummary {
     }
 }
 
+/// A young stream's first segments: once a rendition has this many, the
+/// listings go out with whatever else has one (a rung that never completes a
+/// segment must not keep the stream off the air).
+const SETTLE_SEGMENTS: usize = 3;
+
+/// Complete segments before a standard-DASH MPD goes out: enough that the
+/// live edge less `suggestedPresentationDelay` falls inside them. Earlier,
+/// dash.js 5.2 clamps its start to the window's first sample, exactly, and
+/// Chromium sat there at readyState 1 with 16 s buffered (measured joining
+/// a one-segment stream; a 50 ms nudge started it).
+fn standard_dash_min_segments(t: &crate::package::hls::Timing) -> usize {
+    let delay = t.hold_back() / t.segment_target.max(0.1);
+    delay.ceil() as usize + 1
+}
+
+/// Whether the renditions, as (complete segments, ended) each, can be listed:
+/// every rendition still running has a complete segment, or one has
+/// [`SETTLE_SEGMENTS`]. A listing that went out with the first rendition
+/// alone would keep a player from the rest: hls.js reads the multivariant
+/// playlist once, and dash.js does not take AdaptationSets added to a Period
+/// it started (joining a young stream it stalled at 0 s for good).
+fn settled(renditions: impl IntoIterator<Item = (usize, bool)>) -> bool {
+    let (mut all, mut most) = (true, 0);
+    for (complete, ended) in renditions {
+        most = most.max(complete);
+        all &= ended || complete > 0;
+    }
+    all || most >= SETTLE_SEGMENTS
+}
+
+fn settled_media(media: &StreamMedia) -> bool {
+    settled(
+        media
+            .renditions()
+            .iter()
+            .map(|r| (r.complete_segments(), r.is_ended())),
+    )
+}
+
 /// The multivariant playlist, or None while no video rendition can be listed.
 fn multivariant(media: &StreamMedia, playlist_name: &str) -> Option<String> {
+    if !settled_media(media) {
+        return None;
+    }
     let renditions: Vec<hls::RenditionSummary> =
         media.renditions().iter().map(|r| summary(r)).collect();
     hls::multivariant(&renditions, playlist_name)
@@ -261,6 +310,18 @@ pub fn unix_ms() -> u64 {
 
 /// The MPD at `now_ms`, or None while no video rendition can be listed.
 fn mpd(media: &StreamMedia, low_latency: bool, now_ms: u64) -> Option<String> {
+    if !settled_media(media) {
+        return None;
+    }
+    let most = media
+        .renditions()
+        .iter()
+        .map(|r| r.complete_segments())
+        .max()
+        .unwrap_or(0);
+    if !low_latency && most < standard_dash_min_segments(&media.timing) {
+        return None;
+    }
     let windows: Vec<dash::RenditionWindow> = media
         .renditions()
         .iter()
@@ -971,18 +1032,18 @@ mod tests {
     fn mpd_from_the_store() {
         let (media, r) = media();
         assert_eq!(mpd(&media, false, 0), None);
-        for msn in 0..2 {
+        for msn in 0..4 {
             publish_segment(&r, msn);
         }
         r.publish(Chunk::SegmentStart {
-            msn: 2,
+            msn: 4,
             pdt_ms: 0,
             discontinuity: false,
-            start: 360_000,
+            start: 720_000,
             timescale: 90_000,
         });
         r.publish(Chunk::Part {
-            msn: 2,
+            msn: 4,
             index: 0,
             independent: true,
             duration: 1.0 / 3.0,
@@ -991,7 +1052,7 @@ mod tests {
         });
         let standard = mpd(&media, false, 0).unwrap();
         assert!(
-            standard.contains("<S t=\"0\" d=\"180000\" r=\"1\"/>"),
+            standard.contains("<S t=\"0\" d=\"180000\" r=\"3\"/>"),
             "{standard}"
         );
         assert!(
@@ -999,12 +1060,51 @@ mod tests {
             "{standard}"
         );
         let ll = mpd(&media, true, 0).unwrap();
-        assert!(ll.contains("<S t=\"0\" d=\"180000\" r=\"2\"/>"), "{ll}");
+        assert!(ll.contains("<S t=\"0\" d=\"180000\" r=\"4\"/>"), "{ll}");
         // The segment being written: its bytes so far, to stream.
         assert_eq!(
-            find(&r, media.group, ObjectName::Segment(2)),
+            find(&r, media.group, ObjectName::Segment(4)),
             Object::Growing(vec![Bytes::from_static(b"p")])
         );
+    }
+
+    /// A rendition announced (a rung's first IDR, the audio's config) holds
+    /// the listings back until it has a complete segment, unless another
+    /// already has three (a rung that never completes one); ended ones do not.
+    #[test]
+    fn listings_wait_for_every_running_rendition() {
+        assert!(settled([]));
+        assert!(!settled([(1, false), (0, false)]));
+        assert!(settled([(1, false), (1, false)]));
+        assert!(settled([(1, false), (0, true)]));
+        assert!(!settled([(2, false), (0, false)]));
+        assert!(settled([(3, false), (0, false)]));
+        // Through the store: the MPD and the multivariant playlist alike.
+        let (media, r) = media();
+        publish_segment(&r, 0);
+        assert!(mpd(&media, true, 0).is_some());
+        let audio = media.add(
+            "audio",
+            "mp4a.40.2".into(),
+            crate::package::RenditionKind::Audio {
+                channels: 2,
+                nominal_bps: 128_000,
+            },
+        );
+        assert_eq!(mpd(&media, false, 0), None);
+        assert_eq!(multivariant(&media, "playlist.m3u8"), None);
+        publish_segment(&audio, 0);
+        assert!(mpd(&media, true, 0).is_some_and(|m| m.contains("contentType=\"audio\"")));
+        assert!(multivariant(&media, "playlist.m3u8").is_some());
+        // Standard DASH: segments past the presentation delay first.
+        let needed = standard_dash_min_segments(&media.timing);
+        assert!(needed >= 2, "{needed}");
+        for msn in 1..needed as u64 {
+            assert_eq!(mpd(&media, false, 0), None);
+            publish_segment(&r, msn);
+            publish_segment(&audio, msn);
+        }
+        assert!(mpd(&media, false, 0).is_some());
     }
 
     #[test]
