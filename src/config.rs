@@ -61,6 +61,7 @@ pub struct Config {
     pub ingest: Ingest,
     pub ladder: Ladder,
     pub hls: Hls,
+    pub dvr: Dvr,
     pub admin: Admin,
     pub demo: DemoConfig,
     pub streams: Vec<StreamConfig>,
@@ -326,6 +327,28 @@ impl Default for Hls {
             chunked_parts: true,
             hls_js: "node_modules/hls.js/dist/hls.min.js".into(),
             dash_js: "node_modules/dashjs/dist/modern/umd/dash.all.min.js".into(),
+        }
+    }
+}
+
+/// The warm tier: segments on local disk (O_DIRECT through io_uring).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Dvr {
+    /// Where segments go; empty: no DVR (the RAM window only).
+    pub dir: std::path::PathBuf,
+    /// Rewind kept per rendition.
+    pub window_secs: f64,
+    /// Disk all streams may fill together (GB); 0: only the window limits it.
+    pub max_disk_gb: f64,
+}
+
+impl Default for Dvr {
+    fn default() -> Self {
+        Dvr {
+            dir: std::path::PathBuf::new(),
+            window_secs: 7200.0,
+            max_disk_gb: 0.0,
         }
     }
 }
@@ -649,6 +672,18 @@ impl Config {
                     "must be between {needed} (delta updates and three standard segments) and 600"
                 ),
             );
+        }
+        if !(self.hls.window_secs..=86_400.0).contains(&self.dvr.window_secs) {
+            return bad(
+                "dvr.window_secs",
+                format!(
+                    "must be between hls.window_secs ({}) and 86400",
+                    self.hls.window_secs
+                ),
+            );
+        }
+        if !(self.dvr.max_disk_gb >= 0.0 && self.dvr.max_disk_gb.is_finite()) {
+            return bad("dvr.max_disk_gb", "must be 0 (no cap) or more".into());
         }
         let mut rung_names = HashSet::new();
         for (i, r) in self.ladder.rungs.iter().enumerate() {

@@ -103,6 +103,10 @@ pub async fn handle(
             let listing = Listing::Hls("index.m3u8");
             multivariant_file(ctx, &media, listing, headers, "max-age=1").await
         }
+        [_, "dvr.m3u8"] if media.dvr.is_some() => {
+            let listing = Listing::Hls("dvr.m3u8");
+            multivariant_file(ctx, &media, listing, headers, "max-age=1").await
+        }
         [_, "manifest.mpd"] => match parse_mpd_query(query) {
             Ok(low_latency) => {
                 let listing = Listing::Mpd { low_latency };
@@ -398,6 +402,27 @@ async fn rendition_file(
         };
         return playlist(body, headers, cache);
     }
+    if file == "dvr.m3u8" {
+        let Some(tap) = &media.dvr else {
+            return text(StatusCode::NOT_FOUND, "no DVR (dvr.dir is not set)\n");
+        };
+        let (mut segments, disc) = tap.dvr.segments(&tap.key, &r.name);
+        let last = segments.last().map(|s| s.msn);
+        let ended = r.with_segments(|ram, _, ended| {
+            // The newest segments, not on disk yet, from RAM.
+            segments.extend(
+                ram.iter()
+                    .filter(|s| s.complete && last.is_none_or(|l| s.msn > l))
+                    .cloned(),
+            );
+            ended
+        });
+        if segments.is_empty() {
+            return text(StatusCode::NOT_FOUND, "no complete segment yet\n");
+        }
+        let body = hls::dvr_playlist(&segments, disc, ended);
+        return playlist(body, headers, "max-age=1");
+    }
     if file == "index.m3u8" {
         let body = r.with_segments(|segments, disc, ended| {
             hls::standard_playlist(&hls::long_segments(segments, media.group), disc, ended)
@@ -423,8 +448,24 @@ async fn rendition_file(
                 };
                 return media_object(data, kind, &etag, headers);
             }
-            Object::Gone => return text(StatusCode::GONE, "evicted from the live window\n"),
-            Object::Missing => return text(StatusCode::NOT_FOUND, "not found\n"),
+            Object::Gone | Object::Missing => {
+                // Older than the RAM window: the DVR's copy, same headers.
+                if let Some(tap) = &media.dvr {
+                    if let Some(data) = tap.dvr.read(&tap.key, &r.name, file).await {
+                        let etag = format!("\"{}-{}-{file}\"", media.generation, r.name);
+                        let kind = if file.ends_with(".mp4") {
+                            "video/mp4"
+                        } else {
+                            "video/iso.segment"
+                        };
+                        return media_object(data, kind, &etag, headers);
+                    }
+                }
+                return match find(&r, media.group, lookup) {
+                    Object::Gone => text(StatusCode::GONE, "evicted from the live window\n"),
+                    _ => text(StatusCode::NOT_FOUND, "not found\n"),
+                };
+            }
             // A part being written by a rendition that has ended: never completes.
             Object::Growing(_) if r.is_ended() => {
                 return text(StatusCode::NOT_FOUND, "abandoned while being written\n")

@@ -387,6 +387,47 @@ pub fn standard_playlist(
     o
 }
 
+/// A DVR media playlist: every whole segment of the rewind window (on disk,
+/// then those only in RAM so far), with their ladder URIs. A segment whose
+/// number does not follow the one before (one the disk lost) starts with a
+/// discontinuity, so a player never plays across the hole as if it were not
+/// there.
+pub fn dvr_playlist(segments: &[SegmentEntry], discontinuity_sequence: u64, ended: bool) -> String {
+    let target = segments
+        .iter()
+        .map(|s| s.duration.round() as u64)
+        .max()
+        .unwrap_or(2)
+        .max(1);
+    let mut o = String::with_capacity(64 * segments.len() + 256);
+    let _ = writeln!(o, "#EXTM3U");
+    let _ = writeln!(o, "#EXT-X-VERSION:7");
+    let _ = writeln!(o, "#EXT-X-TARGETDURATION:{target}");
+    let _ = writeln!(
+        o,
+        "#EXT-X-MEDIA-SEQUENCE:{}",
+        segments.first().map_or(0, |s| s.msn)
+    );
+    let _ = writeln!(o, "#EXT-X-DISCONTINUITY-SEQUENCE:{discontinuity_sequence}");
+    let mut map = None;
+    for (i, s) in segments.iter().enumerate() {
+        let gap = i > 0 && segments[i - 1].msn + 1 != s.msn;
+        segment_head(
+            &mut o,
+            i > 0 && (s.discontinuity || gap),
+            s.init_version,
+            s.pdt_ms,
+            &mut map,
+        );
+        let _ = writeln!(o, "#EXTINF:{:.5},", s.duration);
+        let _ = writeln!(o, "seg{}.m4s", s.msn);
+    }
+    if ended {
+        let _ = writeln!(o, "#EXT-X-ENDLIST");
+    }
+    o
+}
+
 /// One variant of the multivariant playlist: a video rendition (with the
 /// audio group), or the audio rendition alone.
 #[derive(Debug, Clone, PartialEq)]

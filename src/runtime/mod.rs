@@ -41,6 +41,8 @@ pub enum RuntimeError {
     Backend(String),
     #[error("{0}")]
     Srt(String),
+    #[error("dvr.dir: {0}")]
+    Dvr(#[from] crate::store::dvr::DvrError),
 }
 
 /// Stack of each executor thread, where connection tasks run: set explicitly so the
@@ -154,7 +156,19 @@ pub fn serve(config: Config) -> Result<(), RuntimeError> {
     }
     let config = Arc::new(config);
     let shutdown = Arc::new(Shutdown::default());
-    let store = Arc::new(HotStore::new(config.hls.window_secs));
+    let mut store = HotStore::new(config.hls.window_secs);
+    let mut dvr_report = None;
+    if !config.dvr.dir.as_os_str().is_empty() {
+        let dvr = crate::store::dvr::Dvr::start(crate::store::dvr::DvrConfig {
+            dir: config.dvr.dir.clone(),
+            window_secs: config.dvr.window_secs,
+            max_bytes: (config.dvr.max_disk_gb * 1e9) as u64,
+        })?;
+        dvr_report =
+            Some(Arc::new(DvrReport(dvr.clone())) as Arc<dyn crate::telemetry::metrics::Report>);
+        store = store.with_dvr(dvr);
+    }
+    let store = Arc::new(store);
     let streams = Arc::new(Streams::new(senders, config.limits.packet_queue));
     let health = Arc::new(Health::default());
     let http = Arc::new(HttpStats::default());
@@ -166,11 +180,14 @@ pub fn serve(config: Config) -> Result<(), RuntimeError> {
         streams: streams.clone(),
         store: store.clone(),
         health: health.clone(),
-        reports: vec![
+        reports: [
             rtmp.clone() as Arc<dyn crate::telemetry::metrics::Report>,
             http.clone(),
             Arc::new(backend.clone()),
-        ],
+        ]
+        .into_iter()
+        .chain(dvr_report)
+        .collect(),
         origin: {
             let http = http.clone();
             Arc::new(move || http.snapshot())
@@ -586,4 +603,38 @@ fn watch_signals(report: mpsc::Sender<Report>) -> Result<(), RuntimeError> {
         })
         .map_err(RuntimeError::Signals)?;
     Ok(())
+}
+
+/// The DVR's counters in `/metrics`.
+struct DvrReport(Arc<crate::store::dvr::Dvr>);
+
+impl crate::telemetry::metrics::Report for DvrReport {
+    fn report(&self, m: &mut crate::telemetry::metrics::MetricSet) {
+        let s = &self.0.stats;
+        let n = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        m.counter(
+            "ladderd_dvr_segments_written",
+            "Segments written to the DVR directory (O_DIRECT, synced).",
+            vec![],
+            n(&s.segments_written),
+        );
+        m.counter(
+            "ladderd_dvr_write_errors",
+            "DVR writes that failed (full or failing disk, storage thread behind): the segment is not kept; the live stream plays on from RAM.",
+            vec![],
+            n(&s.write_errors),
+        );
+        m.counter(
+            "ladderd_dvr_segments_evicted",
+            "DVR segments deleted past dvr.window_secs or dvr.max_disk_gb.",
+            vec![],
+            n(&s.segments_evicted),
+        );
+        m.gauge(
+            "ladderd_dvr_bytes",
+            "Bytes of DVR segments on disk.",
+            vec![],
+            n(&s.bytes_on_disk) as i64,
+        );
+    }
 }

@@ -13,6 +13,7 @@ use crate::package::chunker::Chunk;
 use crate::package::hls::{PartEntry, SegmentEntry, Timing};
 use crate::package::Published;
 pub use crate::package::RenditionKind;
+use crate::store::dvr::Dvr;
 
 /// Sort key: the source rendition, then the rungs largest first (height, frame
 /// rate, bitrate), then audio.
@@ -54,6 +55,7 @@ pub enum Block {
 pub struct HotStore {
     streams: RwLock<HashMap<String, Arc<StreamMedia>>>,
     window_secs: f64,
+    dvr: Option<Arc<Dvr>>,
 }
 
 impl HotStore {
@@ -61,7 +63,18 @@ impl HotStore {
         HotStore {
             streams: RwLock::new(HashMap::new()),
             window_secs,
+            dvr: None,
         }
+    }
+
+    /// Every segment and init object also goes to the DVR.
+    pub fn with_dvr(mut self, dvr: Arc<Dvr>) -> Self {
+        self.dvr = Some(dvr);
+        self
+    }
+
+    pub fn dvr(&self) -> Option<&Arc<Dvr>> {
+        self.dvr.as_ref()
     }
 
     /// Starts a stream's media, replacing what an earlier publish left.
@@ -82,6 +95,10 @@ impl HotStore {
             ended: AtomicBool::new(false),
             requests: RecentCount::default(),
             served: Mutex::new(None),
+            dvr: self
+                .dvr
+                .as_ref()
+                .map(|d| DvrTap::new(d.clone(), name, timing.media_epoch_ms)),
         });
         let old = write(&self.streams).insert(name.to_string(), media.clone());
         if let Some(old) = old {
@@ -135,6 +152,25 @@ pub struct StreamMedia {
     requests: RecentCount,
     /// Part published → a parked request for it answered (µs).
     served: Mutex<Option<hdrhistogram::Histogram<u64>>>,
+    /// Where this publish's objects go on disk, with the DVR on.
+    pub dvr: Option<DvrTap>,
+}
+
+/// A publish's place in the DVR: its key is `NAME/EPOCH` (the media epoch,
+/// Unix ms), so a later publish of the NAME never overwrites its files.
+#[derive(Clone)]
+pub struct DvrTap {
+    pub dvr: Arc<Dvr>,
+    pub key: String,
+}
+
+impl DvrTap {
+    fn new(dvr: Arc<Dvr>, name: &str, epoch_ms: u64) -> DvrTap {
+        DvrTap {
+            dvr,
+            key: format!("{name}/{epoch_ms}"),
+        }
+    }
 }
 
 /// Events per wall-clock second over the last few seconds; any thread may add.
@@ -209,6 +245,7 @@ impl StreamMedia {
 
     pub fn add(&self, name: &str, codecs: String, kind: RenditionKind) -> Arc<Rendition> {
         let r = Arc::new(Rendition {
+            dvr: self.dvr.clone(),
             name: name.to_string(),
             description: Mutex::new((codecs, kind)),
             window_secs: self.window_secs,
@@ -323,6 +360,7 @@ struct Body {
 }
 
 pub struct Rendition {
+    dvr: Option<DvrTap>,
     pub name: String,
     /// RFC 6381 codecs of this rendition alone, and what it carries: as the
     /// newest configuration says (a source that changes size mid-publish).
@@ -371,6 +409,9 @@ impl Rendition {
     pub fn set_init(&self, data: Bytes) -> u32 {
         let mut t = self.lock();
         let version = t.inits.last().map_or(0, |(v, _)| v + 1);
+        if let Some(tap) = &self.dvr {
+            tap.dvr.init(&tap.key, &self.name, version, data.clone());
+        }
         t.inits.push((version, data));
         version
     }
@@ -434,7 +475,11 @@ impl Rendition {
                         for p in &b.parts {
                             all.extend_from_slice(p);
                         }
-                        b.data = Some(all.freeze());
+                        let all = all.freeze();
+                        if let Some(tap) = &self.dvr {
+                            tap.dvr.segment(&tap.key, &self.name, e, all.clone());
+                        }
+                        b.data = Some(all);
                     }
                     t.evict(self.window_secs);
                 }

@@ -1,0 +1,404 @@
+//! The warm tier: every published segment and init object on local disk,
+//! written with O_DIRECT through io_uring (glommio's `DmaStreamWriter`) on a
+//! storage thread of its own, so hours of rewind outlive the RAM window.
+//!
+//! Layout: `DIR/NAME/EPOCH/RENDITION/{init{V}.mp4, seg{N}.m4s, index}`, where
+//! EPOCH is the publish's media epoch (Unix ms), so a later publish of the
+//! same NAME never overwrites an earlier one's files. A segment's record is
+//! appended to `index` (and `fdatasync`ed) only after its file is closed,
+//! which syncs it: a crash loses at most the segment being written.
+//!
+//! A full or failing disk costs the DVR, never the live stream: the write is
+//! counted in `ladderd_dvr_write_errors_total`, logged once, and the RAM
+//! window keeps serving.
+
+pub mod index;
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use tracing::{info, warn};
+
+use crate::package::hls::SegmentEntry;
+use index::Record;
+
+/// `[dvr]` as the store needs it.
+#[derive(Debug, Clone)]
+pub struct DvrConfig {
+    pub dir: PathBuf,
+    /// Rewind kept per rendition (s).
+    pub window_secs: f64,
+    /// All renditions of all streams together; 0: no cap but the window.
+    pub max_bytes: u64,
+}
+
+/// Counters `/metrics` reads.
+#[derive(Default)]
+pub struct DvrStats {
+    pub segments_written: AtomicU64,
+    pub bytes_written: AtomicU64,
+    pub write_errors: AtomicU64,
+    pub segments_evicted: AtomicU64,
+    pub bytes_on_disk: AtomicU64,
+}
+
+enum Job {
+    Init {
+        key: String,
+        rendition: String,
+        version: u32,
+        data: Bytes,
+    },
+    Segment {
+        key: String,
+        rendition: String,
+        entry: SegmentEntry,
+        data: Bytes,
+    },
+}
+
+/// One rendition's segments on disk, oldest first.
+#[derive(Default)]
+struct OnDisk {
+    records: VecDeque<Record>,
+    inits: BTreeSet<u32>,
+    /// Discontinuities evicted from the front (EXT-X-DISCONTINUITY-SEQUENCE).
+    discontinuity_sequence: u64,
+    duration: f64,
+}
+
+pub struct Dvr {
+    config: DvrConfig,
+    jobs: flume::Sender<Job>,
+    /// By `NAME/EPOCH`, then rendition.
+    disk: Mutex<HashMap<String, HashMap<String, OnDisk>>>,
+    pub stats: DvrStats,
+    logged: AtomicBool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DvrError {
+    #[error("DVR directory {path}: {source}")]
+    Dir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("DVR directory {path}: cannot start the storage thread: {source}")]
+    Thread {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl Dvr {
+    /// Opens the DVR directory (made if missing, checked writable) and starts
+    /// its storage thread.
+    pub fn start(config: DvrConfig) -> Result<Arc<Dvr>, DvrError> {
+        let dir_error = |source| DvrError::Dir {
+            path: config.dir.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&config.dir).map_err(dir_error)?;
+        let (tx, rx) = flume::bounded(1024);
+        let dvr = Arc::new(Dvr {
+            config: config.clone(),
+            jobs: tx,
+            disk: Mutex::new(HashMap::new()),
+            stats: DvrStats::default(),
+            logged: AtomicBool::new(false),
+        });
+        let writer = dvr.clone();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("dvr-writer".into())
+            .spawn(move || writer.run(rx, ready_tx))
+            .map_err(|source| DvrError::Thread {
+                path: config.dir.clone(),
+                source,
+            })?;
+        // The storage thread's first write, the way every segment is
+        // written: a file system without O_DIRECT fails here, at start-up.
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(source)) => return Err(dir_error(source)),
+            Err(_) => return Err(dir_error(std::io::Error::other("storage thread gone"))),
+        }
+        info!(dir = %config.dir.display(), window_secs = config.window_secs, "DVR on");
+        Ok(dvr)
+    }
+
+    pub fn config(&self) -> &DvrConfig {
+        &self.config
+    }
+
+    fn rendition_dir(&self, key: &str, rendition: &str) -> PathBuf {
+        self.config.dir.join(key).join(rendition)
+    }
+
+    /// A new init object of a rendition (to disk, in order with its segments).
+    pub fn init(&self, key: &str, rendition: &str, version: u32, data: Bytes) {
+        self.submit(Job::Init {
+            key: key.to_string(),
+            rendition: rendition.to_string(),
+            version,
+            data,
+        });
+    }
+
+    /// A complete segment of a rendition.
+    pub fn segment(&self, key: &str, rendition: &str, entry: &SegmentEntry, data: Bytes) {
+        let mut entry = entry.clone();
+        entry.parts.clear();
+        self.submit(Job::Segment {
+            key: key.to_string(),
+            rendition: rendition.to_string(),
+            entry,
+            data,
+        });
+    }
+
+    /// Never blocks the packager: a storage thread that cannot keep up
+    /// loses segments, counted like any write error.
+    fn submit(&self, job: Job) {
+        if self.jobs.try_send(job).is_err() {
+            self.failed(
+                &self.config.dir,
+                "the storage thread is behind; segment not kept",
+            );
+        }
+    }
+
+    fn failed(&self, path: &Path, why: &str) {
+        self.stats.write_errors.fetch_add(1, Relaxed);
+        if !self.logged.swap(true, Relaxed) {
+            warn!(path = %path.display(), "DVR write failed: {why} (the live stream plays on from RAM; further failures are counted in ladderd_dvr_write_errors_total)");
+        }
+    }
+
+    fn run(
+        self: Arc<Self>,
+        rx: flume::Receiver<Job>,
+        ready: std::sync::mpsc::Sender<std::io::Result<()>>,
+    ) {
+        let ex = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .name("dvr-writer")
+            .make();
+        let ex = match ex {
+            Ok(ex) => ex,
+            Err(e) => {
+                let _ = ready.send(Err(std::io::Error::other(format!(
+                    "no io_uring executor: {e}"
+                ))));
+                return;
+            }
+        };
+        ex.run(async move {
+            let dir = self.config.dir.clone();
+            let probe = dir.join(".ladderd-write-check");
+            let checked = write_file(&dir, &probe, b"ladderd DVR write check").await;
+            let _ = std::fs::remove_file(&probe);
+            let ok = checked.is_ok();
+            let _ = ready.send(checked);
+            if !ok {
+                return;
+            }
+            while let Ok(job) = rx.recv_async().await {
+                self.write(job).await;
+            }
+        });
+    }
+
+    async fn write(&self, job: Job) {
+        match job {
+            Job::Init {
+                key,
+                rendition,
+                version,
+                data,
+            } => {
+                let dir = self.rendition_dir(&key, &rendition);
+                let path = dir.join(format!("init{version}.mp4"));
+                match write_file(&dir, &path, &data).await {
+                    Ok(()) => {
+                        self.with(&key, &rendition, |d| {
+                            d.inits.insert(version);
+                        });
+                    }
+                    Err(e) => self.failed(&path, &e.to_string()),
+                }
+            }
+            Job::Segment {
+                key,
+                rendition,
+                entry,
+                data,
+            } => {
+                let dir = self.rendition_dir(&key, &rendition);
+                let path = dir.join(format!("seg{}.m4s", entry.msn));
+                let record = Record::of(&entry, data.len() as u64);
+                let written = match write_file(&dir, &path, &data).await {
+                    Ok(()) => append_index(&dir.join("index"), &record),
+                    Err(e) => Err(e),
+                };
+                match written {
+                    Ok(()) => {
+                        self.stats.segments_written.fetch_add(1, Relaxed);
+                        self.stats.bytes_written.fetch_add(record.bytes, Relaxed);
+                        self.stats.bytes_on_disk.fetch_add(record.bytes, Relaxed);
+                        self.with(&key, &rendition, |d| {
+                            d.duration += record.duration;
+                            d.records.push_back(record);
+                        });
+                        self.evict();
+                    }
+                    Err(e) => {
+                        let _ = std::fs::remove_file(&path);
+                        self.failed(&path, &e.to_string());
+                    }
+                }
+            }
+        }
+    }
+
+    fn with<R>(&self, key: &str, rendition: &str, f: impl FnOnce(&mut OnDisk) -> R) -> R {
+        let mut disk = self.disk.lock().unwrap_or_else(|e| e.into_inner());
+        let d = disk
+            .entry(key.to_string())
+            .or_default()
+            .entry(rendition.to_string())
+            .or_default();
+        f(d)
+    }
+
+    /// Drops the oldest segments past the window, then (all streams
+    /// together, oldest first) past `max_bytes`.
+    fn evict(&self) {
+        let mut gone = Vec::new();
+        {
+            let mut disk = self.disk.lock().unwrap_or_else(|e| e.into_inner());
+            for (key, renditions) in disk.iter_mut() {
+                for (name, d) in renditions.iter_mut() {
+                    while d.records.len() > 1 && d.duration > self.config.window_secs {
+                        if let Some(r) = pop(d) {
+                            gone.push((key.clone(), name.clone(), r));
+                        }
+                    }
+                }
+            }
+            let max = self.config.max_bytes;
+            let mut total: u64 = gone
+                .iter()
+                .fold(self.stats.bytes_on_disk.load(Relaxed), |t, (_, _, r)| {
+                    t.saturating_sub(r.bytes)
+                });
+            while max > 0 && total > max {
+                // The oldest segment of any rendition.
+                let oldest = disk
+                    .iter()
+                    .flat_map(|(k, rs)| rs.iter().map(move |(n, d)| (k, n, d)))
+                    .filter(|(_, _, d)| d.records.len() > 1)
+                    .min_by_key(|(_, _, d)| d.records.front().map_or(u64::MAX, |r| r.pdt_ms))
+                    .map(|(k, n, _)| (k.clone(), n.clone()));
+                let Some((k, n)) = oldest else { break };
+                let Some(r) = disk.get_mut(&k).and_then(|rs| rs.get_mut(&n)).and_then(pop) else {
+                    break;
+                };
+                total = total.saturating_sub(r.bytes);
+                gone.push((k, n, r));
+            }
+        }
+        for (key, rendition, r) in gone {
+            self.stats.bytes_on_disk.fetch_sub(r.bytes, Relaxed);
+            self.stats.segments_evicted.fetch_add(1, Relaxed);
+            let path = self
+                .rendition_dir(&key, &rendition)
+                .join(format!("seg{}.m4s", r.msn));
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
+    /// The rendition's segments on disk (oldest first) and its
+    /// discontinuity sequence, for a DVR playlist.
+    pub fn segments(&self, key: &str, rendition: &str) -> (Vec<SegmentEntry>, u64) {
+        let disk = self.disk.lock().unwrap_or_else(|e| e.into_inner());
+        disk.get(key)
+            .and_then(|rs| rs.get(rendition))
+            .map_or((Vec::new(), 0), |d| {
+                (
+                    d.records.iter().map(Record::entry).collect(),
+                    d.discontinuity_sequence,
+                )
+            })
+    }
+
+    /// An object of a rendition from disk: `seg{N}.m4s` while its record is
+    /// in the window, `init{V}.mp4` once written.
+    pub async fn read(&self, key: &str, rendition: &str, file: &str) -> Option<Bytes> {
+        let known = {
+            let disk = self.disk.lock().unwrap_or_else(|e| e.into_inner());
+            let d = disk.get(key)?.get(rendition)?;
+            match crate::package::hls::parse_object_name(file)? {
+                crate::package::hls::ObjectName::Segment(msn) => {
+                    d.records.iter().any(|r| r.msn == msn)
+                }
+                crate::package::hls::ObjectName::Init(v) => d.inits.contains(&v),
+                _ => false,
+            }
+        };
+        if !known {
+            return None;
+        }
+        let path = self.rendition_dir(key, rendition).join(file);
+        let f = glommio::io::DmaFile::open(&path).await.ok()?;
+        let len = f.file_size().await.ok()?;
+        let data = f.read_at(0, len as usize).await.ok();
+        let _ = f.close().await;
+        let data = data?;
+        Some(Bytes::copy_from_slice(&data))
+    }
+}
+
+/// Takes the oldest record of a rendition, keeping its discontinuity count.
+fn pop(d: &mut OnDisk) -> Option<Record> {
+    let r = d.records.pop_front()?;
+    d.duration -= r.duration;
+    if d.records.front().is_some_and(|n| n.discontinuity) {
+        d.discontinuity_sequence += 1;
+    }
+    Some(r)
+}
+
+/// Writes `data` to `path` with O_DIRECT (glommio pads to the device's block
+/// size and truncates on close; close syncs). Opened read+write: a
+/// write-only `DmaFile` breaks glommio's polling check (glommio #670).
+async fn write_file(dir: &Path, path: &Path, data: &[u8]) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let file = glommio::io::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .dma_open(path)
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let mut w = glommio::io::DmaStreamWriterBuilder::new(file).build();
+    use futures_lite::AsyncWriteExt;
+    let written = w.write_all(data).await;
+    let closed = w.close().await;
+    written?;
+    closed
+}
+
+/// Appends one record to a rendition's index and makes it durable.
+fn append_index(path: &Path, record: &Record) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    f.write_all(&record.encode())?;
+    f.sync_data()
+}

@@ -1,0 +1,235 @@
+//! The DVR (warm tier, issue 17): segments older than the RAM window are
+//! served from disk with the same bytes and headers, a DVR playlist per
+//! rendition and a DVR master carry the whole rewind window (ffmpeg reads
+//! it from its first segment), the disk cap evicts oldest first, and a
+//! failing disk costs the DVR, never the live stream.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+/// The demo (360p, 2 s segments) with the smallest RAM window the
+/// playlists allow (14 s) and a DVR in `dir`.
+fn config(dir: &std::path::Path, dvr: &str) -> String {
+    format!(
+        "[demo]\nwidth = 640\nheight = 360\n\n[hls]\nwindow_secs = 14.0\n\n[dvr]\ndir = {:?}\n{dvr}",
+        dir.display().to_string()
+    )
+}
+
+struct Got {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+fn get(server: &Server, path: &str, range: Option<&str>) -> Got {
+    let url = format!("http://{}{}", server.http, path);
+    let mut req = ureq::get(&url).timeout(Duration::from_secs(10));
+    if let Some(r) = range {
+        req = req.set("Range", r);
+    }
+    let resp = match req.call() {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("GET {path}: {e}"),
+    };
+    let status = resp.status();
+    let headers = ["cache-control", "etag", "content-type", "content-range"]
+        .iter()
+        .filter_map(|h| Some((h.to_string(), resp.header(h)?.to_string())))
+        .collect();
+    let mut body = Vec::new();
+    std::io::Read::read_to_end(&mut resp.into_reader(), &mut body).unwrap();
+    Got {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn header<'a>(g: &'a Got, name: &str) -> &'a str {
+    g.headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map_or("", |(_, v)| v.as_str())
+}
+
+#[test]
+fn segments_older_than_the_ram_window_come_from_disk() {
+    require("ffmpeg");
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(&config(dir.path(), "window_secs = 120.0\n"), &["--demo"]);
+    // Early objects, from RAM.
+    let live = "/live/demo/360p30/playlist.m3u8";
+    server.wait_for("segment 1", Duration::from_secs(30), || {
+        let (st, text) = server.get(live).ok()?;
+        (st == 200 && text.contains("\nseg1.m4s")).then_some(())
+    });
+    let early: Vec<(String, Got)> = ["360p30/init0.mp4", "360p30/seg1.m4s", "audio/seg1.m4s"]
+        .iter()
+        .map(|f| {
+            (
+                f.to_string(),
+                get(&server, &format!("/live/demo/{f}"), None),
+            )
+        })
+        .collect();
+    for (f, g) in &early {
+        assert_eq!(g.status, 200, "{f}");
+    }
+    // The RAM window moves past segment 1 (14 s), for every rendition.
+    server.wait_for("segment 1 out of RAM", Duration::from_secs(40), || {
+        let gone = ["360p30", "audio"].iter().all(|r| {
+            let p = server
+                .get(&format!("/live/demo/{r}/playlist.m3u8"))
+                .unwrap()
+                .1;
+            !p.contains("\nseg1.m4s") && !p.contains("seg1.m4s\n#")
+        });
+        gone.then_some(())
+    });
+    for (f, g) in &early {
+        let again = get(&server, &format!("/live/demo/{f}"), None);
+        assert_eq!(again.status, 200, "{f} from disk");
+        assert!(again.body == g.body, "{f}: other bytes from disk");
+        for h in ["cache-control", "etag", "content-type"] {
+            assert_eq!(header(&again, h), header(g, h), "{f}: {h}");
+        }
+        assert!(header(&again, "cache-control").contains("immutable"));
+        let part = get(&server, &format!("/live/demo/{f}"), Some("bytes=10-19"));
+        assert_eq!(part.status, 206, "{f}: Range");
+        assert_eq!(part.body, g.body[10..20]);
+    }
+    // The DVR playlists reach back to the first segment; the master lists them.
+    let dvr = server.get("/live/demo/360p30/dvr.m3u8").unwrap().1;
+    assert!(dvr.contains("#EXT-X-MEDIA-SEQUENCE:0\n"), "{dvr}");
+    assert!(dvr.contains("\nseg0.m4s\n") && dvr.contains("#EXT-X-PROGRAM-DATE-TIME:"));
+    let master = server.get("/live/demo/dvr.m3u8").unwrap().1;
+    assert!(
+        master.contains("360p30/dvr.m3u8") && master.contains("URI=\"audio/dvr.m3u8\""),
+        "{master}"
+    );
+    // A real client reads the whole rewind window from its first segment.
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-live_start_index", "0", "-i"])
+        .arg(format!("http://{}/live/demo/dvr.m3u8", server.http))
+        .args(["-t", "16", "-f", "null", "-"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && err.trim().is_empty(), "{err}");
+    assert!(server.metric("ladderd_dvr_segments_written_total", &[]) >= 20.0);
+    assert_eq!(server.metric("ladderd_dvr_write_errors_total", &[]), 0.0);
+}
+
+/// `max_disk_gb`: the oldest segments go first, and the bytes on disk stay
+/// under the cap (plus the segment just written).
+#[test]
+fn the_disk_cap_evicts_oldest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    // 0.5 MB: a few seconds of the demo's ladder.
+    let server = Server::start_with(
+        &config(dir.path(), "window_secs = 120.0\nmax_disk_gb = 0.0005\n"),
+        &["--demo"],
+    );
+    server.wait_for("evictions", Duration::from_secs(40), || {
+        (server.metric("ladderd_dvr_segments_evicted_total", &[]) >= 5.0).then_some(())
+    });
+    let on_disk = server.metric("ladderd_dvr_bytes", &[]);
+    assert!(on_disk <= 500_000.0 + 300_000.0, "{on_disk} bytes on disk");
+    let dvr = server.get("/live/demo/360p30/dvr.m3u8").unwrap().1;
+    assert!(!dvr.contains("\nseg0.m4s\n"), "{dvr}");
+    // Evicted files are gone from the directory too.
+    let files: u64 = walk(dir.path())
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "m4s"))
+        .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+        .sum();
+    assert!(
+        files as f64 <= on_disk + 400_000.0,
+        "{files} bytes of segment files"
+    );
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// The stream's DVR directory replaced by a file mid-stream (writes fail):
+/// the failures are counted, the live playlists keep growing, the process
+/// lives; a DVR directory that cannot be made stops start-up, naming it.
+#[test]
+fn a_failing_dvr_disk_costs_the_dvr_not_the_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(&config(dir.path(), ""), &["--demo"]);
+    server.wait_for("DVR writes", Duration::from_secs(30), || {
+        (server.metric("ladderd_dvr_segments_written_total", &[]) >= 3.0).then_some(())
+    });
+    let stream_dir = dir.path().join("demo");
+    std::fs::remove_dir_all(&stream_dir).unwrap();
+    std::fs::write(&stream_dir, b"not a directory").unwrap();
+    let live = "/live/demo/360p30/playlist.m3u8";
+    let msn = |s: &Server| {
+        s.get(live)
+            .unwrap()
+            .1
+            .lines()
+            .filter_map(|l| {
+                l.strip_prefix("seg")?
+                    .strip_suffix(".m4s")?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .max()
+            .unwrap_or(0)
+    };
+    let before = msn(&server);
+    server.wait_for("write errors", Duration::from_secs(20), || {
+        (server.metric("ladderd_dvr_write_errors_total", &[]) >= 3.0).then_some(())
+    });
+    server.wait_for("live segments", Duration::from_secs(20), || {
+        (msn(&server) >= before + 3).then_some(())
+    });
+    assert_eq!(
+        server.log_text().matches("DVR write failed").count(),
+        1,
+        "logged once"
+    );
+    drop(server);
+
+    let blocked = dir.path().join("file");
+    std::fs::write(&blocked, b"x").unwrap();
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, config(&blocked.join("dvr"), "")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ladderd"))
+        .arg("--config")
+        .arg(&cfg)
+        .args([
+            "--http-listen",
+            "127.0.0.1:0",
+            "--rtmp-listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--srt-listen", "127.0.0.1:0", "serve", "--demo"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("dvr.dir") && err.contains(&blocked.join("dvr").display().to_string()),
+        "{err}"
+    );
+}
