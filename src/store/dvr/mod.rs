@@ -68,7 +68,6 @@ struct OnDisk {
     inits: BTreeSet<u32>,
     /// Discontinuities evicted from the front (EXT-X-DISCONTINUITY-SEQUENCE).
     discontinuity_sequence: u64,
-    duration: f64,
 }
 
 pub struct Dvr {
@@ -104,13 +103,17 @@ impl Dvr {
         };
         std::fs::create_dir_all(&config.dir).map_err(dir_error)?;
         let (tx, rx) = flume::bounded(1024);
+        let stats = DvrStats::default();
+        let found = recover(&config.dir, &stats).map_err(dir_error)?;
         let dvr = Arc::new(Dvr {
             config: config.clone(),
             jobs: tx,
-            disk: Mutex::new(HashMap::new()),
-            stats: DvrStats::default(),
+            disk: Mutex::new(found),
+            stats,
             logged: AtomicBool::new(false),
         });
+        // What an earlier run left counts against the window and the cap.
+        dvr.evict(unix_ms());
         let writer = dvr.clone();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         std::thread::Builder::new()
@@ -249,11 +252,8 @@ impl Dvr {
                         self.stats.segments_written.fetch_add(1, Relaxed);
                         self.stats.bytes_written.fetch_add(record.bytes, Relaxed);
                         self.stats.bytes_on_disk.fetch_add(record.bytes, Relaxed);
-                        self.with(&key, &rendition, |d| {
-                            d.duration += record.duration;
-                            d.records.push_back(record);
-                        });
-                        self.evict();
+                        self.with(&key, &rendition, |d| d.records.push_back(record));
+                        self.evict(unix_ms());
                     }
                     Err(e) => {
                         let _ = std::fs::remove_file(&path);
@@ -274,15 +274,21 @@ impl Dvr {
         f(d)
     }
 
-    /// Drops the oldest segments past the window, then (all streams
-    /// together, oldest first) past `max_bytes`.
-    fn evict(&self) {
+    /// Drops the segments that ended more than the window before `now_ms`
+    /// (wall clock: what earlier runs left ages out too), then (all streams
+    /// together, oldest first) those past `max_bytes`.
+    fn evict(&self, now_ms: u64) {
+        let oldest_kept = now_ms.saturating_sub((self.config.window_secs * 1000.0) as u64);
         let mut gone = Vec::new();
         {
             let mut disk = self.disk.lock().unwrap_or_else(|e| e.into_inner());
             for (key, renditions) in disk.iter_mut() {
                 for (name, d) in renditions.iter_mut() {
-                    while d.records.len() > 1 && d.duration > self.config.window_secs {
+                    while d
+                        .records
+                        .front()
+                        .is_some_and(|r| r.pdt_ms + (r.duration * 1000.0) as u64 <= oldest_kept)
+                    {
                         if let Some(r) = pop(d) {
                             gone.push((key.clone(), name.clone(), r));
                         }
@@ -362,10 +368,91 @@ impl Dvr {
     }
 }
 
+/// What earlier runs left: every `NAME/EPOCH/RENDITION/index`, read back;
+/// a torn or corrupt tail (a crash mid-append) is truncated, a record whose
+/// file is missing or short is dropped, and a segment file no record names
+/// (the one being written at the crash) is deleted.
+fn recover(
+    dir: &Path,
+    stats: &DvrStats,
+) -> std::io::Result<HashMap<String, HashMap<String, OnDisk>>> {
+    let mut out: HashMap<String, HashMap<String, OnDisk>> = HashMap::new();
+    let (mut segments, mut torn, mut orphans) = (0u64, 0u64, 0u64);
+    for name in subdirs(dir)? {
+        for epoch in subdirs(&name)? {
+            for rendition in subdirs(&epoch)? {
+                let (Some(n), Some(e), Some(r)) = (
+                    name.file_name().and_then(|f| f.to_str()),
+                    epoch.file_name().and_then(|f| f.to_str()),
+                    rendition.file_name().and_then(|f| f.to_str()),
+                ) else {
+                    continue;
+                };
+                let index_path = rendition.join("index");
+                let data = std::fs::read(&index_path).unwrap_or_default();
+                let (records, valid) = index::decode(&data);
+                if valid < data.len() {
+                    torn += 1;
+                    warn!(path = %index_path.display(), kept = records.len(), cut_bytes = data.len() - valid, "DVR index had a torn or corrupt tail: truncated");
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .open(&index_path)?
+                        .set_len(valid as u64)?;
+                }
+                let mut d = OnDisk::default();
+                let mut named = BTreeSet::new();
+                for rec in records {
+                    let file = rendition.join(format!("seg{}.m4s", rec.msn));
+                    if std::fs::metadata(&file).is_ok_and(|m| m.len() == rec.bytes) {
+                        named.insert(rec.msn);
+                        stats.bytes_on_disk.fetch_add(rec.bytes, Relaxed);
+                        d.records.push_back(rec);
+                    }
+                }
+                for f in std::fs::read_dir(&rendition)?.flatten() {
+                    let fname = f.file_name();
+                    let Some(fname) = fname.to_str() else {
+                        continue;
+                    };
+                    match crate::package::hls::parse_object_name(fname) {
+                        Some(crate::package::hls::ObjectName::Segment(msn))
+                            if !named.contains(&msn) =>
+                        {
+                            orphans += 1;
+                            let _ = std::fs::remove_file(f.path());
+                        }
+                        Some(crate::package::hls::ObjectName::Init(v)) => {
+                            d.inits.insert(v);
+                        }
+                        _ => {}
+                    }
+                }
+                segments += d.records.len() as u64;
+                out.entry(format!("{n}/{e}"))
+                    .or_default()
+                    .insert(r.to_string(), d);
+            }
+        }
+    }
+    if segments + torn + orphans > 0 {
+        info!(dir = %dir.display(), segments, torn_indexes = torn, unindexed_files_removed = orphans, "DVR recovered what earlier runs left");
+    }
+    Ok(out)
+}
+
+fn subdirs(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
 /// Takes the oldest record of a rendition, keeping its discontinuity count.
 fn pop(d: &mut OnDisk) -> Option<Record> {
     let r = d.records.pop_front()?;
-    d.duration -= r.duration;
     if d.records.front().is_some_and(|n| n.discontinuity) {
         d.discontinuity_sequence += 1;
     }
@@ -401,4 +488,10 @@ fn append_index(path: &Path, record: &Record) -> std::io::Result<()> {
         .open(path)?;
     f.write_all(&record.encode())?;
     f.sync_data()
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
