@@ -126,6 +126,55 @@ fn segments_older_than_the_ram_window_come_from_disk() {
     assert_eq!(server.metric("ladderd_dvr_write_errors_total", &[]), 0.0);
 }
 
+/// hls.js on the DVR master (the player page's `?mode=dvr`): plays at the
+/// live edge, seeks to the oldest second of the rewind window (segments
+/// long gone from RAM, read from disk) and plays on with no stall, then
+/// returns to the live edge and plays on.
+#[test]
+fn hls_js_seeks_back_into_the_dvr_and_returns_to_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(&config(dir.path(), "window_secs = 600.0\n"), &["--demo"]);
+    // Segments 0-3 out of RAM (14 s window): only the disk has them.
+    server.wait_for("segment 3 out of RAM", Duration::from_secs(60), || {
+        let p = server.get("/live/demo/360p30/playlist.m3u8").ok()?.1;
+        let oldest = p
+            .lines()
+            .filter_map(|l| {
+                l.strip_prefix("seg")?
+                    .strip_suffix(".m4s")?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .min()?;
+        (oldest > 3).then_some(())
+    });
+    let base = format!("http://{}", server.http);
+    let r = node("dvr-seek.mjs", &[&base, "demo"]);
+    println!("hls.js DVR seek: {r}");
+    assert_eq!(r["pageErrors"].as_array().map_or(1, Vec::len), 0, "{r:#}");
+    assert_eq!(r["errors"].as_array().map_or(1, Vec::len), 0, "{r:#}");
+    assert_eq!(r["stalls"], 0, "{r:#}");
+    let span = r["seekable"][1].as_f64().unwrap_or(0.0) - r["seekable"][0].as_f64().unwrap_or(0.0);
+    assert!(span >= 20.0, "rewind window {span} s: {r:#}");
+    assert!(
+        r["back"]["advanced"].as_f64().unwrap_or(0.0) >= 4.0,
+        "{r:#}"
+    );
+    assert!(
+        r["returned"]["advanced"].as_f64().unwrap_or(0.0) >= 2.5,
+        "{r:#}"
+    );
+    // What the seek back fetched includes segments only the disk has.
+    let fetched: Vec<u64> = r["fetchedAfterSeek"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|v| v.as_array().cloned().unwrap_or_default())
+        .filter_map(|n| n.as_u64())
+        .collect();
+    assert!(fetched.iter().any(|&n| n <= 3), "{r:#}");
+}
+
 /// `max_disk_gb`: the oldest segments go first, and the bytes on disk stay
 /// under the cap (plus the segment just written).
 #[test]
