@@ -126,12 +126,13 @@ fn segments_older_than_the_ram_window_come_from_disk() {
     assert_eq!(server.metric("ladderd_dvr_write_errors_total", &[]), 0.0);
 }
 
-/// hls.js on the DVR master (the player page's `?mode=dvr`): plays at the
+/// hls.js on the DVR master and dash.js on the DVR MPD (the player page's
+/// `?mode=dvr`): each plays at the
 /// live edge, seeks to the oldest second of the rewind window (segments
 /// long gone from RAM, read from disk) and plays on with no stall, then
 /// returns to the live edge and plays on.
 #[test]
-fn hls_js_seeks_back_into_the_dvr_and_returns_to_live() {
+fn hls_js_and_dash_js_seek_back_into_the_dvr_and_return_to_live() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start_with(&config(dir.path(), "window_secs = 600.0\n"), &["--demo"]);
     // Segments 0-3 out of RAM (14 s window): only the disk has them.
@@ -149,8 +150,26 @@ fn hls_js_seeks_back_into_the_dvr_and_returns_to_live() {
         (oldest > 3).then_some(())
     });
     let base = format!("http://{}", server.http);
-    let r = node("dvr-seek.mjs", &[&base, "demo"]);
-    println!("hls.js DVR seek: {r}");
+    for player in ["hls", "dash"] {
+        let r = node("dvr-seek.mjs", &[&base, "demo", player]);
+        println!("{player} DVR seek: {r}");
+        assert_seeked(&r);
+    }
+    // The DVR MPD covers the rewind window and parses as a live MPD.
+    let mpd = server.get("/live/demo/dvr.mpd").unwrap().1;
+    let m = dash_mpd::parse(&mpd).unwrap();
+    assert_eq!(
+        m.timeShiftBufferDepth,
+        Some(Duration::from_secs(600)),
+        "{mpd}"
+    );
+    assert!(
+        mpd.contains("<S t=\"0\"") || mpd.contains("startNumber=\"0\""),
+        "{mpd}"
+    );
+}
+
+fn assert_seeked(r: &serde_json::Value) {
     assert_eq!(r["pageErrors"].as_array().map_or(1, Vec::len), 0, "{r:#}");
     assert_eq!(r["errors"].as_array().map_or(1, Vec::len), 0, "{r:#}");
     assert_eq!(r["stalls"], 0, "{r:#}");

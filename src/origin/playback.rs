@@ -18,6 +18,7 @@ use hyper::{Response, StatusCode};
 use super::routes::{full, text, Body, BodyError};
 use super::Origin;
 use crate::package::dash;
+use crate::package::hls::SegmentEntry;
 use crate::package::hls::{self, MediaPlaylist, ObjectName, RenditionReport};
 use crate::store::hot::{Block, Object, Rendition, StreamMedia};
 
@@ -78,6 +79,8 @@ enum Listing {
     Hls(&'static str),
     Mpd {
         low_latency: bool,
+        /// The DVR MPD: the whole rewind window.
+        dvr: bool,
     },
 }
 
@@ -107,9 +110,19 @@ pub async fn handle(
             let listing = Listing::Hls("dvr.m3u8");
             multivariant_file(ctx, &media, listing, headers, "max-age=1").await
         }
+        [_, "dvr.mpd"] if media.dvr.is_some() => {
+            let listing = Listing::Mpd {
+                low_latency: false,
+                dvr: true,
+            };
+            multivariant_file(ctx, &media, listing, headers, "no-cache").await
+        }
         [_, "manifest.mpd"] => match parse_mpd_query(query) {
             Ok(low_latency) => {
-                let listing = Listing::Mpd { low_latency };
+                let listing = Listing::Mpd {
+                    low_latency,
+                    dvr: false,
+                };
                 multivariant_file(ctx, &media, listing, headers, "no-cache").await
             }
             Err(e) => text(StatusCode::BAD_REQUEST, e),
@@ -194,7 +207,9 @@ async fn multivariant_file(
 ) -> Response<Body> {
     let wait = match listing {
         // A young stream's standard MPD waits for its presentation delay.
-        Listing::Mpd { low_latency: false } => {
+        Listing::Mpd {
+            low_latency: false, ..
+        } => {
             Duration::from_secs_f64(media.timing.hold_back() + media.timing.segment_target.max(0.0))
         }
         _ => multivariant_wait(media),
@@ -209,7 +224,7 @@ async fn multivariant_file(
             .collect();
         let body = match listing {
             Listing::Hls(playlist_name) => multivariant(media, playlist_name),
-            Listing::Mpd { low_latency } => mpd(media, low_latency, unix_ms()),
+            Listing::Mpd { low_latency, dvr } => mpd(media, low_latency, dvr, unix_ms()),
         };
         match listing_step(body, media, Instant::now(), deadline) {
             MultivariantStep::Serve(body) => {
@@ -295,6 +310,24 @@ fn settled_media(media: &StreamMedia) -> bool {
     )
 }
 
+/// A rendition's rewind window: its whole segments on disk, then the newest
+/// (not on disk yet) from RAM; with the DVR's discontinuity sequence and
+/// whether the rendition ended. None without a DVR.
+fn dvr_segments(media: &StreamMedia, r: &Rendition) -> Option<(Vec<SegmentEntry>, u64, bool)> {
+    let tap = media.dvr.as_ref()?;
+    let (mut segments, disc) = tap.dvr.segments(&tap.key, &r.name);
+    let last = segments.last().map(|s| s.msn);
+    let ended = r.with_segments(|ram, _, ended| {
+        segments.extend(
+            ram.iter()
+                .filter(|s| s.complete && last.is_none_or(|l| s.msn > l))
+                .cloned(),
+        );
+        ended
+    });
+    Some((segments, disc, ended))
+}
+
 /// The multivariant playlist, or None while no video rendition can be listed.
 fn multivariant(media: &StreamMedia, playlist_name: &str) -> Option<String> {
     if !settled_media(media) {
@@ -313,7 +346,7 @@ pub fn unix_ms() -> u64 {
 }
 
 /// The MPD at `now_ms`, or None while no video rendition can be listed.
-fn mpd(media: &StreamMedia, low_latency: bool, now_ms: u64) -> Option<String> {
+fn mpd(media: &StreamMedia, low_latency: bool, dvr: bool, now_ms: u64) -> Option<String> {
     if !settled_media(media) {
         return None;
     }
@@ -330,7 +363,10 @@ fn mpd(media: &StreamMedia, low_latency: bool, now_ms: u64) -> Option<String> {
         .renditions()
         .iter()
         .map(|r| {
-            let (segments, run_start) = r.with_timeline(|s, run| (s.to_vec(), run));
+            let (segments, run_start) = match dvr_segments(media, r) {
+                Some((segments, _, _)) if dvr => (segments, None),
+                _ => r.with_timeline(|s, run| (s.to_vec(), run)),
+            };
             dash::RenditionWindow {
                 summary: summary(r),
                 segments,
@@ -338,10 +374,14 @@ fn mpd(media: &StreamMedia, low_latency: bool, now_ms: u64) -> Option<String> {
             }
         })
         .collect();
+    let window_secs = match &media.dvr {
+        Some(tap) if dvr => tap.dvr.config().window_secs,
+        _ => media.window_secs(),
+    };
     dash::manifest(&dash::Manifest {
         timing: media.timing,
         renditions: &windows,
-        window_secs: media.window_secs(),
+        window_secs,
         now_ms,
         low_latency,
         utc_timing: "/time",
@@ -403,20 +443,9 @@ async fn rendition_file(
         return playlist(body, headers, cache);
     }
     if file == "dvr.m3u8" {
-        let Some(tap) = &media.dvr else {
+        let Some((segments, disc, ended)) = dvr_segments(media, &r) else {
             return text(StatusCode::NOT_FOUND, "no DVR (dvr.dir is not set)\n");
         };
-        let (mut segments, disc) = tap.dvr.segments(&tap.key, &r.name);
-        let last = segments.last().map(|s| s.msn);
-        let ended = r.with_segments(|ram, _, ended| {
-            // The newest segments, not on disk yet, from RAM.
-            segments.extend(
-                ram.iter()
-                    .filter(|s| s.complete && last.is_none_or(|l| s.msn > l))
-                    .cloned(),
-            );
-            ended
-        });
         if segments.is_empty() {
             return text(StatusCode::NOT_FOUND, "no complete segment yet\n");
         }
@@ -1072,7 +1101,7 @@ mod tests {
     #[test]
     fn mpd_from_the_store() {
         let (media, r) = media();
-        assert_eq!(mpd(&media, false, 0), None);
+        assert_eq!(mpd(&media, false, false, 0), None);
         for msn in 0..4 {
             publish_segment(&r, msn);
         }
@@ -1091,7 +1120,7 @@ mod tests {
             data: Bytes::from_static(b"p"),
             frames: Vec::new(),
         });
-        let standard = mpd(&media, false, 0).unwrap();
+        let standard = mpd(&media, false, false, 0).unwrap();
         assert!(
             standard.contains("<S t=\"0\" d=\"180000\" r=\"3\"/>"),
             "{standard}"
@@ -1100,7 +1129,7 @@ mod tests {
             standard.contains("timeShiftBufferDepth=\"PT30S\""),
             "{standard}"
         );
-        let ll = mpd(&media, true, 0).unwrap();
+        let ll = mpd(&media, true, false, 0).unwrap();
         assert!(ll.contains("<S t=\"0\" d=\"180000\" r=\"4\"/>"), "{ll}");
         // The segment being written: its bytes so far, to stream.
         assert_eq!(
@@ -1123,7 +1152,7 @@ mod tests {
         // Through the store: the MPD and the multivariant playlist alike.
         let (media, r) = media();
         publish_segment(&r, 0);
-        assert!(mpd(&media, true, 0).is_some());
+        assert!(mpd(&media, true, false, 0).is_some());
         let audio = media.add(
             "audio",
             "mp4a.40.2".into(),
@@ -1132,20 +1161,20 @@ mod tests {
                 nominal_bps: 128_000,
             },
         );
-        assert_eq!(mpd(&media, false, 0), None);
+        assert_eq!(mpd(&media, false, false, 0), None);
         assert_eq!(multivariant(&media, "playlist.m3u8"), None);
         publish_segment(&audio, 0);
-        assert!(mpd(&media, true, 0).is_some_and(|m| m.contains("contentType=\"audio\"")));
+        assert!(mpd(&media, true, false, 0).is_some_and(|m| m.contains("contentType=\"audio\"")));
         assert!(multivariant(&media, "playlist.m3u8").is_some());
         // Standard DASH: segments past the presentation delay first.
         let needed = standard_dash_min_segments(&media.timing);
         assert!(needed >= 2, "{needed}");
         for msn in 1..needed as u64 {
-            assert_eq!(mpd(&media, false, 0), None);
+            assert_eq!(mpd(&media, false, false, 0), None);
             publish_segment(&r, msn);
             publish_segment(&audio, msn);
         }
-        assert!(mpd(&media, false, 0).is_some());
+        assert!(mpd(&media, false, false, 0).is_some());
     }
 
     #[test]

@@ -1,12 +1,12 @@
-// Plays a stream's DVR master (/watch/NAME?mode=dvr, hls.js) in headless
+// Plays a stream's DVR master or MPD (/watch/NAME?mode=dvr, hls.js or dash.js) in headless
 // Chromium: a few seconds at the live edge, then a seek to the oldest
 // second of the rewind window, then back to the live edge; reports, as
 // JSON, how far playback advanced after each seek, the segments fetched
 // after the seek back (by rendition), stalls and player errors.
-// Usage: node dvr-seek.mjs BASE NAME
+// Usage: node dvr-seek.mjs BASE NAME [PLAYER(hls|dash)]
 import puppeteer from 'puppeteer-core';
 
-const [base, name] = process.argv.slice(2);
+const [base, name, kind] = process.argv.slice(2);
 const browser = await puppeteer.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   headless: true,
@@ -22,7 +22,7 @@ try {
     const m = /\/live\/[^/]+\/([^/]+)\/seg(\d+)\.m4s/.exec(r.url());
     if (m && afterSeek) (result.fetchedAfterSeek[m[1]] ||= []).push(+m[2]);
   });
-  await page.goto(`${base}/watch/${name}?mode=dvr`, { waitUntil: 'load' });
+  await page.goto(`${base}/watch/${name}?mode=dvr${kind === 'dash' ? '&player=dash' : ''}`, { waitUntil: 'load' });
   await page.waitForFunction(() => document.getElementById('video').currentTime > 0.5, { timeout: 30000 });
   const now = () => page.evaluate(() => {
     const v = document.getElementById('video');
