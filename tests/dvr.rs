@@ -138,15 +138,7 @@ fn hls_js_and_dash_js_seek_back_into_the_dvr_and_return_to_live() {
     // Segments 0-3 out of RAM (14 s window): only the disk has them.
     server.wait_for("segment 3 out of RAM", Duration::from_secs(60), || {
         let p = server.get("/live/demo/360p30/playlist.m3u8").ok()?.1;
-        let oldest = p
-            .lines()
-            .filter_map(|l| {
-                l.strip_prefix("seg")?
-                    .strip_suffix(".m4s")?
-                    .parse::<u64>()
-                    .ok()
-            })
-            .min()?;
+        let oldest = p.lines().filter_map(segment_number).min()?;
         (oldest > 3).then_some(())
     });
     let base = format!("http://{}", server.http);
@@ -255,12 +247,7 @@ fn a_failing_dvr_disk_costs_the_dvr_not_the_stream() {
             .unwrap()
             .1
             .lines()
-            .filter_map(|l| {
-                l.strip_prefix("seg")?
-                    .strip_suffix(".m4s")?
-                    .parse::<u64>()
-                    .ok()
-            })
+            .filter_map(segment_number)
             .max()
             .unwrap_or(0)
     };

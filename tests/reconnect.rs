@@ -10,7 +10,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{input_360p30_high, push, segment_times, timeline_faults, Server};
+use common::{input_360p30_high, push, segment_number, timeline_faults, Server};
 
 /// Every rendition's media, from the bytes of every segment listed, runs on
 /// without a hole or an overlap across each join, and each segment lasts its
@@ -30,12 +30,11 @@ fn assert_whole_timelines(server: &Server, name: &str) {
     renditions.dedup();
     let mut faults = Vec::new();
     for r in &renditions {
-        let path = format!("/live/{name}/{r}");
-        let segments = segment_times(server, &path);
+        let (segments, rendition_faults) = timeline_faults(server, &format!("/live/{name}/{r}"));
         let joins = segments.iter().filter(|s| s.discontinuity).count();
         println!("{r}: {} segments, {joins} discontinuities", segments.len());
         assert!(segments.len() >= 4 && joins >= 1, "{r}: {segments:?}");
-        for f in timeline_faults(server, &path) {
+        for f in rendition_faults {
             faults.push(format!("{r}: {f}"));
         }
     }
@@ -63,7 +62,7 @@ fn playlist(server: &Server, path: &str) -> (u64, Vec<String>, usize) {
 
 fn last_segment(uris: &[String]) -> u64 {
     uris.iter()
-        .filter_map(|u| u.strip_prefix("seg")?.strip_suffix(".m4s")?.parse().ok())
+        .filter_map(|u| segment_number(u))
         .max()
         .unwrap_or(0)
 }

@@ -347,20 +347,19 @@ pub fn unix_ms() -> u64 {
 
 /// The MPD at `now_ms`, or None while no video rendition can be listed.
 fn mpd(media: &StreamMedia, low_latency: bool, dvr: bool, now_ms: u64) -> Option<String> {
-    if !settled_media(media) {
+    let renditions = media.renditions();
+    let counts: Vec<(usize, bool)> = renditions
+        .iter()
+        .map(|r| (r.complete_segments(), r.is_ended()))
+        .collect();
+    if !settled(counts.iter().copied()) {
         return None;
     }
-    let most = media
-        .renditions()
-        .iter()
-        .map(|r| r.complete_segments())
-        .max()
-        .unwrap_or(0);
+    let most = counts.iter().map(|c| c.0).max().unwrap_or(0);
     if !low_latency && most < standard_dash_min_segments(&media.timing) {
         return None;
     }
-    let windows: Vec<dash::RenditionWindow> = media
-        .renditions()
+    let windows: Vec<dash::RenditionWindow> = renditions
         .iter()
         .map(|r| {
             let (segments, run_start) = match dvr_segments(media, r) {
@@ -469,28 +468,16 @@ async fn rendition_file(
                 if waited {
                     served_after_wait(ctx, media, &r);
                 }
-                let etag = format!("\"{}-{}-{file}\"", media.generation, r.name);
-                let kind = if file.ends_with(".mp4") {
-                    "video/mp4"
-                } else {
-                    "video/iso.segment"
-                };
-                return media_object(data, kind, &etag, headers);
+                return stored_object(media, &r, file, data, headers);
             }
-            Object::Gone | Object::Missing => {
+            gone @ (Object::Gone | Object::Missing) => {
                 // Older than the RAM window: the DVR's copy, same headers.
                 if let Some(tap) = &media.dvr {
                     if let Some(data) = tap.dvr.read(&tap.key, &r.name, file).await {
-                        let etag = format!("\"{}-{}-{file}\"", media.generation, r.name);
-                        let kind = if file.ends_with(".mp4") {
-                            "video/mp4"
-                        } else {
-                            "video/iso.segment"
-                        };
-                        return media_object(data, kind, &etag, headers);
+                        return stored_object(media, &r, file, data, headers);
                     }
                 }
-                return match find(&r, media.group, lookup) {
+                return match gone {
                     Object::Gone => text(StatusCode::GONE, "evicted from the live window\n"),
                     _ => text(StatusCode::NOT_FOUND, "not found\n"),
                 };
@@ -539,6 +526,24 @@ async fn rendition_file(
             }
         }
     }
+}
+
+/// An init or media object of a rendition, from RAM or the DVR alike:
+/// the same ETag and type wherever it was read.
+fn stored_object(
+    media: &StreamMedia,
+    r: &Rendition,
+    file: &str,
+    data: Bytes,
+    headers: &HeaderMap,
+) -> Response<Body> {
+    let etag = format!("\"{}-{}-{file}\"", media.generation, r.name);
+    let kind = if file.ends_with(".mp4") {
+        "video/mp4"
+    } else {
+        "video/iso.segment"
+    };
+    media_object(data, kind, &etag, headers)
 }
 
 /// The store's answer for an object name; every number in it came from a

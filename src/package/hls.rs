@@ -347,6 +347,21 @@ pub fn long_segments(segments: &[SegmentEntry], group: u64) -> Vec<LongSegment> 
     out
 }
 
+/// The head of a media playlist of whole segments (no parts): the standard
+/// and DVR playlists.
+fn whole_segments_head(
+    o: &mut String,
+    target: u64,
+    media_sequence: u64,
+    discontinuity_sequence: u64,
+) {
+    let _ = writeln!(o, "#EXTM3U");
+    let _ = writeln!(o, "#EXT-X-VERSION:7");
+    let _ = writeln!(o, "#EXT-X-TARGETDURATION:{target}");
+    let _ = writeln!(o, "#EXT-X-MEDIA-SEQUENCE:{media_sequence}");
+    let _ = writeln!(o, "#EXT-X-DISCONTINUITY-SEQUENCE:{discontinuity_sequence}");
+}
+
 /// The standard (non-LL) media playlist over whole groups.
 pub fn standard_playlist(
     segments: &[LongSegment],
@@ -360,15 +375,12 @@ pub fn standard_playlist(
         .unwrap_or(6)
         .max(1);
     let mut o = String::with_capacity(1024);
-    let _ = writeln!(o, "#EXTM3U");
-    let _ = writeln!(o, "#EXT-X-VERSION:7");
-    let _ = writeln!(o, "#EXT-X-TARGETDURATION:{target}");
-    let _ = writeln!(
-        o,
-        "#EXT-X-MEDIA-SEQUENCE:{}",
-        segments.first().map_or(0, |s| s.n)
+    whole_segments_head(
+        &mut o,
+        target,
+        segments.first().map_or(0, |s| s.n),
+        discontinuity_sequence,
     );
-    let _ = writeln!(o, "#EXT-X-DISCONTINUITY-SEQUENCE:{discontinuity_sequence}");
     let mut map = None;
     for (i, s) in segments.iter().enumerate() {
         segment_head(
@@ -400,15 +412,12 @@ pub fn dvr_playlist(segments: &[SegmentEntry], discontinuity_sequence: u64, ende
         .unwrap_or(2)
         .max(1);
     let mut o = String::with_capacity(64 * segments.len() + 256);
-    let _ = writeln!(o, "#EXTM3U");
-    let _ = writeln!(o, "#EXT-X-VERSION:7");
-    let _ = writeln!(o, "#EXT-X-TARGETDURATION:{target}");
-    let _ = writeln!(
-        o,
-        "#EXT-X-MEDIA-SEQUENCE:{}",
-        segments.first().map_or(0, |s| s.msn)
+    whole_segments_head(
+        &mut o,
+        target,
+        segments.first().map_or(0, |s| s.msn),
+        discontinuity_sequence,
     );
-    let _ = writeln!(o, "#EXT-X-DISCONTINUITY-SEQUENCE:{discontinuity_sequence}");
     let mut map = None;
     for (i, s) in segments.iter().enumerate() {
         let gap = i > 0 && segments[i - 1].msn + 1 != s.msn;

@@ -934,8 +934,8 @@ pub fn segment_times(server: &Server, playlist: &str) -> Vec<SegmentTime> {
 /// Where a rendition's media leaves a hole or overlaps (decode time of one
 /// segment's end against the next one's start, discontinuities included: a
 /// re-join goes on from the last frame), or a segment's samples disagree
-/// with its EXTINF. Empty when the timeline is whole.
-pub fn timeline_faults(server: &Server, playlist: &str) -> Vec<String> {
+/// with its EXTINF. Empty when the timeline is whole; with the segments.
+pub fn timeline_faults(server: &Server, playlist: &str) -> (Vec<SegmentTime>, Vec<String>) {
     let text = server.get(playlist).unwrap().1;
     let dir = &playlist[..playlist.rfind('/').unwrap() + 1];
     let init = text
@@ -972,5 +972,10 @@ pub fn timeline_faults(server: &Server, playlist: &str) -> Vec<String> {
             ));
         }
     }
-    faults
+    (segments, faults)
+}
+
+/// N of a ladder segment URI `seg{N}.m4s`.
+pub fn segment_number(uri: &str) -> Option<u64> {
+    uri.strip_prefix("seg")?.strip_suffix(".m4s")?.parse().ok()
 }
