@@ -59,17 +59,28 @@ pub fn parse_query(q: Option<&str>) -> Result<Query, &'static str> {
 
 /// The MPD's query: `ll=1` asks for LL-DASH (`ll=0` or none: standard DASH);
 /// other keys are ignored (cache busters), another `ll` value is an error.
-pub fn parse_mpd_query(q: Option<&str>) -> Result<bool, &'static str> {
-    let mut low_latency = false;
+pub fn parse_mpd_query(q: Option<&str>) -> Result<MpdQuery, &'static str> {
+    let mut out = MpdQuery::default();
     for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         match pair.split_once('=').unwrap_or((pair, "")) {
-            ("ll", "1") => low_latency = true,
-            ("ll", "0") => low_latency = false,
+            ("ll", "1") => out.low_latency = true,
+            ("ll", "0") => out.low_latency = false,
             ("ll", _) => return Err("ll must be 1 or 0\n"),
+            ("audio", "1") => out.audio_only = true,
+            ("audio", "0") => out.audio_only = false,
+            ("audio", _) => return Err("audio must be 1 or 0\n"),
             _ => {}
         }
     }
-    Ok(low_latency)
+    Ok(out)
+}
+
+/// An MPD request's choices: `?ll=1` low-latency, `?audio=1` the audio
+/// AdaptationSet alone (the audio-only choice, as HLS's audio-only variant).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MpdQuery {
+    pub low_latency: bool,
+    pub audio_only: bool,
 }
 
 /// What a listing request (multivariant playlist or MPD) lists.
@@ -79,6 +90,7 @@ enum Listing {
     Hls(&'static str),
     Mpd {
         low_latency: bool,
+        audio_only: bool,
         /// The DVR MPD: the whole rewind window.
         dvr: bool,
     },
@@ -110,17 +122,22 @@ pub async fn handle(
             let listing = Listing::Hls("dvr.m3u8");
             multivariant_file(ctx, &media, listing, headers, "max-age=1").await
         }
-        [_, "dvr.mpd"] if media.dvr.is_some() => {
-            let listing = Listing::Mpd {
-                low_latency: false,
-                dvr: true,
-            };
-            multivariant_file(ctx, &media, listing, headers, "no-cache").await
-        }
-        [_, "manifest.mpd"] => match parse_mpd_query(query) {
-            Ok(low_latency) => {
+        [_, "dvr.mpd"] if media.dvr.is_some() => match parse_mpd_query(query) {
+            Ok(q) => {
                 let listing = Listing::Mpd {
-                    low_latency,
+                    low_latency: false,
+                    audio_only: q.audio_only,
+                    dvr: true,
+                };
+                multivariant_file(ctx, &media, listing, headers, "no-cache").await
+            }
+            Err(e) => text(StatusCode::BAD_REQUEST, e),
+        },
+        [_, "manifest.mpd"] => match parse_mpd_query(query) {
+            Ok(q) => {
+                let listing = Listing::Mpd {
+                    low_latency: q.low_latency,
+                    audio_only: q.audio_only,
                     dvr: false,
                 };
                 multivariant_file(ctx, &media, listing, headers, "no-cache").await
@@ -224,7 +241,11 @@ async fn multivariant_file(
             .collect();
         let body = match listing {
             Listing::Hls(playlist_name) => multivariant(media, playlist_name),
-            Listing::Mpd { low_latency, dvr } => mpd(media, low_latency, dvr, unix_ms()),
+            Listing::Mpd {
+                low_latency,
+                audio_only,
+                dvr,
+            } => mpd(media, low_latency, audio_only, dvr, unix_ms()),
         };
         match listing_step(body, media, Instant::now(), deadline) {
             MultivariantStep::Serve(body) => {
@@ -346,7 +367,13 @@ pub fn unix_ms() -> u64 {
 }
 
 /// The MPD at `now_ms`, or None while no video rendition can be listed.
-fn mpd(media: &StreamMedia, low_latency: bool, dvr: bool, now_ms: u64) -> Option<String> {
+fn mpd(
+    media: &StreamMedia,
+    low_latency: bool,
+    audio_only: bool,
+    dvr: bool,
+    now_ms: u64,
+) -> Option<String> {
     let renditions = media.renditions();
     let counts: Vec<(usize, bool)> = renditions
         .iter()
@@ -383,6 +410,7 @@ fn mpd(media: &StreamMedia, low_latency: bool, dvr: bool, now_ms: u64) -> Option
         window_secs,
         now_ms,
         low_latency,
+        audio_only,
         utc_timing: "/time",
     })
     .ok()
@@ -1082,10 +1110,18 @@ mod tests {
 
     #[test]
     fn mpd_query() {
-        assert_eq!(parse_mpd_query(None), Ok(false));
-        assert_eq!(parse_mpd_query(Some("ll=1&t=5")), Ok(true));
-        assert_eq!(parse_mpd_query(Some("ll=0")), Ok(false));
+        let q = |low_latency, audio_only| {
+            Ok(MpdQuery {
+                low_latency,
+                audio_only,
+            })
+        };
+        assert_eq!(parse_mpd_query(None), q(false, false));
+        assert_eq!(parse_mpd_query(Some("ll=1&t=5")), q(true, false));
+        assert_eq!(parse_mpd_query(Some("ll=0")), q(false, false));
+        assert_eq!(parse_mpd_query(Some("audio=1&ll=1")), q(true, true));
         assert!(parse_mpd_query(Some("ll=yes")).is_err());
+        assert!(parse_mpd_query(Some("audio=yes")).is_err());
     }
 
     /// A streamed object sends each byte once, whatever chunks it grows by.
@@ -1106,7 +1142,7 @@ mod tests {
     #[test]
     fn mpd_from_the_store() {
         let (media, r) = media();
-        assert_eq!(mpd(&media, false, false, 0), None);
+        assert_eq!(mpd(&media, false, false, false, 0), None);
         for msn in 0..4 {
             publish_segment(&r, msn);
         }
@@ -1125,7 +1161,7 @@ mod tests {
             data: Bytes::from_static(b"p"),
             frames: Vec::new(),
         });
-        let standard = mpd(&media, false, false, 0).unwrap();
+        let standard = mpd(&media, false, false, false, 0).unwrap();
         assert!(
             standard.contains("<S t=\"0\" d=\"180000\" r=\"3\"/>"),
             "{standard}"
@@ -1134,7 +1170,7 @@ mod tests {
             standard.contains("timeShiftBufferDepth=\"PT30S\""),
             "{standard}"
         );
-        let ll = mpd(&media, true, false, 0).unwrap();
+        let ll = mpd(&media, true, false, false, 0).unwrap();
         assert!(ll.contains("<S t=\"0\" d=\"180000\" r=\"4\"/>"), "{ll}");
         // The segment being written: its bytes so far, to stream.
         assert_eq!(
@@ -1157,7 +1193,7 @@ mod tests {
         // Through the store: the MPD and the multivariant playlist alike.
         let (media, r) = media();
         publish_segment(&r, 0);
-        assert!(mpd(&media, true, false, 0).is_some());
+        assert!(mpd(&media, true, false, false, 0).is_some());
         let audio = media.add(
             "audio",
             "mp4a.40.2".into(),
@@ -1166,20 +1202,22 @@ mod tests {
                 nominal_bps: 128_000,
             },
         );
-        assert_eq!(mpd(&media, false, false, 0), None);
+        assert_eq!(mpd(&media, false, false, false, 0), None);
         assert_eq!(multivariant(&media, "playlist.m3u8"), None);
         publish_segment(&audio, 0);
-        assert!(mpd(&media, true, false, 0).is_some_and(|m| m.contains("contentType=\"audio\"")));
+        assert!(
+            mpd(&media, true, false, false, 0).is_some_and(|m| m.contains("contentType=\"audio\""))
+        );
         assert!(multivariant(&media, "playlist.m3u8").is_some());
         // Standard DASH: segments past the presentation delay first.
         let needed = standard_dash_min_segments(&media.timing);
         assert!(needed >= 2, "{needed}");
         for msn in 1..needed as u64 {
-            assert_eq!(mpd(&media, false, false, 0), None);
+            assert_eq!(mpd(&media, false, false, false, 0), None);
             publish_segment(&r, msn);
             publish_segment(&audio, msn);
         }
-        assert!(mpd(&media, false, false, 0).is_some());
+        assert!(mpd(&media, false, false, false, 0).is_some());
     }
 
     #[test]

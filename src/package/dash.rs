@@ -43,6 +43,9 @@ pub struct Manifest<'a> {
     /// LL-DASH: `availabilityTimeOffset`, `ServiceDescription`, and the
     /// segment being written listed (it is served as its parts land).
     pub low_latency: bool,
+    /// The audio AdaptationSet alone (the audio-only choice): Periods still
+    /// follow the video reference, so they match the full MPD's.
+    pub audio_only: bool,
     /// The `UTCTiming` (http-iso) URL.
     pub utc_timing: &'a str,
 }
@@ -405,7 +408,7 @@ pub fn manifest(m: &Manifest) -> Result<String, MpdError> {
             .iter()
             .filter_map(|w| in_period(w, &periods, k, m))
             .collect();
-        if !videos.is_empty() {
+        if !videos.is_empty() && !m.audio_only {
             let _ = writeln!(
                 o,
                 "    <AdaptationSet id=\"0\" contentType=\"video\" mimeType=\"video/mp4\" segmentAlignment=\"true\" startWithSAP=\"1\">"
@@ -549,6 +552,7 @@ mod tests {
             window_secs: 30.0,
             now_ms: 1_764_028_808_500,
             low_latency,
+            audio_only: false,
             utc_timing: "/time",
         })
         .unwrap()
@@ -642,6 +646,49 @@ mod tests {
         );
     }
 
+    /// The audio-only MPD: the audio AdaptationSet alone, in the same
+    /// Periods as the full MPD (a player given the full one and a filter
+    /// mixed up the two sets: dash.js 5.2 switched its audio to a video rung).
+    #[test]
+    fn audio_only_lists_the_audio_set_in_the_same_periods() {
+        let mut v: Vec<_> = (3..8).map(|m| seg(m, 90_000, true, 6)).collect();
+        let mut a: Vec<_> = (3..8).map(|m| seg(m, 48_000, true, 6)).collect();
+        v[2].discontinuity = true;
+        a[2].discontinuity = true;
+        let windows = [video("360p30", v), audio(a)];
+        let full = mpd(&windows, true);
+        let only = manifest(&Manifest {
+            timing: TIMING,
+            renditions: &windows,
+            window_secs: 30.0,
+            now_ms: 1_764_028_808_500,
+            low_latency: true,
+            audio_only: true,
+            utc_timing: "/time",
+        })
+        .unwrap();
+        assert!(
+            !only.contains("contentType=\"video\"") && !only.contains("360p30"),
+            "{only}"
+        );
+        assert_eq!(only.matches("contentType=\"audio\"").count(), 2, "{only}");
+        let periods = |t: &str| -> Vec<String> {
+            t.lines()
+                .filter(|l| l.contains("<Period "))
+                .map(str::to_owned)
+                .collect()
+        };
+        assert_eq!(periods(&only), periods(&full));
+        // The audio set itself is the full MPD's, byte for byte.
+        let audio_sets = |t: &str| -> Vec<String> {
+            t.split("<AdaptationSet ")
+                .filter(|s| s.contains("contentType=\"audio\""))
+                .map(|s| s.split("</AdaptationSet>").next().unwrap_or("").to_owned())
+                .collect()
+        };
+        assert_eq!(audio_sets(&only), audio_sets(&full));
+    }
+
     #[test]
     fn low_latency_attributes_only_in_ll_mode() {
         let v: Vec<_> = (0..3)
@@ -690,6 +737,7 @@ mod tests {
             window_secs: 30.0,
             now_ms: 0,
             low_latency: false,
+            audio_only: false,
             utc_timing: utc,
         };
         assert_eq!(manifest(&m("/time")), Err(MpdError::NoVideo));

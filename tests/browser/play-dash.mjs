@@ -7,6 +7,9 @@
 // Usage: node play-dash.mjs BASE NAME PLAYER(dashjs|shaka) MODE(ll|standard) SECONDS SWITCH(0|1) WIDTHxHEIGHT [AUDIO_ONLY(0|1)]
 // WIDTHxHEIGHT: the demo's picture size (where its clock is drawn); 0x0: no clock.
 // AUDIO_ONLY=1 (dash.js): the player page's audio-only choice.
+// DASH_DEBUG=1 (environment): dash.js's debug log in `console` (its reasons
+// for each request, switch and MediaSource reset; how the audio-only defect
+// of issue 16 was found).
 import puppeteer from 'puppeteer-core';
 import { fileURLToPath } from 'node:url';
 
@@ -21,7 +24,7 @@ const browser = await puppeteer.launch({
 });
 const result = {
   player: kind, mode, played: 0, stalls: 0, playerStalls: 0, errors: [], latency: [], glassToGlass: [],
-  clockUnread: 0, frozenTicks: 0, trace: [], media: null, holes: [], reps: [], switched: [], fetched: {}, pageErrors: [],
+  clockUnread: 0, frozenTicks: 0, trace: [], media: null, holes: [], reps: [], switched: [], fetched: {}, pageErrors: [], console: [],
 };
 
 // Shaka on a page of the origin (same origin as the MPD, as a site would embed it).
@@ -94,6 +97,7 @@ async function openShaka(page) {
 async function openDashjs(page) {
   await page.goto(`${base}/watch/${name}?player=dash&mode=${mode}${audioOnly === '1' ? '&audio=1' : ''}`, { waitUntil: 'load' });
   await page.waitForFunction(() => window.player && window.player.dash, { timeout: 15000 });
+  if (process.env.DASH_DEBUG) await page.evaluate(() => window.player.dash.updateSettings({ debug: { logLevel: 5 } }));
   await page.evaluate(() => {
     const p = window.player;
     p.reps = () => p.dash.getRepresentationsByType('video').map(r => r.id);
@@ -162,6 +166,34 @@ try {
   page.on('request', r => {
     const m = /\/live\/[^/]+\/([^/]+)\/seg\d+\.m4s/.exec(r.url());
     if (m) fetchedAt.push({ rendition: m[1], at: Date.now() });
+  });
+  // Audio requests, with status and body length, for a failure's report.
+  result.audioRequests = [];
+  const t0 = Date.now();
+  const audioUrl = u => /\/live\/[^/]+\/audio\//.exec(u);
+  page.on('requestfinished', async r => {
+    if (!audioUrl(r.url())) return;
+    const resp = r.response();
+    let bytes = -1;
+    try { bytes = (await resp.buffer()).length; } catch (e) { /* body gone */ }
+    result.audioRequests.push([r.url().split('/').slice(-1)[0], resp.status(), bytes, Date.now() - t0]);
+  });
+  page.on('requestfailed', r => {
+    if (audioUrl(r.url())) result.audioRequests.push([r.url().split('/').slice(-1)[0], 'failed', (r.failure() || {}).errorText, Date.now() - t0]);
+  });
+  page.on('console', m => {
+    if (process.env.DASH_DEBUG) { if (/No segment found|Media segment needed|Effective playback|CmcdController/.test(m.text())) return; result.console.push(`${Date.now() - t0} ${m.text().slice(0, 300)}`); if (result.console.length > 3000) result.console.shift(); return; }
+    if ((m.type() === 'error' || m.type() === 'warn') && result.console.length < 50) result.console.push(`${Date.now() - t0} ${m.text().slice(0, 300)}`);
+  });
+  // Chromium's own media log (the demuxer's reason for a failed append).
+  result.mediaLog = [];
+  const cdp = await page.createCDPSession();
+  await cdp.send('Media.enable');
+  cdp.on('Media.playerMessagesLogged', e => {
+    for (const m of e.messages) if (m.level === 'error' && result.mediaLog.length < 30) result.mediaLog.push(`${Date.now() - t0} ${m.message.slice(0, 300)}`);
+  });
+  cdp.on('Media.playerErrorsRaised', e => {
+    for (const m of e.errors) if (result.mediaLog.length < 30) result.mediaLog.push(`${Date.now() - t0} raised ${JSON.stringify(m).slice(0, 400)}`);
   });
   await (kind === 'shaka' ? openShaka(page) : openDashjs(page));
   // Wait for playback to start (up to 30 s).
