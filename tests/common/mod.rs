@@ -655,7 +655,14 @@ pub fn play_audio_only_in_chromium(
         "played only {played} s: {r:#}"
     );
     assert_eq!(r["stalls"], 0, "{r:#}");
-    assert_eq!(r["errors"].as_array().unwrap().len(), 0, "{r:#}");
+    let errors: Vec<&str> = r["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .filter(|e| !hls_js_start_up_seek(e))
+        .collect();
+    assert!(errors.is_empty(), "hls.js errors: {r:#}");
     assert_eq!(r["holes"].as_array().map_or(1, Vec::len), 0, "{r:#}");
     // One level, the audio rendition's playlist; no picture, audio buffers only.
     let media = &r["media"];
@@ -671,6 +678,18 @@ pub fn play_audio_only_in_chromium(
         "{r:#}"
     );
     r
+}
+
+/// hls.js's own start-up seek, reported as an error: before the first frame
+/// its gap controller can see `currentTime` 0 ahead of the first buffered
+/// range (media time starts at 2 s; audio alone at 2.005 s, on the AAC frame
+/// grid) and seeks there itself, "fragment loaded with buffer holes, seeking
+/// from 0 to 2.10534" (once in six audio-only runs). Not a hole in the media:
+/// callers check the timeline from the segments' bytes.
+pub fn hls_js_start_up_seek(e: &str) -> bool {
+    e.starts_with(
+        "mediaError/bufferSeekOverHole (fragment loaded with buffer holes, seeking from 0 to ",
+    )
 }
 
 /// hls.js in Chromium: ≥ 15 s with no stall and no error (beyond two recovered
@@ -734,7 +753,10 @@ pub fn play_in_chromium(
             .ok()
     };
     let transient = |e: &&str| e.starts_with("networkError/") && status(e).unwrap_or(0) == 0;
-    let (network, other): (Vec<&str>, Vec<&str>) = errors.into_iter().partition(transient);
+    let (network, other): (Vec<&str>, Vec<&str>) = errors
+        .into_iter()
+        .filter(|e| !hls_js_start_up_seek(e))
+        .partition(transient);
     assert!(other.is_empty(), "hls.js errors: {r:#}");
     assert!(network.len() <= 2, "hls.js network errors: {r:#}");
     if !network.is_empty() {
