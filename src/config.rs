@@ -341,6 +341,8 @@ pub struct Dvr {
     pub window_secs: f64,
     /// Disk all streams may fill together (GB); 0: only the window limits it.
     pub max_disk_gb: f64,
+    /// A stream's run becomes a recording (live-to-VOD) when it ends.
+    pub record_on_end: bool,
 }
 
 impl Default for Dvr {
@@ -349,6 +351,7 @@ impl Default for Dvr {
             dir: std::path::PathBuf::new(),
             window_secs: 7200.0,
             max_disk_gb: 0.0,
+            record_on_end: true,
         }
     }
 }

@@ -30,24 +30,6 @@ static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// dts"); segments of 2 s never do.
 const DEMO: &str = "[demo]\nwidth = 640\nheight = 360\n\n[ladder]\nsegment_secs = 2.0\n\n[hls]\nwindow_secs = 19.0\n";
 
-/// Where the MPD schema is: `LADDERD_DASH_SCHEMA`, `tests/data/dash-schema/`,
-/// or the shared checkout beside the repository (`../shared/dash-schema/`).
-/// The schema is not vendored: MPEG publishes it under the ISO/IEC Directives,
-/// not an open licence.
-fn schema() -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let candidates = [
-        std::env::var_os("LADDERD_DASH_SCHEMA").map(PathBuf::from),
-        Some(root.join("tests/data/dash-schema")),
-        Some(root.join("../shared/dash-schema")),
-    ];
-    candidates
-        .into_iter()
-        .flatten()
-        .map(|d| d.join("DASH-MPD.xsd"))
-        .find(|p| p.is_file())
-}
-
 /// `mpd` read by a second, independent parser (the `dash-mpd` crate, serde
 /// over the schema's element model): a live MPD with every element a player
 /// needs, each Representation on a SegmentTimeline; LL-DASH (`ll`) carries
@@ -141,22 +123,7 @@ fn parse_check(mpd: &str, what: &str, ll: bool) -> usize {
 /// the reason) where the schema is not on this machine.
 fn validate(mpd: &str, what: &str) -> usize {
     let periods = parse_check(mpd, what, what.contains("LL"));
-    let Some(xsd) = schema() else {
-        eprintln!("{what}: no DASH-MPD.xsd here (set LADDERD_DASH_SCHEMA): schema check skipped");
-        return periods;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("manifest.mpd");
-    std::fs::write(&file, mpd).unwrap();
-    let out = Command::new("xmllint")
-        .args(["--noout", "--schema"])
-        .arg(&xsd)
-        .arg(&file)
-        .output()
-        .expect("xmllint is not installed; run scripts/test.sh (libxml2-utils)");
-    let err = String::from_utf8_lossy(&out.stderr);
-    println!("xmllint {what}: {}", err.trim());
-    assert!(out.status.success(), "xmllint {what}: {err}\n{mpd}");
+    xmllint_mpd(mpd, what);
     periods
 }
 

@@ -403,3 +403,212 @@ fn kill_9_mid_write_loses_at_most_the_segment_being_written() {
     assert!(segments >= 3 * 6, "{segments} segments kept of 3 runs");
     assert!(kept >= segments, "{kept} files before, {segments} kept");
 }
+
+fn api(server: &Server, method: &str, path: &str) -> (u16, serde_json::Value) {
+    let url = format!("http://{}{}", server.http, path);
+    let resp = match ureq::request(method, &url)
+        .timeout(Duration::from_secs(10))
+        .call()
+    {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{method} {path}: {e}"),
+    };
+    let status = resp.status();
+    let body = resp.into_string().unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// A recording, once made (its API view).
+fn wait_recording(server: &Server, id: &str) -> serde_json::Value {
+    server.wait_for("the recording made", Duration::from_secs(20), || {
+        let (status, v) = api(server, "GET", &format!("/api/v1/recordings/{id}"));
+        assert!(status == 200 || status == 202, "{status} {v}");
+        (status == 200).then_some(v)
+    })
+}
+
+/// A recording's VOD objects: hls-parser reads the master and every media
+/// playlist (`PLAYLIST-TYPE:VOD`, `ENDLIST`, every segment); the static MPD
+/// parses (`dash-mpd`) and validates (`xmllint` with the schema); all of it
+/// is served immutable. Returns the media playlists' segment numbers.
+fn check_vod(server: &Server, rec: &serde_json::Value) -> Vec<u64> {
+    let id = rec["id"].as_str().unwrap();
+    let base = format!("http://{}", server.http);
+    let master = get(server, &format!("/vod/{id}/master.m3u8"), None);
+    assert_eq!(master.status, 200);
+    assert!(header(&master, "cache-control").contains("immutable"));
+    let master = String::from_utf8(master.body).unwrap();
+    let mut urls = vec![format!("{base}/vod/{id}/master.m3u8")];
+    let mut numbers = Vec::new();
+    for r in rec["renditions"].as_array().unwrap() {
+        let name = r["name"].as_str().unwrap();
+        assert!(master.contains(&format!("{name}/index.m3u8")), "{master}");
+        let p = String::from_utf8(get(server, &format!("/vod/{id}/{name}/index.m3u8"), None).body)
+            .unwrap();
+        assert!(
+            p.contains("#EXT-X-PLAYLIST-TYPE:VOD\n") && p.trim_end().ends_with("#EXT-X-ENDLIST"),
+            "{p}"
+        );
+        let n: Vec<u64> = p.lines().filter_map(segment_number).collect();
+        assert_eq!(n.len() as u64, r["segments"].as_u64().unwrap(), "{p}");
+        let seg = get(server, &format!("/vod/{id}/{name}/seg{}.m4s", n[0]), None);
+        assert_eq!(seg.status, 200);
+        assert!(header(&seg, "cache-control").contains("immutable"));
+        urls.push(format!("{base}/vod/{id}/{name}/index.m3u8"));
+        numbers = n;
+    }
+    let args: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let report = node("check-playlists.mjs", &args);
+    for (url, problems) in report.as_object().unwrap() {
+        assert_eq!(
+            problems.as_array().unwrap().len(),
+            0,
+            "hls-parser on {url}: {problems}"
+        );
+    }
+    let mpd = get(server, &format!("/vod/{id}/manifest.mpd"), None);
+    assert_eq!(header(&mpd, "content-type"), "application/dash+xml");
+    assert!(header(&mpd, "cache-control").contains("immutable"));
+    let mpd = String::from_utf8(mpd.body).unwrap();
+    let m = dash_mpd::parse(&mpd).unwrap_or_else(|e| panic!("dash-mpd: {e}\n{mpd}"));
+    assert_eq!(m.mpdtype.as_deref(), Some("static"), "{mpd}");
+    let total = m.mediaPresentationDuration.unwrap().as_secs_f64();
+    let want = rec["duration_secs"].as_f64().unwrap();
+    assert!((total - want).abs() < 0.5, "{total} vs {want}\n{mpd}");
+    assert!(
+        m.availabilityStartTime.is_none() && m.UTCTiming.is_empty(),
+        "{mpd}"
+    );
+    assert_eq!(m.periods[0].start, Some(Duration::ZERO), "{mpd}");
+    for a in m.periods.iter().flat_map(|p| &p.adaptations) {
+        for r in &a.representations {
+            let t = r.SegmentTemplate.as_ref().unwrap();
+            assert!(t
+                .SegmentTimeline
+                .as_ref()
+                .is_some_and(|tl| !tl.segments.is_empty()));
+        }
+    }
+    xmllint_mpd(&mpd, "recording");
+    numbers
+}
+
+/// hls.js and dash.js play a recording on the player page from its start
+/// to its end (double speed), fetching every segment, with no stall and no
+/// error.
+fn assert_played_through(server: &Server, id: &str, numbers: &[u64]) {
+    let base = format!("http://{}", server.http);
+    for player in ["hls", "dash"] {
+        let r = node("vod-play.mjs", &[&base, id, player]);
+        println!("{player} VOD {id}: {r}");
+        assert_eq!(r["pageErrors"].as_array().map_or(1, Vec::len), 0, "{r:#}");
+        let errors: Vec<&str> = r["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e.as_str())
+            .filter(|e| !hls_js_start_up_seek(e))
+            .collect();
+        assert!(errors.is_empty(), "{r:#}");
+        assert_eq!(r["stalls"], 0, "{r:#}");
+        assert_eq!(r["ended"], true, "{r:#}");
+        let (first, last, duration) = (
+            r["first"].as_f64().unwrap(),
+            r["last"].as_f64().unwrap(),
+            r["duration"].as_f64().unwrap(),
+        );
+        assert!(first < 1.0 && last >= duration - 0.5, "{r:#}");
+        // Every segment, from the first to the last, of some rendition.
+        let mut fetched: Vec<u64> = r["fetched"]
+            .as_object()
+            .unwrap()
+            .values()
+            .flat_map(|v| v.as_array().cloned().unwrap_or_default())
+            .filter_map(|n| n.as_u64())
+            .collect();
+        fetched.sort_unstable();
+        fetched.dedup();
+        assert!(
+            numbers.iter().all(|n| fetched.contains(n)),
+            "{numbers:?} {r:#}"
+        );
+    }
+}
+
+/// Issue 17, live-to-VOD: a live stream's recording asked through the API,
+/// and a pushed stream's own when it ends, become VOD assets (hls-parser,
+/// the static MPD valid, immutable), listed by the API, played start to end
+/// in hls.js and dash.js, kept over a restart and deleted through the API.
+#[test]
+fn streams_become_recordings_that_play_start_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        "{}\n[ingest]\nallow_any_key = true\nreconnect_window_secs = 1.0\nslate_after_ms = 0\n",
+        config(dir.path(), "window_secs = 600.0\n")
+    );
+    let server = Server::start_with(&cfg, &["--demo"]);
+    let mut ff = push(&input_360p30_high().path, &server.rtmp_url("cam"), false);
+    server.wait_for("4 demo segments on disk", Duration::from_secs(60), || {
+        let p = server.get("/live/demo/360p30/dvr.m3u8").ok()?.1;
+        (p.lines().filter_map(segment_number).count() >= 4).then_some(())
+    });
+    let (status, made) = api(&server, "POST", "/api/v1/streams/demo/recordings");
+    assert_eq!(status, 202, "{made}");
+    let live_id = made["id"].as_str().unwrap().to_string();
+    let live = wait_recording(&server, &live_id);
+    assert_eq!(live["reason"], "api", "{live}");
+    assert_eq!(live["stream"], "demo", "{live}");
+    assert!(live["duration_secs"].as_f64().unwrap() >= 7.5, "{live}");
+    check_vod(&server, &live);
+    assert_eq!(
+        api(&server, "POST", "/api/v1/streams/nobody/recordings").0,
+        404
+    );
+
+    // The pushed clip (10 s) ends; a second later its run is a recording.
+    ff.wait_timeout(Duration::from_secs(30));
+    let ended = server.wait_for("cam's recording", Duration::from_secs(30), || {
+        let (_, list) = api(&server, "GET", "/api/v1/recordings");
+        list["recordings"]
+            .as_array()?
+            .iter()
+            .find(|r| r["stream"] == "cam")
+            .cloned()
+    });
+    assert_eq!(ended["reason"], "ended", "{ended}");
+    let secs = ended["duration_secs"].as_f64().unwrap();
+    assert!((8.0..=11.0).contains(&secs), "{ended}");
+    let numbers = check_vod(&server, &ended);
+    let cam_id = ended["id"].as_str().unwrap().to_string();
+    assert_played_through(&server, &cam_id, &numbers);
+    assert!(server.metric("ladderd_recordings_made_total", &[]) >= 2.0);
+
+    // Kept over a restart; deleted through the API.
+    drop(server);
+    let server = Server::start_with(&cfg, &[]);
+    let (_, list) = api(&server, "GET", "/api/v1/recordings");
+    let ids: Vec<&str> = list["recordings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["id"].as_str())
+        .collect();
+    assert_eq!(ids, [live_id.as_str(), cam_id.as_str()], "{list}");
+    assert_eq!(
+        get(&server, &format!("/vod/{cam_id}/master.m3u8"), None).status,
+        200
+    );
+    assert_eq!(
+        api(&server, "DELETE", &format!("/api/v1/recordings/{live_id}")).0,
+        200
+    );
+    assert_eq!(
+        get(&server, &format!("/vod/{live_id}/master.m3u8"), None).status,
+        404
+    );
+    assert!(!dir.path().join(".recordings").join(&live_id).exists());
+}

@@ -33,12 +33,14 @@ impl Admin {
         if method == Method::DELETE {
             return Some(match segments {
                 ["api", "v1", "streams", name] => self.kick(name),
+                ["api", "v1", "recordings", id] => self.delete_recording(id),
                 _ => not_allowed(),
             });
         }
         if method == Method::POST {
             return Some(match segments {
                 ["api", "v1", "streams", name, "failback"] => self.failback(name),
+                ["api", "v1", "streams", name, "recordings"] => self.record(name),
                 _ => not_allowed(),
             });
         }
@@ -91,6 +93,21 @@ impl Admin {
                 }),
             ),
             ["api", "v1", "origin"] => json(StatusCode::OK, &(self.origin)()),
+            ["api", "v1", "recordings"] => {
+                let recordings: Vec<_> = self
+                    .store
+                    .dvr()
+                    .map(|d| d.recordings())
+                    .unwrap_or_default()
+                    .iter()
+                    .map(recording_view)
+                    .collect();
+                json(
+                    StatusCode::OK,
+                    &serde_json::json!({ "recordings": recordings }),
+                )
+            }
+            ["api", "v1", "recordings", id] => self.recording(id),
             _ => text(StatusCode::NOT_FOUND, "not found\n"),
         })
     }
@@ -103,6 +120,60 @@ impl Admin {
                 json(StatusCode::OK, &serde_json::json!({ "kicked": s.name }))
             }
             None => json_error(StatusCode::NOT_FOUND, "no such live stream"),
+        }
+    }
+
+    /// `POST /api/v1/streams/NAME/recordings`: what the DVR holds of the
+    /// live run so far becomes a recording; 202 with its id (made on the
+    /// storage thread, after the segments queued before it).
+    fn record(&self, name: &str) -> Response<Bytes> {
+        let Some(media) = self.store.get(name).filter(|m| !m.is_ended()) else {
+            return json_error(StatusCode::NOT_FOUND, "no such live stream");
+        };
+        let Some(id) = media.record("api") else {
+            return json_error(
+                StatusCode::CONFLICT,
+                "recordings need the DVR (dvr.dir is not set)",
+            );
+        };
+        tracing::info!(stream = %name, recording = %id, "recording asked through the API");
+        let status = format!("/api/v1/recordings/{id}");
+        let mut r = json(
+            StatusCode::ACCEPTED,
+            &serde_json::json!({ "id": id, "state": "pending", "status": status }),
+        );
+        if let Ok(v) = HeaderValue::from_str(&status) {
+            r.headers_mut().insert(hyper::header::LOCATION, v);
+        }
+        r
+    }
+
+    /// `GET /api/v1/recordings/ID`: 200 when made, 202 while being made.
+    fn recording(&self, id: &str) -> Response<Bytes> {
+        use crate::store::dvr::RecordingState;
+        match self.store.dvr().and_then(|d| d.recording(id)) {
+            Some(RecordingState::Done(rec)) => json(StatusCode::OK, &recording_view(&rec)),
+            Some(RecordingState::Pending) => json(
+                StatusCode::ACCEPTED,
+                &serde_json::json!({ "id": id, "state": "pending" }),
+            ),
+            Some(RecordingState::Failed(why)) => json(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &serde_json::json!({ "id": id, "state": "failed", "error": why }),
+            ),
+            None => json_error(StatusCode::NOT_FOUND, "no such recording"),
+        }
+    }
+
+    fn delete_recording(&self, id: &str) -> Response<Bytes> {
+        if self.store.dvr().is_some_and(|d| d.delete_recording(id)) {
+            tracing::info!(recording = %id, "recording deleted through the API");
+            json(StatusCode::OK, &serde_json::json!({ "deleted": id }))
+        } else {
+            json_error(
+                StatusCode::NOT_FOUND,
+                "no such recording (or still being made)",
+            )
         }
     }
 
@@ -185,6 +256,30 @@ impl Admin {
             .and_then(|v| v.strip_prefix("Bearer "))
             .is_some_and(|t| token.matches(t.trim()))
     }
+}
+
+/// A recording as the API lists it: what it is and where it plays (not
+/// its segment lists: hours of segments are the playlists' business).
+fn recording_view(rec: &crate::store::dvr::recordings::Recording) -> serde_json::Value {
+    let id = &rec.id;
+    serde_json::json!({
+        "id": id,
+        "state": "done",
+        "stream": rec.stream,
+        "epoch_ms": rec.epoch_ms,
+        "created_ms": rec.created_ms,
+        "reason": rec.reason,
+        "start": crate::package::hls::iso8601(rec.start_ms),
+        "duration_secs": rec.duration_secs,
+        "renditions": rec.renditions.iter().map(|r| serde_json::json!({
+            "name": r.summary.name,
+            "codecs": r.summary.codecs,
+            "segments": r.segments.len(),
+        })).collect::<Vec<_>>(),
+        "hls": format!("/vod/{id}/master.m3u8"),
+        "dash": format!("/vod/{id}/manifest.mpd"),
+        "watch": format!("/watch/{id}?mode=vod"),
+    })
 }
 
 fn not_allowed() -> Response<Bytes> {

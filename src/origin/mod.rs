@@ -8,6 +8,7 @@ mod io;
 pub mod playback;
 mod player;
 pub mod routes;
+mod vod;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;

@@ -23,7 +23,7 @@ use crate::package::hls::{self, MediaPlaylist, ObjectName, RenditionReport};
 use crate::store::hot::{Block, Object, Rendition, StreamMedia};
 
 /// Media objects never change once published.
-const IMMUTABLE: &str = "public, max-age=86400, immutable";
+pub(super) const IMMUTABLE: &str = "public, max-age=86400, immutable";
 /// Segments whose parts a playlist lists.
 const PART_SEGMENTS: usize = 3;
 
@@ -282,15 +282,6 @@ async fn multivariant_file(
 }
 
 /// What the multivariant playlist and the MPD say of a rendition.
-fn summary(r: &Rendition) -> hls::RenditionSummary {
-    hls::RenditionSummary {
-        name: r.name.clone(),
-        codecs: r.codecs(),
-        kind: r.kind(),
-        measured_bps: r.measured_bps(),
-        ended: r.is_ended(),
-    }
-}
 
 /// A young stream's first segments: once a rendition has this many, the
 /// listings go out with whatever else has one (a rung that never completes a
@@ -355,7 +346,7 @@ fn multivariant(media: &StreamMedia, playlist_name: &str) -> Option<String> {
         return None;
     }
     let renditions: Vec<hls::RenditionSummary> =
-        media.renditions().iter().map(|r| summary(r)).collect();
+        media.renditions().iter().map(|r| r.summary()).collect();
     hls::multivariant(&renditions, playlist_name)
 }
 
@@ -394,7 +385,7 @@ fn mpd(
                 _ => r.with_timeline(|s, run| (s.to_vec(), run)),
             };
             dash::RenditionWindow {
-                summary: summary(r),
+                summary: r.summary(),
                 segments,
                 run_start,
             }
@@ -411,6 +402,7 @@ fn mpd(
         now_ms,
         low_latency,
         audio_only,
+        vod: false,
         utc_timing: "/time",
     })
     .ok()
@@ -819,7 +811,7 @@ fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
         .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
 }
 
-fn playlist(body: String, headers: &HeaderMap, cache: &'static str) -> Response<Body> {
+pub(super) fn playlist(body: String, headers: &HeaderMap, cache: &'static str) -> Response<Body> {
     let etag = etag_of(body.as_bytes());
     let gzip = headers
         .get(ACCEPT_ENCODING)
@@ -887,7 +879,7 @@ pub fn byte_range(header: Option<&str>, len: u64) -> Result<Option<(u64, u64)>, 
     Ok(Some((start, end)))
 }
 
-fn media_object(
+pub(super) fn media_object(
     data: Bytes,
     kind: &'static str,
     etag: &str,

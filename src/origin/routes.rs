@@ -114,6 +114,7 @@ fn route_label(segments: &[&str]) -> &'static str {
         ["live", _, _, f] if f.starts_with("part") => "part",
         ["live", _, _, f] if f.starts_with("init") => "init",
         ["live", ..] => "segment",
+        ["vod", ..] => "vod",
         [""] | ["watch", _] | ["assets", _] => "player",
         ["healthz"] | ["readyz"] => "health",
         ["time"] => "time",
@@ -155,6 +156,7 @@ async fn dispatch(ctx: &Origin, req: &Request<Incoming>, segments: &[&str]) -> R
             let head = method == Method::HEAD;
             playback::handle(ctx, rest, req.uri().query(), req.headers(), head).await
         }
+        ["vod", rest @ ..] => super::vod::handle(ctx, rest, req.headers()).await,
         [""] => player::index(),
         ["watch", name] => player::watch(name),
         ["assets", "hls.min.js"] => player::script(&ctx.config.hls.hls_js, "hls.js", "hls.hls_js"),

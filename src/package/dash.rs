@@ -46,7 +46,10 @@ pub struct Manifest<'a> {
     /// The audio AdaptationSet alone (the audio-only choice): Periods still
     /// follow the video reference, so they match the full MPD's.
     pub audio_only: bool,
-    /// The `UTCTiming` (http-iso) URL.
+    /// A recording (live-to-VOD): a static MPD over every segment, its
+    /// first Period at 0 and `mediaPresentationDuration`; no live timing.
+    pub vod: bool,
+    /// The `UTCTiming` (http-iso) URL (dynamic MPDs).
     pub utc_timing: &'a str,
 }
 
@@ -92,6 +95,10 @@ struct Period {
 impl Period {
     fn secs(&self) -> f64 {
         self.start as f64 / f64::from(self.timescale.max(1))
+    }
+    fn start_micros(&self) -> u64 {
+        let den = u128::from(self.timescale.max(1));
+        ((u128::from(self.start) * 1_000_000 + den / 2) / den) as u64
     }
     /// `presentationTimeOffset` in another timescale.
     fn offset_in(&self, timescale: u32) -> u64 {
@@ -331,7 +338,7 @@ fn segment_template(o: &mut String, l: &Listed, period: &Period, m: &Manifest) {
 
 /// The dynamic MPD of a stream.
 pub fn manifest(m: &Manifest) -> Result<String, MpdError> {
-    if m.utc_timing.is_empty() {
+    if m.utc_timing.is_empty() && !m.vod {
         return Err(MpdError::NoUtcTiming);
     }
     let video: Vec<&RenditionWindow> = m
@@ -365,26 +372,52 @@ pub fn manifest(m: &Manifest) -> Result<String, MpdError> {
     } else {
         let _ = write!(o, " profiles=\"{PROFILE_LIVE}\"");
     }
-    let _ = write!(
-        o,
-        " type=\"dynamic\" availabilityStartTime=\"{}\" publishTime=\"{}\"",
-        super::hls::iso8601(t.media_epoch_ms),
-        super::hls::iso8601(m.now_ms)
-    );
-    let (update, delay, buffer) = if m.low_latency {
-        (t.part_target, target as f64 / 1000.0, t.part_hold_back())
+    // A static MPD's Periods count from its first one.
+    let origin_micros = if m.vod {
+        periods.first().map_or(0, Period::start_micros)
     } else {
-        (t.segment_target, t.hold_back(), t.segment_target)
+        0
     };
-    let _ = writeln!(
-        o,
-        " minimumUpdatePeriod=\"{}\" timeShiftBufferDepth=\"{}\" suggestedPresentationDelay=\"{}\" maxSegmentDuration=\"{}\" minBufferTime=\"{}\">",
-        duration(update),
-        duration(m.window_secs),
-        duration(delay),
-        duration(max_segment),
-        duration(buffer)
-    );
+    if m.vod {
+        let end = video
+            .iter()
+            .chain(&audio)
+            .filter_map(|w| w.segments.iter().rev().find(|s| s.complete))
+            .map(|s| {
+                let ts = u128::from(s.timescale.max(1));
+                (u128::from(s.start) * 1_000_000 / ts) as u64 + (s.duration * 1e6).round() as u64
+            })
+            .max()
+            .unwrap_or(origin_micros);
+        let _ = writeln!(
+            o,
+            " type=\"static\" mediaPresentationDuration=\"{}\" maxSegmentDuration=\"{}\" minBufferTime=\"{}\">",
+            duration_micros(end.saturating_sub(origin_micros)),
+            duration(max_segment),
+            duration(t.segment_target)
+        );
+    } else {
+        let _ = write!(
+            o,
+            " type=\"dynamic\" availabilityStartTime=\"{}\" publishTime=\"{}\"",
+            super::hls::iso8601(t.media_epoch_ms),
+            super::hls::iso8601(m.now_ms)
+        );
+        let (update, delay, buffer) = if m.low_latency {
+            (t.part_target, target as f64 / 1000.0, t.part_hold_back())
+        } else {
+            (t.segment_target, t.hold_back(), t.segment_target)
+        };
+        let _ = writeln!(
+            o,
+            " minimumUpdatePeriod=\"{}\" timeShiftBufferDepth=\"{}\" suggestedPresentationDelay=\"{}\" maxSegmentDuration=\"{}\" minBufferTime=\"{}\">",
+            duration(update),
+            duration(m.window_secs),
+            duration(delay),
+            duration(max_segment),
+            duration(buffer)
+        );
+    }
     if m.low_latency {
         let _ = writeln!(o, "  <ServiceDescription id=\"0\">");
         let _ = writeln!(
@@ -395,14 +428,12 @@ pub fn manifest(m: &Manifest) -> Result<String, MpdError> {
         let _ = writeln!(o, "  </ServiceDescription>");
     }
     for (k, period) in periods.iter().enumerate() {
-        let start_micros = ((u128::from(period.start) * 1_000_000
-            + u128::from(period.timescale.max(1)) / 2)
-            / u128::from(period.timescale.max(1))) as u64;
+        let start_micros = period.start_micros();
         let _ = writeln!(
             o,
             "  <Period id=\"p{}\" start=\"{}\">",
             start_micros / 1000,
-            duration_micros(start_micros)
+            duration_micros(start_micros - origin_micros)
         );
         let videos: Vec<Listed> = video
             .iter()
@@ -467,11 +498,13 @@ pub fn manifest(m: &Manifest) -> Result<String, MpdError> {
         }
         let _ = writeln!(o, "  </Period>");
     }
-    let _ = writeln!(
-        o,
-        "  <UTCTiming schemeIdUri=\"{UTC_HTTP_ISO}\" value=\"{}\"/>",
-        attr(m.utc_timing)
-    );
+    if !m.vod {
+        let _ = writeln!(
+            o,
+            "  <UTCTiming schemeIdUri=\"{UTC_HTTP_ISO}\" value=\"{}\"/>",
+            attr(m.utc_timing)
+        );
+    }
     let _ = writeln!(o, "</MPD>");
     Ok(o)
 }
@@ -553,6 +586,7 @@ mod tests {
             now_ms: 1_764_028_808_500,
             low_latency,
             audio_only: false,
+            vod: false,
             utc_timing: "/time",
         })
         .unwrap()
@@ -664,6 +698,7 @@ mod tests {
             now_ms: 1_764_028_808_500,
             low_latency: true,
             audio_only: true,
+            vod: false,
             utc_timing: "/time",
         })
         .unwrap();
@@ -687,6 +722,53 @@ mod tests {
                 .collect()
         };
         assert_eq!(audio_sets(&only), audio_sets(&full));
+    }
+
+    /// A recording's MPD: static, no live timing, its first Period at 0
+    /// and the presentation as long as the media; a discontinuity still
+    /// starts a Period (at its offset from the first).
+    #[test]
+    fn a_recording_is_a_static_mpd_from_zero() {
+        let mut v: Vec<_> = (3..8).map(|m| seg(m, 90_000, true, 6)).collect();
+        let mut a: Vec<_> = (3..8).map(|m| seg(m, 48_000, true, 6)).collect();
+        v[2].discontinuity = true;
+        a[2].discontinuity = true;
+        let windows = [video("360p30", v), audio(a)];
+        let text = manifest(&Manifest {
+            timing: TIMING,
+            renditions: &windows,
+            window_secs: 30.0,
+            now_ms: 1_764_028_808_500,
+            low_latency: false,
+            audio_only: false,
+            vod: true,
+            utc_timing: "",
+        })
+        .unwrap();
+        assert!(
+            text.contains(" type=\"static\" mediaPresentationDuration=\"PT10S\""),
+            "{text}"
+        );
+        for live in [
+            "availabilityStartTime",
+            "publishTime",
+            "minimumUpdatePeriod",
+            "timeShiftBufferDepth",
+            "UTCTiming",
+            "availabilityTimeOffset",
+        ] {
+            assert!(!text.contains(live), "{live}: {text}");
+        }
+        assert!(
+            text.contains("<Period id=\"p8000\" start=\"PT0S\">"),
+            "{text}"
+        );
+        assert!(
+            text.contains("<Period id=\"p12000\" start=\"PT4S\">"),
+            "{text}"
+        );
+        // Media time stays the segments' own.
+        assert!(text.contains("presentationTimeOffset=\"720000\""), "{text}");
     }
 
     #[test]
@@ -738,6 +820,7 @@ mod tests {
             now_ms: 0,
             low_latency: false,
             audio_only: false,
+            vod: false,
             utc_timing: utc,
         };
         assert_eq!(manifest(&m("/time")), Err(MpdError::NoVideo));

@@ -5,14 +5,14 @@
 use std::fmt::Write;
 
 /// One published part, as a playlist lists it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PartEntry {
     pub duration: f64,
     pub independent: bool,
 }
 
 /// One segment (complete, or the one still receiving parts).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SegmentEntry {
     pub msn: u64,
     pub duration: f64,
@@ -405,6 +405,21 @@ pub fn standard_playlist(
 /// discontinuity, so a player never plays across the hole as if it were not
 /// there.
 pub fn dvr_playlist(segments: &[SegmentEntry], discontinuity_sequence: u64, ended: bool) -> String {
+    whole_segments_playlist(segments, discontinuity_sequence, ended, false)
+}
+
+/// A recording's media playlist (live-to-VOD): every segment,
+/// `EXT-X-PLAYLIST-TYPE:VOD` and `EXT-X-ENDLIST`.
+pub fn vod_playlist(segments: &[SegmentEntry]) -> String {
+    whole_segments_playlist(segments, 0, true, true)
+}
+
+fn whole_segments_playlist(
+    segments: &[SegmentEntry],
+    discontinuity_sequence: u64,
+    ended: bool,
+    vod: bool,
+) -> String {
     let target = segments
         .iter()
         .map(|s| s.duration.round() as u64)
@@ -418,6 +433,9 @@ pub fn dvr_playlist(segments: &[SegmentEntry], discontinuity_sequence: u64, ende
         segments.first().map_or(0, |s| s.msn),
         discontinuity_sequence,
     );
+    if vod {
+        let _ = writeln!(o, "#EXT-X-PLAYLIST-TYPE:VOD");
+    }
     let mut map = None;
     for (i, s) in segments.iter().enumerate() {
         let gap = i > 0 && segments[i - 1].msn + 1 != s.msn;
@@ -469,7 +487,7 @@ pub struct AudioMedia {
 pub const AUDIO_GROUP: &str = "aud";
 
 /// What the multivariant playlist needs to know of one rendition.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RenditionSummary {
     pub name: String,
     pub codecs: String,

@@ -82,7 +82,7 @@ pub struct RungPicture<'a> {
 }
 
 /// What a rendition carries, for the multivariant playlist.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum RenditionKind {
     Video {
         width: u32,

@@ -163,6 +163,7 @@ pub fn serve(config: Config) -> Result<(), RuntimeError> {
             dir: config.dvr.dir.clone(),
             window_secs: config.dvr.window_secs,
             max_bytes: (config.dvr.max_disk_gb * 1e9) as u64,
+            record_on_end: config.dvr.record_on_end,
         })?;
         dvr_report =
             Some(Arc::new(DvrReport(dvr.clone())) as Arc<dyn crate::telemetry::metrics::Report>);
@@ -635,6 +636,24 @@ impl crate::telemetry::metrics::Report for DvrReport {
             "Bytes of DVR segments on disk.",
             vec![],
             n(&s.bytes_on_disk) as i64,
+        );
+        m.counter(
+            "ladderd_recordings_made",
+            "Recordings (live-to-VOD) made: at a stream's end or through the API.",
+            vec![],
+            n(&s.recordings_made),
+        );
+        m.counter(
+            "ladderd_recording_errors",
+            "Recordings that could not be made (nothing on disk of the run, a failing disk).",
+            vec![],
+            n(&s.recording_errors),
+        );
+        m.gauge(
+            "ladderd_recordings",
+            "Recordings kept (they do not count against dvr.max_disk_gb).",
+            vec![],
+            self.0.recordings().len() as i64,
         );
     }
 }

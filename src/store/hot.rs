@@ -10,7 +10,7 @@ use bytes::{Bytes, BytesMut};
 use event_listener::Event;
 
 use crate::package::chunker::Chunk;
-use crate::package::hls::{PartEntry, SegmentEntry, Timing};
+use crate::package::hls::{PartEntry, RenditionSummary, SegmentEntry, Timing};
 use crate::package::Published;
 pub use crate::package::RenditionKind;
 use crate::store::dvr::Dvr;
@@ -322,12 +322,35 @@ impl StreamMedia {
         }
     }
 
-    /// Marks every rendition ended (`EXT-X-ENDLIST`) and wakes all waiters.
+    /// Marks every rendition ended (`EXT-X-ENDLIST`) and wakes all waiters;
+    /// the first time, with a DVR set to, the run becomes a recording.
     pub fn end(&self) {
-        self.ended.store(true, Relaxed);
+        let first = !self.ended.swap(true, Relaxed);
+        if first
+            && self
+                .dvr
+                .as_ref()
+                .is_some_and(|t| t.dvr.config().record_on_end)
+        {
+            self.record("ended");
+        }
         for r in self.renditions() {
             r.end();
         }
+    }
+
+    /// Asks the DVR for a recording of this run (what it holds so far);
+    /// its id, or None without a DVR.
+    pub fn record(&self, reason: &str) -> Option<String> {
+        let tap = self.dvr.as_ref()?;
+        let summaries = self.renditions().iter().map(|r| r.summary()).collect();
+        Some(tap.dvr.record(
+            &tap.key,
+            &self.name,
+            reason,
+            self.timing.segment_target,
+            summaries,
+        ))
     }
 
     pub fn is_ended(&self) -> bool {
@@ -548,6 +571,17 @@ impl Rendition {
         // The peak rounded up: BANDWIDTH (the peak) must not be below any
         // segment's bit rate, not even by a fraction.
         (secs > 0.0).then(|| ((bytes as f64 * 8.0 / secs) as u64, peak.ceil() as u64))
+    }
+
+    /// What a listing (multivariant playlist, MPD, a recording) says of it.
+    pub fn summary(&self) -> RenditionSummary {
+        RenditionSummary {
+            name: self.name.clone(),
+            codecs: self.codecs(),
+            kind: self.kind(),
+            measured_bps: self.measured_bps(),
+            ended: self.is_ended(),
+        }
     }
 
     pub fn complete_segments(&self) -> usize {

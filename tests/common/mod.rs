@@ -1001,3 +1001,42 @@ pub fn timeline_faults(server: &Server, playlist: &str) -> (Vec<SegmentTime>, Ve
 pub fn segment_number(uri: &str) -> Option<u64> {
     uri.strip_prefix("seg")?.strip_suffix(".m4s")?.parse().ok()
 }
+
+/// Where the MPD schema is: `LADDERD_DASH_SCHEMA`, `tests/data/dash-schema/`,
+/// or the shared checkout beside the repository (`../shared/dash-schema/`).
+/// The schema is not vendored: MPEG publishes it under the ISO/IEC Directives,
+/// not an open licence.
+pub fn dash_schema() -> Option<std::path::PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let candidates = [
+        std::env::var_os("LADDERD_DASH_SCHEMA").map(std::path::PathBuf::from),
+        Some(root.join("tests/data/dash-schema")),
+        Some(root.join("../shared/dash-schema")),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .map(|d| d.join("DASH-MPD.xsd"))
+        .find(|p| p.is_file())
+}
+
+/// `xmllint --schema DASH-MPD.xsd` on `mpd`; reports a skip (with the
+/// reason) where the schema is not on this machine.
+pub fn xmllint_mpd(mpd: &str, what: &str) {
+    let Some(xsd) = dash_schema() else {
+        eprintln!("{what}: no DASH-MPD.xsd here (set LADDERD_DASH_SCHEMA): schema check skipped");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("manifest.mpd");
+    std::fs::write(&file, mpd).unwrap();
+    let out = Command::new("xmllint")
+        .args(["--noout", "--schema"])
+        .arg(&xsd)
+        .arg(&file)
+        .output()
+        .expect("xmllint is not installed; run scripts/test.sh (libxml2-utils)");
+    let err = String::from_utf8_lossy(&out.stderr);
+    println!("xmllint {what}: {}", err.trim());
+    assert!(out.status.success(), "xmllint {what}: {err}\n{mpd}");
+}

@@ -13,6 +13,7 @@
 //! window keeps serving.
 
 pub mod index;
+pub mod recordings;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::io::Write;
@@ -23,8 +24,9 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use tracing::{info, warn};
 
-use crate::package::hls::SegmentEntry;
+use crate::package::hls::{RenditionSummary, SegmentEntry};
 use index::Record;
+use recordings::Recording;
 
 /// `[dvr]` as the store needs it.
 #[derive(Debug, Clone)]
@@ -34,6 +36,8 @@ pub struct DvrConfig {
     pub window_secs: f64,
     /// All renditions of all streams together; 0: no cap but the window.
     pub max_bytes: u64,
+    /// A stream's run becomes a recording (live-to-VOD) when it ends.
+    pub record_on_end: bool,
 }
 
 /// Counters `/metrics` reads.
@@ -44,6 +48,8 @@ pub struct DvrStats {
     pub write_errors: AtomicU64,
     pub segments_evicted: AtomicU64,
     pub bytes_on_disk: AtomicU64,
+    pub recordings_made: AtomicU64,
+    pub recording_errors: AtomicU64,
 }
 
 enum Job {
@@ -59,6 +65,20 @@ enum Job {
         entry: SegmentEntry,
         data: Bytes,
     },
+    Record {
+        key: String,
+        recording: Recording,
+        summaries: Vec<RenditionSummary>,
+    },
+}
+
+/// Where a recording asked for stands (`GET /api/v1/recordings/ID`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum RecordingState {
+    /// Queued behind the segments still being written.
+    Pending,
+    Done(Box<Recording>),
+    Failed(String),
 }
 
 /// One rendition's segments on disk, oldest first.
@@ -75,6 +95,10 @@ pub struct Dvr {
     jobs: flume::Sender<Job>,
     /// By `NAME/EPOCH`, then rendition.
     disk: Mutex<HashMap<String, HashMap<String, OnDisk>>>,
+    /// Recordings by id: made, being made, or failed.
+    recordings: Mutex<std::collections::BTreeMap<String, RecordingState>>,
+    /// The newest recording id's time, so two made in one ms differ.
+    last_recording_ms: AtomicU64,
     pub stats: DvrStats,
     logged: AtomicBool,
 }
@@ -105,10 +129,17 @@ impl Dvr {
         let (tx, rx) = flume::bounded(1024);
         let stats = DvrStats::default();
         let found = recover(&config.dir, &stats).map_err(dir_error)?;
+        let made = recordings::load(&config.dir.join(recordings::DIR));
         let dvr = Arc::new(Dvr {
             config: config.clone(),
             jobs: tx,
             disk: Mutex::new(found),
+            last_recording_ms: AtomicU64::new(made.iter().map(|r| r.created_ms).max().unwrap_or(0)),
+            recordings: Mutex::new(
+                made.into_iter()
+                    .map(|r| (r.id.clone(), RecordingState::Done(Box::new(r))))
+                    .collect(),
+            ),
             stats,
             logged: AtomicBool::new(false),
         });
@@ -162,6 +193,127 @@ impl Dvr {
             entry,
             data,
         });
+    }
+
+    /// Asks for a recording of run `key` (`NAME/EPOCH`) of `stream`: made
+    /// on the storage thread after the segments queued before it. Returns
+    /// its id at once (`RecordingState::Pending` until made).
+    pub fn record(
+        &self,
+        key: &str,
+        stream: &str,
+        reason: &str,
+        segment_target: f64,
+        summaries: Vec<RenditionSummary>,
+    ) -> String {
+        let now = unix_ms();
+        let created_ms = loop {
+            let last = self.last_recording_ms.load(Relaxed);
+            let next = now.max(last + 1);
+            if self
+                .last_recording_ms
+                .compare_exchange(last, next, Relaxed, Relaxed)
+                .is_ok()
+            {
+                break next;
+            }
+        };
+        let id = recordings::id(stream, created_ms);
+        let epoch_ms = key
+            .rsplit('/')
+            .next()
+            .and_then(|e| e.parse().ok())
+            .unwrap_or(0);
+        let recording = Recording {
+            id: id.clone(),
+            stream: stream.to_string(),
+            epoch_ms,
+            created_ms,
+            reason: reason.to_string(),
+            start_ms: 0,
+            duration_secs: 0.0,
+            segment_target,
+            renditions: Vec::new(),
+        };
+        self.recordings_lock()
+            .insert(id.clone(), RecordingState::Pending);
+        let job = Job::Record {
+            key: key.to_string(),
+            recording,
+            summaries,
+        };
+        if self.jobs.try_send(job).is_err() {
+            self.recording_failed(&id, stream, "the storage thread is behind");
+        }
+        id
+    }
+
+    fn recordings_lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<String, RecordingState>> {
+        self.recordings.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn recording_failed(&self, id: &str, stream: &str, why: &str) {
+        self.stats.recording_errors.fetch_add(1, Relaxed);
+        warn!(recording = id, stream, "recording failed: {why}");
+        self.recordings_lock()
+            .insert(id.to_string(), RecordingState::Failed(why.to_string()));
+    }
+
+    /// Every recording made, oldest first.
+    pub fn recordings(&self) -> Vec<Recording> {
+        let mut v: Vec<Recording> = self
+            .recordings_lock()
+            .values()
+            .filter_map(|s| match s {
+                RecordingState::Done(r) => Some((**r).clone()),
+                _ => None,
+            })
+            .collect();
+        v.sort_by_key(|r| (r.created_ms, r.id.clone()));
+        v
+    }
+
+    pub fn recording(&self, id: &str) -> Option<RecordingState> {
+        self.recordings_lock().get(id).cloned()
+    }
+
+    /// Deletes a made (or failed) recording and its files; false if there
+    /// is none by that id or it is still being made.
+    pub fn delete_recording(&self, id: &str) -> bool {
+        let mut recs = self.recordings_lock();
+        match recs.get(id) {
+            None | Some(RecordingState::Pending) => false,
+            Some(_) => {
+                recs.remove(id);
+                drop(recs);
+                let _ = std::fs::remove_dir_all(self.config.dir.join(recordings::DIR).join(id));
+                true
+            }
+        }
+    }
+
+    /// An object of a recording (`seg{N}.m4s`, `init{V}.mp4` of one of its
+    /// renditions), from disk.
+    pub async fn read_recorded(&self, id: &str, rendition: &str, file: &str) -> Option<Bytes> {
+        let known = match self.recordings_lock().get(id) {
+            Some(RecordingState::Done(r)) => r.has(rendition, file),
+            _ => false,
+        };
+        if !known {
+            return None;
+        }
+        read_path(
+            &self
+                .config
+                .dir
+                .join(recordings::DIR)
+                .join(id)
+                .join(rendition)
+                .join(file),
+        )
+        .await
     }
 
     /// Never blocks the packager: a storage thread that cannot keep up
@@ -261,6 +413,30 @@ impl Dvr {
                     }
                 }
             }
+            Job::Record {
+                key,
+                recording,
+                summaries,
+            } => {
+                let (id, stream) = (recording.id.clone(), recording.stream.clone());
+                let sources = summaries
+                    .into_iter()
+                    .map(|summary| recordings::Source {
+                        segments: self.segments(&key, &summary.name).0,
+                        from: self.rendition_dir(&key, &summary.name),
+                        summary,
+                    })
+                    .collect();
+                match recordings::make(&self.config.dir.join(recordings::DIR), recording, sources) {
+                    Ok(rec) => {
+                        info!(recording = %rec.id, stream = %rec.stream, reason = %rec.reason, duration_secs = rec.duration_secs, "recording made");
+                        self.stats.recordings_made.fetch_add(1, Relaxed);
+                        self.recordings_lock()
+                            .insert(id, RecordingState::Done(Box::new(rec)));
+                    }
+                    Err(e) => self.recording_failed(&id, &stream, &e.to_string()),
+                }
+            }
         }
     }
 
@@ -358,14 +534,18 @@ impl Dvr {
         if !known {
             return None;
         }
-        let path = self.rendition_dir(key, rendition).join(file);
-        let f = glommio::io::DmaFile::open(&path).await.ok()?;
-        let len = f.file_size().await.ok()?;
-        let data = f.read_at(0, len as usize).await.ok();
-        let _ = f.close().await;
-        let data = data?;
-        Some(Bytes::copy_from_slice(&data))
+        read_path(&self.rendition_dir(key, rendition).join(file)).await
     }
+}
+
+/// A whole file, read through io_uring (the files were written with O_DIRECT).
+async fn read_path(path: &Path) -> Option<Bytes> {
+    let f = glommio::io::DmaFile::open(path).await.ok()?;
+    let len = f.file_size().await.ok()?;
+    let data = f.read_at(0, len as usize).await.ok();
+    let _ = f.close().await;
+    let data = data?;
+    Some(Bytes::copy_from_slice(&data))
 }
 
 /// What earlier runs left: every `NAME/EPOCH/RENDITION/index`, read back;
@@ -378,7 +558,13 @@ fn recover(
 ) -> std::io::Result<HashMap<String, HashMap<String, OnDisk>>> {
     let mut out: HashMap<String, HashMap<String, OnDisk>> = HashMap::new();
     let (mut segments, mut torn, mut orphans) = (0u64, 0u64, 0u64);
-    for name in subdirs(dir)? {
+    // `.recordings` (and any dot directory) is no stream's.
+    let streams = subdirs(dir)?.into_iter().filter(|p| {
+        p.file_name()
+            .and_then(|f| f.to_str())
+            .is_some_and(|f| !f.starts_with('.'))
+    });
+    for name in streams {
         for epoch in subdirs(&name)? {
             for rendition in subdirs(&epoch)? {
                 let (Some(n), Some(e), Some(r)) = (
