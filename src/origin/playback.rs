@@ -281,8 +281,6 @@ async fn multivariant_file(
     }
 }
 
-/// What the multivariant playlist and the MPD say of a rendition.
-
 /// A young stream's first segments: once a rendition has this many, the
 /// listings go out with whatever else has one (a rung that never completes a
 /// segment must not keep the stream off the air).

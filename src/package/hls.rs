@@ -984,4 +984,18 @@ seg7.m4s
 audio/playlist.m3u8\n"
         );
     }
+
+    /// A recording's playlist: VOD type, every segment, the end; a segment
+    /// that starts a new timeline is marked, as in the live one.
+    #[test]
+    fn vod_playlist_is_whole_and_ended() {
+        let mut segs: Vec<SegmentEntry> = (4..8).map(|m| seg(m, 6, true)).collect();
+        segs[2].discontinuity = true;
+        let text = vod_playlist(&segs);
+        assert!(text.starts_with("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:4\n#EXT-X-DISCONTINUITY-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:VOD\n"), "{text}");
+        assert!(text.ends_with("seg7.m4s\n#EXT-X-ENDLIST\n"), "{text}");
+        assert_eq!(text.matches("#EXTINF:2.00000,").count(), 4, "{text}");
+        assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{text}");
+        assert!(!dvr_playlist(&segs, 0, false).contains("PLAYLIST-TYPE"));
+    }
 }
