@@ -164,6 +164,12 @@ pub fn serve(config: Config) -> Result<(), RuntimeError> {
             window_secs: config.dvr.window_secs,
             max_bytes: (config.dvr.max_disk_gb * 1e9) as u64,
             record_on_end: config.dvr.record_on_end,
+            // Disk I/O goes through io_uring, as the network's does: the
+            // storage thread shares the last I/O core, never a media one.
+            cpu: roles
+                .iter()
+                .rposition(|r| *r != Role::Media)
+                .map(|i| cores[i]),
         })?;
         dvr_report =
             Some(Arc::new(DvrReport(dvr.clone())) as Arc<dyn crate::telemetry::metrics::Report>);
@@ -637,6 +643,16 @@ impl crate::telemetry::metrics::Report for DvrReport {
             vec![],
             n(&s.bytes_on_disk) as i64,
         );
+        if let Some((p50, p99)) = s.write_latency() {
+            for (q, v) in [("0.5", p50), ("0.99", p99)] {
+                m.gauge_f(
+                    "ladderd_dvr_write_latency_seconds",
+                    "DVR segment write latency over the newest 4096 writes, from the packager's hand-off to the index synced (queueing included), by quantile.",
+                    crate::telemetry::metrics::l(&[("quantile", q)]),
+                    v,
+                );
+            }
+        }
         m.counter(
             "ladderd_recordings_made",
             "Recordings (live-to-VOD) made: at a stream's end or through the API.",

@@ -38,6 +38,9 @@ pub struct DvrConfig {
     pub max_bytes: u64,
     /// A stream's run becomes a recording (live-to-VOD) when it ends.
     pub record_on_end: bool,
+    /// The CPU the storage thread is pinned to (the runtime's last I/O
+    /// core); None: unpinned.
+    pub cpu: Option<usize>,
 }
 
 /// Counters `/metrics` reads.
@@ -50,6 +53,40 @@ pub struct DvrStats {
     pub bytes_on_disk: AtomicU64,
     pub recordings_made: AtomicU64,
     pub recording_errors: AtomicU64,
+    /// The newest segment writes' latency (µs, from the packager's hand-off
+    /// to the index synced), for `write_latency`.
+    write_micros: Mutex<VecDeque<u32>>,
+}
+
+/// How many segment writes `write_latency` looks back over.
+const LATENCY_SAMPLES: usize = 4096;
+
+impl DvrStats {
+    /// p50 and p99 (s) of the newest segment writes' latency, from the
+    /// packager's hand-off to the index synced (queueing included).
+    pub fn write_latency(&self) -> Option<(f64, f64)> {
+        let mut v: Vec<u32> = self
+            .write_micros
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .copied()
+            .collect();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_unstable();
+        let at = |q: f64| f64::from(v[((v.len() - 1) as f64 * q).round() as usize]) / 1e6;
+        Some((at(0.5), at(0.99)))
+    }
+
+    fn record_write(&self, took: std::time::Duration) {
+        let mut w = self.write_micros.lock().unwrap_or_else(|e| e.into_inner());
+        if w.len() == LATENCY_SAMPLES {
+            w.pop_front();
+        }
+        w.push_back(took.as_micros().min(u128::from(u32::MAX)) as u32);
+    }
 }
 
 enum Job {
@@ -64,6 +101,7 @@ enum Job {
         rendition: String,
         entry: SegmentEntry,
         data: Bytes,
+        queued: std::time::Instant,
     },
     Record {
         key: String,
@@ -161,7 +199,7 @@ impl Dvr {
             Ok(Err(source)) => return Err(dir_error(source)),
             Err(_) => return Err(dir_error(std::io::Error::other("storage thread gone"))),
         }
-        info!(dir = %config.dir.display(), window_secs = config.window_secs, "DVR on");
+        info!(dir = %config.dir.display(), window_secs = config.window_secs, cpu = ?config.cpu, "DVR on");
         Ok(dvr)
     }
 
@@ -192,6 +230,7 @@ impl Dvr {
             rendition: rendition.to_string(),
             entry,
             data,
+            queued: std::time::Instant::now(),
         });
     }
 
@@ -339,7 +378,11 @@ impl Dvr {
         rx: flume::Receiver<Job>,
         ready: std::sync::mpsc::Sender<std::io::Result<()>>,
     ) {
-        let ex = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+        let placement = match self.config.cpu {
+            Some(cpu) => glommio::Placement::Fixed(cpu),
+            None => glommio::Placement::Unbound,
+        };
+        let ex = glommio::LocalExecutorBuilder::new(placement)
             .name("dvr-writer")
             .make();
         let ex = match ex {
@@ -391,6 +434,7 @@ impl Dvr {
                 rendition,
                 entry,
                 data,
+                queued,
             } => {
                 let dir = self.rendition_dir(&key, &rendition);
                 let path = dir.join(format!("seg{}.m4s", entry.msn));
@@ -401,6 +445,7 @@ impl Dvr {
                 };
                 match written {
                     Ok(()) => {
+                        self.stats.record_write(queued.elapsed());
                         self.stats.segments_written.fetch_add(1, Relaxed);
                         self.stats.bytes_written.fetch_add(record.bytes, Relaxed);
                         self.stats.bytes_on_disk.fetch_add(record.bytes, Relaxed);
