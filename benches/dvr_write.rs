@@ -40,13 +40,16 @@ fn cpu_secs() -> f64 {
 }
 
 fn start(dir: &std::path::Path) -> std::sync::Arc<Dvr> {
-    Dvr::start(DvrConfig {
-        dir: dir.to_path_buf(),
-        window_secs: 1e9,
-        max_bytes: 0,
-        record_on_end: false,
-        cpu: None,
-    })
+    Dvr::start(
+        DvrConfig {
+            dir: dir.to_path_buf(),
+            window_secs: 1e9,
+            max_bytes: 0,
+            record_on_end: false,
+            cpu: None,
+        },
+        None,
+    )
     .expect("DVR directory (O_DIRECT needed: not tmpfs)")
 }
 

@@ -62,6 +62,7 @@ pub struct Config {
     pub ladder: Ladder,
     pub hls: Hls,
     pub dvr: Dvr,
+    pub archive: Archive,
     pub admin: Admin,
     pub demo: DemoConfig,
     pub streams: Vec<StreamConfig>,
@@ -353,6 +354,44 @@ impl Default for Dvr {
             max_disk_gb: 0.0,
             record_on_end: true,
         }
+    }
+}
+
+/// The cold tier: what the DVR writes, copied to object storage.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Archive {
+    /// `s3://BUCKET[/PREFIX]` or `file:///DIR`; empty: no archive.
+    pub url: String,
+    /// S3 endpoint for a store that is not AWS (`http://HOST:3900`).
+    pub endpoint: String,
+    /// S3 region (`us-east-1` when empty; Garage's is its `s3_region`).
+    pub region: String,
+    /// A TOML file with `access_key_id` and `secret_access_key`; empty: the
+    /// environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`).
+    pub credentials_file: std::path::PathBuf,
+}
+
+/// `archive.credentials_file`'s contents.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ArchiveCredentials {
+    access_key_id: String,
+    secret_access_key: String,
+}
+
+impl Archive {
+    /// The access key id and secret from `credentials_file` (None: from the
+    /// environment); the error names the file.
+    pub fn credentials(&self) -> Result<Option<(String, String)>, String> {
+        if self.credentials_file.as_os_str().is_empty() {
+            return Ok(None);
+        }
+        let path = self.credentials_file.display();
+        let text =
+            std::fs::read_to_string(&self.credentials_file).map_err(|e| format!("{path}: {e}"))?;
+        let c: ArchiveCredentials = toml::from_str(&text).map_err(|e| format!("{path}: {e}"))?;
+        Ok(Some((c.access_key_id, c.secret_access_key)))
     }
 }
 
@@ -687,6 +726,23 @@ impl Config {
         }
         if !(self.dvr.max_disk_gb >= 0.0 && self.dvr.max_disk_gb.is_finite()) {
             return bad("dvr.max_disk_gb", "must be 0 (no cap) or more".into());
+        }
+        if !self.archive.url.is_empty() {
+            if self.dvr.dir.as_os_str().is_empty() {
+                return bad(
+                    "archive.url",
+                    "the archive copies what the DVR writes: set dvr.dir too".into(),
+                );
+            }
+            if !self.archive.url.starts_with("s3://") && !self.archive.url.starts_with("file:///") {
+                return bad(
+                    "archive.url",
+                    "must be s3://BUCKET[/PREFIX] or file:///DIR".into(),
+                );
+            }
+            if let Err(e) = self.archive.credentials() {
+                return bad("archive.credentials_file", e);
+            }
         }
         let mut rung_names = HashSet::new();
         for (i, r) in self.ladder.rungs.iter().enumerate() {

@@ -43,6 +43,10 @@ pub enum RuntimeError {
     Srt(String),
     #[error("dvr.dir: {0}")]
     Dvr(#[from] crate::store::dvr::DvrError),
+    #[error("{0}")]
+    Archive(#[from] crate::store::archive::ArchiveError),
+    #[error("archive.credentials_file {0}")]
+    ArchiveCredentials(String),
 }
 
 /// Stack of each executor thread, where connection tasks run: set explicitly so the
@@ -158,19 +162,43 @@ pub fn serve(config: Config) -> Result<(), RuntimeError> {
     let shutdown = Arc::new(Shutdown::default());
     let mut store = HotStore::new(config.hls.window_secs);
     let mut dvr_report = None;
+    let mut archive_report = None;
+    let archive = if config.archive.url.is_empty() {
+        None
+    } else {
+        let a = &config.archive;
+        let archive =
+            crate::store::archive::Archive::start(&crate::store::archive::ArchiveConfig {
+                url: a.url.clone(),
+                endpoint: a.endpoint.clone(),
+                region: if a.region.is_empty() {
+                    "us-east-1".into()
+                } else {
+                    a.region.clone()
+                },
+                credentials: a.credentials().map_err(RuntimeError::ArchiveCredentials)?,
+            })?;
+        archive_report =
+            Some(Arc::new(ArchiveReport(archive.clone()))
+                as Arc<dyn crate::telemetry::metrics::Report>);
+        Some(archive)
+    };
     if !config.dvr.dir.as_os_str().is_empty() {
-        let dvr = crate::store::dvr::Dvr::start(crate::store::dvr::DvrConfig {
-            dir: config.dvr.dir.clone(),
-            window_secs: config.dvr.window_secs,
-            max_bytes: (config.dvr.max_disk_gb * 1e9) as u64,
-            record_on_end: config.dvr.record_on_end,
-            // Disk I/O goes through io_uring, as the network's does: the
-            // storage thread shares the last I/O core, never a media one.
-            cpu: roles
-                .iter()
-                .rposition(|r| *r != Role::Media)
-                .map(|i| cores[i]),
-        })?;
+        let dvr = crate::store::dvr::Dvr::start(
+            crate::store::dvr::DvrConfig {
+                dir: config.dvr.dir.clone(),
+                window_secs: config.dvr.window_secs,
+                max_bytes: (config.dvr.max_disk_gb * 1e9) as u64,
+                record_on_end: config.dvr.record_on_end,
+                // Disk I/O goes through io_uring, as the network's does: the
+                // storage thread shares the last I/O core, never a media one.
+                cpu: roles
+                    .iter()
+                    .rposition(|r| *r != Role::Media)
+                    .map(|i| cores[i]),
+            },
+            archive,
+        )?;
         dvr_report =
             Some(Arc::new(DvrReport(dvr.clone())) as Arc<dyn crate::telemetry::metrics::Report>);
         store = store.with_dvr(dvr);
@@ -194,6 +222,7 @@ pub fn serve(config: Config) -> Result<(), RuntimeError> {
         ]
         .into_iter()
         .chain(dvr_report)
+        .chain(archive_report)
         .collect(),
         origin: {
             let http = http.clone();
@@ -610,6 +639,52 @@ fn watch_signals(report: mpsc::Sender<Report>) -> Result<(), RuntimeError> {
         })
         .map_err(RuntimeError::Signals)?;
     Ok(())
+}
+
+/// The archive's counters in `/metrics`.
+struct ArchiveReport(Arc<crate::store::archive::Archive>);
+
+impl crate::telemetry::metrics::Report for ArchiveReport {
+    fn report(&self, m: &mut crate::telemetry::metrics::MetricSet) {
+        let s = &self.0.stats;
+        let n = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        m.counter(
+            "ladderd_archive_uploads",
+            "Objects (segments, init objects, recording descriptions) uploaded to the archive.",
+            vec![],
+            n(&s.uploaded),
+        );
+        m.counter(
+            "ladderd_archive_bytes",
+            "Bytes uploaded to the archive.",
+            vec![],
+            n(&s.bytes),
+        );
+        m.counter(
+            "ladderd_archive_errors",
+            "Archive upload attempts that failed (each is retried with backoff; ingest and playback go on).",
+            vec![],
+            n(&s.errors),
+        );
+        m.counter(
+            "ladderd_archive_dropped",
+            "Objects never archived: evicted from the DVR before their upload, or past the upload queue's bound.",
+            vec![],
+            n(&s.dropped),
+        );
+        m.gauge(
+            "ladderd_archive_pending",
+            "Uploads waiting.",
+            vec![],
+            n(&s.pending) as i64,
+        );
+        m.gauge_f(
+            "ladderd_archive_lag_seconds",
+            "Age of the oldest waiting upload (0: none): how far the archive is behind.",
+            vec![],
+            s.lag_secs(crate::origin::playback::unix_ms()),
+        );
+    }
 }
 
 /// The DVR's counters in `/metrics`.

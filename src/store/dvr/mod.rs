@@ -130,6 +130,8 @@ struct OnDisk {
 
 pub struct Dvr {
     config: DvrConfig,
+    /// The cold tier: every object written here is queued there.
+    archive: Option<Arc<crate::store::archive::Archive>>,
     jobs: flume::Sender<Job>,
     /// By `NAME/EPOCH`, then rendition.
     disk: Mutex<HashMap<String, HashMap<String, OnDisk>>>,
@@ -158,7 +160,10 @@ pub enum DvrError {
 impl Dvr {
     /// Opens the DVR directory (made if missing, checked writable) and starts
     /// its storage thread.
-    pub fn start(config: DvrConfig) -> Result<Arc<Dvr>, DvrError> {
+    pub fn start(
+        config: DvrConfig,
+        archive: Option<Arc<crate::store::archive::Archive>>,
+    ) -> Result<Arc<Dvr>, DvrError> {
         let dir_error = |source| DvrError::Dir {
             path: config.dir.clone(),
             source,
@@ -170,6 +175,7 @@ impl Dvr {
         let made = recordings::load(&config.dir.join(recordings::DIR));
         let dvr = Arc::new(Dvr {
             config: config.clone(),
+            archive,
             jobs: tx,
             disk: Mutex::new(found),
             last_recording_ms: AtomicU64::new(made.iter().map(|r| r.created_ms).max().unwrap_or(0)),
@@ -425,6 +431,7 @@ impl Dvr {
                         self.with(&key, &rendition, |d| {
                             d.inits.insert(version);
                         });
+                        self.archive(format!("{key}/{rendition}/init{version}.mp4"), path);
                     }
                     Err(e) => self.failed(&path, &e.to_string()),
                 }
@@ -450,6 +457,7 @@ impl Dvr {
                         self.stats.bytes_written.fetch_add(record.bytes, Relaxed);
                         self.stats.bytes_on_disk.fetch_add(record.bytes, Relaxed);
                         self.with(&key, &rendition, |d| d.records.push_back(record));
+                        self.archive(format!("{key}/{rendition}/seg{}.m4s", entry.msn), path);
                         self.evict(unix_ms());
                     }
                     Err(e) => {
@@ -476,12 +484,21 @@ impl Dvr {
                     Ok(rec) => {
                         info!(recording = %rec.id, stream = %rec.stream, reason = %rec.reason, duration_secs = rec.duration_secs, "recording made");
                         self.stats.recordings_made.fetch_add(1, Relaxed);
+                        let meta = format!("{}/{}/recording.json", recordings::DIR, rec.id);
+                        self.archive(meta.clone(), self.config.dir.join(&meta));
                         self.recordings_lock()
                             .insert(id, RecordingState::Done(Box::new(rec)));
                     }
                     Err(e) => self.recording_failed(&id, &stream, &e.to_string()),
                 }
             }
+        }
+    }
+
+    /// Queues a file just written for the cold tier (named as on disk).
+    fn archive(&self, name: String, file: PathBuf) {
+        if let Some(a) = &self.archive {
+            a.submit(name, file);
         }
     }
 
