@@ -7,7 +7,7 @@
 # operations checks, libx264-dev and libclang-dev (the x264 feature),
 # ffnvcodec headers and libavcodec-dev (the CPU stand-ins for NVIDIA's driver
 # libraries: libavcodec decodes H.264 for the NVDEC stand-in), NVRTC (PyPI wheel, no GPU needed) for the CUDA kernel
-# compile tests, then runs every test.
+# compile tests, Garage (cargo install) for the archive tests, then runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,6 +45,14 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 npm ci --no-audit --no-fund --loglevel=error
+
+# The archive tests drive a real S3-compatible server: Garage, from crates.io
+# (LMDB metadata; its C libraries built from source).
+if ! command -v garage >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/garage" ]; then
+  gstart=$(date +%s)
+  cargo install --locked garage --version 2.5.0 --no-default-features --features bundled-libs,lmdb
+  echo "scripts/test.sh: garage install took $(( $(date +%s) - gstart )) s" >&2
+fi
 
 # NVRTC without a GPU, for the CUDA kernel tests: NVIDIA's wheel in a venv,
 # put on the loader path for the build (build.rs compiles the kernels to PTX)
