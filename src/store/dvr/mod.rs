@@ -16,7 +16,6 @@ pub mod index;
 pub mod recordings;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -410,8 +409,43 @@ impl Dvr {
             if !ok {
                 return;
             }
+            // One lane per rendition: its segments are written (and its
+            // index appended) in order; lanes run side by side, so the disk
+            // sees several writes in flight (io_uring), not one at a time.
+            let mut lanes: HashMap<(String, String), flume::Sender<Job>> = HashMap::new();
+            let in_flight = std::rc::Rc::new(std::cell::Cell::new(0usize));
             while let Ok(job) = rx.recv_async().await {
-                self.write(job).await;
+                let lane = match &job {
+                    Job::Init { key, rendition, .. } | Job::Segment { key, rendition, .. } => {
+                        (key.clone(), rendition.clone())
+                    }
+                    Job::Record { key, .. } => {
+                        // A run is recorded as it ends: its lanes go (each
+                        // task ends once its queue is empty).
+                        lanes.retain(|(k, _), _| k != key);
+                        // After every write queued before it.
+                        while in_flight.get() > 0 {
+                            glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
+                        }
+                        self.write(job).await;
+                        continue;
+                    }
+                };
+                in_flight.set(in_flight.get() + 1);
+                let tx = lanes.entry(lane).or_insert_with(|| {
+                    let (tx, rx) = flume::unbounded::<Job>();
+                    let me = self.clone();
+                    let count = in_flight.clone();
+                    glommio::spawn_local(async move {
+                        while let Ok(job) = rx.recv_async().await {
+                            me.write(job).await;
+                            count.set(count.get() - 1);
+                        }
+                    })
+                    .detach();
+                    tx
+                });
+                let _ = tx.send(job);
             }
         });
     }
@@ -447,7 +481,7 @@ impl Dvr {
                 let path = dir.join(format!("seg{}.m4s", entry.msn));
                 let record = Record::of(&entry, data.len() as u64);
                 let written = match write_file(&dir, &path, &data).await {
-                    Ok(()) => append_index(&dir.join("index"), &record),
+                    Ok(()) => append_index(&dir.join("index"), &record).await,
                     Err(e) => Err(e),
                 };
                 match written {
@@ -728,14 +762,27 @@ async fn write_file(dir: &Path, path: &Path, data: &[u8]) -> std::io::Result<()>
     closed
 }
 
-/// Appends one record to a rendition's index and makes it durable.
-fn append_index(path: &Path, record: &Record) -> std::io::Result<()> {
-    let mut f = std::fs::OpenOptions::new()
+/// Appends one record to a rendition's index and makes it durable
+/// (through io_uring: a blocking sync would stall every other lane).
+async fn append_index(path: &Path, record: &Record) -> std::io::Result<()> {
+    let io = |e: glommio::GlommioError<()>| std::io::Error::other(e.to_string());
+    let f = glommio::io::OpenOptions::new()
+        .read(true)
+        .write(true)
         .create(true)
-        .append(true)
-        .open(path)?;
-    f.write_all(&record.encode())?;
-    f.sync_data()
+        .buffered_open(path)
+        .await
+        .map_err(io)?;
+    let pos = f.file_size().await.map_err(io)?;
+    let synced = match f.write_at(record.encode().to_vec(), pos).await {
+        Ok(n) if n == index::RECORD => f.fdatasync().await.map_err(io),
+        Ok(n) => Err(std::io::Error::other(format!(
+            "short index write: {n} bytes"
+        ))),
+        Err(e) => Err(io(e)),
+    };
+    let _ = f.close().await;
+    synced
 }
 
 fn unix_ms() -> u64 {
