@@ -121,6 +121,15 @@ fn garage_bin() -> PathBuf {
     ]
     .into_iter()
     .flatten()
+    .chain(
+        std::env::var_os("PATH")
+            .map(|p| {
+                std::env::split_paths(&p)
+                    .map(|d| d.join("garage"))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default(),
+    )
     .find(|p| p.is_file())
     .expect("garage is not installed; run scripts/test.sh (cargo install --locked garage)")
 }
@@ -319,12 +328,22 @@ fn garage_takes_the_archive_and_its_backlog() {
     assert!(server.metric("ladderd_archive_errors_total", &[]) > errors);
     assert!(server.metric("ladderd_archive_lag_seconds", &[]) > 2.0);
     assert_eq!(server.get("/readyz").unwrap().0, 200);
+    let (pending, before) = (
+        server.metric("ladderd_archive_pending", &[]),
+        server.metric("ladderd_archive_bytes_total", &[]),
+    );
     garage.start_server();
+    let t0 = std::time::Instant::now();
     server.wait_for("the backlog uploaded", Duration::from_secs(60), || {
         (server.metric("ladderd_archive_pending", &[]) == 0.0
             && server.metric("ladderd_archive_lag_seconds", &[]) == 0.0)
             .then_some(())
     });
+    println!(
+        "backlog after the outage: {pending} objects, {:.2} MB uploaded in {:.2} s (includes the first retry's backoff)",
+        (server.metric("ladderd_archive_bytes_total", &[]) - before) / 1e6,
+        t0.elapsed().as_secs_f64()
+    );
     assert_eq!(server.metric("ladderd_archive_dropped_total", &[]), 0.0);
     let log = server.log_text();
     assert_eq!(log.matches("archive upload failed").count(), 1, "{log}");
