@@ -8,7 +8,10 @@
 //! (one index given a torn tail, as a kill -9 mid-append leaves it).
 //!
 //! Run: `cargo bench --bench dvr_write [-- DIR]` (default: under the target
-//! directory; DIR must allow O_DIRECT, so not tmpfs).
+//! directory; DIR must allow O_DIRECT, so not tmpfs). With `ARCHIVE_URL`
+//! (and `ARCHIVE_ENDPOINT`, `ARCHIVE_REGION`, `AWS_ACCESS_KEY_ID`,
+//! `AWS_SECRET_ACCESS_KEY`) set, the burst is archived too and the upload
+//! rate printed (e.g. a local Garage: `s3://ladderd/bench`).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -39,7 +42,10 @@ fn cpu_secs() -> f64 {
     t(u.ru_utime) + t(u.ru_stime)
 }
 
-fn start(dir: &std::path::Path) -> std::sync::Arc<Dvr> {
+fn start(
+    dir: &std::path::Path,
+    archive: Option<std::sync::Arc<ladderd::store::archive::Archive>>,
+) -> std::sync::Arc<Dvr> {
     Dvr::start(
         DvrConfig {
             dir: dir.to_path_buf(),
@@ -48,7 +54,7 @@ fn start(dir: &std::path::Path) -> std::sync::Arc<Dvr> {
             record_on_end: false,
             cpu: None,
         },
-        None,
+        archive,
     )
     .expect("DVR directory (O_DIRECT needed: not tmpfs)")
 }
@@ -110,7 +116,19 @@ fn main() {
         RENDITIONS.iter().map(|r| r.1).sum::<f64>() / 1e6,
         dir.display()
     );
-    let dvr = start(&dir);
+    let archive = std::env::var("ARCHIVE_URL").ok().map(|url| {
+        let env = |k: &str| std::env::var(k).unwrap_or_default();
+        ladderd::store::archive::Archive::start(&ladderd::store::archive::ArchiveConfig {
+            url,
+            endpoint: env("ARCHIVE_ENDPOINT"),
+            region: Some(env("ARCHIVE_REGION"))
+                .filter(|r| !r.is_empty())
+                .unwrap_or("us-east-1".into()),
+            credentials: None,
+        })
+        .expect("archive")
+    });
+    let dvr = start(&dir, archive.clone());
 
     // Paced: 10x real time (a segment of every rendition every 0.2 s).
     let (_, _) = run(&dvr, "paced", segments, 10.0);
@@ -123,6 +141,7 @@ fn main() {
 
     // Burst: everything at once, for throughput.
     let cpu0 = cpu_secs();
+    let burst_t0 = Instant::now();
     let (secs, bytes) = run(&dvr, "burst", segments, 0.0);
     let cpu = cpu_secs() - cpu0;
     let mb = bytes as f64 / 1e6;
@@ -134,6 +153,22 @@ fn main() {
         b50 * 1e3,
         b99 * 1e3
     );
+
+    if let Some(a) = &archive {
+        let t0 = Instant::now();
+        while a.stats.pending.load(Relaxed) > 0 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let drained = burst_t0.elapsed().as_secs_f64();
+        println!(
+            "  archive: the burst ({mb:.0} MB, {files} objects) uploaded {drained:.2} s after it began ({:.2} s after it was on disk): {:.0} MB/s; {} objects in all, {} failed attempts, {} dropped",
+            t0.elapsed().as_secs_f64(),
+            mb / drained,
+            a.stats.uploaded.load(Relaxed),
+            a.stats.errors.load(Relaxed),
+            a.stats.dropped.load(Relaxed)
+        );
+    }
 
     // dd: the same count of segment-sized blocks, each synced (O_DIRECT + O_DSYNC).
     let block = ((bytes / files) + 4095) / 4096 * 4096;
@@ -163,7 +198,7 @@ fn main() {
     std::io::Write::write_all(&mut f, &[0xAB; 20]).unwrap();
     drop(f);
     let t0 = Instant::now();
-    let again = start(&dir);
+    let again = start(&dir, None);
     let took = t0.elapsed().as_secs_f64();
     println!(
         "  recovery: start-up over {} segments ({} indexes, one torn) in {:.1} ms, {} MB found",

@@ -173,11 +173,12 @@ impl Archive {
             file,
             queued_ms: now,
         };
-        if self.jobs.try_send(job).is_ok() {
-            if self.stats.pending.fetch_add(1, Relaxed) == 0 {
-                self.stats.oldest_pending_ms.store(now, Relaxed);
-            }
-        } else {
+        // Counted before it is sent: the archive thread may take it at once.
+        if self.stats.pending.fetch_add(1, Relaxed) == 0 {
+            self.stats.oldest_pending_ms.store(now, Relaxed);
+        }
+        if self.jobs.try_send(job).is_err() {
+            self.stats.pending.fetch_sub(1, Relaxed);
             self.stats.dropped.fetch_add(1, Relaxed);
         }
     }
