@@ -8,7 +8,7 @@
 mod common;
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+
 use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
