@@ -171,7 +171,7 @@ fn main() {
     }
 
     // dd: the same count of segment-sized blocks, each synced (O_DIRECT + O_DSYNC).
-    let block = ((bytes / files) + 4095) / 4096 * 4096;
+    let block = (bytes / files).div_ceil(4096) * 4096;
     let out = dir.join("dd.bin");
     let t0 = Instant::now();
     let st = Command::new("dd")

@@ -161,6 +161,18 @@ fn hls_js_and_dash_js_seek_back_into_the_dvr_and_return_to_live() {
     );
 }
 
+/// The segment numbers a browser script fetched, every rendition's
+/// (`{"RENDITION": [N, ...]}`).
+fn segment_numbers(fetched: &serde_json::Value) -> Vec<u64> {
+    fetched
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|v| v.as_array().cloned().unwrap_or_default())
+        .filter_map(|n| n.as_u64())
+        .collect()
+}
+
 fn assert_seeked(r: &serde_json::Value) {
     assert_eq!(r["pageErrors"].as_array().map_or(1, Vec::len), 0, "{r:#}");
     assert_eq!(r["errors"].as_array().map_or(1, Vec::len), 0, "{r:#}");
@@ -176,13 +188,7 @@ fn assert_seeked(r: &serde_json::Value) {
         "{r:#}"
     );
     // What the seek back fetched includes segments only the disk has.
-    let fetched: Vec<u64> = r["fetchedAfterSeek"]
-        .as_object()
-        .unwrap()
-        .values()
-        .flat_map(|v| v.as_array().cloned().unwrap_or_default())
-        .filter_map(|n| n.as_u64())
-        .collect();
+    let fetched = segment_numbers(&r["fetchedAfterSeek"]);
     assert!(fetched.iter().any(|&n| n <= 3), "{r:#}");
 }
 
@@ -461,15 +467,7 @@ fn check_vod(server: &Server, rec: &serde_json::Value) -> Vec<u64> {
         urls.push(format!("{base}/vod/{id}/{name}/index.m3u8"));
         numbers = n;
     }
-    let args: Vec<&str> = urls.iter().map(String::as_str).collect();
-    let report = node("check-playlists.mjs", &args);
-    for (url, problems) in report.as_object().unwrap() {
-        assert_eq!(
-            problems.as_array().unwrap().len(),
-            0,
-            "hls-parser on {url}: {problems}"
-        );
-    }
+    assert_hls_parser_clean(&urls);
     let mpd = get(server, &format!("/vod/{id}/manifest.mpd"), None);
     assert_eq!(header(&mpd, "content-type"), "application/dash+xml");
     assert!(header(&mpd, "cache-control").contains("immutable"));
@@ -523,13 +521,7 @@ fn assert_played_through(server: &Server, id: &str, numbers: &[u64]) {
         );
         assert!(first < 1.0 && last >= duration - 0.5, "{r:#}");
         // Every segment, from the first to the last, of some rendition.
-        let mut fetched: Vec<u64> = r["fetched"]
-            .as_object()
-            .unwrap()
-            .values()
-            .flat_map(|v| v.as_array().cloned().unwrap_or_default())
-            .filter_map(|n| n.as_u64())
-            .collect();
+        let mut fetched = segment_numbers(&r["fetched"]);
         fetched.sort_unstable();
         fetched.dedup();
         assert!(

@@ -118,15 +118,7 @@ fn check_with_third_party_tools(server: &Server, name: &str, master: &str) {
         urls.push(format!("{base}/{rendition}/playlist.m3u8?_HLS_skip=YES"));
         urls.push(format!("{base}/{rendition}/index.m3u8"));
     }
-    let args: Vec<&str> = urls.iter().map(String::as_str).collect();
-    let report = node("check-playlists.mjs", &args);
-    for (url, problems) in report.as_object().unwrap() {
-        assert_eq!(
-            problems.as_array().unwrap().len(),
-            0,
-            "hls-parser on {url}: {problems}"
-        );
-    }
+    assert_hls_parser_clean(&urls);
 
     require("ffprobe");
     let probe = Command::new("ffprobe")

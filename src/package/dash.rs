@@ -579,15 +579,25 @@ mod tests {
     }
 
     fn mpd(renditions: &[RenditionWindow], low_latency: bool) -> String {
+        mpd_with(renditions, low_latency, false, false)
+    }
+
+    /// A recording's MPD needs no `UTCTiming`: it gets none here.
+    fn mpd_with(
+        renditions: &[RenditionWindow],
+        low_latency: bool,
+        audio_only: bool,
+        vod: bool,
+    ) -> String {
         manifest(&Manifest {
             timing: TIMING,
             renditions,
             window_secs: 30.0,
             now_ms: 1_764_028_808_500,
             low_latency,
-            audio_only: false,
-            vod: false,
-            utc_timing: "/time",
+            audio_only,
+            vod,
+            utc_timing: if vod { "" } else { "/time" },
         })
         .unwrap()
     }
@@ -691,17 +701,7 @@ mod tests {
         a[2].discontinuity = true;
         let windows = [video("360p30", v), audio(a)];
         let full = mpd(&windows, true);
-        let only = manifest(&Manifest {
-            timing: TIMING,
-            renditions: &windows,
-            window_secs: 30.0,
-            now_ms: 1_764_028_808_500,
-            low_latency: true,
-            audio_only: true,
-            vod: false,
-            utc_timing: "/time",
-        })
-        .unwrap();
+        let only = mpd_with(&windows, true, true, false);
         assert!(
             !only.contains("contentType=\"video\"") && !only.contains("360p30"),
             "{only}"
@@ -734,17 +734,7 @@ mod tests {
         v[2].discontinuity = true;
         a[2].discontinuity = true;
         let windows = [video("360p30", v), audio(a)];
-        let text = manifest(&Manifest {
-            timing: TIMING,
-            renditions: &windows,
-            window_secs: 30.0,
-            now_ms: 1_764_028_808_500,
-            low_latency: false,
-            audio_only: false,
-            vod: true,
-            utc_timing: "",
-        })
-        .unwrap();
+        let text = mpd_with(&windows, false, false, true);
         assert!(
             text.contains(" type=\"static\" mediaPresentationDuration=\"PT10S\""),
             "{text}"

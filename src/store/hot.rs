@@ -347,6 +347,7 @@ impl StreamMedia {
         Some(tap.dvr.record(
             &tap.key,
             &self.name,
+            self.timing.media_epoch_ms,
             reason,
             self.timing.segment_target,
             summaries,

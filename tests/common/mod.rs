@@ -1061,3 +1061,17 @@ pub fn xmllint_mpd(mpd: &str, what: &str) {
     println!("xmllint {what}: {}", err.trim());
     assert!(out.status.success(), "xmllint {what}: {err}\n{mpd}");
 }
+
+/// hls-parser (`check-playlists.mjs`) reads every playlist URL and reports
+/// nothing.
+pub fn assert_hls_parser_clean(urls: &[String]) {
+    let args: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let report = node("check-playlists.mjs", &args);
+    for (url, problems) in report.as_object().unwrap() {
+        assert_eq!(
+            problems.as_array().unwrap().len(),
+            0,
+            "hls-parser on {url}: {problems}"
+        );
+    }
+}

@@ -239,13 +239,15 @@ impl Dvr {
         });
     }
 
-    /// Asks for a recording of run `key` (`NAME/EPOCH`) of `stream`: made
-    /// on the storage thread after the segments queued before it. Returns
-    /// its id at once (`RecordingState::Pending` until made).
+    /// Asks for a recording of run `key` (`NAME/EPOCH`, the media epoch
+    /// `epoch_ms`) of `stream`: made on the storage thread after the segments
+    /// queued before it. Returns its id at once (`RecordingState::Pending`
+    /// until made).
     pub fn record(
         &self,
         key: &str,
         stream: &str,
+        epoch_ms: u64,
         reason: &str,
         segment_target: f64,
         summaries: Vec<RenditionSummary>,
@@ -263,11 +265,6 @@ impl Dvr {
             }
         };
         let id = recordings::id(stream, created_ms);
-        let epoch_ms = key
-            .rsplit('/')
-            .next()
-            .and_then(|e| e.parse().ok())
-            .unwrap_or(0);
         let recording = Recording {
             id: id.clone(),
             stream: stream.to_string(),
