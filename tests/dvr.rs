@@ -577,6 +577,20 @@ fn streams_become_recordings_that_play_start_to_end() {
     let numbers = check_vod(&server, &ended);
     let cam_id = ended["id"].as_str().unwrap().to_string();
     assert_played_through(&server, &cam_id, &numbers);
+    // Hostile names: no such recording, rendition or object, never a file
+    // outside the recording; the demo plays on.
+    for path in [
+        "/vod/..%2F..%2Fetc/master.m3u8".to_string(),
+        "/vod/nobody-1/master.m3u8".to_string(),
+        format!("/vod/{cam_id}/..%2Fdemo/index.m3u8"),
+        format!("/vod/{cam_id}/360p30/seg18446744073709551615.m4s"),
+        format!("/vod/{cam_id}/360p30/recording.json"),
+        format!("/vod/{cam_id}/360p30/init4294967295.mp4"),
+        format!("/vod/{cam_id}/nothing/seg0.m4s"),
+    ] {
+        assert_eq!(get(&server, &path, None).status, 404, "{path}");
+    }
+    assert_eq!(get(&server, "/live/demo/master.m3u8", None).status, 200);
     assert!(server.metric("ladderd_recordings_made_total", &[]) >= 2.0);
 
     // Kept over a restart; deleted through the API.
