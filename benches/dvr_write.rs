@@ -53,6 +53,7 @@ fn start(
             max_bytes: 0,
             record_on_end: false,
             cpu: None,
+            compact_after: ladderd::store::dvr::DEFAULT_COMPACT_AFTER,
         },
         archive,
     )

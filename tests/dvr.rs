@@ -312,7 +312,7 @@ fn check_recovered(dir: &std::path::Path, epochs: &[std::ffi::OsString]) -> usiz
             continue;
         }
         let data = std::fs::read(&index_path).unwrap();
-        let (records, valid) = index::decode(&data);
+        let index::Decoded { records, valid, .. } = index::decode(&data);
         assert_eq!(
             valid,
             data.len(),
@@ -617,4 +617,200 @@ fn streams_become_recordings_that_play_start_to_end() {
         404
     );
     assert!(!dir.path().join(".recordings").join(&live_id).exists());
+}
+
+fn epochs(name_dir: &std::path::Path) -> Vec<u64> {
+    let mut v: Vec<u64> = std::fs::read_dir(name_dir)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Builds, from a short run `a` on disk, an hour-long earlier run of the same
+/// NAME ending 10 s before `a` began: `a`'s segments (a cycle of 4 over which
+/// every rendition's durations agree) laid end to end along a new timeline,
+/// each moved there (`tfdt`), with its index and chain, as a run of an hour
+/// ago would have left them; `a`'s chain files are dropped, so recovery works
+/// out that `a` continues it. Returns the new run's epoch and its segments
+/// per rendition. (An hour of the demo in real time would be an hour of CI.)
+fn an_hour_before(name_dir: &std::path::Path, a: u64) -> (u64, u64) {
+    use ladderd::store::dvr::index;
+    let run_a = name_dir.join(a.to_string());
+    let renditions: Vec<String> = std::fs::read_dir(&run_a)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let records: Vec<Vec<index::Record>> = renditions
+        .iter()
+        .map(|r| index::decode(&std::fs::read(run_a.join(r).join("index")).unwrap()).records)
+        .collect();
+    let shortest = records.iter().map(Vec::len).min().unwrap();
+    let span =
+        |recs: &[index::Record], i: usize| recs[i..i + 4].iter().map(|r| r.duration).sum::<f64>();
+    let first = (0..=shortest.saturating_sub(4))
+        .find(|&i| {
+            let v = span(&records[0], i);
+            records.iter().all(|recs| (span(recs, i) - v).abs() < 0.001)
+        })
+        .unwrap_or_else(|| panic!("no 4 segments of run {a} agree in length: {records:?}"));
+    let cycle = span(&records[0], first);
+    let count = (3600.0 / cycle).round() as u64 * 4;
+    let h = a - 3_600_000 - 10_000;
+    for (r, recs) in renditions.iter().zip(&records) {
+        let (from, to) = (run_a.join(r), name_dir.join(h.to_string()).join(r));
+        std::fs::create_dir_all(&to).unwrap();
+        for e in std::fs::read_dir(&from).unwrap().flatten() {
+            let f = e.file_name().to_string_lossy().into_owned();
+            if f.starts_with("init") {
+                std::fs::copy(e.path(), to.join(&f)).unwrap();
+            }
+        }
+        let ts = recs[0].timescale;
+        let (mut start, mut idx) = (0u64, Vec::new());
+        for k in 0..count {
+            let src = &recs[first + (k % 4) as usize];
+            let mut data = std::fs::read(from.join(format!("seg{}.m4s", src.msn))).unwrap();
+            shift_tfdt(&mut data, src.start, start);
+            std::fs::write(to.join(format!("seg{k}.m4s")), &data).unwrap();
+            let rec = index::Record {
+                msn: k,
+                start,
+                timescale: ts,
+                duration: src.duration,
+                pdt_ms: h + start * 1000 / u64::from(ts),
+                discontinuity: false,
+                init_version: src.init_version,
+                bytes: data.len() as u64,
+            };
+            idx.extend_from_slice(&rec.encode());
+            start += (src.duration * f64::from(ts)).round() as u64;
+        }
+        std::fs::write(to.join("index"), idx).unwrap();
+        std::fs::write(to.join("chain"), format!("0 0 {h}\n")).unwrap();
+        std::fs::remove_file(from.join("chain")).unwrap();
+    }
+    (h, count)
+}
+
+/// A NAME resumed after a restart keeps its earlier runs seekable behind one
+/// DVR playlist per rendition and one DVR MPD, an hour back: an hour-long
+/// run (built on disk from a real one, see `an_hour_before`), a real run,
+/// a restart, and the live run. The playlists list the earlier runs under
+/// `e{EPOCH}/` with a discontinuity at each new run and numbers that carry
+/// on; the MPD has a Period per run; hls.js and dash.js seek to the oldest
+/// second, an hour back, play on, and return to live.
+#[test]
+fn a_resumed_name_seeks_an_hour_back_across_its_earlier_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "window_secs = 7200.0\n");
+    let mut server = Server::start_with(&cfg, &["--demo"]);
+    server.wait_for(
+        "5 segments of each rendition on disk",
+        Duration::from_secs(40),
+        || (server.metric("ladderd_dvr_segments_written_total", &[]) >= 10.0).then_some(()),
+    );
+    server.stop();
+    drop(server);
+    let name_dir = dir.path().join("demo");
+    let a = epochs(&name_dir)[0];
+    let (h, count) = an_hour_before(&name_dir, a);
+
+    let server = Server::start_with(&cfg, &["--demo"]);
+    server.wait_for(
+        "the resumed run's segment 3",
+        Duration::from_secs(40),
+        || {
+            let p = server.get("/live/demo/360p30/playlist.m3u8").ok()?.1;
+            p.contains("\nseg3.m4s").then_some(())
+        },
+    );
+    let b = *epochs(&name_dir).last().unwrap();
+    assert!(b > a, "no new run: {:?}", epochs(&name_dir));
+
+    let playlist = server.get("/live/demo/360p30/dvr.m3u8").unwrap().1;
+    assert!(
+        playlist.contains("#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-DISCONTINUITY-SEQUENCE:0\n"),
+        "{}",
+        &playlist[..300]
+    );
+    for uri in [
+        format!("#EXT-X-MAP:URI=\"e{h}/init0.mp4\"\n"),
+        format!("\ne{h}/seg0.m4s\n"),
+        format!("\ne{h}/seg{}.m4s\n#EXT-X-DISCONTINUITY\n", count - 1),
+        format!("\ne{a}/seg0.m4s\n"),
+        "\n#EXT-X-MAP:URI=\"init0.mp4\"\n".to_string(),
+        "\nseg0.m4s\n".to_string(),
+    ] {
+        assert!(playlist.contains(&uri), "{uri} missing");
+    }
+    assert_eq!(playlist.matches("#EXT-X-DISCONTINUITY\n").count(), 2);
+    assert!(playlist.matches("#EXTINF:").count() as u64 >= count + 5 + 3);
+    let base = format!("http://{}", server.http);
+    assert_hls_parser_clean(&[
+        format!("{base}/live/demo/dvr.m3u8"),
+        format!("{base}/live/demo/360p30/dvr.m3u8"),
+        format!("{base}/live/demo/audio/dvr.m3u8"),
+    ]);
+    // Earlier runs' objects, from disk; nothing else under `e…/`.
+    let got = get(&server, &format!("/live/demo/360p30/e{h}/seg0.m4s"), None);
+    assert_eq!(got.status, 200);
+    assert_eq!(
+        got.body,
+        std::fs::read(name_dir.join(format!("{h}/360p30/seg0.m4s"))).unwrap()
+    );
+    assert!(header(&got, "cache-control").contains("immutable"));
+    assert_eq!(
+        get(&server, &format!("/live/demo/audio/e{a}/init0.mp4"), None).status,
+        200
+    );
+    for bad in [
+        format!("/live/demo/360p30/e{b}/seg0.m4s"),
+        format!("/live/demo/360p30/e{h}/seg{count}.m4s"),
+        "/live/demo/360p30/e12/seg0.m4s".to_string(),
+        format!("/live/demo/360p30/x{h}/seg0.m4s"),
+        format!("/live/demo/360p30/e{h}/index"),
+        format!("/live/demo/360p30/e{h}/chain"),
+    ] {
+        assert_eq!(get(&server, &bad, None).status, 404, "{bad}");
+    }
+    // The DVR MPD: a Period per run (the hour's at 0), valid.
+    let mpd = server.get("/live/demo/dvr.mpd").unwrap().1;
+    dash_mpd::parse(&mpd).unwrap();
+    xmllint_mpd(&mpd, "DVR MPD over three runs");
+    assert!(mpd.matches("<Period ").count() >= 3, "{mpd}");
+    assert!(
+        mpd.contains("start=\"PT0S\"") && mpd.contains(&format!("e{h}/seg$Number$.m4s")),
+        "{mpd}"
+    );
+
+    for player in ["hls", "dash"] {
+        let r = node("dvr-seek.mjs", &[&base, "demo", player]);
+        println!("{player} seek an hour back: {r}");
+        assert_eq!(r["pageErrors"].as_array().map_or(1, Vec::len), 0, "{r:#}");
+        assert_eq!(r["errors"].as_array().map_or(1, Vec::len), 0, "{r:#}");
+        assert_eq!(r["stalls"], 0, "{r:#}");
+        let span =
+            r["seekable"][1].as_f64().unwrap_or(0.0) - r["seekable"][0].as_f64().unwrap_or(0.0);
+        assert!(span >= 3600.0, "rewind window {span} s: {r:#}");
+        assert!(
+            r["back"]["advanced"].as_f64().unwrap_or(0.0) >= 4.0,
+            "{r:#}"
+        );
+        assert!(
+            r["returned"]["advanced"].as_f64().unwrap_or(0.0) >= 2.5,
+            "{r:#}"
+        );
+        let hour_ago = r["fetchedAfterSeek"][format!("360p30/e{h}")]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            hour_ago.iter().any(|n| n.as_u64().is_some_and(|n| n <= 3)),
+            "{r:#}"
+        );
+    }
 }

@@ -18,8 +18,8 @@ use hyper::{Response, StatusCode};
 use super::routes::{full, text, Body, BodyError};
 use super::Origin;
 use crate::package::dash;
-use crate::package::hls::SegmentEntry;
 use crate::package::hls::{self, MediaPlaylist, ObjectName, RenditionReport};
+use crate::store::dvr::RunSegments;
 use crate::store::hot::{Block, Object, Rendition, StreamMedia};
 
 /// Media objects never change once published.
@@ -148,6 +148,23 @@ pub async fn handle(
             Some(r) => rendition_file(ctx, &media, r, file, query, headers, head).await,
             None => text(StatusCode::NOT_FOUND, "no such rendition\n"),
         },
+        // An earlier run's object (the DVR playlists of a resumed NAME).
+        [_, rendition, run, file] => {
+            let epoch = run.strip_prefix('e').and_then(|e| e.parse::<u64>().ok());
+            match (epoch, media.rendition(rendition), &media.dvr) {
+                (Some(epoch), Some(r), Some(tap)) if epoch < tap.epoch_ms => {
+                    let key = format!("{}/{epoch}", tap.name);
+                    match tap.dvr.read(&key, rendition, file).await {
+                        Some(data) => {
+                            let etag = format!("\"e{epoch}-{}-{file}\"", r.name);
+                            media_object(data, object_type(file), &etag, headers)
+                        }
+                        None => text(StatusCode::NOT_FOUND, "not found\n"),
+                    }
+                }
+                _ => text(StatusCode::NOT_FOUND, "not found\n"),
+            }
+        }
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
 }
@@ -320,22 +337,28 @@ fn settled_media(media: &StreamMedia) -> bool {
     )
 }
 
-/// A rendition's rewind window: its whole segments on disk, then the newest
-/// (not on disk yet) from RAM; with the DVR's discontinuity sequence and
-/// whether the rendition ended. None without a DVR.
-fn dvr_segments(media: &StreamMedia, r: &Rendition) -> Option<(Vec<SegmentEntry>, u64, bool)> {
+/// A rendition's rewind window: the runs of its NAME's DVR chain (earlier
+/// runs, then this one's whole segments on disk, then its newest, not on
+/// disk yet, from RAM), and whether the rendition ended. None without a DVR.
+fn dvr_runs(media: &StreamMedia, r: &Rendition) -> Option<(Vec<RunSegments>, bool)> {
     let tap = media.dvr.as_ref()?;
-    let (mut segments, disc) = tap.dvr.segments(&tap.key, &r.name);
-    let last = segments.last().map(|s| s.msn);
+    let mut runs = tap.dvr.runs(&tap.name, tap.epoch_ms, &r.name);
+    let current = runs.last_mut()?;
+    let last = current.segments.last().map(|s| s.msn);
     let ended = r.with_segments(|ram, _, ended| {
-        segments.extend(
+        current.segments.extend(
             ram.iter()
                 .filter(|s| s.complete && last.is_none_or(|l| s.msn > l))
                 .cloned(),
         );
         ended
     });
-    Some((segments, disc, ended))
+    Some((runs, ended))
+}
+
+/// An earlier run's objects: `RENDITION/e{EPOCH}/FILE`.
+fn earlier_prefix(epoch_ms: u64) -> String {
+    format!("e{epoch_ms}/")
 }
 
 /// The multivariant playlist, or None while no video rendition can be listed.
@@ -375,26 +398,56 @@ fn mpd(
     if !low_latency && most < standard_dash_min_segments(&media.timing) {
         return None;
     }
-    let windows: Vec<dash::RenditionWindow> = renditions
-        .iter()
-        .map(|r| {
-            let (segments, run_start) = match dvr_segments(media, r) {
-                Some((segments, _, _)) if dvr => (segments, None),
-                _ => r.with_timeline(|s, run| (s.to_vec(), run)),
-            };
-            dash::RenditionWindow {
-                summary: r.summary(),
-                segments,
-                run_start,
+    // By run: earlier runs of the NAME (the DVR MPD), then this one.
+    let mut by_epoch: std::collections::BTreeMap<u64, Vec<dash::RenditionWindow>> =
+        std::collections::BTreeMap::new();
+    let mut origin_ms = media.timing.media_epoch_ms;
+    let mut windows = Vec::new();
+    for r in renditions.iter() {
+        let (segments, run_start) = match dvr_runs(media, r) {
+            Some((runs, _)) if dvr => {
+                let mut runs = runs.into_iter();
+                let current = runs.next_back().map(|c| {
+                    origin_ms = c.origin_ms;
+                    c.segments
+                });
+                for run in runs {
+                    by_epoch
+                        .entry(run.epoch_ms)
+                        .or_default()
+                        .push(dash::RenditionWindow {
+                            summary: r.summary(),
+                            segments: run.segments,
+                            run_start: None,
+                        });
+                }
+                (current.unwrap_or_default(), None)
             }
+            _ => r.with_timeline(|s, run| (s.to_vec(), run)),
+        };
+        windows.push(dash::RenditionWindow {
+            summary: r.summary(),
+            segments,
+            run_start,
+        });
+    }
+    let prefixes: Vec<(u64, String)> = by_epoch.keys().map(|&e| (e, earlier_prefix(e))).collect();
+    let earlier: Vec<dash::EarlierRun> = prefixes
+        .iter()
+        .map(|(e, prefix)| dash::EarlierRun {
+            offset_ms: e.saturating_sub(origin_ms),
+            prefix,
+            renditions: &by_epoch[e],
         })
         .collect();
     let window_secs = match &media.dvr {
         Some(tap) if dvr => tap.dvr.config().window_secs,
         _ => media.window_secs(),
     };
+    let mut timing = media.timing;
+    timing.media_epoch_ms = origin_ms.min(timing.media_epoch_ms);
     dash::manifest(&dash::Manifest {
-        timing: media.timing,
+        timing,
         renditions: &windows,
         window_secs,
         now_ms,
@@ -402,6 +455,8 @@ fn mpd(
         audio_only,
         vod: false,
         utc_timing: "/time",
+        earlier: &earlier,
+        offset_ms: media.timing.media_epoch_ms - timing.media_epoch_ms,
     })
     .ok()
 }
@@ -460,13 +515,35 @@ async fn rendition_file(
         return playlist(body, headers, cache);
     }
     if file == "dvr.m3u8" {
-        let Some((segments, disc, ended)) = dvr_segments(media, &r) else {
+        let Some((runs, ended)) = dvr_runs(media, &r) else {
             return text(StatusCode::NOT_FOUND, "no DVR (dvr.dir is not set)\n");
         };
-        if segments.is_empty() {
+        let runs: Vec<RunSegments> = runs
+            .into_iter()
+            .filter(|r| !r.segments.is_empty())
+            .collect();
+        let Some(first) = runs.first() else {
             return text(StatusCode::NOT_FOUND, "no complete segment yet\n");
-        }
-        let body = hls::dvr_playlist(&segments, disc, ended);
+        };
+        let prefixes: Vec<String> = runs
+            .iter()
+            .map(|run| {
+                if run.epoch_ms == media.timing.media_epoch_ms {
+                    String::new()
+                } else {
+                    earlier_prefix(run.epoch_ms)
+                }
+            })
+            .collect();
+        let listed: Vec<hls::DvrRun> = runs
+            .iter()
+            .zip(&prefixes)
+            .map(|(run, prefix)| hls::DvrRun {
+                prefix,
+                segments: &run.segments,
+            })
+            .collect();
+        let body = hls::dvr_playlist(&listed, first.sequence, first.discontinuity_sequence, ended);
         return playlist(body, headers, "max-age=1");
     }
     if file == "index.m3u8" {
@@ -556,12 +633,16 @@ fn stored_object(
     headers: &HeaderMap,
 ) -> Response<Body> {
     let etag = format!("\"{}-{}-{file}\"", media.generation, r.name);
-    let kind = if file.ends_with(".mp4") {
+    media_object(data, object_type(file), &etag, headers)
+}
+
+/// A stored object's Content-Type.
+pub(super) fn object_type(file: &str) -> &'static str {
+    if file.ends_with(".mp4") {
         "video/mp4"
     } else {
         "video/iso.segment"
-    };
-    media_object(data, kind, &etag, headers)
+    }
 }
 
 /// The store's answer for an object name; every number in it came from a

@@ -58,14 +58,12 @@ pub async fn handle(ctx: &Origin, rest: &[&str], headers: &HeaderMap) -> Respons
             None => text(StatusCode::NOT_FOUND, "no such rendition\n"),
         },
         [_, rendition, file] => match dvr.read_recorded(id, rendition, file).await {
-            Some(data) => {
-                let kind = if file.ends_with(".mp4") {
-                    "video/mp4"
-                } else {
-                    "video/iso.segment"
-                };
-                media_object(data, kind, &format!("\"{id}-{rendition}-{file}\""), headers)
-            }
+            Some(data) => media_object(
+                data,
+                super::playback::object_type(file),
+                &format!("\"{id}-{rendition}-{file}\""),
+                headers,
+            ),
             None => text(StatusCode::NOT_FOUND, "not found\n"),
         },
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
@@ -104,5 +102,7 @@ fn static_mpd(rec: &Recording) -> Result<String, dash::MpdError> {
         audio_only: false,
         vod: true,
         utc_timing: "",
+        earlier: &[],
+        offset_ms: 0,
     })
 }

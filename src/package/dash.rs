@@ -51,6 +51,24 @@ pub struct Manifest<'a> {
     pub vod: bool,
     /// The `UTCTiming` (http-iso) URL (dynamic MPDs).
     pub utc_timing: &'a str,
+    /// Earlier runs of the stream's NAME (the DVR MPD of a resumed NAME),
+    /// oldest first, each in Periods of its own before `renditions`'.
+    pub earlier: &'a [EarlierRun<'a>],
+    /// How far `renditions`' media epoch lies after `timing.media_epoch_ms`
+    /// (the `availabilityStartTime`; ms): 0 but in a DVR MPD whose chain
+    /// began with an earlier run.
+    pub offset_ms: u64,
+}
+
+/// An earlier run of a NAME in a DVR MPD: its own media timeline (counted
+/// from its own epoch, `offset_ms` after the `availabilityStartTime`) and
+/// its objects under `$RepresentationID$/{prefix}`.
+#[derive(Debug, Clone)]
+pub struct EarlierRun<'a> {
+    pub offset_ms: u64,
+    /// `e{EPOCH}/`.
+    pub prefix: &'a str,
+    pub renditions: &'a [RenditionWindow],
 }
 
 /// Why no MPD can be written.
@@ -90,6 +108,45 @@ struct Period {
     /// Media start on the reference rendition's timeline.
     start: u64,
     timescale: u32,
+}
+
+/// One run's renditions and Periods in an MPD.
+struct RunView<'a> {
+    /// Its media epoch after the `availabilityStartTime`.
+    offset_micros: u64,
+    prefix: &'a str,
+    video: Vec<&'a RenditionWindow>,
+    audio: Vec<&'a RenditionWindow>,
+    periods: Vec<Period>,
+}
+
+impl<'a> RunView<'a> {
+    fn of(
+        renditions: &'a [RenditionWindow],
+        offset_ms: u64,
+        prefix: &'a str,
+        low_latency: bool,
+    ) -> Self {
+        let of_kind = |video: bool| {
+            renditions
+                .iter()
+                .filter(|w| {
+                    matches!(w.summary.kind, RenditionKind::Video { .. }) == video && listable(w)
+                })
+                .collect::<Vec<_>>()
+        };
+        let (video, audio) = (of_kind(true), of_kind(false));
+        let periods = video
+            .first()
+            .map_or_else(Vec::new, |r| periods(r, low_latency));
+        RunView {
+            offset_micros: offset_ms * 1000,
+            prefix,
+            video,
+            audio,
+            periods,
+        }
+    }
 }
 
 impl Period {
@@ -301,10 +358,10 @@ fn bandwidth(w: &RenditionWindow) -> u64 {
     }
 }
 
-fn segment_template(o: &mut String, l: &Listed, period: &Period, m: &Manifest) {
+fn segment_template(o: &mut String, l: &Listed, period: &Period, prefix: &str, m: &Manifest) {
     let _ = write!(
         o,
-        "        <SegmentTemplate timescale=\"{}\" presentationTimeOffset=\"{}\" initialization=\"$RepresentationID$/init{}.mp4\" media=\"$RepresentationID$/seg$Number$.m4s\" startNumber=\"{}\"",
+        "        <SegmentTemplate timescale=\"{}\" presentationTimeOffset=\"{}\" initialization=\"$RepresentationID$/{prefix}init{}.mp4\" media=\"$RepresentationID$/{prefix}seg$Number$.m4s\" startNumber=\"{}\"",
         l.timescale,
         period.offset_in(l.timescale),
         l.init_version,
@@ -341,25 +398,21 @@ pub fn manifest(m: &Manifest) -> Result<String, MpdError> {
     if m.utc_timing.is_empty() && !m.vod {
         return Err(MpdError::NoUtcTiming);
     }
-    let video: Vec<&RenditionWindow> = m
-        .renditions
+    let mut runs: Vec<RunView> = m
+        .earlier
         .iter()
-        .filter(|w| matches!(w.summary.kind, RenditionKind::Video { .. }) && listable(w))
+        .map(|e| RunView::of(e.renditions, e.offset_ms, e.prefix, m.low_latency))
+        .filter(|r| !r.periods.is_empty())
         .collect();
-    let audio: Vec<&RenditionWindow> = m
-        .renditions
-        .iter()
-        .filter(|w| matches!(w.summary.kind, RenditionKind::Audio { .. }) && listable(w))
-        .collect();
-    let reference = video.first().ok_or(MpdError::NoVideo)?;
-    let periods = periods(reference, m.low_latency);
-    if periods.is_empty() {
+    let current = RunView::of(m.renditions, m.offset_ms, "", m.low_latency);
+    if current.periods.is_empty() {
         return Err(MpdError::NoVideo);
     }
+    runs.push(current);
     let t = &m.timing;
-    let max_segment = video
+    let max_segment = runs
         .iter()
-        .chain(&audio)
+        .flat_map(|r| r.video.iter().chain(&r.audio))
         .flat_map(|w| w.segments.iter().filter(|s| s.complete))
         .map(|s| s.duration)
         .fold(t.segment_target, f64::max);
@@ -374,18 +427,22 @@ pub fn manifest(m: &Manifest) -> Result<String, MpdError> {
     }
     // A static MPD's Periods count from its first one.
     let origin_micros = if m.vod {
-        periods.first().map_or(0, Period::start_micros)
+        runs[0].offset_micros + runs[0].periods.first().map_or(0, Period::start_micros)
     } else {
         0
     };
     if m.vod {
-        let end = video
+        let last = &runs[runs.len() - 1];
+        let end = last
+            .video
             .iter()
-            .chain(&audio)
+            .chain(&last.audio)
             .filter_map(|w| w.segments.iter().rev().find(|s| s.complete))
             .map(|s| {
                 let ts = u128::from(s.timescale.max(1));
-                (u128::from(s.start) * 1_000_000 / ts) as u64 + (s.duration * 1e6).round() as u64
+                last.offset_micros
+                    + (u128::from(s.start) * 1_000_000 / ts) as u64
+                    + (s.duration * 1e6).round() as u64
             })
             .max()
             .unwrap_or(origin_micros);
@@ -427,32 +484,34 @@ pub fn manifest(m: &Manifest) -> Result<String, MpdError> {
         let _ = writeln!(o, "    <PlaybackRate min=\"0.96\" max=\"1.04\"/>");
         let _ = writeln!(o, "  </ServiceDescription>");
     }
-    for (k, period) in periods.iter().enumerate() {
-        let start_micros = period.start_micros();
-        let _ = writeln!(
-            o,
-            "  <Period id=\"p{}\" start=\"{}\">",
-            start_micros / 1000,
-            duration_micros(start_micros - origin_micros)
-        );
-        let videos: Vec<Listed> = video
-            .iter()
-            .filter_map(|w| in_period(w, &periods, k, m))
-            .collect();
-        if !videos.is_empty() && !m.audio_only {
+    for run in &runs {
+        for (k, period) in run.periods.iter().enumerate() {
+            let start_micros = run.offset_micros + period.start_micros();
             let _ = writeln!(
+                o,
+                "  <Period id=\"p{}\" start=\"{}\">",
+                start_micros / 1000,
+                duration_micros(start_micros - origin_micros)
+            );
+            let videos: Vec<Listed> = run
+                .video
+                .iter()
+                .filter_map(|w| in_period(w, &run.periods, k, m))
+                .collect();
+            if !videos.is_empty() && !m.audio_only {
+                let _ = writeln!(
                 o,
                 "    <AdaptationSet id=\"0\" contentType=\"video\" mimeType=\"video/mp4\" segmentAlignment=\"true\" startWithSAP=\"1\">"
             );
-            for l in &videos {
-                let s = &l.window.summary;
-                let RenditionKind::Video {
-                    width, height, fps, ..
-                } = s.kind
-                else {
-                    continue;
-                };
-                let _ = writeln!(
+                for l in &videos {
+                    let s = &l.window.summary;
+                    let RenditionKind::Video {
+                        width, height, fps, ..
+                    } = s.kind
+                    else {
+                        continue;
+                    };
+                    let _ = writeln!(
                     o,
                     "      <Representation id=\"{}\" bandwidth=\"{}\" codecs=\"{}\" width=\"{width}\" height=\"{height}\" frameRate=\"{}\">",
                     attr(&s.name),
@@ -460,26 +519,27 @@ pub fn manifest(m: &Manifest) -> Result<String, MpdError> {
                     attr(&s.codecs),
                     frame_rate(fps)
                 );
-                segment_template(&mut o, l, period, m);
-                let _ = writeln!(o, "      </Representation>");
+                    segment_template(&mut o, l, period, run.prefix, m);
+                    let _ = writeln!(o, "      </Representation>");
+                }
+                let _ = writeln!(o, "    </AdaptationSet>");
             }
-            let _ = writeln!(o, "    </AdaptationSet>");
-        }
-        let audios: Vec<Listed> = audio
-            .iter()
-            .filter_map(|w| in_period(w, &periods, k, m))
-            .collect();
-        if !audios.is_empty() {
-            let _ = writeln!(
+            let audios: Vec<Listed> = run
+                .audio
+                .iter()
+                .filter_map(|w| in_period(w, &run.periods, k, m))
+                .collect();
+            if !audios.is_empty() {
+                let _ = writeln!(
                 o,
                 "    <AdaptationSet id=\"1\" contentType=\"audio\" mimeType=\"audio/mp4\" segmentAlignment=\"true\" startWithSAP=\"1\">"
             );
-            for l in &audios {
-                let s = &l.window.summary;
-                let RenditionKind::Audio { channels, .. } = s.kind else {
-                    continue;
-                };
-                let _ = writeln!(
+                for l in &audios {
+                    let s = &l.window.summary;
+                    let RenditionKind::Audio { channels, .. } = s.kind else {
+                        continue;
+                    };
+                    let _ = writeln!(
                     o,
                     "      <Representation id=\"{}\" bandwidth=\"{}\" codecs=\"{}\" audioSamplingRate=\"{}\">",
                     attr(&s.name),
@@ -487,16 +547,17 @@ pub fn manifest(m: &Manifest) -> Result<String, MpdError> {
                     attr(&s.codecs),
                     l.timescale
                 );
-                let _ = writeln!(
+                    let _ = writeln!(
                     o,
                     "        <AudioChannelConfiguration schemeIdUri=\"{AUDIO_CHANNELS}\" value=\"{channels}\"/>"
                 );
-                segment_template(&mut o, l, period, m);
-                let _ = writeln!(o, "      </Representation>");
+                    segment_template(&mut o, l, period, run.prefix, m);
+                    let _ = writeln!(o, "      </Representation>");
+                }
+                let _ = writeln!(o, "    </AdaptationSet>");
             }
-            let _ = writeln!(o, "    </AdaptationSet>");
+            let _ = writeln!(o, "  </Period>");
         }
-        let _ = writeln!(o, "  </Period>");
     }
     if !m.vod {
         let _ = writeln!(
@@ -598,6 +659,8 @@ mod tests {
             audio_only,
             vod,
             utc_timing: if vod { "" } else { "/time" },
+            earlier: &[],
+            offset_ms: 0,
         })
         .unwrap()
     }
@@ -812,6 +875,8 @@ mod tests {
             audio_only: false,
             vod: false,
             utc_timing: utc,
+            earlier: &[],
+            offset_ms: 0,
         };
         assert_eq!(manifest(&m("/time")), Err(MpdError::NoVideo));
         assert_eq!(manifest(&m("")), Err(MpdError::NoUtcTiming));

@@ -399,55 +399,84 @@ pub fn standard_playlist(
     o
 }
 
-/// A DVR media playlist: every whole segment of the rewind window (on disk,
-/// then those only in RAM so far), with their ladder URIs. A segment whose
-/// number does not follow the one before (one the disk lost) starts with a
-/// discontinuity, so a player never plays across the hole as if it were not
-/// there.
-pub fn dvr_playlist(segments: &[SegmentEntry], discontinuity_sequence: u64, ended: bool) -> String {
-    whole_segments_playlist(segments, discontinuity_sequence, ended, false)
+/// A run of a NAME's DVR timeline as a playlist lists it: its segments,
+/// and the prefix of their URIs (`""` for the current run, `e{EPOCH}/` for
+/// an earlier one).
+#[derive(Debug, Clone, Copy)]
+pub struct DvrRun<'a> {
+    pub prefix: &'a str,
+    pub segments: &'a [SegmentEntry],
+}
+
+/// A DVR media playlist: every whole segment of the rewind window (earlier
+/// runs of the NAME from disk, then this run's on disk, then those only in
+/// RAM so far). A new run, or a segment whose number does not follow the
+/// one before (one the disk lost), starts with a discontinuity, so a player
+/// never plays across the hole as if it were not there. `media_sequence`
+/// and `discontinuity_sequence` are the first segment's.
+pub fn dvr_playlist(
+    runs: &[DvrRun],
+    media_sequence: u64,
+    discontinuity_sequence: u64,
+    ended: bool,
+) -> String {
+    whole_segments_playlist(runs, media_sequence, discontinuity_sequence, ended, false)
 }
 
 /// A recording's media playlist (live-to-VOD): every segment,
 /// `EXT-X-PLAYLIST-TYPE:VOD` and `EXT-X-ENDLIST`.
 pub fn vod_playlist(segments: &[SegmentEntry]) -> String {
-    whole_segments_playlist(segments, 0, true, true)
+    let first = segments.first().map_or(0, |s| s.msn);
+    whole_segments_playlist(
+        &[DvrRun {
+            prefix: "",
+            segments,
+        }],
+        first,
+        0,
+        true,
+        true,
+    )
 }
 
 fn whole_segments_playlist(
-    segments: &[SegmentEntry],
+    runs: &[DvrRun],
+    media_sequence: u64,
     discontinuity_sequence: u64,
     ended: bool,
     vod: bool,
 ) -> String {
-    let target = segments
-        .iter()
-        .map(|s| s.duration.round() as u64)
+    let all = || {
+        runs.iter()
+            .flat_map(|r| r.segments.iter().map(move |s| (r.prefix, s)))
+    };
+    let target = all()
+        .map(|(_, s)| s.duration.round() as u64)
         .max()
         .unwrap_or(2)
         .max(1);
-    let mut o = String::with_capacity(64 * segments.len() + 256);
-    whole_segments_head(
-        &mut o,
-        target,
-        segments.first().map_or(0, |s| s.msn),
-        discontinuity_sequence,
-    );
+    let count = all().count();
+    let mut o = String::with_capacity(64 * count + 256);
+    whole_segments_head(&mut o, target, media_sequence, discontinuity_sequence);
     if vod {
         let _ = writeln!(o, "#EXT-X-PLAYLIST-TYPE:VOD");
     }
     let mut map = None;
-    for (i, s) in segments.iter().enumerate() {
-        let gap = i > 0 && segments[i - 1].msn + 1 != s.msn;
-        segment_head(
-            &mut o,
-            i > 0 && (s.discontinuity || gap),
-            s.init_version,
-            s.pdt_ms,
-            &mut map,
-        );
+    let mut prev: Option<(&str, &SegmentEntry)> = None;
+    for (prefix, s) in all() {
+        let tag =
+            prev.is_some_and(|(p, last)| p != prefix || s.discontinuity || last.msn + 1 != s.msn);
+        if tag {
+            let _ = writeln!(o, "#EXT-X-DISCONTINUITY");
+        }
+        if map != Some((prefix, s.init_version)) {
+            let _ = writeln!(o, "#EXT-X-MAP:URI=\"{prefix}{}\"", init_uri(s.init_version));
+            map = Some((prefix, s.init_version));
+        }
+        let _ = writeln!(o, "#EXT-X-PROGRAM-DATE-TIME:{}", iso8601(s.pdt_ms));
         let _ = writeln!(o, "#EXTINF:{:.5},", s.duration);
-        let _ = writeln!(o, "seg{}.m4s", s.msn);
+        let _ = writeln!(o, "{prefix}seg{}.m4s", s.msn);
+        prev = Some((prefix, s));
     }
     if ended {
         let _ = writeln!(o, "#EXT-X-ENDLIST");
@@ -996,6 +1025,47 @@ audio/playlist.m3u8\n"
         assert!(text.ends_with("seg7.m4s\n#EXT-X-ENDLIST\n"), "{text}");
         assert_eq!(text.matches("#EXTINF:2.00000,").count(), 4, "{text}");
         assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{text}");
-        assert!(!dvr_playlist(&segs, 0, false).contains("PLAYLIST-TYPE"));
+        let runs = [DvrRun {
+            prefix: "",
+            segments: &segs,
+        }];
+        assert!(!dvr_playlist(&runs, 4, 0, false).contains("PLAYLIST-TYPE"));
+    }
+
+    /// A NAME's earlier run and the current one in one DVR playlist: the
+    /// earlier run's URIs (segments and init) under `e{EPOCH}/`, a
+    /// discontinuity where the current run starts, and the sequences given.
+    #[test]
+    fn dvr_playlist_carries_earlier_runs() {
+        let old: Vec<SegmentEntry> = (40..43).map(|m| seg(m, 6, true)).collect();
+        let new: Vec<SegmentEntry> = (0..2).map(|m| seg(m, 6, true)).collect();
+        let runs = [
+            DvrRun {
+                prefix: "e1764028800000/",
+                segments: &old,
+            },
+            DvrRun {
+                prefix: "",
+                segments: &new,
+            },
+        ];
+        let text = dvr_playlist(&runs, 1040, 3, false);
+        assert!(
+            text.contains("#EXT-X-MEDIA-SEQUENCE:1040\n#EXT-X-DISCONTINUITY-SEQUENCE:3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("#EXT-X-MAP:URI=\"e1764028800000/init0.mp4\"\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "\ne1764028800000/seg42.m4s\n#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init0.mp4\"\n"
+            ),
+            "{text}"
+        );
+        assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{text}");
+        assert_eq!(text.matches("#EXTINF:").count(), 5, "{text}");
+        assert!(text.ends_with("\nseg1.m4s\n"), "{text}");
     }
 }

@@ -196,6 +196,7 @@ pub fn serve(config: Config) -> Result<(), RuntimeError> {
                     .iter()
                     .rposition(|r| *r != Role::Media)
                     .map(|i| cores[i]),
+                compact_after: crate::store::dvr::DEFAULT_COMPACT_AFTER,
             },
             archive,
         )?;
@@ -711,6 +712,12 @@ impl crate::telemetry::metrics::Report for DvrReport {
             "DVR segments deleted past dvr.window_secs or dvr.max_disk_gb.",
             vec![],
             n(&s.segments_evicted),
+        );
+        m.counter(
+            "ladderd_dvr_index_compactions",
+            "DVR indexes rewritten without the records of evicted segments (every 1024 evictions of a rendition).",
+            vec![],
+            n(&s.index_compactions),
         );
         m.gauge(
             "ladderd_dvr_bytes",

@@ -162,6 +162,8 @@ pub struct StreamMedia {
 pub struct DvrTap {
     pub dvr: Arc<Dvr>,
     pub key: String,
+    pub name: String,
+    pub epoch_ms: u64,
 }
 
 impl DvrTap {
@@ -169,6 +171,8 @@ impl DvrTap {
         DvrTap {
             dvr,
             key: format!("{name}/{epoch_ms}"),
+            name: name.to_string(),
+            epoch_ms,
         }
     }
 }

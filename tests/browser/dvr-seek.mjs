@@ -2,7 +2,7 @@
 // Chromium: a few seconds at the live edge, then a seek to the oldest
 // second of the rewind window, then back to the live edge; reports, as
 // JSON, how far playback advanced after each seek, the segments fetched
-// after the seek back (by rendition), stalls and player errors.
+// after the seek back (by rendition, and run: `R/eEPOCH`), stalls and player errors.
 // Usage: node dvr-seek.mjs BASE NAME [PLAYER(hls|dash)]
 import puppeteer from 'puppeteer-core';
 
@@ -19,8 +19,9 @@ try {
   page.on('pageerror', e => result.pageErrors.push(String(e)));
   let afterSeek = false;
   page.on('request', r => {
-    const m = /\/live\/[^/]+\/([^/]+)\/seg(\d+)\.m4s/.exec(r.url());
-    if (m && afterSeek) (result.fetchedAfterSeek[m[1]] ||= []).push(+m[2]);
+    // RENDITION, or RENDITION/eEPOCH for an earlier run's segment.
+    const m = /\/live\/[^/]+\/([^/]+)\/(?:(e\d+)\/)?seg(\d+)\.m4s/.exec(r.url());
+    if (m && afterSeek) (result.fetchedAfterSeek[m[2] ? `${m[1]}/${m[2]}` : m[1]] ||= []).push(+m[3]);
   });
   await page.goto(`${base}/watch/${name}?mode=dvr${kind === 'dash' ? '&player=dash' : ''}`, { waitUntil: 'load' });
   await page.waitForFunction(() => document.getElementById('video').currentTime > 0.5, { timeout: 30000 });

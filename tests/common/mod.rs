@@ -879,6 +879,41 @@ fn boxes(data: &[u8]) -> Vec<([u8; 4], &[u8])> {
     out
 }
 
+/// Moves a CMAF segment (every `moof`'s `tfdt`: its parts too) from media
+/// time `from` to `to`, in place.
+pub fn shift_tfdt(seg: &mut [u8], from: u64, to: u64) {
+    fn offsets(data: &[u8], base: usize, path: &[&[u8; 4]], out: &mut Vec<usize>) {
+        let mut at = 0;
+        while at + 8 <= data.len() {
+            let size = u32::from_be_bytes(data[at..at + 4].try_into().unwrap()) as usize;
+            if size < 8 || at + size > data.len() {
+                break;
+            }
+            if &data[at + 4..at + 8] == path[0] {
+                if path.len() == 1 {
+                    out.push(base + at + 8);
+                } else {
+                    offsets(&data[at + 8..at + size], base + at + 8, &path[1..], out);
+                }
+            }
+            at += size;
+        }
+    }
+    let mut found = Vec::new();
+    offsets(seg, 0, &[b"moof", b"traf", b"tfdt"], &mut found);
+    assert!(!found.is_empty(), "no tfdt");
+    for at in found {
+        if seg[at] == 1 {
+            let t = u64::from_be_bytes(seg[at + 4..at + 12].try_into().unwrap());
+            seg[at + 4..at + 12].copy_from_slice(&(t - from + to).to_be_bytes());
+        } else {
+            let t = u64::from(u32::from_be_bytes(seg[at + 4..at + 8].try_into().unwrap()));
+            let t = u32::try_from(t - from + to).expect("tfdt v0 overflows");
+            seg[at + 4..at + 8].copy_from_slice(&t.to_be_bytes());
+        }
+    }
+}
+
 /// (first `tfdt`, sum of sample durations) of a CMAF segment (every `moof`).
 pub fn fragment_time(seg: &[u8]) -> (u64, u64) {
     let be32 = |b: &[u8], at: usize| u32::from_be_bytes(b[at..at + 4].try_into().unwrap());

@@ -40,6 +40,9 @@ pub struct DvrConfig {
     /// The CPU the storage thread is pinned to (the runtime's last I/O
     /// core); None: unpinned.
     pub cpu: Option<usize>,
+    /// Evicted records before an index is compacted (not a config key:
+    /// [`DEFAULT_COMPACT_AFTER`]; tests use fewer).
+    pub compact_after: usize,
 }
 
 /// Counters `/metrics` reads.
@@ -52,6 +55,7 @@ pub struct DvrStats {
     pub bytes_on_disk: AtomicU64,
     pub recordings_made: AtomicU64,
     pub recording_errors: AtomicU64,
+    pub index_compactions: AtomicU64,
     /// The newest segment writes' latency (µs, from the packager's hand-off
     /// to the index synced), for `write_latency`.
     write_micros: Mutex<VecDeque<u32>>,
@@ -123,8 +127,139 @@ pub enum RecordingState {
 struct OnDisk {
     records: VecDeque<Record>,
     inits: BTreeSet<u32>,
-    /// Discontinuities evicted from the front (EXT-X-DISCONTINUITY-SEQUENCE).
+    /// Discontinuity tags before the oldest record (evicted with their
+    /// segments): EXT-X-DISCONTINUITY-SEQUENCE within the run.
     discontinuity_sequence: u64,
+    /// Segments evicted so far: the media sequence within the run.
+    evicted: u64,
+    /// Records evicted since the index was last compacted.
+    stale: usize,
+    /// The newest record evicted while none followed it: whether a tag
+    /// stands between it and the next one is known when that one comes.
+    evicted_last: Option<Record>,
+    /// Where the run continues its NAME's DVR timeline; None until the
+    /// rendition's first object of the run is on the storage thread.
+    chain: Option<Chain>,
+}
+
+/// Where one run (`NAME/EPOCH`) of a rendition continues the NAME's DVR
+/// timeline, so a NAME resumed after a restart or a long outage keeps the
+/// earlier runs seekable behind one playlist: the media sequence and the
+/// discontinuity sequence of the run's first segment carry on from the run
+/// before (its segments, then a discontinuity), and every run of a chain
+/// shares the first one's epoch as its MPD's `availabilityStartTime`.
+/// Persisted per rendition (`chain`) when the run starts, so the numbers
+/// never go back over a restart. A chain starts afresh when the run before
+/// has nothing left on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chain {
+    pub sequence: u64,
+    pub discontinuities: u64,
+    pub origin_ms: u64,
+}
+
+impl Chain {
+    fn encode(&self) -> String {
+        format!(
+            "{} {} {}\n",
+            self.sequence, self.discontinuities, self.origin_ms
+        )
+    }
+
+    fn decode(text: &str) -> Option<Chain> {
+        let mut it = text.split_whitespace().map(|v| v.parse::<u64>().ok());
+        let c = Chain {
+            sequence: it.next()??,
+            discontinuities: it.next()??,
+            origin_ms: it.next()??,
+        };
+        it.next().is_none().then_some(c)
+    }
+}
+
+/// One run of a rendition in a NAME's DVR timeline, for the DVR playlist
+/// and MPD.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunSegments {
+    pub epoch_ms: u64,
+    /// Oldest first.
+    pub segments: Vec<SegmentEntry>,
+    /// Media sequence and discontinuity sequence of the first one.
+    pub sequence: u64,
+    pub discontinuity_sequence: u64,
+    /// The chain's first epoch (the DVR MPD's `availabilityStartTime`).
+    pub origin_ms: u64,
+}
+
+/// Whether a playlist puts EXT-X-DISCONTINUITY between two segments of a
+/// run: a flagged one, or a gap (a segment that was never kept).
+fn tag_between(prev: &Record, next: &Record) -> bool {
+    next.discontinuity || next.msn != prev.msn + 1
+}
+
+fn tags_within(records: &VecDeque<Record>) -> u64 {
+    records
+        .iter()
+        .zip(records.iter().skip(1))
+        .filter(|(a, b)| tag_between(a, b))
+        .count() as u64
+}
+
+/// `NAME/EPOCH` → (NAME, EPOCH).
+fn split_key(key: &str) -> Option<(&str, u64)> {
+    let (name, epoch) = key.rsplit_once('/')?;
+    Some((name, epoch.parse().ok()?))
+}
+
+/// Records evicted since the last compaction before an index is rewritten
+/// without them (about 34 min of 2 s segments).
+pub const DEFAULT_COMPACT_AFTER: usize = 1024;
+
+/// The chain a new run `key` of `rendition` starts: after the NAME's
+/// latest earlier run of the rendition that still has segments on disk.
+fn chain_for(disk: &HashMap<String, HashMap<String, OnDisk>>, key: &str, rendition: &str) -> Chain {
+    let Some((name, epoch)) = split_key(key) else {
+        return Chain {
+            sequence: 0,
+            discontinuities: 0,
+            origin_ms: 0,
+        };
+    };
+    let earlier = |k: &String| {
+        split_key(k)
+            .filter(|(n, e)| *n == name && *e < epoch)
+            .map(|(_, e)| e)
+    };
+    let prev = disk
+        .iter()
+        .filter_map(|(k, rs)| Some((earlier(k)?, rs.get(rendition)?)))
+        .filter(|(_, d)| !d.records.is_empty())
+        .max_by_key(|(e, _)| *e);
+    if let Some((_, d)) = prev {
+        if let Some(c) = d.chain {
+            return Chain {
+                sequence: c.sequence + d.evicted + d.records.len() as u64,
+                discontinuities: c.discontinuities
+                    + d.discontinuity_sequence
+                    + tags_within(&d.records)
+                    + 1,
+                origin_ms: c.origin_ms,
+            };
+        }
+    }
+    // A rendition new to the NAME joins the chain of the others' latest run.
+    let origin_ms = disk
+        .iter()
+        .filter_map(|(k, rs)| Some((earlier(k)?, rs)))
+        .filter(|(_, rs)| rs.values().any(|d| !d.records.is_empty()))
+        .max_by_key(|(e, _)| *e)
+        .and_then(|(_, rs)| rs.values().find_map(|d| d.chain))
+        .map_or(epoch, |c| c.origin_ms);
+    Chain {
+        sequence: 0,
+        discontinuities: 0,
+        origin_ms,
+    }
 }
 
 pub struct Dvr {
@@ -428,6 +563,14 @@ impl Dvr {
                         continue;
                     }
                 };
+                if !lanes.contains_key(&lane) && !self.has_chain(&lane.0, &lane.1) {
+                    // A new run: its chain counts the run before to its
+                    // last segment, so that one's writes land first.
+                    while in_flight.get() > 0 {
+                        glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
+                    }
+                    self.start_chain(&lane.0, &lane.1);
+                }
                 in_flight.set(in_flight.get() + 1);
                 let tx = lanes.entry(lane).or_insert_with(|| {
                     let (tx, rx) = flume::unbounded::<Job>();
@@ -487,9 +630,10 @@ impl Dvr {
                         self.stats.segments_written.fetch_add(1, Relaxed);
                         self.stats.bytes_written.fetch_add(record.bytes, Relaxed);
                         self.stats.bytes_on_disk.fetch_add(record.bytes, Relaxed);
-                        self.with(&key, &rendition, |d| d.records.push_back(record));
+                        self.with(&key, &rendition, |d| push(d, record));
                         self.archive(format!("{key}/{rendition}/seg{}.m4s", entry.msn), path);
                         self.evict(unix_ms());
+                        self.compact(&key, &rendition, &dir).await;
                     }
                     Err(e) => {
                         let _ = std::fs::remove_file(&path);
@@ -522,6 +666,62 @@ impl Dvr {
                     }
                     Err(e) => self.recording_failed(&id, &stream, &e.to_string()),
                 }
+            }
+        }
+    }
+
+    fn has_chain(&self, key: &str, rendition: &str) -> bool {
+        let disk = self.disk.lock().unwrap_or_else(|e| e.into_inner());
+        disk.get(key)
+            .and_then(|rs| rs.get(rendition))
+            .is_some_and(|d| d.chain.is_some())
+    }
+
+    /// Fixes (and persists) where a new run of a rendition continues its
+    /// NAME's DVR timeline.
+    fn start_chain(&self, key: &str, rendition: &str) {
+        let chain = {
+            let disk = self.disk.lock().unwrap_or_else(|e| e.into_inner());
+            chain_for(&disk, key, rendition)
+        };
+        let dir = self.rendition_dir(key, rendition);
+        if let Err(e) = write_durably(&dir, CHAIN_FILE, chain.encode().as_bytes()) {
+            self.failed(&dir.join(CHAIN_FILE), &e.to_string());
+        }
+        self.with(key, rendition, |d| d.chain = Some(chain));
+    }
+
+    /// Rewrites a rendition's index without the records of evicted segments
+    /// once `compact_after` have gone (on its lane: no append meanwhile).
+    async fn compact(&self, key: &str, rendition: &str, dir: &Path) {
+        let snapshot = self.with(key, rendition, |d| {
+            (d.stale >= self.config.compact_after).then(|| {
+                let head = index::Head {
+                    evicted: d.evicted,
+                    discontinuities: d.discontinuity_sequence,
+                };
+                (head, d.records.iter().cloned().collect::<Vec<_>>(), d.stale)
+            })
+        });
+        let Some((head, records, stale)) = snapshot else {
+            return;
+        };
+        let tmp = dir.join("index.new");
+        let data = index::compacted(&head, &records);
+        let done = match write_file(dir, &tmp, &data).await {
+            Ok(()) => std::fs::rename(&tmp, dir.join("index")),
+            Err(e) => Err(e),
+        };
+        match done {
+            Ok(()) => {
+                self.stats.index_compactions.fetch_add(1, Relaxed);
+                self.with(key, rendition, |d| d.stale -= stale.min(d.stale));
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                self.failed(&tmp, &format!("index compaction: {e}"));
+                // Tried again after as many evictions more.
+                self.with(key, rendition, |d| d.stale = 0);
             }
         }
     }
@@ -586,6 +786,9 @@ impl Dvr {
                 gone.push((k, n, r));
             }
         }
+        if !gone.is_empty() {
+            self.forget_emptied_runs();
+        }
         for (key, rendition, r) in gone {
             self.stats.bytes_on_disk.fetch_sub(r.bytes, Relaxed);
             self.stats.segments_evicted.fetch_add(1, Relaxed);
@@ -594,6 +797,81 @@ impl Dvr {
                 .join(format!("seg{}.m4s", r.msn));
             let _ = std::fs::remove_file(path);
         }
+    }
+
+    /// Removes the runs with nothing left on disk that a later run of their
+    /// NAME follows (their inits, indexes and chains; recordings hold their
+    /// own links). The latest run of a NAME stays: the next one chains on.
+    fn forget_emptied_runs(&self) {
+        let gone: Vec<String> = {
+            let mut disk = self.disk.lock().unwrap_or_else(|e| e.into_inner());
+            let latest: HashMap<&str, u64> =
+                disk.keys()
+                    .filter_map(|k| split_key(k))
+                    .fold(HashMap::new(), |mut m, (n, e)| {
+                        let v = m.entry(n).or_insert(e);
+                        *v = (*v).max(e);
+                        m
+                    });
+            let gone: Vec<String> = disk
+                .iter()
+                .filter(|(k, rs)| {
+                    rs.values().all(|d| d.records.is_empty())
+                        && split_key(k).is_some_and(|(n, e)| latest.get(n).is_some_and(|&l| l > e))
+                })
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in &gone {
+                disk.remove(k);
+            }
+            gone
+        };
+        for key in gone {
+            let _ = std::fs::remove_dir_all(self.config.dir.join(&key));
+        }
+    }
+
+    /// A rendition's DVR timeline up to run `epoch_ms` of `name` (the
+    /// current one): the runs of its chain with segments on disk, oldest
+    /// first, and the current run always (its newest segments may still be
+    /// in RAM only).
+    pub fn runs(&self, name: &str, epoch_ms: u64, rendition: &str) -> Vec<RunSegments> {
+        let disk = self.disk.lock().unwrap_or_else(|e| e.into_inner());
+        let current_key = format!("{name}/{epoch_ms}");
+        let current = disk
+            .get(&current_key)
+            .and_then(|rs| rs.get(rendition))
+            .and_then(|d| d.chain)
+            .unwrap_or_else(|| chain_for(&disk, &current_key, rendition));
+        let mut runs: Vec<RunSegments> = disk
+            .iter()
+            .filter_map(|(k, rs)| {
+                let (n, e) = split_key(k)?;
+                let d = rs.get(rendition)?;
+                let c = d.chain?;
+                (n == name && e <= epoch_ms && c.origin_ms == current.origin_ms)
+                    .then_some((e, d, c))
+            })
+            .filter(|(e, d, _)| *e == epoch_ms || !d.records.is_empty())
+            .map(|(e, d, c)| RunSegments {
+                epoch_ms: e,
+                segments: d.records.iter().map(Record::entry).collect(),
+                sequence: c.sequence + d.evicted,
+                discontinuity_sequence: c.discontinuities + d.discontinuity_sequence,
+                origin_ms: c.origin_ms,
+            })
+            .collect();
+        if !runs.iter().any(|r| r.epoch_ms == epoch_ms) {
+            runs.push(RunSegments {
+                epoch_ms,
+                segments: Vec::new(),
+                sequence: current.sequence,
+                discontinuity_sequence: current.discontinuities,
+                origin_ms: current.origin_ms,
+            });
+        }
+        runs.sort_by_key(|r| r.epoch_ms);
+        runs
     }
 
     /// The rendition's segments on disk (oldest first) and its
@@ -658,35 +936,53 @@ fn recover(
             .is_some_and(|f| !f.starts_with('.'))
     });
     for name in streams {
-        for epoch in subdirs(&name)? {
+        // Oldest run first: a run without its chain file continues the one
+        // before it.
+        let mut epochs: Vec<(u64, PathBuf)> = subdirs(&name)?
+            .into_iter()
+            .filter_map(|p| Some((p.file_name()?.to_str()?.parse().ok()?, p)))
+            .collect();
+        epochs.sort();
+        for (e, epoch) in epochs {
             for rendition in subdirs(&epoch)? {
-                let (Some(n), Some(e), Some(r)) = (
+                let (Some(n), Some(r)) = (
                     name.file_name().and_then(|f| f.to_str()),
-                    epoch.file_name().and_then(|f| f.to_str()),
                     rendition.file_name().and_then(|f| f.to_str()),
                 ) else {
                     continue;
                 };
+                let key = format!("{n}/{e}");
                 let index_path = rendition.join("index");
                 let data = std::fs::read(&index_path).unwrap_or_default();
-                let (records, valid) = index::decode(&data);
-                if valid < data.len() {
+                let decoded = index::decode(&data);
+                if decoded.valid < data.len() {
                     torn += 1;
-                    warn!(path = %index_path.display(), kept = records.len(), cut_bytes = data.len() - valid, "DVR index had a torn or corrupt tail: truncated");
+                    warn!(path = %index_path.display(), kept = decoded.records.len(), cut_bytes = data.len() - decoded.valid, "DVR index had a torn or corrupt tail: truncated");
                     std::fs::OpenOptions::new()
                         .write(true)
                         .open(&index_path)?
-                        .set_len(valid as u64)?;
+                        .set_len(decoded.valid as u64)?;
                 }
-                let mut d = OnDisk::default();
-                let mut named = BTreeSet::new();
-                for rec in records {
-                    let file = rendition.join(format!("seg{}.m4s", rec.msn));
-                    if std::fs::metadata(&file).is_ok_and(|m| m.len() == rec.bytes) {
-                        named.insert(rec.msn);
-                        stats.bytes_on_disk.fetch_add(rec.bytes, Relaxed);
-                        d.records.push_back(rec);
-                    }
+                let mut d = OnDisk {
+                    discontinuity_sequence: decoded.head.discontinuities,
+                    evicted: decoded.head.evicted,
+                    records: decoded.records.into(),
+                    ..OnDisk::default()
+                };
+                // Evicted before the crash: counted as the eviction did.
+                let whole = |rec: &Record| {
+                    std::fs::metadata(rendition.join(format!("seg{}.m4s", rec.msn)))
+                        .is_ok_and(|m| m.len() == rec.bytes)
+                };
+                while d.records.front().is_some_and(|rec| !whole(rec)) {
+                    pop(&mut d);
+                }
+                // A record whose file is missing or short further on is
+                // damage: dropped (the playlist shows a gap).
+                d.records.retain(|rec| whole(rec));
+                let named: BTreeSet<u64> = d.records.iter().map(|rec| rec.msn).collect();
+                for rec in &d.records {
+                    stats.bytes_on_disk.fetch_add(rec.bytes, Relaxed);
                 }
                 for f in std::fs::read_dir(&rendition)?.flatten() {
                     let fname = f.file_name();
@@ -706,10 +1002,14 @@ fn recover(
                         _ => {}
                     }
                 }
+                d.chain = Some(
+                    std::fs::read_to_string(rendition.join(CHAIN_FILE))
+                        .ok()
+                        .and_then(|t| Chain::decode(&t))
+                        .unwrap_or_else(|| chain_for(&out, &key, r)),
+                );
                 segments += d.records.len() as u64;
-                out.entry(format!("{n}/{e}"))
-                    .or_default()
-                    .insert(r.to_string(), d);
+                out.entry(key).or_default().insert(r.to_string(), d);
             }
         }
     }
@@ -717,6 +1017,20 @@ fn recover(
         info!(dir = %dir.display(), segments, torn_indexes = torn, unindexed_files_removed = orphans, "DVR recovered what earlier runs left");
     }
     Ok(out)
+}
+
+/// A run's chain, per rendition (see [`Chain`]).
+const CHAIN_FILE: &str = "chain";
+
+/// Writes a small file durably (temporary name, synced, renamed).
+fn write_durably(dir: &Path, name: &str, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!("{name}.new"));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, dir.join(name))
 }
 
 fn subdirs(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
@@ -729,12 +1043,26 @@ fn subdirs(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(v)
 }
 
-/// Takes the oldest record of a rendition, keeping its discontinuity count.
+/// Adds the newest record of a rendition.
+fn push(d: &mut OnDisk, record: Record) {
+    if let Some(last) = d.evicted_last.take() {
+        if d.records.is_empty() && tag_between(&last, &record) {
+            d.discontinuity_sequence += 1;
+        }
+    }
+    d.records.push_back(record);
+}
+
+/// Takes the oldest record of a rendition, keeping its playlist counts.
 fn pop(d: &mut OnDisk) -> Option<Record> {
     let r = d.records.pop_front()?;
-    if d.records.front().is_some_and(|n| n.discontinuity) {
-        d.discontinuity_sequence += 1;
+    match d.records.front() {
+        Some(n) if tag_between(&r, n) => d.discontinuity_sequence += 1,
+        Some(_) => {}
+        None => d.evicted_last = Some(r.clone()),
     }
+    d.evicted += 1;
+    d.stale += 1;
     Some(r)
 }
 
@@ -786,4 +1114,168 @@ fn unix_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(dir: &Path, window_secs: f64, compact_after: usize) -> DvrConfig {
+        DvrConfig {
+            dir: dir.to_path_buf(),
+            window_secs,
+            max_bytes: 0,
+            record_on_end: false,
+            cpu: None,
+            compact_after,
+        }
+    }
+
+    fn entry(msn: u64, pdt_ms: u64, discontinuity: bool) -> SegmentEntry {
+        SegmentEntry {
+            msn,
+            duration: 2.0,
+            pdt_ms,
+            discontinuity,
+            init_version: 0,
+            parts: Vec::new(),
+            complete: true,
+            start: msn * 180_000,
+            timescale: 90_000,
+        }
+    }
+
+    fn wait_written(dvr: &Dvr, n: u64) {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while dvr.stats.segments_written.load(Relaxed) < n {
+            assert!(std::time::Instant::now() < until, "segments not written");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
+    fn summary(runs: &[RunSegments]) -> Vec<(u64, Vec<u64>, u64, u64, u64)> {
+        runs.iter()
+            .map(|r| {
+                let msns = r.segments.iter().map(|s| s.msn).collect();
+                (
+                    r.epoch_ms,
+                    msns,
+                    r.sequence,
+                    r.discontinuity_sequence,
+                    r.origin_ms,
+                )
+            })
+            .collect()
+    }
+
+    /// A NAME's second run continues the first one's numbers (its segments,
+    /// a discontinuity flagged in it, the break between runs) and its
+    /// origin; a third run after a restart continues the second, with the
+    /// chain read back (or, its file gone, worked out again the same).
+    #[test]
+    fn runs_of_a_name_chain_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = unix_ms();
+        let dvr = Dvr::start(config(dir.path(), 1e6, DEFAULT_COMPACT_AFTER), None).unwrap();
+        for msn in 0..6 {
+            dvr.segment(
+                "cam/1000",
+                "v",
+                &entry(msn, now, msn == 3),
+                Bytes::from_static(b"a"),
+            );
+        }
+        wait_written(&dvr, 6);
+        for msn in 0..2 {
+            dvr.segment(
+                "cam/2000",
+                "v",
+                &entry(msn, now, false),
+                Bytes::from_static(b"b"),
+            );
+        }
+        wait_written(&dvr, 8);
+        let want = vec![
+            (1000, (0..6).collect(), 0, 0, 1000),
+            (2000, vec![0, 1], 6, 2, 1000),
+        ];
+        assert_eq!(summary(&dvr.runs("cam", 2000, "v")), want);
+        // The first run alone, as it was; another NAME shares nothing.
+        assert_eq!(summary(&dvr.runs("cam", 1000, "v")), want[..1]);
+        assert_eq!(
+            summary(&dvr.runs("other", 3000, "v")),
+            [(3000, vec![], 0, 0, 3000)]
+        );
+        // A run not written yet is where it will start.
+        assert_eq!(
+            summary(&dvr.runs("cam", 3000, "v"))[2],
+            (3000, vec![], 8, 3, 1000)
+        );
+
+        for drop_chain_files in [false, true] {
+            if drop_chain_files {
+                for e in ["1000", "2000"] {
+                    std::fs::remove_file(dir.path().join("cam").join(e).join("v").join(CHAIN_FILE))
+                        .unwrap();
+                }
+            }
+            let again = Dvr::start(config(dir.path(), 1e6, DEFAULT_COMPACT_AFTER), None).unwrap();
+            assert_eq!(
+                summary(&again.runs("cam", 2000, "v")),
+                want,
+                "chain files dropped: {drop_chain_files}"
+            );
+        }
+    }
+
+    /// Evicted segments leave the media and discontinuity sequences where
+    /// the playlists had them, through index compaction and a restart; the
+    /// compacted index holds the head and the records still on disk; a run
+    /// with nothing left that a later run follows is removed.
+    #[test]
+    fn eviction_and_compaction_keep_the_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = unix_ms();
+        let window = 600.0;
+        let old = now - 700_000;
+        let dvr = Dvr::start(config(dir.path(), window, 4), None).unwrap();
+        // Run 1000: gone entirely (all older than the window).
+        for msn in 0..3 {
+            dvr.segment(
+                "cam/1000",
+                "v",
+                &entry(msn, old, false),
+                Bytes::from_static(b"x"),
+            );
+        }
+        wait_written(&dvr, 3);
+        // Run 2000: 7 old ones (a discontinuity at 2, a lost segment after
+        // 5) evicted as written, then 3 kept.
+        let msns = [0, 1, 2, 3, 4, 5, 7, 8, 9, 10];
+        for (i, msn) in msns.iter().enumerate() {
+            let pdt = if i < 7 { old } else { now };
+            dvr.segment(
+                "cam/2000",
+                "v",
+                &entry(*msn, pdt, *msn == 2),
+                Bytes::from_static(b"y"),
+            );
+        }
+        wait_written(&dvr, 13);
+        let runs = dvr.runs("cam", 2000, "v");
+        // Run 1000 was already empty when 2000 began: 2000 starts a chain.
+        assert_eq!(summary(&runs), [(2000, vec![8, 9, 10], 7, 2, 2000)]);
+        assert!(
+            !dir.path().join("cam/1000").exists(),
+            "emptied earlier run kept"
+        );
+        assert!(dvr.stats.index_compactions.load(Relaxed) >= 1);
+        let data = std::fs::read(dir.path().join("cam/2000/v/index")).unwrap();
+        let d = index::decode(&data);
+        assert_eq!(d.valid, data.len());
+        assert!(d.head.evicted >= 4, "{:?}", d.head);
+        assert!(d.records.len() < msns.len(), "{} records", d.records.len());
+        let again = Dvr::start(config(dir.path(), window, 4), None).unwrap();
+        assert_eq!(summary(&again.runs("cam", 2000, "v")), summary(&runs));
+    }
 }
