@@ -10,33 +10,18 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{input_360p30_high, push, segment_number, timeline_faults, Server};
+use common::{every_rendition_timeline, input_360p30_high, push, segment_number, Server};
 
 /// Every rendition's media, from the bytes of every segment listed, runs on
 /// without a hole or an overlap across each join, and each segment lasts its
 /// EXTINF (what a player needs not to stall, whatever its gap handling).
 fn assert_whole_timelines(server: &Server, name: &str) {
-    let master = server.get(&format!("/live/{name}/master.m3u8")).unwrap().1;
-    let mut renditions: Vec<String> = master
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .map(|l| l.to_string())
-        .collect();
-    renditions.extend(master.lines().filter_map(|l| {
-        let (_, rest) = l.split_once("URI=\"")?;
-        Some(rest.split('"').next()?.to_string())
-    }));
-    renditions.sort();
-    renditions.dedup();
     let mut faults = Vec::new();
-    for r in &renditions {
-        let (segments, rendition_faults) = timeline_faults(server, &format!("/live/{name}/{r}"));
+    for (r, segments, rendition_faults) in every_rendition_timeline(server, name) {
         let joins = segments.iter().filter(|s| s.discontinuity).count();
         println!("{r}: {} segments, {joins} discontinuities", segments.len());
         assert!(segments.len() >= 4 && joins >= 1, "{r}: {segments:?}");
-        for f in rendition_faults {
-            faults.push(format!("{r}: {f}"));
-        }
+        faults.extend(rendition_faults.into_iter().map(|f| format!("{r}: {f}")));
     }
     assert!(faults.is_empty(), "{}", faults.join("\n"));
 }

@@ -242,3 +242,89 @@ fn audio_is_reencoded_at_the_configured_bitrate_when_asked() {
         server.log_text()
     );
 }
+
+/// A source missing frames mid-GOP (an encoder that dropped them, as OBS
+/// does under load; the same gap a stream leaves when it skips to its next
+/// keyframe to catch up with real time, as the stand-in GPU demo did in CI):
+/// every rendition, source and rung, covers the gap with the frame before it,
+/// so no playlist's media has a hole for a player to stall on.
+#[test]
+fn frames_missing_from_the_source_leave_no_hole_in_any_rendition() {
+    // 8 s at 30 fps with an IDR each second, frames 40-59 (1.33-2.00 s: up
+    // to an IDR) cut with their timestamps kept.
+    let input = make_input(
+        "360p30-missing-40-59-idr-1s-8s.mp4",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x360:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-t",
+            "8",
+            "-vf",
+            "select='not(between(n,40,59))'",
+            "-fps_mode",
+            "passthrough",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-bf",
+            "0",
+            "-g",
+            "30",
+            "-sc_threshold",
+            "0",
+            "-force_key_frames",
+            "expr:gte(t,n_forced)",
+            "-c:a",
+            "aac",
+        ],
+    );
+    assert_eq!(input.video_frames, 220, "the input lacks 20 frames");
+    let server = Server::start(
+        "[[streams]]\nname = \"gappy\"\nkey = \"gappy-key-1\"\n\n\
+         [ladder]\nsegment_secs = 1.0\n\n\
+         [[ladder.rungs]]\nname = \"240p30\"\nheight = 240\nfps = 30\nbitrate_kbps = 400\n\n\
+         [hls]\nwindow_secs = 30.0\n",
+    );
+    let _ff = push(
+        &input.path,
+        &server.rtmp_url("gappy?key=gappy-key-1"),
+        false,
+    );
+    // Past the gap on every rendition (media starts at 2 s: the gap ends at 4 s).
+    server.wait_for(
+        "five segments on every rendition",
+        Duration::from_secs(30),
+        || {
+            let (_, master) = server.get("/live/gappy/master.m3u8").ok()?;
+            let playlists: Vec<&str> = master
+                .lines()
+                .filter(|l| !l.starts_with('#') && !l.is_empty())
+                .chain(
+                    master
+                        .lines()
+                        .filter_map(|l| l.split_once("URI=\"")?.1.split('"').next()),
+                )
+                .collect();
+            (playlists.iter().any(|p| p.starts_with("source/"))
+                && playlists.iter().all(|p| {
+                    server
+                        .get(&format!("/live/gappy/{p}"))
+                        .is_ok_and(|(_, t)| t.matches("#EXTINF:").count() >= 5)
+                }))
+            .then_some(())
+        },
+    );
+    let mut faults = Vec::new();
+    for (r, segments, rendition_faults) in every_rendition_timeline(&server, "gappy") {
+        println!("{r}: {segments:?}");
+        faults.extend(rendition_faults.into_iter().map(|f| format!("{r}: {f}")));
+    }
+    assert!(faults.is_empty(), "{}", faults.join("\n"));
+}

@@ -4,6 +4,10 @@
 //! boundaries); parts are cut so none is longer than the part target. A frame
 //! is held until the next one arrives, so every sample's duration is its real
 //! dts delta (one frame of latency; none of the guessing that leaves gaps).
+//! A gap in the frames (a source that dropped some, a stream that skipped to
+//! its next keyframe to catch up with real time, a rung behind) is covered by
+//! the frame before it staying on screen: players stall on a hole in the
+//! timeline, not on a long sample.
 
 use std::time::Instant;
 
@@ -65,6 +69,11 @@ pub enum Chunk {
         data: Bytes,
     },
 }
+
+/// The longest gap a held frame covers: ingest's own bound on normal time
+/// (a longer step is a discontinuity there). Beyond it the sample gets one
+/// frame's length.
+const MAX_HOLD_MS: i64 = crate::media::timeline::DEFAULT_MAX_GAP_MS as i64;
 
 pub struct Chunker {
     timescale: u32,
@@ -177,7 +186,8 @@ impl Chunker {
         }
         if let Some(prev) = self.held.take() {
             let delta = frame.dts - prev.dts;
-            let duration = if delta > 0 && delta <= self.nominal * 10 {
+            let max_hold = (self.nominal * 10).max(self.timescale as i64 * MAX_HOLD_MS / 1000);
+            let duration = if delta > 0 && delta <= max_hold {
                 delta
             } else {
                 self.nominal
@@ -431,6 +441,62 @@ mod tests {
         let trun = at(b"trun");
         let count = u32::from_be_bytes(frag[trun + 8..trun + 12].try_into().unwrap());
         (base, count)
+    }
+
+    /// Frames missing (a source that dropped them, a stream that skipped to
+    /// its next keyframe to catch up, the CI failure of the stand-in GPU demo:
+    /// 20 frames up to a segment start): the frame before the gap stays on
+    /// screen, so every part starts where the one before it ended and each
+    /// segment lasts up to the next one's start. A jump past ingest's bound
+    /// is not held.
+    #[test]
+    fn a_gap_in_the_frames_is_covered_by_the_frame_before_it() {
+        for (missing, hold) in [(40..60, 21 * 3000), (35..50, 16 * 3000), (41..42, 2 * 3000)] {
+            let mut c = Chunker::new(90_000, 30_000, 3000);
+            let mut chunks = Vec::new();
+            for i in (0..120).filter(|i| !missing.contains(i)) {
+                chunks.extend(c.push(frame(i, i % 30 == 0)).unwrap());
+            }
+            chunks.extend(c.finish().unwrap());
+            let (mut next, mut longest, mut segments) = (0u64, 0.0f64, Vec::new());
+            for ch in &chunks {
+                match ch {
+                    Chunk::Part { data, duration, .. } => {
+                        let (tfdt, _) = tfdt_and_count(data);
+                        assert_eq!(
+                            tfdt, next,
+                            "{missing:?}: a part starts where the last ended"
+                        );
+                        next = tfdt + (duration * 90_000.0).round() as u64;
+                        longest = longest.max(*duration);
+                    }
+                    Chunk::SegmentStart { start, .. } => assert_eq!(*start, next),
+                    Chunk::SegmentEnd { duration, .. } => segments.push(*duration),
+                    _ => {}
+                }
+            }
+            assert_eq!(next, 120 * 3000, "{missing:?}");
+            assert_eq!(segments, vec![1.0; 4], "{missing:?}");
+            // The held frame's part is as long as the hold needs (a part
+            // over PART-TARGET, only where frames are missing).
+            assert!(
+                longest >= hold as f64 / 90_000.0 - 1e-9,
+                "{missing:?}: {longest}"
+            );
+        }
+        // Past ingest's bound (10 s): one frame's length; the jump shows.
+        let mut c = Chunker::new(90_000, 30_000, 3000);
+        let mut chunks = c.push(frame(0, true)).unwrap();
+        chunks.extend(c.push(frame(400, true)).unwrap());
+        chunks.extend(c.push(frame(401, false)).unwrap());
+        let ends: Vec<f64> = chunks
+            .iter()
+            .filter_map(|ch| match ch {
+                Chunk::SegmentEnd { duration, .. } => Some(*duration),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ends, vec![3000.0 / 90_000.0]);
     }
 
     /// Chunks of several frames (audio): each chunk starts where the one

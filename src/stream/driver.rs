@@ -137,6 +137,7 @@ struct Running {
     behind_before: Vec<u64>,
     skipping_to_keyframe: bool,
     logged_decode_error: bool,
+    logged_late: bool,
 }
 
 impl Running {
@@ -194,6 +195,7 @@ impl Running {
                     behind_before,
                     skipping_to_keyframe: false,
                     logged_decode_error: false,
+                    logged_late: false,
                 })
             }
             Err(e) => {
@@ -211,8 +213,13 @@ impl Running {
         packager: &mut Option<Packaging>,
     ) {
         let stats = &stream.pipeline;
-        let late = p.arrival.elapsed() > max_lag;
+        let lag = p.arrival.elapsed();
+        let late = lag > max_lag;
         if late && !p.keyframe {
+            if !self.skipping_to_keyframe && !self.logged_late {
+                warn!(stream = %stream.name, lag_ms = lag.as_millis() as u64, "ladder behind real time by more than ladder.max_lag_secs: skipping source frames to the next keyframe, the picture held meanwhile (counted in ladderd_frames_dropped_total, reason late; logged once per run)");
+                self.logged_late = true;
+            }
             self.skipping_to_keyframe = true;
         }
         if self.skipping_to_keyframe {

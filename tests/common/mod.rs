@@ -861,6 +861,8 @@ pub struct SegmentTime {
     pub discontinuity: bool,
     pub tfdt: u64,
     pub ticks: u64,
+    /// `(tfdt, ticks)` of each fragment (part or chunk) in the segment.
+    pub fragments: Vec<(u64, u64)>,
 }
 
 /// Every box `(type, body)` directly inside `data`.
@@ -914,11 +916,13 @@ pub fn shift_tfdt(seg: &mut [u8], from: u64, to: u64) {
     }
 }
 
-/// (first `tfdt`, sum of sample durations) of a CMAF segment (every `moof`).
-pub fn fragment_time(seg: &[u8]) -> (u64, u64) {
+/// `(tfdt, sum of sample durations)` of each `moof` of a CMAF segment (its
+/// parts, or each part's chunks), in order.
+pub fn fragment_times(seg: &[u8]) -> Vec<(u64, u64)> {
     let be32 = |b: &[u8], at: usize| u32::from_be_bytes(b[at..at + 4].try_into().unwrap());
-    let (mut first, mut ticks) = (None, 0u64);
+    let mut out = Vec::new();
     for (_, moof) in boxes(seg).into_iter().filter(|(k, _)| k == b"moof") {
+        let (mut first, mut ticks) = (None, 0u64);
         for (_, traf) in boxes(moof).into_iter().filter(|(k, _)| k == b"traf") {
             let mut default = 0u32;
             for (kind, b) in boxes(traf) {
@@ -962,8 +966,9 @@ pub fn fragment_time(seg: &[u8]) -> (u64, u64) {
                 }
             }
         }
+        out.push((first.unwrap_or(0), ticks));
     }
-    (first.unwrap_or(0), ticks)
+    out
 }
 
 /// The media timescale of an init segment (`mdhd`).
@@ -996,23 +1001,24 @@ pub fn segment_times(server: &Server, playlist: &str) -> Vec<SegmentTime> {
             disc = true;
         } else if !l.starts_with('#') && !l.is_empty() {
             let uri = l.to_string();
-            let (tfdt, ticks) = fragment_time(&server.get_bytes(&format!("{dir}{uri}")));
+            let fragments = fragment_times(&server.get_bytes(&format!("{dir}{uri}")));
             out.push(SegmentTime {
+                tfdt: fragments.first().map_or(0, |f| f.0),
+                ticks: fragments.iter().map(|f| f.1).sum(),
+                fragments,
                 uri,
                 extinf: extinf.take().unwrap_or(0.0),
                 discontinuity: std::mem::take(&mut disc),
-                tfdt,
-                ticks,
             });
         }
     }
     out
 }
 
-/// Where a rendition's media leaves a hole or overlaps (decode time of one
-/// segment's end against the next one's start, discontinuities included: a
-/// re-join goes on from the last frame), or a segment's samples disagree
-/// with its EXTINF. Empty when the timeline is whole; with the segments.
+/// Where a rendition's media leaves a hole or overlaps (between the parts of
+/// a segment, and from one segment's end to the next one's start,
+/// discontinuities included: a re-join goes on from the last frame), or a
+/// segment's samples disagree with its EXTINF. Empty when the timeline is whole; with the segments.
 pub fn timeline_faults(server: &Server, playlist: &str) -> (Vec<SegmentTime>, Vec<String>) {
     let text = server.get(playlist).unwrap().1;
     let dir = &playlist[..playlist.rfind('/').unwrap() + 1];
@@ -1025,6 +1031,16 @@ pub fn timeline_faults(server: &Server, playlist: &str) -> (Vec<SegmentTime>, Ve
     let segments = segment_times(server, playlist);
     let mut faults = Vec::new();
     for s in &segments {
+        for w in s.fragments.windows(2) {
+            if w[0].0 + w[0].1 != w[1].0 {
+                faults.push(format!(
+                    "{}: a fragment ends at {:.4} s, the next starts at {:.4} s",
+                    s.uri,
+                    (w[0].0 + w[0].1) as f64 / timescale,
+                    w[1].0 as f64 / timescale
+                ));
+            }
+        }
         let secs = s.ticks as f64 / timescale;
         if (secs - s.extinf).abs() > 0.002 {
             faults.push(format!(
@@ -1051,6 +1067,33 @@ pub fn timeline_faults(server: &Server, playlist: &str) -> (Vec<SegmentTime>, Ve
         }
     }
     (segments, faults)
+}
+
+/// [`timeline_faults`] of every media playlist a stream's master lists
+/// (variants and audio renditions): `(playlist, segments, faults)`.
+pub fn every_rendition_timeline(
+    server: &Server,
+    name: &str,
+) -> Vec<(String, Vec<SegmentTime>, Vec<String>)> {
+    let master = server.get(&format!("/live/{name}/master.m3u8")).unwrap().1;
+    let mut renditions: Vec<String> = master
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| l.to_string())
+        .collect();
+    renditions.extend(master.lines().filter_map(|l| {
+        let (_, rest) = l.split_once("URI=\"")?;
+        Some(rest.split('"').next()?.to_string())
+    }));
+    renditions.sort();
+    renditions.dedup();
+    renditions
+        .into_iter()
+        .map(|r| {
+            let (segments, faults) = timeline_faults(server, &format!("/live/{name}/{r}"));
+            (r, segments, faults)
+        })
+        .collect()
 }
 
 /// N of a ladder segment URI `seg{N}.m4s`.
