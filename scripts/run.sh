@@ -10,6 +10,8 @@ missing=()
 need() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
 need nasm nasm
 need npm npm
+# The fast software decoder, opened at run time (decoder = "auto"; see README, Licences).
+ls /usr/lib/*/libavcodec.so.59 >/dev/null 2>&1 || missing+=(libavcodec59)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -245,9 +245,12 @@ pub struct Ladder {
     pub backend: BackendChoice,
     /// CUDA device ordinal the GPU backend uses.
     pub gpu_device: usize,
-    /// CPU backend: each rung encodes on its own thread, in parallel (false:
-    /// one after another on the stream's media core).
+    /// CPU backend: the rungs scale and encode in parallel on the rung
+    /// worker pool (false: one after another on the stream's media core).
     pub rung_threads: bool,
+    /// Threads in the rung worker pool, shared by every stream's rungs
+    /// (0: one per core ladderd runs on).
+    pub rung_workers: usize,
     /// Pictures a rung thread may have queued; a rung whose queue is full
     /// drops pictures up to its next IDR (counted) while the others go on.
     /// Bounds memory (one source-size picture each) and how far a rung may lag.
@@ -262,14 +265,22 @@ pub struct Ladder {
     /// x264's own threads per rung encoder (0: x264 decides). 1 suits rung
     /// threads, which already run the rungs in parallel.
     pub x264_threads: u32,
+    /// Software H.264 decoder: `auto` (libavcodec when the box has it, else
+    /// openh264), `libavcodec` (start-up fails without it), `openh264`.
+    pub decoder: DecoderChoice,
+    /// libavcodec frame threads per stream: each adds a picture of delay;
+    /// 1 (the default) decodes in the stream's own thread.
+    pub decoder_threads: u32,
 }
 
 impl Ladder {
-    pub fn soft_encoder(&self) -> SoftEncoder {
-        SoftEncoder {
+    pub fn soft_codecs(&self) -> SoftCodecs {
+        SoftCodecs {
             choice: self.encoder,
             x264_preset: self.x264_preset.clone(),
             x264_threads: self.x264_threads,
+            decoder: self.decoder,
+            decoder_threads: self.decoder_threads,
         }
     }
 }
@@ -284,12 +295,15 @@ impl Default for Ladder {
             backend: Default::default(),
             gpu_device: 0,
             rung_threads: true,
+            rung_workers: 0,
             rung_queue_frames: 60,
             audio_reencode: false,
             audio_kbps: 128,
             encoder: Default::default(),
             x264_preset: "veryfast".into(),
             x264_threads: 1,
+            decoder: Default::default(),
+            decoder_threads: 1,
         }
     }
 }
@@ -630,8 +644,17 @@ impl Config {
         if !(0.0..=600.0).contains(&self.server.bind_wait_secs) {
             return bad("server.bind_wait_secs", "must be between 0 and 600".into());
         }
-        if let Err(why) = self.ladder.soft_encoder().check() {
+        if let Err(why) = self.ladder.soft_codecs().check() {
             return bad("ladder.encoder", why);
+        }
+        if self.ladder.rung_workers > 1024 {
+            return bad(
+                "ladder.rung_workers",
+                "must be at most 1024 (0: one per core)".into(),
+            );
+        }
+        if !(1..=16).contains(&self.ladder.decoder_threads) {
+            return bad("ladder.decoder_threads", "must be between 1 and 16".into());
         }
         if self.limits.max_streams == 0 {
             return bad("limits.max_streams", "must be at least 1".into());
@@ -965,25 +988,43 @@ pub enum EncoderChoice {
     X264,
 }
 
-/// The software encoder with its settings, as configured.
+/// `[ladder] decoder`: the software H.264 decoder (the CPU backend, and a
+/// GPU plan without NVDEC).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum DecoderChoice {
+    /// libavcodec when the box has it (loaded at run time), else openh264.
+    #[default]
+    Auto,
+    Libavcodec,
+    Openh264,
+}
+
+/// The software codecs with their settings, as configured.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SoftEncoder {
+pub struct SoftCodecs {
+    /// The encoder.
     pub choice: EncoderChoice,
     pub x264_preset: String,
     pub x264_threads: u32,
+    pub decoder: DecoderChoice,
+    /// libavcodec's frame threads per stream (1: no added delay).
+    pub decoder_threads: u32,
 }
 
-impl Default for SoftEncoder {
+impl Default for SoftCodecs {
     fn default() -> Self {
-        SoftEncoder {
+        SoftCodecs {
             choice: EncoderChoice::Openh264,
             x264_preset: "veryfast".into(),
             x264_threads: 1,
+            decoder: DecoderChoice::Auto,
+            decoder_threads: 1,
         }
     }
 }
 
-impl SoftEncoder {
+impl SoftCodecs {
     /// Whether this build can run the choice (x264 needs the `x264` feature).
     pub fn check(&self) -> Result<(), String> {
         match self.choice {
@@ -1009,8 +1050,8 @@ impl SoftEncoder {
 
     /// The fastest this build has, with the encoder's own threads (no rung
     /// threads on the GPU path): x264 ultrafast, else openh264.
-    pub fn fastest() -> SoftEncoder {
-        SoftEncoder {
+    pub fn fastest() -> SoftCodecs {
+        SoftCodecs {
             choice: if cfg!(feature = "x264") {
                 EncoderChoice::X264
             } else {
@@ -1018,6 +1059,8 @@ impl SoftEncoder {
             },
             x264_preset: "ultrafast".into(),
             x264_threads: 0,
+            decoder: DecoderChoice::Auto,
+            decoder_threads: 1,
         }
     }
 }

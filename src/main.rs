@@ -107,7 +107,7 @@ fn main() -> ExitCode {
             if let Some(p) = x264_preset {
                 config.ladder.x264_preset = p;
             }
-            if let Err(why) = config.ladder.soft_encoder().check() {
+            if let Err(why) = config.ladder.soft_codecs().check() {
                 eprintln!("ladderd transcode: {why}");
                 return ExitCode::from(EXIT_CONFIG);
             }

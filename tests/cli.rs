@@ -80,6 +80,14 @@ fn probe_exits_0_and_reports_json() {
     assert_eq!(v["codec_asm"], true, "built without nasm: {v:#}");
     assert!(v["gpu"]["driver"].as_str().is_some_and(|d| !d.is_empty()));
     assert!(v["gpu"]["backend"].as_str().is_some());
+    // scripts/test.sh installs libavcodec (ffmpeg's): the decoder `auto` takes.
+    assert_eq!(v["libavcodec"]["available"], true, "{v:#}");
+    assert!(
+        v["libavcodec"]["detail"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("libavcodec 59.")),
+        "{v:#}"
+    );
     // ... and NVRTC on the loader path, so build.rs built the kernels' PTX in.
     // Issue 13 (c): whatever may be missing reads {available, detail, value},
     // never serde's {"Ok": …} / {"Err": …}.
@@ -226,9 +234,9 @@ fn bench_ladder_reports_both_sides_and_a_ratio() {
     );
     // Like for like when built with x264: ffmpeg's encoder on both sides.
     let ours = if cfg!(feature = "x264") {
-        "ladderd x264 ultrafast"
+        "+ x264 ultrafast encode"
     } else {
-        "ladderd openh264"
+        "+ openh264 encode"
     };
     assert!(
         stdout.contains("ffmpeg split+scale") && stdout.contains(ours),
@@ -236,8 +244,50 @@ fn bench_ladder_reports_both_sides_and_a_ratio() {
     );
     assert!(stdout.contains("ratio ladderd / best ffmpeg:"), "{stdout}");
     assert!(stdout.contains("its own threading"), "{stdout}");
+    // ladderd's CPU by stage, and its run with openh264 decoding beside it
+    // (where the box has libavcodec, which `auto` takes).
+    assert!(
+        stdout.contains("CPU per picture: decode ") && stdout.contains(" ms, scale "),
+        "{stdout}"
+    );
+    assert!(stdout.contains("ladderd libavcodec 59."), "{stdout}");
+    assert!(stdout.contains("with openh264 decode (before)"), "{stdout}");
     assert!(
         stdout.contains("[\"720p30\", \"480p30\", \"360p30\"]"),
+        "{stdout}"
+    );
+}
+
+/// `bench channels` runs ffmpeg's side too (one process per channel, same
+/// rungs) in the same run and prints both counts and their ratio.
+#[test]
+fn bench_channels_counts_ffmpeg_too() {
+    require("ffmpeg");
+    let out = ladderd()
+        .args(["bench", "channels", "--max", "1", "--input"])
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/tiny-720p30-high.flv"
+        ))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("ffmpeg, 1 process(es): slowest"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("  1 channel(s): slowest"), "{stdout}");
+    assert!(
+        stdout.contains("channels held in real time: ladderd "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(", ffmpeg ") && stdout.contains("x\n"),
         "{stdout}"
     );
 }

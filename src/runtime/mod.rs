@@ -109,10 +109,16 @@ fn select_backend(config: &Config) -> Result<crate::transcode::backend::Backend,
     if !config.ladder.enabled {
         return Ok(Backend::cpu());
     }
+    // `decoder = "libavcodec"` on a box without it stops here, saying why.
+    config
+        .ladder
+        .soft_codecs()
+        .decoder_name()
+        .map_err(RuntimeError::Backend)?;
     let (backend, why_not_gpu) = Backend::select(
         config.ladder.backend,
         config.ladder.gpu_device,
-        config.ladder.soft_encoder(),
+        config.ladder.soft_codecs(),
     )
     .map_err(RuntimeError::Backend)?;
     match why_not_gpu {
@@ -144,6 +150,12 @@ pub fn serve(config: Config) -> Result<(), RuntimeError> {
             .collect()
     };
     check_memlock(&config, cores.len());
+    // Rung work runs on one pool of workers: a thread per rung per stream
+    // would oversubscribe the box with many channels.
+    crate::transcode::ladder_run::pool::configure(match config.ladder.rung_workers {
+        0 => cores.len(),
+        n => n,
+    });
     let backend = select_backend(&config)?;
 
     let mut media_rx = Vec::new();

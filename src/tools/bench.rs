@@ -15,7 +15,7 @@ use bytes::Bytes;
 use crate::media::flv::{Demuxed, Demuxer, FileTags};
 use crate::media::h264::AvcConfig;
 use crate::media::{Packet, Track};
-use crate::transcode::backend::{Backend, EncoderChoice, SoftEncoder};
+use crate::transcode::backend::{Backend, EncoderChoice, SoftCodecs};
 use crate::transcode::ladder::{default_ladder, plan};
 use crate::transcode::ladder_run::LadderRun;
 
@@ -95,16 +95,17 @@ fn load(path: &Path) -> Result<(AvcConfig, f64, Vec<Packet>), BenchError> {
 /// The encoder ladderd benches with: as asked, else the one matching
 /// ffmpeg's side (x264 ultrafast) when this build has it. One x264 thread per
 /// rung: the rungs already run on their own threads.
-pub fn bench_encoder(choice: Option<EncoderChoice>) -> SoftEncoder {
+pub fn bench_encoder(choice: Option<EncoderChoice>) -> SoftCodecs {
     let choice = choice.unwrap_or(if cfg!(feature = "x264") {
         EncoderChoice::X264
     } else {
         EncoderChoice::Openh264
     });
-    SoftEncoder {
+    SoftCodecs {
         choice,
         x264_preset: "ultrafast".into(),
         x264_threads: 1,
+        ..SoftCodecs::default()
     }
 }
 
@@ -113,18 +114,50 @@ fn run_ladder(
     cfg: &AvcConfig,
     fps: f64,
     packets: &[Packet],
-    soft: &SoftEncoder,
+    soft: &SoftCodecs,
 ) -> Result<Duration, BenchError> {
-    run_ladder_with(cfg, fps, packets, soft, true)
+    Ok(run_ladder_cpu(cfg, fps, packets, soft, true)?.0)
 }
 
 fn run_ladder_with(
     cfg: &AvcConfig,
     fps: f64,
     packets: &[Packet],
-    soft: &SoftEncoder,
+    soft: &SoftCodecs,
     telemetry: bool,
 ) -> Result<Duration, BenchError> {
+    Ok(run_ladder_cpu(cfg, fps, packets, soft, telemetry)?.0)
+}
+
+/// CPU per source picture by stage (ms): decode (with the hand-off to the
+/// rungs), scale and encode (all rungs together).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StageCpu {
+    pub decode: f64,
+    pub scale: f64,
+    pub encode: f64,
+}
+
+impl StageCpu {
+    fn text(&self) -> String {
+        format!(
+            "CPU per picture: decode {:.2} ms, scale {:.2} ms, encode {:.2} ms (all rungs), total {:.2} ms",
+            self.decode,
+            self.scale,
+            self.encode,
+            self.decode + self.scale + self.encode
+        )
+    }
+}
+
+/// The ladder over `packets` as fast as it goes: wall time and CPU by stage.
+fn run_ladder_cpu(
+    cfg: &AvcConfig,
+    fps: f64,
+    packets: &[Packet],
+    soft: &SoftCodecs,
+    telemetry: bool,
+) -> Result<(Duration, StageCpu), BenchError> {
     let backend = Backend::Cpu(soft.clone());
     let mut run = LadderRun::with_backend(cfg, fps, &default_ladder(), 2.0, &backend)?;
     run.set_telemetry(telemetry);
@@ -134,7 +167,21 @@ fn run_ladder_with(
         run.push(p, &mut sink)?;
     }
     run.finish(&mut sink)?;
-    Ok(t.elapsed())
+    let wall = t.elapsed();
+    let per = |d: Duration| d.as_secs_f64() * 1000.0 / packets.len().max(1) as f64;
+    let (scale, encode) = run
+        .rungs()
+        .fold((Duration::ZERO, Duration::ZERO), |(s, e), (_, st)| {
+            (s + st.scale_cpu, e + st.encode_cpu)
+        });
+    Ok((
+        wall,
+        StageCpu {
+            decode: per(run.decode_cpu),
+            scale: per(scale),
+            encode: per(encode),
+        },
+    ))
 }
 
 pub struct LadderReport {
@@ -155,6 +202,95 @@ pub fn ladder(
     };
     let (cfg, fps, packets) = load(&path)?;
     let rungs = plan(&default_ladder(), cfg.width, cfg.height, fps);
+    // ffmpeg twice: one thread per encoder (its pipeline then runs on one
+    // core, like a ladder without rung threads) and with its own threading.
+    let ffmpeg = |threads: Option<&str>| ffmpeg_ladder(&path, &rungs, threads, false);
+    let time = |mut cmd: Command| -> Result<Duration, BenchError> {
+        let t = Instant::now();
+        let st = cmd
+            .status()
+            .map_err(|e| BenchError::Ffmpeg(e.to_string()))?;
+        if !st.success() {
+            return Err(BenchError::Ffmpeg("ladder run failed".into()));
+        }
+        Ok(t.elapsed())
+    };
+    // The same ladder with openh264 decoding: the decoder before libavcodec.
+    let openh264 = SoftCodecs {
+        decoder: crate::config::DecoderChoice::Openh264,
+        ..soft.clone()
+    };
+    // Best of two for each, same input, same run.
+    let (mut ff1, mut ffn, mut ours, mut before) =
+        (Duration::MAX, Duration::MAX, Duration::MAX, Duration::MAX);
+    let (mut cpu, mut cpu_before) = (StageCpu::default(), StageCpu::default());
+    for _ in 0..2 {
+        ff1 = ff1.min(time(ffmpeg(Some("1")))?);
+        ffn = ffn.min(time(ffmpeg(None))?);
+        let (d, c) = run_ladder_cpu(&cfg, fps, &packets, &soft, true)?;
+        if d < ours {
+            (ours, cpu) = (d, c);
+        }
+        if openh264 != soft {
+            let (d, c) = run_ladder_cpu(&cfg, fps, &packets, &openh264, true)?;
+            if d < before {
+                (before, cpu_before) = (d, c);
+            }
+        }
+    }
+    let ff = ff1.min(ffn);
+    let frames = packets.len() as f64;
+    let names: Vec<&str> = rungs.iter().map(|r| r.name.as_str()).collect();
+    let ratio = ff.as_secs_f64() / ours.as_secs_f64();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let line = |label: &str, d: Duration| {
+        format!(
+            "{label:<52} {:>8.1} fps  {:>7.2} s\n",
+            frames / d.as_secs_f64(),
+            d.as_secs_f64()
+        )
+    };
+    let decoder = soft.decoder_name().unwrap_or_else(|e| e);
+    let mut text = format!(
+        "bench ladder: {} ({}x{}@{fps:.0}, {} frames) -> {names:?}, decode once, {cores} cores\n{}{}{}\
+         ratio ladderd / best ffmpeg: {ratio:.2}x (vs one-thread ffmpeg: {:.2}x)\n  ladderd {}\n",
+        path.display(),
+        cfg.width,
+        cfg.height,
+        packets.len(),
+        line("ffmpeg split+scale(bilinear)+x264 ultrafast, -threads 1", ff1),
+        line("ffmpeg same, its own threading", ffn),
+        line(
+            &format!(
+                "ladderd {decoder} + fast_image_resize + {}, a thread per rung",
+                soft.describe()
+            ),
+            ours
+        ),
+        ff1.as_secs_f64() / ours.as_secs_f64(),
+        cpu.text(),
+    );
+    if before != Duration::MAX {
+        text += &line("ladderd the same with openh264 decode (before)", before);
+        text += &format!(
+            "  ratio before / best ffmpeg: {:.2}x; {}\n",
+            ff.as_secs_f64() / before.as_secs_f64(),
+            cpu_before.text()
+        );
+    }
+    Ok(LadderReport { text, ratio })
+}
+
+/// ffmpeg running the same ladder as ladderd: split, bilinear scale per rung
+/// (every `frame_step`th picture for a lower frame rate), libx264 ultrafast
+/// at each rung's bitrate (`zerolatency`: as ladderd's live encoders), output
+/// discarded. `threads`: `-threads` for the decoder and each encoder.
+fn ffmpeg_ladder(
+    path: &Path,
+    rungs: &[crate::transcode::ladder::Rung],
+    threads: Option<&str>,
+    zerolatency: bool,
+) -> Command {
     let n = rungs.len();
     let mut filter = format!("[0:v]split={n}");
     for i in 0..n {
@@ -173,79 +309,53 @@ pub fn ladder(
         );
     }
     filter.pop();
-    // ffmpeg twice: one thread per encoder (its pipeline then runs on one
-    // core, like a ladder without rung threads) and with its own threading.
-    let ffmpeg = |threads: Option<&str>| {
-        let mut cmd = Command::new("ffmpeg");
-        cmd.args(["-v", "error", "-y"]);
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-v", "error", "-y"]);
+    if let Some(t) = threads {
+        cmd.args(["-threads", t]);
+    }
+    cmd.arg("-i").arg(path).args(["-filter_complex", &filter]);
+    for (i, r) in rungs.iter().enumerate() {
+        cmd.args([
+            "-map",
+            &format!("[o{i}]"),
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+        ]);
+        if zerolatency {
+            cmd.args(["-tune", "zerolatency"]);
+        }
         if let Some(t) = threads {
             cmd.args(["-threads", t]);
         }
-        cmd.arg("-i").arg(&path).args(["-filter_complex", &filter]);
-        for (i, r) in rungs.iter().enumerate() {
-            cmd.args([
-                "-map",
-                &format!("[o{i}]"),
-                "-c:v",
-                "libx264",
-                "-preset",
-                "ultrafast",
-            ]);
-            if let Some(t) = threads {
-                cmd.args(["-threads", t]);
-            }
-            cmd.args(["-b:v", &r.bitrate_bps.to_string(), "-f", "null", "-"]);
-        }
-        cmd
-    };
-    let time = |mut cmd: Command| -> Result<Duration, BenchError> {
-        let t = Instant::now();
-        let st = cmd
-            .status()
-            .map_err(|e| BenchError::Ffmpeg(e.to_string()))?;
-        if !st.success() {
-            return Err(BenchError::Ffmpeg("ladder run failed".into()));
-        }
-        Ok(t.elapsed())
-    };
-    // Best of two for each, same input, same run.
-    let (mut ff1, mut ffn, mut ours) = (Duration::MAX, Duration::MAX, Duration::MAX);
-    for _ in 0..2 {
-        ff1 = ff1.min(time(ffmpeg(Some("1")))?);
-        ffn = ffn.min(time(ffmpeg(None))?);
-        ours = ours.min(run_ladder(&cfg, fps, &packets, &soft)?);
+        cmd.args(["-b:v", &r.bitrate_bps.to_string(), "-f", "null", "-"]);
     }
-    let ff = ff1.min(ffn);
-    let frames = packets.len() as f64;
-    let names: Vec<&str> = rungs.iter().map(|r| r.name.as_str()).collect();
-    let ratio = ff.as_secs_f64() / ours.as_secs_f64();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let line = |label: &str, d: Duration| {
-        format!(
-            "{label:<52} {:>8.1} fps  {:>7.2} s\n",
-            frames / d.as_secs_f64(),
-            d.as_secs_f64()
-        )
-    };
-    let text = format!(
-        "bench ladder: {} ({}x{}@{fps:.0}, {} frames) -> {names:?}, decode once, {cores} cores\n{}{}{}\
-         ratio ladderd / best ffmpeg: {ratio:.2}x (vs one-thread ffmpeg: {:.2}x)\n",
-        path.display(),
-        cfg.width,
-        cfg.height,
-        packets.len(),
-        line("ffmpeg split+scale(bilinear)+x264 ultrafast, -threads 1", ff1),
-        line("ffmpeg same, its own threading", ffn),
-        line(
-            &format!(
-                "ladderd {} + fast_image_resize, a thread per rung",
-                soft.describe()
-            ),
-            ours
-        ),
-        ff1.as_secs_f64() / ours.as_secs_f64(),
-    );
-    Ok(LadderReport { text, ratio })
+    cmd
+}
+
+/// Runs `n` ffmpeg ladders at once; the slowest one's time.
+fn ffmpeg_slowest(n: usize, make: impl Fn() -> Command) -> Result<Duration, BenchError> {
+    let t = Instant::now();
+    let mut children = Vec::new();
+    for _ in 0..n {
+        let child = make()
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| BenchError::Ffmpeg(e.to_string()))?;
+        children.push(child);
+    }
+    let mut worst = Duration::ZERO;
+    let mut failed = false;
+    for mut c in children {
+        failed |= !c.wait().is_ok_and(|s| s.success());
+        worst = worst.max(t.elapsed());
+    }
+    if failed {
+        return Err(BenchError::Ffmpeg("ladder run failed".into()));
+    }
+    Ok(worst)
 }
 
 /// Runs `run` on `n` threads at once; the slowest one's time (the channel
@@ -279,12 +389,27 @@ pub fn channels(input: Option<&Path>, max: usize) -> Result<String, BenchError> 
     let soft = bench_encoder(None);
     let realtime = Duration::from_secs_f64(packets.len() as f64 / fps);
     let mut text = format!(
-        "bench channels: {} ({} frames = {:.1} s of video per channel), {}\n",
+        "bench channels: {} ({} frames = {:.1} s of video per channel), {} decode, {}\n",
         path.display(),
         packets.len(),
         realtime.as_secs_f64(),
+        soft.decoder_name().unwrap_or_else(|e| e),
         soft.describe()
     );
+    let rungs = plan(&default_ladder(), cfg.width, cfg.height, fps);
+    let mut ffmpeg_held = 0;
+    for n in 1..=max {
+        let slowest = ffmpeg_slowest(n, || ffmpeg_ladder(&path, &rungs, None, true))?;
+        let rtf = realtime.as_secs_f64() / slowest.as_secs_f64();
+        text += &format!(
+            "  ffmpeg, {n} process(es): slowest {:.2} s, real-time factor {rtf:.2}\n",
+            slowest.as_secs_f64()
+        );
+        if rtf < 1.0 {
+            break;
+        }
+        ffmpeg_held = n;
+    }
     let mut held = 0;
     for n in 1..=max {
         let slowest = slowest_of(
@@ -302,7 +427,11 @@ pub fn channels(input: Option<&Path>, max: usize) -> Result<String, BenchError> 
         }
         held = n;
     }
-    text += &format!("channels held in real time: {held}\n");
+    text += &format!(
+        "channels held in real time: ladderd {held}, ffmpeg {ffmpeg_held} (one process per channel, \
+         split + bilinear scale + x264 ultrafast zerolatency, same rungs and bitrates): {:.2}x\n",
+        held as f64 / ffmpeg_held.max(1) as f64
+    );
     Ok(text)
 }
 

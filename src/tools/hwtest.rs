@@ -18,7 +18,7 @@ use serde::Serialize;
 use crate::media::h264::AvcConfig;
 use crate::media::Packet;
 use crate::telemetry::latency::Percentiles;
-use crate::transcode::backend::{Backend, SoftEncoder};
+use crate::transcode::backend::{Backend, SoftCodecs};
 use crate::transcode::cpu::{BilinearScaler, OpenH264Decoder};
 use crate::transcode::frame::psnr;
 use crate::transcode::gpu::context::DEVICE_TO_HOST_BYTES;
@@ -222,7 +222,7 @@ pub fn run(opts: &Options) -> Report {
     let backend = Backend::Gpu {
         gpu: gpu.clone(),
         plan: plan.clone(),
-        soft: SoftEncoder::fastest(),
+        soft: SoftCodecs::fastest(),
     };
     full_ladder(&mut report, &backend, &plan, &config, &packets);
     let max_channels = if quick { 1 } else { opts.max_channels };

@@ -12,6 +12,8 @@ pub struct Report {
     pub memlock_kib: Option<u64>,
     /// libsrt, for SRT ingest (opened at run time).
     pub srt: Facility,
+    /// libavcodec, the fast software H.264 decoder (opened at run time).
+    pub libavcodec: Facility,
     pub gpu: crate::transcode::gpu::GpuReport,
 }
 
@@ -39,6 +41,16 @@ pub fn run(srt: Result<(), String>) -> Report {
                 detail: e,
             },
         },
+        libavcodec: match crate::transcode::cpu::libav::probe() {
+            Ok(v) => Facility {
+                available: true,
+                detail: format!("{v}: decoder = \"auto\" decodes with it"),
+            },
+            Err(e) => Facility {
+                available: false,
+                detail: format!("{e}; decoder = \"auto\" decodes with openh264"),
+            },
+        },
         gpu: crate::transcode::gpu::probe(),
     }
 }
@@ -47,7 +59,7 @@ impl Report {
     pub fn to_text(&self) -> String {
         let yn = |f: &Facility| if f.available { "yes" } else { "no" };
         format!(
-            "build:     {} (codec assembly: {})\ncpus:      {:?}\nio_uring:  {} ({})\nmemlock:   {}\nsrt:       {} ({})\n{}",
+            "build:     {} (codec assembly: {})\ncpus:      {:?}\nio_uring:  {} ({})\nmemlock:   {}\nsrt:       {} ({})\nlibavcodec: {} ({})\n{}",
             self.commit,
             if self.codec_asm { "yes" } else { "no: nasm was missing at build time, codecs run at about half speed" },
             self.cpus,
@@ -57,6 +69,8 @@ impl Report {
                 .map_or("unlimited".to_string(), |k| format!("{k} KiB")),
             yn(&self.srt),
             self.srt.detail,
+            yn(&self.libavcodec),
+            self.libavcodec.detail,
             self.gpu.to_text()
         )
     }

@@ -166,12 +166,12 @@ pub fn transcode(input: &Path, out_dir: &Path, config: &Config) -> Result<Summar
     // `[ladder] backend` as `serve` resolves it: `gpu` without a usable GPU is
     // an error naming the reason, `auto` falls back to the CPU.
     let backend = if config.ladder.backend == crate::transcode::backend::BackendChoice::Cpu {
-        Backend::Cpu(config.ladder.soft_encoder())
+        Backend::Cpu(config.ladder.soft_codecs())
     } else {
         Backend::select(
             config.ladder.backend,
             config.ladder.gpu_device,
-            config.ladder.soft_encoder(),
+            config.ladder.soft_codecs(),
         )
         .map_err(TranscodeError::Backend)?
         .0

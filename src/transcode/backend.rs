@@ -6,6 +6,7 @@
 use std::sync::{Arc, Mutex};
 
 use crate::media::h264::AvcConfig;
+use crate::transcode::cpu::libav::LibavDecoder;
 use crate::transcode::cpu::{BilinearScaler, OpenH264Decoder, OpenH264Encoder};
 use crate::transcode::gpu::{self, nvdec::NvdecDecoder, nvenc::NvencEncoder, scaler, Gpu};
 use crate::transcode::ladder::Rung;
@@ -14,9 +15,9 @@ use crate::transcode::{Decoder, Encoder, Scaler, StageError};
 /// Each rung's scaler and encoder, in ladder order.
 pub type RungStages = Vec<(Box<dyn Scaler>, Box<dyn Encoder>)>;
 
-pub use crate::config::{BackendChoice, EncoderChoice, SoftEncoder};
+pub use crate::config::{BackendChoice, DecoderChoice, EncoderChoice, SoftCodecs};
 
-impl SoftEncoder {
+impl SoftCodecs {
     /// One rung's encoder.
     pub fn open(&self, rung: &Rung) -> Result<Box<dyn Encoder>, StageError> {
         match self.choice {
@@ -35,6 +36,33 @@ impl SoftEncoder {
         }
     }
 
+    /// A stream's decoder as `[ladder] decoder` says.
+    pub fn decoder(&self, config: &AvcConfig) -> Result<Box<dyn Decoder>, StageError> {
+        let libav = || LibavDecoder::new(config.clone(), self.decoder_threads);
+        Ok(match self.decoder {
+            DecoderChoice::Openh264 => Box::new(OpenH264Decoder::new(config.clone())?),
+            DecoderChoice::Libavcodec => Box::new(libav()?),
+            DecoderChoice::Auto => match libav() {
+                Ok(d) => Box::new(d),
+                Err(_) => Box::new(OpenH264Decoder::new(config.clone())?),
+            },
+        })
+    }
+
+    /// The decoder streams will get: `libavcodec` without the library is an
+    /// error (start-up stops, saying why); `auto` says what it took.
+    pub fn decoder_name(&self) -> Result<String, String> {
+        let libav = crate::transcode::cpu::libav::probe();
+        match (self.decoder, libav) {
+            (DecoderChoice::Openh264, _) => Ok("openh264".into()),
+            (_, Ok(v)) => Ok(format!("{v} x{} threads", self.decoder_threads)),
+            (DecoderChoice::Libavcodec, Err(why)) => {
+                Err(format!("decoder = \"libavcodec\": {why}"))
+            }
+            (DecoderChoice::Auto, Err(why)) => Ok(format!("openh264 (no libavcodec: {why})")),
+        }
+    }
+
     pub fn describe(&self) -> String {
         match self.choice {
             EncoderChoice::Openh264 => "openh264 encode".into(),
@@ -45,12 +73,12 @@ impl SoftEncoder {
 
 #[derive(Clone)]
 pub enum Backend {
-    Cpu(SoftEncoder),
+    Cpu(SoftCodecs),
     /// `soft` encodes when the plan has no NVENC (hybrid).
     Gpu {
         gpu: Arc<Gpu>,
         plan: gpu::Plan,
-        soft: SoftEncoder,
+        soft: SoftCodecs,
     },
 }
 
@@ -66,7 +94,7 @@ impl Backend {
     pub fn select(
         choice: BackendChoice,
         device: usize,
-        soft: SoftEncoder,
+        soft: SoftCodecs,
     ) -> Result<(Backend, Option<String>), String> {
         match choice {
             BackendChoice::Cpu => Ok((Backend::Cpu(soft), None)),
@@ -82,14 +110,15 @@ impl Backend {
 
     /// The CPU backend with the default encoder (openh264).
     pub fn cpu() -> Backend {
-        Backend::Cpu(SoftEncoder::default())
+        Backend::Cpu(SoftCodecs::default())
     }
 
     /// `cpu`, or the GPU plan (`gpu: NVDEC + CUDA scale + NVENC on …`).
     pub fn describe(&self) -> String {
         match self {
             Backend::Cpu(soft) => {
-                format!("cpu: openh264 decode + SIMD scale + {}", soft.describe())
+                let decoder = soft.decoder_name().unwrap_or_else(|e| e);
+                format!("cpu: {decoder} decode + SIMD scale + {}", soft.describe())
             }
             Backend::Gpu { plan, .. } => plan.describe(),
         }
@@ -114,7 +143,7 @@ impl Backend {
                         reason: e.to_string(),
                     })
             }
-            _ => Ok(Box::new(OpenH264Decoder::new(config.clone())?)),
+            Backend::Gpu { soft, .. } | Backend::Cpu(soft) => soft.decoder(config),
         }
     }
 

@@ -111,12 +111,12 @@ impl Decoder for OpenH264Decoder {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::media::flv::{Demuxed, Demuxer, FileTags};
     use bytes::Bytes;
 
-    fn capture() -> (AvcConfig, Vec<Packet>) {
+    pub(crate) fn capture() -> (AvcConfig, Vec<Packet>) {
         let data = Bytes::from_static(include_bytes!("../../../tests/data/tiny-720p30-high.flv"));
         let mut d = Demuxer::new(1);
         let now = Instant::now();

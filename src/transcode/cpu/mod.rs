@@ -1,8 +1,10 @@
-//! Software backend: openh264 decode and encode (or libx264 encode with the
-//! `x264` feature), fast_image_resize scaling.
+//! Software backend: libavcodec (loaded at run time) or openh264 decode,
+//! openh264 encode (or libx264 with the `x264` feature), fast_image_resize
+//! scaling.
 
 pub mod decoder;
 pub mod encoder;
+pub mod libav;
 pub mod scaler;
 #[cfg(feature = "x264")]
 pub mod x264;

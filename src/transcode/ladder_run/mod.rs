@@ -20,10 +20,27 @@ use crate::transcode::boundary::{Boundaries, Mode};
 use crate::transcode::ladder::{plan, Rung, RungConfig};
 use crate::transcode::{Decoder, EncodedFrame, Encoder, Frame, Scaler, StageError};
 
+pub mod pool;
 mod threads;
 
+use threads::RungJob;
 pub use threads::RungOutput;
-use threads::{rung_thread, RungJob};
+
+/// CPU time the calling thread has used.
+pub fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: writes one timespec; CLOCK_THREAD_CPUTIME_ID exists on Linux.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(
+        ts.tv_sec.max(0) as u64,
+        ts.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
+}
 
 /// Per-rung output accounting.
 #[derive(Debug, Clone)]
@@ -36,6 +53,10 @@ pub struct RungStats {
     pub bytes: u64,
     pub scale_time: Duration,
     pub encode_time: Duration,
+    /// CPU time of the thread that scaled / encoded (the `bench ladder`
+    /// per-stage CPU per picture; wall time counts waiting for a core too).
+    pub scale_cpu: Duration,
+    pub encode_cpu: Duration,
     /// Microseconds per picture.
     pub scale_us: Histogram<u64>,
     pub encode_us: Histogram<u64>,
@@ -50,6 +71,8 @@ impl Default for RungStats {
             bytes: 0,
             scale_time: Duration::ZERO,
             encode_time: Duration::ZERO,
+            scale_cpu: Duration::ZERO,
+            encode_cpu: Duration::ZERO,
             scale_us: latency_histogram(),
             encode_us: latency_histogram(),
         }
@@ -90,9 +113,10 @@ enum RungExec {
         encoder: Box<dyn Encoder>,
         frame: Frame,
     },
+    /// On the worker pool.
     Thread {
         jobs: Option<flume::Sender<RungJob>>,
-        handle: Option<std::thread::JoinHandle<()>>,
+        task: Arc<pool::Task>,
         /// Whether this rung's first drop was logged.
         warned: bool,
     },
@@ -112,6 +136,8 @@ pub struct LadderRun {
     frame_ticks: i64,
     pub decoded: u64,
     pub decode_time: Duration,
+    /// CPU time of decoding (and handing pictures to the rungs).
+    pub decode_cpu: Duration,
     pub latency: StageLatency,
     /// Packets not decoded because of a decode error: the bad one and those
     /// skipped up to the next keyframe.
@@ -222,17 +248,9 @@ impl LadderRun {
                     // One slot more than `queue`, kept for segment-boundary
                     // pictures (see `FanOut::dispatch`).
                     let (tx, rx) = flume::bounded(queue.max(1) + 1);
-                    let outputs = out_tx.clone();
-                    let handle = std::thread::Builder::new()
-                        .name(format!("ladderd-rung-{}", rung.name))
-                        .spawn(move || rung_thread(index, scaler, encoder, frame, rx, outputs))
-                        .map_err(|e| StageError::Unavailable {
-                            stage: "rung thread",
-                            reason: e.to_string(),
-                        })?;
                     RungExec::Thread {
                         jobs: Some(tx),
-                        handle: Some(handle),
+                        task: pool::Task::new(index, scaler, encoder, frame, rx, out_tx.clone()),
                         warned: false,
                     }
                 }
@@ -256,6 +274,7 @@ impl LadderRun {
             frame_ticks: (TIMESCALE as f64 / fps).round() as i64,
             decoded: 0,
             decode_time: Duration::ZERO,
+            decode_cpu: Duration::ZERO,
             latency: StageLatency {
                 decode_us: latency_histogram(),
                 ladder_us: latency_histogram(),
@@ -330,17 +349,25 @@ impl LadderRun {
             self.source_keyframes.insert(packet.pts);
         }
         let t = Instant::now();
+        let cpu = thread_cpu();
         let mut result = Ok(());
         let mut fan_out_time = Duration::ZERO;
+        let mut fan_out_cpu = Duration::ZERO;
         let r = {
             let (decoder, mut stage) = self.split();
             decoder.decode(packet, &mut |frame| {
+                let c = thread_cpu();
                 let spent = stage.picture(frame, out, &mut result);
                 fan_out_time += spent;
+                // Inline rungs (the GPU path) are counted as theirs.
+                if spent > Duration::ZERO && stage.inline() {
+                    fan_out_cpu += thread_cpu().saturating_sub(c);
+                }
             })
         };
         let decode = t.elapsed().saturating_sub(fan_out_time);
         self.decode_time += decode;
+        self.decode_cpu += thread_cpu().saturating_sub(cpu).saturating_sub(fan_out_cpu);
         if self.telemetry {
             let _ = self.latency.decode_us.record(decode.as_micros() as u64);
         }
@@ -367,19 +394,14 @@ impl LadderRun {
                 stage.picture(frame, out, &mut result);
             })?;
         }
-        for r in &mut self.rungs {
-            if let RungExec::Thread { jobs, .. } = &mut r.exec {
-                jobs.take();
-            }
-        }
+        self.close_rungs();
         if let Some(rx) = self.outputs.clone() {
-            // Every rung thread exits once its queue is empty and closed.
+            // Every rung's task ends once its queue is empty and closed.
             for o in rx.iter() {
                 let (_, mut stage) = self.split();
                 stage.accept(o, out, &mut result);
             }
         }
-        self.join_threads();
         result
     }
 
@@ -403,12 +425,13 @@ impl LadderRun {
         result
     }
 
-    fn join_threads(&mut self) {
+    /// Closes every rung's queue: its task finishes what is queued, then
+    /// drops its stages and its side of the results channel.
+    fn close_rungs(&mut self) {
         for r in &mut self.rungs {
-            if let RungExec::Thread { jobs, handle, .. } = &mut r.exec {
-                jobs.take();
-                if let Some(h) = handle.take() {
-                    let _ = h.join();
+            if let RungExec::Thread { jobs, task, .. } = &mut r.exec {
+                if jobs.take().is_some() {
+                    task.schedule();
                 }
             }
         }
@@ -437,7 +460,7 @@ impl LadderRun {
 
 impl Drop for LadderRun {
     fn drop(&mut self) {
-        self.join_threads();
+        self.close_rungs();
     }
 }
 
@@ -459,6 +482,12 @@ struct FanOut<'a> {
 }
 
 impl FanOut<'_> {
+    /// The rungs run in the decoding thread (their CPU is theirs, not the
+    /// decoder's).
+    fn inline(&self) -> bool {
+        self.mode == RungMode::Inline
+    }
+
     /// One decoded picture through every rung; returns the time it took.
     fn picture(
         &mut self,
@@ -559,15 +588,19 @@ fn fan_out(
             continue;
         };
         let t = Instant::now();
+        let c = thread_cpu();
         scaler.scale(frame, scaled)?;
         let t2 = Instant::now();
+        let c2 = thread_cpu();
         r.stats.scale_time += t2 - t;
+        r.stats.scale_cpu += c2.saturating_sub(c);
         if telemetry {
             let _ = r.stats.scale_us.record((t2 - t).as_micros() as u64);
         }
         let encoded = encoder.encode(scaled, decision.boundary)?;
         let spent = t2.elapsed();
         r.stats.encode_time += spent;
+        r.stats.encode_cpu += thread_cpu().saturating_sub(c2);
         if telemetry {
             let _ = r.stats.encode_us.record(spent.as_micros() as u64);
         }
@@ -740,6 +773,46 @@ mod tests {
         assert_eq!(idr(&out[0]), idr(&out[1]));
         assert!(idr(&out[0]).len() >= 2);
         assert_eq!(l.latency.ladder_us.len() as usize, packets.len());
+    }
+
+    /// Six ladders at once (twelve rungs) share the worker pool: every rung
+    /// of every ladder encodes every picture, in order, and no thread is
+    /// started per rung (the process has only the pool's rung workers).
+    #[test]
+    fn ladders_share_the_worker_pool() {
+        let (cfg, packets) = capture();
+        let outs: Vec<Vec<Vec<EncodedFrame>>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..6)
+                .map(|_| {
+                    let cfg = cfg.clone();
+                    let packets = &packets;
+                    s.spawn(move || {
+                        let l = ladder(&cfg, RungMode::Threads { queue: 2 }, |e| Box::new(e));
+                        run(l, packets).1
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for out in &outs {
+            for frames in out {
+                assert_eq!(frames.len(), packets.len());
+                assert!(frames.windows(2).all(|w| w[0].pts < w[1].pts));
+            }
+        }
+        let rung_threads = std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .flatten()
+            .filter(|t| {
+                std::fs::read_to_string(t.path().join("comm"))
+                    .is_ok_and(|c| c.starts_with("ladderd-rung"))
+            })
+            .count();
+        assert_eq!(
+            rung_threads,
+            pool::workers(),
+            "rung threads beside the pool"
+        );
     }
 
     /// A decoder that holds every picture until its flush (a reorder delay

@@ -1,7 +1,7 @@
-//! The rung threads of a ladder: each rung scales and encodes the pictures it
-//! is handed on its own thread, in order; the ladder hands pictures out
-//! (dropping, in realtime mode, for a rung that is behind) and takes results
-//! back between packets.
+//! A ladder's rungs on the worker pool ([`super::pool`]): each rung scales
+//! and encodes the pictures it is handed, in order; the ladder hands
+//! pictures out (dropping, in realtime mode, for a rung that is behind) and
+//! takes results back between packets.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,33 +21,31 @@ pub struct RungOutput {
     pub(super) pts: i64,
     pub(super) scale: Duration,
     pub(super) encode: Duration,
+    pub(super) scale_cpu: Duration,
+    pub(super) encode_cpu: Duration,
     pub(super) result: Result<Option<EncodedFrame>, StageError>,
 }
 
-/// One rung's thread: scale and encode each picture it is handed, in order.
-pub(super) fn rung_thread(
+/// One picture through one rung: scale, encode, timed (wall and CPU).
+pub(super) fn rung_job(
     index: usize,
-    mut scaler: Box<dyn Scaler>,
-    mut encoder: Box<dyn Encoder>,
-    mut frame: Frame,
-    jobs: flume::Receiver<RungJob>,
-    outputs: flume::Sender<RungOutput>,
-) {
-    for job in jobs.iter() {
-        let t = Instant::now();
-        let scaled = scaler.scale(&job.frame, &mut frame);
-        let t2 = Instant::now();
-        let result = scaled.and_then(|()| encoder.encode(&frame, job.force_idr));
-        let out = RungOutput {
-            rung: index,
-            pts: job.frame.pts,
-            scale: t2 - t,
-            encode: t2.elapsed(),
-            result,
-        };
-        if outputs.send(out).is_err() {
-            return;
-        }
+    scaler: &mut dyn Scaler,
+    encoder: &mut dyn Encoder,
+    frame: &mut Frame,
+    job: RungJob,
+) -> RungOutput {
+    let (t, c) = (Instant::now(), super::thread_cpu());
+    let scaled = scaler.scale(&job.frame, frame);
+    let (t2, c2) = (Instant::now(), super::thread_cpu());
+    let result = scaled.and_then(|()| encoder.encode(frame, job.force_idr));
+    RungOutput {
+        rung: index,
+        pts: job.frame.pts,
+        scale: t2 - t,
+        encode: t2.elapsed(),
+        scale_cpu: c2.saturating_sub(c),
+        encode_cpu: super::thread_cpu().saturating_sub(c2),
+        result,
     }
 }
 
@@ -95,7 +93,7 @@ impl FanOut<'_> {
             let RungExec::Thread {
                 jobs: jobs_slot,
                 warned,
-                ..
+                task,
             } = &mut r.exec
             else {
                 continue;
@@ -126,7 +124,10 @@ impl FanOut<'_> {
                 jobs.send(job).map(|()| true).map_err(|_| ())
             };
             match sent {
-                Ok(true) => handed += 1,
+                Ok(true) => {
+                    task.schedule();
+                    handed += 1;
+                }
                 Ok(false) => {
                     if !*warned {
                         tracing::warn!(rung = %r.rung.name, pts = frame.pts, "rung behind real time: dropping pictures its queue has no room for (counted in ladderd_frames_dropped_total, reason behind; logged once per ladder)");
@@ -135,9 +136,9 @@ impl FanOut<'_> {
                     r.stats.dropped_behind += 1;
                 }
                 Err(()) => {
-                    // The rung's thread is gone (a codec panic, logged by the
+                    // The rung's task is gone (a codec panic, logged by the
                     // panic hook): that rung stops, the others go on.
-                    tracing::error!(rung = %r.rung.name, pts = frame.pts, "rung thread ended; this rung stops, the rest of the ladder continues");
+                    tracing::error!(rung = %r.rung.name, pts = frame.pts, "rung stopped (its codec failed); the rest of the ladder continues");
                     *jobs_slot = None;
                 }
             }
@@ -170,6 +171,8 @@ impl FanOut<'_> {
         if let Some(r) = self.rungs.get_mut(o.rung) {
             r.stats.scale_time += o.scale;
             r.stats.encode_time += o.encode;
+            r.stats.scale_cpu += o.scale_cpu;
+            r.stats.encode_cpu += o.encode_cpu;
             if self.telemetry {
                 let _ = r.stats.scale_us.record(o.scale.as_micros() as u64);
                 let _ = r.stats.encode_us.record(o.encode.as_micros() as u64);
