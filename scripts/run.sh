@@ -10,8 +10,10 @@ missing=()
 need() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
 need nasm nasm
 need npm npm
-# The fast software decoder, opened at run time (decoder = "auto"; see README, Licences).
+# The fast software decoder and scaler, opened at run time (decoder/scaler = "auto";
+# see README, Licences).
 ls /usr/lib/*/libavcodec.so.59 >/dev/null 2>&1 || missing+=(libavcodec59)
+ls /usr/lib/*/libswscale.so.6 >/dev/null 2>&1 || missing+=(libswscale6)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

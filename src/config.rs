@@ -271,6 +271,10 @@ pub struct Ladder {
     /// libavcodec frame threads per stream: each adds a picture of delay;
     /// 1 (the default) decodes in the stream's own thread.
     pub decoder_threads: u32,
+    /// CPU scaler: `auto` (libswscale when the box has it, else
+    /// fast_image_resize), `swscale` (start-up fails without it),
+    /// `fast_image_resize`.
+    pub scaler: ScalerChoice,
 }
 
 impl Ladder {
@@ -281,6 +285,7 @@ impl Ladder {
             x264_threads: self.x264_threads,
             decoder: self.decoder,
             decoder_threads: self.decoder_threads,
+            scaler: self.scaler,
         }
     }
 }
@@ -304,6 +309,7 @@ impl Default for Ladder {
             x264_threads: 1,
             decoder: Default::default(),
             decoder_threads: 1,
+            scaler: Default::default(),
         }
     }
 }
@@ -1000,6 +1006,17 @@ pub enum DecoderChoice {
     Openh264,
 }
 
+/// `[ladder] scaler`: the CPU scaler (bilinear either way).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum ScalerChoice {
+    /// libswscale when the box has it (loaded at run time), else fast_image_resize.
+    #[default]
+    Auto,
+    Swscale,
+    FastImageResize,
+}
+
 /// The software codecs with their settings, as configured.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SoftCodecs {
@@ -1010,6 +1027,7 @@ pub struct SoftCodecs {
     pub decoder: DecoderChoice,
     /// libavcodec's frame threads per stream (1: no added delay).
     pub decoder_threads: u32,
+    pub scaler: ScalerChoice,
 }
 
 impl Default for SoftCodecs {
@@ -1020,6 +1038,7 @@ impl Default for SoftCodecs {
             x264_threads: 1,
             decoder: DecoderChoice::Auto,
             decoder_threads: 1,
+            scaler: ScalerChoice::Auto,
         }
     }
 }
@@ -1061,6 +1080,7 @@ impl SoftCodecs {
             x264_threads: 0,
             decoder: DecoderChoice::Auto,
             decoder_threads: 1,
+            scaler: ScalerChoice::Auto,
         }
     }
 }

@@ -88,6 +88,7 @@ fn probe_exits_0_and_reports_json() {
             .is_some_and(|d| d.starts_with("libavcodec 59.")),
         "{v:#}"
     );
+    assert_eq!(v["libswscale"]["available"], true, "{v:#}");
     // ... and NVRTC on the loader path, so build.rs built the kernels' PTX in.
     // Issue 13 (c): whatever may be missing reads {available, detail, value},
     // never serde's {"Ok": …} / {"Err": …}.
@@ -251,7 +252,10 @@ fn bench_ladder_reports_both_sides_and_a_ratio() {
         "{stdout}"
     );
     assert!(stdout.contains("ladderd libavcodec 59."), "{stdout}");
-    assert!(stdout.contains("with openh264 decode (before)"), "{stdout}");
+    assert!(
+        stdout.contains("openh264 decode + fast_image_resize (before)"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("[\"720p30\", \"480p30\", \"360p30\"]"),
         "{stdout}"

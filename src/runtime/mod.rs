@@ -109,12 +109,11 @@ fn select_backend(config: &Config) -> Result<crate::transcode::backend::Backend,
     if !config.ladder.enabled {
         return Ok(Backend::cpu());
     }
-    // `decoder = "libavcodec"` on a box without it stops here, saying why.
-    config
-        .ladder
-        .soft_codecs()
-        .decoder_name()
-        .map_err(RuntimeError::Backend)?;
+    // `decoder = "libavcodec"` or `scaler = "swscale"` on a box without
+    // the library stops here, saying why.
+    let soft = config.ladder.soft_codecs();
+    soft.decoder_name().map_err(RuntimeError::Backend)?;
+    soft.scaler_name().map_err(RuntimeError::Backend)?;
     let (backend, why_not_gpu) = Backend::select(
         config.ladder.backend,
         config.ladder.gpu_device,

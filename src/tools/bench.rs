@@ -215,9 +215,11 @@ pub fn ladder(
         }
         Ok(t.elapsed())
     };
-    // The same ladder with openh264 decoding: the decoder before libavcodec.
+    // The same ladder with openh264 decoding and fast_image_resize scaling:
+    // the stages before libavcodec and libswscale.
     let openh264 = SoftCodecs {
         decoder: crate::config::DecoderChoice::Openh264,
+        scaler: crate::config::ScalerChoice::FastImageResize,
         ..soft.clone()
     };
     // Best of two for each, same input, same run.
@@ -251,6 +253,7 @@ pub fn ladder(
         )
     };
     let decoder = soft.decoder_name().unwrap_or_else(|e| e);
+    let scaler = soft.scaler_name().unwrap_or_else(|e| e);
     let mut text = format!(
         "bench ladder: {} ({}x{}@{fps:.0}, {} frames) -> {names:?}, decode once, {cores} cores\n{}{}{}\
          ratio ladderd / best ffmpeg: {ratio:.2}x (vs one-thread ffmpeg: {:.2}x)\n  ladderd {}\n",
@@ -262,7 +265,7 @@ pub fn ladder(
         line("ffmpeg same, its own threading", ffn),
         line(
             &format!(
-                "ladderd {decoder} + fast_image_resize + {}, a thread per rung",
+                "ladderd {decoder} + {scaler} + {}, rungs on the worker pool",
                 soft.describe()
             ),
             ours
@@ -271,7 +274,10 @@ pub fn ladder(
         cpu.text(),
     );
     if before != Duration::MAX {
-        text += &line("ladderd the same with openh264 decode (before)", before);
+        text += &line(
+            "ladderd the same, openh264 decode + fast_image_resize (before)",
+            before,
+        );
         text += &format!(
             "  ratio before / best ffmpeg: {:.2}x; {}\n",
             ff.as_secs_f64() / before.as_secs_f64(),

@@ -14,6 +14,8 @@ pub struct Report {
     pub srt: Facility,
     /// libavcodec, the fast software H.264 decoder (opened at run time).
     pub libavcodec: Facility,
+    /// libswscale, the fast CPU scaler (opened at run time).
+    pub libswscale: Facility,
     pub gpu: crate::transcode::gpu::GpuReport,
 }
 
@@ -51,6 +53,16 @@ pub fn run(srt: Result<(), String>) -> Report {
                 detail: format!("{e}; decoder = \"auto\" decodes with openh264"),
             },
         },
+        libswscale: match crate::transcode::cpu::swscale::probe() {
+            Ok(v) => Facility {
+                available: true,
+                detail: format!("{v}: scaler = \"auto\" scales with it"),
+            },
+            Err(e) => Facility {
+                available: false,
+                detail: format!("{e}; scaler = \"auto\" scales with fast_image_resize"),
+            },
+        },
         gpu: crate::transcode::gpu::probe(),
     }
 }
@@ -59,7 +71,7 @@ impl Report {
     pub fn to_text(&self) -> String {
         let yn = |f: &Facility| if f.available { "yes" } else { "no" };
         format!(
-            "build:     {} (codec assembly: {})\ncpus:      {:?}\nio_uring:  {} ({})\nmemlock:   {}\nsrt:       {} ({})\nlibavcodec: {} ({})\n{}",
+            "build:     {} (codec assembly: {})\ncpus:      {:?}\nio_uring:  {} ({})\nmemlock:   {}\nsrt:       {} ({})\nlibavcodec: {} ({})\nlibswscale: {} ({})\n{}",
             self.commit,
             if self.codec_asm { "yes" } else { "no: nasm was missing at build time, codecs run at about half speed" },
             self.cpus,
@@ -71,6 +83,8 @@ impl Report {
             self.srt.detail,
             yn(&self.libavcodec),
             self.libavcodec.detail,
+            yn(&self.libswscale),
+            self.libswscale.detail,
             self.gpu.to_text()
         )
     }

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::media::h264::AvcConfig;
 use crate::transcode::cpu::libav::LibavDecoder;
+use crate::transcode::cpu::swscale::SwsScaler;
 use crate::transcode::cpu::{BilinearScaler, OpenH264Decoder, OpenH264Encoder};
 use crate::transcode::gpu::{self, nvdec::NvdecDecoder, nvenc::NvencEncoder, scaler, Gpu};
 use crate::transcode::ladder::Rung;
@@ -15,7 +16,7 @@ use crate::transcode::{Decoder, Encoder, Scaler, StageError};
 /// Each rung's scaler and encoder, in ladder order.
 pub type RungStages = Vec<(Box<dyn Scaler>, Box<dyn Encoder>)>;
 
-pub use crate::config::{BackendChoice, DecoderChoice, EncoderChoice, SoftCodecs};
+pub use crate::config::{BackendChoice, DecoderChoice, EncoderChoice, ScalerChoice, SoftCodecs};
 
 impl SoftCodecs {
     /// One rung's encoder.
@@ -47,6 +48,31 @@ impl SoftCodecs {
                 Err(_) => Box::new(OpenH264Decoder::new(config.clone())?),
             },
         })
+    }
+
+    /// A rung's scaler as `[ladder] scaler` says.
+    pub fn scaler(&self) -> Result<Box<dyn Scaler>, StageError> {
+        Ok(match self.scaler {
+            ScalerChoice::FastImageResize => Box::new(BilinearScaler::new()),
+            ScalerChoice::Swscale => Box::new(SwsScaler::new()?),
+            ScalerChoice::Auto => match SwsScaler::new() {
+                Ok(s) => Box::new(s),
+                Err(_) => Box::new(BilinearScaler::new()),
+            },
+        })
+    }
+
+    /// The scaler rungs will get (as [`Self::decoder_name`]).
+    pub fn scaler_name(&self) -> Result<String, String> {
+        let sws = crate::transcode::cpu::swscale::probe();
+        match (self.scaler, sws) {
+            (ScalerChoice::FastImageResize, _) => Ok("fast_image_resize".into()),
+            (_, Ok(v)) => Ok(v),
+            (ScalerChoice::Swscale, Err(why)) => Err(format!("scaler = \"swscale\": {why}")),
+            (ScalerChoice::Auto, Err(why)) => {
+                Ok(format!("fast_image_resize (no libswscale: {why})"))
+            }
+        }
     }
 
     /// The decoder streams will get: `libavcodec` without the library is an
@@ -118,7 +144,11 @@ impl Backend {
         match self {
             Backend::Cpu(soft) => {
                 let decoder = soft.decoder_name().unwrap_or_else(|e| e);
-                format!("cpu: {decoder} decode + SIMD scale + {}", soft.describe())
+                let scaler = soft.scaler_name().unwrap_or_else(|e| e);
+                format!(
+                    "cpu: {decoder} decode + {scaler} scale + {}",
+                    soft.describe()
+                )
             }
             Backend::Gpu { plan, .. } => plan.describe(),
         }
@@ -152,12 +182,7 @@ impl Backend {
         match self {
             Backend::Cpu(soft) => rungs
                 .iter()
-                .map(|r| {
-                    Ok((
-                        Box::new(BilinearScaler::new()) as Box<dyn Scaler>,
-                        soft.open(r)?,
-                    ))
-                })
+                .map(|r| Ok((soft.scaler()?, soft.open(r)?)))
                 .collect(),
             Backend::Gpu { gpu, plan, soft } => {
                 let sizes: Vec<(u32, u32)> = rungs.iter().map(|r| (r.width, r.height)).collect();

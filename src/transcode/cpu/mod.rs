@@ -1,11 +1,12 @@
 //! Software backend: libavcodec (loaded at run time) or openh264 decode,
-//! openh264 encode (or libx264 with the `x264` feature), fast_image_resize
-//! scaling.
+//! openh264 encode (or libx264 with the `x264` feature), libswscale (loaded
+//! at run time) or fast_image_resize scaling.
 
 pub mod decoder;
 pub mod encoder;
 pub mod libav;
 pub mod scaler;
+pub mod swscale;
 #[cfg(feature = "x264")]
 pub mod x264;
 

@@ -35,9 +35,17 @@ pub(super) fn rung_job(
     job: RungJob,
 ) -> RungOutput {
     let (t, c) = (Instant::now(), super::thread_cpu());
-    let scaled = scaler.scale(&job.frame, frame);
+    // A rung the source's size encodes the shared picture itself: no copy.
+    let same = (job.frame.width, job.frame.height) == (frame.width, frame.height)
+        && job.frame.device.is_none();
+    let scaled = if same {
+        Ok(())
+    } else {
+        scaler.scale(&job.frame, frame)
+    };
     let (t2, c2) = (Instant::now(), super::thread_cpu());
-    let result = scaled.and_then(|()| encoder.encode(frame, job.force_idr));
+    let input: &Frame = if same { &job.frame } else { frame };
+    let result = scaled.and_then(|()| encoder.encode(input, job.force_idr));
     RungOutput {
         rung: index,
         pts: job.frame.pts,
