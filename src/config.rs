@@ -275,6 +275,10 @@ pub struct Ladder {
     /// fast_image_resize), `swscale` (start-up fails without it),
     /// `fast_image_resize`.
     pub scaler: ScalerChoice,
+    /// CPU backend: the rungs below the largest rung of at most 720 lines
+    /// scale from its picture, made once, not from the source (on by
+    /// default; off: each rung from the source).
+    pub cascade: bool,
 }
 
 impl Ladder {
@@ -286,6 +290,7 @@ impl Ladder {
             decoder: self.decoder,
             decoder_threads: self.decoder_threads,
             scaler: self.scaler,
+            cascade: self.cascade,
         }
     }
 }
@@ -310,6 +315,7 @@ impl Default for Ladder {
             decoder: Default::default(),
             decoder_threads: 1,
             scaler: Default::default(),
+            cascade: true,
         }
     }
 }
@@ -1028,6 +1034,8 @@ pub struct SoftCodecs {
     /// libavcodec's frame threads per stream (1: no added delay).
     pub decoder_threads: u32,
     pub scaler: ScalerChoice,
+    /// Rungs below 720p scale from the 720p picture ([`crate::transcode::cpu::cascade`]).
+    pub cascade: bool,
 }
 
 impl Default for SoftCodecs {
@@ -1039,6 +1047,7 @@ impl Default for SoftCodecs {
             decoder: DecoderChoice::Auto,
             decoder_threads: 1,
             scaler: ScalerChoice::Auto,
+            cascade: true,
         }
     }
 }
@@ -1081,6 +1090,7 @@ impl SoftCodecs {
             decoder: DecoderChoice::Auto,
             decoder_threads: 1,
             scaler: ScalerChoice::Auto,
+            cascade: true,
         }
     }
 }

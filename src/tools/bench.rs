@@ -226,12 +226,22 @@ pub fn ladder(
     let (mut ff1, mut ffn, mut ours, mut before) =
         (Duration::MAX, Duration::MAX, Duration::MAX, Duration::MAX);
     let (mut cpu, mut cpu_before) = (StageCpu::default(), StageCpu::default());
+    // And without cascade scaling (`[ladder] cascade`, on by default).
+    let cascading = SoftCodecs {
+        cascade: !soft.cascade,
+        ..soft.clone()
+    };
+    let (mut cascaded, mut cpu_cascade) = (Duration::MAX, StageCpu::default());
     for _ in 0..2 {
         ff1 = ff1.min(time(ffmpeg(Some("1")))?);
         ffn = ffn.min(time(ffmpeg(None))?);
         let (d, c) = run_ladder_cpu(&cfg, fps, &packets, &soft, true)?;
         if d < ours {
             (ours, cpu) = (d, c);
+        }
+        let (d, c) = run_ladder_cpu(&cfg, fps, &packets, &cascading, true)?;
+        if d < cascaded {
+            (cascaded, cpu_cascade) = (d, c);
         }
         if openh264 != soft {
             let (d, c) = run_ladder_cpu(&cfg, fps, &packets, &openh264, true)?;
@@ -272,6 +282,16 @@ pub fn ladder(
         ),
         ff1.as_secs_f64() / ours.as_secs_f64(),
         cpu.text(),
+    );
+    text += &line(
+        &format!("ladderd the same with cascade = {}", cascading.cascade),
+        cascaded,
+    );
+    text += &format!(
+        "  ratio with cascade = {} / best ffmpeg: {:.2}x; {}\n",
+        cascading.cascade,
+        ff.as_secs_f64() / cascaded.as_secs_f64(),
+        cpu_cascade.text()
     );
     if before != Duration::MAX {
         text += &line(

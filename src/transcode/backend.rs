@@ -6,6 +6,7 @@
 use std::sync::{Arc, Mutex};
 
 use crate::media::h264::AvcConfig;
+use crate::transcode::cpu::cascade;
 use crate::transcode::cpu::libav::LibavDecoder;
 use crate::transcode::cpu::swscale::SwsScaler;
 use crate::transcode::cpu::{BilinearScaler, OpenH264Decoder, OpenH264Encoder};
@@ -177,13 +178,39 @@ impl Backend {
         }
     }
 
-    /// A scaler and an encoder for each rung, in order.
-    pub fn rung_stages(&self, rungs: &[Rung], segment_secs: f64) -> Result<RungStages, StageError> {
+    /// A scaler and an encoder for each rung, in order (`source`: the
+    /// decoded picture's size, for cascade scaling).
+    pub fn rung_stages(
+        &self,
+        rungs: &[Rung],
+        segment_secs: f64,
+        source: (u32, u32),
+    ) -> Result<RungStages, StageError> {
         match self {
-            Backend::Cpu(soft) => rungs
-                .iter()
-                .map(|r| Ok((soft.scaler()?, soft.open(r)?)))
-                .collect(),
+            Backend::Cpu(soft) => {
+                let mut stages = rungs
+                    .iter()
+                    .map(|r| Ok((soft.scaler()?, soft.open(r)?)))
+                    .collect::<Result<RungStages, StageError>>()?;
+                let sizes: Vec<(u32, u32, u32)> = rungs
+                    .iter()
+                    .map(|r| (r.width, r.height, r.frame_step))
+                    .collect();
+                if let Some((mid, below)) = soft
+                    .cascade
+                    .then(|| cascade::plan(&sizes, source))
+                    .flatten()
+                {
+                    let middle =
+                        cascade::Middle::new(rungs[mid].width, rungs[mid].height, soft.scaler()?);
+                    for i in std::iter::once(mid).chain(below) {
+                        let own =
+                            std::mem::replace(&mut stages[i].0, Box::new(BilinearScaler::new()));
+                        stages[i].0 = Box::new(cascade::CascadeScaler::new(middle.clone(), own));
+                    }
+                }
+                Ok(stages)
+            }
             Backend::Gpu { gpu, plan, soft } => {
                 let sizes: Vec<(u32, u32)> = rungs.iter().map(|r| (r.width, r.height)).collect();
                 let shared: Arc<Mutex<scaler::LadderScaler>> =

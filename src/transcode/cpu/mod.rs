@@ -2,6 +2,7 @@
 //! openh264 encode (or libx264 with the `x264` feature), libswscale (loaded
 //! at run time) or fast_image_resize scaling.
 
+pub mod cascade;
 pub mod decoder;
 pub mod encoder;
 pub mod libav;

@@ -214,7 +214,7 @@ impl LadderRun {
         } else {
             mode
         };
-        let stages = backend.rung_stages(&rungs, segment_secs)?;
+        let stages = backend.rung_stages(&rungs, segment_secs, (config.width, config.height))?;
         Self::assemble(
             backend.decoder(config)?,
             rungs,
