@@ -289,7 +289,7 @@ fn hls_js_plays_through_three_publisher_drops() {
         let p = playlist(&server, "/live/cam/360p30/playlist.m3u8");
         (last_segment(&p.1) >= 2).then_some(())
     });
-    std::thread::scope(|scope| {
+    let played = std::thread::scope(|scope| {
         let player = scope.spawn(|| common::play_in_chromium(&server, "cam", "ll", "20", false));
         for _ in 0..3 {
             std::thread::sleep(Duration::from_secs(3));
@@ -298,8 +298,15 @@ fn hls_js_plays_through_three_publisher_drops() {
             std::thread::sleep(Duration::from_millis(2500));
             ff = push(&input.path, &url, true);
         }
-        player.join().unwrap();
+        player.join()
     });
+    if let Err(e) = played {
+        // What the player tripped on, from the segments' bytes.
+        for (r, _, faults) in every_rendition_timeline(&server, "cam") {
+            eprintln!("{r}: {faults:?}");
+        }
+        std::panic::resume_unwind(e);
+    }
     assert_eq!(
         server.metric("ladderd_input_switches_total", &["reason=\"input_lost\""]),
         3.0
