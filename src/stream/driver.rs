@@ -1063,9 +1063,17 @@ async fn run_stream(mut job: Job, ctx: &Driver) {
                         f.ended,
                         EndReason::PublisherClosed | EndReason::Timeout | EndReason::Error(_)
                     );
-                    // Kicked or shut down, with no backup: the renditions end.
+                    // Kicked or shut down, with no backup: the renditions
+                    // end, unless the publisher that took over is already
+                    // queued for this driver: it goes on with them.
                     if !parkable && s.standby.is_none() {
-                        break;
+                        if ctx.shutdown.is_triggered() {
+                            break;
+                        }
+                        match ctx.streams.retire(&name, token, &attach_rx) {
+                            Some(job) => s.attach(job),
+                            None => break,
+                        }
                     }
                 }
                 // The backup (if any) takes over at the next tick.
@@ -1110,11 +1118,16 @@ async fn run_stream(mut job: Job, ctx: &Driver) {
         }
     }
     // Whatever publish reached the driver as it ended gets a driver of its
-    // own (it would otherwise wait on a channel nobody reads).
+    // own (it would otherwise wait on a channel nobody reads); at shutdown
+    // it ends.
     let orphan = ctx.streams.retire(&name, token, &attach_rx);
     s.finish();
     if let Some(job) = orphan {
-        ctx.streams.registry.release(&job.stream);
+        if ctx.shutdown.is_triggered() {
+            ctx.streams.registry.release(&job.stream);
+        } else {
+            ctx.streams.adopt(job);
+        }
     }
 }
 

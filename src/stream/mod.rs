@@ -98,23 +98,52 @@ impl Streams {
                 }
             }
         }
+        drop(drivers);
+        self.start_driver(job)?;
+        Ok(Publish { stream, input: tx })
+    }
+
+    /// A new driver for `job`'s NAME on the next media core (the NAME has
+    /// none running).
+    fn start_driver(&self, mut job: Job) -> Result<(), Rejection> {
+        let name = job.stream.name.clone();
         let (attach_tx, attach_rx) = flume::unbounded();
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);
         job.attach = Some((token, attach_rx));
-        drivers.insert(
-            name.to_string(),
+        self.lock_drivers().insert(
+            name.clone(),
             driver::Parked {
                 attach: attach_tx,
                 token,
             },
         );
-        drop(drivers);
         if let Err(job) = self.dispatch(job) {
-            self.lock_drivers().remove(name);
+            self.lock_drivers().remove(&name);
             self.registry.release(&job.stream);
             return Err(Rejection::ShuttingDown);
         }
-        Ok(Publish { stream, input: tx })
+        Ok(())
+    }
+
+    /// A publish that reached a driver as it ended (after `retire`): it
+    /// runs on a driver of its own rather than being dropped.
+    pub fn adopt(&self, job: Job) {
+        let name = job.stream.name.clone();
+        let mut drivers = self.lock_drivers();
+        // Another publish may have started a driver for the NAME meanwhile.
+        if let Some(running) = drivers.get(&name) {
+            match running.attach.send(job) {
+                Ok(()) => return,
+                Err(e) => {
+                    drivers.remove(&name);
+                    drop(drivers);
+                    let _ = self.start_driver(e.into_inner());
+                    return;
+                }
+            }
+        }
+        drop(drivers);
+        let _ = self.start_driver(job);
     }
 
     /// The driver `token` ends: it leaves the map (if still there), and gets
