@@ -2,7 +2,8 @@
 # The one test command. On a fresh Debian machine it installs what the tests
 # drive (ffmpeg/ffprobe as the real RTMP peer, curl for h2c, nasm and
 # pkg-config for the codec build, kill from procps, chromium + node/npm for
-# hls.js playback and hls-parser, xmllint (libxml2-utils) for the MPD schema), installs the npm packages from the
+# hls.js playback and hls-parser, xmllint (libxml2-utils) for the MPD schema,
+# varnish for the edge tier), installs the npm packages from the
 # lockfile, promtool (prometheus) and systemd-analyze (systemd) for the
 # operations checks, libx264-dev and libclang-dev (the x264 feature),
 # ffnvcodec headers and libavcodec-dev (the CPU stand-ins for NVIDIA's driver
@@ -28,6 +29,9 @@ need promtool prometheus
 need systemd-analyze systemd
 # The DASH tests validate MPDs against the MPEG schema.
 need xmllint libxml2-utils
+# The edge tier in front of the origin (deploy/varnish/).
+need varnishd varnish
+need varnishncsa varnish
 # NVIDIA's MIT-licensed codec headers: the GPU tests build stub driver libraries.
 [ -f /usr/include/ffnvcodec/nvEncodeAPI.h ] || missing+=(libffmpeg-nvenc-dev)
 # The NVDEC stand-in decodes with FFmpeg's libavcodec (headers + .so links).

@@ -63,21 +63,26 @@ fn segments_older_than_the_ram_window_come_from_disk() {
     require("ffmpeg");
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start_with(&config(dir.path(), "window_secs = 120.0\n"), &["--demo"]);
-    // Early objects, from RAM.
+    // Early objects, from RAM, by the URIs the playlists list (in the run's
+    // directory: immutable).
     let live = "/live/demo/360p30/playlist.m3u8";
-    server.wait_for("segment 1", Duration::from_secs(30), || {
+    let run = server.wait_for("segment 1", Duration::from_secs(30), || {
         let (st, text) = server.get(live).ok()?;
-        (st == 200 && text.contains("\nseg1.m4s")).then_some(())
+        (st == 200 && text.contains("/seg1.m4s\n")).then(|| run_dir(&text).map(str::to_string))?
     });
-    let early: Vec<(String, Got)> = ["360p30/init0.mp4", "360p30/seg1.m4s", "audio/seg1.m4s"]
-        .iter()
-        .map(|f| {
-            (
-                f.to_string(),
-                get(&server, &format!("/live/demo/{f}"), None),
-            )
-        })
-        .collect();
+    let early: Vec<(String, Got)> = [
+        format!("360p30/{run}/init0.mp4"),
+        format!("360p30/{run}/seg1.m4s"),
+        format!("audio/{run}/seg1.m4s"),
+    ]
+    .iter()
+    .map(|f| {
+        (
+            f.to_string(),
+            get(&server, &format!("/live/demo/{f}"), None),
+        )
+    })
+    .collect();
     for (f, g) in &early {
         assert_eq!(g.status, 200, "{f}");
     }
@@ -88,7 +93,7 @@ fn segments_older_than_the_ram_window_come_from_disk() {
                 .get(&format!("/live/demo/{r}/playlist.m3u8"))
                 .unwrap()
                 .1;
-            !p.contains("\nseg1.m4s") && !p.contains("seg1.m4s\n#")
+            !p.contains("/seg1.m4s")
         });
         gone.then_some(())
     });
@@ -107,7 +112,10 @@ fn segments_older_than_the_ram_window_come_from_disk() {
     // The DVR playlists reach back to the first segment; the master lists them.
     let dvr = server.get("/live/demo/360p30/dvr.m3u8").unwrap().1;
     assert!(dvr.contains("#EXT-X-MEDIA-SEQUENCE:0\n"), "{dvr}");
-    assert!(dvr.contains("\nseg0.m4s\n") && dvr.contains("#EXT-X-PROGRAM-DATE-TIME:"));
+    assert!(
+        dvr.contains(&format!("\n{run}/seg0.m4s\n")) && dvr.contains("#EXT-X-PROGRAM-DATE-TIME:"),
+        "{dvr}"
+    );
     let master = server.get("/live/demo/dvr.m3u8").unwrap().1;
     assert!(
         master.contains("360p30/dvr.m3u8") && master.contains("URI=\"audio/dvr.m3u8\""),
@@ -731,7 +739,7 @@ fn a_resumed_name_seeks_an_hour_back_across_its_earlier_runs() {
         Duration::from_secs(40),
         || {
             let p = server.get("/live/demo/360p30/playlist.m3u8").ok()?.1;
-            p.contains("\nseg3.m4s").then_some(())
+            p.contains("/seg3.m4s\n").then_some(())
         },
     );
     let b = *epochs(&name_dir).last().unwrap();
@@ -748,8 +756,8 @@ fn a_resumed_name_seeks_an_hour_back_across_its_earlier_runs() {
         format!("\ne{h}/seg0.m4s\n"),
         format!("\ne{h}/seg{}.m4s\n#EXT-X-DISCONTINUITY\n", count - 1),
         format!("\ne{a}/seg0.m4s\n"),
-        "\n#EXT-X-MAP:URI=\"init0.mp4\"\n".to_string(),
-        "\nseg0.m4s\n".to_string(),
+        format!("\n#EXT-X-MAP:URI=\"e{b}/init0.mp4\"\n"),
+        format!("\ne{b}/seg0.m4s\n"),
     ] {
         assert!(playlist.contains(&uri), "{uri} missing");
     }
@@ -773,8 +781,16 @@ fn a_resumed_name_seeks_an_hour_back_across_its_earlier_runs() {
         get(&server, &format!("/live/demo/audio/e{a}/init0.mp4"), None).status,
         200
     );
+    // The live run's, under its own epoch: the same bytes as without it.
+    let current = get(&server, &format!("/live/demo/360p30/e{b}/seg0.m4s"), None);
+    assert_eq!(current.status, 200);
+    assert!(header(&current, "cache-control").contains("immutable"));
+    let bare = get(&server, "/live/demo/360p30/seg0.m4s", None);
+    assert_eq!(bare.body, current.body);
+    assert_eq!(header(&bare, "etag"), header(&current, "etag"));
+    assert_eq!(header(&bare, "cache-control"), "no-cache");
     for bad in [
-        format!("/live/demo/360p30/e{b}/seg0.m4s"),
+        format!("/live/demo/360p30/e{b}/playlist.m3u8"),
         format!("/live/demo/360p30/e{h}/seg{count}.m4s"),
         "/live/demo/360p30/e12/seg0.m4s".to_string(),
         format!("/live/demo/360p30/x{h}/seg0.m4s"),

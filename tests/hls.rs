@@ -195,10 +195,7 @@ fn listed_segments(playlist: &str) -> Vec<(u64, f64)> {
         if let Some(d) = line.strip_prefix("#EXTINF:") {
             duration = d.split(',').next().and_then(|d| d.parse().ok());
         } else if !line.starts_with('#') && !line.is_empty() {
-            let msn = line
-                .strip_prefix("seg")
-                .and_then(|r| r.strip_suffix(".m4s"))
-                .and_then(|n| n.parse().ok());
+            let msn = segment_number(line);
             if let (Some(d), Some(msn)) = (duration.take(), msn) {
                 out.push((msn, d));
             }
@@ -392,9 +389,8 @@ fn preload_hint(playlist: &str) -> (u64, u32) {
         .lines()
         .find(|l| l.starts_with("#EXT-X-PRELOAD-HINT"))
         .unwrap_or_else(|| panic!("no preload hint:\n{playlist}"));
-    let uri = line
-        .split("URI=\"part")
-        .nth(1)
+    let uri = object_name(line.split("URI=\"").nth(1).unwrap())
+        .strip_prefix("part")
         .unwrap()
         .split(".m4s")
         .next()
@@ -454,9 +450,14 @@ fn blocking_reload_preload_hints_delta_updates_and_http_semantics() {
     );
 
     // The preload-hinted part itself: requested before it exists, answered on publication.
-    let (msn, part) = preload_hint(&get(&server, path).text());
+    let hinted = get(&server, path).text();
+    let (msn, part) = preload_hint(&hinted);
+    let run = run_dir(&hinted).unwrap().to_string();
     let t = Instant::now();
-    let r = get(&server, &format!("/live/demo/360p30/part{msn}.{part}.m4s"));
+    let r = get(
+        &server,
+        &format!("/live/demo/360p30/{run}/part{msn}.{part}.m4s"),
+    );
     assert_eq!(r.status, 200);
     assert!(r.body.len() > 8 && &r.body[4..8] == b"moof");
     assert!(t.elapsed().as_secs_f64() <= target + 0.2);
@@ -465,7 +466,10 @@ fn blocking_reload_preload_hints_delta_updates_and_http_semantics() {
     // init + three whole segments, concatenated, decode with the right frame count
     // (1 s segments of the 30 fps rung).
     let listed = get(&server, path).text();
-    let segs: Vec<&str> = listed.lines().filter(|l| l.starts_with("seg")).collect();
+    let segs: Vec<&str> = listed
+        .lines()
+        .filter(|l| segment_number(l).is_some())
+        .collect();
     let dir = tempfile::tempdir().unwrap();
     let cat = dir.path().join("cat.mp4");
     let mut bytes = get(&server, "/live/demo/360p30/init0.mp4").body;
@@ -586,7 +590,7 @@ fn blocking_reload_preload_hints_delta_updates_and_http_semantics() {
     let first = full
         .lines()
         .rev()
-        .find(|l| l.starts_with("seg"))
+        .find(|l| segment_number(l).is_some())
         .unwrap()
         .to_string();
     let seg = get(&server, &format!("/live/demo/360p30/{first}"));

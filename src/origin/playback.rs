@@ -145,9 +145,30 @@ pub async fn handle(
             Err(e) => text(StatusCode::BAD_REQUEST, e),
         },
         [_, rendition, file] => match media.rendition(rendition) {
-            Some(r) => rendition_file(ctx, &media, r, file, query, headers, head).await,
+            Some(r) => {
+                let mut resp = rendition_file(ctx, &media, r, file, query, headers, head).await;
+                // An object by a URI without its run (`R/seg5.m4s`): the
+                // current run's, but the same URI names another run's bytes
+                // once the NAME is published again, so caches revalidate it
+                // (the ETag names the run). Playlists list `R/e{EPOCH}/…`.
+                if !file.ends_with(".m3u8") && resp.status().is_success() {
+                    resp.headers_mut()
+                        .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+                }
+                resp
+            }
             None => text(StatusCode::NOT_FOUND, "no such rendition\n"),
         },
+        // An object of this run, by the URI the playlists list.
+        [_, rendition, run, file]
+            if *run == run_prefix(media.timing.media_epoch_ms).trim_end_matches('/')
+                && !file.ends_with(".m3u8") =>
+        {
+            match media.rendition(rendition) {
+                Some(r) => rendition_file(ctx, &media, r, file, None, headers, head).await,
+                None => text(StatusCode::NOT_FOUND, "no such rendition\n"),
+            }
+        }
         // An earlier run's object (the DVR playlists of a resumed NAME).
         [_, rendition, run, file] => {
             let epoch = run.strip_prefix('e').and_then(|e| e.parse::<u64>().ok());
@@ -155,10 +176,12 @@ pub async fn handle(
                 (Some(epoch), Some(r), Some(tap)) if epoch < tap.epoch_ms => {
                     let key = format!("{}/{epoch}", tap.name);
                     match tap.dvr.read(&key, rendition, file).await {
-                        Some(data) => {
-                            let etag = format!("\"e{epoch}-{}-{file}\"", r.name);
-                            media_object(data, object_type(file), &etag, headers)
-                        }
+                        Some(data) => media_object(
+                            data,
+                            object_type(file),
+                            &run_etag(epoch, &r.name, file),
+                            headers,
+                        ),
                         None => text(StatusCode::NOT_FOUND, "not found\n"),
                     }
                 }
@@ -357,7 +380,17 @@ fn dvr_runs(media: &StreamMedia, r: &Rendition) -> Option<(Vec<RunSegments>, boo
 }
 
 /// An earlier run's objects: `RENDITION/e{EPOCH}/FILE`.
-fn earlier_prefix(epoch_ms: u64) -> String {
+/// An object's ETag: its run, rendition and name, wherever it is read from
+/// (RAM, this run's DVR copy, an earlier run's on disk).
+fn run_etag(epoch_ms: u64, rendition: &str, file: &str) -> String {
+    format!("\"e{epoch_ms}-{rendition}-{file}\"")
+}
+
+/// Where a run's objects are listed: `e{EPOCH}/` under the rendition. A
+/// NAME published again starts its segment numbers over, so a URI without
+/// the run would name different bytes in each run, and an edge cache
+/// keeping it (it is `immutable`) would serve the old ones.
+fn run_prefix(epoch_ms: u64) -> String {
     format!("e{epoch_ms}/")
 }
 
@@ -431,7 +464,7 @@ fn mpd(
             run_start,
         });
     }
-    let prefixes: Vec<(u64, String)> = by_epoch.keys().map(|&e| (e, earlier_prefix(e))).collect();
+    let prefixes: Vec<(u64, String)> = by_epoch.keys().map(|&e| (e, run_prefix(e))).collect();
     let earlier: Vec<dash::EarlierRun> = prefixes
         .iter()
         .map(|(e, prefix)| dash::EarlierRun {
@@ -457,6 +490,7 @@ fn mpd(
         utc_timing: "/time",
         earlier: &earlier,
         offset_ms: media.timing.media_epoch_ms - timing.media_epoch_ms,
+        prefix: &run_prefix(media.timing.media_epoch_ms),
     })
     .ok()
 }
@@ -525,16 +559,7 @@ async fn rendition_file(
         let Some(first) = runs.first() else {
             return text(StatusCode::NOT_FOUND, "no complete segment yet\n");
         };
-        let prefixes: Vec<String> = runs
-            .iter()
-            .map(|run| {
-                if run.epoch_ms == media.timing.media_epoch_ms {
-                    String::new()
-                } else {
-                    earlier_prefix(run.epoch_ms)
-                }
-            })
-            .collect();
+        let prefixes: Vec<String> = runs.iter().map(|run| run_prefix(run.epoch_ms)).collect();
         let listed: Vec<hls::DvrRun> = runs
             .iter()
             .zip(&prefixes)
@@ -548,7 +573,12 @@ async fn rendition_file(
     }
     if file == "index.m3u8" {
         let body = r.with_segments(|segments, disc, ended| {
-            hls::standard_playlist(&hls::long_segments(segments, media.group), disc, ended)
+            hls::standard_playlist(
+                &hls::long_segments(segments, media.group),
+                disc,
+                ended,
+                &run_prefix(media.timing.media_epoch_ms),
+            )
         });
         return playlist(body, headers, "max-age=1");
     }
@@ -632,7 +662,7 @@ fn stored_object(
     data: Bytes,
     headers: &HeaderMap,
 ) -> Response<Body> {
-    let etag = format!("\"{}-{}-{file}\"", media.generation, r.name);
+    let etag = run_etag(media.timing.media_epoch_ms, &r.name, file);
     media_object(data, object_type(file), &etag, headers)
 }
 
@@ -873,6 +903,7 @@ fn ll_playlist(media: &StreamMedia, r: &Rendition, skip: bool) -> String {
             part_segments: PART_SEGMENTS,
             skip,
             ended,
+            prefix: &run_prefix(media.timing.media_epoch_ms),
         })
     })
 }

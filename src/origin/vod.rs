@@ -104,5 +104,6 @@ fn static_mpd(rec: &Recording) -> Result<String, dash::MpdError> {
         utc_timing: "",
         earlier: &[],
         offset_ms: 0,
+        prefix: "",
     })
 }

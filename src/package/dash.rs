@@ -58,6 +58,10 @@ pub struct Manifest<'a> {
     /// (the `availabilityStartTime`; ms): 0 but in a DVR MPD whose chain
     /// began with an earlier run.
     pub offset_ms: u64,
+    /// In front of `renditions`' object URIs (under `$RepresentationID$/`):
+    /// the run's directory `e{EPOCH}/` live (a later run of the NAME never
+    /// reuses a URI), `""` for a recording.
+    pub prefix: &'a str,
 }
 
 /// An earlier run of a NAME in a DVR MPD: its own media timeline (counted
@@ -404,7 +408,7 @@ pub fn manifest(m: &Manifest) -> Result<String, MpdError> {
         .map(|e| RunView::of(e.renditions, e.offset_ms, e.prefix, m.low_latency))
         .filter(|r| !r.periods.is_empty())
         .collect();
-    let current = RunView::of(m.renditions, m.offset_ms, "", m.low_latency);
+    let current = RunView::of(m.renditions, m.offset_ms, m.prefix, m.low_latency);
     if current.periods.is_empty() {
         return Err(MpdError::NoVideo);
     }
@@ -661,6 +665,7 @@ mod tests {
             utc_timing: if vod { "" } else { "/time" },
             earlier: &[],
             offset_ms: 0,
+            prefix: "",
         })
         .unwrap()
     }
@@ -877,6 +882,7 @@ mod tests {
             utc_timing: utc,
             earlier: &[],
             offset_ms: 0,
+            prefix: "",
         };
         assert_eq!(manifest(&m("/time")), Err(MpdError::NoVideo));
         assert_eq!(manifest(&m("")), Err(MpdError::NoUtcTiming));

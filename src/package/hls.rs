@@ -74,6 +74,10 @@ pub struct MediaPlaylist<'a> {
     pub skip: bool,
     /// The stream has ended: `EXT-X-ENDLIST`, no preload hint.
     pub ended: bool,
+    /// In front of every object URI: the run's directory (`e{EPOCH}/`), so
+    /// a URI is never reused by a later run of the NAME and caches may keep
+    /// it forever; `""` where the objects sit beside the playlist.
+    pub prefix: &'a str,
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ` for a Unix time in milliseconds.
@@ -169,12 +173,13 @@ fn segment_head(
     init_version: u32,
     pdt_ms: u64,
     map: &mut Option<u32>,
+    prefix: &str,
 ) {
     if discontinuity {
         let _ = writeln!(o, "#EXT-X-DISCONTINUITY");
     }
     if *map != Some(init_version) {
-        let _ = writeln!(o, "#EXT-X-MAP:URI=\"{}\"", init_uri(init_version));
+        let _ = writeln!(o, "#EXT-X-MAP:URI=\"{prefix}{}\"", init_uri(init_version));
         *map = Some(init_version);
     }
     let _ = writeln!(o, "#EXT-X-PROGRAM-DATE-TIME:{}", iso8601(pdt_ms));
@@ -231,13 +236,15 @@ pub fn media_playlist(p: &MediaPlaylist) -> String {
             s.init_version,
             s.pdt_ms,
             &mut map,
+            p.prefix,
         );
         if i >= parts_from {
             for (k, part) in s.parts.iter().enumerate() {
                 let _ = write!(
                     o,
-                    "#EXT-X-PART:DURATION={:.5},URI=\"{}\"",
+                    "#EXT-X-PART:DURATION={:.5},URI=\"{}{}\"",
                     part.duration,
+                    p.prefix,
                     part_uri(s.msn, k as u32)
                 );
                 let _ = writeln!(
@@ -253,7 +260,7 @@ pub fn media_playlist(p: &MediaPlaylist) -> String {
         }
         if s.complete {
             let _ = writeln!(o, "#EXTINF:{:.5},", s.duration);
-            let _ = writeln!(o, "{}", segment_uri(s.msn));
+            let _ = writeln!(o, "{}{}", p.prefix, segment_uri(s.msn));
         }
     }
     if p.ended {
@@ -270,7 +277,8 @@ pub fn media_playlist(p: &MediaPlaylist) -> String {
         };
         let _ = writeln!(
             o,
-            "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{}\"",
+            "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{}{}\"",
+            p.prefix,
             part_uri(msn, part)
         );
     }
@@ -362,11 +370,13 @@ fn whole_segments_head(
     let _ = writeln!(o, "#EXT-X-DISCONTINUITY-SEQUENCE:{discontinuity_sequence}");
 }
 
-/// The standard (non-LL) media playlist over whole groups.
+/// The standard (non-LL) media playlist over whole groups; `prefix` as in
+/// [`MediaPlaylist::prefix`].
 pub fn standard_playlist(
     segments: &[LongSegment],
     discontinuity_sequence: u64,
     ended: bool,
+    prefix: &str,
 ) -> String {
     let target = segments
         .iter()
@@ -389,9 +399,10 @@ pub fn standard_playlist(
             s.init_version,
             s.pdt_ms,
             &mut map,
+            prefix,
         );
         let _ = writeln!(o, "#EXTINF:{:.5},", s.duration);
-        let _ = writeln!(o, "{}", long_segment_uri(s.n));
+        let _ = writeln!(o, "{prefix}{}", long_segment_uri(s.n));
     }
     if ended {
         let _ = writeln!(o, "#EXT-X-ENDLIST");
@@ -400,8 +411,8 @@ pub fn standard_playlist(
 }
 
 /// A run of a NAME's DVR timeline as a playlist lists it: its segments,
-/// and the prefix of their URIs (`""` for the current run, `e{EPOCH}/` for
-/// an earlier one).
+/// and the prefix of their URIs (`e{EPOCH}/`; `""` for a recording's flat
+/// directory).
 #[derive(Debug, Clone, Copy)]
 pub struct DvrRun<'a> {
     pub prefix: &'a str,
@@ -743,6 +754,7 @@ mod tests {
             part_segments: 3,
             skip: false,
             ended: false,
+            prefix: "",
         });
         let mut uris = 0;
         for line in p.lines() {
@@ -756,7 +768,7 @@ mod tests {
             assert_eq!(name.uri(), uri);
         }
         assert!(uris > 10, "{p}");
-        let long = standard_playlist(&long_segments(&segments[..3], 3), 0, false);
+        let long = standard_playlist(&long_segments(&segments[..3], 3), 0, false, "");
         for line in long
             .lines()
             .filter(|l| !l.starts_with('#') && !l.is_empty())
@@ -817,6 +829,7 @@ mod tests {
             part_segments: 3,
             skip: false,
             ended: false,
+            prefix: "",
         });
         let expected = "\
 #EXTM3U
@@ -860,6 +873,7 @@ seg7.m4s
             part_segments: 3,
             skip: false,
             ended: false,
+            prefix: "",
         });
         // PART-HOLD-BACK ≥ 3 × PART-TARGET (we promise 3×); HOLD-BACK ≥ 3 × TD.
         assert!(TIMING.part_hold_back() >= 3.0 * TIMING.part_target);
@@ -899,6 +913,7 @@ seg7.m4s
             part_segments: 3,
             skip: true,
             ended: false,
+            prefix: "",
         });
         assert!(text.contains("#EXT-X-SKIP:SKIPPED-SEGMENTS=7\n"));
         assert!(!text.contains("seg6.m4s") && text.contains("seg7.m4s"));
@@ -917,7 +932,7 @@ seg7.m4s
         // msn 1..2 is a partial group, 3..5, 6..8 whole, 9..10 incomplete.
         assert_eq!(long.iter().map(|l| l.n).collect::<Vec<_>>(), vec![1, 2]);
         assert!((long[0].duration - 6.0).abs() < 1e-9);
-        let text = standard_playlist(&long, 0, false);
+        let text = standard_playlist(&long, 0, false, "");
         assert!(text.contains("#EXT-X-TARGETDURATION:6\n"));
         assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:1\n"));
         assert!(text.contains("long2.m4s\n"));
@@ -943,7 +958,7 @@ seg7.m4s
                 .collect::<Vec<_>>(),
             vec![(false, 0), (false, 0), (true, 1)]
         );
-        let text = standard_playlist(&long, 0, false);
+        let text = standard_playlist(&long, 0, false, "");
         assert!(text.contains("long1.m4s\n#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init1.mp4\"\n"));
         // A break on a group's first segment changes nothing but the flag.
         let mut segments: Vec<_> = (0..9).map(|m| seg(m, 6, true)).collect();
@@ -971,6 +986,7 @@ seg7.m4s
             part_segments: 3,
             skip: false,
             ended: false,
+            prefix: "",
         });
         assert!(text.contains("#EXT-X-DISCONTINUITY-SEQUENCE:2\n"));
         assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 1);

@@ -1251,6 +1251,7 @@ mod tests {
                 part_segments: 3,
                 skip: false,
                 ended,
+                prefix: "",
             })
         })
     }

@@ -715,11 +715,24 @@ pub fn play_in_chromium_allowing(
     switch: bool,
     allowed: &[&str],
 ) -> Value {
-    let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
     let base = format!("http://{}", server.http);
+    play_in_chromium_at(&base, name, mode, seconds, switch, allowed)
+}
+
+/// [`play_in_chromium_allowing`] from `base` (`http://HOST:PORT`): the origin,
+/// or a cache in front of it.
+pub fn play_in_chromium_at(
+    base: &str,
+    name: &str,
+    mode: &str,
+    seconds: &str,
+    switch: bool,
+    allowed: &[&str],
+) -> Value {
+    let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
     let r = node(
         "play.mjs",
-        &[&base, name, mode, seconds, if switch { "1" } else { "0" }],
+        &[base, name, mode, seconds, if switch { "1" } else { "0" }],
     );
     println!("hls.js {mode} on {name}: {r}");
     assert_eq!(r["pageErrors"].as_array().unwrap().len(), 0, "{r:#}");
@@ -1096,9 +1109,44 @@ pub fn every_rendition_timeline(
         .collect()
 }
 
-/// N of a ladder segment URI `seg{N}.m4s`.
+/// N of a ladder segment URI `seg{N}.m4s`, in its run's directory
+/// (`e{EPOCH}/seg{N}.m4s`, as playlists list them) or not.
 pub fn segment_number(uri: &str) -> Option<u64> {
-    uri.strip_prefix("seg")?.strip_suffix(".m4s")?.parse().ok()
+    object_name(uri)
+        .strip_prefix("seg")?
+        .strip_suffix(".m4s")?
+        .parse()
+        .ok()
+}
+
+/// A listed object URI without its run's directory: `e{EPOCH}/seg5.m4s` →
+/// `seg5.m4s` (other URIs as they are).
+pub fn object_name(uri: &str) -> &str {
+    match uri.split_once('/') {
+        Some((run, name))
+            if run.len() > 1
+                && run.starts_with('e')
+                && run[1..].bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            name
+        }
+        _ => uri,
+    }
+}
+
+/// The run directory (`e{EPOCH}`) a playlist's objects are listed under.
+pub fn run_dir(playlist: &str) -> Option<&str> {
+    playlist
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .chain(
+            playlist
+                .lines()
+                .filter_map(|l| l.split_once("URI=\"")?.1.split('"').next()),
+        )
+        .filter(|u| !u.starts_with(".."))
+        .find_map(|u| Some(u.split_once('/')?.0))
+        .filter(|d| d.starts_with('e'))
 }
 
 /// Where the MPD schema is: `LADDERD_DASH_SCHEMA`, `tests/data/dash-schema/`,

@@ -1,0 +1,386 @@
+//! The edge tier (issue 19): Varnish 7.1 with `deploy/varnish/` as shipped
+//! (its VCL and parameters; only the backend's address is the test's) in
+//! front of ladderd. hls.js plays through it; simulated LL-HLS viewers
+//! through it cost the origin one request per object.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+const DEMO: &str = "[demo]\nwidth = 640\nheight = 360\n\n\
+[ladder]\nsegment_secs = 1.0\n\n\
+[[ladder.rungs]]\nname = \"240p30\"\nheight = 240\nfps = 30\nbitrate_kbps = 400\n";
+
+fn deploy() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/varnish")
+}
+
+/// varnishd in the foreground on a free port, with `varnishncsa` logging
+/// every request it sends to the origin.
+struct Varnish {
+    varnishd: Child,
+    ncsa: Child,
+    addr: SocketAddr,
+    backend_log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Varnish {
+    fn start(origin: SocketAddr) -> Varnish {
+        require("varnishd");
+        require("varnishncsa");
+        let dir = tempfile::tempdir().unwrap();
+        // The shipped backend file, pointed at this test's origin.
+        let shipped = std::fs::read_to_string(deploy().join("ladderd-backend.vcl")).unwrap();
+        let backend = shipped
+            .replace("\"127.0.0.1\"", &format!("\"{}\"", origin.ip()))
+            .replace("\"8080\"", &format!("\"{}\"", origin.port()));
+        assert_ne!(backend, shipped, "the backend file names 127.0.0.1:8080");
+        std::fs::write(dir.path().join("ladderd-backend.vcl"), backend).unwrap();
+        let params: Vec<String> = std::fs::read_to_string(deploy().join("varnishd.params"))
+            .unwrap()
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(str::to_string)
+            .collect();
+        assert!(params.iter().any(|p| p.starts_with("thread_pool_min=")));
+        let work = dir.path().join("work");
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let mut cmd = Command::new("varnishd");
+        cmd.args(["-F", "-j", "none", "-n"])
+            .arg(&work)
+            .args(["-a", &addr.to_string(), "-s", "malloc,256m", "-f"])
+            .arg(deploy().join("ladderd.vcl"))
+            .arg("-p")
+            .arg(format!(
+                "vcl_path={}:{}",
+                dir.path().display(),
+                deploy().display()
+            ));
+        for p in &params {
+            cmd.args(["-p", p]);
+        }
+        let varnishd = cmd
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("varnishd.log")).unwrap())
+            .spawn()
+            .expect("varnishd");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "varnishd did not listen: {}",
+                std::fs::read_to_string(dir.path().join("varnishd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let backend_log = dir.path().join("backend.log");
+        let ncsa = Command::new("varnishncsa")
+            .arg("-n")
+            .arg(&work)
+            .args(["-b", "-F", "%U%q %s"])
+            .stdout(std::fs::File::create(&backend_log).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("varnishncsa");
+        // varnishncsa attaches to the log a moment after it starts.
+        std::thread::sleep(Duration::from_millis(500));
+        Varnish {
+            varnishd,
+            ncsa,
+            addr,
+            backend_log,
+            _dir: dir,
+        }
+    }
+
+    fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Every request Varnish sent to the origin so far: (path?query, status).
+    fn backend_requests(&self) -> Vec<(String, u16)> {
+        std::fs::read_to_string(&self.backend_log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let (url, status) = l.rsplit_once(' ')?;
+                Some((url.to_string(), status.parse().ok()?))
+            })
+            .collect()
+    }
+
+    /// [`Self::backend_requests`] once `done` holds of them (varnishncsa
+    /// writes a request when it completes), or at most 10 s on.
+    fn backend_requests_when(
+        &self,
+        mut done: impl FnMut(&[(String, u16)]) -> bool,
+    ) -> Vec<(String, u16)> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let r = self.backend_requests();
+            if done(&r) || Instant::now() > deadline {
+                return r;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Varnish {
+    fn drop(&mut self) {
+        let _ = self.ncsa.kill();
+        let _ = self.ncsa.wait();
+        let _ = self.varnishd.kill();
+        let _ = self.varnishd.wait();
+    }
+}
+
+/// One GET through Varnish: (status, headers lower-cased, body).
+fn get(addr: SocketAddr, path: &str) -> (u16, HashMap<String, String>, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: edge\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..end]).to_string();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect::<HashMap<_, _>>();
+    let mut body = raw[end + 4..].to_vec();
+    if headers
+        .get("transfer-encoding")
+        .is_some_and(|t| t.contains("chunked"))
+    {
+        body = dechunk(&body);
+    }
+    (status, headers, body)
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&b[eol + 2..eol + 2 + size]);
+        b = &b[eol + 2 + size + 2..];
+    }
+}
+
+/// The demo's 240p30 media playlist through the edge, once it lists a segment.
+fn wait_for_playlist(v: &Varnish) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, _, body) = get(v.addr, "/live/demo/240p30/playlist.m3u8");
+        let text = String::from_utf8_lossy(&body).to_string();
+        if status == 200 && text.contains("#EXTINF:") {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no playlist through the edge: {status} {text}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Objects come back from the edge byte for byte as from the origin; a
+/// second fetch is a hit; errors are not cached; the API is not cached.
+#[test]
+fn the_edge_caches_media_by_its_headers_and_passes_errors_through() {
+    let server = Server::start_with(DEMO, &["--demo"]);
+    let v = Varnish::start(server.http);
+    let text = wait_for_playlist(&v);
+    let seg = text
+        .lines()
+        .find(|l| !l.starts_with('#') && l.ends_with(".m4s"))
+        .unwrap()
+        .to_string();
+    let path = format!("/live/demo/240p30/{seg}");
+    let (st, h1, b1) = get(v.addr, &path);
+    assert_eq!(st, 200);
+    assert_eq!(h1["x-cache"], "MISS", "{h1:?}");
+    assert!(h1["cache-control"].contains("immutable"), "{h1:?}");
+    let (_, h2, b2) = get(v.addr, &path);
+    assert_eq!(h2["x-cache"], "HIT", "{h2:?}");
+    assert_eq!(b1, b2);
+    assert_eq!(
+        b1,
+        server.get_bytes(&path),
+        "the edge's copy is the origin's"
+    );
+    // A 404 is not kept: each one reaches the origin.
+    for _ in 0..2 {
+        let (st, h, _) = get(v.addr, "/live/demo/240p30/seg999999.m4s");
+        assert_eq!(st, 404);
+        assert_eq!(h["x-cache"], "MISS", "{h:?}");
+    }
+    // The API and metrics are passed, never cached.
+    let (st, h, _) = get(v.addr, "/api/v1/streams");
+    assert_eq!(st, 200);
+    assert_eq!(h["x-cache"], "MISS");
+    let missing = |r: &[(String, u16)]| {
+        r.iter()
+            .filter(|(u, _)| u.ends_with("seg999999.m4s"))
+            .count()
+    };
+    let origin = v.backend_requests_when(|r| missing(r) >= 2);
+    let misses = missing(&origin);
+    assert_eq!(misses, 2, "{origin:?}");
+    assert_eq!(
+        origin.iter().filter(|(u, _)| *u == path).count(),
+        1,
+        "{origin:?}"
+    );
+}
+
+/// hls.js plays the demo through Varnish as it does direct: no stall, no
+/// error, no hole, every rendition. Glass-to-glass is printed for both (the
+/// note compares them; a test does not fail on a timing).
+#[test]
+fn hls_js_plays_through_the_edge() {
+    let server = Server::start_with(DEMO, &["--demo"]);
+    let v = Varnish::start(server.http);
+    wait_for_playlist(&v);
+    let direct = play_in_chromium(&server, "demo", "ll", "12", false);
+    let edge = play_in_chromium_at(&v.base(), "demo", "ll", "12", true, &[]);
+    let g2g = |r: &Value| {
+        median(
+            &r["glassToGlass"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(Value::as_f64)
+                .collect::<Vec<_>>(),
+        )
+    };
+    println!(
+        "glass-to-glass median: direct {:.3} s, through Varnish {:.3} s",
+        g2g(&direct),
+        g2g(&edge)
+    );
+    // It did play from the edge: media requests reached the origin through it.
+    let origin = v.backend_requests();
+    assert!(
+        origin.iter().filter(|(u, _)| u.contains(".m4s")).count() >= 10,
+        "{origin:?}"
+    );
+}
+
+/// What kind of object a request is, for the fan-in table.
+fn kind(url: &str) -> &'static str {
+    let path = url.split('?').next().unwrap_or(url);
+    if path.ends_with(".m3u8") {
+        if url.contains("_HLS_msn") {
+            "blocking-playlist"
+        } else {
+            "playlist"
+        }
+    } else if path
+        .rsplit('/')
+        .next()
+        .is_some_and(|f| f.starts_with("part"))
+    {
+        "part"
+    } else if path.ends_with(".m4s") {
+        "segment"
+    } else if path.ends_with(".mp4") {
+        "init"
+    } else {
+        "other"
+    }
+}
+
+/// 500 simulated LL-HLS viewers (blocking playlist reloads and preload-hinted
+/// parts, as hls.js does at the live edge) for 60 s through Varnish: no viewer
+/// error, and the origin sees about one request per object, however many
+/// viewers asked for it (fan-in).
+#[test]
+fn five_hundred_ll_viewers_through_the_edge_cost_one_origin_request_per_object() {
+    let server = Server::start_with(DEMO, &["--demo"]);
+    let v = Varnish::start(server.http);
+    wait_for_playlist(&v);
+    let before = v.backend_requests().len();
+    let url = format!("{}/live/demo/240p30/playlist.m3u8", v.base());
+    let r = node("ll-viewers.mjs", &[&url, "500", "60"]);
+    println!("viewers: {r}");
+    // varnishncsa writes a request once it completes: wait for it to settle.
+    let mut seen = 0;
+    let origin = v.backend_requests_when(|r| {
+        let settled = r.len() == seen;
+        seen = r.len();
+        settled
+    });
+    let origin: Vec<(String, u16)> = origin[before..].to_vec();
+    let mut per_object: BTreeMap<&str, HashMap<&str, usize>> = BTreeMap::new();
+    for (u, _) in &origin {
+        *per_object
+            .entry(kind(u))
+            .or_default()
+            .entry(u.as_str())
+            .or_default() += 1;
+    }
+    println!(
+        "object type | viewer requests | objects | origin requests | origin requests per object"
+    );
+    for (k, objects) in &per_object {
+        let origin_requests: usize = objects.values().sum();
+        println!(
+            "{k} | {} | {} | {origin_requests} | {:.3}",
+            r["requests"][k],
+            r["objects"][k],
+            origin_requests as f64 / objects.len() as f64
+        );
+    }
+    assert_eq!(r["errors"], serde_json::json!({}), "{r:#}");
+    let parts = r["parts"].as_u64().unwrap();
+    assert!(parts >= 500 * 60, "each viewer followed the stream: {r:#}");
+    // Fan-in: every part and every blocking playlist reload, each asked for by
+    // up to 500 viewers, reached the origin once.
+    for k in ["part", "blocking-playlist"] {
+        let objects = &per_object[k];
+        let repeated: Vec<_> = objects.iter().filter(|(_, n)| **n > 1).collect();
+        assert!(
+            repeated.is_empty(),
+            "{k} fetched from the origin more than once: {repeated:?}"
+        );
+        let viewer_requests = r["requests"][k].as_u64().unwrap();
+        assert!(
+            viewer_requests >= 100 * objects.len() as u64,
+            "{k}: {viewer_requests} viewer requests for {} origin requests",
+            objects.len()
+        );
+    }
+    let errors: Vec<_> = origin.iter().filter(|(_, s)| *s != 200).collect();
+    assert!(
+        errors.is_empty(),
+        "the origin answered the edge with errors: {errors:?}"
+    );
+}
