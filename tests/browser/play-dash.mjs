@@ -161,10 +161,10 @@ function glassToGlass(w, h) {
 try {
   const page = await browser.newPage();
   page.on('pageerror', e => result.pageErrors.push(String(e)));
-  // Which rendition each media segment request was for (`RENDITION/segN.m4s`).
+  // Which rendition each media segment request was for (`RENDITION/eEPOCH/segN.m4s`).
   const fetchedAt = [];
   page.on('request', r => {
-    const m = /\/live\/[^/]+\/([^/]+)\/seg\d+\.m4s/.exec(r.url());
+    const m = /\/live\/[^/]+\/([^/]+)\/(?:e\d+\/)?seg\d+\.m4s/.exec(r.url());
     if (m) fetchedAt.push({ rendition: m[1], at: Date.now() });
   });
   // Audio requests, with status and body length, for a failure's report.
