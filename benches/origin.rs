@@ -141,7 +141,9 @@ fn main() {
         println!("  ratio    {:.2}x", ours / theirs);
     }
     match edge {
-        Some(rps) => println!("  varnish  {rps:>10.0} req/s  (deploy/varnish in front of ladderd, a cache hit)"),
+        Some(rps) => println!(
+            "  varnish  {rps:>10.0} req/s  (deploy/varnish in front of ladderd, a cache hit)"
+        ),
         None => println!("  varnish  skipped (install varnish)"),
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -172,7 +174,12 @@ fn varnish(origin_port: u16, dir: &std::path::Path) -> Option<(Guard, u16)> {
     {
         cmd.args(["-p", p]);
     }
-    let guard = Guard(cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().ok()?);
+    let guard = Guard(
+        cmd.stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?,
+    );
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         if Instant::now() > deadline {

@@ -18,6 +18,14 @@ const DEMO: &str = "[demo]\nwidth = 640\nheight = 360\n\n\
 [ladder]\nsegment_secs = 1.0\n\n\
 [[ladder.rungs]]\nname = \"240p30\"\nheight = 240\nfps = 30\nbitrate_kbps = 400\n";
 
+/// One edge test at a time: each runs a ladder, Varnish and a browser or
+/// 500 simulated viewers, which on 2 cores must not compete with another's.
+static ALONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn alone() -> std::sync::MutexGuard<'static, ()> {
+    ALONE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn deploy() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/varnish")
 }
@@ -215,6 +223,7 @@ fn wait_for_playlist(v: &Varnish) -> String {
 /// second fetch is a hit; errors are not cached; the API is not cached.
 #[test]
 fn the_edge_caches_media_by_its_headers_and_passes_errors_through() {
+    let _alone = alone();
     let server = Server::start_with(DEMO, &["--demo"]);
     let v = Varnish::start(server.http);
     let text = wait_for_playlist(&v);
@@ -266,6 +275,7 @@ fn the_edge_caches_media_by_its_headers_and_passes_errors_through() {
 /// note compares them; a test does not fail on a timing).
 #[test]
 fn hls_js_plays_through_the_edge() {
+    let _alone = alone();
     let server = Server::start_with(DEMO, &["--demo"]);
     let v = Varnish::start(server.http);
     wait_for_playlist(&v);
@@ -324,6 +334,7 @@ fn kind(url: &str) -> &'static str {
 /// viewers asked for it (fan-in).
 #[test]
 fn five_hundred_ll_viewers_through_the_edge_cost_one_origin_request_per_object() {
+    let _alone = alone();
     let server = Server::start_with(DEMO, &["--demo"]);
     let v = Varnish::start(server.http);
     wait_for_playlist(&v);
