@@ -44,9 +44,16 @@ pub enum StageError {
 /// Packets in, pictures out (in presentation order).
 pub trait Decoder {
     /// Decodes one access unit; calls `out` for each picture that became ready.
-    fn decode(&mut self, packet: &Packet, out: &mut dyn FnMut(&Frame)) -> Result<(), StageError>;
+    /// `out` may take the picture's planes (swapping in others, of any size):
+    /// a decoder writes every plane of every picture it gives out, so the
+    /// ladder hands the planes to its rungs without copying them.
+    fn decode(
+        &mut self,
+        packet: &Packet,
+        out: &mut dyn FnMut(&mut Frame),
+    ) -> Result<(), StageError>;
     /// End of stream: emits the pictures still held for reordering.
-    fn flush(&mut self, out: &mut dyn FnMut(&Frame)) -> Result<(), StageError>;
+    fn flush(&mut self, out: &mut dyn FnMut(&mut Frame)) -> Result<(), StageError>;
 }
 
 /// One picture to one rung's size.

@@ -49,7 +49,7 @@ impl OpenH264Decoder {
         frame: &mut Frame,
         pending: &mut BinaryHeap<Reverse<(i64, Instant)>>,
         yuv: &DecodedYUV<'_>,
-        out: &mut dyn FnMut(&Frame),
+        out: &mut dyn FnMut(&mut Frame),
     ) {
         let (w, h) = yuv.dimensions();
         let (sy, su, sv) = yuv.strides();
@@ -67,7 +67,11 @@ impl OpenH264Decoder {
 }
 
 impl Decoder for OpenH264Decoder {
-    fn decode(&mut self, packet: &Packet, out: &mut dyn FnMut(&Frame)) -> Result<(), StageError> {
+    fn decode(
+        &mut self,
+        packet: &Packet,
+        out: &mut dyn FnMut(&mut Frame),
+    ) -> Result<(), StageError> {
         avcc_to_annexb(
             &self.config,
             &packet.data,
@@ -94,7 +98,7 @@ impl Decoder for OpenH264Decoder {
         Ok(())
     }
 
-    fn flush(&mut self, out: &mut dyn FnMut(&Frame)) -> Result<(), StageError> {
+    fn flush(&mut self, out: &mut dyn FnMut(&mut Frame)) -> Result<(), StageError> {
         let frames = self
             .inner
             .flush_remaining()

@@ -250,7 +250,7 @@ impl LibavDecoder {
     }
 
     /// Every picture the decoder has ready.
-    fn receive(&mut self, dts: i64, out: &mut dyn FnMut(&Frame)) -> Result<(), StageError> {
+    fn receive(&mut self, dts: i64, out: &mut dyn FnMut(&mut Frame)) -> Result<(), StageError> {
         loop {
             // SAFETY: ctx is open, picture allocated; the picture's planes
             // are read only until the unref below.
@@ -267,7 +267,7 @@ impl LibavDecoder {
             // SAFETY: drops the decoder's reference to the picture's buffers.
             unsafe { (self.av.frame_unref)(self.picture) };
             result?;
-            out(&self.frame);
+            out(&mut self.frame);
         }
     }
 
@@ -328,7 +328,11 @@ fn copy_plane_tail(dst: &mut [u8], src: &[u8], width: usize, height: usize, stri
 }
 
 impl Decoder for LibavDecoder {
-    fn decode(&mut self, packet: &Packet, out: &mut dyn FnMut(&Frame)) -> Result<(), StageError> {
+    fn decode(
+        &mut self,
+        packet: &Packet,
+        out: &mut dyn FnMut(&mut Frame),
+    ) -> Result<(), StageError> {
         avcc_to_annexb(
             &self.config,
             &packet.data,
@@ -359,7 +363,7 @@ impl Decoder for LibavDecoder {
         self.receive(packet.dts, out)
     }
 
-    fn flush(&mut self, out: &mut dyn FnMut(&Frame)) -> Result<(), StageError> {
+    fn flush(&mut self, out: &mut dyn FnMut(&mut Frame)) -> Result<(), StageError> {
         if self.drained {
             return Ok(());
         }

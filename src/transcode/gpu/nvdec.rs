@@ -505,7 +505,7 @@ impl NvdecDecoder {
         check("cuvidParseVideoData", r)
     }
 
-    fn emit(&mut self, out: &mut dyn FnMut(&Frame)) {
+    fn emit(&mut self, out: &mut dyn FnMut(&mut Frame)) {
         while let Some(Ready {
             buf,
             pts,
@@ -527,7 +527,7 @@ impl NvdecDecoder {
                 pitch,
                 owner: buf.clone(),
             });
-            out(&self.frame);
+            out(&mut self.frame);
             self.frame.device = None;
             // Back to the pool only if it still fits the current geometry.
             let session = self.session();
@@ -539,7 +539,11 @@ impl NvdecDecoder {
 }
 
 impl Decoder for NvdecDecoder {
-    fn decode(&mut self, packet: &Packet, out: &mut dyn FnMut(&Frame)) -> Result<(), StageError> {
+    fn decode(
+        &mut self,
+        packet: &Packet,
+        out: &mut dyn FnMut(&mut Frame),
+    ) -> Result<(), StageError> {
         avcc_to_annexb(
             &self.config,
             &packet.data,
@@ -582,7 +586,7 @@ impl Decoder for NvdecDecoder {
         })
     }
 
-    fn flush(&mut self, out: &mut dyn FnMut(&Frame)) -> Result<(), StageError> {
+    fn flush(&mut self, out: &mut dyn FnMut(&mut Frame)) -> Result<(), StageError> {
         if self.parser.is_null() {
             return Ok(());
         }

@@ -491,7 +491,7 @@ impl FanOut<'_> {
     /// One decoded picture through every rung; returns the time it took.
     fn picture(
         &mut self,
-        frame: &Frame,
+        frame: &mut Frame,
         out: &mut dyn FnMut(usize, EncodedFrame),
         result: &mut Result<(), StageError>,
     ) -> Duration {
@@ -819,14 +819,14 @@ mod tests {
     /// as long as the capture): the end of a feed in one burst.
     struct HoldAll(OpenH264Decoder, Vec<Frame>);
     impl Decoder for HoldAll {
-        fn decode(&mut self, p: &Packet, _: &mut dyn FnMut(&Frame)) -> Result<(), StageError> {
+        fn decode(&mut self, p: &Packet, _: &mut dyn FnMut(&mut Frame)) -> Result<(), StageError> {
             let held = &mut self.1;
             self.0.decode(p, &mut |f| held.push(f.clone()))
         }
-        fn flush(&mut self, out: &mut dyn FnMut(&Frame)) -> Result<(), StageError> {
+        fn flush(&mut self, out: &mut dyn FnMut(&mut Frame)) -> Result<(), StageError> {
             let held = &mut self.1;
             self.0.flush(&mut |f| held.push(f.clone()))?;
-            self.1.drain(..).for_each(|f| out(&f));
+            self.1.drain(..).for_each(|mut f| out(&mut f));
             Ok(())
         }
     }

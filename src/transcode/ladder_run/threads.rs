@@ -58,22 +58,30 @@ pub(super) fn rung_job(
 }
 
 impl FanOut<'_> {
-    /// A copy of `frame` the rung threads can share: a pooled one no thread
-    /// holds any more, else a new one (the pool grows to the pictures in flight).
-    pub(super) fn shared(&mut self, frame: &Frame) -> Arc<Frame> {
+    /// `frame` as a picture the rung threads can share: its planes move into
+    /// a pooled picture no thread holds any more (else a new one; the pool
+    /// grows to the pictures in flight), and the decoder gets that one's old
+    /// planes to write its next picture into. No pixel is copied.
+    pub(super) fn shared(&mut self, frame: &mut Frame) -> Arc<Frame> {
+        let take = |f: &mut Frame, frame: &mut Frame| {
+            std::mem::swap(&mut f.y, &mut frame.y);
+            std::mem::swap(&mut f.u, &mut frame.u);
+            std::mem::swap(&mut f.v, &mut frame.v);
+            f.width = frame.width;
+            f.height = frame.height;
+            f.pts = frame.pts;
+            f.arrival = frame.arrival;
+            f.device = frame.device.clone();
+        };
         for slot in self.pool.iter_mut() {
             if let Some(f) = Arc::get_mut(slot) {
-                f.reshape(frame.width, frame.height);
-                f.y.copy_from_slice(&frame.y);
-                f.u.copy_from_slice(&frame.u);
-                f.v.copy_from_slice(&frame.v);
-                f.pts = frame.pts;
-                f.arrival = frame.arrival;
-                f.device = frame.device.clone();
+                take(f, frame);
                 return slot.clone();
             }
         }
-        let f = Arc::new(frame.clone());
+        let mut f = Frame::new(0, 0);
+        take(&mut f, frame);
+        let f = Arc::new(f);
         self.pool.push(f.clone());
         f
     }
@@ -83,7 +91,7 @@ impl FanOut<'_> {
     /// real time runs at a lower frame rate, its previous picture held longer,
     /// so its timeline stays contiguous (no hole for a player to stall on).
     /// The decoder's flush at the end of a feed blocks instead.
-    pub(super) fn dispatch(&mut self, frame: &Frame) {
+    pub(super) fn dispatch(&mut self, frame: &mut Frame) {
         let due = Due::of(
             frame.pts,
             &mut self.boundaries,
