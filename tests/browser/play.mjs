@@ -64,7 +64,10 @@ try {
   result.labels = last.labels;
   if (doSwitch === '1') {
     for (let i = 0; i < last.levels; i++) {
-      await page.evaluate(i => { window.player.hls.currentLevel = i; }, i);
+      // As the page's picker does: the rendition takes over at the next
+      // segment (an immediate switch flushes the buffer, and hls.js then
+      // resumes at the new rendition's next IDR, a hole it nudges over).
+      await page.evaluate(i => { window.player.hls.nextLevel = i; }, i);
       const ok = await page
         .waitForFunction(i => window.player.levelsSeen.includes(i) && window.player.hls.currentLevel === i, { timeout: 15000 }, i)
         .then(() => true, () => false);
