@@ -42,6 +42,12 @@ struct Varnish {
 
 impl Varnish {
     fn start(origin: SocketAddr) -> Varnish {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        Varnish::start_on(origin, addr)
+    }
+
+    /// On `addr`, known before the origin starts (its config names it).
+    fn start_on(origin: SocketAddr, addr: SocketAddr) -> Varnish {
         require("varnishd");
         require("varnishncsa");
         let dir = tempfile::tempdir().unwrap();
@@ -61,7 +67,6 @@ impl Varnish {
             .collect();
         assert!(params.iter().any(|p| p.starts_with("thread_pool_min=")));
         let work = dir.path().join("work");
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let mut cmd = Command::new("varnishd");
         cmd.args(["-F", "-j", "none", "-n"])
             .arg(&work)
@@ -394,4 +399,187 @@ fn five_hundred_ll_viewers_through_the_edge_cost_one_origin_request_per_object()
         errors.is_empty(),
         "the origin answered the edge with errors: {errors:?}"
     );
+}
+
+/// Content steering (issue 19): the origin lists every variant on two CDN
+/// pathways (a Varnish each, `[cdn] pathways`) and serves the steering
+/// manifest; hls.js plays from pathway A, A's edge is killed mid-play, and
+/// playback moves to B without a fatal error and goes on. The MPD lists a
+/// BaseURL per pathway and `<ContentSteering>`.
+#[test]
+fn killing_one_cdn_pathway_moves_hls_js_to_the_other() {
+    let _alone = alone();
+    let (a_addr, b_addr): (SocketAddr, SocketAddr) = (
+        format!("127.0.0.1:{}", free_port()).parse().unwrap(),
+        format!("127.0.0.1:{}", free_port()).parse().unwrap(),
+    );
+    let config = format!(
+        "{DEMO}\n[cdn]\nsteering_ttl_secs = 2\n\
+         pathways = [{{ id = \"cdn-a\", base_url = \"http://{a_addr}\" }}, \
+         {{ id = \"cdn-b\", base_url = \"http://{b_addr}/\" }}]\n"
+    );
+    let server = Server::start_with(&config, &["--demo"]);
+    let a = Varnish::start_on(server.http, a_addr);
+    let b = Varnish::start_on(server.http, b_addr);
+    wait_for_playlist(&a);
+
+    // The listings, read direct.
+    let (status, _, body) = get(server.http, "/live/demo/master.m3u8");
+    assert_eq!(status, 200);
+    let master = String::from_utf8(body).unwrap();
+    assert!(
+        master
+            .contains("#EXT-X-CONTENT-STEERING:SERVER-URI=\"steering.json\",PATHWAY-ID=\"cdn-a\""),
+        "{master}"
+    );
+    for (id, addr) in [("cdn-a", a_addr), ("cdn-b", b_addr)] {
+        let uris: Vec<&str> = master
+            .lines()
+            .filter(|l| l.starts_with(&format!("http://{addr}/live/demo/")))
+            .collect();
+        assert!(uris.len() >= 2, "{id}: {master}");
+        assert!(master.contains(&format!("PATHWAY-ID=\"{id}\"")), "{master}");
+    }
+    let (status, headers, body) = get(
+        server.http,
+        "/live/demo/steering.json?_HLS_pathway=cdn-a&_HLS_throughput=1000000",
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        headers.get("cache-control").map(String::as_str),
+        Some("no-store")
+    );
+    let steering: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(steering["VERSION"], 1);
+    assert_eq!(steering["TTL"], 2);
+    assert_eq!(
+        steering["PATHWAY-PRIORITY"],
+        serde_json::json!(["cdn-a", "cdn-b"])
+    );
+    let (status, _, body) = get(server.http, "/live/demo/manifest.mpd");
+    assert_eq!(status, 200);
+    let mpd = String::from_utf8(body).unwrap();
+    assert!(
+        mpd.contains(&format!(
+            "<BaseURL serviceLocation=\"cdn-a\">http://{a_addr}/live/demo/</BaseURL>"
+        )),
+        "{mpd}"
+    );
+    assert!(
+        mpd.contains(&format!(
+            "<BaseURL serviceLocation=\"cdn-b\">http://{b_addr}/live/demo/</BaseURL>"
+        )),
+        "{mpd}"
+    );
+    assert!(mpd.contains("<ContentSteering defaultServiceLocation=\"cdn-a\" queryBeforeStart=\"false\">steering.json</ContentSteering>"), "{mpd}");
+    // The schema we validate with predates ContentSteering (6th edition);
+    // everything else, the serviceLocation BaseURLs included, is checked.
+    let older: String = mpd
+        .lines()
+        .filter(|l| !l.contains("<ContentSteering"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    xmllint_mpd(&older, "steered MPD");
+
+    // hls.js from the origin's player page; A's edge dies 8 s in.
+    let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let mut node = Command::new("node")
+        .arg(format!(
+            "{}/tests/browser/steering.mjs",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .args([&format!("http://{}", server.http), "demo", "24"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("node");
+    let mut out = std::io::BufReader::new(node.stdout.take().unwrap());
+    let mut line = String::new();
+    use std::io::BufRead;
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "PLAYING", "steering.mjs: {line}");
+    std::thread::sleep(Duration::from_secs(8));
+    let killed_ms = unix_ms();
+    drop(a);
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    let _ = node.wait();
+    let r: Value = serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("{e}: {line}"));
+    let summary = |r: &Value| {
+        let mut by_host: BTreeMap<(String, bool, bool), u64> = BTreeMap::new();
+        for q in r["requests"].as_array().unwrap() {
+            let after = q["at"].as_u64().unwrap() >= killed_ms;
+            let key = (
+                q["host"].as_str().unwrap().to_string(),
+                after,
+                q["failed"] == true,
+            );
+            *by_host.entry(key).or_default() += 1;
+        }
+        by_host
+    };
+    let by_host = summary(&r);
+    println!("media requests (host, after the kill, failed): {by_host:?}");
+    println!("steering loads: {}", r["steering"]);
+    println!("hls.js errors: {}", r["errors"]);
+    assert_eq!(r["pageErrors"].as_array().unwrap().len(), 0, "{r:#}");
+    let errors: Vec<&str> = r["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(!errors.iter().any(|e| e.starts_with("fatal")), "{errors:?}");
+    let (a_host, b_host) = (a_addr.to_string(), b_addr.to_string());
+    let count = |host: &str, after: bool, failed: bool| {
+        by_host
+            .get(&(host.to_string(), after, failed))
+            .copied()
+            .unwrap_or(0)
+    };
+    // Before: pathway A, the manifest's first, served the media.
+    assert!(count(&a_host, false, false) >= 10, "{by_host:?}");
+    assert_eq!(count(&b_host, false, false), 0, "{by_host:?}");
+    // After: B serves it, successfully, and A is left alone once it failed.
+    assert!(count(&b_host, true, false) >= 10, "{by_host:?}");
+    let late_a = r["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|q| q["host"] == a_host.as_str() && q["at"].as_u64().unwrap() > killed_ms + 5_000)
+        .count();
+    assert_eq!(
+        late_a, 0,
+        "pathway A still asked 5 s after its edge died: {r:#}"
+    );
+    // The steering manifest was read, with the player's pathway.
+    assert!(
+        r["steering"].as_array().unwrap().iter().any(
+            |s| s["status"] == 200 && s["url"].as_str().unwrap().contains("_HLS_pathway=cdn-a")
+        ),
+        "{r:#}"
+    );
+    // And playback went on: the last 10 s of the run played at least 8 s.
+    let samples = r["samples"].as_array().unwrap();
+    let end = samples.last().unwrap();
+    let end_at = end["at"].as_u64().unwrap();
+    let ten_before = samples
+        .iter()
+        .find(|s| s["at"].as_u64().unwrap() >= end_at - 10_000)
+        .unwrap();
+    let played = end["t"].as_f64().unwrap() - ten_before["t"].as_f64().unwrap();
+    println!(
+        "played {played:.2} s in the last 10 s (A killed {} s before the end)",
+        (end_at - killed_ms) / 1000
+    );
+    assert!(played >= 8.0, "{r:#}");
+    drop(b);
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
 }

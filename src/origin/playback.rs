@@ -105,22 +105,29 @@ pub async fn handle(
     headers: &HeaderMap,
     head: bool,
 ) -> Response<Body> {
+    // The steering manifest answers whether or not the stream is on air:
+    // a player between two runs of it still needs a CDN that works.
+    if let [name, "steering.json"] = rest {
+        return steering_manifest(ctx, name);
+    }
     let Some(media) = rest.first().and_then(|name| ctx.store.get(name)) else {
         return text(StatusCode::NOT_FOUND, "no such stream\n");
     };
     media.count_request();
+    let steered = rest.first().and_then(|name| Steered::of(ctx, name, ""));
+    let steering = steered.as_ref().map(Steered::view);
     match rest {
         [_, "master.m3u8"] => {
             let listing = Listing::Hls("playlist.m3u8");
-            multivariant_file(ctx, &media, listing, headers, "max-age=0").await
+            multivariant_file(ctx, &media, listing, steering, headers, "max-age=0").await
         }
         [_, "index.m3u8"] => {
             let listing = Listing::Hls("index.m3u8");
-            multivariant_file(ctx, &media, listing, headers, "max-age=1").await
+            multivariant_file(ctx, &media, listing, steering, headers, "max-age=1").await
         }
         [_, "dvr.m3u8"] if media.dvr.is_some() => {
             let listing = Listing::Hls("dvr.m3u8");
-            multivariant_file(ctx, &media, listing, headers, "max-age=1").await
+            multivariant_file(ctx, &media, listing, steering, headers, "max-age=1").await
         }
         [_, "dvr.mpd"] if media.dvr.is_some() => match parse_mpd_query(query) {
             Ok(q) => {
@@ -129,7 +136,7 @@ pub async fn handle(
                     audio_only: q.audio_only,
                     dvr: true,
                 };
-                multivariant_file(ctx, &media, listing, headers, "no-cache").await
+                multivariant_file(ctx, &media, listing, steering, headers, "no-cache").await
             }
             Err(e) => text(StatusCode::BAD_REQUEST, e),
         },
@@ -140,7 +147,7 @@ pub async fn handle(
                     audio_only: q.audio_only,
                     dvr: false,
                 };
-                multivariant_file(ctx, &media, listing, headers, "no-cache").await
+                multivariant_file(ctx, &media, listing, steering, headers, "no-cache").await
             }
             Err(e) => text(StatusCode::BAD_REQUEST, e),
         },
@@ -222,7 +229,12 @@ pub fn multivariant_step(
     now: Instant,
     deadline: Instant,
 ) -> MultivariantStep {
-    listing_step(multivariant(media, playlist_name), media, now, deadline)
+    listing_step(
+        multivariant(media, playlist_name, None),
+        media,
+        now,
+        deadline,
+    )
 }
 
 /// Sans-IO: what to answer for a listing (multivariant playlist or MPD)
@@ -259,6 +271,7 @@ async fn multivariant_file(
     ctx: &Origin,
     media: &StreamMedia,
     listing: Listing,
+    steering: Option<hls::Steering<'_>>,
     headers: &HeaderMap,
     cache: &'static str,
 ) -> Response<Body> {
@@ -280,12 +293,12 @@ async fn multivariant_file(
             .map(|r| r.changed.listen())
             .collect();
         let body = match listing {
-            Listing::Hls(playlist_name) => multivariant(media, playlist_name),
+            Listing::Hls(playlist_name) => multivariant(media, playlist_name, steering),
             Listing::Mpd {
                 low_latency,
                 audio_only,
                 dvr,
-            } => mpd(media, low_latency, audio_only, dvr, unix_ms()),
+            } => mpd(media, low_latency, audio_only, dvr, steering, unix_ms()),
         };
         match listing_step(body, media, Instant::now(), deadline) {
             MultivariantStep::Serve(body) => {
@@ -395,13 +408,90 @@ fn run_prefix(epoch_ms: u64) -> String {
 }
 
 /// The multivariant playlist, or None while no video rendition can be listed.
-fn multivariant(media: &StreamMedia, playlist_name: &str) -> Option<String> {
+fn multivariant(
+    media: &StreamMedia,
+    playlist_name: &str,
+    steering: Option<hls::Steering<'_>>,
+) -> Option<String> {
     if !settled_media(media) {
         return None;
     }
     let renditions: Vec<hls::RenditionSummary> =
         media.renditions().iter().map(|r| r.summary()).collect();
-    hls::multivariant(&renditions, playlist_name)
+    hls::multivariant(&renditions, playlist_name, steering)
+}
+
+/// A stream's addresses on each CDN of `[cdn] pathways`, and where its
+/// steering manifest is; `None` without pathways.
+struct Steered {
+    server_uri: String,
+    pathways: Vec<(String, String)>,
+}
+
+impl Steered {
+    /// `dir`: what follows `/live/NAME/` before the stream's own files
+    /// (a signed URL's token directory), kept so every CDN's URIs carry it.
+    fn of(ctx: &Origin, name: &str, dir: &str) -> Option<Steered> {
+        let cdn = &ctx.config.cdn;
+        if cdn.pathways.is_empty() {
+            return None;
+        }
+        let path = format!("/live/{name}/{dir}");
+        let pathways = cdn
+            .pathways
+            .iter()
+            .map(|p| {
+                (
+                    p.id.clone(),
+                    format!("{}{path}", p.base_url.trim_end_matches('/')),
+                )
+            })
+            .collect();
+        // Relative by default: beside the multivariant playlist, wherever
+        // the player read it.
+        let server_uri = if cdn.steering_base_url.is_empty() {
+            "steering.json".to_string()
+        } else {
+            format!(
+                "{}{path}steering.json",
+                cdn.steering_base_url.trim_end_matches('/')
+            )
+        };
+        Some(Steered {
+            server_uri,
+            pathways,
+        })
+    }
+
+    fn view(&self) -> hls::Steering<'_> {
+        hls::Steering {
+            server_uri: &self.server_uri,
+            pathways: &self.pathways,
+        }
+    }
+}
+
+/// `NAME/steering.json`: the HLS / DASH-IF steering manifest: the CDNs in
+/// `[cdn] pathways` order. A player that failed on one moves on by itself
+/// (and keeps away from it a while); this says where to go first.
+fn steering_manifest(ctx: &Origin, name: &str) -> Response<Body> {
+    let cdn = &ctx.config.cdn;
+    if cdn.pathways.is_empty() || !crate::config::valid_name(name) {
+        return text(StatusCode::NOT_FOUND, "no content steering configured\n");
+    }
+    let priority: Vec<&str> = cdn.pathways.iter().map(|p| p.id.as_str()).collect();
+    let body = serde_json::json!({
+        "VERSION": 1,
+        "TTL": cdn.steering_ttl_secs,
+        "PATHWAY-PRIORITY": priority,
+    });
+    let mut r = Response::new(full(Bytes::from(body.to_string())));
+    let h = r.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    // Players ask with their own `_HLS_pathway` / `_HLS_throughput`: no
+    // two ask the same URL, so nothing is gained by caching it.
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
 }
 
 /// Wall-clock now, Unix ms.
@@ -417,6 +507,7 @@ fn mpd(
     low_latency: bool,
     audio_only: bool,
     dvr: bool,
+    steering: Option<hls::Steering<'_>>,
     now_ms: u64,
 ) -> Option<String> {
     let renditions = media.renditions();
@@ -491,6 +582,7 @@ fn mpd(
         earlier: &earlier,
         offset_ms: media.timing.media_epoch_ms - timing.media_epoch_ms,
         prefix: &run_prefix(media.timing.media_epoch_ms),
+        steering,
     })
     .ok()
 }
@@ -1244,7 +1336,7 @@ mod tests {
     #[test]
     fn mpd_from_the_store() {
         let (media, r) = media();
-        assert_eq!(mpd(&media, false, false, false, 0), None);
+        assert_eq!(mpd(&media, false, false, false, None, 0), None);
         for msn in 0..4 {
             publish_segment(&r, msn);
         }
@@ -1263,7 +1355,7 @@ mod tests {
             data: Bytes::from_static(b"p"),
             frames: Vec::new(),
         });
-        let standard = mpd(&media, false, false, false, 0).unwrap();
+        let standard = mpd(&media, false, false, false, None, 0).unwrap();
         assert!(
             standard.contains("<S t=\"0\" d=\"180000\" r=\"3\"/>"),
             "{standard}"
@@ -1272,7 +1364,7 @@ mod tests {
             standard.contains("timeShiftBufferDepth=\"PT30S\""),
             "{standard}"
         );
-        let ll = mpd(&media, true, false, false, 0).unwrap();
+        let ll = mpd(&media, true, false, false, None, 0).unwrap();
         assert!(ll.contains("<S t=\"0\" d=\"180000\" r=\"4\"/>"), "{ll}");
         // The segment being written: its bytes so far, to stream.
         assert_eq!(
@@ -1295,7 +1387,7 @@ mod tests {
         // Through the store: the MPD and the multivariant playlist alike.
         let (media, r) = media();
         publish_segment(&r, 0);
-        assert!(mpd(&media, true, false, false, 0).is_some());
+        assert!(mpd(&media, true, false, false, None, 0).is_some());
         let audio = media.add(
             "audio",
             "mp4a.40.2".into(),
@@ -1304,22 +1396,21 @@ mod tests {
                 nominal_bps: 128_000,
             },
         );
-        assert_eq!(mpd(&media, false, false, false, 0), None);
-        assert_eq!(multivariant(&media, "playlist.m3u8"), None);
+        assert_eq!(mpd(&media, false, false, false, None, 0), None);
+        assert_eq!(multivariant(&media, "playlist.m3u8", None), None);
         publish_segment(&audio, 0);
-        assert!(
-            mpd(&media, true, false, false, 0).is_some_and(|m| m.contains("contentType=\"audio\""))
-        );
-        assert!(multivariant(&media, "playlist.m3u8").is_some());
+        assert!(mpd(&media, true, false, false, None, 0)
+            .is_some_and(|m| m.contains("contentType=\"audio\"")));
+        assert!(multivariant(&media, "playlist.m3u8", None).is_some());
         // Standard DASH: segments past the presentation delay first.
         let needed = standard_dash_min_segments(&media.timing);
         assert!(needed >= 2, "{needed}");
         for msn in 1..needed as u64 {
-            assert_eq!(mpd(&media, false, false, false, 0), None);
+            assert_eq!(mpd(&media, false, false, false, None, 0), None);
             publish_segment(&r, msn);
             publish_segment(&audio, msn);
         }
-        assert!(mpd(&media, false, false, false, 0).is_some());
+        assert!(mpd(&media, false, false, false, None, 0).is_some());
     }
 
     #[test]

@@ -110,6 +110,7 @@ fn route_label(segments: &[&str]) -> &'static str {
     match segments {
         ["live", _, f] if f.ends_with(".m3u8") => "multivariant",
         ["live", _, f] if f.ends_with(".mpd") => "mpd",
+        ["live", _, "steering.json"] => "steering",
         ["live", _, _, f] if f.ends_with(".m3u8") => "media_playlist",
         ["live", _, _, f] if f.starts_with("part") => "part",
         ["live", _, _, f] if f.starts_with("init") => "init",

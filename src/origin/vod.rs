@@ -37,7 +37,7 @@ pub async fn handle(ctx: &Origin, rest: &[&str], headers: &HeaderMap) -> Respons
         [_, "master.m3u8"] => {
             let summaries: Vec<hls::RenditionSummary> =
                 rec.renditions.iter().map(|r| r.summary.clone()).collect();
-            match hls::multivariant(&summaries, "index.m3u8") {
+            match hls::multivariant(&summaries, "index.m3u8", None) {
                 Some(body) => playlist(body, headers, IMMUTABLE),
                 None => text(StatusCode::NOT_FOUND, "the recording has no video\n"),
             }
@@ -105,5 +105,6 @@ fn static_mpd(rec: &Recording) -> Result<String, dash::MpdError> {
         earlier: &[],
         offset_ms: 0,
         prefix: "",
+        steering: None,
     })
 }

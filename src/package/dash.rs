@@ -62,6 +62,9 @@ pub struct Manifest<'a> {
     /// the run's directory `e{EPOCH}/` live (a later run of the NAME never
     /// reuses a URI), `""` for a recording.
     pub prefix: &'a str,
+    /// Content steering: a `BaseURL` per pathway (`serviceLocation`, the
+    /// stream's directory on that CDN) and `<ContentSteering>`.
+    pub steering: Option<super::hls::Steering<'a>>,
 }
 
 /// An earlier run of a NAME in a DVR MPD: its own media timeline (counted
@@ -479,6 +482,24 @@ pub fn manifest(m: &Manifest) -> Result<String, MpdError> {
             duration(buffer)
         );
     }
+    if let Some(st) = m.steering.filter(|s| !s.pathways.is_empty()) {
+        for (id, base) in st.pathways {
+            let _ = writeln!(
+                o,
+                "  <BaseURL serviceLocation=\"{}\">{}</BaseURL>",
+                attr(id),
+                attr(base)
+            );
+        }
+        // DASH-IF content steering (ISO/IEC 23009-1 6th edition): dash.js
+        // asks the server which `serviceLocation` to use.
+        let _ = writeln!(
+            o,
+            "  <ContentSteering defaultServiceLocation=\"{}\" queryBeforeStart=\"false\">{}</ContentSteering>",
+            attr(&st.pathways[0].0),
+            attr(st.server_uri)
+        );
+    }
     if m.low_latency {
         let _ = writeln!(o, "  <ServiceDescription id=\"0\">");
         let _ = writeln!(
@@ -666,8 +687,54 @@ mod tests {
             earlier: &[],
             offset_ms: 0,
             prefix: "",
+            steering: None,
         })
         .unwrap()
+    }
+
+    /// Steering: a BaseURL per pathway, then `<ContentSteering>` naming the first.
+    #[test]
+    fn steering_lists_a_base_url_per_pathway() {
+        let v: Vec<_> = (0..3).map(|m| seg(m, 90_000, true, 6)).collect();
+        let windows = [video("360p30", v)];
+        let pathways = [
+            (
+                "cdn-a".to_string(),
+                "https://a.example/live/cam/".to_string(),
+            ),
+            (
+                "cdn-b".to_string(),
+                "http://b.example/live/cam/?x&y".to_string(),
+            ),
+        ];
+        let text = manifest(&Manifest {
+            timing: TIMING,
+            renditions: &windows,
+            window_secs: 30.0,
+            now_ms: 1_764_028_808_500,
+            low_latency: false,
+            audio_only: false,
+            vod: false,
+            utc_timing: "/time",
+            earlier: &[],
+            offset_ms: 0,
+            prefix: "",
+            steering: Some(crate::package::hls::Steering {
+                server_uri: "steering.json",
+                pathways: &pathways,
+            }),
+        })
+        .unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[2..5],
+            [
+                "  <BaseURL serviceLocation=\"cdn-a\">https://a.example/live/cam/</BaseURL>",
+                "  <BaseURL serviceLocation=\"cdn-b\">http://b.example/live/cam/?x&amp;y</BaseURL>",
+                "  <ContentSteering defaultServiceLocation=\"cdn-a\" queryBeforeStart=\"false\">steering.json</ContentSteering>",
+            ],
+            "{text}"
+        );
     }
 
     #[test]
@@ -883,6 +950,7 @@ mod tests {
             earlier: &[],
             offset_ms: 0,
             prefix: "",
+            steering: None,
         };
         assert_eq!(manifest(&m("/time")), Err(MpdError::NoVideo));
         assert_eq!(manifest(&m("")), Err(MpdError::NoUtcTiming));

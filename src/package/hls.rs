@@ -549,7 +549,11 @@ pub fn video_peak_bps((average, peak): (u64, u64), nominal_bps: u64) -> u64 {
 /// or `None` while no video rendition can be listed. BANDWIDTH is the peak
 /// (never below the average or the encoder's target), audio included;
 /// AVERAGE-BANDWIDTH the measured average, audio included.
-pub fn multivariant(renditions: &[RenditionSummary], playlist_name: &str) -> Option<String> {
+pub fn multivariant(
+    renditions: &[RenditionSummary],
+    playlist_name: &str,
+    steering: Option<Steering<'_>>,
+) -> Option<String> {
     use super::RenditionKind;
     let audio = renditions.iter().find_map(|r| match r.kind {
         RenditionKind::Audio {
@@ -619,42 +623,86 @@ pub fn multivariant(renditions: &[RenditionSummary], playlist_name: &str) -> Opt
         uri: format!("{}/{playlist_name}", r.name),
         channels,
     });
-    Some(multivariant_playlist(&variants, audio_media.as_ref()))
+    Some(multivariant_playlist(
+        &variants,
+        audio_media.as_ref(),
+        steering,
+    ))
 }
 
-pub fn multivariant_playlist(variants: &[Variant], audio: Option<&AudioMedia>) -> String {
+/// Content steering in a multivariant playlist: every variant is listed once
+/// per pathway (CDN), under that CDN's address, and the player asks
+/// `server_uri` which pathway to use.
+#[derive(Debug, Clone, Copy)]
+pub struct Steering<'a> {
+    /// `SERVER-URI`: where the steering manifest is.
+    pub server_uri: &'a str,
+    /// (`PATHWAY-ID`, the stream's directory on that CDN ending in `/`), in priority order.
+    pub pathways: &'a [(String, String)],
+}
+
+pub fn multivariant_playlist(
+    variants: &[Variant],
+    audio: Option<&AudioMedia>,
+    steering: Option<Steering<'_>>,
+) -> String {
     let mut o = String::with_capacity(1024);
     let _ = writeln!(o, "#EXTM3U");
     let _ = writeln!(o, "#EXT-X-VERSION:7");
     let _ = writeln!(o, "#EXT-X-INDEPENDENT-SEGMENTS");
-    if let Some(a) = audio {
-        let _ = writeln!(
-            o,
-            "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"{AUDIO_GROUP}\",NAME=\"audio\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"{}\",URI=\"{}\"",
-            a.channels, a.uri
-        );
-    }
-    for v in variants {
-        let _ = write!(
-            o,
-            "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\"",
-            v.bandwidth, v.average_bandwidth, v.codecs
-        );
-        let Some(f) = v.video else {
-            let _ = writeln!(o);
-            let _ = writeln!(o, "{}", v.uri);
-            continue;
-        };
-        let _ = write!(
-            o,
-            ",RESOLUTION={}x{},FRAME-RATE={:.3}",
-            f.width, f.height, f.frame_rate
-        );
-        if audio.is_some() {
-            let _ = write!(o, ",AUDIO=\"{AUDIO_GROUP}\"");
+    // Without steering, one unnamed pathway with relative URIs.
+    let one = [(String::new(), String::new())];
+    let pathways: &[(String, String)] = match steering {
+        Some(s) if !s.pathways.is_empty() => {
+            let _ = writeln!(
+                o,
+                "#EXT-X-CONTENT-STEERING:SERVER-URI=\"{}\",PATHWAY-ID=\"{}\"",
+                s.server_uri, s.pathways[0].0
+            );
+            s.pathways
         }
-        let _ = writeln!(o);
-        let _ = writeln!(o, "{}", v.uri);
+        _ => &one,
+    };
+    for (id, base) in pathways {
+        // A rendition group per pathway: a group's URIs are one CDN's, and
+        // hls.js tells a failing audio load's pathway by its group.
+        let group = if id.is_empty() {
+            AUDIO_GROUP.to_string()
+        } else {
+            format!("{AUDIO_GROUP}-{id}")
+        };
+        if let Some(a) = audio {
+            let _ = writeln!(
+                o,
+                "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"{group}\",NAME=\"audio\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"{}\",URI=\"{base}{}\"",
+                a.channels, a.uri
+            );
+        }
+        for v in variants {
+            let _ = write!(
+                o,
+                "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\"",
+                v.bandwidth, v.average_bandwidth, v.codecs
+            );
+            if let Some(f) = v.video {
+                let _ = write!(
+                    o,
+                    ",RESOLUTION={}x{},FRAME-RATE={:.3}",
+                    f.width, f.height, f.frame_rate
+                );
+                if audio.is_some() {
+                    let _ = write!(o, ",AUDIO=\"{group}\"");
+                }
+            }
+            if !id.is_empty() {
+                // The same variant on every pathway: a player keeps its
+                // rendition when it changes CDN.
+                let stable = v.uri.split('/').next().unwrap_or_default();
+                let _ = write!(o, ",PATHWAY-ID=\"{id}\",STABLE-VARIANT-ID=\"{stable}\"");
+            }
+            let _ = writeln!(o);
+            let _ = writeln!(o, "{base}{}", v.uri);
+        }
     }
     o
 }
@@ -727,7 +775,7 @@ mod tests {
             measured_bps: None,
             ..video("480p30", 480, 1_500_000)
         });
-        let text = multivariant(&rs, "index.m3u8").unwrap();
+        let text = multivariant(&rs, "index.m3u8", None).unwrap();
         // Highest first; a rendition without a whole segment is not listed yet.
         let uris: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
         // The audio-only variant last, at the audio's own peak.
@@ -1020,13 +1068,63 @@ seg7.m4s
             channels: 2,
         };
         assert_eq!(
-            multivariant_playlist(&[v, audio_only], Some(&a)),
+            multivariant_playlist(&[v, audio_only], Some(&a), None),
             "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n\
 #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aud\",NAME=\"audio\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"2\",URI=\"audio/playlist.m3u8\"\n\
 #EXT-X-STREAM-INF:BANDWIDTH=1100000,AVERAGE-BANDWIDTH=928000,CODECS=\"avc1.42c01e,mp4a.40.2\",RESOLUTION=640x360,FRAME-RATE=30.000,AUDIO=\"aud\"\n\
 360p30/playlist.m3u8\n\
 #EXT-X-STREAM-INF:BANDWIDTH=140000,AVERAGE-BANDWIDTH=130000,CODECS=\"mp4a.40.2\"\n\
 audio/playlist.m3u8\n"
+        );
+    }
+
+    /// Steering: every variant once per pathway, under the CDN's address,
+    /// with its own audio group; the steering tag names the first pathway.
+    #[test]
+    fn multivariant_with_pathways() {
+        let v = Variant {
+            uri: "360p30/playlist.m3u8".into(),
+            bandwidth: 1_100_000,
+            average_bandwidth: 928_000,
+            codecs: "avc1.42c01e,mp4a.40.2".into(),
+            video: Some(VideoFormat {
+                width: 640,
+                height: 360,
+                frame_rate: 30.0,
+            }),
+        };
+        let a = AudioMedia {
+            uri: "audio/playlist.m3u8".into(),
+            channels: 2,
+        };
+        let pathways = [
+            (
+                "cdn-a".to_string(),
+                "https://a.example/live/cam/".to_string(),
+            ),
+            (
+                "cdn-b".to_string(),
+                "http://b.example:6081/live/cam/".to_string(),
+            ),
+        ];
+        let text = multivariant_playlist(
+            &[v],
+            Some(&a),
+            Some(Steering {
+                server_uri: "steering.json",
+                pathways: &pathways,
+            }),
+        );
+        assert_eq!(
+            text,
+            "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n\
+#EXT-X-CONTENT-STEERING:SERVER-URI=\"steering.json\",PATHWAY-ID=\"cdn-a\"\n\
+#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aud-cdn-a\",NAME=\"audio\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"2\",URI=\"https://a.example/live/cam/audio/playlist.m3u8\"\n\
+#EXT-X-STREAM-INF:BANDWIDTH=1100000,AVERAGE-BANDWIDTH=928000,CODECS=\"avc1.42c01e,mp4a.40.2\",RESOLUTION=640x360,FRAME-RATE=30.000,AUDIO=\"aud-cdn-a\",PATHWAY-ID=\"cdn-a\",STABLE-VARIANT-ID=\"360p30\"\n\
+https://a.example/live/cam/360p30/playlist.m3u8\n\
+#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aud-cdn-b\",NAME=\"audio\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"2\",URI=\"http://b.example:6081/live/cam/audio/playlist.m3u8\"\n\
+#EXT-X-STREAM-INF:BANDWIDTH=1100000,AVERAGE-BANDWIDTH=928000,CODECS=\"avc1.42c01e,mp4a.40.2\",RESOLUTION=640x360,FRAME-RATE=30.000,AUDIO=\"aud-cdn-b\",PATHWAY-ID=\"cdn-b\",STABLE-VARIANT-ID=\"360p30\"\n\
+http://b.example:6081/live/cam/360p30/playlist.m3u8\n"
         );
     }
 

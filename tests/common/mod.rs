@@ -634,7 +634,7 @@ pub fn median(v: &[f64]) -> f64 {
 
 /// One browser at a time: two Chromiums and two ladders on 2 cores starve
 /// each other (a test of contention, not of ladderd).
-static BROWSER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+pub static BROWSER: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// The player page's audio-only choice in hls.js: the master's audio-only
 /// variant plays `seconds` with no stall and no error, as audio alone.
