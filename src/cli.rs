@@ -104,6 +104,23 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Print a signed playback URL for stream NAME (or recording ID with
+    /// --vod), with the key in playback.signing_key.
+    Sign {
+        name: String,
+        /// How long it plays: 90s, 30m, 1h, 2d.
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+        /// Only paths under NAME starting with this (a rendition, say).
+        #[arg(long)]
+        prefix: Option<String>,
+        /// A recording (`/vod/ID/…`) rather than a live stream.
+        #[arg(long)]
+        vod: bool,
+        /// Where viewers reach this box or its CDN; default: server.http_listen.
+        #[arg(long, value_name = "URL")]
+        base_url: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -47,6 +47,28 @@ fn main() -> ExitCode {
             }
             Err(e) => config_error(e),
         },
+        Command::Sign {
+            name,
+            ttl,
+            prefix,
+            vod,
+            base_url,
+        } => {
+            let config = match Config::load(cli.global.config.as_deref(), &overrides) {
+                Ok(c) => c,
+                Err(e) => return config_error(e),
+            };
+            match sign(&config, &name, &ttl, prefix.as_deref(), vod, base_url) {
+                Ok(urls) => {
+                    print!("{urls}");
+                    ExitCode::SUCCESS
+                }
+                Err(why) => {
+                    eprintln!("ladderd sign: {why}");
+                    ExitCode::from(EXIT_CONFIG)
+                }
+            }
+        }
         Command::Probe { json } => {
             let report = ladderd::tools::probe::run(ladderd::ingest::srt::ffi::srt().map(|_| ()));
             if json {
@@ -147,6 +169,47 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// The signed playback URLs of NAME (HLS, DASH, the player page), one a line.
+fn sign(
+    config: &Config,
+    name: &str,
+    ttl: &str,
+    prefix: Option<&str>,
+    vod: bool,
+    base_url: Option<String>,
+) -> Result<String, String> {
+    use ladderd::origin::signing::{parse_ttl, SigningKey};
+    let path = &config.playback.signing_key;
+    if path.as_os_str().is_empty() {
+        return Err("playback.signing_key is not set in the configuration".into());
+    }
+    if !ladderd::config::valid_name(name) {
+        return Err(format!("{name:?} is not a stream name"));
+    }
+    let ttl = parse_ttl(ttl).ok_or_else(|| format!("--ttl {ttl:?}: use 90s, 30m, 1h or 2d"))?;
+    let key = SigningKey::load(path).map_err(|e| e.to_string())?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let token = key
+        .token(name, now + ttl, prefix)
+        .map_err(|_| "--prefix: letters, digits, '.', '-' or '_'".to_string())?;
+    let base = base_url.unwrap_or_else(|| {
+        let mut addr = config.server.http_listen;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        format!("http://{addr}")
+    });
+    let base = base.trim_end_matches('/');
+    let kind = if vod { "vod" } else { "live" };
+    let dir = format!("{base}/{kind}/{name}/t/{token}");
+    let mode = if vod { "&mode=vod" } else { "" };
+    Ok(format!(
+        "{dir}/master.m3u8\n{dir}/manifest.mpd\n{base}/watch/{name}?token={token}{mode}\n"
+    ))
 }
 
 fn config_error(e: ConfigError) -> ExitCode {

@@ -583,3 +583,234 @@ fn unix_ms() -> u64 {
         .unwrap()
         .as_millis() as u64
 }
+
+/// Signed playback URLs (issue 19): with `[playback] signing_key` only a
+/// URL `ladderd sign` made plays, direct or through Varnish; a missing,
+/// forged, expired or out-of-prefix token is a 403, counted. Through the
+/// edge every good token shares one cache entry per object (a second
+/// viewer's token is a HIT), the origin checks each token once, and a
+/// forged token never gets a cached part. hls.js plays the signed page
+/// through the edge. SIGHUP reloads the key: the old key's URLs stop, a bad
+/// key file keeps the key in use.
+#[test]
+fn signed_urls_play_through_the_edge_and_forged_ones_reach_nothing() {
+    use ladderd::origin::signing::SigningKey;
+    let _alone = alone();
+    let dir = tempfile::tempdir().unwrap();
+    let key_path = dir.path().join("signing.key");
+    std::fs::write(&key_path, "k3y-for-the-edge-test-0123456789abcdef\n").unwrap();
+    let config = format!(
+        "{DEMO}\n[playback]\nsigning_key = \"{}\"\n",
+        key_path.display()
+    );
+    let server = Server::start_with(&config, &["--demo"]);
+    let v = Varnish::start(server.http);
+    // `ladderd sign` with the same key, for the edge's address.
+    let cfg = dir.path().join("sign.toml");
+    std::fs::write(&cfg, &config).unwrap();
+    let sign = |args: &[&str]| -> Vec<String> {
+        let out = Command::new(env!("CARGO_BIN_EXE_ladderd"))
+            .arg("--config")
+            .arg(&cfg)
+            .arg("sign")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    let urls = sign(&["demo", "--ttl", "1h", "--base-url", &v.base()]);
+    assert_eq!(urls.len(), 3, "{urls:?}");
+    assert!(
+        urls[0].starts_with(&format!("{}/live/demo/t/", v.base()))
+            && urls[0].ends_with("/master.m3u8"),
+        "{urls:?}"
+    );
+    assert!(
+        urls[1].ends_with("/manifest.mpd") && urls[2].contains("/watch/demo?token="),
+        "{urls:?}"
+    );
+    let token1 = urls[0]
+        .split("/t/")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let token2 = sign(&["demo", "--ttl", "2h"])[0]
+        .split("/t/")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_ne!(token1, token2);
+    let key = SigningKey::load(&key_path).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let expired = key.token("demo", now - 10, None).unwrap();
+    let other_name = key.token("other", now + 3600, None).unwrap();
+    let mut forged = token1.clone();
+    let last = forged.pop().unwrap();
+    forged.push(if last == '0' { '1' } else { '0' });
+
+    // The rendition playlist through the edge with token 1, once it has a part.
+    let signed = |t: &str, rest: &str| format!("/live/demo/t/{t}/{rest}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let playlist = loop {
+        let (status, _, body) = get(v.addr, &signed(&token1, "240p30/playlist.m3u8"));
+        let text = String::from_utf8_lossy(&body).to_string();
+        if status == 200 && text.contains("#EXTINF:") {
+            break text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no signed playlist through the edge: {status} {text}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    // Relative URIs: the player resolves them under the token directory.
+    let seg = playlist
+        .lines()
+        .find(|l| l.ends_with(".m4s") && l.contains("seg"))
+        .unwrap()
+        .to_string();
+    assert!(!seg.contains("t/") && !seg.starts_with('/'), "{seg}");
+    let (status, h1, body1) = get(v.addr, &signed(&token1, &format!("240p30/{seg}")));
+    assert_eq!(status, 200);
+    // Another viewer's token: the same cache entry.
+    let (status, h2, body2) = get(v.addr, &signed(&token2, &format!("240p30/{seg}")));
+    assert_eq!(status, 200);
+    assert_eq!(body1, body2);
+    assert_eq!(
+        h2.get("x-cache").map(String::as_str),
+        Some("HIT"),
+        "{h1:?} {h2:?}"
+    );
+    // Bad tokens never reach it.
+    for (what, t) in [
+        ("forged", &forged),
+        ("expired", &expired),
+        ("other stream", &other_name),
+    ] {
+        let (status, h, body) = get(v.addr, &signed(t, &format!("240p30/{seg}")));
+        assert_eq!(
+            status,
+            403,
+            "{what}: {h:?} {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    let (status, _, _) = get(v.addr, &format!("/live/demo/240p30/{seg}"));
+    assert_eq!(status, 403, "no token");
+    // Direct to the origin, the same answers.
+    let (status, _, body) = get(server.http, "/live/demo/master.m3u8");
+    assert_eq!(
+        (status, String::from_utf8_lossy(&body).trim()),
+        (
+            403,
+            "forbidden: a signed URL is required (/live/NAME/t/TOKEN/…)"
+        )
+    );
+    assert_eq!(get(server.http, &signed(&token1, "master.m3u8")).0, 200);
+    assert_eq!(get(server.http, &signed(&expired, "master.m3u8")).0, 403);
+    // A token for one rendition: that rendition only.
+    let narrow = sign(&["demo", "--prefix", "240p30"])[0]
+        .split("/t/")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(get(v.addr, &signed(&narrow, "240p30/playlist.m3u8")).0, 200);
+    assert_eq!(get(v.addr, &signed(&narrow, "master.m3u8")).0, 403);
+    assert_eq!(
+        get(server.http, &signed(&narrow, "source/playlist.m3u8")).0,
+        403
+    );
+
+    // hls.js plays the signed page through the edge.
+    play_in_chromium_query(
+        &v.base(),
+        "demo",
+        &format!("token={token1}"),
+        "ll",
+        "8",
+        false,
+        &[],
+    );
+    // The origin checked token 1 once, however many objects it fetched.
+    let origin = v.backend_requests();
+    let auth1 = origin
+        .iter()
+        .filter(|(u, _)| u.contains(&token1) && u.ends_with("/auth"))
+        .count();
+    let media1 = origin
+        .iter()
+        .filter(|(u, _)| u.contains(&token1) && u.contains(".m4s"))
+        .count();
+    println!("origin requests with token 1: {auth1} token checks, {media1} media objects");
+    assert_eq!(auth1, 1, "{origin:?}");
+    assert!(media1 >= 10, "{origin:?}");
+
+    let metrics = server.get("/metrics").unwrap().1;
+    for reason in ["missing", "forged", "expired", "prefix"] {
+        assert!(
+            metric_in(
+                &metrics,
+                "ladderd_playback_denied_total",
+                &[&format!("reason=\"{reason}\"")]
+            ) >= 1.0,
+            "{reason}: {metrics}"
+        );
+    }
+
+    // SIGHUP with a new key: token 1 is refused, a new URL plays.
+    std::fs::write(&key_path, "a-new-key-after-rotation-0123456789abcdef\n").unwrap();
+    unsafe_kill(server.pid(), libc::SIGHUP);
+    let fresh = sign(&["demo"])[0]
+        .split("/t/")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get(server.http, &signed(&token1, "master.m3u8")).0 != 403 {
+        assert!(
+            Instant::now() < deadline,
+            "the old key still opens the stream after SIGHUP"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(get(server.http, &signed(&fresh, "master.m3u8")).0, 200);
+    // A key file that cannot be used: the key in use stays, the error is counted.
+    std::fs::write(&key_path, "short\n").unwrap();
+    unsafe_kill(server.pid(), libc::SIGHUP);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric_in(
+        &server.get("/metrics").unwrap().1,
+        "ladderd_reloads_total",
+        &["result=\"error\""],
+    ) < 1.0
+    {
+        assert!(Instant::now() < deadline, "no reload error counted");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(get(server.http, &signed(&fresh, "master.m3u8")).0, 200);
+    assert!(
+        server.log_text().contains("reload failed"),
+        "{}",
+        server.log_text()
+    );
+}

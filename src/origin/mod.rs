@@ -8,6 +8,7 @@ mod io;
 pub mod playback;
 mod player;
 pub mod routes;
+pub mod signing;
 mod vod;
 
 use std::cell::RefCell;
@@ -46,6 +47,59 @@ pub struct Origin {
     pub http: Arc<HttpStats>,
     pub shutdown: Arc<Shutdown>,
     pub admin: AdminRoutes,
+    pub keys: Arc<Keys>,
+}
+
+/// What SIGHUP reloads: the playback signing key (and the TLS certificate).
+/// Readers take a snapshot (`Arc`) per request or connection.
+#[derive(Default)]
+pub struct Keys {
+    pub signing: std::sync::RwLock<Option<Arc<signing::SigningKey>>>,
+    /// SIGHUP reloads that took, and that failed (the old keys stayed).
+    pub reloads: AtomicU64,
+    pub reload_errors: AtomicU64,
+}
+
+impl crate::telemetry::metrics::Report for Keys {
+    fn report(&self, m: &mut crate::telemetry::metrics::MetricSet) {
+        use crate::telemetry::metrics::l;
+        for (result, n) in [("ok", &self.reloads), ("error", &self.reload_errors)] {
+            m.counter(
+                "ladderd_reloads",
+                "SIGHUP reloads of the signing key and TLS certificate, by result (error: the old ones stay in use).",
+                l(&[("result", result)]),
+                n.load(Relaxed),
+            );
+        }
+    }
+}
+
+impl Keys {
+    /// Reads the files `config` names (start-up: an error stops it).
+    pub fn load(config: &Config) -> Result<Keys, signing::KeyError> {
+        let keys = Keys::default();
+        keys.reload(config)?;
+        Ok(keys)
+    }
+
+    /// SIGHUP: reads the files again; on an error the keys in use stay.
+    pub fn reload(&self, config: &Config) -> Result<(), signing::KeyError> {
+        let path = &config.playback.signing_key;
+        let key = if path.as_os_str().is_empty() {
+            None
+        } else {
+            Some(Arc::new(signing::SigningKey::load(path)?))
+        };
+        *self.signing.write().unwrap_or_else(|e| e.into_inner()) = key;
+        Ok(())
+    }
+
+    pub fn signing(&self) -> Option<Arc<signing::SigningKey>> {
+        self.signing
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
 }
 
 /// Which routes a listener serves.
@@ -259,6 +313,8 @@ pub struct HttpStats {
     pub refused_connections: AtomicU64,
     /// Connections closed for not sending a request's headers in time.
     pub header_timeouts: AtomicU64,
+    /// Playback requests refused (403) for want of a good signed URL, by reason.
+    denied: Mutex<BTreeMap<&'static str, u64>>,
     /// Publish → a parked request answered (µs).
     wake_us: Mutex<Option<hdrhistogram::Histogram<u64>>>,
 }
@@ -270,6 +326,15 @@ impl HttpStats {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .entry((route, status))
+            .or_default() += 1;
+    }
+
+    pub fn count_denied(&self, reason: &'static str) {
+        *self
+            .denied
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(reason)
             .or_default() += 1;
     }
 
@@ -318,6 +383,21 @@ impl crate::telemetry::metrics::Report for HttpStats {
                 "ladderd_http_requests",
                 "HTTP requests, by route and status.",
                 l(&[("route", route), ("status", &status.to_string())]),
+                n,
+            );
+        }
+        let denied: Vec<_> = self
+            .denied
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, v)| (*k, *v))
+            .collect();
+        for (reason, n) in denied {
+            m.counter(
+                "ladderd_playback_denied",
+                "Playback requests refused (403) under playback.signing_key: missing, malformed, forged, expired or prefix.",
+                l(&[("reason", reason)]),
                 n,
             );
         }

@@ -98,9 +98,11 @@ enum Listing {
 
 /// `/live/{stream}/…`
 /// `head`: a HEAD request (its headers must be the GET's final ones).
+/// `dir`: a signed URL's token directory (`t/TOKEN/`) or `""`.
 pub async fn handle(
     ctx: &Origin,
     rest: &[&str],
+    dir: &str,
     query: Option<&str>,
     headers: &HeaderMap,
     head: bool,
@@ -114,7 +116,7 @@ pub async fn handle(
         return text(StatusCode::NOT_FOUND, "no such stream\n");
     };
     media.count_request();
-    let steered = rest.first().and_then(|name| Steered::of(ctx, name, ""));
+    let steered = rest.first().and_then(|name| Steered::of(ctx, name, dir));
     let steering = steered.as_ref().map(Steered::view);
     match rest {
         [_, "master.m3u8"] => {

@@ -62,7 +62,7 @@ impl hyper::body::Body for UnknownLength {
 pub async fn handle(ctx: &Origin, req: Request<Incoming>, surface: Surface) -> Response<Body> {
     let path = req.uri().path().to_string();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let route = route_label(&segments);
+    let route = route_label(&unsigned(&segments));
     let admin_route = matches!(segments.as_slice(), ["api", ..] | ["metrics"]);
     let health = matches!(segments.as_slice(), ["healthz"] | ["readyz"]);
     let here = match surface {
@@ -105,9 +105,23 @@ pub async fn handle(ctx: &Origin, req: Request<Incoming>, surface: Surface) -> R
     resp
 }
 
+/// The path without a signed URL's token directory (`live/NAME/t/TOKEN/…`).
+fn unsigned<'a>(segments: &[&'a str]) -> Vec<&'a str> {
+    match segments {
+        [kind @ ("live" | "vod"), name, "t", _, "auth"] => vec![kind, name, "auth"],
+        [kind @ ("live" | "vod"), name, "t", _, rest @ ..] => {
+            let mut v = vec![*kind, *name];
+            v.extend_from_slice(rest);
+            v
+        }
+        _ => segments.to_vec(),
+    }
+}
+
 /// A bounded label per route (never a path a client made up).
 fn route_label(segments: &[&str]) -> &'static str {
     match segments {
+        ["live" | "vod", _, "auth"] => "auth",
         ["live", _, f] if f.ends_with(".m3u8") => "multivariant",
         ["live", _, f] if f.ends_with(".mpd") => "mpd",
         ["live", _, "steering.json"] => "steering",
@@ -153,11 +167,19 @@ async fn dispatch(ctx: &Origin, req: &Request<Incoming>, segments: &[&str]) -> R
         return r;
     }
     match segments {
-        ["live", rest @ ..] => {
+        [kind @ ("live" | "vod"), name, rest @ ..] => {
+            let (dir, rest) = match access(ctx, name, rest) {
+                Ok(scope) => scope,
+                Err(answer) => return *answer,
+            };
+            let mut path = vec![*name];
+            path.extend_from_slice(rest);
+            if *kind == "vod" {
+                return super::vod::handle(ctx, &path, req.headers()).await;
+            }
             let head = method == Method::HEAD;
-            playback::handle(ctx, rest, req.uri().query(), req.headers(), head).await
+            playback::handle(ctx, &path, &dir, req.uri().query(), req.headers(), head).await
         }
-        ["vod", rest @ ..] => super::vod::handle(ctx, rest, req.headers()).await,
         [""] => player::index(),
         ["watch", name] => player::watch(name),
         ["assets", "hls.min.js"] => player::script(&ctx.config.hls.hls_js, "hls.js", "hls.hls_js"),
@@ -167,6 +189,65 @@ async fn dispatch(ctx: &Origin, req: &Request<Incoming>, segments: &[&str]) -> R
         ["time"] => time(),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
+}
+
+/// Who may read `/live/NAME/…` and `/vod/ID/…`: with `[playback]
+/// signing_key`, only a signed URL (`…/t/TOKEN/…`, see [`super::signing`]).
+/// Ok: the token directory (`t/TOKEN/`, for URIs written absolute) and the
+/// path after it. Err: the answer (403; or an edge's token check, `…/auth`).
+fn access<'a>(
+    ctx: &Origin,
+    name: &str,
+    rest: &'a [&'a str],
+) -> Result<(String, &'a [&'a str]), Box<Response<Body>>> {
+    let key = ctx.keys.signing();
+    let now = playback::unix_ms() / 1000;
+    let max_age = |expires: u64| {
+        u64::from(ctx.config.playback.auth_cache_secs)
+            .min(expires.saturating_sub(now))
+            .max(1)
+    };
+    match (key, rest) {
+        // An edge asks once per token whether it is good (deploy/varnish).
+        (key, ["t", token, "auth"]) => {
+            let verdict = match &key {
+                Some(k) => k.verify(name, token, now).map(|(t, _)| max_age(t.expires)),
+                None => Ok(u64::from(ctx.config.playback.auth_cache_secs).max(1)),
+            };
+            Err(Box::new(match verdict {
+                Ok(secs) => {
+                    let mut r = text(StatusCode::NO_CONTENT, "");
+                    *r.body_mut() = full(Bytes::new());
+                    r.headers_mut().insert(
+                        CACHE_CONTROL,
+                        HeaderValue::from_str(&format!("public, max-age={secs}"))
+                            .unwrap_or(HeaderValue::from_static("max-age=1")),
+                    );
+                    r
+                }
+                Err(why) => denied(ctx, name, why),
+            }))
+        }
+        // Signing off: a URL signed earlier still plays.
+        (None, ["t", _, tail @ ..]) => Ok((String::new(), tail)),
+        (None, tail) => Ok((String::new(), tail)),
+        (Some(k), ["t", token, tail @ ..]) => match k.check(name, token, &tail.join("/"), now) {
+            Ok(_) => Ok((format!("t/{token}/"), tail)),
+            Err(why) => Err(Box::new(denied(ctx, name, why))),
+        },
+        (Some(_), _) => Err(Box::new(denied(ctx, name, super::signing::Denied::Missing))),
+    }
+}
+
+/// 403, counted by reason; logged at debug only (a scan must not flood the log).
+fn denied(ctx: &Origin, name: &str, why: super::signing::Denied) -> Response<Body> {
+    ctx.http.count_denied(why.label());
+    tracing::debug!(
+        stream = name,
+        reason = why.label(),
+        "playback refused: {why}"
+    );
+    text(StatusCode::FORBIDDEN, &format!("forbidden: {why}\n"))
 }
 
 /// `GET /time`: the origin's clock, ISO-8601 UTC with milliseconds (the MPD's

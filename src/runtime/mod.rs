@@ -47,6 +47,8 @@ pub enum RuntimeError {
     Archive(#[from] crate::store::archive::ArchiveError),
     #[error("archive.credentials_file {0}")]
     ArchiveCredentials(String),
+    #[error("playback.signing_key: {0}")]
+    Keys(#[from] crate::origin::signing::KeyError),
 }
 
 /// Stack of each executor thread, where connection tasks run: set explicitly so the
@@ -156,6 +158,7 @@ pub fn serve(config: Config) -> Result<(), RuntimeError> {
         n => n,
     });
     let backend = select_backend(&config)?;
+    let keys = Arc::new(crate::origin::Keys::load(&config)?);
 
     let mut media_rx = Vec::new();
     let mut senders = Vec::new();
@@ -170,6 +173,7 @@ pub fn serve(config: Config) -> Result<(), RuntimeError> {
         }
     }
     let config = Arc::new(config);
+    watch_reload(keys.clone(), config.clone())?;
     let shutdown = Arc::new(Shutdown::default());
     let mut store = HotStore::new(config.hls.window_secs);
     let mut dvr_report = None;
@@ -230,6 +234,7 @@ pub fn serve(config: Config) -> Result<(), RuntimeError> {
         reports: [
             rtmp.clone() as Arc<dyn crate::telemetry::metrics::Report>,
             http.clone(),
+            keys.clone(),
             Arc::new(backend.clone()),
         ]
         .into_iter()
@@ -256,6 +261,7 @@ pub fn serve(config: Config) -> Result<(), RuntimeError> {
             admin: Arc::new(move |method, segments, headers| {
                 admin.handle(method, segments, headers)
             }),
+            keys,
         }),
         driver: Arc::new(Driver {
             config: config.clone(),
@@ -633,6 +639,33 @@ fn check_memlock(config: &Config, executors: usize) {
             "io_uring registered buffers: unavailable, using unregistered I/O (raise LimitMEMLOCK or lower runtime.io_memory_kib)"
         );
     }
+}
+
+/// SIGHUP: reads the signing key and the TLS certificate again (a bad file
+/// keeps the ones in use, logged and counted). `systemctl reload ladderd`.
+fn watch_reload(keys: Arc<crate::origin::Keys>, config: Arc<Config>) -> Result<(), RuntimeError> {
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])
+        .map_err(RuntimeError::Signals)?;
+    std::thread::Builder::new()
+        .name("ladderd-reload".into())
+        .spawn(move || {
+            for _ in signals.forever() {
+                match keys.reload(&config) {
+                    Ok(()) => {
+                        keys.reloads
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        info!("SIGHUP: signing key and TLS certificate reloaded");
+                    }
+                    Err(e) => {
+                        keys.reload_errors
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        error!("SIGHUP: reload failed, keeping the ones in use: {e}");
+                    }
+                }
+            }
+        })
+        .map_err(RuntimeError::Signals)?;
+    Ok(())
 }
 
 /// Forwards SIGINT/SIGTERM to the main thread.

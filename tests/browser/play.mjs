@@ -1,11 +1,12 @@
 // Plays /watch/NAME in headless Chromium with hls.js and reports, as JSON:
 // seconds played, stalls (playback time not advancing), hls.js errors,
 // hls.latency samples, and which renditions it switched to when asked.
-// Usage: node play.mjs BASE NAME MODE(ll|standard) SECONDS SWITCH(0|1) [AUDIO_ONLY(0|1)]
+// Usage: node play.mjs BASE NAME MODE(ll|standard) SECONDS SWITCH(0|1) [AUDIO_ONLY(0|1)] [QUERY]
+// QUERY: more of the page's query string (`token=…` for a signed URL).
 // AUDIO_ONLY=1: the page's audio-only choice (the master's audio-only variant).
 import puppeteer from 'puppeteer-core';
 
-const [base, name, mode, seconds, doSwitch, audioOnly] = process.argv.slice(2);
+const [base, name, mode, seconds, doSwitch, audioOnly, query] = process.argv.slice(2);
 const browser = await puppeteer.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   headless: true,
@@ -15,7 +16,7 @@ const result = { played: 0, stalls: 0, errors: [], switchErrors: [], latency: []
 try {
   const page = await browser.newPage();
   page.on('pageerror', e => result.pageErrors.push(String(e)));
-  await page.goto(`${base}/watch/${name}?mode=${mode}${audioOnly === '1' ? '&audio=1' : ''}`, { waitUntil: 'load' });
+  await page.goto(`${base}/watch/${name}?mode=${mode}${audioOnly === '1' ? '&audio=1' : ''}${query ? `&${query}` : ''}`, { waitUntil: 'load' });
   // Wait for playback to start (up to 30 s).
   await page.waitForFunction(() => document.getElementById('video').currentTime > 0.5, { timeout: 30000 });
   const state = () => page.evaluate(() => ({

@@ -729,10 +729,31 @@ pub fn play_in_chromium_at(
     switch: bool,
     allowed: &[&str],
 ) -> Value {
+    play_in_chromium_query(base, name, "", mode, seconds, switch, allowed)
+}
+
+/// [`play_in_chromium_at`] with `query` (`token=…`) added to the player page's URL.
+pub fn play_in_chromium_query(
+    base: &str,
+    name: &str,
+    query: &str,
+    mode: &str,
+    seconds: &str,
+    switch: bool,
+    allowed: &[&str],
+) -> Value {
     let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
     let r = node(
         "play.mjs",
-        &[base, name, mode, seconds, if switch { "1" } else { "0" }],
+        &[
+            base,
+            name,
+            mode,
+            seconds,
+            if switch { "1" } else { "0" },
+            "0",
+            query,
+        ],
     );
     println!("hls.js {mode} on {name}: {r}");
     assert_eq!(r["pageErrors"].as_array().unwrap().len(), 0, "{r:#}");
