@@ -209,16 +209,21 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
 
 /// The demo's 240p30 media playlist through the edge, once it lists a segment.
 fn wait_for_playlist(v: &Varnish) -> String {
+    wait_for_playlist_at(v, "/live/demo/240p30/playlist.m3u8")
+}
+
+/// The media playlist at `path` through the edge, once it lists a segment.
+fn wait_for_playlist_at(v: &Varnish, path: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let (status, _, body) = get(v.addr, "/live/demo/240p30/playlist.m3u8");
+        let (status, _, body) = get(v.addr, path);
         let text = String::from_utf8_lossy(&body).to_string();
         if status == 200 && text.contains("#EXTINF:") {
             return text;
         }
         assert!(
             Instant::now() < deadline,
-            "no playlist through the edge: {status} {text}"
+            "no playlist {path} through the edge: {status} {text}"
         );
         std::thread::sleep(Duration::from_millis(250));
     }
@@ -664,19 +669,7 @@ fn signed_urls_play_through_the_edge_and_forged_ones_reach_nothing() {
 
     // The rendition playlist through the edge with token 1, once it has a part.
     let signed = |t: &str, rest: &str| format!("/live/demo/t/{t}/{rest}");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let playlist = loop {
-        let (status, _, body) = get(v.addr, &signed(&token1, "240p30/playlist.m3u8"));
-        let text = String::from_utf8_lossy(&body).to_string();
-        if status == 200 && text.contains("#EXTINF:") {
-            break text;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no signed playlist through the edge: {status} {text}"
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    };
+    let playlist = wait_for_playlist_at(&v, &signed(&token1, "240p30/playlist.m3u8"));
     // Relative URIs: the player resolves them under the token directory.
     let seg = playlist
         .lines()
