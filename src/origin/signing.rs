@@ -58,8 +58,7 @@ impl SigningKey {
     }
 
     fn sign(&self, name: &str, expires: u64, prefix: &str) -> String {
-        let msg = format!("ladderd-v1\n{name}\n{expires}\n{prefix}");
-        let tag = hmac::sign(&self.0, msg.as_bytes());
+        let tag = hmac::sign(&self.0, message(name, expires, prefix).as_bytes());
         let mut hex = String::with_capacity(64);
         for b in tag.as_ref() {
             let _ = write!(hex, "{b:02x}");
@@ -114,9 +113,9 @@ impl SigningKey {
         let Some(tag) = unhex(sig) else {
             return Err(Denied::Malformed);
         };
-        let msg = format!("ladderd-v1\n{name}\n{expires}\n{prefix}");
         // Constant time: ring compares the tags without an early exit.
-        hmac::verify(&self.0, msg.as_bytes(), &tag).map_err(|_| Denied::Forged)?;
+        hmac::verify(&self.0, message(name, expires, prefix).as_bytes(), &tag)
+            .map_err(|_| Denied::Forged)?;
         if now >= expires {
             return Err(Denied::Expired);
         }
@@ -171,6 +170,11 @@ fn valid_prefix(p: &str) -> bool {
         && p.len() <= 128
         && p.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+/// What a token signs (one place for signing and checking).
+fn message(name: &str, expires: u64, prefix: &str) -> String {
+    format!("ladderd-v1\n{name}\n{expires}\n{prefix}")
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
