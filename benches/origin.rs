@@ -2,8 +2,11 @@
 //! concurrent keep-alive clients (wrk; `ORIGIN_BENCH_CLIENTS` to change),
 //! ladderd vs nginx serving the same bytes from disk, measured in the same
 //! run, and the edge tier (Varnish with `deploy/varnish/`, when installed)
-//! serving it from its cache. `cargo bench --bench origin` (needs wrk and
-//! nginx: `apt-get install wrk nginx-light varnish`). Prints each and the ratio.
+//! serving it from its cache; then full TLS handshakes/s (TLS 1.3, ECDSA
+//! P-256, no resumption, ALPN h2) on `server.https_listen` vs nginx's
+//! `listen … ssl http2` with the same certificate, from a rustls client.
+//! `cargo bench --bench origin` (needs wrk and nginx: `apt-get install wrk
+//! nginx-light varnish`). Prints each and the ratio.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -59,10 +62,23 @@ fn main() {
     let _ = std::fs::create_dir_all(dir.join("www"));
     let http = free_port();
     let rtmp = free_port();
+    let https = free_port();
+    let tls = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("a certificate");
+    let (cert_pem, key_pem) = (dir.join("tls.crt"), dir.join("tls.key"));
+    let _ = std::fs::write(&cert_pem, tls.cert.pem());
+    let _ = std::fs::write(&key_pem, tls.key_pair.serialize_pem());
     let cfg = dir.join("ladderd.toml");
     let _ = std::fs::write(
         &cfg,
-        "[demo]\nwidth = 640\nheight = 360\n\n[ladder]\nenabled = false\n",
+        // wrk's clients share one address: exempt it from the per-client caps
+        // (nginx has none), as an edge cache in front would be.
+        format!(
+            "[demo]\nwidth = 640\nheight = 360\n\n[server]\nlimit_exempt = [\"127.0.0.1\"]\n\
+             https_listen = \"127.0.0.1:{https}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n\n\
+             [ladder]\nenabled = false\n",
+            cert_pem.display(),
+            key_pem.display()
+        ),
     );
     let _ladderd = Guard(
         Command::new(env!("CARGO_BIN_EXE_ladderd"))
@@ -96,11 +112,15 @@ fn main() {
     let part_url = format!("http://127.0.0.1:{http}{part_path}");
     let _ = std::fs::write(dir.join("www/part1.0.m4s"), &part);
     let nginx_port = free_port();
+    let nginx_tls = free_port();
     let conf = format!(
         "worker_processes 1; daemon off; master_process off; pid {d}/nginx.pid; error_log {d}/error.log;\n\
          worker_rlimit_nofile 20000; events {{ worker_connections 8192; }}\n\
          http {{ access_log off; sendfile on; keepalive_requests 1000000;\n\
-           server {{ listen 127.0.0.1:{nginx_port}; root {d}/www; }} }}\n",
+           server {{ listen 127.0.0.1:{nginx_port}; root {d}/www; }}\n\
+           server {{ listen 127.0.0.1:{nginx_tls} ssl http2; root {d}/www;\n\
+             ssl_certificate {d}/tls.crt; ssl_certificate_key {d}/tls.key;\n\
+             ssl_session_cache off; ssl_session_tickets off; }} }}\n",
         d = dir.display()
     );
     let _ = std::fs::write(dir.join("nginx.conf"), conf);
@@ -146,6 +166,17 @@ fn main() {
         ),
         None => println!("  varnish  skipped (install varnish)"),
     }
+    let ca = tls.cert.der().clone();
+    let ours = handshakes(https, &ca, secs);
+    let theirs = handshakes(nginx_tls, &ca, secs);
+    println!(
+        "tls: full handshakes (TLS 1.3, ECDSA P-256, no resumption, ALPN h2), 2 client threads, {secs} s each"
+    );
+    println!("  ladderd  {ours:>10.0} handshakes/s  (1 I/O core)");
+    println!("  nginx    {theirs:>10.0} handshakes/s  (1 worker)");
+    if theirs > 0.0 {
+        println!("  ratio    {:.2}x", ours / theirs);
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -188,4 +219,60 @@ fn varnish(origin_port: u16, dir: &std::path::Path) -> Option<(Guard, u16)> {
         std::thread::sleep(Duration::from_millis(100));
     }
     Some((guard, port))
+}
+
+/// Full TLS handshakes per second against 127.0.0.1:`port`, from two threads
+/// of a rustls client that trusts `ca` and never resumes; 0 when none succeed.
+fn handshakes(port: u16, ca: &rustls::pki_types::CertificateDer<'static>, secs: u32) -> f64 {
+    use std::sync::Arc;
+    let mut roots = rustls::RootCertStore::empty();
+    if roots.add(ca.clone()).is_err() {
+        return 0.0;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let Ok(builder) =
+        rustls::ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions()
+    else {
+        return 0.0;
+    };
+    let mut config = builder.with_root_certificates(roots).with_no_client_auth();
+    config.resumption = rustls::client::Resumption::disabled();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let config = Arc::new(config);
+    let until = Instant::now() + Duration::from_secs(u64::from(secs));
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let config = config.clone();
+            std::thread::spawn(move || {
+                let mut done = 0u64;
+                while Instant::now() < until {
+                    let Ok(name) = rustls::pki_types::ServerName::try_from("localhost") else {
+                        break;
+                    };
+                    let Ok(mut conn) = rustls::ClientConnection::new(config.clone(), name) else {
+                        break;
+                    };
+                    let Ok(mut sock) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+                        continue;
+                    };
+                    let _ = sock.set_nodelay(true);
+                    let mut ok = true;
+                    while conn.is_handshaking() {
+                        if conn.complete_io(&mut sock).is_err() {
+                            ok = false;
+                            break;
+                        }
+                    }
+                    if ok {
+                        done += 1;
+                        conn.send_close_notify();
+                        let _ = conn.complete_io(&mut sock);
+                    }
+                }
+                done
+            })
+        })
+        .collect();
+    let total: u64 = threads.into_iter().map(|t| t.join().unwrap_or(0)).sum();
+    total as f64 / f64::from(secs)
 }

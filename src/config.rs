@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
 use serde::Deserialize;
@@ -78,6 +78,12 @@ pub struct Server {
     /// process can share the port).
     pub srt_listen: SocketAddr,
     pub http_listen: SocketAddr,
+    /// HTTPS (HTTP/2 or HTTP/1.1 by ALPN) with `tls_cert` and `tls_key`; the
+    /// same routes and limits as `http_listen`. Unset: no HTTPS.
+    pub https_listen: Option<SocketAddr>,
+    /// PEM certificate chain (leaf first) and its private key; read again on SIGHUP.
+    pub tls_cert: std::path::PathBuf,
+    pub tls_key: std::path::PathBuf,
     /// Seconds the process waits for streams to end on SIGTERM before exiting anyway.
     pub shutdown_grace_secs: f64,
     /// On SIGTERM, seconds `/readyz` answers 503 while everything keeps serving,
@@ -93,6 +99,21 @@ pub struct Server {
     /// Open connections on `http_listen` at once; beyond it new ones get a 503
     /// (`Retry-After: 1`) and are closed, counted in `http_connections_refused_total`.
     pub http_max_connections: usize,
+    /// Open connections from one client on `http_listen` (an IPv4 address, or
+    /// an IPv6 /64); beyond it new ones get a 429 and are closed.
+    pub http_max_connections_per_ip: usize,
+    /// Bytes of request header lines (names and values) a request may send; 431 beyond.
+    pub http_max_header_bytes: usize,
+    /// Bytes of a request's path and query; 414 beyond.
+    pub http_max_uri_bytes: usize,
+    /// Bytes of request body accepted (no route reads one); 413 and close beyond.
+    pub http_max_body_bytes: u64,
+    /// Requests one client may have in flight that can wait on the live edge
+    /// (blocking playlist reloads, parts and segments still being written); 429 beyond.
+    pub http_max_held_requests_per_ip: usize,
+    /// Clients the per-client caps above do not apply to (CIDR blocks, e.g. the
+    /// Varnish shields or a CDN's pull addresses, which carry many viewers).
+    pub limit_exempt: Vec<Cidr>,
     /// Seconds start-up waits for a listen port another process still holds
     /// (e.g. the previous instance draining) before giving up; `/readyz` is
     /// 503 meanwhile. Other bind errors stop start-up at once.
@@ -105,11 +126,20 @@ impl Default for Server {
             rtmp_listen: SocketAddr::from(([0, 0, 0, 0], 1935)),
             srt_listen: SocketAddr::from(([0, 0, 0, 0], 9000)),
             http_listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            https_listen: None,
+            tls_cert: Default::default(),
+            tls_key: Default::default(),
             shutdown_grace_secs: 3.0,
             drain_secs: 0.5,
             http_idle_timeout_secs: 60.0,
             http_header_timeout_secs: 5.0,
             http_max_connections: 4096,
+            http_max_connections_per_ip: 256,
+            http_max_header_bytes: 16 << 10,
+            http_max_uri_bytes: 8 << 10,
+            http_max_body_bytes: 1024,
+            http_max_held_requests_per_ip: 64,
+            limit_exempt: Vec::new(),
             bind_wait_secs: 10.0,
         }
     }
@@ -161,6 +191,8 @@ pub struct Limits {
     /// Bytes all not-yet-publishing RTMP connections together may hold in partial
     /// messages; a connection that would go past it is closed.
     pub rtmp_pending_buffer_bytes: usize,
+    /// Open SRT connections from one IP address; beyond it callers are refused (1402).
+    pub max_srt_connections_per_ip: usize,
 }
 
 impl Default for Limits {
@@ -174,6 +206,7 @@ impl Default for Limits {
             max_rtmp_connections_per_ip: 16,
             max_rtmp_pending_connections: 64,
             rtmp_pending_buffer_bytes: 8 << 20,
+            max_srt_connections_per_ip: 16,
         }
     }
 }
@@ -204,6 +237,15 @@ pub struct Ingest {
     /// Back to the primary when it returns (`auto`), or only when the backup
     /// fails or an operator asks (`manual`: `POST /api/v1/streams/NAME/failback`).
     pub failback: Failback,
+    /// Failed publish attempts (wrong or missing key, unknown stream) from one
+    /// address within `auth_failure_window_secs` before it is made to wait.
+    pub auth_failures_before_backoff: u32,
+    pub auth_failure_window_secs: f64,
+    /// The first wait; each further round of failures doubles it up to
+    /// `auth_backoff_max_secs`. While it lasts every publish from the address is
+    /// refused, right key or not.
+    pub auth_backoff_secs: f64,
+    pub auth_backoff_max_secs: f64,
 }
 
 /// `[ingest] failback`.
@@ -226,6 +268,10 @@ impl Default for Ingest {
             slate_after_ms: 1000,
             failover_after_ms: 1000,
             failback: Failback::Auto,
+            auth_failures_before_backoff: 5,
+            auth_failure_window_secs: 60.0,
+            auth_backoff_secs: 10.0,
+            auth_backoff_max_secs: 300.0,
         }
     }
 }
@@ -496,6 +542,64 @@ pub struct Pathway {
 }
 
 /// An absolute http(s) URL with a host and nothing after the path.
+/// An address block (`10.0.0.0/8`, `2001:db8::/32`, or one address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl Cidr {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Cidr, String> {
+        let (addr, prefix) = s.split_once('/').map_or((s, None), |(a, p)| (a, Some(p)));
+        let addr: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("{s:?}: not an IP address or CIDR block"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{s:?}: prefix length must be 0 to {max}"))?,
+        };
+        Ok(Cidr { addr, prefix })
+    }
+}
+
+impl<'de> Deserialize<'de> for Cidr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Cidr, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 fn valid_base_url(u: &str) -> bool {
     let rest = u
         .strip_prefix("http://")
@@ -696,11 +800,44 @@ impl Config {
                 ),
             );
         }
-        if let Some(admin) = self.admin.listen {
+        let files =
+            [&self.server.tls_cert, &self.server.tls_key].map(|p| !p.as_os_str().is_empty());
+        match (self.server.https_listen, files) {
+            (Some(_), [true, true]) | (None, [false, false]) => {}
+            (Some(_), _) => {
+                return bad(
+                    "server.https_listen",
+                    "needs both server.tls_cert and server.tls_key".into(),
+                )
+            }
+            (None, _) => {
+                return bad(
+                    "server.tls_cert",
+                    "set with server.tls_key and server.https_listen, or not at all".into(),
+                )
+            }
+        }
+        if let Some(https) = self.server.https_listen {
             for (key, other) in [
                 ("server.http_listen", self.server.http_listen),
                 ("server.rtmp_listen", self.server.rtmp_listen),
             ] {
+                if listen_conflict(https, other) {
+                    return bad(
+                        "server.https_listen",
+                        format!("{https} overlaps {key} {other}"),
+                    );
+                }
+            }
+        }
+        if let Some(admin) = self.admin.listen {
+            for (key, other) in [
+                ("server.http_listen", self.server.http_listen),
+                ("server.rtmp_listen", self.server.rtmp_listen),
+            ]
+            .into_iter()
+            .chain(self.server.https_listen.map(|a| ("server.https_listen", a)))
+            {
                 if listen_conflict(admin, other) {
                     return bad("admin.listen", format!("{admin} overlaps {key} {other}"));
                 }
@@ -768,6 +905,61 @@ impl Config {
         }
         if self.server.http_max_connections == 0 {
             return bad("server.http_max_connections", "must be at least 1".into());
+        }
+        for (key, n) in [
+            (
+                "server.http_max_connections_per_ip",
+                self.server.http_max_connections_per_ip,
+            ),
+            (
+                "server.http_max_held_requests_per_ip",
+                self.server.http_max_held_requests_per_ip,
+            ),
+            (
+                "limits.max_srt_connections_per_ip",
+                self.limits.max_srt_connections_per_ip,
+            ),
+        ] {
+            if n == 0 {
+                return bad(key, "must be at least 1".into());
+            }
+        }
+        if !(1024..=1 << 20).contains(&self.server.http_max_header_bytes) {
+            return bad(
+                "server.http_max_header_bytes",
+                "must be between 1024 and 1048576".into(),
+            );
+        }
+        if !(256..=1 << 20).contains(&self.server.http_max_uri_bytes) {
+            return bad(
+                "server.http_max_uri_bytes",
+                "must be between 256 and 1048576".into(),
+            );
+        }
+        if self.ingest.auth_failures_before_backoff == 0 {
+            return bad(
+                "ingest.auth_failures_before_backoff",
+                "must be at least 1".into(),
+            );
+        }
+        for (key, secs) in [
+            (
+                "ingest.auth_failure_window_secs",
+                self.ingest.auth_failure_window_secs,
+            ),
+            ("ingest.auth_backoff_secs", self.ingest.auth_backoff_secs),
+        ] {
+            if !(secs > 0.0 && secs <= 86_400.0) {
+                return bad(key, "must be more than 0 and at most 86400".into());
+            }
+        }
+        if !(self.ingest.auth_backoff_max_secs >= self.ingest.auth_backoff_secs
+            && self.ingest.auth_backoff_max_secs <= 86_400.0)
+        {
+            return bad(
+                "ingest.auth_backoff_max_secs",
+                "must be between ingest.auth_backoff_secs and 86400".into(),
+            );
         }
         if !(0.0..=600.0).contains(&self.server.bind_wait_secs) {
             return bad("server.bind_wait_secs", "must be between 0 and 600".into());
@@ -1217,6 +1409,42 @@ mod tests {
 
     fn err(text: &str) -> String {
         Config::parse(text, "t.toml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn limit_exempt_blocks() {
+        let c = Config::parse(
+            "[server]\nlimit_exempt = [\"10.1.0.0/16\", \"127.0.0.3\", \"2001:db8::/32\"]\n",
+            "t.toml",
+        )
+        .unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let e = &c.server.limit_exempt;
+        assert!(e[0].contains(ip("10.1.200.7")));
+        assert!(!e[0].contains(ip("10.2.0.1")));
+        assert!(e[0].contains(ip("::ffff:10.1.0.1")), "IPv4-mapped IPv6");
+        assert!(e[1].contains(ip("127.0.0.3")) && !e[1].contains(ip("127.0.0.2")));
+        assert!(e[2].contains(ip("2001:db8:1::5")) && !e[2].contains(ip("2001:db9::1")));
+        assert!(!e[2].contains(ip("10.1.0.1")));
+        assert!("0.0.0.0/0".parse::<Cidr>().unwrap().contains(ip("8.8.8.8")));
+        let e = err("[server]\nlimit_exempt = [\"10.0.0.0/40\"]\n");
+        assert!(
+            e.contains("limit_exempt") && e.contains("prefix length"),
+            "{e}"
+        );
+        let e = err("[server]\nlimit_exempt = [\"example.com\"]\n");
+        assert!(e.contains("not an IP address"), "{e}");
+        let e = err("[server]\nhttps_listen = \"127.0.0.1:8443\"\ntls_cert = \"c.pem\"\n");
+        assert!(
+            e.contains("server.https_listen") && e.contains("tls_key"),
+            "{e}"
+        );
+        let e = err("[server]\ntls_key = \"k.pem\"\n");
+        assert!(e.contains("server.tls_cert"), "{e}");
+        let e = err("[server]\nhttp_listen = \"127.0.0.1:8443\"\nhttps_listen = \"0.0.0.0:8443\"\ntls_cert = \"c\"\ntls_key = \"k\"\n");
+        assert!(e.contains("overlaps server.http_listen"), "{e}");
+        let e = err("[ingest]\nauth_backoff_secs = 30\nauth_backoff_max_secs = 10\n");
+        assert!(e.contains("ingest.auth_backoff_max_secs"), "{e}");
     }
 
     /// Issue 12 item 9: `--http-listen` / `--rtmp-listen` overrides skipped validation

@@ -5,10 +5,12 @@
 
 mod conn;
 mod io;
+pub mod limits;
 pub mod playback;
 mod player;
 pub mod routes;
 pub mod signing;
+pub mod tls;
 mod vod;
 
 use std::cell::RefCell;
@@ -48,16 +50,30 @@ pub struct Origin {
     pub shutdown: Arc<Shutdown>,
     pub admin: AdminRoutes,
     pub keys: Arc<Keys>,
+    /// Per-client caps on the public listener.
+    pub limits: Arc<limits::ClientLimits>,
 }
 
-/// What SIGHUP reloads: the playback signing key (and the TLS certificate).
+/// What SIGHUP reloads: the playback signing key and the TLS certificate.
 /// Readers take a snapshot (`Arc`) per request or connection.
 #[derive(Default)]
 pub struct Keys {
     pub signing: std::sync::RwLock<Option<Arc<signing::SigningKey>>>,
+    pub tls: std::sync::RwLock<Option<Arc<rustls::ServerConfig>>>,
     /// SIGHUP reloads that took, and that failed (the old keys stayed).
     pub reloads: AtomicU64,
     pub reload_errors: AtomicU64,
+    /// TLS handshakes that failed or did not finish in time.
+    pub tls_handshake_failures: AtomicU64,
+}
+
+/// Why the keys could not be (re)loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum KeysError {
+    #[error("playback.signing_key: {0}")]
+    Signing(#[from] signing::KeyError),
+    #[error("server.tls_cert / server.tls_key: {0}")]
+    Tls(#[from] tls::TlsError),
 }
 
 impl crate::telemetry::metrics::Report for Keys {
@@ -71,26 +87,39 @@ impl crate::telemetry::metrics::Report for Keys {
                 n.load(Relaxed),
             );
         }
+        m.counter(
+            "ladderd_tls_handshake_failures",
+            "TLS handshakes on server.https_listen that failed or did not finish within server.http_header_timeout_secs.",
+            vec![],
+            self.tls_handshake_failures.load(Relaxed),
+        );
     }
 }
 
 impl Keys {
     /// Reads the files `config` names (start-up: an error stops it).
-    pub fn load(config: &Config) -> Result<Keys, signing::KeyError> {
+    pub fn load(config: &Config) -> Result<Keys, KeysError> {
         let keys = Keys::default();
         keys.reload(config)?;
         Ok(keys)
     }
 
-    /// SIGHUP: reads the files again; on an error the keys in use stay.
-    pub fn reload(&self, config: &Config) -> Result<(), signing::KeyError> {
+    /// SIGHUP: reads the files again. Both must load or neither changes: a
+    /// renewed certificate whose key is not there yet keeps the old pair.
+    pub fn reload(&self, config: &Config) -> Result<(), KeysError> {
         let path = &config.playback.signing_key;
         let key = if path.as_os_str().is_empty() {
             None
         } else {
             Some(Arc::new(signing::SigningKey::load(path)?))
         };
+        let server = &config.server;
+        let tls = match server.https_listen {
+            Some(_) => Some(tls::load(&server.tls_cert, &server.tls_key)?),
+            None => None,
+        };
         *self.signing.write().unwrap_or_else(|e| e.into_inner()) = key;
+        *self.tls.write().unwrap_or_else(|e| e.into_inner()) = tls;
         Ok(())
     }
 
@@ -99,6 +128,10 @@ impl Keys {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    pub fn tls(&self) -> Option<Arc<rustls::ServerConfig>> {
+        self.tls.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
@@ -113,6 +146,21 @@ pub enum Surface {
 
 /// What a refused connection reads before it is closed.
 const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+/// What a client over its connection cap reads before it is closed.
+const TOO_MANY: &[u8] = b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+
+/// Best effort and brief (the accept loop waits on it): a client that reads
+/// the answer retries later; one that does not just sees the close.
+async fn refuse(mut stream: glommio::net::TcpStream, answer: &[u8]) {
+    let _ = futures_lite::future::or(
+        async {
+            let _ = stream.write_all(answer).await;
+            let _ = stream.close().await;
+        },
+        glommio::timer::sleep(Duration::from_millis(100)),
+    )
+    .await;
+}
 
 /// A connection's header clock, shared by its socket reads, its service and its watchdog.
 pub struct ConnWatch {
@@ -163,10 +211,12 @@ impl ConnWatch {
     }
 }
 
-/// A response body that tells the connection's clock when it is done (sent or dropped).
+/// A response body that tells the connection's clock when it is done (sent or
+/// dropped), and holds a held request's place in its client's count till then.
 struct Tracked {
     body: routes::Body,
     watch: Rc<ConnWatch>,
+    _held: Option<limits::Slot>,
 }
 
 impl hyper::body::Body for Tracked {
@@ -201,7 +251,8 @@ impl Drop for Open<'_> {
     }
 }
 
-pub async fn accept_loop(listener: TcpListener, ctx: Arc<Origin>, surface: Surface) {
+/// Accepts on one listener; `tls`: `server.https_listen` (a TLS handshake first).
+pub async fn accept_loop(listener: TcpListener, ctx: Arc<Origin>, surface: Surface, tls: bool) {
     let mut last_full_log: Option<Instant> = None;
     loop {
         let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
@@ -209,7 +260,7 @@ pub async fn accept_loop(listener: TcpListener, ctx: Arc<Origin>, surface: Surfa
             None
         })
         .await;
-        let mut stream = match accepted {
+        let stream = match accepted {
             None => break,
             Some(Ok(s)) => s,
             Some(Err(e)) => {
@@ -234,19 +285,22 @@ pub async fn accept_loop(listener: TcpListener, ctx: Arc<Origin>, surface: Surfa
                     );
                     last_full_log = Some(Instant::now());
                 }
-                // Best effort and brief (the accept loop waits on it): a client
-                // that reads it retries; one that does not just sees the close.
-                let _ = futures_lite::future::or(
-                    async {
-                        let _ = stream.write_all(REFUSED).await;
-                        let _ = stream.close().await;
-                    },
-                    glommio::timer::sleep(Duration::from_millis(100)),
-                )
-                .await;
+                refuse(stream, REFUSED).await;
                 continue;
             }
         }
+        let peer = stream.peer_addr().ok().map(|a| a.ip());
+        let client = match (counted, peer) {
+            (true, Some(ip)) => match ctx.limits.connect(ip, Instant::now()) {
+                Ok(slot) => Some(slot),
+                Err(_) => {
+                    ctx.http.open_connections.fetch_sub(1, SeqCst);
+                    refuse(stream, TOO_MANY).await;
+                    continue;
+                }
+            },
+            _ => None,
+        };
         let _ = stream.set_nodelay(true);
         // Silent connections: the socket's read timeout (it restarts with every
         // byte). Slow headers: the connection's header clock below.
@@ -261,6 +315,7 @@ pub async fn accept_loop(listener: TcpListener, ctx: Arc<Origin>, surface: Surfa
         let ctx = ctx.clone();
         glommio::spawn_local(async move {
             let _open = counted.then(|| Open(&ctx.http.open_connections));
+            let _client = client;
             // Headers are due within the header timeout or the idle timeout, the shorter.
             let watch = Rc::new(ConnWatch::new(Duration::from_secs_f64(
                 ctx.config
@@ -268,36 +323,143 @@ pub async fn accept_loop(listener: TcpListener, ctx: Arc<Origin>, surface: Surfa
                     .http_header_timeout_secs
                     .min(ctx.config.server.http_idle_timeout_secs),
             )));
-            let service = {
-                let (ctx, watch) = (ctx.clone(), watch.clone());
-                service_fn(move |req| {
-                    watch.on_request();
-                    let (ctx, watch) = (ctx.clone(), watch.clone());
-                    async move {
-                        let resp = routes::handle(&ctx, req, surface).await;
-                        Ok::<_, Infallible>(resp.map(|body| Tracked { body, watch }))
-                    }
-                })
+            if !tls {
+                serve(&ctx, HyperIo(stream, watch.clone()), watch, surface, peer).await;
+                return;
+            }
+            let Some(config) = ctx.keys.tls() else {
+                return;
             };
-            let mut builder = auto::Builder::new(LocalExec);
-            builder.http1().header_read_timeout(None).keep_alive(true);
-            let conn = builder.serve_connection(HyperIo(stream, watch.clone()), service);
-            match futures_lite::future::or(async { Some(conn.await) }, async {
-                watch.overdue().await;
+            // The handshake is part of the header deadline: a stalled one holds nothing long.
+            let handshake = futures_rustls::TlsAcceptor::from(config).accept(stream);
+            let limit = Duration::from_secs_f64(ctx.config.server.http_header_timeout_secs);
+            let tls_stream = futures_lite::future::or(async { Some(handshake.await) }, async {
+                glommio::timer::sleep(limit).await;
                 None
             })
-            .await
-            {
-                None => {
-                    ctx.http.header_timeouts.fetch_add(1, Relaxed);
-                    debug!("http connection closed: request headers not complete in time");
+            .await;
+            match tls_stream {
+                Some(Ok(s)) => serve(&ctx, HyperIo(s, watch.clone()), watch, surface, peer).await,
+                Some(Err(e)) => {
+                    ctx.keys.tls_handshake_failures.fetch_add(1, Relaxed);
+                    debug!(error = %e, "tls handshake failed");
                 }
-                Some(Err(e)) => debug!(error = %e, "http connection ended with an error"),
-                Some(Ok(())) => {}
+                None => {
+                    ctx.keys.tls_handshake_failures.fetch_add(1, Relaxed);
+                    debug!("tls handshake not finished in time");
+                }
             }
         })
         .detach();
     }
+}
+
+/// Serves HTTP/1.1 or HTTP/2 on one connection (plain or TLS) until it ends
+/// or its request headers are overdue.
+async fn serve<T>(
+    ctx: &Arc<Origin>,
+    io: HyperIo<T>,
+    watch: Rc<ConnWatch>,
+    surface: Surface,
+    peer: Option<std::net::IpAddr>,
+) where
+    T: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin + 'static,
+{
+    let service = {
+        let (ctx, watch) = (ctx.clone(), watch.clone());
+        service_fn(move |req| {
+            watch.on_request();
+            let (ctx, watch) = (ctx.clone(), watch.clone());
+            async move {
+                let (resp, held) = match admit(&ctx, &req, surface, peer) {
+                    Ok(held) => (routes::handle(&ctx, req, surface).await, held),
+                    Err(resp) => (resp, None),
+                };
+                Ok::<_, Infallible>(resp.map(|body| Tracked {
+                    body,
+                    watch,
+                    _held: held,
+                }))
+            }
+        })
+    };
+    let mut builder = auto::Builder::new(LocalExec);
+    let server = &ctx.config.server;
+    // hyper's own read buffer bounds a request head; ours (431/414 with
+    // a count) must trip first, so it is a little larger than both.
+    builder
+        .http1()
+        .header_read_timeout(None)
+        .keep_alive(true)
+        .max_buf_size((server.http_max_header_bytes + server.http_max_uri_bytes + 1024).max(8192));
+    builder
+        .http2()
+        .max_header_list_size(server.http_max_header_bytes as u32 + 1024);
+    let conn = builder.serve_connection(io, service);
+    match futures_lite::future::or(async { Some(conn.await) }, async {
+        watch.overdue().await;
+        None
+    })
+    .await
+    {
+        None => {
+            ctx.http.header_timeouts.fetch_add(1, Relaxed);
+            debug!("http connection closed: request headers not complete in time");
+        }
+        Some(Err(e)) => debug!(error = %e, "http connection ended with an error"),
+        Some(Ok(())) => {}
+    }
+}
+
+/// The per-request limits on the public listener: request size, then the
+/// client's held-request cap. `Ok` carries the held request's place (if it
+/// may hold); `Err` is the answer instead of the route's.
+fn admit(
+    ctx: &Origin,
+    req: &hyper::Request<hyper::body::Incoming>,
+    surface: Surface,
+    peer: Option<std::net::IpAddr>,
+) -> Result<Option<limits::Slot>, hyper::Response<routes::Body>> {
+    use hyper::body::Body as _;
+    if surface != Surface::Public {
+        return Ok(None);
+    }
+    let refused = |limit: limits::Limit| {
+        ctx.limits.refused(limit, peer, Instant::now());
+        limited(ctx, limit)
+    };
+    let body_upper = req.body().size_hint().upper();
+    limits::check_request(&ctx.config.server, req.uri(), req.headers(), body_upper)
+        .map_err(refused)?;
+    let Some(ip) = peer else { return Ok(None) };
+    if !limits::may_hold(req.uri().path(), req.uri().query()) {
+        return Ok(None);
+    }
+    match ctx.limits.hold(ip, Instant::now()) {
+        Ok(slot) => Ok(Some(slot)),
+        Err(limit) => Err(limited(ctx, limit)),
+    }
+}
+
+/// The answer to a request a limit refused (counted by route like any other).
+fn limited(ctx: &Origin, limit: limits::Limit) -> hyper::Response<routes::Body> {
+    let mut resp = routes::text(limit.status(), &format!("{}\n", limit.label()));
+    let h = resp.headers_mut();
+    if matches!(limit, limits::Limit::HeldRequests) {
+        h.insert(
+            hyper::header::RETRY_AFTER,
+            hyper::header::HeaderValue::from_static("1"),
+        );
+    }
+    if matches!(limit, limits::Limit::BodyBytes) {
+        // The unread body would be taken for the next request.
+        h.insert(
+            hyper::header::CONNECTION,
+            hyper::header::HeaderValue::from_static("close"),
+        );
+    }
+    ctx.http.count("limited", resp.status().as_u16());
+    resp
 }
 
 /// Origin accounting: requests by route and status, bytes out, waiters.
@@ -431,5 +593,25 @@ impl crate::telemetry::metrics::Report for HttpStats {
         vec![],
         self.header_timeouts.load(Relaxed),
     );
+    }
+}
+
+impl crate::telemetry::metrics::Report for limits::ClientLimits {
+    fn report(&self, m: &mut crate::telemetry::metrics::MetricSet) {
+        use crate::telemetry::metrics::l;
+        for (limit, n) in self.limited() {
+            m.counter(
+                "ladderd_http_limited",
+                "HTTP connections (per_ip_connections: 429 and close) and requests (held_requests 429, header_bytes 431, uri_bytes 414, body_bytes 413) refused by a per-client limit.",
+                l(&[("limit", limit)]),
+                n,
+            );
+        }
+        m.gauge(
+            "ladderd_http_clients",
+            "Clients (IPv4 address or IPv6 /64) with a connection or held request open on the public listener, limit_exempt ones aside.",
+            vec![],
+            self.tracked_clients() as i64,
+        );
     }
 }

@@ -47,8 +47,8 @@ pub enum RuntimeError {
     Archive(#[from] crate::store::archive::ArchiveError),
     #[error("archive.credentials_file {0}")]
     ArchiveCredentials(String),
-    #[error("playback.signing_key: {0}")]
-    Keys(#[from] crate::origin::signing::KeyError),
+    #[error("{0}")]
+    Keys(#[from] crate::origin::KeysError),
 }
 
 /// Stack of each executor thread, where connection tasks run: set explicitly so the
@@ -223,6 +223,10 @@ pub fn serve(config: Config) -> Result<(), RuntimeError> {
     let streams = Arc::new(Streams::new(senders, config.limits.packet_queue));
     let health = Arc::new(Health::default());
     let http = Arc::new(HttpStats::default());
+    let client_limits = crate::origin::limits::ClientLimits::new(&config.server);
+    let auth_backoff = Arc::new(crate::ingest::auth::AuthBackoff::new(&config.ingest));
+    let srt_per_ip =
+        crate::ingest::srt::access::PerIp::new(config.limits.max_srt_connections_per_ip);
     let rtmp = crate::ingest::rtmp::admission::Admission::new(
         crate::ingest::rtmp::admission::Caps::from_config(&config.limits),
     );
@@ -234,6 +238,9 @@ pub fn serve(config: Config) -> Result<(), RuntimeError> {
         reports: [
             rtmp.clone() as Arc<dyn crate::telemetry::metrics::Report>,
             http.clone(),
+            client_limits.clone(),
+            auth_backoff.clone(),
+            srt_per_ip.clone(),
             keys.clone(),
             Arc::new(backend.clone()),
         ]
@@ -251,6 +258,8 @@ pub fn serve(config: Config) -> Result<(), RuntimeError> {
             config: config.clone(),
             streams: streams.clone(),
             rtmp,
+            auth: auth_backoff,
+            srt: srt_per_ip,
             shutdown: shutdown.clone(),
         }),
         origin: Arc::new(Origin {
@@ -262,6 +271,7 @@ pub fn serve(config: Config) -> Result<(), RuntimeError> {
                 admin.handle(method, segments, headers)
             }),
             keys,
+            limits: client_limits,
         }),
         driver: Arc::new(Driver {
             config: config.clone(),
@@ -484,6 +494,9 @@ async fn core_main(
             listeners.push((addr, "admin HTTP"));
         }
         listeners.push((ctx.config.server.http_listen, "HTTP"));
+        if let Some(addr) = ctx.config.server.https_listen {
+            listeners.push((addr, "HTTPS"));
+        }
         listeners.push((ctx.config.server.rtmp_listen, "RTMP"));
         for (addr, what) in listeners {
             let listener = match bind_when_free(&ctx, addr, what).await {
@@ -503,11 +516,19 @@ async fn core_main(
                     listener,
                     ctx.origin.clone(),
                     crate::origin::Surface::Public,
+                    false,
+                )),
+                "HTTPS" => glommio::spawn_local(crate::origin::accept_loop(
+                    listener,
+                    ctx.origin.clone(),
+                    crate::origin::Surface::Public,
+                    true,
                 )),
                 _ => glommio::spawn_local(crate::origin::accept_loop(
                     listener,
                     ctx.origin.clone(),
                     crate::origin::Surface::Admin,
+                    false,
                 )),
             });
         }

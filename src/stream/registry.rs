@@ -28,6 +28,8 @@ pub enum Rejection {
     AlreadyLive,
     TooManyStreams,
     ShuttingDown,
+    /// The address failed too many publish attempts and is waiting out a backoff.
+    BackedOff,
 }
 
 impl Rejection {
@@ -41,6 +43,7 @@ impl Rejection {
             Rejection::AlreadyLive => "already_live",
             Rejection::TooManyStreams => "too_many_streams",
             Rejection::ShuttingDown => "shutting_down",
+            Rejection::BackedOff => "backed_off",
         }
     }
 
@@ -54,6 +57,9 @@ impl Rejection {
             Rejection::AlreadyLive => "stream already has a publisher",
             Rejection::TooManyStreams => "server is at its stream limit",
             Rejection::ShuttingDown => "server is shutting down",
+            Rejection::BackedOff => {
+                "too many failed publish attempts from this address; try again later"
+            }
         }
     }
 }

@@ -29,6 +29,15 @@ pub fn free_udp_port() -> u16 {
         .port()
 }
 
+/// A TCP connection to `to` from the loopback address `from` (127.0.0.2, …):
+/// a second client address on one machine.
+pub fn connect_from(from: std::net::IpAddr, to: SocketAddr) -> TcpStream {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.bind(&SocketAddr::new(from, 0).into()).unwrap();
+    sock.connect(&to.into()).unwrap();
+    sock.into()
+}
+
 /// Fails loudly when a peer tool is missing: `scripts/test.sh` installs them.
 pub fn require(tool: &str) {
     let ok = Command::new(tool)
@@ -482,8 +491,12 @@ pub struct RawClient {
 impl RawClient {
     /// TCP connect and complete the RTMP handshake.
     pub fn handshake(addr: SocketAddr) -> RawClient {
+        Self::handshake_on(TcpStream::connect(addr).unwrap())
+    }
+
+    /// The RTMP handshake on a connected socket.
+    pub fn handshake_on(mut sock: TcpStream) -> RawClient {
         use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
-        let mut sock = TcpStream::connect(addr).unwrap();
         sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let mut hs = Handshake::new(PeerType::Client);
         sock.write_all(&hs.generate_outbound_p0_and_p1().unwrap())
@@ -518,11 +531,18 @@ impl RawClient {
 
     /// connect("live") then publish(name); returns once the server accepted both.
     pub fn publish(addr: SocketAddr, name: &str) -> RawClient {
+        Self::try_publish_on(TcpStream::connect(addr).unwrap(), name)
+            .unwrap_or_else(|e| panic!("publish {name}: {e}"))
+    }
+
+    /// connect("live") then publish(name) on a connected socket; `Err` when the
+    /// server refused or closed before accepting the publish.
+    pub fn try_publish_on(sock: TcpStream, name: &str) -> Result<RawClient, String> {
         use rml_rtmp::sessions::{
             ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult,
             PublishRequestType,
         };
-        let mut c = Self::handshake(addr);
+        let mut c = Self::handshake_on(sock);
         let (mut session, initial) = ClientSession::new(ClientSessionConfig::new()).unwrap();
         let mut pending: Vec<ClientSessionResult> = initial;
         pending.push(session.request_connection("live".into()).unwrap());
@@ -530,10 +550,15 @@ impl RawClient {
         let mut buf = [0u8; 8192];
         let deadline = Instant::now() + Duration::from_secs(5);
         while !published {
-            assert!(Instant::now() < deadline, "publish not accepted");
+            if Instant::now() > deadline {
+                return Err("publish not answered in 5 s".into());
+            }
             for r in pending.drain(..) {
                 match r {
-                    ClientSessionResult::OutboundResponse(p) => c.sock.write_all(&p.bytes).unwrap(),
+                    ClientSessionResult::OutboundResponse(p) => c
+                        .sock
+                        .write_all(&p.bytes)
+                        .map_err(|e| format!("write: {e}"))?,
                     ClientSessionResult::RaisedEvent(
                         ClientSessionEvent::ConnectionRequestAccepted,
                     ) => {
@@ -541,7 +566,9 @@ impl RawClient {
                             .request_publishing(name.into(), PublishRequestType::Live)
                             .unwrap();
                         if let ClientSessionResult::OutboundResponse(p) = r {
-                            c.sock.write_all(&p.bytes).unwrap();
+                            c.sock
+                                .write_all(&p.bytes)
+                                .map_err(|e| format!("write: {e}"))?;
                         }
                     }
                     ClientSessionResult::RaisedEvent(
@@ -553,12 +580,17 @@ impl RawClient {
             if published {
                 break;
             }
-            let n = c.sock.read(&mut buf).unwrap();
-            assert!(n > 0, "server closed before accepting publish");
-            pending = session.handle_input(&buf[..n]).unwrap();
+            let n = match c.sock.read(&mut buf) {
+                Ok(0) => return Err("server closed before accepting publish".into()),
+                Ok(n) => n,
+                Err(e) => return Err(format!("server reset before accepting publish: {e}")),
+            };
+            pending = session
+                .handle_input(&buf[..n])
+                .map_err(|e| format!("{e:?}"))?;
         }
         c.session = Some(session);
-        c
+        Ok(c)
     }
 
     /// Sends one FLV video tag body at `ts_ms`.

@@ -246,10 +246,22 @@ impl Connection {
         if self.ctx.shutdown.is_triggered() {
             return self.reject(request, None, Rejection::ShuttingDown);
         }
+        let (ip, now) = (self.peer.ip(), Instant::now());
+        if self.ctx.auth.check(ip, now).is_err() {
+            return self.reject(request, None, Rejection::BackedOff);
+        }
         let authorized = match auth::authorize(&self.ctx.config, raw_name) {
             Ok(a) => a,
-            Err((name, why)) => return self.reject(request, name.as_deref(), why),
+            Err((name, why)) => {
+                if auth::is_auth_failure(why) {
+                    if let Some(wait) = self.ctx.auth.failed(ip, now) {
+                        warn!(peer = %self.peer, wait_secs = wait.as_secs_f64(), "publish attempts from this address refused for a while: too many failed (ingest.auth_failures_before_backoff)");
+                    }
+                }
+                return self.reject(request, name.as_deref(), why);
+            }
         };
+        self.ctx.auth.succeeded(ip);
         let claim = self.ctx.streams.publish(
             &authorized.name,
             self.peer,

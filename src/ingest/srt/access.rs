@@ -7,6 +7,11 @@
 //! caller whose passphrase differs (BADSECRET) or who has none (UNSECURE).
 
 use crate::config::{valid_name, Config};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+
 use crate::stream::Rejection;
 
 /// libsrt's passphrase bounds (`SRTO_PASSPHRASE`: 10..79 characters).
@@ -31,6 +36,9 @@ pub enum Refused {
     /// The publish is not allowed (1403: unknown stream, wrong app, bad name,
     /// a key SRT cannot use as a passphrase).
     Forbidden(Rejection),
+    /// Too many: the address is at `limits.max_srt_connections_per_ip`, or
+    /// waiting out a publish-auth backoff (1402, overload).
+    Overload(Rejection),
 }
 
 impl Refused {
@@ -40,6 +48,7 @@ impl Refused {
             Refused::BadRequest => 1400,
             Refused::BadMode => 1405,
             Refused::Forbidden(_) => 1403,
+            Refused::Overload(_) => 1402,
         }
     }
 
@@ -47,8 +56,87 @@ impl Refused {
     pub fn rejection(self) -> Rejection {
         match self {
             Refused::BadRequest | Refused::BadMode => Rejection::BadName,
-            Refused::Forbidden(r) => r,
+            Refused::Forbidden(r) | Refused::Overload(r) => r,
         }
+    }
+}
+
+/// Open SRT connections per address (`limits.max_srt_connections_per_ip`).
+/// The listen hook refuses early ([`PerIp::full`]); the accept loop takes the
+/// place for real ([`PerIp::enter`]), so a burst of handshakes that all passed
+/// the hook still cannot go over.
+pub struct PerIp {
+    max: usize,
+    open: Mutex<HashMap<IpAddr, usize>>,
+    /// Callers refused at the cap.
+    pub refused: AtomicU64,
+}
+
+/// One connection's place; dropping it gives it back.
+pub struct Place {
+    per_ip: Arc<PerIp>,
+    ip: IpAddr,
+}
+
+impl PerIp {
+    pub fn new(max: usize) -> Arc<PerIp> {
+        Arc::new(PerIp {
+            max,
+            open: Mutex::default(),
+            refused: AtomicU64::new(0),
+        })
+    }
+
+    fn open(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
+        self.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether `ip` is at the cap (counted when it is).
+    pub fn full(&self, ip: IpAddr) -> bool {
+        let full = self.open().get(&ip).is_some_and(|n| *n >= self.max);
+        if full {
+            self.refused.fetch_add(1, Relaxed);
+        }
+        full
+    }
+
+    /// A place for an accepted connection, or `None` at the cap (counted).
+    pub fn enter(self: &Arc<Self>, ip: IpAddr) -> Option<Place> {
+        let mut open = self.open();
+        let n = open.entry(ip).or_default();
+        if *n >= self.max {
+            drop(open);
+            self.refused.fetch_add(1, Relaxed);
+            return None;
+        }
+        *n += 1;
+        Some(Place {
+            per_ip: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        let mut open = self.per_ip.open();
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+impl crate::telemetry::metrics::Report for PerIp {
+    fn report(&self, m: &mut crate::telemetry::metrics::MetricSet) {
+        m.counter(
+            "ladderd_srt_connections_refused",
+            "SRT callers refused by a limit, by reason (per_ip_limit: limits.max_srt_connections_per_ip).",
+            crate::telemetry::metrics::l(&[("reason", "per_ip_limit")]),
+            self.refused.load(Relaxed),
+        );
     }
 }
 
@@ -190,6 +278,22 @@ mod tests {
         assert_eq!(parse_stream_id("cam1"), Err(Refused::BadRequest));
         assert_eq!(parse_stream_id(""), Err(Refused::BadRequest));
         assert_eq!(parse_stream_id("/cam1"), Err(Refused::BadRequest));
+    }
+
+    #[test]
+    fn per_ip_places() {
+        let p = PerIp::new(2);
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let a = p.enter(ip).unwrap();
+        let _b = p.enter(ip).unwrap();
+        assert!(p.full(ip));
+        assert!(p.enter(ip).is_none());
+        assert!(!p.full("192.0.2.2".parse().unwrap()));
+        drop(a);
+        assert!(!p.full(ip));
+        assert!(p.enter(ip).is_some());
+        assert_eq!(p.refused.load(Relaxed), 2);
+        assert_eq!(Refused::Overload(Rejection::BackedOff).code(), 1402);
     }
 
     #[test]

@@ -14,6 +14,7 @@ use tracing::{debug, info, warn};
 
 use super::access::{self, Refused};
 use super::ffi::{self, Srt, SrtSocket};
+use crate::ingest::auth::{self, Rejection};
 use crate::ingest::Ingest;
 use crate::media::mpegts::{Demuxed, Demuxer};
 use crate::media::{CodecConfig, Track};
@@ -116,7 +117,7 @@ unsafe extern "C" fn on_connect(
     opaque: *mut c_void,
     ns: SrtSocket,
     _hsversion: c_int,
-    _peer: *const libc::sockaddr,
+    peer: *const libc::sockaddr,
     streamid: *const c_char,
 ) -> c_int {
     let decide = || {
@@ -131,7 +132,41 @@ unsafe extern "C" fn on_connect(
                 .to_string_lossy()
                 .into_owned()
         };
-        Some(match access::admit(&ctx.ingest.config, &id) {
+        // SAFETY: libsrt passes the caller's address (or null).
+        let ip = unsafe { hook_peer(peer) };
+        let ingest = &ctx.ingest;
+        let now = Instant::now();
+        if let Some(ip) = ip {
+            if ingest.auth.check(ip, now).is_err() {
+                refuse(
+                    srt,
+                    ns,
+                    ingest,
+                    &id,
+                    Refused::Overload(Rejection::BackedOff),
+                );
+                return Some(-1);
+            }
+            if ingest.srt.full(ip) {
+                // SAFETY: `ns` is the socket this hook was called for.
+                unsafe { (srt.setrejectreason)(ns, ffi::SRT_REJX_OVERLOAD) };
+                let mut last = PER_IP_LOGGED.lock().unwrap_or_else(|e| e.into_inner());
+                if last.is_none_or(|t| now.saturating_duration_since(t) > Duration::from_secs(60)) {
+                    *last = Some(now);
+                    warn!(%ip, limit = ingest.config.limits.max_srt_connections_per_ip, "SRT caller refused: too many connections from its address (limits.max_srt_connections_per_ip); further refusals only counted for a minute");
+                }
+                return Some(-1);
+            }
+        }
+        let decision = access::admit(&ingest.config, &id);
+        if let (Some(ip), Err(Refused::Forbidden(why))) = (ip, &decision) {
+            if auth::is_auth_failure(*why) {
+                if let Some(wait) = ingest.auth.failed(ip, now) {
+                    warn!(%ip, wait_secs = wait.as_secs_f64(), "publish attempts from this address refused for a while: too many failed (ingest.auth_failures_before_backoff)");
+                }
+            }
+        }
+        Some(match decision {
             Ok(a) => {
                 let set = match &a.passphrase {
                     Some(p) => srt.set_str(ns, ffi::SRTO_PASSPHRASE, p),
@@ -157,6 +192,33 @@ unsafe extern "C" fn on_connect(
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(decide)) {
         Ok(Some(rc)) => rc,
         _ => -1,
+    }
+}
+
+/// When the last per-address refusal was logged (one line a minute).
+static PER_IP_LOGGED: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
+
+/// The caller's address from the hook's `sockaddr`.
+///
+/// # Safety
+/// `sa` is null or points to a `sockaddr_in` / `sockaddr_in6` as its family says.
+unsafe fn hook_peer(sa: *const libc::sockaddr) -> Option<std::net::IpAddr> {
+    if sa.is_null() {
+        return None;
+    }
+    // SAFETY: the caller's contract: a valid sockaddr of its family.
+    unsafe {
+        match i32::from((*sa).sa_family) {
+            libc::AF_INET => {
+                let v4 = &*(sa as *const libc::sockaddr_in);
+                Some(std::net::Ipv4Addr::from(u32::from_be(v4.sin_addr.s_addr)).into())
+            }
+            libc::AF_INET6 => {
+                let v6 = &*(sa as *const libc::sockaddr_in6);
+                Some(std::net::Ipv6Addr::from(v6.sin6_addr.s6_addr).into())
+            }
+            _ => None,
+        }
     }
 }
 
@@ -188,10 +250,17 @@ fn accept_loop(srt: &'static Srt, lsn: SrtSocket, ingest: Arc<Ingest>) {
             continue;
         }
         let peer = peer_addr(&storage, len);
+        // The hook's check can be raced by a burst of handshakes; this one cannot.
+        let Some(place) = ingest.srt.enter(peer.ip()) else {
+            debug!(%peer, "SRT connection closed: at limits.max_srt_connections_per_ip");
+            srt.close_socket(s);
+            continue;
+        };
         let ingest = ingest.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("ladderd-srt-{s}"))
             .spawn(move || {
+                let _place = place;
                 let c = ingest.clone();
                 let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
                     connection(srt, s, peer, &c)
@@ -276,6 +345,8 @@ fn connection(srt: &Srt, s: SrtSocket, peer: SocketAddr, ingest: &Ingest) {
         }
     };
     let (stream, tx) = (publish.stream, publish.input);
+    // The passphrase matched (libsrt let it through): the address starts clean.
+    ingest.auth.succeeded(peer.ip());
     info!(%peer, stream = %stream.name, id = stream.id, latency_ms = admitted.latency_ms, "SRT publish started");
     let _ = srt.set_int(s, ffi::SRTO_RCVTIMEO, RECV_TIMEOUT_MS);
     let mut demuxer = Demuxer::new(stream.id);
