@@ -51,7 +51,11 @@ fn promtool_check(text: &str) {
 #[test]
 fn metrics_count_every_pushed_frame_and_pass_promtool() {
     let flv = input_360p30_flv();
-    let server = Server::start("[ingest]\nallow_any_key = true\n\n[ladder]\nmax_lag_secs = 60.0\n");
+    // No slate: the burst below leaves the publish silent, and slate pictures
+    // would count as encoded too.
+    let server = Server::start(
+        "[ingest]\nallow_any_key = true\nslate_after_ms = 0\n\n[ladder]\nmax_lag_secs = 60.0\n",
+    );
     // Push every tag at once, then keep the publish open: the counters settle.
     let mut client = RawClient::publish(server.rtmp, "cam");
     let mut video = 0u64;
@@ -69,11 +73,20 @@ fn metrics_count_every_pushed_frame_and_pass_promtool() {
         }
     }
     assert_eq!(video, 300, "10 s at 30 fps");
-    let text = server.wait_for("every frame decoded", Duration::from_secs(60), || {
-        let (_, t) = server.get("/metrics").ok()?;
-        (metric_in(&t, "ladderd_frames_decoded_total", &["stream=\"cam\""]) == video as f64)
-            .then_some(t)
-    });
+    // The rungs' pipeline keeps its last pictures until more input comes (or
+    // the slate's, or the stream's end): with the publish silent after the burst,
+    // 2-10 of 300 stayed in it in 16 runs here. The slate is off so its pictures
+    // do not count as encoded; wait for both counters to settle.
+    let text = server.wait_for(
+        "every frame decoded and encoded",
+        Duration::from_secs(60),
+        || {
+            let (_, t) = server.get("/metrics").ok()?;
+            let decoded = metric_in(&t, "ladderd_frames_decoded_total", &["stream=\"cam\""]);
+            let encoded = metric_in(&t, "ladderd_frames_encoded_total", &["rung=\"360p30\""]);
+            (decoded == video as f64 && encoded >= video as f64 - 16.0).then_some(t)
+        },
+    );
     promtool_check(&text);
     assert_eq!(
         metric_in(&text, "ladderd_packets_in_total", &["track=\"video\""]),
@@ -96,10 +109,10 @@ fn metrics_count_every_pushed_frame_and_pass_promtool() {
         ),
         video as f64
     );
-    // The rung encoded all but the pictures the decoder still holds for reordering.
+    // The rung encoded all but the pictures its pipeline still holds, never more.
     let encoded = metric_in(&text, "ladderd_frames_encoded_total", &["rung=\"360p30\""]);
     assert!(
-        (video as f64 - 4.0..=video as f64).contains(&encoded),
+        (video as f64 - 16.0..=video as f64).contains(&encoded),
         "{encoded}"
     );
     assert!(
@@ -193,8 +206,12 @@ fn a_port_still_held_after_bind_wait_secs_stops_start_up_with_the_reason() {
 #[test]
 fn readyz_turns_503_while_draining_then_the_process_exits_0() {
     let mut server = Server::start("[server]\ndrain_secs = 2.0\n");
-    let (status, body) = server.get("/readyz").unwrap();
-    assert_eq!(status, 200, "{body}");
+    // Healthy (what `start` waits for) comes before ready: the media executors
+    // may still be starting.
+    server.wait_for("readyz 200", Duration::from_secs(10), || {
+        let (status, _) = server.get("/readyz").ok()?;
+        (status == 200).then_some(())
+    });
     unsafe_kill(server.pid(), libc_sig::TERM);
     let t = Instant::now();
     // Within the 2 s drain: not ready, still answering.

@@ -12,21 +12,41 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// Ports this test process has handed out: the kernel may give the same
+/// ephemeral port to two `bind(0)`s in a row (one server's RTMP and HTTP
+/// ports came out equal and it refused to start), so none is handed out twice.
+static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+
+fn unused_port(bind: impl Fn() -> u16) -> u16 {
+    let mut seen = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = bind();
+        if !seen.contains(&port) {
+            seen.push(port);
+            return port;
+        }
+    }
+}
+
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    unused_port(|| {
+        TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    })
 }
 
 /// A UDP port nothing listens on now (SRT).
 pub fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    unused_port(|| {
+        std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    })
 }
 
 /// A TCP connection to `to` from the loopback address `from` (127.0.0.2, …):
