@@ -150,8 +150,12 @@ const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nC
 const TOO_MANY: &[u8] = b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 
 /// Best effort and brief (the accept loop waits on it): a client that reads
-/// the answer retries later; one that does not just sees the close.
-async fn refuse(mut stream: glommio::net::TcpStream, answer: &[u8]) {
+/// the answer retries later; one that does not just sees the close. A TLS
+/// client could not read a plain answer: it only sees the close.
+async fn refuse(mut stream: glommio::net::TcpStream, answer: &[u8], tls: bool) {
+    if tls {
+        return;
+    }
     let _ = futures_lite::future::or(
         async {
             let _ = stream.write_all(answer).await;
@@ -285,7 +289,7 @@ pub async fn accept_loop(listener: TcpListener, ctx: Arc<Origin>, surface: Surfa
                     );
                     last_full_log = Some(Instant::now());
                 }
-                refuse(stream, REFUSED).await;
+                refuse(stream, REFUSED, tls).await;
                 continue;
             }
         }
@@ -295,7 +299,7 @@ pub async fn accept_loop(listener: TcpListener, ctx: Arc<Origin>, surface: Surfa
                 Ok(slot) => Some(slot),
                 Err(_) => {
                     ctx.http.open_connections.fetch_sub(1, SeqCst);
-                    refuse(stream, TOO_MANY).await;
+                    refuse(stream, TOO_MANY, tls).await;
                     continue;
                 }
             },
