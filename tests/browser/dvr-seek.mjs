@@ -58,6 +58,7 @@ try {
   await seek(edge);
   result.returned = { to: +edge.toFixed(3), advanced: await play(4000) };
   result.errors = await page.evaluate(() => window.player.errors.slice());
+  result.aborts = await page.evaluate(() => window.player.aborts.slice());
 } catch (e) {
   result.errors.push(String(e));
 } finally {
