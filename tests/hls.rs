@@ -383,22 +383,6 @@ fn rtmp_push_is_served_with_audio_and_plays_in_chromium() {
     play_in_chromium(&server, "cam", "standard", "8", false);
 }
 
-/// The next part from a playlist: the preload hint's (msn, part).
-fn preload_hint(playlist: &str) -> (u64, u32) {
-    let line = playlist
-        .lines()
-        .find(|l| l.starts_with("#EXT-X-PRELOAD-HINT"))
-        .unwrap_or_else(|| panic!("no preload hint:\n{playlist}"));
-    let uri = object_name(line.split("URI=\"").nth(1).unwrap())
-        .strip_prefix("part")
-        .unwrap()
-        .split(".m4s")
-        .next()
-        .unwrap();
-    let (msn, part) = uri.split_once('.').unwrap();
-    (msn.parse().unwrap(), part.parse().unwrap())
-}
-
 fn part_target(playlist: &str) -> f64 {
     let line = playlist
         .lines()

@@ -6,11 +6,11 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    connect_from, input_360p30_high, play_in_chromium_at, push, require, Proc, RawClient, Server,
+    connect_from, input_360p30_high, play_in_chromium_at, preload_hint, push, require,
+    srt_live_transmit_push, RawClient, Server,
 };
 
 const DEMO: &str = "[demo]\nwidth = 640\nheight = 360\n\n[ladder]\nsegment_secs = 1.0\n";
@@ -77,20 +77,6 @@ fn get_request(path: &str) -> Vec<u8> {
     format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").into_bytes()
 }
 
-/// The hinted part's (MSN, part) in a rendition's playlist.
-fn preload_hint(playlist: &str) -> u64 {
-    let line = playlist
-        .lines()
-        .find(|l| l.starts_with("#EXT-X-PRELOAD-HINT"))
-        .unwrap_or_else(|| panic!("no preload hint:\n{playlist}"));
-    let uri = line.split("URI=\"").nth(1).unwrap();
-    let name = uri.rsplit('/').next().unwrap();
-    name.strip_prefix("part")
-        .and_then(|p| p.split('.').next())
-        .and_then(|m| m.parse().ok())
-        .unwrap_or_else(|| panic!("preload hint {line}"))
-}
-
 /// hls.js plays from 127.0.0.1 while 127.0.0.2 goes past the per-client
 /// connection cap, the held-request cap and the header, URI and body limits,
 /// and 127.0.0.3 (`limit_exempt`) goes past the caps unhindered.
@@ -146,7 +132,7 @@ fn http_client_limits_refuse_the_abuser_while_hls_js_plays() {
 
     // 3. Held requests: 12 blocking reloads two segments ahead; 8 wait, 4 are refused at once.
     let (_, playlist) = server.get("/live/demo/360p30/playlist.m3u8").unwrap();
-    let msn = preload_hint(&playlist) + 2;
+    let msn = preload_hint(&playlist).0 + 2;
     let held_path = format!("/live/demo/360p30/playlist.m3u8?_HLS_msn={msn}&_HLS_part=0");
     let mut socks: Vec<TcpStream> = (0..12).map(|_| connect_from(ATTACKER, origin)).collect();
     for s in &mut socks {
@@ -272,34 +258,6 @@ fn rtmp_key_guessing_backs_off_while_a_publisher_goes_on() {
     );
 }
 
-/// srt-live-transmit relaying ffmpeg's TS into `url`, bound to `from`.
-fn srt_publisher(input: &std::path::Path, url: &str) -> (Proc, Proc) {
-    let udp = common::free_udp_port();
-    let relay = Proc(
-        Command::new("srt-live-transmit")
-            .arg("-q")
-            .arg(format!("udp://127.0.0.1:{udp}"))
-            .arg(url)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let ff = Proc(
-        Command::new("ffmpeg")
-            .args(["-hide_banner", "-nostdin", "-v", "error", "-re"])
-            .args(["-stream_loop", "-1", "-i"])
-            .arg(input)
-            .args(["-c", "copy", "-f", "mpegts"])
-            .arg(format!("udp://127.0.0.1:{udp}?pkt_size=1316"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    (relay, ff)
-}
-
 /// Two SRT publishers from 127.0.0.2 are the most that address may hold; a
 /// third is refused in the handshake while one from 127.0.0.1 gets in.
 #[test]
@@ -316,15 +274,15 @@ fn srt_connections_per_address_are_capped() {
             server.srt
         )
     };
-    let _a = srt_publisher(&input.path, &url("a", ATTACKER));
-    let _b = srt_publisher(&input.path, &url("b", ATTACKER));
+    let _a = srt_live_transmit_push(&input.path, &url("a", ATTACKER));
+    let _b = srt_live_transmit_push(&input.path, &url("b", ATTACKER));
     for name in ["a", "b"] {
         server.wait_for(&format!("{name} live"), Duration::from_secs(20), || {
             server.live(name)
         });
     }
-    let _c = srt_publisher(&input.path, &url("c", ATTACKER));
-    let _d = srt_publisher(&input.path, &url("d", "127.0.0.1".parse().unwrap()));
+    let _c = srt_live_transmit_push(&input.path, &url("c", ATTACKER));
+    let _d = srt_live_transmit_push(&input.path, &url("d", "127.0.0.1".parse().unwrap()));
     server.wait_for("d live", Duration::from_secs(20), || server.live("d"));
     server.wait_for("c refused", Duration::from_secs(20), || {
         (server.metric(

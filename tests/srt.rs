@@ -217,37 +217,9 @@ fn srt_live_transmit_is_a_second_peer() {
     require("srt-live-transmit");
     let input = input_360p30_high();
     let server = Server::start(&config());
-    let udp = common::free_udp_port();
-    let relay = Proc(
-        Command::new("srt-live-transmit")
-            .arg("-q")
-            .arg(format!("udp://127.0.0.1:{udp}"))
-            .arg(srt_url(server.srt, "cam", &format!("&passphrase={KEY}")))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    std::thread::sleep(Duration::from_millis(500));
-    let _ff = Proc(
-        Command::new("ffmpeg")
-            .args([
-                "-hide_banner",
-                "-nostdin",
-                "-v",
-                "error",
-                "-re",
-                "-stream_loop",
-                "-1",
-            ])
-            .arg("-i")
-            .arg(&input.path)
-            .args(["-c", "copy", "-f", "mpegts"])
-            .arg(format!("udp://127.0.0.1:{udp}?pkt_size=1316"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+    let (relay, _ff) = common::srt_live_transmit_push(
+        &input.path,
+        &srt_url(server.srt, "cam", &format!("&passphrase={KEY}")),
     );
     wait_decoding(&server, "cam", 60);
     assert_eq!(server.live("cam").unwrap()["protocol"], "srt");

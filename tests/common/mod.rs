@@ -1274,3 +1274,52 @@ pub fn assert_hls_parser_clean(urls: &[String]) {
         );
     }
 }
+
+/// The next part from a playlist: the preload hint's (msn, part).
+pub fn preload_hint(playlist: &str) -> (u64, u32) {
+    let line = playlist
+        .lines()
+        .find(|l| l.starts_with("#EXT-X-PRELOAD-HINT"))
+        .unwrap_or_else(|| panic!("no preload hint:\n{playlist}"));
+    let uri = object_name(line.split("URI=\"").nth(1).unwrap())
+        .strip_prefix("part")
+        .unwrap()
+        .split(".m4s")
+        .next()
+        .unwrap();
+    let (msn, part) = uri.split_once('.').unwrap();
+    (msn.parse().unwrap(), part.parse().unwrap())
+}
+
+/// srt-live-transmit (srt-tools) relaying into `url` the MPEG-TS that ffmpeg
+/// sends it over UDP from `input`, looped in real time, codecs copied: (relay, ffmpeg).
+pub fn srt_live_transmit_push(input: &Path, url: &str) -> (Proc, Proc) {
+    require("srt-live-transmit");
+    require("ffmpeg");
+    let udp = free_udp_port();
+    let relay = Proc(
+        Command::new("srt-live-transmit")
+            .arg("-q")
+            .arg(format!("udp://127.0.0.1:{udp}"))
+            .arg(url)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // The relay listens on UDP before ffmpeg sends.
+    std::thread::sleep(Duration::from_millis(500));
+    let ffmpeg = Proc(
+        Command::new("ffmpeg")
+            .args(["-hide_banner", "-nostdin", "-v", "error", "-re"])
+            .args(["-stream_loop", "-1", "-i"])
+            .arg(input)
+            .args(["-c", "copy", "-f", "mpegts"])
+            .arg(format!("udp://127.0.0.1:{udp}?pkt_size=1316"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    (relay, ffmpeg)
+}
