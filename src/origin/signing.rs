@@ -106,7 +106,7 @@ impl SigningKey {
             Some(sig) => (second, sig),
             None => ("", second),
         };
-        let expires: u64 = expires.parse().map_err(|_| Denied::Malformed)?;
+        let expires = canonical_expiry(expires).ok_or(Denied::Malformed)?;
         if sig.len() != 64 || (third.is_some() && !valid_prefix(prefix)) {
             return Err(Denied::Malformed);
         }
@@ -177,8 +177,23 @@ fn message(name: &str, expires: u64, prefix: &str) -> String {
     format!("ladderd-v1\n{name}\n{expires}\n{prefix}")
 }
 
+/// The expiry as [`SigningKey::token`] writes it: decimal digits, no sign,
+/// no leading zero. `+1000` or `01000` would verify too (the message holds the
+/// number, not its spelling), and each spelling is another edge cache entry.
+fn canonical_expiry(s: &str) -> Option<u64> {
+    let n: u64 = s.parse().ok()?;
+    (n.to_string() == s).then_some(n)
+}
+
+/// Lower-case hex only, as [`SigningKey::token`] writes it: one token has one
+/// spelling (an upper-cased signature was accepted, and each case mix was a
+/// separate entry in the edge's auth cache).
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
     s.as_bytes()
         .chunks(2)
         .map(|p| Some(digit(*p.first()?)? << 4 | digit(*p.get(1)?)?))
@@ -261,6 +276,35 @@ mod tests {
             );
         }
         assert!(SigningKey::from_bytes(b"short key").is_none());
+    }
+
+    /// Issue 30: upper-casing a valid token's signature (or writing its
+    /// expiry as `+1000` / `01000`) still played: one token, many spellings.
+    #[test]
+    fn a_token_has_one_spelling() {
+        let k = key();
+        let t = k.token("cam1", 1_000, Some("240p30")).unwrap();
+        assert!(k.check("cam1", &t, "240p30/x", 999).is_ok());
+        let (head, sig) = t.rsplit_once('~').unwrap();
+        assert!(sig.bytes().any(|b| b.is_ascii_lowercase()), "{sig}");
+        let upper = format!("{head}~{}", sig.to_ascii_uppercase());
+        let mut mixed = sig.to_string();
+        let at = mixed.find(|c: char| c.is_ascii_lowercase()).unwrap();
+        let c = mixed[at..=at].to_ascii_uppercase();
+        mixed.replace_range(at..=at, &c);
+        let mixed = format!("{head}~{mixed}");
+        for other in [
+            upper,
+            mixed,
+            t.replacen("1000~", "+1000~", 1),
+            t.replacen("1000~", "01000~", 1),
+        ] {
+            assert_eq!(
+                k.check("cam1", &other, "240p30/x", 999),
+                Err(Denied::Malformed),
+                "{other}"
+            );
+        }
     }
 
     #[test]
