@@ -5,7 +5,7 @@
 
 use std::hash::{Hash, Hasher};
 use std::io::Write;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -926,7 +926,7 @@ async fn wait(ctx: &Origin, listener: event_listener::EventListener, deadline: I
     if left.is_zero() || ctx.shutdown.is_triggered() {
         return false;
     }
-    ctx.http.blocked_waiters.fetch_add(1, Relaxed);
+    let _parked = Parked::new(&ctx.http.blocked_waiters);
     let woke = futures_lite::future::or(
         async {
             listener.await;
@@ -937,13 +937,11 @@ async fn wait(ctx: &Origin, listener: event_listener::EventListener, deadline: I
             false
         },
     );
-    let woke = futures_lite::future::or(woke, async {
+    futures_lite::future::or(woke, async {
         ctx.shutdown.wait().await;
         false
     })
-    .await;
-    ctx.http.blocked_waiters.fetch_sub(1, Relaxed);
-    woke
+    .await
 }
 
 /// Waits for a publish on any of `listeners` (or `until`, or shutdown).
@@ -952,7 +950,7 @@ async fn wait_any(ctx: &Origin, mut listeners: Vec<event_listener::EventListener
     if left.is_zero() || ctx.shutdown.is_triggered() {
         return;
     }
-    ctx.http.blocked_waiters.fetch_add(1, Relaxed);
+    let _parked = Parked::new(&ctx.http.blocked_waiters);
     let any = futures_lite::future::poll_fn(|cx| {
         for l in listeners.iter_mut() {
             if std::future::Future::poll(std::pin::Pin::new(l), cx).is_ready() {
@@ -963,7 +961,25 @@ async fn wait_any(ctx: &Origin, mut listeners: Vec<event_listener::EventListener
     });
     let timed = futures_lite::future::or(any, glommio::timer::sleep(left));
     futures_lite::future::or(timed, ctx.shutdown.wait()).await;
-    ctx.http.blocked_waiters.fetch_sub(1, Relaxed);
+}
+
+/// A request parked on the live edge, counted in `blocked_waiters` while this
+/// lives. A guard rather than a decrement after the wait: a client that goes
+/// away mid-wait drops the request's future at its `.await`, and the count
+/// only ever rose (issue 30).
+struct Parked<'a>(&'a AtomicI64);
+
+impl<'a> Parked<'a> {
+    fn new(count: &'a AtomicI64) -> Self {
+        count.fetch_add(1, Relaxed);
+        Parked(count)
+    }
+}
+
+impl Drop for Parked<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
 }
 
 fn ll_playlist(media: &StreamMedia, r: &Rendition, skip: bool) -> String {
@@ -1302,6 +1318,28 @@ mod tests {
             GrowingStep::Wait
         );
         assert_eq!(growing_step(false, false, None, part), GrowingStep::Wait);
+    }
+
+    /// Issue 30: a parked request dropped before its answer (the client went
+    /// away) left `blocked_waiters` one higher for good.
+    #[test]
+    fn a_parked_request_dropped_mid_wait_is_no_longer_counted() {
+        let count = AtomicI64::new(0);
+        let mut parked = Box::pin(async {
+            let _parked = Parked::new(&count);
+            std::future::pending::<()>().await;
+        });
+        let poll = futures_lite::future::block_on(futures_lite::future::poll_once(&mut parked));
+        assert!(poll.is_none());
+        assert_eq!(count.load(Relaxed), 1);
+        drop(parked);
+        assert_eq!(count.load(Relaxed), 0);
+        // And an ordinary end of the wait.
+        futures_lite::future::block_on(async {
+            let _parked = Parked::new(&count);
+            assert_eq!(count.load(Relaxed), 1);
+        });
+        assert_eq!(count.load(Relaxed), 0);
     }
 
     #[test]
