@@ -351,9 +351,121 @@ pub fn avcc_nal_units(data: &[u8], nal_length_size: u8) -> impl Iterator<Item = 
     })
 }
 
+impl AvcConfig {
+    /// The configuration an access unit's in-band SPS (and PPS) starts,
+    /// when it changes the picture size, profile or level: an encoder that
+    /// repeats its parameter sets in-band (`repeat-headers`) can change them
+    /// there without a new FLV sequence header. `None` when the unit has no
+    /// SPS, the same one, or one that does not parse.
+    pub fn in_band_change(&self, access_unit: &[u8]) -> Option<AvcConfig> {
+        let (mut sps, mut pps) = (None, None);
+        for nal in avcc_nal_units(access_unit, self.nal_length_size) {
+            match nal.first().map(|b| b & 0x1f) {
+                Some(7) if sps.is_none() => sps = Some(nal),
+                Some(8) if pps.is_none() => pps = Some(nal),
+                _ => {}
+            }
+        }
+        let sps = sps?;
+        if self.sps.first().is_some_and(|s| s[..] == *sps) || sps.len() < 4 {
+            return None;
+        }
+        let info = SpsInfo::parse(sps).ok()?;
+        let (profile, level) = (sps[1], sps[3]);
+        if (info.width, info.height, profile, level)
+            == (self.width, self.height, self.profile_idc, self.level_idc)
+        {
+            return None;
+        }
+        let pps = pps.or_else(|| self.pps.first().map(|p| &p[..]))?;
+        let mut cfg = AvcConfig::from_parameter_sets(sps, pps).ok()?;
+        // The packets keep their length prefixes: so does the record.
+        let mut record = cfg.record.to_vec();
+        record[4] = 0xfc | (self.nal_length_size - 1);
+        cfg.record = Bytes::from(record);
+        cfg.nal_length_size = self.nal_length_size;
+        Some(cfg)
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    /// Exp-Golomb bit writer for hand-made parameter sets.
+    #[derive(Default)]
+    pub(crate) struct Bits {
+        out: Vec<u8>,
+        n: u32,
+    }
+
+    impl Bits {
+        fn bit(&mut self, b: u32) {
+            if self.n % 8 == 0 {
+                self.out.push(0);
+            }
+            if b != 0 {
+                *self.out.last_mut().unwrap() |= 0x80 >> (self.n % 8);
+            }
+            self.n += 1;
+        }
+        fn bits(&mut self, v: u32, n: u32) {
+            for i in (0..n).rev() {
+                self.bit((v >> i) & 1);
+            }
+        }
+        fn ue(&mut self, v: u32) {
+            let len = 32 - (v + 1).leading_zeros();
+            self.bits(0, len - 1);
+            self.bits(v + 1, len);
+        }
+        /// RBSP trailing bits, then emulation prevention.
+        fn nal(mut self, header: u8) -> Vec<u8> {
+            self.bit(1);
+            while self.n % 8 != 0 {
+                self.bit(0);
+            }
+            let mut nal = vec![header];
+            let mut zeros = 0;
+            for b in self.out {
+                if zeros >= 2 && b <= 3 {
+                    nal.push(3);
+                    zeros = 0;
+                }
+                zeros = if b == 0 { zeros + 1 } else { 0 };
+                nal.push(b);
+            }
+            nal
+        }
+    }
+
+    /// A Baseline SPS for `width`x`height` (cropped from whole macroblocks).
+    pub(crate) fn sps(width: u32, height: u32, level: u8) -> Vec<u8> {
+        let mut b = Bits::default();
+        b.bits(66, 8);
+        b.bits(0xc0, 8);
+        b.bits(level as u32, 8);
+        b.ue(0); // seq_parameter_set_id
+        b.ue(0); // log2_max_frame_num_minus4
+        b.ue(2); // pic_order_cnt_type
+        b.ue(1); // max_num_ref_frames
+        b.bit(0); // gaps_in_frame_num_value_allowed_flag
+        let (mbw, mbh) = (width.div_ceil(16), height.div_ceil(16));
+        b.ue(mbw - 1);
+        b.ue(mbh - 1);
+        b.bit(1); // frame_mbs_only_flag
+        b.bit(1); // direct_8x8_inference_flag
+        let (crop_r, crop_b) = ((mbw * 16 - width) / 2, (mbh * 16 - height) / 2);
+        b.bit((crop_r + crop_b > 0) as u32);
+        if crop_r + crop_b > 0 {
+            b.ue(0);
+            b.ue(crop_r);
+            b.ue(0);
+            b.ue(crop_b);
+        }
+        b.bit(0); // vui_parameters_present_flag
+        b.nal(0x67)
+    }
 
     #[test]
     fn idr_is_found_among_annexb_nal_units() {
@@ -434,5 +546,36 @@ pub(crate) mod tests {
         let au = [0, 0, 0, 2, 0x65, 0xaa, 0, 0, 0, 1, 0x06, 0, 0, 0, 9];
         let nals: Vec<&[u8]> = avcc_nal_units(&au, 4).collect();
         assert_eq!(nals, vec![&[0x65, 0xaa][..], &[0x06][..]]);
+    }
+
+    /// Issue 30: 720p then 1080p in-band (`repeat-headers`) under one FLV
+    /// sequence header: the 1080p keyframe's SPS starts a new configuration
+    /// (size and level changed); the same SPS again, or a unit without one,
+    /// does not.
+    #[test]
+    fn an_in_band_sps_that_changes_size_starts_a_new_configuration() {
+        const PPS: [u8; 4] = [0x68, 0xce, 0x3c, 0x80];
+        let (s720, s1080) = (sps(1280, 720, 31), sps(1920, 1080, 40));
+        let current = AvcConfig::from_parameter_sets(&s720, &PPS).unwrap();
+        let au = |nals: &[&[u8]]| {
+            let mut v = Vec::new();
+            for n in nals {
+                v.extend_from_slice(&(n.len() as u32).to_be_bytes());
+                v.extend_from_slice(n);
+            }
+            v
+        };
+        let idr: &[u8] = &[0x65, 0x88, 0x84];
+        assert_eq!(current.in_band_change(&au(&[&s720, &PPS, idr])), None);
+        assert_eq!(current.in_band_change(&au(&[idr])), None);
+        let next = current
+            .in_band_change(&au(&[&s1080, &PPS, idr]))
+            .expect("a new configuration");
+        assert_eq!((next.width, next.height, next.level_idc), (1920, 1080, 40));
+        assert_eq!(next.nal_length_size, 4);
+        assert_eq!(AvcConfig::parse(next.record.clone()).unwrap(), next);
+        // Garbage or a truncated unit is no change, never a panic.
+        assert_eq!(current.in_band_change(&[0, 0, 0, 9, 0x67, 1]), None);
+        assert_eq!(current.in_band_change(&au(&[&[0x67, 0x42]])), None);
     }
 }

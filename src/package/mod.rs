@@ -630,10 +630,19 @@ impl StreamPackager {
 
     /// The stream's timeline broke at decode time `at`. Breaks closer than a
     /// segment are one (a jump seen on both tracks, a reset that comes with a
-    /// new configuration): the earlier time stands.
-    fn break_timeline(&mut self, at: i64) {
+    /// new configuration): the earlier time stands. But a new configuration
+    /// (`new_init`: a new `EXT-X-MAP`) after a break some rendition already
+    /// cut for is a break of its own: RFC 8216 asks for a discontinuity at
+    /// every change of encoding sequence (a publisher back soon after the
+    /// slate took over: the slate's encoder, then the publisher's).
+    fn break_timeline(&mut self, at: i64, new_init: bool) {
         match &mut self.brk {
-            Some(b) if (at - b.at).abs() < self.segment_ticks => b.at = b.at.min(at),
+            Some(b)
+                if (at - b.at).abs() < self.segment_ticks
+                    && !(new_init && b.boundary.is_some()) =>
+            {
+                b.at = b.at.min(at)
+            }
             _ => {
                 self.breaks += 1;
                 self.brk = Some(Break {
@@ -697,7 +706,7 @@ impl StreamPackager {
         let pts = self.decode_time(p.pts);
         let pdt_ms = self.pdt_ms(p.pts);
         if p.discontinuity || (self.reconfigured && p.keyframe) {
-            self.break_timeline(pts);
+            self.break_timeline(pts, self.reconfigured && p.keyframe);
         }
         if p.keyframe {
             self.reconfigured = false;
@@ -756,7 +765,7 @@ impl StreamPackager {
         let t90 = self.decode_time(p.pts);
         let pdt_ms = self.pdt_ms(p.pts);
         if p.discontinuity {
-            self.break_timeline(t90);
+            self.break_timeline(t90, false);
         }
         let Some(a) = &mut self.audio else {
             return Vec::new();
@@ -993,80 +1002,7 @@ mod tests {
             .collect()
     }
 
-    /// Exp-Golomb bit writer for hand-made parameter sets.
-    #[derive(Default)]
-    struct Bits {
-        out: Vec<u8>,
-        n: u32,
-    }
-
-    impl Bits {
-        fn bit(&mut self, b: u32) {
-            if self.n % 8 == 0 {
-                self.out.push(0);
-            }
-            if b != 0 {
-                *self.out.last_mut().unwrap() |= 0x80 >> (self.n % 8);
-            }
-            self.n += 1;
-        }
-        fn bits(&mut self, v: u32, n: u32) {
-            for i in (0..n).rev() {
-                self.bit((v >> i) & 1);
-            }
-        }
-        fn ue(&mut self, v: u32) {
-            let len = 32 - (v + 1).leading_zeros();
-            self.bits(0, len - 1);
-            self.bits(v + 1, len);
-        }
-        /// RBSP trailing bits, then emulation prevention.
-        fn nal(mut self, header: u8) -> Vec<u8> {
-            self.bit(1);
-            while self.n % 8 != 0 {
-                self.bit(0);
-            }
-            let mut nal = vec![header];
-            let mut zeros = 0;
-            for b in self.out {
-                if zeros >= 2 && b <= 3 {
-                    nal.push(3);
-                    zeros = 0;
-                }
-                zeros = if b == 0 { zeros + 1 } else { 0 };
-                nal.push(b);
-            }
-            nal
-        }
-    }
-
-    /// A Baseline SPS for `width`x`height` (cropped from whole macroblocks).
-    fn sps(width: u32, height: u32, level: u8) -> Vec<u8> {
-        let mut b = Bits::default();
-        b.bits(66, 8);
-        b.bits(0xc0, 8);
-        b.bits(level as u32, 8);
-        b.ue(0); // seq_parameter_set_id
-        b.ue(0); // log2_max_frame_num_minus4
-        b.ue(2); // pic_order_cnt_type
-        b.ue(1); // max_num_ref_frames
-        b.bit(0); // gaps_in_frame_num_value_allowed_flag
-        let (mbw, mbh) = (width.div_ceil(16), height.div_ceil(16));
-        b.ue(mbw - 1);
-        b.ue(mbh - 1);
-        b.bit(1); // frame_mbs_only_flag
-        b.bit(1); // direct_8x8_inference_flag
-        let (crop_r, crop_b) = ((mbw * 16 - width) / 2, (mbh * 16 - height) / 2);
-        b.bit((crop_r + crop_b > 0) as u32);
-        if crop_r + crop_b > 0 {
-            b.ue(0);
-            b.ue(crop_r);
-            b.ue(0);
-            b.ue(crop_b);
-        }
-        b.bit(0); // vui_parameters_present_flag
-        b.nal(0x67)
-    }
+    use crate::media::h264::tests::sps;
 
     const PPS: [u8; 4] = [0x68, 0xce, 0x3c, 0x80];
 
@@ -1091,6 +1027,8 @@ mod tests {
         lagging: Vec<i64>,
         /// The first source frame the (re)started ladder encodes.
         rungs_from: i64,
+        /// Frames from one keyframe to the next.
+        key_every: i64,
     }
 
     const STARTED_MS: u64 = 1_764_028_800_000;
@@ -1122,6 +1060,7 @@ mod tests {
                 audio: 0,
                 lagging: Vec::new(),
                 rungs_from: 0,
+                key_every: 60,
             }
         }
 
@@ -1160,7 +1099,7 @@ mod tests {
                     self.apply(v);
                     self.audio += 1;
                 }
-                let key = i % 60 == 0;
+                let key = i % self.key_every == 0;
                 let data: &'static [u8] = if key {
                     &[0, 0, 0, 2, 0x65, 0x88]
                 } else {
@@ -1184,7 +1123,7 @@ mod tests {
             }
             for (r, &(w, h)) in self.rungs.iter().enumerate() {
                 let mut data = Vec::new();
-                if i % 60 == 0 {
+                if i % self.key_every == 0 {
                     for nal in [sps(w, h, self.rung_level), PPS.to_vec(), vec![0x65, 0x88]] {
                         data.extend_from_slice(&[0, 0, 0, 1]);
                         data.extend_from_slice(&nal);
@@ -1195,7 +1134,7 @@ mod tests {
                 let f = EncodedFrame {
                     pts: i * 3000,
                     dts: i * 3000,
-                    keyframe: i % 60 == 0,
+                    keyframe: i % self.key_every == 0,
                     data: Bytes::from(data),
                     arrival: Instant::now(),
                 };
@@ -1425,5 +1364,50 @@ mod tests {
                 nominal_bps: 0
             }
         );
+    }
+
+    /// Issue 30: a publisher back half a second after the slate took over
+    /// (two new configurations within one segment target). Each new
+    /// `EXT-X-MAP` comes after its own `EXT-X-DISCONTINUITY` on every video
+    /// rendition, and the audio marks as many (the renditions' discontinuity
+    /// sequences stay aligned).
+    #[test]
+    fn two_new_configurations_within_a_segment_are_two_discontinuities() {
+        let (v720, v1080) = (avc(1280, 720, 31), avc(1920, 1080, 40));
+        let mut s = Publish::new(&v720, 60.0);
+        s.key_every = 15;
+        s.run(130, None);
+        s.flush_rungs();
+        let rungs = s.plan.clone();
+        s.p.rejoin(None);
+        let v = s.p.reconfigure(&v1080, 30.0, infos(&rungs), Instant::now());
+        s.apply(v);
+        s.rung_level = 40;
+        s.rungs_from = 135;
+        s.run(10, None);
+        s.flush_rungs();
+        s.p.rejoin(None);
+        let v = s.p.reconfigure(&v720, 30.0, infos(&rungs), Instant::now());
+        s.apply(v);
+        s.rung_level = 31;
+        s.rungs_from = 150;
+        s.run(60, None);
+        s.flush_rungs();
+        for r in s.renditions() {
+            let text = playlist(&r, s.p.timing());
+            assert_eq!(
+                text.matches("#EXT-X-DISCONTINUITY\n").count(),
+                2,
+                "{}:\n{text}",
+                r.name
+            );
+            if r.name == "audio" {
+                continue;
+            }
+            for v in 1..=2 {
+                let map = format!("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init{v}.mp4\"\n");
+                assert!(text.contains(&map), "{}: no {map}\n{text}", r.name);
+            }
+        }
     }
 }
