@@ -169,6 +169,34 @@ fn two_publishers_at_once_and_rejections_do_not_disturb_them() {
         "a rejected key must not be logged either"
     );
 
+    // Issue 30: each refused publisher is told, in an `onStatus`, and a wrong
+    // key, a missing key and an unknown NAME read the same.
+    let said = |p: &mut Proc| {
+        let mut err = String::new();
+        std::io::Read::read_to_string(p.0.stderr.as_mut().unwrap(), &mut err).unwrap();
+        err.lines()
+            .find(|l| l.contains("Server error"))
+            .map(|l| l[l.find("Server error").unwrap()..].to_string())
+            .unwrap_or_else(|| panic!("ffmpeg was not told why: {err}"))
+    };
+    let (told_key, told_name) = (said(&mut bad), said(&mut unknown));
+    assert_eq!(told_key, told_name);
+    assert!(said(&mut dup).contains("already"), "a live name says so");
+    for name in [
+        "cam1?key=guess-0".to_string(),
+        "cam1".into(),
+        "cam9?key=x".into(),
+    ] {
+        let refused =
+            RawClient::try_publish_on(std::net::TcpStream::connect(server.rtmp).unwrap(), &name)
+                .err();
+        assert_eq!(
+            refused.as_deref(),
+            Some("refused: onStatus NetStream.Publish.Denied"),
+            "{name}"
+        );
+    }
+
     // The rejected pushes did not disturb the two real ones: both arrive intact.
     assert!(a
         .wait_timeout(Duration::from_secs(25))

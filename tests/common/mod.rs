@@ -556,7 +556,7 @@ impl RawClient {
     }
 
     /// connect("live") then publish(name) on a connected socket; `Err` when the
-    /// server refused or closed before accepting the publish.
+    /// server refused (`refused: onStatus CODE`) or closed before accepting the publish.
     pub fn try_publish_on(sock: TcpStream, name: &str) -> Result<RawClient, String> {
         use rml_rtmp::sessions::{
             ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult,
@@ -594,6 +594,11 @@ impl RawClient {
                     ClientSessionResult::RaisedEvent(
                         ClientSessionEvent::PublishRequestAccepted,
                     ) => published = true,
+                    // A refusal's status (`NetStream.Publish.Denied`, …) is not
+                    // one rml_rtmp knows: it comes through as this.
+                    ClientSessionResult::RaisedEvent(
+                        ClientSessionEvent::UnhandleableOnStatusCode { code },
+                    ) => return Err(format!("refused: onStatus {code}")),
                     _ => {}
                 }
             }

@@ -182,7 +182,18 @@ impl Connection {
         while let Some(out) = self.session.poll_output() {
             match out {
                 Output::Transmit(bytes) => self.outbound.extend_from_slice(&bytes),
-                Output::Event(event) => self.on_event(event, arrival).await?,
+                Output::Event(event) => {
+                    if let Err(close) = self.on_event(event, arrival).await {
+                        // A refusal's answer is queued behind the event: it must
+                        // reach the peer before the close (it used to be dropped).
+                        while let Some(out) = self.session.poll_output() {
+                            if let Output::Transmit(bytes) = out {
+                                self.outbound.extend_from_slice(&bytes);
+                            }
+                        }
+                        return Err(close);
+                    }
+                }
             }
         }
         Ok(())
@@ -234,7 +245,8 @@ impl Connection {
             "publish rejected: {}",
             why.describe()
         );
-        let _ = self.session.reject(request, rtmp_code(why), why.describe());
+        let (code, description) = refusal_status(why);
+        let _ = self.session.reject(request, code, description);
         Err(Close::Rejected)
     }
 
@@ -438,13 +450,55 @@ fn metadata_json(m: &rml_rtmp::sessions::StreamMetadata) -> serde_json::Value {
     serde_json::Value::Object(o)
 }
 
-/// The RTMP status code sent back to the publisher.
-fn rtmp_code(why: Rejection) -> &'static str {
+/// What a refused publisher reads (its encoder shows it): one wording for a
+/// wrong key, a missing key and an unknown NAME, so a guesser cannot tell which
+/// NAMEs exist; the log line and `ladderd_publishers_rejected_total{reason}`
+/// say which it was.
+const NOT_AUTHORIZED: &str = "publish refused: check the stream name and key (NAME?key=SECRET)";
+
+/// The RTMP status code and description sent back before the connection closes.
+fn refusal_status(why: Rejection) -> (&'static str, &'static str) {
     match why {
-        Rejection::WrongApp => "NetConnection.Connect.Rejected",
-        Rejection::BadName | Rejection::UnknownStream | Rejection::AlreadyLive => {
-            "NetStream.Publish.BadName"
+        Rejection::WrongApp => ("NetConnection.Connect.Rejected", why.describe()),
+        Rejection::UnknownStream | Rejection::MissingKey | Rejection::BadKey => {
+            ("NetStream.Publish.Denied", NOT_AUTHORIZED)
         }
-        _ => "NetStream.Publish.Denied",
+        Rejection::BadName | Rejection::AlreadyLive => {
+            ("NetStream.Publish.BadName", why.describe())
+        }
+        Rejection::TooManyStreams | Rejection::ShuttingDown | Rejection::BackedOff => {
+            ("NetStream.Publish.Denied", why.describe())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 30: a wrong key, a missing key and an unknown NAME get the same
+    /// answer, code and words; the others say what happened.
+    #[test]
+    fn refusals_do_not_say_whether_the_key_or_the_name_was_wrong() {
+        let auth = [
+            Rejection::UnknownStream,
+            Rejection::MissingKey,
+            Rejection::BadKey,
+        ]
+        .map(refusal_status);
+        assert!(auth.iter().all(|s| *s == auth[0]), "{auth:?}");
+        assert_eq!(auth[0].0, "NetStream.Publish.Denied");
+        let words = auth[0].1.to_lowercase();
+        for leak in ["wrong", "missing", "unknown", "no such", "configured"] {
+            assert!(!words.contains(leak), "{words}");
+        }
+        assert_eq!(
+            refusal_status(Rejection::BackedOff).0,
+            "NetStream.Publish.Denied"
+        );
+        assert_eq!(
+            refusal_status(Rejection::AlreadyLive).0,
+            "NetStream.Publish.BadName"
+        );
     }
 }

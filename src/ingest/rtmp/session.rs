@@ -17,11 +17,13 @@
 //! message through [`amf0::check_message_depth`]; rml_rtmp then gets every
 //! message whole, as one chunk.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use bytes::Bytes;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
+use rml_rtmp::messages::RtmpMessage;
+use rml_rtmp::rml_amf0::Amf0Value;
 use rml_rtmp::sessions::{
     ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult, StreamMetadata,
 };
@@ -86,12 +88,25 @@ enum State {
     Dead,
 }
 
+/// Chunk stream of the `onStatus` refusals we write ourselves: rml_rtmp uses 2..=6,
+/// so our type-0 header never disturbs its header compression.
+const STATUS_CSID: u32 = 8;
+
+/// An AMF0 `publish` command's name, as it starts the message body.
+const PUBLISH_COMMAND: &[u8] = b"\x02\x00\x07publish";
+
 pub struct Session {
     state: State,
     reader: ChunkReader,
     /// Reassembled messages re-serialized for rml_rtmp (reused between calls).
     wire: Vec<u8>,
     out: VecDeque<Output>,
+    /// Message stream ids of the `publish` commands handed to rml_rtmp and not yet
+    /// raised as requests (its event does not say the stream).
+    publish_streams: VecDeque<u32>,
+    /// Open publish/play requests, by request id: the message stream their
+    /// refusal's `onStatus` goes on.
+    status_streams: HashMap<u32, u32>,
 }
 
 impl Default for Session {
@@ -107,6 +122,8 @@ impl Session {
             reader: ChunkReader::new(Limits::UNAUTHENTICATED),
             wire: Vec::new(),
             out: VecDeque::new(),
+            publish_streams: VecDeque::new(),
+            status_streams: HashMap::new(),
         }
     }
 
@@ -192,6 +209,10 @@ impl Session {
                             },
                         )?;
                     }
+                    if m.type_id == 20 && m.payload.starts_with(PUBLISH_COMMAND) {
+                        // Bounded by the reader's message cap per call; cleared below.
+                        self.publish_streams.push_back(m.stream_id);
+                    }
                     chunk::write_single_chunk(&m, &mut self.wire);
                 }
                 if self.wire.is_empty() {
@@ -200,7 +221,10 @@ impl Session {
                 let wire = &self.wire;
                 let results = contain(|| session.handle_input(wire))?
                     .map_err(|e| SessionError::Protocol(e.to_string()))?;
-                self.absorb(results)
+                let absorbed = self.absorb(results);
+                // A publish rml_rtmp did not raise (refused itself) must not shift the next one's stream.
+                self.publish_streams.clear();
+                absorbed
             }
         }
     }
@@ -213,12 +237,16 @@ impl Session {
         let State::Active(session) = &mut self.state else {
             return Err(SessionError::Closed);
         };
+        self.status_streams.remove(&request);
         let results = contain(|| session.accept_request(request))?
             .map_err(|e| SessionError::Protocol(e.to_string()))?;
         self.absorb(results)
     }
 
-    /// Answers a request with an RTMP `_error` / `onStatus` carrying `code` and `description`.
+    /// Refuses a request: a `connect` with rml_rtmp's `_error`; a publish or play
+    /// with `onStatus` (level `error`, `code`, `description`) on its stream, which is
+    /// what OBS, librtmp and ffmpeg read as the reason (rml_rtmp would send an
+    /// `_error` with transaction 0 there, which they ignore or cannot place).
     pub fn reject(
         &mut self,
         request: u32,
@@ -228,9 +256,17 @@ impl Session {
         let State::Active(session) = &mut self.state else {
             return Err(SessionError::Closed);
         };
+        let status_stream = self.status_streams.remove(&request);
         let results = contain(|| session.reject_request(request, code, description))?
             .map_err(|e| SessionError::Protocol(e.to_string()))?;
-        self.absorb(results)
+        match status_stream {
+            None => self.absorb(results),
+            Some(stream_id) => {
+                let bytes = status_message(stream_id, "error", code, description)?;
+                self.transmit(bytes);
+                Ok(())
+            }
+        }
     }
 
     fn transmit(&mut self, bytes: Vec<u8>) {
@@ -268,11 +304,16 @@ impl Session {
                 app_name,
                 stream_key,
                 ..
-            } => Event::PublishRequested {
-                request: request_id,
-                app: app_name,
-                name: stream_key,
-            },
+            } => {
+                // rml_rtmp answers a publish on stream 1 when it cannot tell; so do we.
+                let stream_id = self.publish_streams.pop_front().unwrap_or(1);
+                self.status_streams.insert(request_id, stream_id);
+                Event::PublishRequested {
+                    request: request_id,
+                    app: app_name,
+                    name: stream_key,
+                }
+            }
             ServerSessionEvent::PublishStreamFinished { .. } => Event::PublishFinished,
             ServerSessionEvent::StreamMetadataChanged { metadata, .. } => Event::Metadata(metadata),
             ServerSessionEvent::VideoDataReceived {
@@ -287,12 +328,58 @@ impl Session {
                 timestamp_ms: timestamp.value,
                 data,
             },
-            ServerSessionEvent::PlayStreamRequested { request_id, .. } => Event::PlayRequested {
-                request: request_id,
-            },
+            ServerSessionEvent::PlayStreamRequested {
+                request_id,
+                stream_id,
+                ..
+            } => {
+                self.status_streams.insert(request_id, stream_id);
+                Event::PlayRequested {
+                    request: request_id,
+                }
+            }
             _ => return Ok(None),
         }))
     }
+}
+
+/// One `onStatus` command (transaction 0, null command object, then the info
+/// object) on message stream `stream_id`, as a single chunk: its few hundred
+/// bytes fit the 4096-byte chunk size the session announced at the start.
+fn status_message(
+    stream_id: u32,
+    level: &str,
+    code: &str,
+    description: &str,
+) -> Result<Vec<u8>, SessionError> {
+    let info = [
+        ("level", level),
+        ("code", code),
+        ("description", description),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), Amf0Value::Utf8String(v.to_string())))
+    .collect();
+    let payload = RtmpMessage::Amf0Command {
+        command_name: "onStatus".into(),
+        transaction_id: 0.0,
+        command_object: Amf0Value::Null,
+        additional_arguments: vec![Amf0Value::Object(info)],
+    }
+    .into_message_payload(rml_rtmp::time::RtmpTimestamp::new(0), stream_id)
+    .map_err(|e| SessionError::Protocol(format!("onStatus {code}: {e}")))?;
+    let mut out = Vec::new();
+    chunk::write_single_chunk(
+        &Message {
+            csid: STATUS_CSID,
+            timestamp: 0,
+            type_id: payload.type_id,
+            stream_id,
+            payload: payload.data,
+        },
+        &mut out,
+    );
+    Ok(out)
 }
 
 /// Runs a call into third-party parsing code, turning a panic into an error.
@@ -421,6 +508,55 @@ mod tests {
                 timestamp_ms: 40,
                 data: Bytes::from_static(&[0x17, 0, 0, 0, 0])
             })
+        );
+    }
+
+    /// Issue 30: a refused publish was answered with rml_rtmp's `_error` on
+    /// transaction 0, which encoders drop, so they showed only "disconnected".
+    /// Now it is an `onStatus` with level `error` on the publish's own stream.
+    #[test]
+    fn refused_publish_is_answered_with_on_status_on_its_stream() {
+        let mut p = Peer::connect();
+        let r = p.client.request_connection("live".into()).unwrap();
+        p.to_server(vec![r]);
+        let Some(Event::ConnectRequested { request, .. }) = p.events.pop() else {
+            panic!("no connect request: {:?}", p.events)
+        };
+        p.server.accept(request).unwrap();
+        p.pump_server();
+        let r = p
+            .client
+            .request_publishing("cam1?key=guess".into(), PublishRequestType::Live)
+            .unwrap();
+        p.to_server(vec![r]);
+        let Some(Event::PublishRequested { request, .. }) = p.events.pop() else {
+            panic!("no publish request: {:?}", p.events)
+        };
+        p.server
+            .reject(request, "NetStream.Publish.Denied", "publish refused: test")
+            .unwrap();
+        let mut wire = Vec::new();
+        while let Some(o) = p.server.poll_output() {
+            let Output::Transmit(b) = o else {
+                panic!("unexpected {o:?}")
+            };
+            wire.extend(b);
+        }
+        // One type-0 chunk on our csid: AMF0 command (20) on message stream 1,
+        // the stream rml_rtmp's createStream handed out.
+        assert_eq!(wire[0], STATUS_CSID as u8);
+        assert_eq!(wire[7], 20);
+        assert_eq!(u32::from_le_bytes(wire[8..12].try_into().unwrap()), 1);
+        let has = |s: &[u8]| wire.windows(s.len()).any(|w| w == s);
+        assert!(has(b"onStatus") && has(b"publish refused: test") && has(b"\x00\x05error"));
+        let results = p.client.handle_input(&wire).unwrap();
+        assert!(
+            results.iter().any(|r| matches!(
+                r,
+                ClientSessionResult::RaisedEvent(ClientSessionEvent::UnhandleableOnStatusCode { code })
+                    if code == "NetStream.Publish.Denied"
+            )),
+            "client did not read an onStatus: {results:?}"
         );
     }
 
