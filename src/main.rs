@@ -180,7 +180,7 @@ fn sign(
     vod: bool,
     base_url: Option<String>,
 ) -> Result<String, String> {
-    use ladderd::origin::signing::{parse_ttl, SigningKey};
+    use ladderd::origin::signing::{parse_ttl, Scope, SigningKey};
     let path = &config.playback.signing_key;
     if path.as_os_str().is_empty() {
         return Err("playback.signing_key is not set in the configuration".into());
@@ -193,8 +193,9 @@ fn sign(
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
+    let scope = if vod { Scope::Vod } else { Scope::Live };
     let token = key
-        .token(name, now + ttl, prefix)
+        .token(scope, name, now + ttl, prefix)
         .map_err(|_| "--prefix: letters, digits, '.', '-' or '_'".to_string())?;
     let base = base_url.unwrap_or_else(|| {
         let mut addr = config.server.http_listen;

@@ -602,7 +602,7 @@ fn unix_ms() -> u64 {
 /// key file keeps the key in use.
 #[test]
 fn signed_urls_play_through_the_edge_and_forged_ones_reach_nothing() {
-    use ladderd::origin::signing::SigningKey;
+    use ladderd::origin::signing::{Scope, SigningKey};
     let _alone = alone();
     let dir = tempfile::tempdir().unwrap();
     let key_path = dir.path().join("signing.key");
@@ -664,8 +664,17 @@ fn signed_urls_play_through_the_edge_and_forged_ones_reach_nothing() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let expired = key.token("demo", now - 10, None).unwrap();
-    let other_name = key.token("other", now + 3600, None).unwrap();
+    let expired = key.token(Scope::Live, "demo", now - 10, None).unwrap();
+    let other_name = key.token(Scope::Live, "other", now + 3600, None).unwrap();
+    // Issue 30: a recording's token (`sign demo --vod`) does not open the live NAME.
+    let vod_token = sign(&["demo", "--vod"])[0]
+        .split("/t/")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
     let mut forged = token1.clone();
     let last = forged.pop().unwrap();
     forged.push(if last == '0' { '1' } else { '0' });
@@ -696,6 +705,7 @@ fn signed_urls_play_through_the_edge_and_forged_ones_reach_nothing() {
         ("forged", &forged),
         ("expired", &expired),
         ("other stream", &other_name),
+        ("recording scope", &vod_token),
     ] {
         let (status, h, body) = get(v.addr, &signed(t, &format!("240p30/{seg}")));
         assert_eq!(

@@ -168,7 +168,7 @@ async fn dispatch(ctx: &Origin, req: &Request<Incoming>, segments: &[&str]) -> R
     }
     match segments {
         [kind @ ("live" | "vod"), name, rest @ ..] => {
-            let (dir, rest) = match access(ctx, name, rest) {
+            let (dir, rest) = match access(ctx, kind, name, rest) {
                 Ok(scope) => scope,
                 Err(answer) => return *answer,
             };
@@ -193,14 +193,20 @@ async fn dispatch(ctx: &Origin, req: &Request<Incoming>, segments: &[&str]) -> R
 
 /// Who may read `/live/NAME/…` and `/vod/ID/…`: with `[playback]
 /// signing_key`, only a signed URL (`…/t/TOKEN/…`, see [`super::signing`]).
+/// `kind`: `live` or `vod`, the scope the token must be signed for.
 /// Ok: the token directory (`t/TOKEN/`, for URIs written absolute) and the
 /// path after it. Err: the answer (403; or an edge's token check, `…/auth`).
 fn access<'a>(
     ctx: &Origin,
+    kind: &str,
     name: &str,
     rest: &'a [&'a str],
 ) -> Result<(String, &'a [&'a str]), Box<Response<Body>>> {
     let key = ctx.keys.signing();
+    let scope = match kind {
+        "vod" => super::signing::Scope::Vod,
+        _ => super::signing::Scope::Live,
+    };
     let now = playback::unix_ms() / 1000;
     let max_age = |expires: u64| {
         u64::from(ctx.config.playback.auth_cache_secs)
@@ -211,7 +217,9 @@ fn access<'a>(
         // An edge asks once per token whether it is good (deploy/varnish).
         (key, ["t", token, "auth"]) => {
             let verdict = match &key {
-                Some(k) => k.verify(name, token, now).map(|(t, _)| max_age(t.expires)),
+                Some(k) => k
+                    .verify(scope, name, token, now)
+                    .map(|(t, _)| max_age(t.expires)),
                 None => Ok(u64::from(ctx.config.playback.auth_cache_secs).max(1)),
             };
             Err(Box::new(match verdict {
@@ -231,10 +239,12 @@ fn access<'a>(
         // Signing off: a URL signed earlier still plays.
         (None, ["t", _, tail @ ..]) => Ok((String::new(), tail)),
         (None, tail) => Ok((String::new(), tail)),
-        (Some(k), ["t", token, tail @ ..]) => match k.check(name, token, &tail.join("/"), now) {
-            Ok(_) => Ok((format!("t/{token}/"), tail)),
-            Err(why) => Err(Box::new(denied(ctx, name, why))),
-        },
+        (Some(k), ["t", token, tail @ ..]) => {
+            match k.check(scope, name, token, &tail.join("/"), now) {
+                Ok(_) => Ok((format!("t/{token}/"), tail)),
+                Err(why) => Err(Box::new(denied(ctx, name, why))),
+            }
+        }
         (Some(_), _) => Err(Box::new(denied(ctx, name, super::signing::Denied::Missing))),
     }
 }
@@ -268,4 +278,60 @@ pub fn text(status: StatusCode, body: &str) -> Response<Body> {
     r.headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::origin::signing::{Scope, SigningKey};
+
+    /// An origin with signing on (no streams: `access` is all these need).
+    fn origin() -> Origin {
+        let config = crate::config::Config::parse("", "t").unwrap();
+        let keys = super::super::Keys::default();
+        *keys.signing.write().unwrap() =
+            Some(Arc::new(SigningKey::from_bytes(&[7u8; 32]).unwrap()));
+        Origin {
+            limits: super::super::limits::ClientLimits::new(&config.server),
+            config: Arc::new(config),
+            store: Arc::new(crate::store::hot::HotStore::new(30.0)),
+            http: Arc::default(),
+            shutdown: Arc::default(),
+            admin: Arc::new(|_: &Method, _: &[&str], _: &hyper::HeaderMap| None::<Response<Bytes>>),
+            keys: Arc::new(keys),
+        }
+    }
+
+    /// `access` for `/KIND/cam1/REST…`: the refusal, if any.
+    fn refusal(ctx: &Origin, kind: &str, rest: &[&str]) -> Option<(StatusCode, Bytes)> {
+        let resp = access(ctx, kind, "cam1", rest).err()?;
+        let status = resp.status();
+        let body = futures_lite::future::block_on(resp.into_body().collect())
+            .unwrap()
+            .to_bytes();
+        Some((status, body))
+    }
+
+    /// Issue 30: `ladderd sign ID` (live) played `/vod/ID`, and `sign NAME
+    /// --vod` played `/live/NAME`; an edge's token check (`…/auth`) alike.
+    #[test]
+    fn a_token_opens_only_its_scope() {
+        let ctx = origin();
+        let key = ctx.keys.signing().unwrap();
+        let soon = playback::unix_ms() / 1000 + 60;
+        let live = key.token(Scope::Live, "cam1", soon, None).unwrap();
+        let vod = key.token(Scope::Vod, "cam1", soon, None).unwrap();
+        for file in ["master.m3u8", "auth"] {
+            let open = |kind: &str, t: &str| match refusal(&ctx, kind, &["t", t, file]) {
+                None => true,
+                Some((status, _)) => status == StatusCode::NO_CONTENT,
+            };
+            assert!(open("live", &live), "{file}");
+            assert!(open("vod", &vod), "{file}");
+            assert!(!open("vod", &live), "{file}");
+            assert!(!open("live", &vod), "{file}");
+        }
+    }
 }

@@ -1,8 +1,9 @@
 //! Signed playback URLs (sans-IO: key, name, path and `now` in, a verdict out).
 //!
-//! A token binds a stream NAME (or recording ID), an expiry and optionally a
-//! path prefix: `EXPIRY~SIG` or `EXPIRY~PREFIX~SIG`, where SIG is the
-//! HMAC-SHA256 (hex) of `ladderd-v1\nNAME\nEXPIRY\nPREFIX` under
+//! A token binds a scope (live streams or recordings), a stream NAME (or
+//! recording ID), an expiry and optionally a path prefix: `EXPIRY~SIG` or
+//! `EXPIRY~PREFIX~SIG`, where SIG is the HMAC-SHA256 (lower-case hex) of
+//! `ladderd-v2\nSCOPE\nNAME\nEXPIRY\nPREFIX` (SCOPE `live` or `vod`) under
 //! `[playback] signing_key`. It travels as a directory of the playback URL,
 //! `/live/NAME/t/TOKEN/master.m3u8`, not as a query or a cookie: every URI a
 //! playlist lists is relative, so the player resolves it under the same
@@ -57,8 +58,8 @@ impl SigningKey {
         SigningKey::from_bytes(&bytes).ok_or(KeyError::Short { path: shown, len })
     }
 
-    fn sign(&self, name: &str, expires: u64, prefix: &str) -> String {
-        let tag = hmac::sign(&self.0, message(name, expires, prefix).as_bytes());
+    fn sign(&self, scope: Scope, name: &str, expires: u64, prefix: &str) -> String {
+        let tag = hmac::sign(&self.0, message(scope, name, expires, prefix).as_bytes());
         let mut hex = String::with_capacity(64);
         for b in tag.as_ref() {
             let _ = write!(hex, "{b:02x}");
@@ -66,32 +67,47 @@ impl SigningKey {
         hex
     }
 
-    /// The token for NAME until `expires` (Unix seconds), for paths under
-    /// `prefix` when one is given.
-    pub fn token(&self, name: &str, expires: u64, prefix: Option<&str>) -> Result<String, Denied> {
+    /// The token for NAME in `scope` until `expires` (Unix seconds), for
+    /// paths under `prefix` when one is given.
+    pub fn token(
+        &self,
+        scope: Scope,
+        name: &str,
+        expires: u64,
+        prefix: Option<&str>,
+    ) -> Result<String, Denied> {
         match prefix {
-            None => Ok(format!("{expires}~{}", self.sign(name, expires, ""))),
-            Some(p) if valid_prefix(p) => {
-                Ok(format!("{expires}~{p}~{}", self.sign(name, expires, p)))
-            }
+            None => Ok(format!("{expires}~{}", self.sign(scope, name, expires, ""))),
+            Some(p) if valid_prefix(p) => Ok(format!(
+                "{expires}~{p}~{}",
+                self.sign(scope, name, expires, p)
+            )),
             Some(_) => Err(Denied::Malformed),
         }
     }
 
     /// Whether `token` lets `path` (what follows the token directory, e.g.
-    /// `240p30/e17/part3.1.m4s`) of NAME be read at `now` (Unix seconds).
-    pub fn check(&self, name: &str, token: &str, path: &str, now: u64) -> Result<Token, Denied> {
-        let (t, prefix) = self.verify(name, token, now)?;
+    /// `240p30/e17/part3.1.m4s`) of NAME in `scope` be read at `now` (Unix seconds).
+    pub fn check(
+        &self,
+        scope: Scope,
+        name: &str,
+        token: &str,
+        path: &str,
+        now: u64,
+    ) -> Result<Token, Denied> {
+        let (t, prefix) = self.verify(scope, name, token, now)?;
         if !path.starts_with(prefix) {
             return Err(Denied::OutsidePrefix);
         }
         Ok(t)
     }
 
-    /// Whether `token` was signed with this key for NAME and is not expired
-    /// at `now`, whatever path it is used for; with the prefix it covers.
+    /// Whether `token` was signed with this key for NAME in `scope` and is
+    /// not expired at `now`, whatever path it is used for; with the prefix it covers.
     pub fn verify<'t>(
         &self,
+        scope: Scope,
         name: &str,
         token: &'t str,
         now: u64,
@@ -114,8 +130,12 @@ impl SigningKey {
             return Err(Denied::Malformed);
         };
         // Constant time: ring compares the tags without an early exit.
-        hmac::verify(&self.0, message(name, expires, prefix).as_bytes(), &tag)
-            .map_err(|_| Denied::Forged)?;
+        hmac::verify(
+            &self.0,
+            message(scope, name, expires, prefix).as_bytes(),
+            &tag,
+        )
+        .map_err(|_| Denied::Forged)?;
         if now >= expires {
             return Err(Denied::Expired);
         }
@@ -124,6 +144,24 @@ impl SigningKey {
             prefixed: !prefix.is_empty(),
         };
         Ok((token, prefix))
+    }
+}
+
+/// What a token opens: live streams (`/live/NAME/…`) or recordings
+/// (`/vod/ID/…`). Signed into the token: a NAME and a recording ID share one
+/// spelling, and a token made for one opened the other (issue 30).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Live,
+    Vod,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Live => "live",
+            Scope::Vod => "vod",
+        }
     }
 }
 
@@ -172,9 +210,13 @@ fn valid_prefix(p: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
-/// What a token signs (one place for signing and checking).
-fn message(name: &str, expires: u64, prefix: &str) -> String {
-    format!("ladderd-v1\n{name}\n{expires}\n{prefix}")
+/// What a token signs (one place for signing and checking). v2 added the
+/// scope: a v1 token (no scope) verifies nowhere.
+fn message(scope: Scope, name: &str, expires: u64, prefix: &str) -> String {
+    format!(
+        "ladderd-v2\n{}\n{name}\n{expires}\n{prefix}",
+        scope.as_str()
+    )
 }
 
 /// The expiry as [`SigningKey::token`] writes it: decimal digits, no sign,
@@ -221,6 +263,7 @@ pub fn parse_ttl(s: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use Scope::Live;
 
     fn key() -> SigningKey {
         SigningKey::from_bytes(b"0123456789abcdef0123456789abcdef\n").unwrap()
@@ -229,36 +272,39 @@ mod tests {
     #[test]
     fn a_token_opens_its_stream_until_it_expires() {
         let k = key();
-        let t = k.token("cam1", 1_000, None).unwrap();
+        let t = k.token(Live, "cam1", 1_000, None).unwrap();
         assert!(t.starts_with("1000~") && t.len() == 5 + 64, "{t}");
         assert_eq!(
-            k.check("cam1", &t, "master.m3u8", 999),
+            k.check(Live, "cam1", &t, "master.m3u8", 999),
             Ok(Token {
                 expires: 1_000,
                 prefixed: false
             })
         );
         assert_eq!(
-            k.check("cam1", &t, "master.m3u8", 1_000),
+            k.check(Live, "cam1", &t, "master.m3u8", 1_000),
             Err(Denied::Expired)
         );
-        assert_eq!(k.check("cam2", &t, "master.m3u8", 999), Err(Denied::Forged));
+        assert_eq!(
+            k.check(Live, "cam2", &t, "master.m3u8", 999),
+            Err(Denied::Forged)
+        );
     }
 
     #[test]
     fn tampering_is_caught() {
         let k = key();
-        let t = k.token("cam1", 1_000, None).unwrap();
+        let t = k.token(Live, "cam1", 1_000, None).unwrap();
         // A later expiry with the same signature.
         let later = t.replacen("1000~", "9000~", 1);
-        assert_eq!(k.check("cam1", &later, "x", 999), Err(Denied::Forged));
+        assert_eq!(k.check(Live, "cam1", &later, "x", 999), Err(Denied::Forged));
         // Another key.
         let other = SigningKey::from_bytes(&[7u8; 32]).unwrap();
-        assert_eq!(other.check("cam1", &t, "x", 999), Err(Denied::Forged));
+        assert_eq!(other.check(Live, "cam1", &t, "x", 999), Err(Denied::Forged));
         // A prefix added to an unprefixed token.
         let sig = t.split('~').nth(1).unwrap();
         assert_eq!(
-            k.check("cam1", &format!("1000~240p30~{sig}"), "240p30/x", 999),
+            k.check(Live, "cam1", &format!("1000~240p30~{sig}"), "240p30/x", 999),
             Err(Denied::Forged)
         );
         for bad in [
@@ -270,7 +316,7 @@ mod tests {
             &format!("-1~{sig}"),
         ] {
             assert_eq!(
-                k.check("cam1", bad, "x", 0),
+                k.check(Live, "cam1", bad, "x", 0),
                 Err(Denied::Malformed),
                 "{bad}"
             );
@@ -283,8 +329,8 @@ mod tests {
     #[test]
     fn a_token_has_one_spelling() {
         let k = key();
-        let t = k.token("cam1", 1_000, Some("240p30")).unwrap();
-        assert!(k.check("cam1", &t, "240p30/x", 999).is_ok());
+        let t = k.token(Live, "cam1", 1_000, Some("240p30")).unwrap();
+        assert!(k.check(Live, "cam1", &t, "240p30/x", 999).is_ok());
         let (head, sig) = t.rsplit_once('~').unwrap();
         assert!(sig.bytes().any(|b| b.is_ascii_lowercase()), "{sig}");
         let upper = format!("{head}~{}", sig.to_ascii_uppercase());
@@ -300,7 +346,7 @@ mod tests {
             t.replacen("1000~", "01000~", 1),
         ] {
             assert_eq!(
-                k.check("cam1", &other, "240p30/x", 999),
+                k.check(Live, "cam1", &other, "240p30/x", 999),
                 Err(Denied::Malformed),
                 "{other}"
             );
@@ -310,23 +356,55 @@ mod tests {
     #[test]
     fn a_prefixed_token_opens_only_its_paths() {
         let k = key();
-        let t = k.token("cam1", 1_000, Some("240p30")).unwrap();
+        let t = k.token(Live, "cam1", 1_000, Some("240p30")).unwrap();
         assert_eq!(
-            k.check("cam1", &t, "240p30/e5/part1.0.m4s", 0),
+            k.check(Live, "cam1", &t, "240p30/e5/part1.0.m4s", 0),
             Ok(Token {
                 expires: 1_000,
                 prefixed: true
             })
         );
         assert_eq!(
-            k.check("cam1", &t, "720p30/playlist.m3u8", 0),
+            k.check(Live, "cam1", &t, "720p30/playlist.m3u8", 0),
             Err(Denied::OutsidePrefix)
         );
         assert_eq!(
-            k.check("cam1", &t, "master.m3u8", 0),
+            k.check(Live, "cam1", &t, "master.m3u8", 0),
             Err(Denied::OutsidePrefix)
         );
-        assert_eq!(k.token("cam1", 1, Some("a/b")), Err(Denied::Malformed));
+        assert_eq!(
+            k.token(Live, "cam1", 1, Some("a/b")),
+            Err(Denied::Malformed)
+        );
+    }
+
+    /// Issue 30: `ladderd sign ID` (live) played `/vod/ID`, and `sign NAME
+    /// --vod` played `/live/NAME`.
+    #[test]
+    fn a_token_opens_only_its_scope() {
+        let k = key();
+        for prefix in [None, Some("240p30")] {
+            let live = k.token(Live, "cam1", 1_000, prefix).unwrap();
+            let vod = k.token(Scope::Vod, "cam1", 1_000, prefix).unwrap();
+            assert_ne!(live, vod);
+            let path = "240p30/index.m3u8";
+            assert!(k.check(Live, "cam1", &live, path, 999).is_ok());
+            assert!(k.check(Scope::Vod, "cam1", &vod, path, 999).is_ok());
+            assert_eq!(
+                k.check(Scope::Vod, "cam1", &live, path, 999),
+                Err(Denied::Forged)
+            );
+            assert_eq!(k.check(Live, "cam1", &vod, path, 999), Err(Denied::Forged));
+        }
+        // A v1 token (no scope in what it signs) opens neither.
+        let v1 = hmac::sign(&k.0, b"ladderd-v1\ncam1\n1000\n");
+        let hex: String = v1.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        let old = format!("1000~{hex}");
+        assert_eq!(k.check(Live, "cam1", &old, "x", 999), Err(Denied::Forged));
+        assert_eq!(
+            k.check(Scope::Vod, "cam1", &old, "x", 999),
+            Err(Denied::Forged)
+        );
     }
 
     #[test]
