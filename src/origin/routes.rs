@@ -250,6 +250,9 @@ fn access<'a>(
 }
 
 /// 403, counted by reason; logged at debug only (a scan must not flood the log).
+/// The body is the same whatever the reason: it said which, so a prober could
+/// tell a forged token from an expired one (issue 30); the reason stays in
+/// the log and in `playback_denied_total{reason}`.
 fn denied(ctx: &Origin, name: &str, why: super::signing::Denied) -> Response<Body> {
     ctx.http.count_denied(why.label());
     tracing::debug!(
@@ -257,7 +260,7 @@ fn denied(ctx: &Origin, name: &str, why: super::signing::Denied) -> Response<Bod
         reason = why.label(),
         "playback refused: {why}"
     );
-    text(StatusCode::FORBIDDEN, &format!("forbidden: {why}\n"))
+    text(StatusCode::FORBIDDEN, "forbidden\n")
 }
 
 /// `GET /time`: the origin's clock, ISO-8601 UTC with milliseconds (the MPD's
@@ -333,5 +336,46 @@ mod tests {
             assert!(!open("vod", &live), "{file}");
             assert!(!open("live", &vod), "{file}");
         }
+    }
+
+    /// Issue 30: each reason had its own 403 body (`forbidden: the token has
+    /// expired`), so forged and expired tokens could be told apart from
+    /// outside. One answer now; the reason only in the count (and the log).
+    #[test]
+    fn every_refusal_reads_the_same() {
+        let ctx = origin();
+        let key = ctx.keys.signing().unwrap();
+        let now = playback::unix_ms() / 1000;
+        let good = key.token(Scope::Live, "cam1", now + 60, None).unwrap();
+        let other = key.token(Scope::Live, "cam2", now + 60, None).unwrap();
+        let expired = key.token(Scope::Live, "cam1", now - 1, None).unwrap();
+        let narrow = key
+            .token(Scope::Live, "cam1", now + 60, Some("240p30"))
+            .unwrap();
+        assert_eq!(refusal(&ctx, "live", &["t", &good, "master.m3u8"]), None);
+        let refused: Vec<_> = [
+            vec!["master.m3u8"],
+            vec!["t", "1~zz", "master.m3u8"],
+            vec!["t", &other, "master.m3u8"],
+            vec!["t", &expired, "master.m3u8"],
+            vec!["t", &narrow, "master.m3u8"],
+            vec!["t", &expired, "auth"],
+        ]
+        .iter()
+        .map(|rest| refusal(&ctx, "live", rest).unwrap())
+        .collect();
+        for r in &refused {
+            assert_eq!(r, &(StatusCode::FORBIDDEN, Bytes::from("forbidden\n")));
+        }
+        let denied = ctx.http.denied.lock().unwrap().clone();
+        let want: std::collections::BTreeMap<&str, u64> = [
+            ("missing", 1),
+            ("malformed", 1),
+            ("forged", 1),
+            ("expired", 2),
+            ("prefix", 1),
+        ]
+        .into();
+        assert_eq!(denied, want);
     }
 }
