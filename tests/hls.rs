@@ -534,6 +534,31 @@ fn blocking_reload_preload_hints_delta_updates_and_http_semantics() {
     assert!(raw.starts_with("HTTP/1.1 404"), "{raw}");
     assert!(!raw.contains("root:"));
 
+    // Issue 30: blocking reloads abandoned before their answer (the client
+    // closes) leave `blocked_waiters` as it was; it only ever rose.
+    let waiters = || server.metric("ladderd_http_blocked_waiters", &[]);
+    let (msn, _) = preload_hint(&get(&server, path).text());
+    let abandoned: Vec<std::net::TcpStream> = (0..6)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(server.http).unwrap();
+            let req = format!(
+                "GET {path}?_HLS_msn={} HTTP/1.1\r\nHost: x\r\n\r\n",
+                msn + 2
+            );
+            s.write_all(req.as_bytes()).unwrap();
+            s
+        })
+        .collect();
+    server.wait_for("6 parked reloads", Duration::from_secs(2), || {
+        (waiters() >= 6.0).then_some(())
+    });
+    drop(abandoned);
+    server.wait_for(
+        "blocked_waiters back to 0 after the clients went away",
+        Duration::from_secs(2),
+        || (waiters() == 0.0).then_some(()),
+    );
+
     // Delta update: once more than CAN-SKIP-UNTIL (6 × 2 s) is listed, skip.
     let full = server.wait_for(
         "a playlist long enough to skip",
