@@ -533,6 +533,21 @@ fn blocking_reload_preload_hints_delta_updates_and_http_semantics() {
     let _ = sock.read_to_string(&mut raw);
     assert!(raw.starts_with("HTTP/1.1 404"), "{raw}");
     assert!(!raw.contains("root:"));
+    // Issue 30: an HTTP/1.1 request without Host is a 400 (RFC 9112 §3.2; it
+    // got 200); HTTP/1.0 may leave it out.
+    for (request, status) in [
+        (
+            &b"GET /live/demo/master.m3u8 HTTP/1.1\r\nConnection: close\r\n\r\n"[..],
+            "400",
+        ),
+        (b"GET /live/demo/master.m3u8 HTTP/1.0\r\n\r\n", "200"),
+    ] {
+        let mut sock = std::net::TcpStream::connect(server.http).unwrap();
+        sock.write_all(request).unwrap();
+        let mut raw = String::new();
+        let _ = sock.read_to_string(&mut raw);
+        assert_eq!(raw.split(' ').nth(1), Some(status), "{raw}");
+    }
 
     // Issue 30: blocking reloads abandoned before their answer (the client
     // closes) leave `blocked_waiters` as it was; it only ever rose.

@@ -94,6 +94,17 @@ pub fn check_request(
     Ok(())
 }
 
+/// RFC 9112 §3.2: an HTTP/1.1 request carries exactly one `Host` header,
+/// else it is a `400` (one without was answered 200: issue 30). HTTP/1.0 may
+/// leave it out; HTTP/2 names the host in `:authority`.
+pub fn host_ok(version: hyper::Version, headers: &hyper::HeaderMap) -> bool {
+    let hosts = headers.get_all(hyper::header::HOST).iter().count();
+    match version {
+        hyper::Version::HTTP_11 => hosts == 1,
+        _ => hosts <= 1,
+    }
+}
+
 /// Requests that may wait on the live edge: a blocking playlist reload, or a
 /// part or segment that may still be being written. These are what a client
 /// could pile up by the thousand; everything else answers at once.
@@ -370,6 +381,21 @@ mod tests {
             Err(Limit::BodyBytes)
         );
         assert_eq!(check_request(&s, &uri(10), &h, None), Err(Limit::BodyBytes));
+    }
+
+    #[test]
+    fn an_http_1_1_request_needs_one_host() {
+        use hyper::Version;
+        let mut h = hyper::HeaderMap::new();
+        assert!(!host_ok(Version::HTTP_11, &h));
+        assert!(host_ok(Version::HTTP_10, &h));
+        assert!(host_ok(Version::HTTP_2, &h));
+        h.insert(hyper::header::HOST, "example.com".parse().unwrap());
+        assert!(host_ok(Version::HTTP_11, &h));
+        h.append(hyper::header::HOST, "other.example".parse().unwrap());
+        for v in [Version::HTTP_10, Version::HTTP_11, Version::HTTP_2] {
+            assert!(!host_ok(v, &h), "{v:?}");
+        }
     }
 
     #[test]

@@ -69,7 +69,12 @@ pub async fn handle(ctx: &Origin, req: Request<Incoming>, surface: Surface) -> R
         Surface::Admin => admin_route || health,
         Surface::Public => !admin_route || ctx.config.admin.listen.is_none(),
     };
-    let mut resp = if here {
+    let mut resp = if !super::limits::host_ok(req.version(), req.headers()) {
+        text(
+            StatusCode::BAD_REQUEST,
+            "an HTTP/1.1 request needs one Host header\n",
+        )
+    } else if here {
         dispatch(ctx, &req, &segments).await
     } else {
         text(StatusCode::NOT_FOUND, "not found\n")
