@@ -775,8 +775,32 @@ fn hinted_part_streams_frame_by_frame_or_arrives_whole() {
                 median(&lasts) - median(&firsts) > 0.05,
                 "{firsts:?} {lasts:?}"
             );
+            streamed_bytes_are_counted(&server, path);
         }
     }
+}
+
+/// Issue 30: `http_out_bytes_total` took a body's length up front, so a part
+/// streamed as it was written (no length yet) counted nothing.
+fn streamed_bytes_are_counted(server: &Server, path: &str) {
+    let (msn, part) = preload_hint(&get(server, path).text());
+    let uri = format!("/live/demo/360p30/part{msn}.{part}.m4s");
+    let before = server.get("/metrics").unwrap().1;
+    let (first, last, body) = timed_get(server, &uri);
+    // Less the /metrics answer read before it (nothing else asks meanwhile).
+    let counted = server.metric("ladderd_http_out_bytes_total", &[])
+        - metric_in(&before, "ladderd_http_out_bytes_total", &[])
+        - before.len() as f64;
+    println!(
+        "streamed part of {} bytes over {:.0} ms: {counted} bytes counted",
+        body.len(),
+        (last - first) * 1000.0
+    );
+    assert!(
+        counted >= body.len() as f64,
+        "{counted} bytes counted for a {} byte streamed part",
+        body.len()
+    );
 }
 
 // ---- issue 12: what trying to break the origin found ----

@@ -216,10 +216,14 @@ impl ConnWatch {
 }
 
 /// A response body that tells the connection's clock when it is done (sent or
-/// dropped), and holds a held request's place in its client's count till then.
+/// dropped), holds a held request's place in its client's count till then,
+/// and counts its bytes in `http_out_bytes_total` as they go out: counted by
+/// length up front, a part streamed as it is written (no length yet) counted
+/// nothing (issue 30).
 struct Tracked {
     body: routes::Body,
     watch: Rc<ConnWatch>,
+    stats: Arc<HttpStats>,
     _held: Option<limits::Slot>,
 }
 
@@ -230,7 +234,11 @@ impl hyper::body::Body for Tracked {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
-        self.body.as_mut().poll_frame(cx)
+        let frame = std::task::ready!(self.body.as_mut().poll_frame(cx));
+        if let Some(data) = frame.as_ref().and_then(|f| f.as_ref().ok()?.data_ref()) {
+            self.stats.bytes_out.fetch_add(data.len() as u64, Relaxed);
+        }
+        std::task::Poll::Ready(frame)
     }
     fn is_end_stream(&self) -> bool {
         self.body.is_end_stream()
@@ -382,6 +390,7 @@ async fn serve<T>(
                 Ok::<_, Infallible>(resp.map(|body| Tracked {
                     body,
                     watch,
+                    stats: ctx.http.clone(),
                     _held: held,
                 }))
             }
@@ -617,5 +626,48 @@ impl crate::telemetry::metrics::Report for limits::ClientLimits {
             vec![],
             self.tracked_clients() as i64,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    /// Issue 30: `http_out_bytes_total` took a body's length up front, so a
+    /// part streamed as it was written (no length yet) counted nothing.
+    #[test]
+    fn streamed_bodies_count_the_bytes_sent() {
+        let stats = Arc::new(HttpStats::default());
+        let frames = ["moof", "mdat1234", "moof", "mdat56"].map(|s| {
+            Ok::<_, routes::BodyError>(hyper::body::Frame::data(bytes::Bytes::from_static(
+                s.as_bytes(),
+            )))
+        });
+        let body: routes::Body = Box::pin(http_body_util::StreamBody::new(
+            futures_lite::stream::iter(frames),
+        ));
+        assert_eq!(hyper::body::Body::size_hint(&body).exact(), None);
+        let tracked = Tracked {
+            body,
+            watch: Rc::new(ConnWatch::new(Duration::from_secs(5))),
+            stats: stats.clone(),
+            _held: None,
+        };
+        let sent = futures_lite::future::block_on(tracked.collect())
+            .unwrap()
+            .to_bytes();
+        assert_eq!(sent.len(), 22);
+        assert_eq!(stats.bytes_out.load(Relaxed), 22);
+        // A whole body counts the same way.
+        let whole = Tracked {
+            body: routes::full(bytes::Bytes::from_static(b"#EXTM3U\n")),
+            watch: Rc::new(ConnWatch::new(Duration::from_secs(5))),
+            stats: stats.clone(),
+            _held: None,
+        };
+        futures_lite::future::block_on(whole.collect()).unwrap();
+        assert_eq!(stats.bytes_out.load(Relaxed), 30);
     }
 }

@@ -101,10 +101,6 @@ pub async fn handle(ctx: &Origin, req: Request<Incoming>, surface: Surface) -> R
                 *resp.body_mut() = Box::pin(UnknownLength);
             }
         }
-    } else {
-        ctx.http
-            .bytes_out
-            .fetch_add(len.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
     }
     ctx.http.count(route, resp.status().as_u16());
     resp
