@@ -742,8 +742,9 @@ fn timed_get(server: &Server, path: &str) -> (f64, f64, Vec<u8>) {
 #[test]
 fn hinted_part_streams_frame_by_frame_or_arrives_whole() {
     for chunked in [true, false] {
-        let config = format!("{DEMO}chunked_parts = {chunked}\n");
-        let server = Server::start_with(&config, &["--demo"]);
+        // No drain: SIGTERM below goes straight to shutdown.
+        let config = format!("{DEMO}chunked_parts = {chunked}\n\n[server]\ndrain_secs = 0.0\n");
+        let mut server = Server::start_with(&config, &["--demo"]);
         wait_master(&server, "demo", 2);
         let path = "/live/demo/360p30/playlist.m3u8";
         let (mut firsts, mut lasts) = (Vec::new(), Vec::new());
@@ -776,6 +777,7 @@ fn hinted_part_streams_frame_by_frame_or_arrives_whole() {
                 "{firsts:?} {lasts:?}"
             );
             streamed_bytes_are_counted(&server, path);
+            sigterm_lets_a_streamed_part_finish(&mut server, path);
         }
     }
 }
@@ -801,6 +803,79 @@ fn streamed_bytes_are_counted(server: &Server, path: &str) {
         "{counted} bytes counted for a {} byte streamed part",
         body.len()
     );
+}
+
+/// Issue 30: SIGTERM cut the parts being streamed mid-body. The hinted part,
+/// its head in (it is streaming), then SIGTERM: the body still ends with the
+/// chunked terminator, whole boxes, and the process exits 0.
+fn sigterm_lets_a_streamed_part_finish(server: &mut Server, path: &str) {
+    let mut buf = [0u8; 65536];
+    let (mut sock, mut got) = (0..5)
+        .find_map(|_| {
+            let (msn, part) = preload_hint(&get(server, path).text());
+            let mut sock = std::net::TcpStream::connect(server.http).unwrap();
+            sock.set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let req =
+                format!("GET /live/demo/360p30/part{msn}.{part}.m4s HTTP/1.1\r\nHost: x\r\n\r\n");
+            sock.write_all(req.as_bytes()).unwrap();
+            let mut got = Vec::new();
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = sock.read(&mut buf).unwrap();
+                assert!(n > 0, "closed before the head");
+                got.extend_from_slice(&buf[..n]);
+            }
+            let head = String::from_utf8_lossy(&got).to_ascii_lowercase();
+            assert!(head.starts_with("http/1.1 200"), "{head}");
+            // Complete by the time it was answered: not streamed, try the next.
+            head.contains("transfer-encoding: chunked")
+                .then_some((sock, got))
+        })
+        .expect("a part streamed in 5 tries");
+    unsafe_kill(server.pid(), libc_sig::TERM);
+    loop {
+        match sock.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("the part was cut after {} bytes: {e}", got.len()),
+        }
+    }
+    let at = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    // De-chunk: SIZE\r\nDATA\r\n … 0\r\n\r\n.
+    let (mut rest, mut body, mut ended) = (&got[at..], Vec::new(), false);
+    while let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(std::str::from_utf8(&rest[..eol]).unwrap(), 16).unwrap();
+        if size == 0 {
+            ended = &rest[eol..] == b"\r\n\r\n";
+            break;
+        }
+        assert!(rest.len() >= eol + 2 + size + 2, "a chunk cut short");
+        body.extend_from_slice(&rest[eol + 2..eol + 2 + size]);
+        rest = &rest[eol + 2 + size + 2..];
+    }
+    assert!(
+        ended,
+        "no chunked terminator after {} body bytes",
+        body.len()
+    );
+    // Whole top-level boxes (moof, mdat, …) to the last byte.
+    let mut off = 0;
+    while off + 8 <= body.len() {
+        let size = u32::from_be_bytes(body[off..off + 4].try_into().unwrap()) as usize;
+        assert!(size >= 8, "box size {size} at {off}");
+        off += size;
+    }
+    assert_eq!(off, body.len(), "boxes do not end with the body");
+    println!("streamed part finished after SIGTERM: {} bytes", body.len());
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let code = loop {
+        if let Some(code) = server.child().try_wait().unwrap() {
+            break code;
+        }
+        assert!(Instant::now() < deadline, "still running 8 s after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(code.success(), "{code}");
 }
 
 // ---- issue 12: what trying to break the origin found ----

@@ -263,9 +263,57 @@ impl Drop for Open<'_> {
     }
 }
 
+/// The connections one accept loop handed out, counted while their tasks
+/// live, so that at shutdown it can wait for what they are answering: its
+/// core exits when the loop returns, and that drops every connection task
+/// (SIGTERM cut the parts being streamed mid-body: issue 30).
+#[derive(Default)]
+struct Conns {
+    open: std::cell::Cell<usize>,
+    closed: event_listener::Event,
+}
+
+/// One connection's place in its listener's [`Conns`].
+struct ConnPlace(Rc<Conns>);
+
+impl Conns {
+    fn enter(self: &Rc<Self>) -> ConnPlace {
+        self.open.set(self.open.get() + 1);
+        ConnPlace(self.clone())
+    }
+
+    /// Returns when every connection is closed, or at `until`.
+    async fn drained(&self, until: Instant) {
+        loop {
+            let closed = self.closed.listen();
+            let left = until.saturating_duration_since(Instant::now());
+            if self.open.get() == 0 || left.is_zero() {
+                return;
+            }
+            futures_lite::future::or(closed, glommio::timer::sleep(left)).await;
+        }
+    }
+}
+
+impl Drop for ConnPlace {
+    fn drop(&mut self) {
+        self.0.open.set(self.0.open.get().saturating_sub(1));
+        self.0.closed.notify(usize::MAX);
+    }
+}
+
+/// How long connections may go on answering after shutdown: three quarters
+/// of `server.shutdown_grace_secs`, so the cores still exit within it.
+fn drain_limit(config: &Config) -> Duration {
+    Duration::from_secs_f64(config.server.shutdown_grace_secs * 0.75)
+}
+
 /// Accepts on one listener; `tls`: `server.https_listen` (a TLS handshake first).
+/// At shutdown it stops accepting and returns once its connections have
+/// finished the responses they were sending (at most [`drain_limit`]).
 pub async fn accept_loop(listener: TcpListener, ctx: Arc<Origin>, surface: Surface, tls: bool) {
     let mut last_full_log: Option<Instant> = None;
+    let conns = Rc::new(Conns::default());
     loop {
         let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
             ctx.shutdown.wait().await;
@@ -325,7 +373,9 @@ pub async fn accept_loop(listener: TcpListener, ctx: Arc<Origin>, surface: Surfa
             continue;
         }
         let ctx = ctx.clone();
+        let place = conns.enter();
         glommio::spawn_local(async move {
+            let _place = place;
             let _open = counted.then(|| Open(&ctx.http.open_connections));
             let _client = client;
             // Headers are due within the header timeout or the idle timeout, the shorter.
@@ -363,6 +413,15 @@ pub async fn accept_loop(listener: TcpListener, ctx: Arc<Origin>, surface: Surfa
             }
         })
         .detach();
+    }
+    let until = Instant::now() + drain_limit(&ctx.config);
+    drop(listener);
+    conns.drained(until).await;
+    if conns.open.get() > 0 {
+        debug!(
+            connections = conns.open.get(),
+            "http connections still open at the end of the drain; closing them"
+        );
     }
 }
 
@@ -409,18 +468,44 @@ async fn serve<T>(
         .http2()
         .max_header_list_size(server.http_max_header_bytes as u32 + 1024);
     let conn = builder.serve_connection(io, service);
-    match futures_lite::future::or(async { Some(conn.await) }, async {
-        watch.overdue().await;
-        None
-    })
-    .await
-    {
-        None => {
+    futures_lite::pin!(conn);
+    enum Stop<R> {
+        Ended(R),
+        Overdue,
+        Shutdown,
+    }
+    let mut stop = futures_lite::future::or(
+        async { Stop::Ended(conn.as_mut().await) },
+        futures_lite::future::or(
+            async {
+                watch.overdue().await;
+                Stop::Overdue
+            },
+            async {
+                ctx.shutdown.wait().await;
+                Stop::Shutdown
+            },
+        ),
+    )
+    .await;
+    if let Stop::Shutdown = stop {
+        // No new requests (keep-alive off, h2 GOAWAY); what is being answered
+        // (a part still being written) goes on to its end, then the
+        // connection closes. The accept loop bounds the wait.
+        conn.as_mut().graceful_shutdown();
+        stop = futures_lite::future::or(async { Stop::Ended(conn.as_mut().await) }, async {
+            watch.overdue().await;
+            Stop::Overdue
+        })
+        .await;
+    }
+    match stop {
+        Stop::Overdue => {
             ctx.http.header_timeouts.fetch_add(1, Relaxed);
             debug!("http connection closed: request headers not complete in time");
         }
-        Some(Err(e)) => debug!(error = %e, "http connection ended with an error"),
-        Some(Ok(())) => {}
+        Stop::Ended(Err(e)) => debug!(error = %e, "http connection ended with an error"),
+        Stop::Ended(Ok(())) | Stop::Shutdown => {}
     }
 }
 
