@@ -823,3 +823,152 @@ fn a_resumed_name_seeks_an_hour_back_across_its_earlier_runs() {
         );
     }
 }
+
+/// Each rendition's segment numbers in a playlist set: the master at
+/// `master` (under `base`), every media playlist it lists, by rendition.
+/// None while any of them does not answer 200 (a stream still starting).
+fn listed_segments(server: &Server, base: &str, master: &str) -> Option<Vec<(String, Vec<u64>)>> {
+    let master = get(server, &format!("{base}/{master}"), None);
+    if master.status != 200 {
+        return None;
+    }
+    let master = String::from_utf8(master.body).unwrap();
+    let mut out: Vec<(String, Vec<u64>)> = Vec::new();
+    for uri in master
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let rendition = uri.split('/').next().unwrap().to_string();
+        let playlist = get(server, &format!("{base}/{uri}"), None);
+        if playlist.status != 200 {
+            return None;
+        }
+        let numbers = String::from_utf8(playlist.body)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(segment_number)
+            .collect();
+        out.push((rendition, numbers));
+    }
+    Some(out)
+}
+
+/// What an operator's `systemctl restart` does mid-show, round after round
+/// (`LADDERD_RESTART_ROUNDS`, 4 by default; every other round with both
+/// cores kept busy): SIGTERM while the demo plays, then a start on the same
+/// DVR. Nothing published may be lost: the stopped run is a recording that
+/// holds every segment its live playlists listed at the signal (and its
+/// unfinished last one), contiguous from its first; the restart's recovery
+/// finds every index whole, with no written-but-unindexed file to remove.
+#[test]
+fn sigterm_mid_stream_loses_nothing_across_restarts() {
+    let rounds: usize = std::env::var("LADDERD_RESTART_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "window_secs = 600.0\n");
+    // The segments each stopped run's live playlists listed at the signal.
+    let mut listed_before: Option<Vec<(String, Vec<u64>)>> = None;
+    let mut stopped_runs = Vec::new();
+    for round in 0..=rounds {
+        if round == rounds {
+            stopped_runs = std::fs::read_dir(dir.path().join("demo"))
+                .unwrap()
+                .flatten()
+                .map(|e| e.file_name())
+                .collect();
+        }
+        let server = Server::start_with(&cfg, &["--demo"]);
+        let log = server.log_text();
+        assert!(
+            !regex_like_nonzero(&log, "torn_indexes=")
+                && !regex_like_nonzero(&log, "unindexed_files_removed="),
+            "round {round}: the stop before lost index appends\n{log}"
+        );
+        let (_, list) = api(&server, "GET", "/api/v1/recordings");
+        let recordings = list["recordings"].as_array().unwrap().clone();
+        assert_eq!(
+            recordings.len(),
+            round,
+            "round {round}: one recording per stopped run\n{list}"
+        );
+        if let Some(listed) = listed_before.take() {
+            let rec = recordings.last().unwrap();
+            assert_eq!(rec["reason"], "ended", "{rec}");
+            let id = rec["id"].as_str().unwrap();
+            let recorded = listed_segments(&server, &format!("/vod/{id}"), "master.m3u8")
+                .unwrap_or_else(|| panic!("round {round}: recording {id} does not play"));
+            assert_eq!(recorded.len(), listed.len(), "{recorded:?} vs {listed:?}");
+            for (name, live) in &listed {
+                let (_, kept) = recorded
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .unwrap_or_else(|| panic!("round {round}: no {name} in {recorded:?}"));
+                let first = kept[0];
+                assert_eq!(
+                    kept,
+                    &(first..first + kept.len() as u64).collect::<Vec<_>>(),
+                    "round {round}: {name}: the recording has holes"
+                );
+                for n in live {
+                    assert!(
+                        kept.contains(n),
+                        "round {round}: {name}: seg{n} listed live, not recorded: {kept:?}"
+                    );
+                }
+                // The segment open at the signal ends the recording.
+                assert!(
+                    kept.last() > live.last(),
+                    "round {round}: {name}: the unfinished segment was not kept ({kept:?} vs {live:?})"
+                );
+            }
+        }
+        if round == rounds {
+            break;
+        }
+        // Every other round on a loaded CPU: two busy loops for two cores.
+        let _load: Vec<Proc> = (0..2 * (round % 2))
+            .map(|_| {
+                Proc(
+                    Command::new("sh")
+                        .args(["-c", "while :; do :; done"])
+                        .spawn()
+                        .unwrap(),
+                )
+            })
+            .collect();
+        server.wait_for(
+            "3 segments of every rendition",
+            Duration::from_secs(60),
+            || {
+                let l = listed_segments(&server, "/live/demo", "master.m3u8")?;
+                l.iter().all(|(_, n)| n.len() >= 3).then_some(())
+            },
+        );
+        // Somewhere inside a segment, a different place each round.
+        std::thread::sleep(Duration::from_millis(300 + 370 * round as u64 % 1700));
+        let listed = listed_segments(&server, "/live/demo", "master.m3u8").unwrap();
+        let mut server = server;
+        let status = server.stop();
+        let log = server.log_text();
+        assert!(status.success(), "round {round}: {status}\n{log}");
+        assert!(log.contains("DVR flushed"), "round {round}:\n{log}");
+        listed_before = Some(listed);
+    }
+    // Every stopped run's index names exactly its files, each whole.
+    assert_eq!(stopped_runs.len(), rounds, "{stopped_runs:?}");
+    assert!(check_recovered(dir.path(), &stopped_runs) >= rounds * 3);
+}
+
+/// Whether `key` is followed by a number other than 0 somewhere in `text`.
+fn regex_like_nonzero(text: &str, key: &str) -> bool {
+    text.match_indices(key).any(|(i, _)| {
+        let n: String = text[i + key.len()..]
+            .chars()
+            .take_while(|c| c.is_ascii_digit())
+            .collect();
+        n.parse::<u64>().is_ok_and(|n| n > 0)
+    })
+}

@@ -177,6 +177,8 @@ pub fn serve(config: Config) -> Result<(), RuntimeError> {
     let shutdown = Arc::new(Shutdown::default());
     let mut store = HotStore::new(config.hls.window_secs);
     let mut dvr_report = None;
+    // Kept to flush at a graceful stop: its thread dies with the process.
+    let mut dvr_flush = None;
     let mut archive_report = None;
     let archive = if config.archive.url.is_empty() {
         None
@@ -217,6 +219,7 @@ pub fn serve(config: Config) -> Result<(), RuntimeError> {
         )?;
         dvr_report =
             Some(Arc::new(DvrReport(dvr.clone())) as Arc<dyn crate::telemetry::metrics::Report>);
+        dvr_flush = Some(dvr.clone());
         store = store.with_dvr(dvr);
     }
     let store = Arc::new(store);
@@ -454,6 +457,23 @@ pub fn serve(config: Config) -> Result<(), RuntimeError> {
                 );
                 break;
             }
+        }
+    }
+    // The streams have ended: their last segments, index appends and
+    // recordings are queued on the storage thread, which must finish them
+    // before the process exits (within what is left of the grace period).
+    if let Some(dvr) = dvr_flush {
+        let started = Instant::now();
+        match dvr.flush(deadline.saturating_duration_since(started)) {
+            Ok(()) => info!(
+                took_ms = started.elapsed().as_millis() as u64,
+                recordings_made = dvr.stats.recordings_made.load(Ordering::Relaxed),
+                "DVR flushed: every queued segment, index append and recording is on disk"
+            ),
+            Err(e) => error!(
+                unfinished = e.unfinished,
+                "{e}; raise server.shutdown_grace_secs (the next start removes unindexed files)"
+            ),
         }
     }
     match failure {

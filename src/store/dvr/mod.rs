@@ -111,6 +111,18 @@ enum Job {
         recording: Recording,
         summaries: Vec<RenditionSummary>,
     },
+    /// Answered once every job queued before it is done (a graceful stop).
+    Flush(std::sync::mpsc::Sender<()>),
+}
+
+/// What a graceful stop could not finish in its time ([`Dvr::flush`]).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "DVR flush: {unfinished} queued writes, index appends or recordings not finished in {waited:?}"
+)]
+pub struct FlushIncomplete {
+    pub unfinished: usize,
+    pub waited: std::time::Duration,
 }
 
 /// Where a recording asked for stands (`GET /api/v1/recordings/ID`).
@@ -275,6 +287,9 @@ pub struct Dvr {
     last_recording_ms: AtomicU64,
     pub stats: DvrStats,
     logged: AtomicBool,
+    /// Jobs queued and not yet done (segments, inits, recordings): what a
+    /// stop that cannot wait would lose.
+    unfinished: std::sync::atomic::AtomicUsize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -320,6 +335,7 @@ impl Dvr {
             ),
             stats,
             logged: AtomicBool::new(false),
+            unfinished: Default::default(),
         });
         // What an earlier run left counts against the window and the cap.
         dvr.evict(unix_ms());
@@ -420,6 +436,8 @@ impl Dvr {
         };
         if self.jobs.try_send(job).is_err() {
             self.recording_failed(&id, stream, "the storage thread is behind");
+        } else {
+            self.unfinished.fetch_add(1, Relaxed);
         }
         id
     }
@@ -500,6 +518,30 @@ impl Dvr {
                 &self.config.dir,
                 "the storage thread is behind; segment not kept",
             );
+        } else {
+            self.unfinished.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Waits, at most `within`, until every write, index append and
+    /// recording queued so far is on disk: a graceful stop calls it after
+    /// the streams have ended (their last segments and recordings queued),
+    /// since the storage thread dies with the process.
+    pub fn flush(&self, within: std::time::Duration) -> Result<(), FlushIncomplete> {
+        let start = std::time::Instant::now();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let done = self.jobs.send_timeout(Job::Flush(tx), within).is_ok()
+            && rx
+                .recv_timeout(within.saturating_sub(start.elapsed()))
+                .is_ok();
+        let unfinished = self.unfinished.load(Relaxed);
+        if done && unfinished == 0 {
+            Ok(())
+        } else {
+            Err(FlushIncomplete {
+                unfinished,
+                waited: start.elapsed(),
+            })
         }
     }
 
@@ -560,6 +602,14 @@ impl Dvr {
                             glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
                         }
                         self.write(job).await;
+                        self.unfinished.fetch_sub(1, Relaxed);
+                        continue;
+                    }
+                    Job::Flush(done) => {
+                        while in_flight.get() > 0 {
+                            glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
+                        }
+                        let _ = done.send(());
                         continue;
                     }
                 };
@@ -579,6 +629,7 @@ impl Dvr {
                     glommio::spawn_local(async move {
                         while let Ok(job) = rx.recv_async().await {
                             me.write(job).await;
+                            me.unfinished.fetch_sub(1, Relaxed);
                             count.set(count.get() - 1);
                         }
                     })
@@ -666,6 +717,10 @@ impl Dvr {
                     }
                     Err(e) => self.recording_failed(&id, &stream, &e.to_string()),
                 }
+            }
+            // Answered by the storage loop itself, after the lanes drain.
+            Job::Flush(done) => {
+                let _ = done.send(());
             }
         }
     }
