@@ -45,6 +45,32 @@ fn playlist(server: &Server, path: &str) -> (u64, Vec<String>, usize) {
     (msn, uris, text.matches("#EXT-X-DISCONTINUITY\n").count())
 }
 
+/// RFC 8216 4.3.2.3: a change of encoding sequence (a new `EXT-X-MAP`:
+/// the slate's encoder, then the publisher's) comes after an
+/// `EXT-X-DISCONTINUITY`, on every join the playlist lists.
+fn assert_new_init_after_discontinuity(server: &Server, path: &str) {
+    let text = server.get(path).unwrap().1;
+    let (mut map, mut since_segment, mut changes) = (None::<String>, Vec::new(), 0);
+    for l in text.lines() {
+        if let Some(uri) = l.strip_prefix("#EXT-X-MAP:") {
+            if map.as_deref().is_some_and(|m| m != uri) {
+                changes += 1;
+                assert!(
+                    since_segment.contains(&"#EXT-X-DISCONTINUITY"),
+                    "{path}: a new EXT-X-MAP without EXT-X-DISCONTINUITY:\n{text}"
+                );
+            }
+            map = Some(uri.to_string());
+        }
+        if !l.starts_with('#') && !l.is_empty() {
+            since_segment.clear();
+        } else {
+            since_segment.push(l);
+        }
+    }
+    println!("{path}: {changes} new inits, each after a discontinuity");
+}
+
 fn last_segment(uris: &[String]) -> u64 {
     uris.iter()
         .filter_map(|u| segment_number(u))
@@ -240,6 +266,21 @@ fn a_gone_publisher_leaves_the_slate_on_air_until_it_is_back() {
         server.metric("ladderd_input_switches_total", &["reason=\"input_lost\""]),
         1.0
     );
+    // The operator sees the NAME while its slate is on air (no publisher).
+    let on_slate = server
+        .live("cam")
+        .expect("cam listed while the slate is on air");
+    assert_eq!(on_slate["input"]["active"], "slate", "{on_slate}");
+    assert!(
+        on_slate["renditions"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty()),
+        "{on_slate}"
+    );
+    assert_eq!(
+        server.json("/api/v1/streams/cam")["input"]["active"],
+        "slate"
+    );
     let mut ff = push(&input.path, &url, true);
     server.wait_for("the publisher back", Duration::from_secs(30), || {
         let live = server.live("cam")?;
@@ -257,6 +298,9 @@ fn a_gone_publisher_leaves_the_slate_on_air_until_it_is_back() {
     );
     assert!(again > 80.0, "the pattern is back: {again}");
     assert_whole_timelines(&server, "cam");
+    for r in ["source", "360p30"] {
+        assert_new_init_after_discontinuity(&server, &format!("/live/cam/{r}/playlist.m3u8"));
+    }
     assert_eq!(
         server.metric(
             "ladderd_input_switches_total",

@@ -68,6 +68,7 @@ impl Admin {
                     .live()
                     .iter()
                     .map(|s| self.stream_view(s))
+                    .chain(self.on_slate().map(|name| self.slate_view(&name)))
                     .collect();
                 let backups: Vec<_> = self
                     .streams
@@ -83,6 +84,9 @@ impl Admin {
             }
             ["api", "v1", "streams", name] => match self.streams.registry.get(name) {
                 Some(s) => json(StatusCode::OK, &self.stream_view(&s)),
+                None if self.on_slate().any(|n| n == *name) => {
+                    json(StatusCode::OK, &self.slate_view(name))
+                }
                 None => json_error(StatusCode::NOT_FOUND, "no such live stream"),
             },
             ["api", "v1", "sessions"] => json(
@@ -225,7 +229,39 @@ impl Admin {
                 serde_json::to_value(input).unwrap_or_default(),
             );
         }
-        if let (Some(obj), Some(media)) = (v.as_object_mut(), self.store.get(&s.name)) {
+        self.add_media(&mut v, &s.name);
+        v
+    }
+
+    /// NAMEs whose publisher has gone while the slate holds their renditions
+    /// on air (the reconnect window): no publish in the registry, but a
+    /// stream an operator must see.
+    fn on_slate(&self) -> impl Iterator<Item = String> + '_ {
+        self.streams
+            .registry
+            .inputs()
+            .into_iter()
+            .filter(|(name, input)| {
+                input.active() == crate::stream::inputs::Active::Slate
+                    && self.streams.registry.get(name).is_none()
+            })
+            .map(|(name, _)| name)
+    }
+
+    /// A NAME on the slate: its input and renditions, no publisher.
+    fn slate_view(&self, name: &str) -> serde_json::Value {
+        let mut v = serde_json::json!({
+            "name": name,
+            "publisher": null,
+            "input": self.streams.registry.input(name).view(),
+        });
+        self.add_media(&mut v, name);
+        v
+    }
+
+    /// A stream's renditions and viewers, from the store.
+    fn add_media(&self, v: &mut serde_json::Value, name: &str) {
+        if let (Some(obj), Some(media)) = (v.as_object_mut(), self.store.get(name)) {
             let renditions: Vec<_> = media
                 .renditions()
                 .iter()
@@ -242,7 +278,6 @@ impl Admin {
             obj.insert("viewers".into(), media.recent_requests(10).into());
             obj.insert("renditions".into(), renditions.into());
         }
-        v
     }
 
     /// `Authorization: Bearer TOKEN` when `admin.token` is set.
