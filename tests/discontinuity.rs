@@ -467,3 +467,102 @@ fn timestamp_jump_marks_discontinuity_on_every_rendition() {
     let _ = leave.send(());
     publisher.join().unwrap();
 }
+
+/// Issue 30: an encoder that repeats its parameter sets in-band
+/// (`repeat-headers`) and changes size there, under the one FLV sequence
+/// header at the start (two encodes concatenated with `-c copy`, pushed as
+/// one publish). The 720p SPS starts a new configuration: the source
+/// rendition continues after EXT-X-DISCONTINUITY with a new EXT-X-MAP whose
+/// pictures are 720p, and the master describes the source as 1280x720.
+#[test]
+fn an_in_band_resolution_change_starts_a_new_configuration() {
+    require("ffmpeg");
+    require("ffprobe");
+    let dir = tempfile::tempdir().unwrap();
+    let mut joined = Vec::new();
+    // The second part outlasts the checks (per-stream metrics are read live).
+    for (size, secs) in [("640x360", "4"), ("1280x720", "16")] {
+        let out = dir.path().join(format!("{size}.h264"));
+        let st = Command::new("ffmpeg")
+            .args(["-hide_banner", "-nostdin", "-v", "error", "-y"])
+            .args([
+                "-f",
+                "lavfi",
+                "-i",
+                &format!("testsrc2=size={size}:rate=30"),
+            ])
+            .args(["-t", secs, "-c:v", "libx264", "-preset", "ultrafast"])
+            .args(["-g", "30", "-keyint_min", "30", "-sc_threshold", "0"])
+            .args(["-x264-params", "repeat-headers=1", "-pix_fmt", "yuv420p"])
+            .args(["-f", "h264"])
+            .arg(&out)
+            .status()
+            .unwrap();
+        assert!(st.success(), "ffmpeg failed to make {size}");
+        joined.extend(std::fs::read(&out).unwrap());
+    }
+    let input = dir.path().join("joined.h264");
+    std::fs::write(&input, joined).unwrap();
+    let server = Server::start(CONFIG);
+    let _ff = Proc(
+        Command::new("ffmpeg")
+            .args(["-hide_banner", "-nostdin", "-v", "error", "-re"])
+            .args(["-f", "h264", "-framerate", "30", "-i"])
+            .arg(&input)
+            .args(["-c", "copy", "-f", "flv"])
+            .arg(server.rtmp_url("cam1?key=key-one-secret"))
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let source = server.wait_for(
+        "the source after the change",
+        Duration::from_secs(60),
+        || {
+            let (s, p) = server.get("/live/cam1/source/playlist.m3u8").ok()?;
+            let at = p.find("#EXT-X-DISCONTINUITY\n")?;
+            (s == 200 && segment_msns(&p[at..]).len() >= 2).then_some(p)
+        },
+    );
+    let log = server.log_text();
+    assert!(
+        log.contains("in-band SPS changes the video configuration"),
+        "{log}"
+    );
+    assert_eq!(
+        server.metric(
+            "ladderd_in_band_reconfigurations_total",
+            &["stream=\"cam1\""]
+        ),
+        1.0,
+        "{log}"
+    );
+    let at = source.find("#EXT-X-DISCONTINUITY\n").unwrap();
+    let map = source[at..].lines().nth(1).unwrap_or_default();
+    assert!(
+        map.starts_with("#EXT-X-MAP:URI=") && map.contains("init1.mp4"),
+        "{source}"
+    );
+    let init = uris(map).remove(0);
+    let master = text(&server, "master.m3u8");
+    let lines: Vec<&str> = master.lines().collect();
+    let i = lines
+        .iter()
+        .position(|l| *l == "source/playlist.m3u8")
+        .expect(&master);
+    assert!(lines[i - 1].contains("RESOLUTION=1280x720"), "{master}");
+    // The segment after the break decodes as 720p through init1.
+    let seg = uris(&source[at..])
+        .into_iter()
+        .find(|u| segment_number(u).is_some())
+        .unwrap();
+    let (size, errors) = decode(
+        dir.path(),
+        "source-in-band",
+        &[
+            fetch(&server, &format!("source/{init}")).body,
+            fetch(&server, &format!("source/{seg}")).body,
+        ],
+    );
+    assert_eq!((size.as_str(), errors.as_str()), ("1280,720", ""));
+}

@@ -168,6 +168,12 @@ fn gather(ctx: &Admin, s: &mut MetricSet) {
             p.ladder_failures.load(Relaxed),
         );
         s.counter(
+            "ladderd_in_band_reconfigurations",
+            "New video configurations announced only by an in-band SPS (new size, profile or level); each continues the renditions after a discontinuity.",
+            ls.clone(),
+            p.in_band_reconfigurations.load(Relaxed),
+        );
+        s.counter(
             "ladderd_frames_skipped",
             "Video packets not decoded after a decode error.",
             ls.clone(),

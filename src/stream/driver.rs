@@ -560,6 +560,25 @@ impl<'a> StreamRun<'a> {
         let Some(feed) = self.on_air.as_mut() else {
             return;
         };
+        // A keyframe's in-band SPS that changes size, profile or level is a
+        // new configuration, as a new sequence header would be (RTMP carries
+        // no other sign of it; the TS demuxer announces its own).
+        if let (Input::Packet(p), Some((cfg, _))) = (&input, &feed.video) {
+            if p.track == Track::Video && p.keyframe {
+                if let Some(next) = cfg.in_band_change(&p.data) {
+                    info!(stream = %feed.stream.name, from = %format!("{}x{} {}", cfg.width, cfg.height, cfg.codec_string()), to = %format!("{}x{} {}", next.width, next.height, next.codec_string()), "in-band SPS changes the video configuration");
+                    feed.stream
+                        .pipeline
+                        .in_band_reconfigurations
+                        .fetch_add(1, Relaxed);
+                    self.from_on_air(Input::Config(CodecConfig::Avc(next)));
+                    return self.from_on_air(input);
+                }
+            }
+        }
+        let Some(feed) = self.on_air.as_mut() else {
+            return;
+        };
         match input {
             Input::End(reason) => feed.ended = reason,
             Input::Config(CodecConfig::Avc(cfg)) => {

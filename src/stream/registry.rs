@@ -188,6 +188,9 @@ pub struct PipelineStats {
     /// Ladders that failed to start or stopped on a stage failure (a GPU
     /// error, a panic in a codec): the stream goes on without them.
     pub ladder_failures: AtomicU64,
+    /// New video configurations announced only by an in-band SPS (a new
+    /// size, profile or level without a new sequence header).
+    pub in_band_reconfigurations: AtomicU64,
     /// The running ladder's rungs; replaced when the source's video config changes.
     pub rungs: Mutex<Arc<Vec<RungCounters>>>,
     /// Per-stage latency, refreshed by the pipeline about once a second.
@@ -380,6 +383,7 @@ impl LiveStream {
                 latency: p.latency.lock().unwrap_or_else(|e| e.into_inner()).clone(),
                 dropped_late: p.dropped_late.load(Relaxed),
                 ladder_failures: p.ladder_failures.load(Relaxed),
+                in_band_reconfigurations: p.in_band_reconfigurations.load(Relaxed),
                 rungs: p
                     .rungs
                     .lock()
@@ -473,6 +477,7 @@ pub struct PipelineView {
     pub frames_skipped: u64,
     pub dropped_late: u64,
     pub ladder_failures: u64,
+    pub in_band_reconfigurations: u64,
     pub latency: LatencySummary,
     pub rungs: Vec<RungView>,
     pub packets: u64,
