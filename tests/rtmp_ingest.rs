@@ -311,6 +311,25 @@ fn hostile_input_closes_only_that_connection() {
         "random bytes: connection left open"
     );
 
+    // Issue 30: a flood of failed handshakes is counted, each one, and logged
+    // once a minute (it was one WARN per connection: 384 lines in 30 s).
+    for i in 0..20u8 {
+        let mut c = std::net::TcpStream::connect(server.rtmp).unwrap();
+        let _ = c.write_all(&[0x16, 0x03, i, 0, 0x20]);
+        assert!(RawClient::from_socket(c).closed_within(Duration::from_secs(5)));
+    }
+    let failed = server.metric(
+        "ladderd_rtmp_connections_refused_total",
+        &["reason=\"handshake_failed\""],
+    );
+    assert_eq!(failed, 21.0, "every failed handshake counted");
+    let log = server.log_text();
+    let lines = log
+        .lines()
+        .filter(|l| l.contains("rtmp connection closed"))
+        .count();
+    assert!(lines <= 1, "{lines} lines for 21 failed handshakes:\n{log}");
+
     // 2. A truncated handshake (C0 + half of C1), then silence: closed by the idle timeout.
     let mut trunc = std::net::TcpStream::connect(server.rtmp).unwrap();
     trunc.write_all(&[3]).unwrap();

@@ -183,6 +183,24 @@ fn srt_access_is_checked_in_the_handshake_and_the_listener_survives() {
         "{log}"
     );
     assert!(log.contains("SRT publish refused"), "{log}");
+    // Issue 30: a wrong passphrase was four libsrt lines, each time. Now each
+    // is counted, and they all make one line a minute.
+    for _ in 0..4 {
+        refused(&srt_url(addr, "cam", "&passphrase=wrong-key-12345"));
+    }
+    assert_eq!(
+        server.metric(
+            "ladderd_srt_handshakes_rejected_total",
+            &["reason=\"bad_passphrase\""]
+        ),
+        5.0
+    );
+    let log = server.log_text();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("BADSECRET") || l.contains("Incorrect passphrase"))
+        .collect();
+    assert!(lines.len() <= 1, "5 wrong passphrases: {lines:#?}");
     assert!(server.live("cam").is_none());
     let rejected = server.json("/api/v1/sessions")["rejected"].clone();
     assert!(

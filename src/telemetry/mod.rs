@@ -7,3 +7,4 @@ pub mod log;
 pub mod metrics;
 pub mod notify;
 pub mod shutdown;
+pub mod throttle;

@@ -11,6 +11,9 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use crate::telemetry::throttle::LogThrottle;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Caps {
@@ -50,16 +53,19 @@ pub enum Refusal {
     SetupTimeout,
     /// The peer broke the protocol or a size/depth bound (an open connection closed).
     ProtocolError,
+    /// The RTMP handshake failed: not RTMP, or a broken C0/C1/C2 (an open connection closed).
+    Handshake,
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 6] = [
+    pub const ALL: [Refusal; 7] = [
         Refusal::Full,
         Refusal::Pending,
         Refusal::PerIp,
         Refusal::PendingBuffer,
         Refusal::SetupTimeout,
         Refusal::ProtocolError,
+        Refusal::Handshake,
     ];
 
     pub fn label(self) -> &'static str {
@@ -70,6 +76,7 @@ impl Refusal {
             Refusal::PendingBuffer => "pending_buffer",
             Refusal::SetupTimeout => "setup_timeout",
             Refusal::ProtocolError => "protocol_error",
+            Refusal::Handshake => "handshake_failed",
         }
     }
 }
@@ -86,7 +93,9 @@ struct Counts {
 pub struct Admission {
     caps: Caps,
     counts: Mutex<Counts>,
-    refused: [AtomicU64; 6],
+    refused: [AtomicU64; Refusal::ALL.len()],
+    /// One log line a minute per reason, across all cores: strangers choose how often these happen.
+    logged: [LogThrottle; Refusal::ALL.len()],
 }
 
 /// Snapshot for metrics and the API.
@@ -105,6 +114,7 @@ impl Admission {
             caps,
             counts: Mutex::default(),
             refused: Default::default(),
+            logged: Default::default(),
         })
     }
 
@@ -145,6 +155,12 @@ impl Admission {
     /// Counts a close these limits caused (setup timeout, buffer budget).
     pub fn count(&self, why: Refusal) {
         self.refused[why as usize].fetch_add(1, Relaxed);
+    }
+
+    /// Whether a refusal for `why` (already counted) may be logged at `now`:
+    /// `Some(n)` at most once a minute per reason, `n` the ones only counted since.
+    pub fn log_due(&self, why: Refusal, now: Instant) -> Option<u64> {
+        self.logged[why as usize].hit(now)
     }
 
     pub fn stats(&self) -> AdmissionStats {

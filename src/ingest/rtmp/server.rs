@@ -24,7 +24,6 @@ use crate::stream::{EndReason, Input, LiveStream};
 const READ_BUF: usize = 64 * 1024;
 
 pub async fn accept_loop(listener: TcpListener, ctx: Arc<Ingest>) {
-    let mut last_full_log: Option<Instant> = None;
     loop {
         let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
             ctx.shutdown.wait().await;
@@ -46,10 +45,9 @@ pub async fn accept_loop(listener: TcpListener, ctx: Arc<Ingest>) {
         let ticket = match ctx.rtmp.admit(peer.ip()) {
             Ok(t) => t,
             Err(why) => {
-                // One line a minute at most: a flood must not flood the log too.
-                if last_full_log.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
-                    warn!(%peer, reason = why.label(), "rtmp connection refused (limits.max_rtmp_connections, max_rtmp_pending_connections, max_rtmp_connections_per_ip); further refusals only counted for a minute");
-                    last_full_log = Some(Instant::now());
+                // One line a minute at most (across cores): a flood must not flood the log too.
+                if let Some(unlogged) = ctx.rtmp.log_due(why, Instant::now()) {
+                    warn!(%peer, reason = why.label(), unlogged, "rtmp connection refused (limits.max_rtmp_connections, max_rtmp_pending_connections, max_rtmp_connections_per_ip); further refusals only counted for a minute (rtmp_connections_refused_total)");
                 }
                 drop(stream);
                 continue;
@@ -395,8 +393,13 @@ impl Connection {
             Close::Session(e) => EndReason::Error(e.to_string()),
             Close::Stream(e) => EndReason::Error(e.to_string()),
         };
-        if matches!(close, Close::Session(_)) {
-            self.ctx.rtmp.count(Refusal::ProtocolError);
+        let protocol = match &close {
+            Close::Session(SessionError::Handshake(_)) => Some(Refusal::Handshake),
+            Close::Session(_) => Some(Refusal::ProtocolError),
+            _ => None,
+        };
+        if let Some(why) = protocol {
+            self.ctx.rtmp.count(why);
         }
         match (&self.publish, &close) {
             (Some(p), Close::Stream(e)) => {
@@ -405,14 +408,31 @@ impl Connection {
             (Some(p), _) => {
                 info!(peer = %self.peer, stream = %p.stream.name, id = p.stream.id, reason = ?reason, "publish ended")
             }
-            (None, Close::Session(e)) => warn!(peer = %self.peer, "rtmp connection closed: {e}"),
+            (None, Close::Session(e)) => {
+                // Anyone can send a broken handshake: every one is counted, one a minute logged.
+                let why = protocol.unwrap_or(Refusal::ProtocolError);
+                match self.ctx.rtmp.log_due(why, Instant::now()) {
+                    Some(unlogged) => {
+                        warn!(peer = %self.peer, reason = why.label(), unlogged, "rtmp connection closed: {e}; further ones only counted for a minute (rtmp_connections_refused_total)")
+                    }
+                    None => {
+                        debug!(peer = %self.peer, reason = why.label(), "rtmp connection closed: {e}")
+                    }
+                }
+            }
             (None, Close::Timeout) => debug!(peer = %self.peer, "rtmp connection idle; closed"),
             (None, Close::SetupTimeout) => {
                 self.ctx.rtmp.count(Refusal::SetupTimeout);
                 debug!(peer = %self.peer, limit_secs = self.ctx.config.limits.rtmp_setup_timeout_secs, "rtmp connection did not publish in time (limits.rtmp_setup_timeout_secs); closed")
             }
             (None, Close::PendingBuffer) => {
-                warn!(peer = %self.peer, buffered = self.session.buffered(), "rtmp connection closed: unauthenticated connections' buffer budget spent (limits.rtmp_pending_buffer_bytes)")
+                if let Some(unlogged) = self
+                    .ctx
+                    .rtmp
+                    .log_due(Refusal::PendingBuffer, Instant::now())
+                {
+                    warn!(peer = %self.peer, buffered = self.session.buffered(), unlogged, "rtmp connection closed: unauthenticated connections' buffer budget spent (limits.rtmp_pending_buffer_bytes); further ones only counted for a minute")
+                }
             }
             (None, _) => debug!(peer = %self.peer, ?close, "rtmp connection closed"),
         }

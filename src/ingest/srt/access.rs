@@ -70,6 +70,8 @@ pub struct PerIp {
     open: Mutex<HashMap<IpAddr, usize>>,
     /// Callers refused at the cap.
     pub refused: AtomicU64,
+    /// The rest of SRT ingest's counters: this is the SRT handle `runtime` reports.
+    pub stats: super::stats::SrtStats,
 }
 
 /// One connection's place; dropping it gives it back.
@@ -84,6 +86,7 @@ impl PerIp {
             max,
             open: Mutex::default(),
             refused: AtomicU64::new(0),
+            stats: Default::default(),
         })
     }
 
@@ -137,6 +140,7 @@ impl crate::telemetry::metrics::Report for PerIp {
             crate::telemetry::metrics::l(&[("reason", "per_ip_limit")]),
             self.refused.load(Relaxed),
         );
+        self.stats.report(m);
     }
 }
 

@@ -6,3 +6,4 @@
 pub mod access;
 pub mod ffi;
 pub mod server;
+pub mod stats;

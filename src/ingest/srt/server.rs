@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, info, warn};
 
-use super::access::{self, Refused};
+use super::access::{self, PerIp, Refused};
 use super::ffi::{self, Srt, SrtSocket};
+use super::stats::{classify, LogLine};
 use crate::ingest::auth::{self, Rejection};
 use crate::ingest::Ingest;
 use crate::media::mpegts::{Demuxed, Demuxer};
@@ -49,7 +50,7 @@ struct CallbackCtx {
 /// Binds the SRT listener and starts its accept thread.
 pub fn start(ingest: Arc<Ingest>) -> Result<Listener, SrtError> {
     let srt = ffi::srt().map_err(SrtError::Unavailable)?;
-    install_log_handler(srt);
+    install_log_handler(srt, ingest.srt.clone());
     let addr = ingest.config.server.srt_listen;
     let bind_err = |reason: String| SrtError::Bind { addr, reason };
     // SAFETY: no preconditions; returns an id or SRT_INVALID_SOCK.
@@ -470,10 +471,12 @@ fn publish_stats(srt: &Srt, s: SrtSocket, stream: &crate::stream::LiveStream, la
 }
 
 /// libsrt's log lines into `tracing` (warnings and errors only: its notices
-/// are per-packet chatter).
-fn install_log_handler(srt: &Srt) {
+/// are per-packet chatter). A rejected handshake (a wrong passphrase: four
+/// lines) is counted in `srt_handshakes_rejected_total` and summed up in one
+/// line a minute; its detail lines go to debug. Anyone can send handshakes.
+fn install_log_handler(srt: &Srt, per_ip: Arc<PerIp>) {
     unsafe extern "C" fn handler(
-        _opaque: *mut c_void,
+        opaque: *mut c_void,
         level: c_int,
         _file: *const c_char,
         _line: c_int,
@@ -493,17 +496,33 @@ fn install_log_handler(srt: &Srt) {
                 }
             };
             let (area, msg) = (text(area), text(message));
-            // syslog levels: 3 error, 4 warning.
-            if level <= 3 {
-                tracing::error!(target: "libsrt", area = %area, "{msg}");
-            } else {
-                tracing::warn!(target: "libsrt", area = %area, "{msg}");
+            // SAFETY: `opaque` is the `PerIp` leaked for the handler in `install_log_handler`.
+            let stats = unsafe { &(*(opaque as *const PerIp)).stats };
+            match classify(&msg) {
+                LogLine::Rejected(why) => {
+                    if let Some(unlogged) = stats.handshake_rejected(why, Instant::now()) {
+                        warn!(reason = why.label(), unlogged, "SRT handshake rejected: {msg}; further ones only counted for a minute (srt_handshakes_rejected_total)");
+                    }
+                }
+                LogLine::RejectionDetail => debug!(target: "libsrt", area = %area, "{msg}"),
+                LogLine::Other => match stats.other_line(&area, Instant::now()) {
+                    // syslog levels: 3 error, 4 warning.
+                    Some(unlogged) if level <= 3 => {
+                        tracing::error!(target: "libsrt", area = %area, unlogged, "{msg}")
+                    }
+                    Some(unlogged) => {
+                        tracing::warn!(target: "libsrt", area = %area, unlogged, "{msg}")
+                    }
+                    None => debug!(target: "libsrt", area = %area, "{msg}"),
+                },
             }
         });
     }
-    // SAFETY: `handler` matches SRT_LOG_HANDLER_FN and never unwinds.
+    // The handler may run until the process ends: its context is never freed.
+    let opaque = Arc::into_raw(per_ip) as *mut c_void;
+    // SAFETY: `handler` matches SRT_LOG_HANDLER_FN and never unwinds; `opaque` stays valid.
     unsafe {
         (srt.setloglevel)(4);
-        (srt.setloghandler)(std::ptr::null_mut(), handler);
+        (srt.setloghandler)(opaque, handler);
     }
 }

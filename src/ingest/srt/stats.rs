@@ -1,0 +1,199 @@
+//! SRT ingest's own counters, for `/metrics`: handshakes libsrt rejected
+//! (a wrong passphrase never reaches our code, only libsrt's log), counted
+//! from its log lines, which are kept to one line a minute per kind.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use crate::telemetry::metrics::{l, MetricSet};
+use crate::telemetry::throttle::LogThrottle;
+
+/// Why libsrt rejected a handshake, from its `rsp(REJECT): CODE` line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandshakeRejection {
+    /// 1010 BADSECRET: the caller's passphrase is wrong.
+    BadSecret,
+    /// 1011 UNSECURE: one side encrypts and the other does not (a missing passphrase).
+    Unsecure,
+    /// 1400..: refused by our listen hook (unknown NAME, backoff, …), which
+    /// counts and logs these itself in `publishers_rejected_total`.
+    ByListenHook,
+    /// Any other libsrt code (timeouts, version, congestion control, …).
+    Other,
+}
+
+impl HandshakeRejection {
+    pub const ALL: [HandshakeRejection; 4] = [
+        HandshakeRejection::BadSecret,
+        HandshakeRejection::Unsecure,
+        HandshakeRejection::ByListenHook,
+        HandshakeRejection::Other,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            HandshakeRejection::BadSecret => "bad_passphrase",
+            HandshakeRejection::Unsecure => "encryption_mismatch",
+            HandshakeRejection::ByListenHook => "listen_hook",
+            HandshakeRejection::Other => "other",
+        }
+    }
+
+    fn from_code(code: u32) -> Self {
+        match code {
+            1010 => HandshakeRejection::BadSecret,
+            1011 => HandshakeRejection::Unsecure,
+            // SRT_REJX_* (1400..) as our hook sets them; libsrt reports some as 2xxx.
+            1400.. => HandshakeRejection::ByListenHook,
+            _ => HandshakeRejection::Other,
+        }
+    }
+}
+
+/// What to do with one libsrt log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLine {
+    /// The one line per rejected handshake that carries the code: count it,
+    /// log a summary at most once a minute.
+    Rejected(HandshakeRejection),
+    /// libsrt's other lines about the same rejected handshake (three more for a
+    /// wrong passphrase): debug only, the `Rejected` line stands for them.
+    RejectionDetail,
+    /// Anything else: logged as libsrt gave it.
+    Other,
+}
+
+/// Sorts one libsrt message (libsrt 1.5's wording, e.g.
+/// `processConnectRequest: rsp(REJECT): 1010 - Incorrect passphrase`).
+pub fn classify(message: &str) -> LogLine {
+    if let Some(rest) = message.split("rsp(REJECT): ").nth(1) {
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        return LogLine::Rejected(
+            digits
+                .parse()
+                .map_or(HandshakeRejection::Other, HandshakeRejection::from_code),
+        );
+    }
+    let lower = message.to_ascii_lowercase();
+    if lower.contains("reject") || lower.contains("badsecret") {
+        LogLine::RejectionDetail
+    } else {
+        LogLine::Other
+    }
+}
+
+/// Shared by the listener's threads and libsrt's log handler.
+#[derive(Debug, Default)]
+pub struct SrtStats {
+    handshakes_rejected: [AtomicU64; HandshakeRejection::ALL.len()],
+    /// One line a minute per reason.
+    rejected_log: [LogThrottle; HandshakeRejection::ALL.len()],
+    /// libsrt's other lines: one a minute per place in libsrt (its "area"), so
+    /// a stalled peer's 4 `readMessage(): nothing to read` a second do not pile up.
+    other_log: Mutex<HashMap<String, LogThrottle>>,
+}
+
+/// Places in libsrt tracked apart; beyond them, the rest share one throttle.
+const MAX_AREAS: usize = 64;
+
+impl SrtStats {
+    /// Counts a rejected handshake; `Some(n)` when it should be logged now,
+    /// with `n` rejections counted since the last line.
+    pub fn handshake_rejected(&self, why: HandshakeRejection, now: Instant) -> Option<u64> {
+        self.handshakes_rejected[why as usize].fetch_add(1, Relaxed);
+        self.rejected_log[why as usize].hit(now)
+    }
+
+    /// Whether another libsrt line from `area` may be logged at `now` (`Some(n)`:
+    /// yes, `n` lines from there were dropped since).
+    pub fn other_line(&self, area: &str, now: Instant) -> Option<u64> {
+        let mut map = self.other_log.lock().unwrap_or_else(|e| e.into_inner());
+        let key = if map.len() >= MAX_AREAS && !map.contains_key(area) {
+            ""
+        } else {
+            area
+        };
+        map.entry(key.to_string()).or_default().hit(now)
+    }
+
+    pub fn handshakes_rejected(&self, why: HandshakeRejection) -> u64 {
+        self.handshakes_rejected[why as usize].load(Relaxed)
+    }
+
+    pub fn report(&self, m: &mut MetricSet) {
+        for why in HandshakeRejection::ALL {
+            m.counter(
+                "ladderd_srt_handshakes_rejected",
+                "SRT handshakes libsrt rejected, by reason (bad_passphrase, encryption_mismatch: one side has no passphrase, listen_hook: refused by ladderd's stream-id check, other).",
+                l(&[("reason", why.label())]),
+                self.handshakes_rejected(why),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 30: the four lines libsrt 1.5 logs for one wrong passphrase
+    /// (captured from ladderd's log) are one count and at most one line.
+    #[test]
+    fn a_wrong_passphrase_is_one_rejection_and_its_details() {
+        let wrong = [
+            "14:30:37.227029/SRT:RcvQ:w1!W:SRT.cn: KMREQ/rcv: (snd) Rx process failure - BADSECRET",
+            "14:30:37.227619/SRT:RcvQ:w1*E:SRT.cn: interpretSrtHandshake: KMREQ result abnornal - rejecting per enforced encryption",
+            "14:30:37.227766/SRT:RcvQ:w1!W:SRT.cn: @951659782:newConnection: connection rejected due to: INTERNAL REJECTION - ERROR:BADSECRET",
+            "14:30:37.227793/SRT:RcvQ:w1!W:SRT.cn: processConnectRequest: rsp(REJECT): 1010 - Incorrect passphrase",
+        ]
+        .map(classify);
+        assert_eq!(
+            wrong,
+            [
+                LogLine::RejectionDetail,
+                LogLine::RejectionDetail,
+                LogLine::RejectionDetail,
+                LogLine::Rejected(HandshakeRejection::BadSecret)
+            ]
+        );
+        assert_eq!(
+            classify("processConnectRequest: rsp(REJECT): 1011 - Password required or unexpected"),
+            LogLine::Rejected(HandshakeRejection::Unsecure)
+        );
+        assert_eq!(
+            classify(
+                "processConnectRequest: rsp(REJECT): 2403 - Application-defined rejection reason"
+            ),
+            LogLine::Rejected(HandshakeRejection::ByListenHook)
+        );
+        assert_eq!(
+            classify("processConnectRequest: rsp(REJECT): x"),
+            LogLine::Rejected(HandshakeRejection::Other)
+        );
+        assert_eq!(
+            classify("srt_accept: listener socket closed"),
+            LogLine::Other
+        );
+
+        let stats = SrtStats::default();
+        let t0 = Instant::now();
+        let logged = (0..50)
+            .filter(|i| {
+                stats
+                    .handshake_rejected(
+                        HandshakeRejection::BadSecret,
+                        t0 + std::time::Duration::from_millis(i * 100),
+                    )
+                    .is_some()
+            })
+            .count();
+        assert_eq!(logged, 1);
+        assert_eq!(stats.handshakes_rejected(HandshakeRejection::BadSecret), 50);
+        // Other lines: one a minute per place in libsrt.
+        assert_eq!(stats.other_line("readMessage", t0), Some(0));
+        assert_eq!(stats.other_line("readMessage", t0), None);
+        assert_eq!(stats.other_line("srt_accept", t0), Some(0));
+    }
+}
