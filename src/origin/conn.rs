@@ -94,6 +94,11 @@ impl HeaderClock {
         true
     }
 
+    /// Whether a request is being answered.
+    pub fn in_flight(&self) -> bool {
+        self.in_flight > 0
+    }
+
     /// When the connection must be closed (no complete headers by then).
     pub fn due(&self) -> Option<Instant> {
         self.due
@@ -103,6 +108,160 @@ impl HeaderClock {
         self.due.is_some_and(|d| now >= d)
     }
 }
+
+/// An over-long request line, spotted before hyper's read buffer overflows.
+///
+/// hyper's buffer bounds a request's head (it is a little larger than the
+/// header and URI limits together); a request line longer than that overflowed
+/// it before the line ended, and hyper answered `431` with an empty body, where
+/// a URI that long is a `414` (a 100 KB URL got 431: issue 30). The socket glue
+/// passes every byte it reads through [`RequestLines::on_read`] before hyper
+/// sees it and answers `414` itself when that says so.
+///
+/// It follows HTTP/1 framing only as far as it must: request line, header
+/// lines (for `Content-Length`), then that many body bytes. A chunked body (or
+/// any `Transfer-Encoding`) is refused with a close by the body limit, and an
+/// h2c connection carries no request lines: both stop the scan.
+#[derive(Debug)]
+pub struct RequestLines {
+    /// The longest request line (without CRLF) let through.
+    max_line: usize,
+    state: Scan,
+    /// The first bytes of the connection (up to the h2 preface's length).
+    head: Vec<u8>,
+}
+
+#[derive(Debug)]
+enum Scan {
+    /// In a request line: its length so far (empty lines before one are skipped).
+    RequestLine(usize),
+    /// In the header lines: the current line's start (lower-cased, up to
+    /// [`HEADER_START`] bytes) and length, and what the lines said so far.
+    Headers {
+        start: Vec<u8>,
+        len: usize,
+        body: u64,
+        te: bool,
+    },
+    /// In a body: its bytes left.
+    Body(u64),
+    /// Not followed any further.
+    Off,
+}
+
+/// Enough of a header line to tell `content-length:` or `transfer-encoding:` apart.
+const HEADER_START: usize = 40;
+
+impl RequestLines {
+    /// A connection's scan. `max_uri_bytes`: `server.http_max_uri_bytes`; the
+    /// line may be 1 KiB longer (method, version, an absolute URI's authority):
+    /// a URI just over the limit still reaches the request checks (a `414`
+    /// counted with the others) while hyper's buffer holds it.
+    pub fn new(max_uri_bytes: usize) -> Self {
+        RequestLines {
+            max_line: max_uri_bytes + 1024,
+            state: Scan::RequestLine(0),
+            head: Vec::new(),
+        }
+    }
+
+    /// The bytes just read (in order). `Err`: a request line is longer than
+    /// allowed; answer `414` and close, without handing hyper these bytes.
+    pub fn on_read(&mut self, bytes: &[u8]) -> Result<(), UriTooLong> {
+        if self.head.len() < H2_PREFACE.len() {
+            let take = (H2_PREFACE.len() - self.head.len()).min(bytes.len());
+            self.head.extend_from_slice(&bytes[..take]);
+            if self.head.len() == H2_PREFACE.len() && self.head == H2_PREFACE {
+                self.state = Scan::Off;
+            }
+        }
+        let mut at = 0;
+        while at < bytes.len() {
+            match &mut self.state {
+                Scan::Off => return Ok(()),
+                Scan::Body(left) => {
+                    let take = (*left).min((bytes.len() - at) as u64);
+                    *left -= take;
+                    at += take as usize;
+                    if *left == 0 {
+                        self.state = Scan::RequestLine(0);
+                    }
+                }
+                Scan::RequestLine(len) => {
+                    let b = bytes[at];
+                    at += 1;
+                    match b {
+                        b'\n' if *len == 0 => {}
+                        b'\n' => {
+                            self.state = Scan::Headers {
+                                start: Vec::new(),
+                                len: 0,
+                                body: 0,
+                                te: false,
+                            }
+                        }
+                        b'\r' => {}
+                        _ => {
+                            *len += 1;
+                            if *len > self.max_line {
+                                return Err(UriTooLong);
+                            }
+                        }
+                    }
+                }
+                Scan::Headers {
+                    start,
+                    len,
+                    body,
+                    te,
+                } => {
+                    let b = bytes[at];
+                    at += 1;
+                    match b {
+                        b'\n' if *len == 0 => {
+                            self.state = match (*te, *body) {
+                                (true, _) => Scan::Off,
+                                (false, 0) => Scan::RequestLine(0),
+                                (false, n) => Scan::Body(n),
+                            };
+                        }
+                        b'\n' => {
+                            if let Some(v) = start.strip_prefix(b"content-length:") {
+                                // Unreadable: hyper refuses the request (400) and closes.
+                                match std::str::from_utf8(v)
+                                    .ok()
+                                    .and_then(|v| v.trim().parse().ok())
+                                {
+                                    Some(n) => *body = n,
+                                    None => self.state = Scan::Off,
+                                }
+                            } else if start.starts_with(b"transfer-encoding:") {
+                                *te = true;
+                            }
+                            if let Scan::Headers { start, len, .. } = &mut self.state {
+                                start.clear();
+                                *len = 0;
+                            }
+                        }
+                        b'\r' => {}
+                        _ => {
+                            *len += 1;
+                            if start.len() < HEADER_START {
+                                start.push(b.to_ascii_lowercase());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A request line over [`RequestLines`]' limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("request line longer than server.http_max_uri_bytes allows")]
+pub struct UriTooLong;
 
 #[cfg(test)]
 mod tests {
@@ -158,6 +317,56 @@ mod tests {
         let t1 = t0 + 2 * T;
         assert!(c.on_response_done(t1));
         assert_eq!(c.due(), Some(t1 + T));
+    }
+
+    /// Issue 30: a 100 KB URL got hyper's 431 (its buffer overflowed before
+    /// the line ended); the scan trips on the request line, however it is cut
+    /// into reads, and never on headers, bodies or later requests that fit.
+    #[test]
+    fn an_over_long_request_line_trips_however_it_arrives() {
+        let long = format!(
+            "GET /live/x?{} HTTP/1.1\r\nHost: x\r\n\r\n",
+            "u".repeat(100_000)
+        );
+        let mut whole = RequestLines::new(8192);
+        assert_eq!(whole.on_read(long.as_bytes()), Err(UriTooLong));
+        let mut trickled = RequestLines::new(8192);
+        let tripped = long
+            .as_bytes()
+            .chunks(1000)
+            .position(|c| trickled.on_read(c).is_err());
+        assert_eq!(tripped, Some(9), "trips once 9216 bytes of the line are in");
+        // Just under the line limit: through (the request checks answer it).
+        let mut fits = RequestLines::new(8192);
+        let at_limit = format!("GET /{} HTTP/1.1\r\n", "u".repeat(8192 + 1024 - 14));
+        assert_eq!(at_limit.len(), 8192 + 1024 + 2);
+        assert_eq!(fits.on_read(at_limit.as_bytes()), Ok(()));
+    }
+
+    #[test]
+    fn headers_bodies_and_keep_alive_requests_are_followed() {
+        let mut scan = RequestLines::new(100);
+        // A long header line is hyper's and the header limit's business.
+        let big_header = format!("GET / HTTP/1.1\r\nX-Pad: {}\r\n\r\n", "h".repeat(500));
+        assert_eq!(scan.on_read(big_header.as_bytes()), Ok(()));
+        // A body (its bytes are not a request line), then the next request.
+        let body = format!(
+            "POST / HTTP/1.1\r\nContent-Length: 2000\r\n\r\n{}GET /ok HTTP/1.1\r\n\r\n",
+            "b".repeat(2000)
+        );
+        assert_eq!(scan.on_read(body.as_bytes()), Ok(()));
+        let next = format!("\r\nGET /{} HTTP/1.1\r\n", "n".repeat(1200));
+        assert_eq!(scan.on_read(next.as_bytes()), Err(UriTooLong));
+        // Chunked bodies and h2c are not followed.
+        let mut chunked = RequestLines::new(100);
+        let req = format!(
+            "POST / HTTP/1.1\r\ntransfer-ENCODING: chunked\r\n\r\n{}",
+            "c".repeat(5000)
+        );
+        assert_eq!(chunked.on_read(req.as_bytes()), Ok(()));
+        let mut h2 = RequestLines::new(100);
+        assert_eq!(h2.on_read(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), Ok(()));
+        assert_eq!(h2.on_read(&[b'x'; 5000]), Ok(()));
     }
 
     #[test]

@@ -3,20 +3,85 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::rc::Rc;
+use std::task::{ready, Context, Poll};
 
 use futures_lite::{AsyncRead, AsyncWrite};
 
-/// A glommio socket seen through hyper's `Read`/`Write` traits; every read
-/// that returns bytes is reported to the connection's header clock.
-pub struct HyperIo<T>(pub T, pub std::rc::Rc<super::ConnWatch>);
+use super::conn::RequestLines;
+use super::ConnWatch;
 
-impl<T: AsyncRead + Unpin> hyper::rt::Read for HyperIo<T> {
+/// A glommio socket seen through hyper's `Read`/`Write` traits; every read
+/// that returns bytes is reported to the connection's header clock, and
+/// scanned for a request line too long for hyper's buffer (answered `414`
+/// here: hyper would say `431`).
+pub struct HyperIo<T> {
+    io: T,
+    watch: Rc<ConnWatch>,
+    lines: RequestLines,
+    /// Once a request line ran over: how much of the `414` is written.
+    refusing: Option<usize>,
+    /// The `414` waits for a response still being sent (a pipelined request).
+    idle: Option<event_listener::EventListener>,
+}
+
+impl<T> HyperIo<T> {
+    /// `max_uri_bytes`: `server.http_max_uri_bytes`.
+    pub fn new(io: T, watch: Rc<ConnWatch>, max_uri_bytes: usize) -> Self {
+        HyperIo {
+            io,
+            watch,
+            lines: RequestLines::new(max_uri_bytes),
+            refusing: None,
+            idle: None,
+        }
+    }
+}
+
+impl<T: AsyncWrite + Unpin> HyperIo<T> {
+    /// Writes the `414` (after any response in flight), then reads as the end
+    /// of the connection: hyper, holding an incomplete head, closes it without
+    /// an answer of its own.
+    fn poll_refuse(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.watch.busy() {
+            match &mut self.idle {
+                // Listen, then look again: a response ending in between is not missed.
+                None => self.idle = Some(self.watch.idle.listen()),
+                Some(l) => {
+                    ready!(Pin::new(l).poll(cx));
+                    self.idle = None;
+                }
+            }
+        }
+        let answer = super::URI_TOO_LONG;
+        let mut done = self.refusing.unwrap_or(0);
+        while done < answer.len() {
+            match Pin::new(&mut self.io).poll_write(cx, &answer[done..]) {
+                Poll::Ready(Ok(n)) if n > 0 => done += n,
+                // The client is gone: nobody to tell.
+                Poll::Ready(_) => done = answer.len(),
+                Poll::Pending => {
+                    self.refusing = Some(done);
+                    return Poll::Pending;
+                }
+            }
+        }
+        self.refusing = Some(done);
+        let _ = ready!(Pin::new(&mut self.io).poll_flush(cx));
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> hyper::rt::Read for HyperIo<T> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         mut buf: hyper::rt::ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if this.refusing.is_some() {
+            return this.poll_refuse(cx);
+        }
         // SAFETY: we only write initialised bytes into the cursor's spare capacity
         // (zeroed first) and advance by exactly what the socket returned.
         let unfilled = unsafe { buf.as_mut() };
@@ -25,9 +90,15 @@ impl<T: AsyncRead + Unpin> hyper::rt::Read for HyperIo<T> {
         }
         // SAFETY: every byte of `unfilled` was initialised just above.
         let slice = unsafe { &mut *(unfilled as *mut [std::mem::MaybeUninit<u8>] as *mut [u8]) };
-        match Pin::new(&mut self.0).poll_read(cx, slice) {
+        match Pin::new(&mut this.io).poll_read(cx, slice) {
             Poll::Ready(Ok(n)) => {
-                self.1.on_read(&slice[..n]);
+                this.watch.on_read(&slice[..n]);
+                if this.lines.on_read(&slice[..n]).is_err() {
+                    // hyper never sees these bytes.
+                    this.watch.uri_too_long.set(true);
+                    this.refusing = Some(0);
+                    return this.poll_refuse(cx);
+                }
                 // SAFETY: the socket filled `n` bytes of the initialised slice.
                 unsafe { buf.advance(n) };
                 Poll::Ready(Ok(()))
@@ -44,13 +115,13 @@ impl<T: AsyncWrite + Unpin> hyper::rt::Write for HyperIo<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
+        Pin::new(&mut self.io).poll_write(cx, buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
+        Pin::new(&mut self.io).poll_flush(cx)
     }
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_close(cx)
+        Pin::new(&mut self.io).poll_close(cx)
     }
 }
 

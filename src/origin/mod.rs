@@ -166,11 +166,19 @@ async fn refuse(mut stream: glommio::net::TcpStream, answer: &[u8], tls: bool) {
     .await;
 }
 
+/// What an over-long request line reads (see [`conn::RequestLines`]): the
+/// body the request checks' `414` has, and a close.
+const URI_TOO_LONG: &[u8] = b"HTTP/1.1 414 URI Too Long\r\nContent-Type: text/plain; charset=utf-8\r\nCache-Control: no-store\r\nContent-Length: 10\r\nConnection: close\r\n\r\nuri_bytes\n";
+
 /// A connection's header clock, shared by its socket reads, its service and its watchdog.
 pub struct ConnWatch {
     clock: RefCell<conn::HeaderClock>,
     /// Notified when a deadline is armed, so the watchdog sleeps until it.
     armed: event_listener::Event,
+    /// Notified when a response is done (an answer the socket glue holds back waits for it).
+    idle: event_listener::Event,
+    /// The socket glue answered an over-long request line itself (counted when the connection ends).
+    uri_too_long: std::cell::Cell<bool>,
 }
 
 impl ConnWatch {
@@ -178,7 +186,14 @@ impl ConnWatch {
         ConnWatch {
             clock: RefCell::new(conn::HeaderClock::new(Instant::now(), timeout)),
             armed: event_listener::Event::new(),
+            idle: event_listener::Event::new(),
+            uri_too_long: std::cell::Cell::new(false),
         }
+    }
+
+    /// Whether a request is being answered.
+    fn busy(&self) -> bool {
+        self.clock.borrow().in_flight()
     }
 
     fn on_read(&self, bytes: &[u8]) {
@@ -195,6 +210,7 @@ impl ConnWatch {
         if self.clock.borrow_mut().on_response_done(Instant::now()) {
             self.armed.notify(usize::MAX);
         }
+        self.idle.notify(usize::MAX);
     }
 
     /// Returns when the connection's headers are overdue.
@@ -386,7 +402,8 @@ pub async fn accept_loop(listener: TcpListener, ctx: Arc<Origin>, surface: Surfa
                     .min(ctx.config.server.http_idle_timeout_secs),
             )));
             if !tls {
-                serve(&ctx, HyperIo(stream, watch.clone()), watch, surface, peer).await;
+                let io = HyperIo::new(stream, watch.clone(), ctx.config.server.http_max_uri_bytes);
+                serve(&ctx, io, watch, surface, peer).await;
                 return;
             }
             let Some(config) = ctx.keys.tls() else {
@@ -401,7 +418,10 @@ pub async fn accept_loop(listener: TcpListener, ctx: Arc<Origin>, surface: Surfa
             })
             .await;
             match tls_stream {
-                Some(Ok(s)) => serve(&ctx, HyperIo(s, watch.clone()), watch, surface, peer).await,
+                Some(Ok(s)) => {
+                    let io = HyperIo::new(s, watch.clone(), ctx.config.server.http_max_uri_bytes);
+                    serve(&ctx, io, watch, surface, peer).await
+                }
                 Some(Err(e)) => {
                     ctx.keys.tls_handshake_failures.fetch_add(1, Relaxed);
                     debug!(error = %e, "tls handshake failed");
@@ -458,7 +478,9 @@ async fn serve<T>(
     let mut builder = auto::Builder::new(LocalExec);
     let server = &ctx.config.server;
     // hyper's own read buffer bounds a request head; ours (431/414 with
-    // a count) must trip first, so it is a little larger than both.
+    // a count) must trip first, so it is a little larger than both. A
+    // request line longer than it is answered 414 by `HyperIo` before it
+    // overflows (hyper would say 431).
     builder
         .http1()
         .header_read_timeout(None)
@@ -506,6 +528,13 @@ async fn serve<T>(
         }
         Stop::Ended(Err(e)) => debug!(error = %e, "http connection ended with an error"),
         Stop::Ended(Ok(())) | Stop::Shutdown => {}
+    }
+    if watch.uri_too_long.get() {
+        if surface == Surface::Public {
+            ctx.limits
+                .refused(limits::Limit::UriBytes, peer, Instant::now());
+        }
+        ctx.http.count("limited", 414);
     }
 }
 
