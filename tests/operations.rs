@@ -150,7 +150,27 @@ fn metrics_count_every_pushed_frame_and_pass_promtool() {
         .unwrap();
     assert!(om.content_type().contains("openmetrics"));
     assert!(om.into_string().unwrap().ends_with("# EOF\n"));
+    // The publish ends: its counters stay (they never go backwards).
     drop(client);
+    server.wait_for("the publish ended", Duration::from_secs(30), || {
+        (server.metric("ladderd_streams_live", &[]) == 0.0
+            && server.json("/api/v1/sessions")["sessions"]
+                .as_array()
+                .is_some_and(|s| !s.is_empty()))
+        .then_some(())
+    });
+    let ended = server.get("/metrics").unwrap().1;
+    assert_eq!(
+        metric_in(
+            &ended,
+            "ladderd_packets_in_total",
+            &["stream=\"cam\"", "track=\"video\""]
+        ),
+        video as f64,
+        "{ended}"
+    );
+    assert!(metric_in(&ended, "ladderd_in_bytes_total", &["stream=\"cam\""]) > 0.0);
+    promtool_check(&ended);
 }
 
 #[test]

@@ -64,34 +64,32 @@ fn gather(ctx: &Admin, s: &mut MetricSet) {
             (input.active() == crate::stream::inputs::Active::Slate) as i64,
         );
     }
+    // Counters summed over every publish of a NAME, ended ones included:
+    // they never go backwards when a publish ends.
+    for (name, t) in ctx.streams.registry.totals() {
+        let ls = l(&[("stream", &name)]);
+        for (track, n) in [("video", t.video_packets), ("audio", t.audio_packets)] {
+            s.counter(
+                "ladderd_packets_in",
+                "Media packets received (every publish of the stream, ended ones too).",
+                l(&[("stream", &name), ("track", track)]),
+                n,
+            );
+        }
+        for (metric, help, n) in [
+            ("ladderd_in_bytes", "Media payload bytes received.", t.bytes),
+            ("ladderd_ingest_continuity_errors", "MPEG-TS continuity-counter gaps (TS packets lost or repeated on the way in).", t.continuity_errors),
+            ("ladderd_decode_errors", "Packets that failed to decode (the stream then skips to its next keyframe).", t.decode_errors),
+            ("ladderd_ladder_failures", "Ladders that failed to start or stopped on a stage failure; the stream continues without them.", t.ladder_failures),
+            ("ladderd_in_band_reconfigurations", "New video configurations announced only by an in-band SPS (new size, profile or level); each continues the renditions after a discontinuity.", t.in_band_reconfigurations),
+            ("ladderd_frames_skipped", "Video packets not decoded after a decode error.", t.frames_skipped),
+        ] {
+            s.counter(metric, help, ls.clone(), n);
+        }
+    }
     for st in &live {
         let name = st.name.as_str();
         let ls = l(&[("stream", name)]);
-        let ing = &st.stats;
-        s.counter(
-            "ladderd_packets_in",
-            "Media packets received.",
-            l(&[("stream", name), ("track", "video")]),
-            ing.video_packets.load(Relaxed),
-        );
-        s.counter(
-            "ladderd_packets_in",
-            "Media packets received.",
-            l(&[("stream", name), ("track", "audio")]),
-            ing.audio_packets.load(Relaxed),
-        );
-        s.counter(
-            "ladderd_in_bytes",
-            "Media payload bytes received.",
-            ls.clone(),
-            ing.bytes.load(Relaxed),
-        );
-        s.counter(
-            "ladderd_ingest_continuity_errors",
-            "MPEG-TS continuity-counter gaps (TS packets lost or repeated on the way in).",
-            ls.clone(),
-            ing.continuity_errors.load(Relaxed),
-        );
         let transport = st
             .transport
             .lock()
@@ -154,30 +152,6 @@ fn gather(ctx: &Admin, s: &mut MetricSet) {
             "Access units decoded (as of the last latency snapshot, ~1 s).",
             ls.clone(),
             decoded,
-        );
-        s.counter(
-            "ladderd_decode_errors",
-            "Packets that failed to decode (the stream then skips to its next keyframe).",
-            ls.clone(),
-            p.decode_errors.load(Relaxed),
-        );
-        s.counter(
-            "ladderd_ladder_failures",
-            "Ladders that failed to start or stopped on a stage failure; the stream continues without them.",
-            ls.clone(),
-            p.ladder_failures.load(Relaxed),
-        );
-        s.counter(
-            "ladderd_in_band_reconfigurations",
-            "New video configurations announced only by an in-band SPS (new size, profile or level); each continues the renditions after a discontinuity.",
-            ls.clone(),
-            p.in_band_reconfigurations.load(Relaxed),
-        );
-        s.counter(
-            "ladderd_frames_skipped",
-            "Video packets not decoded after a decode error.",
-            ls.clone(),
-            p.frames_skipped.load(Relaxed),
         );
         let rungs = p.rungs.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let since = st.started.elapsed();

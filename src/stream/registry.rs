@@ -85,6 +85,11 @@ struct Inner {
     /// Backup publishers (`role=backup`), by NAME.
     backups: HashMap<String, Arc<LiveStream>>,
     history: VecDeque<SessionRecord>,
+    /// Per NAME, the counts of its publishes that ended (see [`Totals`]).
+    ended: std::collections::BTreeMap<String, Totals>,
+    /// Every publish claimed and not yet folded into `ended` (primary or
+    /// backup, live, taken over or draining).
+    running: Vec<std::sync::Weak<LiveStream>>,
 }
 
 /// Why a publish session ended.
@@ -123,7 +128,56 @@ pub struct LiveStream {
     stop: AtomicBool,
     stop_reason: Mutex<Option<EndReason>>,
     stopped: Event,
+    /// Its counts are in its NAME's ended totals (set under the registry's
+    /// lock by `finish`): `/metrics` counts it there, not again live.
+    folded: AtomicBool,
 }
+
+/// A NAME's counters summed over its publishes, ended and running, so the
+/// `/metrics` counters of a stream never go backwards when a publish ends
+/// (Prometheus reads a drop as a counter reset and loses what it counted).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Totals {
+    pub video_packets: u64,
+    pub audio_packets: u64,
+    pub bytes: u64,
+    pub continuity_errors: u64,
+    pub decode_errors: u64,
+    pub frames_skipped: u64,
+    pub ladder_failures: u64,
+    pub in_band_reconfigurations: u64,
+}
+
+impl Totals {
+    fn of(s: &LiveStream) -> Totals {
+        let (i, p) = (&s.stats, &s.pipeline);
+        Totals {
+            video_packets: i.video_packets.load(Relaxed),
+            audio_packets: i.audio_packets.load(Relaxed),
+            bytes: i.bytes.load(Relaxed),
+            continuity_errors: i.continuity_errors.load(Relaxed),
+            decode_errors: p.decode_errors.load(Relaxed),
+            frames_skipped: p.frames_skipped.load(Relaxed),
+            ladder_failures: p.ladder_failures.load(Relaxed),
+            in_band_reconfigurations: p.in_band_reconfigurations.load(Relaxed),
+        }
+    }
+
+    fn add(&mut self, o: &Totals) {
+        self.video_packets += o.video_packets;
+        self.audio_packets += o.audio_packets;
+        self.bytes += o.bytes;
+        self.continuity_errors += o.continuity_errors;
+        self.decode_errors += o.decode_errors;
+        self.frames_skipped += o.frames_skipped;
+        self.ladder_failures += o.ladder_failures;
+        self.in_band_reconfigurations += o.in_band_reconfigurations;
+    }
+}
+
+/// NAMEs whose ended publishes' totals are kept (beyond it, the NAME that
+/// sorts first is forgotten: a bound against strangers' made-up NAMEs).
+const TOTALS_KEPT: usize = 4096;
 
 /// A publisher's link as its transport measures it (SRT's `srt_bstats`).
 #[derive(Debug, Clone, Default, Serialize)]
@@ -569,7 +623,12 @@ impl Registry {
             stop: AtomicBool::new(false),
             stop_reason: Mutex::new(None),
             stopped: Event::new(),
+            folded: AtomicBool::new(false),
         });
+        inner
+            .running
+            .retain(|w| w.upgrade().is_some_and(|s| !s.folded.load(Relaxed)));
+        inner.running.push(Arc::downgrade(&stream));
         let map = if backup {
             &mut inner.backups
         } else {
@@ -598,6 +657,13 @@ impl Registry {
             ended,
         };
         let mut inner = self.lock();
+        if !stream.folded.swap(true, Relaxed) {
+            let t = Totals::of(stream);
+            inner.ended.entry(stream.name.clone()).or_default().add(&t);
+            while inner.ended.len() > TOTALS_KEPT {
+                inner.ended.pop_first();
+            }
+        }
         if inner.history.len() == HISTORY {
             inner.history.pop_front();
         }
@@ -624,6 +690,19 @@ impl Registry {
         let mut v: Vec<_> = self.lock().live.values().cloned().collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v
+    }
+
+    /// Per NAME ever published (within [`TOTALS_KEPT`]), its counters over
+    /// every publish: the ended ones' and the running ones', sorted by NAME.
+    pub fn totals(&self) -> Vec<(String, Totals)> {
+        let inner = self.lock();
+        let mut all = inner.ended.clone();
+        for s in inner.running.iter().filter_map(|w| w.upgrade()) {
+            if !s.folded.load(Relaxed) {
+                all.entry(s.name.clone()).or_default().add(&Totals::of(&s));
+            }
+        }
+        all.into_iter().collect()
     }
 
     /// Backup publishers, sorted by NAME.
