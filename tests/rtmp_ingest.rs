@@ -817,3 +817,46 @@ fn handshake_trickle_and_idle_flood_do_not_lock_out_a_publisher() {
     assert!(server.metric("ladderd_rtmp_connections_refused_total", &["setup_timeout"]) >= 32.0);
     assert!(server.live("cam1").is_some(), "publisher lost");
 }
+
+/// Issue 30: strangers from several addresses, each under the per-address
+/// cap, held every pending slot, so a publisher was refused until their setup
+/// deadline. Now the newcomer takes the oldest one's slot: that connection is
+/// closed at once, counted, and the publisher is live.
+#[test]
+fn pending_slots_held_by_strangers_go_to_a_newcomer() {
+    let server = Server::start(&two_streams(
+        "[limits]\nmax_rtmp_pending_connections = 4\nrtmp_setup_timeout_secs = 30.0\nrtmp_idle_timeout_secs = 30.0",
+    ));
+    let pending = |n: f64| {
+        server.wait_for(&format!("{n} pending"), Duration::from_secs(5), || {
+            (server.metric("ladderd_rtmp_pending_connections", &[]) == n).then_some(())
+        })
+    };
+    // Start-up's readiness probe has gone; then four strangers hold every slot.
+    pending(0.0);
+    let mut strangers: Vec<_> = (0..4u8)
+        .map(|i| connect_from([127, 0, 0, 10 + i], server.rtmp).unwrap())
+        .collect();
+    pending(4.0);
+    // Past the age below which a pending connection is never evicted (1 s).
+    std::thread::sleep(Duration::from_millis(1300));
+    let _publisher = RawClient::publish(server.rtmp, &format!("cam1?key={KEY1}"));
+    let mut oldest = RawClient::from_socket(strangers.remove(0));
+    assert!(
+        oldest.closed_within(Duration::from_secs(2)),
+        "the oldest stranger kept its slot:\n{}",
+        server.log_text()
+    );
+    assert!(server.live("cam1").is_some());
+    assert_eq!(
+        server.metric(
+            "ladderd_rtmp_connections_refused_total",
+            &["reason=\"evicted\""]
+        ),
+        1.0
+    );
+    // The others keep theirs: only one slot was needed.
+    for s in strangers {
+        assert!(!RawClient::from_socket(s).closed_within(Duration::from_millis(200)));
+    }
+}

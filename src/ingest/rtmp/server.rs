@@ -42,7 +42,7 @@ pub async fn accept_loop(listener: TcpListener, ctx: Arc<Ingest>) {
         let peer = stream
             .peer_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-        let ticket = match ctx.rtmp.admit(peer.ip()) {
+        let ticket = match ctx.rtmp.admit(peer.ip(), Instant::now()) {
             Ok(t) => t,
             Err(why) => {
                 // One line a minute at most (across cores): a flood must not flood the log too.
@@ -73,6 +73,8 @@ enum Close {
     SetupTimeout,
     /// The pending connections' shared buffer budget is spent.
     PendingBuffer,
+    /// Not yet publishing, and its slot went to a newer connection at the pending cap.
+    Evicted,
     Session(SessionError),
     Rejected,
     Stream(FlvError),
@@ -121,13 +123,14 @@ impl Connection {
         loop {
             let stop = self.publish.as_ref().map(|p| p.stream.clone());
             let read = futures_lite::future::or(async { Ok(socket.read(&mut buf).await) }, async {
+                // Ok: the stream or the process stops; Err: this connection closes.
                 let shutdown = async {
                     self.ctx.shutdown.wait().await;
-                    Some(EndReason::Shutdown)
+                    Ok(EndReason::Shutdown)
                 };
                 Err(match &stop {
                     Some(s) => {
-                        futures_lite::future::or(async { Some(s.stopped().await) }, shutdown).await
+                        futures_lite::future::or(async { Ok(s.stopped().await) }, shutdown).await
                     }
                     None => {
                         let setup = async {
@@ -135,16 +138,21 @@ impl Connection {
                                 setup_deadline.saturating_duration_since(Instant::now()),
                             )
                             .await;
-                            None
+                            Err(Close::SetupTimeout)
                         };
-                        futures_lite::future::or(shutdown, setup).await
+                        let evicted = async {
+                            self.ticket.evicted().await;
+                            Err(Close::Evicted)
+                        };
+                        futures_lite::future::or(shutdown, futures_lite::future::or(setup, evicted))
+                            .await
                     }
                 })
             })
             .await;
             let n = match read {
-                Err(Some(reason)) => return Close::Stopped(reason),
-                Err(None) => return Close::SetupTimeout,
+                Err(Ok(reason)) => return Close::Stopped(reason),
+                Err(Err(close)) => return close,
                 Ok(Ok(0)) => return Close::Eof,
                 Ok(Ok(n)) => n,
                 Ok(Err(e)) if e.kind() == std::io::ErrorKind::TimedOut => return Close::Timeout,
@@ -154,8 +162,10 @@ impl Connection {
             if let Err(e) = self.session.handle_input(&buf[..n]) {
                 return Close::Session(e);
             }
-            if self.ticket.set_buffered(self.session.buffered()).is_err() {
-                return Close::PendingBuffer;
+            match self.ticket.set_buffered(self.session.buffered()) {
+                Ok(()) => {}
+                Err(Refusal::Evicted) => return Close::Evicted,
+                Err(_) => return Close::PendingBuffer,
             }
             if let Err(close) = self.drain(arrival).await {
                 let _ = self.flush(&mut socket).await;
@@ -253,6 +263,11 @@ impl Connection {
             // One publish per connection keeps ownership simple.
             return self.reject(request, None, Rejection::BadName);
         }
+        // Out of the pending queue before anything is claimed: from here the slot
+        // cannot be evicted (a refusal below closes the connection anyway).
+        if self.ticket.published().is_err() {
+            return Err(Close::Evicted);
+        }
         if self.ctx.shutdown.is_triggered() {
             return self.reject(request, None, Rejection::ShuttingDown);
         }
@@ -295,7 +310,6 @@ impl Connection {
             tx,
             logged_tag_error: false,
         });
-        self.ticket.published();
         self.session.publishing();
         self.session.accept(request).map_err(Close::Session)
     }
@@ -387,6 +401,7 @@ impl Connection {
             Close::PendingBuffer => {
                 EndReason::Error("pending connections' buffer budget spent".into())
             }
+            Close::Evicted => EndReason::Error("evicted for a newer connection".into()),
             Close::Stopped(r) => r.clone(),
             Close::Rejected => EndReason::PublisherClosed,
             Close::Io(e) => EndReason::Error(format!("socket: {e}")),
@@ -421,6 +436,10 @@ impl Connection {
                 }
             }
             (None, Close::Timeout) => debug!(peer = %self.peer, "rtmp connection idle; closed"),
+            // Counted and logged (once a minute) where the slot was given away.
+            (None, Close::Evicted) => {
+                debug!(peer = %self.peer, "rtmp connection closed: evicted for a newer one at the pending cap")
+            }
             (None, Close::SetupTimeout) => {
                 self.ctx.rtmp.count(Refusal::SetupTimeout);
                 debug!(peer = %self.peer, limit_secs = self.ctx.config.limits.rtmp_setup_timeout_secs, "rtmp connection did not publish in time (limits.rtmp_setup_timeout_secs); closed")
