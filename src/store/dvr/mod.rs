@@ -152,6 +152,11 @@ struct OnDisk {
     /// Where the run continues its NAME's DVR timeline; None until the
     /// rendition's first object of the run is on the storage thread.
     chain: Option<Chain>,
+    /// Bytes of its files other than segments (inits, index, chain): they
+    /// count against `max_disk_gb` too.
+    overhead: u64,
+    /// The index file's bytes (part of `overhead`).
+    index_bytes: u64,
 }
 
 /// Where one run (`NAME/EPOCH`) of a rendition continues the NAME's DVR
@@ -653,9 +658,16 @@ impl Dvr {
                 let path = dir.join(format!("init{version}.mp4"));
                 match write_file(&dir, &path, &data).await {
                     Ok(()) => {
-                        self.with(&key, &rendition, |d| {
-                            d.inits.insert(version);
-                        });
+                        let len = data.len() as u64;
+                        if self.with(&key, &rendition, |d| {
+                            let new = d.inits.insert(version);
+                            if new {
+                                d.overhead += len;
+                            }
+                            new
+                        }) {
+                            self.stats.bytes_on_disk.fetch_add(len, Relaxed);
+                        }
                         self.archive(format!("{key}/{rendition}/init{version}.mp4"), path);
                     }
                     Err(e) => self.failed(&path, &e.to_string()),
@@ -680,8 +692,15 @@ impl Dvr {
                         self.stats.record_write(queued.elapsed());
                         self.stats.segments_written.fetch_add(1, Relaxed);
                         self.stats.bytes_written.fetch_add(record.bytes, Relaxed);
-                        self.stats.bytes_on_disk.fetch_add(record.bytes, Relaxed);
-                        self.with(&key, &rendition, |d| push(d, record));
+                        let index = index::RECORD as u64;
+                        self.stats
+                            .bytes_on_disk
+                            .fetch_add(record.bytes + index, Relaxed);
+                        self.with(&key, &rendition, |d| {
+                            push(d, record);
+                            d.overhead += index;
+                            d.index_bytes += index;
+                        });
                         self.archive(format!("{key}/{rendition}/seg{}.m4s", entry.msn), path);
                         self.evict(unix_ms());
                         self.compact(&key, &rendition, &dir).await;
@@ -740,10 +759,19 @@ impl Dvr {
             chain_for(&disk, key, rendition)
         };
         let dir = self.rendition_dir(key, rendition);
-        if let Err(e) = write_durably(&dir, CHAIN_FILE, chain.encode().as_bytes()) {
-            self.failed(&dir.join(CHAIN_FILE), &e.to_string());
-        }
-        self.with(key, rendition, |d| d.chain = Some(chain));
+        let text = chain.encode();
+        let written = match write_durably(&dir, CHAIN_FILE, text.as_bytes()) {
+            Ok(()) => text.len() as u64,
+            Err(e) => {
+                self.failed(&dir.join(CHAIN_FILE), &e.to_string());
+                0
+            }
+        };
+        self.with(key, rendition, |d| {
+            d.chain = Some(chain);
+            d.overhead += written;
+        });
+        self.stats.bytes_on_disk.fetch_add(written, Relaxed);
     }
 
     /// Rewrites a rendition's index without the records of evicted segments
@@ -770,7 +798,15 @@ impl Dvr {
         match done {
             Ok(()) => {
                 self.stats.index_compactions.fetch_add(1, Relaxed);
-                self.with(key, rendition, |d| d.stale -= stale.min(d.stale));
+                let now = data.len() as u64;
+                let freed = self.with(key, rendition, |d| {
+                    d.stale -= stale.min(d.stale);
+                    let freed = d.index_bytes.saturating_sub(now);
+                    d.index_bytes = now;
+                    d.overhead = d.overhead.saturating_sub(freed);
+                    freed
+                });
+                self.stats.bytes_on_disk.fetch_sub(freed, Relaxed);
             }
             Err(e) => {
                 let _ = std::fs::remove_file(&tmp);
@@ -876,9 +912,13 @@ impl Dvr {
                 })
                 .map(|(k, _)| k.clone())
                 .collect();
+            let mut freed = 0;
             for k in &gone {
-                disk.remove(k);
+                if let Some(rs) = disk.remove(k) {
+                    freed += rs.values().map(|d| d.overhead).sum::<u64>();
+                }
             }
+            self.stats.bytes_on_disk.fetch_sub(freed, Relaxed);
             gone
         };
         for key in gone {
@@ -1022,6 +1062,8 @@ fn recover(
                     discontinuity_sequence: decoded.head.discontinuities,
                     evicted: decoded.head.evicted,
                     records: decoded.records.into(),
+                    index_bytes: decoded.valid as u64,
+                    overhead: decoded.valid as u64,
                     ..OnDisk::default()
                 };
                 // Evicted before the crash: counted as the eviction did.
@@ -1053,16 +1095,19 @@ fn recover(
                         }
                         Some(crate::package::hls::ObjectName::Init(v)) => {
                             d.inits.insert(v);
+                            d.overhead += f.metadata().map_or(0, |m| m.len());
                         }
                         _ => {}
                     }
                 }
+                let chain_text = std::fs::read_to_string(rendition.join(CHAIN_FILE)).ok();
+                d.overhead += chain_text.as_ref().map_or(0, |t| t.len() as u64);
                 d.chain = Some(
-                    std::fs::read_to_string(rendition.join(CHAIN_FILE))
-                        .ok()
+                    chain_text
                         .and_then(|t| Chain::decode(&t))
                         .unwrap_or_else(|| chain_for(&out, &key, r)),
                 );
+                stats.bytes_on_disk.fetch_add(d.overhead, Relaxed);
                 segments += d.records.len() as u64;
                 out.entry(key).or_default().insert(r.to_string(), d);
             }
@@ -1330,7 +1375,27 @@ mod tests {
         assert_eq!(d.valid, data.len());
         assert!(d.head.evicted >= 4, "{:?}", d.head);
         assert!(d.records.len() < msns.len(), "{} records", d.records.len());
+        // Every byte the DVR keeps counts against the cap: segments, inits,
+        // indexes and chains (was segments only).
+        dvr.init("cam/2000", "v", 0, Bytes::from_static(b"init"));
+        dvr.flush(std::time::Duration::from_secs(10)).unwrap();
+        assert_eq!(dvr.stats.bytes_on_disk.load(Relaxed), du(dir.path()));
         let again = Dvr::start(config(dir.path(), window, 4), None).unwrap();
         assert_eq!(summary(&again.runs("cam", 2000, "v")), summary(&runs));
+        assert_eq!(again.stats.bytes_on_disk.load(Relaxed), du(dir.path()));
+    }
+
+    /// Bytes of every file under `dir` but recordings.
+    fn du(dir: &Path) -> u64 {
+        let mut n = 0;
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() && !p.ends_with(recordings::DIR) {
+                n += du(&p);
+            } else if p.is_file() {
+                n += e.metadata().map_or(0, |m| m.len());
+            }
+        }
+        n
     }
 }
