@@ -391,7 +391,7 @@ fn connection(srt: &Srt, s: SrtSocket, peer: SocketAddr, ingest: &Ingest) {
         let errors = demuxer.counters().continuity_errors;
         if errors > continuity_seen {
             if continuity_seen == 0 {
-                warn!(stream = %stream.name, "MPEG-TS continuity errors (lost TS packets); counted, the stream goes on");
+                warn!(stream = %stream.name, "MPEG-TS continuity errors (lost TS packets): a video frame with a gap goes on damaged (the decoder conceals it), an audio PES with one is dropped; counted (ingest_continuity_errors_total), the stream goes on");
             }
             stream.stats.continuity_errors.store(errors, Relaxed);
             continuity_seen = errors;
