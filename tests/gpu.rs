@@ -813,11 +813,12 @@ fn standin_demo_full_gpu_serves_every_rung_with_no_device_to_host_copy() {
     assert_no_violation("server", &server.log_text());
 }
 
-/// Waits until the demo's one injected error is counted, then until `rung` has
-/// encoded 30 more frames: the stream went on past the error.
-fn error_counted_then_rung_goes_on(server: &Server, rung: &str) {
+/// Waits until the demo's one injected error is counted (`counter`, a
+/// series of `/metrics`), then until `rung` has encoded 30 more frames: the
+/// stream went on past the error.
+fn error_counted_then_rung_goes_on(server: &Server, counter: &str, rung: &str) {
     wait_metrics(server, "the error counted", |m| {
-        metric(m, "ladderd_decode_errors_total{stream=\"demo\"}").filter(|n| *n >= 1.0)
+        metric(m, counter).filter(|n| *n >= 1.0)
     });
     let series = format!("ladderd_frames_encoded_total{{stream=\"demo\",rung=\"{rung}\"}}");
     let after = wait_metrics(server, "encoded frames", |m| metric(m, &series));
@@ -849,7 +850,11 @@ fn standin_demo_decode_error_and_nvenc_session_cap_are_logged_once_and_counted()
         &["--demo"],
         &env_refs(&env),
     );
-    error_counted_then_rung_goes_on(&server, "360p30");
+    error_counted_then_rung_goes_on(
+        &server,
+        "ladderd_decode_errors_total{stream=\"demo\"}",
+        "360p30",
+    );
     let log = server.log_text();
     assert!(
         log.contains("ladderd stand-in: injected 1 into cuvidDecodePicture"),
@@ -899,8 +904,9 @@ fn standin_demo_decode_error_and_nvenc_session_cap_are_logged_once_and_counted()
 
 /// Out of device memory on a rung mid-stream (the hybrid plan's first host
 /// copy of the 480p rung allocates its staging buffer): that picture's stage
-/// error is logged once and counted, the stream skips to its next keyframe,
-/// the ladder goes on (the allocation is retried) with no ladder failure, and
+/// error is logged once and counted for that rung, which alone skips to its
+/// next IDR (the other rungs and the decoder go on: no decode error), the
+/// ladder goes on (the allocation is retried) with no ladder failure, and
 /// the process stays healthy.
 #[test]
 fn standin_demo_out_of_memory_on_a_rung_is_logged_once_and_the_ladder_goes_on() {
@@ -916,7 +922,11 @@ fn standin_demo_out_of_memory_on_a_rung_is_logged_once_and_the_ladder_goes_on() 
         &["--demo"],
         &env_refs(&env),
     );
-    error_counted_then_rung_goes_on(&server, "480p30");
+    error_counted_then_rung_goes_on(
+        &server,
+        "ladderd_rung_errors_total{stream=\"demo\",rung=\"480p30\"}",
+        "480p30",
+    );
     let log = server.log_text();
     assert!(
         log.contains("injected 2 into cuMemAlloc_v2 (call 6)"),
@@ -934,9 +944,19 @@ fn standin_demo_out_of_memory_on_a_rung_is_logged_once_and_the_ladder_goes_on() 
     let m = server.get("/metrics").unwrap().1;
     assert_eq!(
         metric(&m, "ladderd_decode_errors_total{stream=\"demo\"}"),
-        Some(1.0),
-        "{m}"
+        Some(0.0),
+        "a rung's error is not the decoder's: {m}"
     );
+    for rung in ["720p30", "360p30"] {
+        assert_eq!(
+            metric(
+                &m,
+                &format!("ladderd_rung_errors_total{{stream=\"demo\",rung=\"{rung}\"}}")
+            ),
+            Some(0.0),
+            "{m}"
+        );
+    }
     assert_eq!(
         metric(&m, "ladderd_ladder_failures_total{stream=\"demo\"}"),
         Some(0.0),

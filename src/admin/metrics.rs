@@ -176,6 +176,18 @@ fn gather(ctx: &Admin, s: &mut MetricSet) {
                 r.dropped_behind.load(Relaxed),
             );
             s.counter(
+                "ladderd_frames_dropped",
+                "Frames a rung did not encode, by reason.",
+                l(&[("stream", name), ("rung", &r.name), ("reason", "error")]),
+                r.dropped_error.load(Relaxed),
+            );
+            s.counter(
+                "ladderd_rung_errors",
+                "Scale or encode errors of one rung (a GPU out of memory, a codec refusing a picture): that rung alone skips to its next IDR.",
+                rl.clone(),
+                r.errors.load(Relaxed),
+            );
+            s.counter(
                 "ladderd_encoded_bytes",
                 "Encoded bytes per rung.",
                 rl.clone(),

@@ -134,9 +134,12 @@ struct Running {
     counters: Arc<Vec<RungCounters>>,
     /// Per rung, `dropped_behind` of the ladders this publish ran before
     /// (a new video configuration restarts the ladder, not the counts).
-    behind_before: Vec<u64>,
+    /// Per rung, (`dropped_behind`, `errors`, `dropped_error`) of the ladders
+    /// this publish ran before (the ladder's own counts start at 0).
+    behind_before: Vec<(u64, u64, u64)>,
     skipping_to_keyframe: bool,
     logged_decode_error: bool,
+    logged_rung_error: bool,
     logged_late: bool,
 }
 
@@ -178,7 +181,13 @@ impl Running {
                     carry(|c| &c.bytes);
                     carry(|c| &c.dropped);
                     carry(|c| &c.dropped_behind);
-                    behind_before.push(c.dropped_behind.load(Relaxed));
+                    carry(|c| &c.errors);
+                    carry(|c| &c.dropped_error);
+                    behind_before.push((
+                        c.dropped_behind.load(Relaxed),
+                        c.errors.load(Relaxed),
+                        c.dropped_error.load(Relaxed),
+                    ));
                 }
                 let names: Vec<&str> = counters.iter().map(|c| c.name.as_str()).collect();
                 info!(stream = %stream.name, source = %format!("{}x{}@{fps:.2}", cfg.width, cfg.height), rungs = ?names, "ladder started");
@@ -195,6 +204,7 @@ impl Running {
                     behind_before,
                     skipping_to_keyframe: false,
                     logged_decode_error: false,
+                    logged_rung_error: false,
                     logged_late: false,
                 })
             }
@@ -246,12 +256,16 @@ impl Running {
         if self.last_latency_publish.elapsed() >= Duration::from_secs(1) {
             self.publish_latency(stream, packager.as_ref());
         }
-        if let Err(e) = result {
-            stats.decode_errors.fetch_add(1, Relaxed);
-            if !self.logged_decode_error {
-                warn!(stream = %stream.name, "{e}; skipping to the next keyframe (further errors are only counted)");
-                self.logged_decode_error = true;
+        match result {
+            Err(e @ crate::transcode::StageError::Decode { .. }) => {
+                stats.decode_errors.fetch_add(1, Relaxed);
+                if !self.logged_decode_error {
+                    warn!(stream = %stream.name, "{e}; skipping to the next keyframe (further errors are only counted)");
+                    self.logged_decode_error = true;
+                }
             }
+            Err(e) => self.rung_error(stream, &e),
+            Ok(()) => {}
         }
     }
 
@@ -261,9 +275,18 @@ impl Running {
             .run
             .accept(o, &mut rung_sink(&self.counters, stream.started, packager));
         if let Err(e) = accepted {
-            warn!(stream = %stream.name, "{e}");
+            self.rung_error(stream, &e);
         }
         self.sync_drops();
+    }
+
+    /// A rung's scale or encode error (counted per rung by the ladder): that
+    /// rung alone skips to its next IDR. Logged once per ladder.
+    fn rung_error(&mut self, stream: &LiveStream, e: &crate::transcode::StageError) {
+        if !self.logged_rung_error {
+            warn!(stream = %stream.name, "{e}; that rung skips to its next IDR, the other renditions go on (counted in ladderd_rung_errors_total; logged once per ladder)");
+            self.logged_rung_error = true;
+        }
     }
 
     /// Copies each rung's own drop count (a rung thread behind) to its counters.
@@ -275,7 +298,10 @@ impl Running {
             .zip(&self.behind_before)
         {
             c.dropped_behind
-                .store(before + stats.dropped_behind, Relaxed);
+                .store(before.0 + stats.dropped_behind, Relaxed);
+            c.errors.store(before.1 + stats.errors, Relaxed);
+            c.dropped_error
+                .store(before.2 + stats.dropped_error, Relaxed);
         }
     }
 

@@ -314,6 +314,10 @@ pub struct RungCounters {
     pub dropped: AtomicU64,
     /// Frames this rung alone skipped: its encoder fell behind (queue full).
     pub dropped_behind: AtomicU64,
+    /// Scale or encode errors of this rung alone (it skips to its next IDR).
+    pub errors: AtomicU64,
+    /// Frames this rung alone gave up after such an error.
+    pub dropped_error: AtomicU64,
     pub frame_rate: RateWindow,
     pub byte_rate: RateWindow,
 }
@@ -331,6 +335,8 @@ impl RungCounters {
             bytes: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             dropped_behind: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            dropped_error: AtomicU64::new(0),
             frame_rate: RateWindow::default(),
             byte_rate: RateWindow::default(),
         }
@@ -455,6 +461,8 @@ impl LiveStream {
                         keyframes: r.keyframes.load(Relaxed),
                         dropped: r.dropped.load(Relaxed),
                         dropped_behind: r.dropped_behind.load(Relaxed),
+                        errors: r.errors.load(Relaxed),
+                        dropped_error: r.dropped_error.load(Relaxed),
                     })
                     .collect(),
                 packets: p.packets.load(Relaxed),
@@ -559,6 +567,8 @@ pub struct RungView {
     pub dropped: u64,
     /// This rung's own drops (its encoder fell behind; up to its next IDR).
     pub dropped_behind: u64,
+    pub errors: u64,
+    pub dropped_error: u64,
 }
 
 /// A finished publish: its final counters, once its pipeline has drained.

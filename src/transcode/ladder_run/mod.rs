@@ -49,6 +49,11 @@ pub struct RungStats {
     /// Pictures this rung skipped because its queue was full (realtime mode),
     /// up to its next segment boundary.
     pub dropped_behind: u64,
+    /// Scale or encode errors of this rung (a GPU out of memory, a codec
+    /// refusing a picture): the rung alone skips to its next IDR.
+    pub errors: u64,
+    /// Pictures this rung gave up after such an error, up to its next IDR.
+    pub dropped_error: u64,
     pub keyframes: u64,
     pub bytes: u64,
     pub scale_time: Duration,
@@ -67,6 +72,8 @@ impl Default for RungStats {
         RungStats {
             frames: 0,
             dropped_behind: 0,
+            errors: 0,
+            dropped_error: 0,
             keyframes: 0,
             bytes: 0,
             scale_time: Duration::ZERO,
@@ -126,6 +133,29 @@ struct RungState {
     rung: Rung,
     exec: RungExec,
     stats: RungStats,
+    /// Failed since its last IDR: its pictures are dropped until the next
+    /// one (every later frame would refer to the one lost).
+    skipping: bool,
+}
+
+impl RungState {
+    /// A scale or encode error of this rung: counted, and the rung (not the
+    /// ladder) skips to its next IDR.
+    fn failed(&mut self) {
+        self.stats.errors += 1;
+        self.skipping = true;
+    }
+
+    /// Whether an encoded frame of this rung goes out: not while the rung
+    /// skips to its next IDR after an error.
+    fn passes(&mut self, keyframe: bool) -> bool {
+        if self.skipping && !keyframe {
+            self.stats.dropped_error += 1;
+            return false;
+        }
+        self.skipping = false;
+        true
+    }
 }
 
 pub struct LadderRun {
@@ -259,6 +289,7 @@ impl LadderRun {
                 exec,
                 rung,
                 stats: RungStats::default(),
+                skipping: false,
             });
         }
         drop(out_tx);
@@ -575,6 +606,8 @@ fn fan_out(
 ) -> Result<(), StageError> {
     let due = Due::of(frame.pts, boundaries, source_keyframes, frame_ticks);
     let decision = due.decision;
+    // A rung's error costs that rung alone: the others take the picture.
+    let mut first_error = None;
     for (i, r) in rungs.iter_mut().enumerate() {
         if !due.takes(&r.rung) {
             continue;
@@ -589,7 +622,11 @@ fn fan_out(
         };
         let t = Instant::now();
         let c = thread_cpu();
-        scaler.scale(frame, scaled)?;
+        if let Err(e) = scaler.scale(frame, scaled) {
+            r.failed();
+            first_error.get_or_insert(e);
+            continue;
+        }
         let t2 = Instant::now();
         let c2 = thread_cpu();
         r.stats.scale_time += t2 - t;
@@ -597,21 +634,28 @@ fn fan_out(
         if telemetry {
             let _ = r.stats.scale_us.record((t2 - t).as_micros() as u64);
         }
-        let encoded = encoder.encode(scaled, decision.boundary)?;
+        let encoded = match encoder.encode(scaled, decision.boundary) {
+            Ok(e) => e,
+            Err(e) => {
+                r.failed();
+                first_error.get_or_insert(e);
+                continue;
+            }
+        };
         let spent = t2.elapsed();
         r.stats.encode_time += spent;
         r.stats.encode_cpu += thread_cpu().saturating_sub(c2);
         if telemetry {
             let _ = r.stats.encode_us.record(spent.as_micros() as u64);
         }
-        if let Some(e) = encoded {
+        if let Some(e) = encoded.filter(|e| r.passes(e.keyframe)) {
             r.stats.frames += 1;
             r.stats.keyframes += e.keyframe as u64;
             r.stats.bytes += e.data.len() as u64;
             out(i, e);
         }
     }
-    Ok(())
+    first_error.map_or(Ok(()), Err)
 }
 
 #[cfg(test)]
@@ -684,6 +728,56 @@ mod tests {
             self.1 -= 1;
             assert!(self.1 > 0, "codec bug (test)");
             self.0.encode(f, idr)
+        }
+    }
+
+    /// An encoder that fails (an out-of-memory, a refused picture) on its
+    /// `n`th picture only.
+    struct FailsAt(OpenH264Encoder, usize);
+    impl Encoder for FailsAt {
+        fn encode(&mut self, f: &Frame, idr: bool) -> Result<Option<EncodedFrame>, StageError> {
+            self.1 = self.1.saturating_sub(1);
+            if self.1 == 1 {
+                return Err(StageError::Encode {
+                    rung: "480p30".into(),
+                    pts: f.pts,
+                    reason: "out of memory (test)".into(),
+                });
+            }
+            self.0.encode(f, idr)
+        }
+    }
+
+    /// Issue 30: one rung's encode error costs that rung alone, up to its
+    /// next IDR (every later frame would refer to the one lost); the other
+    /// rung encodes every picture, and the error is returned once, for the
+    /// caller to count and log.
+    #[test]
+    fn a_rung_error_skips_that_rung_alone_to_its_next_idr() {
+        let (cfg, packets) = capture();
+        for mode in [RungMode::Inline, RungMode::Threads { queue: 4 }] {
+            let mut l = ladder(&cfg, mode, |e| Box::new(FailsAt(e, 6)));
+            let mut out: Vec<Vec<EncodedFrame>> = vec![Vec::new(), Vec::new()];
+            let mut errors = 0;
+            for p in &packets {
+                errors += l.push(p, &mut |i, f| out[i].push(f)).is_err() as usize;
+            }
+            errors += l.finish(&mut |i, f| out[i].push(f)).is_err() as usize;
+            assert_eq!(errors, 1, "{mode:?}: the error is reported once");
+            assert_eq!(
+                out[1].len(),
+                packets.len(),
+                "{mode:?}: the other rung is untouched"
+            );
+            // Picture 4 failed: 0-3 out, then nothing until the IDR at 15 (0.5 s).
+            let pts: Vec<i64> = out[0].iter().map(|f| f.pts).collect();
+            let all: Vec<i64> = out[1].iter().map(|f| f.pts).collect();
+            assert_eq!(pts[..4], all[..4], "{mode:?}");
+            assert_eq!(pts[4], all[15], "{mode:?}: resumes at the next boundary");
+            assert!(out[0][4].keyframe, "{mode:?}");
+            assert_eq!(pts.len(), packets.len() - 11, "{mode:?}");
+            let stats = l.rungs().next().unwrap().1;
+            assert_eq!((stats.errors, stats.dropped_error), (1, 10), "{mode:?}");
         }
     }
 

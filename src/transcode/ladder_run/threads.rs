@@ -194,6 +194,7 @@ impl FanOut<'_> {
                 let _ = r.stats.encode_us.record(o.encode.as_micros() as u64);
             }
             match o.result {
+                Ok(Some(e)) if !r.passes(e.keyframe) => {}
                 Ok(Some(e)) => {
                     r.stats.frames += 1;
                     r.stats.keyframes += e.keyframe as u64;
@@ -201,7 +202,10 @@ impl FanOut<'_> {
                     out(o.rung, e);
                 }
                 Ok(None) => {}
-                Err(e) => *result = Err(e),
+                Err(e) => {
+                    r.failed();
+                    *result = Err(e);
+                }
             }
         }
         if let Some(entry) = self.in_flight.get_mut(&o.pts) {
