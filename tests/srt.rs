@@ -482,3 +482,93 @@ fn hostile_ts_over_srt_hurts_only_its_own_stream() {
     );
     wait_decoding(&server, "cam2", 30);
 }
+
+/// Issue 30: a publisher whose SRT session is sound (right stream id, the
+/// handshake done) but whose data is not usable MPEG-TS (random bytes) held
+/// its NAME for good, silently: 0 packets, only libsrt's counters moved. It is
+/// now ended after the silent publisher's timeout (5 s) while its data still
+/// flows, counted and logged once; a good publisher of another NAME goes on.
+#[test]
+fn unusable_srt_publish_ends_after_the_idle_timeout() {
+    require("srt-live-transmit");
+    let input = input_360p30_high();
+    let server = Server::start(&format!("{}[ladder]\nenabled = false\n", config()));
+    let _good = push_srt(
+        &input.path,
+        &srt_url(server.srt, "cam", &format!("&passphrase={KEY}")),
+        true,
+    );
+    let video = |s: &Server| {
+        s.live("cam")
+            .and_then(|v| v["packets"]["video"].as_u64())
+            .unwrap_or(0)
+    };
+    server.wait_for("cam live", Duration::from_secs(20), || {
+        (video(&server) > 0).then_some(())
+    });
+    let udp = common::free_udp_port();
+    let _relay = Proc(
+        Command::new("srt-live-transmit")
+            .args(["-q", "-a:no"])
+            .arg(format!("udp://127.0.0.1:{udp}"))
+            .arg(format!("srt://{}?streamid=live/junk", server.srt))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    // Random bytes, 7 × 188 a datagram, ~1 Mbit/s, until told to stop.
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+            while !stop.load(Ordering::Relaxed) {
+                let d: Vec<u8> = (0..1316)
+                    .map(|_| {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        seed as u8
+                    })
+                    .collect();
+                let _ = sock.send_to(&d, ("127.0.0.1", udp));
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+    };
+    let live = server.wait_for("junk live", Duration::from_secs(10), || {
+        server.live("junk").map(|_| Instant::now())
+    });
+    let before = video(&server);
+    let session = server.session("junk", 1, Duration::from_secs(12));
+    let took = live.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    sender.join().unwrap();
+    println!(
+        "unusable publish ended after {took:?}: {}",
+        session["ended"]
+    );
+    assert!(
+        session["ended"].to_string().contains("no usable media"),
+        "{session:#}"
+    );
+    assert!(took < Duration::from_secs(8), "ended only after {took:?}");
+    assert_eq!(
+        server.metric("ladderd_srt_unusable_publishes_total", &[]),
+        1.0
+    );
+    assert!(server.metric("ladderd_srt_ts_skipped_bytes_total", &[]) > 0.0);
+    let log = server.log_text();
+    assert_eq!(
+        log.matches("data but no usable media").count(),
+        1,
+        "one line says why:\n{log}"
+    );
+    // The good publisher went on all along.
+    server.wait_for("cam goes on", Duration::from_secs(5), || {
+        (video(&server) > before + 30).then_some(())
+    });
+}

@@ -1577,6 +1577,23 @@ mod tests {
         assert!(out.is_empty());
     }
 
+    /// Issue 30: PES whose headers cannot be read (no 00 00 01 prefix) behind a
+    /// valid PAT/PMT give nothing, and each is counted (it was silent).
+    #[test]
+    fn unreadable_pes_headers_give_nothing_and_are_counted() {
+        let mut ts = psi(&[(0x1b, VIDEO_PID), (0x0f, AUDIO_PID)]);
+        let (mut vcc, mut acc) = (0, 0);
+        for i in 0..20u8 {
+            let junk: Vec<u8> = (0..400).map(|j| (j as u8).wrapping_mul(31) ^ i).collect();
+            ts.extend(ts_packets(VIDEO_PID, &mut vcc, &junk));
+            ts.extend(ts_packets(AUDIO_PID, &mut acc, &junk[..100]));
+        }
+        let (out, counters) = demux(&ts);
+        assert!(out.is_empty(), "{out:?}");
+        assert_eq!(counters.dropped_pes, 40);
+        assert_eq!(counters.continuity_errors, 0);
+    }
+
     #[test]
     fn bogus_pes_lengths_never_overrun() {
         // An audio PES that claims 20 bytes but carries a whole ADTS frame of 40.

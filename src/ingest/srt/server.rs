@@ -14,10 +14,10 @@ use tracing::{debug, info, warn};
 
 use super::access::{self, PerIp, Refused};
 use super::ffi::{self, Srt, SrtSocket};
-use super::stats::{classify, LogLine};
+use super::stats::{classify, ts_unusable_input, LogLine};
 use crate::ingest::auth::{self, Rejection};
 use crate::ingest::Ingest;
-use crate::media::mpegts::{Demuxed, Demuxer};
+use crate::media::mpegts::{Counters, Demuxed, Demuxer};
 use crate::media::{CodecConfig, Track};
 use crate::stream::registry::TransportStats;
 use crate::stream::{EndReason, Input};
@@ -26,8 +26,54 @@ use crate::stream::{EndReason, Input};
 const MAX_MESSAGE: usize = 1500;
 /// How often a blocked receive wakes to look at shutdown and kicks.
 const RECV_TIMEOUT_MS: c_int = 250;
-/// A publisher silent this long is gone (SRT's own peer-idle timeout is 5 s).
+/// A publisher silent this long is gone (SRT's own peer-idle timeout is 5 s);
+/// so is one whose data yields no media for this long.
 const IDLE: Duration = Duration::from_secs(5);
+
+/// Whether a publish still brings anything: data at all (a dead encoder) and
+/// media the demuxer can use (a broken one: random bytes, or PES it cannot
+/// read, used to hold the NAME for good while only libsrt's counters moved).
+/// Both get [`IDLE`]; media is timed from the publish's start. Time comes in.
+#[derive(Debug, Clone, Copy)]
+struct Watch {
+    last_data: Instant,
+    last_media: Instant,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gone {
+    /// No data for [`IDLE`].
+    Silent,
+    /// Data, but no media packet out of it for [`IDLE`].
+    Unusable,
+}
+
+impl Watch {
+    fn new(now: Instant) -> Watch {
+        Watch {
+            last_data: now,
+            last_media: now,
+        }
+    }
+
+    fn data(&mut self, now: Instant) {
+        self.last_data = now;
+    }
+
+    fn media(&mut self, now: Instant) {
+        self.last_media = now;
+    }
+
+    fn check(&self, now: Instant) -> Option<Gone> {
+        if now.saturating_duration_since(self.last_data) > IDLE {
+            Some(Gone::Silent)
+        } else if now.saturating_duration_since(self.last_media) > IDLE {
+            Some(Gone::Unusable)
+        } else {
+            None
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SrtError {
@@ -352,15 +398,27 @@ fn connection(srt: &Srt, s: SrtSocket, peer: SocketAddr, ingest: &Ingest) {
     let _ = srt.set_int(s, ffi::SRTO_RCVTIMEO, RECV_TIMEOUT_MS);
     let mut demuxer = Demuxer::new(stream.id);
     let mut buf = vec![0u8; MAX_MESSAGE];
-    let mut last_data = Instant::now();
+    let mut watch = Watch::new(Instant::now());
     let mut last_stats = Instant::now();
-    let mut continuity_seen = 0;
+    // The demuxer's counters as last exported, and whether its trouble was logged.
+    let mut seen = Counters::default();
+    let mut logged_unusable = false;
     let reason = loop {
         if let Some(r) = stream.stop_requested() {
             break r;
         }
         if ingest.shutdown.is_triggered() {
             break EndReason::Shutdown;
+        }
+        match watch.check(Instant::now()) {
+            None => {}
+            Some(Gone::Silent) => break EndReason::Timeout,
+            Some(Gone::Unusable) => {
+                ingest.srt.stats.unusable_publishes.fetch_add(1, Relaxed);
+                let c = demuxer.counters();
+                warn!(%peer, stream = %stream.name, ts_packets = c.ts_packets, skipped_bytes = c.skipped_bytes, resyncs = c.resyncs, dropped_pes = c.dropped_pes, pes_length_mismatches = c.pes_length_mismatches, video_before_config = c.video_before_config, "SRT publish ended: data but no usable media for {}s (not MPEG-TS with H.264/AAC the demuxer can read); the NAME is free again (srt_unusable_publishes_total)", IDLE.as_secs());
+                break EndReason::Error(format!("no usable media for {}s", IDLE.as_secs()));
+            }
         }
         if last_stats.elapsed() >= Duration::from_secs(1) {
             publish_stats(srt, s, &stream, admitted.latency_ms);
@@ -371,9 +429,6 @@ fn connection(srt: &Srt, s: SrtSocket, peer: SocketAddr, ingest: &Ingest) {
         if n < 0 {
             let code = srt.last_error_code();
             if code == ffi::SRT_EASYNCRCV || code == ffi::SRT_ETIMEOUT {
-                if last_data.elapsed() > IDLE {
-                    break EndReason::Timeout;
-                }
                 continue;
             }
             debug!(stream = %stream.name, code, "SRT receive ended: {}", srt.last_error());
@@ -381,20 +436,33 @@ fn connection(srt: &Srt, s: SrtSocket, peer: SocketAddr, ingest: &Ingest) {
         }
         let n = n as usize;
         let arrival = Instant::now();
-        last_data = arrival;
+        watch.data(arrival);
         let Some(data) = buf.get(..n) else { continue };
         let pushed = demuxer.push(data, arrival);
         let mut closed = false;
         while let Some(out) = demuxer.poll() {
+            if matches!(out, Demuxed::Packet(_)) {
+                watch.media(arrival);
+            }
             closed |= !forward(&stream, &tx, out);
         }
-        let errors = demuxer.counters().continuity_errors;
-        if errors > continuity_seen {
-            if continuity_seen == 0 {
-                warn!(stream = %stream.name, "MPEG-TS continuity errors (lost TS packets): a video frame with a gap goes on damaged (the decoder conceals it), an audio PES with one is dropped; counted (ingest_continuity_errors_total), the stream goes on");
+        let c = *demuxer.counters();
+        if c != seen {
+            if c.continuity_errors > seen.continuity_errors {
+                if seen.continuity_errors == 0 {
+                    warn!(stream = %stream.name, "MPEG-TS continuity errors (lost TS packets): a video frame with a gap goes on damaged (the decoder conceals it), an audio PES with one is dropped; counted (ingest_continuity_errors_total), the stream goes on");
+                }
+                stream
+                    .stats
+                    .continuity_errors
+                    .store(c.continuity_errors, Relaxed);
             }
-            stream.stats.continuity_errors.store(errors, Relaxed);
-            continuity_seen = errors;
+            if !logged_unusable && ts_unusable_input(&c) {
+                logged_unusable = true;
+                warn!(stream = %stream.name, skipped_bytes = c.skipped_bytes, resyncs = c.resyncs, dropped_pes = c.dropped_pes, pes_length_mismatches = c.pes_length_mismatches, "MPEG-TS input the demuxer cannot fully use (bytes between packets, PES it cannot read or place); counted (srt_ts_skipped_bytes_total, srt_ts_demux_events_total), further ones only counted");
+            }
+            ingest.srt.stats.add_ts(&seen, &c);
+            seen = c;
         }
         if let Err(e) = pushed {
             warn!(stream = %stream.name, "SRT publish ended: {e}");
@@ -524,5 +592,40 @@ fn install_log_handler(srt: &Srt, per_ip: Arc<PerIp>) {
     unsafe {
         (srt.setloglevel)(4);
         (srt.setloghandler)(opaque, handler);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 30: an SRT publisher sending random bytes (or PES the demuxer
+    /// cannot read) held its NAME for good; a silent one was ended after
+    /// [`IDLE`]. On a fake clock: both now end after [`IDLE`], and media keeps
+    /// a publish alive however long it runs.
+    #[test]
+    fn a_publish_without_media_ends_like_a_silent_one() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        // Data every 10 ms, never media: unusable once IDLE has passed.
+        let mut w = Watch::new(t0);
+        for ms in (0..=5_000).step_by(10) {
+            w.data(at(ms));
+            assert_eq!(w.check(at(ms)), None, "{ms} ms");
+        }
+        w.data(at(5_010));
+        assert_eq!(w.check(at(5_010)), Some(Gone::Unusable));
+        // Nothing at all: silent, as before.
+        let w = Watch::new(t0);
+        assert_eq!(w.check(at(5_001)), Some(Gone::Silent));
+        // A real publish: media now and then (a keyframe interval's worth apart) lives on.
+        let mut w = Watch::new(t0);
+        for ms in (0..60_000).step_by(20) {
+            w.data(at(ms));
+            if ms % 2_000 == 0 {
+                w.media(at(ms));
+            }
+            assert_eq!(w.check(at(ms)), None, "{ms} ms");
+        }
     }
 }

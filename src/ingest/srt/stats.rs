@@ -1,12 +1,15 @@
 //! SRT ingest's own counters, for `/metrics`: handshakes libsrt rejected
 //! (a wrong passphrase never reaches our code, only libsrt's log), counted
-//! from its log lines, which are kept to one line a minute per kind.
+//! from its log lines, which are kept to one line a minute per kind; publishes
+//! ended for carrying no usable media; and the MPEG-TS demuxer's counters,
+//! summed over every publish, ended ones included, so they never go backwards.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::Instant;
 
+use crate::media::mpegts::Counters;
 use crate::telemetry::metrics::{l, MetricSet};
 use crate::telemetry::throttle::LogThrottle;
 
@@ -84,9 +87,37 @@ pub fn classify(message: &str) -> LogLine {
     }
 }
 
+/// The demuxer's event counters exported, by label (`skipped_bytes` apart: bytes).
+pub const TS_EVENTS: [(&str, fn(&Counters) -> u64); 9] = [
+    ("resync", |c| c.resyncs),
+    ("continuity_error", |c| c.continuity_errors),
+    ("dropped_pes", |c| c.dropped_pes),
+    ("damaged_pes", |c| c.damaged_pes),
+    ("pes_length_mismatch", |c| c.pes_length_mismatches),
+    ("video_before_config", |c| c.video_before_config),
+    ("bad_parameter_sets", |c| c.bad_parameter_sets),
+    ("adts_dropped_frame", |c| c.adts_dropped_frames),
+    ("ignored_stream", |c| c.ignored_streams),
+];
+
+/// Whether the demuxer threw input away beyond lost TS packets (which have
+/// their own line): garbage between packets, PES it could not read or place.
+pub fn ts_unusable_input(c: &Counters) -> bool {
+    c.skipped_bytes > 0
+        || c.resyncs > 0
+        || c.dropped_pes > c.continuity_errors
+        || c.pes_length_mismatches > 0
+        || c.bad_parameter_sets > 0
+        || c.adts_dropped_frames > 0
+}
+
 /// Shared by the listener's threads and libsrt's log handler.
 #[derive(Debug, Default)]
 pub struct SrtStats {
+    /// Publishes ended because nothing usable came out of them for the idle timeout.
+    pub unusable_publishes: AtomicU64,
+    ts_skipped_bytes: AtomicU64,
+    ts_events: [AtomicU64; TS_EVENTS.len()],
     handshakes_rejected: [AtomicU64; HandshakeRejection::ALL.len()],
     /// One line a minute per reason.
     rejected_log: [LogThrottle; HandshakeRejection::ALL.len()],
@@ -118,6 +149,20 @@ impl SrtStats {
         map.entry(key.to_string()).or_default().hit(now)
     }
 
+    /// Adds what the demuxer counted between two of its snapshots.
+    pub fn add_ts(&self, before: &Counters, now: &Counters) {
+        let skipped = now.skipped_bytes.saturating_sub(before.skipped_bytes);
+        if skipped > 0 {
+            self.ts_skipped_bytes.fetch_add(skipped, Relaxed);
+        }
+        for (total, (_, get)) in self.ts_events.iter().zip(TS_EVENTS) {
+            let d = get(now).saturating_sub(get(before));
+            if d > 0 {
+                total.fetch_add(d, Relaxed);
+            }
+        }
+    }
+
     pub fn handshakes_rejected(&self, why: HandshakeRejection) -> u64 {
         self.handshakes_rejected[why as usize].load(Relaxed)
     }
@@ -129,6 +174,26 @@ impl SrtStats {
                 "SRT handshakes libsrt rejected, by reason (bad_passphrase, encryption_mismatch: one side has no passphrase, listen_hook: refused by ladderd's stream-id check, other).",
                 l(&[("reason", why.label())]),
                 self.handshakes_rejected(why),
+            );
+        }
+        m.counter(
+            "ladderd_srt_unusable_publishes",
+            "SRT publishes ended because no media came out of them for the idle timeout (5 s): data that is not MPEG-TS, or TS the demuxer cannot use.",
+            vec![],
+            self.unusable_publishes.load(Relaxed),
+        );
+        m.counter(
+            "ladderd_srt_ts_skipped_bytes",
+            "Bytes of SRT input skipped looking for the MPEG-TS packet cadence (garbage, torn packets), all publishes.",
+            vec![],
+            self.ts_skipped_bytes.load(Relaxed),
+        );
+        for ((event, _), n) in TS_EVENTS.iter().zip(&self.ts_events) {
+            m.counter(
+                "ladderd_srt_ts_demux_events",
+                "What the MPEG-TS demuxer repaired or dropped in SRT input, all publishes, by event (resync, continuity_error, dropped_pes, damaged_pes, pes_length_mismatch, video_before_config, bad_parameter_sets, adts_dropped_frame, ignored_stream).",
+                l(&[("event", event)]),
+                n.load(Relaxed),
             );
         }
     }
@@ -195,5 +260,37 @@ mod tests {
         assert_eq!(stats.other_line("readMessage", t0), Some(0));
         assert_eq!(stats.other_line("readMessage", t0), None);
         assert_eq!(stats.other_line("srt_accept", t0), Some(0));
+    }
+
+    #[test]
+    fn demuxer_counters_add_up_across_snapshots() {
+        let stats = SrtStats::default();
+        let a = Counters {
+            skipped_bytes: 100,
+            dropped_pes: 2,
+            ..Counters::default()
+        };
+        let b = Counters {
+            skipped_bytes: 150,
+            dropped_pes: 5,
+            resyncs: 1,
+            ..a
+        };
+        stats.add_ts(&Counters::default(), &a);
+        stats.add_ts(&a, &b);
+        assert_eq!(stats.ts_skipped_bytes.load(Relaxed), 150);
+        let event = |name: &str| {
+            let i = TS_EVENTS.iter().position(|(n, _)| *n == name).unwrap();
+            stats.ts_events[i].load(Relaxed)
+        };
+        assert_eq!((event("dropped_pes"), event("resync")), (5, 1));
+        assert!(ts_unusable_input(&b));
+        // Lost packets alone have their own line.
+        assert!(!ts_unusable_input(&Counters {
+            continuity_errors: 3,
+            dropped_pes: 1,
+            damaged_pes: 2,
+            ..Counters::default()
+        }));
     }
 }
