@@ -46,14 +46,29 @@ fn run(data: &[u8]) {
             return;
         }
         while let Some(out) = server.poll_output() {
-            // Accept every request so the fuzzer reaches publish and media paths.
-            if let Output::Event(Event::ConnectRequested { request, .. } | Event::PublishRequested { request, .. }) = out {
-                if matches!(out, Output::Event(Event::PublishRequested { .. })) {
-                    server.publishing();
+            // Accept requests so the fuzzer reaches publish and media paths; refuse
+            // a publish whose name ends in 'x' (the onStatus refusal path), and
+            // every play request.
+            match out {
+                Output::Event(Event::PublishRequested { request, ref name, .. }) if name.ends_with('x') => {
+                    if server.reject(request, "NetStream.Publish.Denied", name).is_err() {
+                        return;
+                    }
                 }
-                if server.accept(request).is_err() {
-                    return;
+                Output::Event(Event::PlayRequested { request }) => {
+                    if server.reject(request, "NetStream.Play.Failed", "no").is_err() {
+                        return;
+                    }
                 }
+                Output::Event(Event::ConnectRequested { request, .. } | Event::PublishRequested { request, .. }) => {
+                    if matches!(out, Output::Event(Event::PublishRequested { .. })) {
+                        server.publishing();
+                    }
+                    if server.accept(request).is_err() {
+                        return;
+                    }
+                }
+                _ => {}
             }
         }
     }
