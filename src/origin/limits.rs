@@ -11,12 +11,13 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use hyper::StatusCode;
 use tracing::warn;
 
 use crate::config::{Cidr, Server};
+use crate::telemetry::throttle::LogThrottle;
 
 /// Which limit a request or connection ran into (the `limit` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,8 +148,8 @@ pub struct ClientLimits {
     exempt: Vec<Cidr>,
     clients: Mutex<HashMap<ClientKey, Counts>>,
     limited: [AtomicU64; 5],
-    /// When each limit was last logged (one line a minute per limit).
-    logged: Mutex<[Option<Instant>; 5]>,
+    /// One line a minute per limit (the same throttle as ingest's refusals).
+    logged: [LogThrottle; 5],
 }
 
 /// A connection's or a held request's place in its client's count; dropping it
@@ -167,7 +168,7 @@ impl ClientLimits {
             exempt: server.limit_exempt.clone(),
             clients: Mutex::default(),
             limited: Default::default(),
-            logged: Mutex::default(),
+            logged: Default::default(),
         })
     }
 
@@ -225,15 +226,13 @@ impl ClientLimits {
     /// Counts a refusal by `limit`, logging it at most once a minute per limit.
     pub fn refused(&self, limit: Limit, ip: Option<IpAddr>, now: Instant) {
         self.limited[limit as usize].fetch_add(1, Relaxed);
-        let mut logged = self.logged.lock().unwrap_or_else(|e| e.into_inner());
-        let last = &mut logged[limit as usize];
-        if last.is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(60)) {
-            *last = Some(now);
+        if let Some(unlogged) = self.logged[limit as usize].hit(now) {
             let client = ip.map(|ip| ip.to_string()).unwrap_or_default();
             warn!(
                 limit = limit.label(),
                 key = limit.key(),
                 client,
+                unlogged,
                 "http request or connection refused by a client limit; further refusals by this limit only counted for a minute"
             );
         }
