@@ -572,3 +572,33 @@ fn unusable_srt_publish_ends_after_the_idle_timeout() {
         (video(&server) > before + 30).then_some(())
     });
 }
+
+/// Issue 30: an SRT encoder killed (no close reaches the listener) and
+/// started again at once gets its NAME back: the dead session has been
+/// silent past `ingest.failover_after_ms` and yields, rather than the new
+/// publish being refused `already_live` until the idle timeout.
+#[test]
+fn a_killed_srt_encoder_started_again_gets_its_name_back() {
+    let input = input_360p30_high();
+    let server = Server::start(&config());
+    let url = srt_url(server.srt, "cam", &format!("&passphrase={KEY}"));
+    let mut first = push_srt(&input.path, &url, true);
+    wait_decoding(&server, "cam", 30);
+    let first_id = server.live("cam").unwrap()["id"].as_u64().unwrap();
+    first.0.kill().unwrap();
+    let _ = first.0.wait();
+    // The encoder's restart: a second or so.
+    std::thread::sleep(Duration::from_millis(1200));
+    let mut second = push_srt(&input.path, &url, true);
+    let live = server.wait_for("the restarted encoder live", Duration::from_secs(4), || {
+        let live = server.live("cam")?;
+        (live["id"].as_u64() != Some(first_id)).then_some(live)
+    });
+    assert!(second.0.try_wait().unwrap().is_none(), "refused: {live}");
+    let sessions = server.json("/api/v1/sessions");
+    assert!(
+        sessions["rejected"]["already_live"].is_null(),
+        "{sessions:#}"
+    );
+    assert!(server.log_text().contains("a new publisher takes over"));
+}

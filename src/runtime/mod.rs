@@ -223,7 +223,10 @@ pub fn serve(config: Config) -> Result<(), RuntimeError> {
         store = store.with_dvr(dvr);
     }
     let store = Arc::new(store);
-    let streams = Arc::new(Streams::new(senders, config.limits.packet_queue));
+    let streams = Arc::new(
+        Streams::new(senders, config.limits.packet_queue)
+            .with_holder_silent_after(Duration::from_millis(config.ingest.failover_after_ms)),
+    );
     let health = Arc::new(Health::default());
     let http = Arc::new(HttpStats::default());
     let client_limits = crate::origin::limits::ClientLimits::new(&config.server);

@@ -41,6 +41,9 @@ pub struct Streams {
     /// `limits.packet_queue`: each stream's input channel (backpressure reaches
     /// the publisher's socket, never unbounded memory).
     packet_queue: usize,
+    /// A publisher silent this long yields its NAME to a new one
+    /// (`ingest.failover_after_ms`: silent that long, it has failed).
+    holder_silent_after: Option<std::time::Duration>,
 }
 
 /// A claimed stream and its input channel.
@@ -59,7 +62,14 @@ impl Streams {
             cores,
             next: AtomicUsize::new(0),
             packet_queue,
+            holder_silent_after: None,
         }
+    }
+
+    /// A NAME's publisher silent for `after` yields it to a new publisher.
+    pub fn with_holder_silent_after(mut self, after: std::time::Duration) -> Self {
+        self.holder_silent_after = Some(after);
+        self
     }
 
     /// Makes `name` live for `publisher` in `role` and hands its input to the
@@ -76,9 +86,14 @@ impl Streams {
         max_streams: usize,
         role: Role,
     ) -> Result<Publish, Rejection> {
-        let stream = self
-            .registry
-            .claim(name, publisher, protocol, takeover, max_streams, role)?;
+        let claim = registry::Claim {
+            takeover,
+            max_streams,
+            role,
+            holder_silent_after: self.holder_silent_after,
+            now: std::time::Instant::now(),
+        };
+        let stream = self.registry.claim_with(name, publisher, protocol, claim)?;
         let (tx, rx) = flume::bounded(self.packet_queue.max(1));
         let mut job = Job {
             stream: stream.clone(),

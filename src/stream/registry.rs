@@ -343,7 +343,25 @@ impl RungCounters {
     }
 }
 
+/// How a publish claims its NAME ([`Registry::claim_with`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Claim {
+    pub takeover: bool,
+    pub max_streams: usize,
+    pub role: crate::stream::Role,
+    /// A holder silent this long yields the NAME (None: it never does).
+    pub holder_silent_after: Option<std::time::Duration>,
+    pub now: Instant,
+}
+
 impl LiveStream {
+    /// How long since its last packet (since it started, before the first).
+    pub fn silent_for(&self, now: Instant) -> std::time::Duration {
+        let last = self.started
+            + std::time::Duration::from_millis(self.stats.last_packet_ms.load(Relaxed));
+        now.saturating_duration_since(last)
+    }
+
     pub fn info(&self) -> MutexGuard<'_, SourceInfo> {
         self.info.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -599,6 +617,34 @@ impl Registry {
         max_streams: usize,
         role: crate::stream::Role,
     ) -> Result<Arc<LiveStream>, Rejection> {
+        let claim = Claim {
+            takeover,
+            max_streams,
+            role,
+            holder_silent_after: None,
+            now: Instant::now(),
+        };
+        self.claim_with(name, publisher, protocol, claim)
+    }
+
+    /// [`Self::claim`], where a holder silent for `holder_silent_after` (by
+    /// `now`) yields the NAME as with takeover: an encoder restarted over SRT
+    /// (no close reaches us from a killed peer) or a half-open TCP connection
+    /// must not lock its own NAME out until the idle timeout.
+    pub fn claim_with(
+        &self,
+        name: &str,
+        publisher: SocketAddr,
+        protocol: &'static str,
+        c: Claim,
+    ) -> Result<Arc<LiveStream>, Rejection> {
+        let Claim {
+            takeover,
+            max_streams,
+            role,
+            holder_silent_after,
+            now,
+        } = c;
         let mut inner = self.lock();
         let backup = role == crate::stream::Role::Backup;
         let map = if backup {
@@ -607,8 +653,13 @@ impl Registry {
             &mut inner.live
         };
         if let Some(existing) = map.get(name) {
-            if !takeover {
+            let silent = existing.silent_for(now);
+            let stale = holder_silent_after.is_some_and(|after| silent >= after);
+            if !takeover && !stale {
                 return Err(Rejection::AlreadyLive);
+            }
+            if stale && !takeover {
+                tracing::info!(stream = %name, id = existing.id, silent_ms = silent.as_millis() as u64, "the NAME's publisher has been silent: a new publisher takes over");
             }
             existing.stop(EndReason::TakenOver);
             map.remove(name);
@@ -760,6 +811,47 @@ mod tests {
 
     fn addr() -> SocketAddr {
         "127.0.0.1:5000".parse().unwrap()
+    }
+
+    /// Issue 30: an SRT encoder killed and restarted was refused its own
+    /// NAME (`already_live`) until the dead session timed out. A holder
+    /// silent for `holder_silent_after` yields; one still sending does not.
+    #[test]
+    fn a_silent_holder_yields_its_name() {
+        let r = Registry::new();
+        let claim = |now, after| Claim {
+            takeover: false,
+            max_streams: 10,
+            role: crate::stream::Role::Primary,
+            holder_silent_after: after,
+            now,
+        };
+        let t0 = Instant::now();
+        let after = Some(std::time::Duration::from_secs(1));
+        let a = r
+            .claim_with("cam1", addr(), "srt", claim(t0, after))
+            .unwrap();
+        // Sending: its last packet 900 ms in.
+        a.stats.record(std::time::Duration::from_millis(900), 188);
+        let at = |ms| t0 + std::time::Duration::from_millis(ms);
+        assert_eq!(
+            r.claim_with("cam1", addr(), "srt", claim(at(1500), after))
+                .err(),
+            Some(Rejection::AlreadyLive),
+            "silent for 600 ms only"
+        );
+        assert_eq!(
+            r.claim_with("cam1", addr(), "srt", claim(at(5000), None))
+                .err(),
+            Some(Rejection::AlreadyLive),
+            "no yielding unless asked"
+        );
+        let b = r
+            .claim_with("cam1", addr(), "srt", claim(at(2000), after))
+            .unwrap();
+        assert_ne!(a.id, b.id);
+        assert_eq!(a.stop_requested(), Some(EndReason::TakenOver));
+        assert_eq!(r.get("cam1").map(|s| s.id), Some(b.id));
     }
 
     #[test]
