@@ -220,8 +220,12 @@ fn srt_access_is_checked_in_the_handshake_and_the_listener_survives() {
         wait_decoding(&server, name, 10);
         ff.0.kill().unwrap();
         let _ = ff.0.wait();
+        // Ended: gone, or listed on the slate (no publisher) inside the reconnect window.
         server.wait_for(&format!("{name} to end"), Duration::from_secs(15), || {
-            server.live(name).is_none().then_some(())
+            server
+                .live(name)
+                .is_none_or(|s| s["publisher"].is_null())
+                .then_some(())
         });
     }
     // Unencrypted, for a name without a configured key.
