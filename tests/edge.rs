@@ -642,22 +642,8 @@ fn signed_urls_play_through_the_edge_and_forged_ones_reach_nothing() {
         urls[1].ends_with("/manifest.mpd") && urls[2].contains("/watch/demo?token="),
         "{urls:?}"
     );
-    let token1 = urls[0]
-        .split("/t/")
-        .nth(1)
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
-    let token2 = sign(&["demo", "--ttl", "2h"])[0]
-        .split("/t/")
-        .nth(1)
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
+    let token1 = token_in(&urls[0]);
+    let token2 = token_in(&sign(&["demo", "--ttl", "2h"])[0]);
     assert_ne!(token1, token2);
     let key = SigningKey::load(&key_path).unwrap();
     let now = std::time::SystemTime::now()
@@ -667,14 +653,7 @@ fn signed_urls_play_through_the_edge_and_forged_ones_reach_nothing() {
     let expired = key.token(Scope::Live, "demo", now - 10, None).unwrap();
     let other_name = key.token(Scope::Live, "other", now + 3600, None).unwrap();
     // Issue 30: a recording's token (`sign demo --vod`) does not open the live NAME.
-    let vod_token = sign(&["demo", "--vod"])[0]
-        .split("/t/")
-        .nth(1)
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
+    let vod_token = token_in(&sign(&["demo", "--vod"])[0]);
     let mut forged = token1.clone();
     let last = forged.pop().unwrap();
     forged.push(if last == '0' { '1' } else { '0' });
@@ -735,14 +714,7 @@ fn signed_urls_play_through_the_edge_and_forged_ones_reach_nothing() {
     assert_eq!(get(server.http, &signed(&token1, "master.m3u8")).0, 200);
     assert_eq!(get(server.http, &signed(&expired, "master.m3u8")).0, 403);
     // A token for one rendition: that rendition only.
-    let narrow = sign(&["demo", "--prefix", "240p30"])[0]
-        .split("/t/")
-        .nth(1)
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
+    let narrow = token_in(&sign(&["demo", "--prefix", "240p30"])[0]);
     assert_eq!(get(v.addr, &signed(&narrow, "240p30/playlist.m3u8")).0, 200);
     assert_eq!(get(v.addr, &signed(&narrow, "master.m3u8")).0, 403);
     assert_eq!(
@@ -789,14 +761,7 @@ fn signed_urls_play_through_the_edge_and_forged_ones_reach_nothing() {
     // SIGHUP with a new key: token 1 is refused, a new URL plays.
     std::fs::write(&key_path, "a-new-key-after-rotation-0123456789abcdef\n").unwrap();
     unsafe_kill(server.pid(), libc::SIGHUP);
-    let fresh = sign(&["demo"])[0]
-        .split("/t/")
-        .nth(1)
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
+    let fresh = token_in(&sign(&["demo"])[0]);
     let deadline = Instant::now() + Duration::from_secs(10);
     while get(server.http, &signed(&token1, "master.m3u8")).0 != 403 {
         assert!(
@@ -825,4 +790,15 @@ fn signed_urls_play_through_the_edge_and_forged_ones_reach_nothing() {
         "{}",
         server.log_text()
     );
+}
+
+/// The token of a signed URL (`…/t/TOKEN/…`).
+fn token_in(url: &str) -> String {
+    url.split("/t/")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string()
 }

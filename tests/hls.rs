@@ -867,14 +867,7 @@ fn sigterm_lets_a_streamed_part_finish(server: &mut Server, path: &str) {
     }
     assert_eq!(off, body.len(), "boxes do not end with the body");
     println!("streamed part finished after SIGTERM: {} bytes", body.len());
-    let deadline = Instant::now() + Duration::from_secs(8);
-    let code = loop {
-        if let Some(code) = server.child().try_wait().unwrap() {
-            break code;
-        }
-        assert!(Instant::now() < deadline, "still running 8 s after SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let code = server.exited_within(Duration::from_secs(8));
     assert!(code.success(), "{code}");
 }
 

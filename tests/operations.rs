@@ -241,14 +241,7 @@ fn readyz_turns_503_while_draining_then_the_process_exits_0() {
     });
     assert!(body.contains("shutting down"), "{body}");
     assert_eq!(server.get("/healthz").unwrap().0, 200);
-    let deadline = Instant::now() + Duration::from_secs(8);
-    let code = loop {
-        if let Some(code) = server.child().try_wait().unwrap() {
-            break code;
-        }
-        assert!(Instant::now() < deadline, "still running 8 s after SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let code = server.exited_within(Duration::from_secs(8));
     assert!(code.success(), "{code}");
     assert!(
         t.elapsed() < Duration::from_secs(2 + 5),

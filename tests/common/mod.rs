@@ -246,6 +246,23 @@ impl Server {
         })
     }
 
+    /// Its exit status, once it exits (a signal sent); fails the test if it
+    /// still runs after `t`.
+    pub fn exited_within(&mut self, t: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + t;
+        let child = self.child.as_mut().unwrap();
+        loop {
+            if let Some(code) = child.try_wait().unwrap() {
+                return code;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still running {t:?} after the signal"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn stop(&mut self) -> std::process::ExitStatus {
         let child = self.child.as_mut().unwrap();
         unsafe_kill(child.id(), libc_sig::TERM);
