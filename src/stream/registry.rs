@@ -75,6 +75,8 @@ pub struct Registry {
     inner: Mutex<Inner>,
     next_id: AtomicU64,
     rejected: Mutex<HashMap<&'static str, u64>>,
+    /// When each reason's refusals were last logged.
+    rejection_log: Mutex<HashMap<&'static str, crate::telemetry::throttle::LogThrottle>>,
     /// Per NAME ever published: which input its renditions follow.
     inputs: Mutex<HashMap<String, Arc<crate::stream::inputs::InputState>>>,
 }
@@ -731,13 +733,23 @@ impl Registry {
         inner.history.push_back(record);
     }
 
-    pub fn count_rejection(&self, r: Rejection) {
+    /// Counts a refused publish. `Some(unlogged)`: log this one (and that
+    /// `unlogged` more of its reason went unlogged since the last line);
+    /// `None`: count only. One line a minute per reason: a key guesser or a
+    /// misconfigured encoder retrying cannot grow the log.
+    pub fn count_rejection(&self, r: Rejection, now: Instant) -> Option<u64> {
         *self
             .rejected
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .entry(r.label())
             .or_default() += 1;
+        self.rejection_log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(r.label())
+            .or_default()
+            .hit(now)
     }
 
     pub fn rejections(&self) -> HashMap<&'static str, u64> {
@@ -852,6 +864,24 @@ mod tests {
         assert_ne!(a.id, b.id);
         assert_eq!(a.stop_requested(), Some(EndReason::TakenOver));
         assert_eq!(r.get("cam1").map(|s| s.id), Some(b.id));
+    }
+
+    /// Issue 30: every refused publish counts; a line is logged once a
+    /// minute per reason (saying how many went unlogged), so retries and
+    /// guessing cannot grow the log.
+    #[test]
+    fn refusals_count_every_one_and_log_once_a_minute_per_reason() {
+        let r = Registry::new();
+        let t0 = Instant::now();
+        let at = |s| t0 + std::time::Duration::from_secs(s);
+        assert_eq!(r.count_rejection(Rejection::BadKey, at(0)), Some(0));
+        for s in 1..=10 {
+            assert_eq!(r.count_rejection(Rejection::BadKey, at(s)), None);
+        }
+        assert_eq!(r.count_rejection(Rejection::UnknownStream, at(5)), Some(0));
+        assert_eq!(r.count_rejection(Rejection::BadKey, at(61)), Some(10));
+        assert_eq!(r.rejections()["bad_key"], 12);
+        assert_eq!(r.rejections()["unknown_stream"], 1);
     }
 
     #[test]

@@ -245,14 +245,17 @@ impl Connection {
     }
 
     fn reject(&mut self, request: u32, name: Option<&str>, why: Rejection) -> Result<(), Close> {
-        self.ctx.streams.registry.count_rejection(why);
-        warn!(
-            peer = %self.peer,
-            stream = name.unwrap_or("-"),
-            reason = why.label(),
-            "publish rejected: {}",
-            why.describe()
-        );
+        let now = std::time::Instant::now();
+        if let Some(unlogged) = self.ctx.streams.registry.count_rejection(why, now) {
+            warn!(
+                peer = %self.peer,
+                stream = name.unwrap_or("-"),
+                reason = why.label(),
+                unlogged,
+                "publish rejected: {} (counted in ladderd_publishers_rejected_total; logged once a minute per reason)",
+                why.describe()
+            );
+        }
         let (code, description) = refusal_status(why);
         let _ = self.session.reject(request, code, description);
         Err(Close::Rejected)

@@ -273,10 +273,16 @@ fn refuse(srt: &Srt, ns: SrtSocket, ingest: &Ingest, id: &str, why: Refused) {
     // SAFETY: `ns` is the socket the listen hook was called for.
     unsafe { (srt.setrejectreason)(ns, why.code()) };
     let r = why.rejection();
-    ingest.streams.registry.count_rejection(r);
+    let Some(unlogged) = ingest
+        .streams
+        .registry
+        .count_rejection(r, std::time::Instant::now())
+    else {
+        return;
+    };
     // Stream ids are public names, never keys: safe to log (truncated).
     let shown: String = id.chars().take(120).collect();
-    warn!(stream_id = %shown, reason = r.label(), code = why.code(), "SRT publish refused: {}", r.describe());
+    warn!(stream_id = %shown, reason = r.label(), code = why.code(), unlogged, "SRT publish refused: {} (counted in ladderd_publishers_rejected_total; logged once a minute per reason)", r.describe());
 }
 
 fn accept_loop(srt: &'static Srt, lsn: SrtSocket, ingest: Arc<Ingest>) {
@@ -386,8 +392,10 @@ fn connection(srt: &Srt, s: SrtSocket, peer: SocketAddr, ingest: &Ingest) {
     ) {
         Ok(p) => p,
         Err(why) => {
-            ingest.streams.registry.count_rejection(why);
-            warn!(%peer, stream = %admitted.name, reason = why.label(), "SRT publish rejected: {}", why.describe());
+            let now = std::time::Instant::now();
+            if let Some(unlogged) = ingest.streams.registry.count_rejection(why, now) {
+                warn!(%peer, stream = %admitted.name, reason = why.label(), unlogged, "SRT publish rejected: {} (counted in ladderd_publishers_rejected_total; logged once a minute per reason)", why.describe());
+            }
             return;
         }
     };
