@@ -295,15 +295,7 @@ fn hostile_input_closes_only_that_connection() {
 
     // 1. Random bytes instead of a handshake.
     let mut random = std::net::TcpStream::connect(server.rtmp).unwrap();
-    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
-    let junk: Vec<u8> = (0..8192)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let junk = noise(&mut 0x2545_F491_4F6C_DD1D, 8192);
     let _ = random.write_all(&junk);
     let mut random = RawClient::from_socket(random);
     assert!(

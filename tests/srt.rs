@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{input_1080p30_high, input_360p30_high, play_in_chromium, require, Proc, Server};
+use common::{
+    input_1080p30_high, input_360p30_high, noise, play_in_chromium, require, Proc, Server,
+};
 
 const KEY: &str = "s3cret-srt-key";
 
@@ -530,14 +532,7 @@ fn unusable_srt_publish_ends_after_the_idle_timeout() {
             let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
             let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
             while !stop.load(Ordering::Relaxed) {
-                let d: Vec<u8> = (0..1316)
-                    .map(|_| {
-                        seed ^= seed << 13;
-                        seed ^= seed >> 7;
-                        seed ^= seed << 17;
-                        seed as u8
-                    })
-                    .collect();
+                let d = noise(&mut seed, 1316);
                 let _ = sock.send_to(&d, ("127.0.0.1", udp));
                 std::thread::sleep(Duration::from_millis(10));
             }

@@ -163,24 +163,18 @@ fn gather(ctx: &Admin, s: &mut MetricSet) {
                 rl.clone(),
                 r.frames.load(Relaxed),
             );
-            s.counter(
-                "ladderd_frames_dropped",
-                "Frames a rung did not encode, by reason.",
-                l(&[("stream", name), ("rung", &r.name), ("reason", "late")]),
-                r.dropped.load(Relaxed),
-            );
-            s.counter(
-                "ladderd_frames_dropped",
-                "Frames a rung did not encode, by reason.",
-                l(&[("stream", name), ("rung", &r.name), ("reason", "behind")]),
-                r.dropped_behind.load(Relaxed),
-            );
-            s.counter(
-                "ladderd_frames_dropped",
-                "Frames a rung did not encode, by reason.",
-                l(&[("stream", name), ("rung", &r.name), ("reason", "error")]),
-                r.dropped_error.load(Relaxed),
-            );
+            for (reason, n) in [
+                ("late", &r.dropped),
+                ("behind", &r.dropped_behind),
+                ("error", &r.dropped_error),
+            ] {
+                s.counter(
+                    "ladderd_frames_dropped",
+                    "Frames a rung did not encode, by reason.",
+                    l(&[("stream", name), ("rung", &r.name), ("reason", reason)]),
+                    n.load(Relaxed),
+                );
+            }
             s.counter(
                 "ladderd_rung_errors",
                 "Scale or encode errors of one rung (a GPU out of memory, a codec refusing a picture): that rung alone skips to its next IDR.",

@@ -284,6 +284,19 @@ pub mod libc_sig {
     pub const KILL: i32 = 9;
 }
 
+/// `n` pseudo-random bytes (xorshift64 from `seed`, which moves on):
+/// repeatable junk for hostile-input tests.
+pub fn noise(seed: &mut u64, n: usize) -> Vec<u8> {
+    (0..n)
+        .map(|_| {
+            *seed ^= *seed << 13;
+            *seed ^= *seed >> 7;
+            *seed ^= *seed << 17;
+            *seed as u8
+        })
+        .collect()
+}
+
 /// Sends a signal with the `kill` utility (no libc in dev-dependencies needed).
 pub fn unsafe_kill(pid: u32, sig: i32) {
     let _ = Command::new("kill")
