@@ -29,6 +29,8 @@ import time
 import xml.etree.ElementTree as ET
 
 STOP = threading.Event()
+# Pollers and publishers run until this; set at the end of the load phase (and with STOP).
+LOAD_STOP = threading.Event()
 T0 = time.monotonic()
 
 
@@ -188,14 +190,14 @@ def ll_hls_poller(i, port, src, stream, rendition, stats):
     want = None  # (msn, part) asked for with the blocking reload
     tag = f"hls/{stream}"
     time.sleep((i % 10) * 0.1)
-    while not STOP.is_set():
+    while not LOAD_STOP.is_set():
         try:
             q = "" if want is None else f"?_HLS_msn={want[0]}&_HLS_part={want[1]}"
             st, body = c.get(base + "playlist.m3u8" + q)
             if st != 200:
                 stats.bad(f"{tag} playlist {st}")
                 want = None
-                STOP.wait(1.0)
+                LOAD_STOP.wait(1.0)
                 continue
             stats.good("hls playlist")
             text = body.decode("utf-8", "replace")
@@ -222,15 +224,15 @@ def ll_hls_poller(i, port, src, stream, rendition, stats):
             if m is None:
                 stats.bad(f"{tag} no preload hint" + (" (ENDLIST)" if "#EXT-X-ENDLIST" in text else ""))
                 want = None
-                STOP.wait(1.0)
+                LOAD_STOP.wait(1.0)
                 continue
             want = (int(m.group(2)), int(m.group(3)))
         except Exception as e:  # noqa: BLE001 - every failure is counted by kind
-            if STOP.is_set():
+            if LOAD_STOP.is_set():
                 break
             stats.bad(f"{tag} {error_kind(e)}")
             want = None
-            STOP.wait(1.0)
+            LOAD_STOP.wait(1.0)
     c.close()
 
 
@@ -268,8 +270,8 @@ def dash_poller(i, port, src, stream, rendition, stats, every=2.0):
     c = Client(port, src)
     tag = f"dash/{stream}"
     last = None
-    STOP.wait((i % 10) * 0.2)
-    while not STOP.is_set():
+    LOAD_STOP.wait((i % 10) * 0.2)
+    while not LOAD_STOP.is_set():
         t = time.monotonic()
         try:
             st, body = c.get(f"/live/{stream}/manifest.mpd")
@@ -290,10 +292,10 @@ def dash_poller(i, port, src, stream, rendition, stats, every=2.0):
         except ET.ParseError:
             stats.bad(f"{tag} mpd not XML")
         except Exception as e:  # noqa: BLE001
-            if STOP.is_set():
+            if LOAD_STOP.is_set():
                 break
             stats.bad(f"{tag} {error_kind(e)}")
-        STOP.wait(max(0.0, every - (time.monotonic() - t)))
+        LOAD_STOP.wait(max(0.0, every - (time.monotonic() - t)))
     c.close()
 
 
@@ -319,12 +321,12 @@ class Publisher:
         self.p = self.procs.spawn(self.name, self.argv, stderr=self.logf)
 
     def run(self):
-        """Supervise in a thread of its own until STOP."""
+        """Supervise in a thread of its own until LOAD_STOP."""
         self.start()
         def loop():
-            while not STOP.is_set():
+            while not LOAD_STOP.is_set():
                 self.tick()
-                STOP.wait(0.25)
+                LOAD_STOP.wait(0.25)
         self.thread = threading.Thread(target=loop, daemon=True, name=self.name)
         self.thread.start()
 
@@ -337,15 +339,15 @@ class Publisher:
             self.unexpected_exits += 1
             self.exit_notes[f"exit {rc}"] += 1
             log(f"{self.name}: ffmpeg exited by itself ({rc}); restarting in 2 s")
-            STOP.wait(2.0)
-            if not STOP.is_set():
+            LOAD_STOP.wait(2.0)
+            if not LOAD_STOP.is_set():
                 self.start()
             return
         if self.next_drop is not None and now() >= self.next_drop:
             self.procs.kill(self.p, signal.SIGKILL)
             self.drops += 1
-            STOP.wait(self.gap)
-            if not STOP.is_set():
+            LOAD_STOP.wait(self.gap)
+            if not LOAD_STOP.is_set():
                 self.start()
             self.next_drop += self.drop_every
 
@@ -517,6 +519,7 @@ def hms(secs):
 
 COLUMNS = [
     ("time", lambda s: hms(s["t"])),
+    ("load", lambda s: s.get("phase", "on")),
     ("RSS MiB", lambda s: fmt(s["rss"])),
     ("fds", lambda s: fmt(s["fds"])),
     ("threads", lambda s: fmt(s["threads"])),
@@ -531,6 +534,20 @@ COLUMNS = [
 ]
 
 
+# What the bounded queues can hold at most with the soak's config (the defaults in
+# src/config.rs and src/store/*; the soak sets none of them) and its three 640x360 streams.
+PICTURE = 640 * 360 * 3 // 2  # one decoded 4:2:0 picture
+QUEUE_BOUNDS = [
+    "queue bounds (the most each can hold with this config):",
+    f"    rung queues: 60 pictures (+1 segment-boundary slot) per rung, one decoded source picture shared "
+    f"by every rung (Arc): at most 61 × {PICTURE / 2**20:.2f} MiB = {61 * PICTURE / 2**20:.1f} MiB a stream, "
+    f"{3 * 61 * PICTURE / 2**20:.1f} MiB for the 3 (reached when the ladder falls behind real time)",
+    "    ingest → pipeline: 1024 packets a stream (limits.packet_queue; the publisher waits when full)",
+    "    DVR storage: 1024 jobs (segments and index appends; the bytes are the live window's, shared)",
+    "    archive: 100,000 uploads (an object name and a file path each, no media bytes: < 30 MiB)",
+]
+
+
 def table(samples):
     rows = ["| " + " | ".join(c for c, _ in COLUMNS) + " |",
             "|" + "|".join("---:" for _ in COLUMNS) + "|"]
@@ -541,7 +558,7 @@ def table(samples):
 
 def trend(samples, key):
     # The first sample is taken as the pollers start: a baseline, not part of the trend.
-    vals = [s[key] for s in samples[1:] if s[key] is not None]
+    vals = [s[key] for s in samples[1:] if s[key] is not None and s.get("phase", "on") == "on"]
     if len(vals) < 2:
         return None
     k = max(1, len(vals) // 10)
@@ -644,6 +661,8 @@ def main():
     ap.add_argument("--archive", choices=["auto", "garage", "file", "off"], default="auto",
                     help="auto: Garage if a garage binary is found, else off")
     ap.add_argument("--dvr-window", type=float, default=600.0)
+    ap.add_argument("--after-secs", type=float, default=300.0,
+                    help="after the load: seconds the demo plays on alone, sampled (0: none)")
     ap.add_argument("--keep", action="store_true", help="keep the DVR and archive data")
     a = ap.parse_args()
 
@@ -662,6 +681,7 @@ def main():
     pubs = []
     threads = []
     stop_reason = "time up"
+    load_end = None
 
     def on_signal(sig, _frame):
         nonlocal stop_reason
@@ -669,6 +689,7 @@ def main():
             stop_reason = f"signal {signal.Signals(sig).name}"
             log(f"{signal.Signals(sig).name}: stopping, report follows")
         STOP.set()
+        LOAD_STOP.set()
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
@@ -808,6 +829,8 @@ def main():
         logc = LogCounter(ladder_log)
         last_cpu = (time.monotonic(), proc_cpu_secs(ladderd.pid))
 
+        phase = "on"
+
         def sample():
             nonlocal last_cpu
             st = proc_status(ladderd.pid)
@@ -838,6 +861,7 @@ def main():
                 "perr": perr,
                 "waiters": m.get("ladderd_http_blocked_waiters"),
                 "switches": m.get("ladderd_input_switches_total"),
+                "phase": phase,
                 "metrics": m,
             }
             samples.append(s)
@@ -864,12 +888,38 @@ def main():
             STOP.wait(0.25)
         if died is None and ladderd.poll() is None and not STOP.is_set():
             sample()  # the last one, still under load (not after a Ctrl-C: pollers are going)
+            load_end = samples[-1]
+            if a.after_secs > 0:
+                # Memory after load: pollers and publishers stop (the RTMP and SRT
+                # streams end), the demo plays on; does RSS come back down?
+                log(f"load off: pollers and publishers stop, the demo plays on for {a.after_secs:g} s")
+                LOAD_STOP.set()
+                for t in threads:
+                    t.join(timeout=20)
+                for p in pubs:
+                    p.stop()
+                phase = "off"
+                after_end = now() + a.after_secs
+                next_sample = now() + a.sample_secs
+                while not STOP.is_set() and now() < after_end:
+                    if ladderd.poll() is not None:
+                        died = ladderd.returncode
+                        log(f"LADDERD DIED (exit {died}) after the load; stopping")
+                        break
+                    if now() >= next_sample:
+                        try:
+                            sample()
+                        except FileNotFoundError:
+                            pass
+                        next_sample += a.sample_secs
+                    STOP.wait(0.25)
     except Exception as e:  # noqa: BLE001
         notes.append(f"soak aborted: {e}")
         log(f"ABORTED: {e}")
         stop_reason = f"aborted: {e}"
     finally:
         STOP.set()
+        LOAD_STOP.set()
         for t in threads:
             t.join(timeout=20)
         for p in pubs:
@@ -925,6 +975,13 @@ def main():
             summary.append(f"{label}: first 10 % after the start sample ({k} samples) mean {first:.1f}, last 10 % mean "
                            f"{last:.1f}: {'GREW' if grew else 'no growth'} ({last - first:+.1f}; "
                            f"growth = more than 5 % + 1)")
+    if samples and load_end is not None and samples[-1] is not load_end:
+        last = samples[-1]
+        summary.append(
+            f"after the load ({hms(last['t'] - load_end['t'])} of the demo alone): RSS {load_end['rss']:.1f} → "
+            f"{last['rss']:.1f} MiB ({last['rss'] - load_end['rss']:+.1f}), fds {load_end['fds']} → {last['fds']}, "
+            f"threads {load_end['threads']} → {last['threads']}")
+    summary += QUEUE_BOUNDS
     for p in pubs:
         summary.append(f"publisher {p.name}: {p.drops} drops, {p.unexpected_exits} exits by itself"
                        + (f" ({dict(p.exit_notes)})" if p.exit_notes else ""))

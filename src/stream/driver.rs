@@ -1167,6 +1167,8 @@ async fn run_stream(mut job: Job, ctx: &Driver) {
     // it ends.
     let orphan = ctx.streams.retire(&name, token, &attach_rx);
     s.finish();
+    // The ladder's pictures and queues went with `s`: hand the pages back.
+    crate::telemetry::memory::release_free_heap();
     if let Some(job) = orphan {
         if ctx.shutdown.is_triggered() {
             ctx.streams.registry.release(&job.stream);

@@ -5,6 +5,7 @@ pub mod clock;
 pub mod cpu;
 pub mod latency;
 pub mod log;
+pub mod memory;
 pub mod metrics;
 pub mod notify;
 pub mod shutdown;
