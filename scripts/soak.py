@@ -525,6 +525,7 @@ COLUMNS = [
     ("threads", lambda s: fmt(s["threads"])),
     ("CPU %", lambda s: fmt(s["cpu"], 0)),
     ("DVR MiB", lambda s: fmt(s["dvr"])),
+    ("recordings", lambda s: fmt(s.get("recordings"), 0)),
     ("archive lag s (pending)", lambda s: "off" if s["lag"] is None else f"{fmt(s['lag'])} ({fmt(s['pending'], 0)})"),
     ("WARN / ERROR lines", lambda s: f"{s['warn']} / {s['error']}"),
     ("poller errors", lambda s: fmt(s["perr"])),
@@ -862,6 +863,7 @@ def main():
                 "waiters": m.get("ladderd_http_blocked_waiters"),
                 "switches": m.get("ladderd_input_switches_total"),
                 "phase": phase,
+                "recordings": m.get("ladderd_recordings"),
                 "metrics": m,
             }
             samples.append(s)
