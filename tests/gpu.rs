@@ -10,6 +10,10 @@
 //! `serve --demo`, `transcode` and `hwtest`, with failures injected. A contract
 //! violation in the stand-in aborts the process with "ladderd stand-in
 //! VIOLATION", which every test here fails on.
+//!
+//! A test that cannot run on this machine (a real driver masks the no-driver
+//! checks; no kernels for the stand-in GPU) fails under `LADDERD_REQUIRE_GPU=1`,
+//! which scripts/test.sh sets, and elsewhere prints why it was skipped.
 
 mod common;
 
@@ -24,13 +28,27 @@ fn ladderd() -> Command {
     Command::new(env!("CARGO_BIN_EXE_ladderd"))
 }
 
-/// Whether this machine has a real NVIDIA driver (then the "no driver" checks
-/// cannot hold and are skipped with a line saying so).
+/// Whether this machine has a real NVIDIA driver in the loader cache (then the
+/// "no driver" checks cannot hold). The stand-ins are unaffected: they come
+/// first on `LD_LIBRARY_PATH`, which the loader searches before its cache.
 fn real_driver() -> bool {
     Command::new("sh")
         .args(["-c", "ldconfig -p | grep -q 'libcuda.so.1 '"])
         .status()
         .is_ok_and(|s| s.success())
+}
+
+/// A test that cannot check anything on this machine. Under
+/// `LADDERD_REQUIRE_GPU=1` (scripts/test.sh sets it where every test here must
+/// run: no real driver, stand-ins and kernels available) that is a failure;
+/// elsewhere the test says on stderr that it was skipped and why, and the
+/// caller returns.
+fn cannot_run_here(why: &str) {
+    assert!(
+        std::env::var_os("LADDERD_REQUIRE_GPU").is_none(),
+        "LADDERD_REQUIRE_GPU is set but this test cannot run here: {why}"
+    );
+    eprintln!("SKIPPED: {why}");
 }
 
 #[test]
@@ -49,7 +67,6 @@ fn probe_without_a_driver_says_libcuda_not_found() {
             "{out:?}"
         );
         if real_driver() {
-            eprintln!("this machine has libcuda: skipping the no-driver message check");
             continue;
         }
         assert!(text.contains("libcuda not found"), "{text}");
@@ -58,6 +75,9 @@ fn probe_without_a_driver_says_libcuda_not_found() {
             assert_eq!(v["gpu"]["available"], false);
             assert!(v["gpu"]["backend"].as_str().unwrap().starts_with("cpu"));
         }
+    }
+    if real_driver() {
+        cannot_run_here("this machine has libcuda: probe cannot say \"libcuda not found\"");
     }
 }
 
@@ -116,10 +136,6 @@ fn with_stub_path(dir: &Path) -> String {
 
 #[test]
 fn stub_driver_without_device_gpu_refuses_auto_runs_on_cpu() {
-    if real_driver() {
-        eprintln!("this machine has libcuda: the stub would not be the driver found; skipped");
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     stub_libcuda(dir.path());
     let path = with_stub_path(dir.path());
@@ -196,7 +212,7 @@ fn stub_driver_without_device_gpu_refuses_auto_runs_on_cpu() {
 #[test]
 fn hwtest_without_a_gpu_exits_2_and_says_why() {
     if real_driver() {
-        eprintln!("this machine has libcuda: run hwtest/run.sh instead; skipped");
+        cannot_run_here("this machine has libcuda: hwtest runs the GPU suite (hwtest/run.sh)");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -282,13 +298,12 @@ fn env_refs(env: &[(String, String)]) -> Vec<(&str, &str)> {
     env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
 
-/// Skips (with the reason) where the stand-ins cannot be the driver found, or
-/// the kernels cannot be had; panics where CI requires NVRTC and it is missing.
+/// Whether the stand-in GPU can open a device here: it needs the CUDA kernels,
+/// built in or compiled by NVRTC at run time. Where neither is had the test
+/// cannot run (`cannot_run_here`: a failure under `LADDERD_REQUIRE_GPU=1`), and
+/// `LADDERD_REQUIRE_NVRTC=1` fails it too. The stand-ins themselves not
+/// building is always a failure (`standin`).
 fn standin_usable() -> bool {
-    if real_driver() {
-        eprintln!("this machine has libcuda: the stand-ins would not be the driver found; skipped");
-        return false;
-    }
     let v = probe_json(&with_stub_path(standin()));
     let gpu = &v["gpu"];
     if gpu["kernels_built_in"] == false && gpu["nvrtc"]["detail"].is_string() {
@@ -296,7 +311,10 @@ fn standin_usable() -> bool {
             std::env::var("LADDERD_REQUIRE_NVRTC").is_err(),
             "NVRTC required: {gpu:#}"
         );
-        eprintln!("no NVRTC and no built-in PTX: skipped");
+        cannot_run_here(&format!(
+            "no NVRTC and no built-in PTX for the stand-in GPU: {}",
+            gpu["nvrtc"]["detail"]
+        ));
         return false;
     }
     true
@@ -327,23 +345,14 @@ fn assert_no_violation(what: &str, text: &str) {
 /// struct, the NVENC function table and version handshake, the session error.
 #[test]
 fn hopper_without_nvenc_is_detected_and_runs_hybrid() {
-    if real_driver() {
-        eprintln!("this machine has libcuda: the stubs would not be the driver found; skipped");
+    // Opening the device needs the kernels: built in, or NVRTC at run time.
+    if !standin_usable() {
         return;
     }
     let _cpu = share_the_cpu();
     let path = with_stub_path(standin());
     let v = probe_json(&path);
     let gpu = &v["gpu"];
-    if gpu["kernels_built_in"] == false && gpu["nvrtc"]["detail"].is_string() {
-        // Opening the device needs the kernels: built in, or NVRTC at run time.
-        assert!(
-            std::env::var("LADDERD_REQUIRE_NVRTC").is_err(),
-            "NVRTC required: {gpu:#}"
-        );
-        eprintln!("no NVRTC and no built-in PTX: skipped");
-        return;
-    }
     assert_eq!(gpu["available"], true, "{gpu:#}");
     assert_eq!(gpu["driver_version"], "12.9");
     let dev = &gpu["devices"][0];
