@@ -231,6 +231,11 @@ pub struct Ingest {
     /// the reconnect window) the stream shows a "signal lost" slate with
     /// silence on the same clock, so players keep playing; 0: no slate.
     pub slate_after_ms: u64,
+    /// After this many ms without video on air (at least 4 frame
+    /// intervals) every rung gets the pictures the decoder holds for
+    /// reordering, so the renditions do not stop short of what was sent
+    /// while the input pauses; 0: they wait for the next packets.
+    pub decoder_drain_after_ms: u64,
     /// A primary without input for this many ms hands the renditions to its
     /// backup (`role=backup`), from the backup's latest keyframe.
     pub failover_after_ms: u64,
@@ -266,6 +271,7 @@ impl Default for Ingest {
             srt_latency_ms: 120,
             reconnect_window_secs: 30.0,
             slate_after_ms: 1000,
+            decoder_drain_after_ms: 250,
             failover_after_ms: 1000,
             failback: Failback::Auto,
             auth_failures_before_backoff: 5,
@@ -874,6 +880,12 @@ impl Config {
             return bad(
                 "ingest.slate_after_ms",
                 "must be between 0 (no slate) and 60000".into(),
+            );
+        }
+        if self.ingest.decoder_drain_after_ms > 60_000 {
+            return bad(
+                "ingest.decoder_drain_after_ms",
+                "must be between 0 (no drain) and 60000".into(),
             );
         }
         if !(0.0..=10.0).contains(&self.server.drain_secs) {

@@ -83,6 +83,8 @@ fn gather(ctx: &Admin, s: &mut MetricSet) {
             ("ladderd_ladder_failures", "Ladders that failed to start or stopped on a stage failure; the stream continues without them.", t.ladder_failures),
             ("ladderd_in_band_reconfigurations", "New video configurations announced only by an in-band SPS (new size, profile or level); each continues the renditions after a discontinuity.", t.in_band_reconfigurations),
             ("ladderd_frames_skipped", "Video packets not decoded after a decode error.", t.frames_skipped),
+            ("ladderd_decoder_drains", "Input pauses (no video for ingest.decoder_drain_after_ms) whose pictures held in the decoder went to every rung.", t.decoder_drains),
+            ("ladderd_decoder_drain_failures", "Input pauses whose decoder drain failed: the renditions wait for the next packets.", t.decoder_drain_failures),
         ] {
             s.counter(metric, help, ls.clone(), n);
         }
@@ -167,6 +169,7 @@ fn gather(ctx: &Admin, s: &mut MetricSet) {
                 ("late", &r.dropped),
                 ("behind", &r.dropped_behind),
                 ("error", &r.dropped_error),
+                ("drain", &r.dropped_drain),
             ] {
                 s.counter(
                     "ladderd_frames_dropped",

@@ -8,8 +8,11 @@
 //! aligned). Real-time policy: a packet that waited longer than
 //! `ladder.max_lag_secs` makes the stream drop source frames up to its next
 //! keyframe (counted per rung), so it catches up instead of falling further
-//! behind. When ingest ends the stream the pipeline drains what is queued,
-//! flushes the decoder, then files the session's final record.
+//! behind. While the input pauses (no video for
+//! `ingest.decoder_drain_after_ms`), the pictures the decoder holds for
+//! reordering go to every rung ([`LadderRun::drain`]). When ingest ends the
+//! stream the pipeline drains what is queued, flushes the decoder, then
+//! files the session's final record.
 
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -28,6 +31,7 @@ use crate::media::{CodecConfig, Packet, Track};
 use crate::package::{PackagerConfig, Published, StreamPackager};
 use crate::store::hot::{HotStore, StreamMedia};
 use crate::stream::inputs::{Active, InputState, Switch};
+use crate::stream::pause::PauseWatch;
 use crate::stream::policy::{self, AudioRoute};
 use crate::stream::registry::{EndReason, LiveStream, RungCounters};
 use crate::stream::slate::Slate;
@@ -134,13 +138,15 @@ struct Running {
     counters: Arc<Vec<RungCounters>>,
     /// Per rung, `dropped_behind` of the ladders this publish ran before
     /// (a new video configuration restarts the ladder, not the counts).
-    /// Per rung, (`dropped_behind`, `errors`, `dropped_error`) of the ladders
-    /// this publish ran before (the ladder's own counts start at 0).
-    behind_before: Vec<(u64, u64, u64)>,
+    /// Per rung, (`dropped_behind`, `errors`, `dropped_error`,
+    /// `dropped_drain`) of the ladders this publish ran before (the ladder's
+    /// own counts start at 0).
+    behind_before: Vec<(u64, u64, u64, u64)>,
     skipping_to_keyframe: bool,
     logged_decode_error: bool,
     logged_rung_error: bool,
     logged_late: bool,
+    logged_drain_error: bool,
 }
 
 impl Running {
@@ -183,10 +189,12 @@ impl Running {
                     carry(|c| &c.dropped_behind);
                     carry(|c| &c.errors);
                     carry(|c| &c.dropped_error);
+                    carry(|c| &c.dropped_drain);
                     behind_before.push((
                         c.dropped_behind.load(Relaxed),
                         c.errors.load(Relaxed),
                         c.dropped_error.load(Relaxed),
+                        c.dropped_drain.load(Relaxed),
                     ));
                 }
                 let names: Vec<&str> = counters.iter().map(|c| c.name.as_str()).collect();
@@ -206,6 +214,7 @@ impl Running {
                     logged_decode_error: false,
                     logged_rung_error: false,
                     logged_late: false,
+                    logged_drain_error: false,
                 })
             }
             Err(e) => {
@@ -302,6 +311,35 @@ impl Running {
             c.errors.store(before.1 + stats.errors, Relaxed);
             c.dropped_error
                 .store(before.2 + stats.dropped_error, Relaxed);
+            c.dropped_drain
+                .store(before.3 + self.run.dropped_after_drain(), Relaxed);
+        }
+    }
+
+    /// The input paused: the pictures the decoder holds go to every rung.
+    fn drain(&mut self, stream: &LiveStream, packager: &mut Option<Packaging>) {
+        let stats = &stream.pipeline;
+        let decoded_before = self.run.decoded;
+        let drained = self
+            .run
+            .drain(&mut rung_sink(&self.counters, stream.started, packager));
+        stats
+            .frames_decoded
+            .fetch_add(self.run.decoded - decoded_before, Relaxed);
+        self.sync_drops();
+        match drained {
+            Ok(0) => {}
+            Ok(pictures) => {
+                stats.decoder_drains.fetch_add(1, Relaxed);
+                tracing::debug!(stream = %stream.name, pictures, "input paused: the pictures the decoder held went to every rung");
+            }
+            Err(e) => {
+                stats.decoder_drain_failures.fetch_add(1, Relaxed);
+                if !self.logged_drain_error {
+                    warn!(stream = %stream.name, "input paused, decoder drain: {e}; the renditions wait for the next packets (counted in ladderd_decoder_drain_failures_total; logged once per ladder)");
+                    self.logged_drain_error = true;
+                }
+            }
         }
     }
 
@@ -474,6 +512,8 @@ struct StreamRun<'a> {
     slate: Option<(Slate, Instant)>,
     slate_failed: bool,
     last_latency_publish: Instant,
+    /// When the ladder's held pictures are due out (the input paused).
+    pause: PauseWatch,
 }
 
 impl<'a> StreamRun<'a> {
@@ -499,6 +539,7 @@ impl<'a> StreamRun<'a> {
             slate: None,
             slate_failed: false,
             last_latency_publish: Instant::now(),
+            pause: PauseWatch::new(ctx.config.ingest.decoder_drain_after_ms),
         }
     }
 
@@ -520,6 +561,7 @@ impl<'a> StreamRun<'a> {
     /// The ladder gives out every picture it holds (the decoder's reorder
     /// delay, the rungs' queues) and stops; its rungs are kept for the next.
     fn flush_ladder(&mut self) {
+        self.pause.clear();
         if let Some(l) = &mut self.ladder {
             let stream = self.stream.clone();
             let packager = &mut self.packager;
@@ -626,6 +668,9 @@ impl<'a> StreamRun<'a> {
             Input::Packet(p) => {
                 feed.record(&p);
                 self.last_input = feed.last_input;
+                if p.track == Track::Video {
+                    self.pause.video(feed.last_input);
+                }
                 if self.slate.is_some() {
                     // The publisher is back: its own pictures again.
                     let (video, audio, active) =
@@ -785,7 +830,19 @@ impl<'a> StreamRun<'a> {
         if self.standby.is_some() {
             at = at.min(now + Duration::from_millis(100));
         }
+        if let Some(d) = self.drain_due() {
+            at = at.min(d);
+        }
         at
+    }
+
+    /// When the ladder's held pictures are due out: the input on air paused
+    /// (not while the slate feeds the ladder).
+    fn drain_due(&self) -> Option<Instant> {
+        if self.slate.is_some() || self.ladder.is_none() {
+            return None;
+        }
+        self.pause.due()
     }
 
     /// Failover and failback between the two feeds.
@@ -818,6 +875,15 @@ impl<'a> StreamRun<'a> {
 
     fn tick(&mut self, now: Instant) {
         self.choose_feed(now);
+        if self.drain_due().is_some() && self.pause.poll(now) {
+            if let Some(l) = &mut self.ladder {
+                let stream = self.stream.clone();
+                let packager = &mut self.packager;
+                if contained(&stream, "drain", || l.drain(&stream, packager)).is_none() {
+                    stop_ladder(&stream, &mut self.ladder);
+                }
+            }
+        }
         if self.slate_due().is_some_and(|at| at <= now) {
             self.start_slate(now);
         }
@@ -856,6 +922,9 @@ impl<'a> StreamRun<'a> {
 
     /// One input on air. `fps`: a video configuration's frame rate.
     fn handle(&mut self, input: Input, fps: Option<f64>) {
+        if let (Input::Config(CodecConfig::Avc(_)), Some(fps)) = (&input, fps) {
+            self.pause.set_fps(fps);
+        }
         let ctx = self.ctx;
         let stream = self.stream.clone();
         let stats = &stream.pipeline;

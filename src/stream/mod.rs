@@ -9,6 +9,7 @@
 pub mod demo;
 pub mod driver;
 pub mod inputs;
+pub mod pause;
 pub mod policy;
 pub mod registry;
 pub mod slate;

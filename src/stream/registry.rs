@@ -148,6 +148,8 @@ pub struct Totals {
     pub frames_skipped: u64,
     pub ladder_failures: u64,
     pub in_band_reconfigurations: u64,
+    pub decoder_drains: u64,
+    pub decoder_drain_failures: u64,
 }
 
 impl Totals {
@@ -162,6 +164,8 @@ impl Totals {
             frames_skipped: p.frames_skipped.load(Relaxed),
             ladder_failures: p.ladder_failures.load(Relaxed),
             in_band_reconfigurations: p.in_band_reconfigurations.load(Relaxed),
+            decoder_drains: p.decoder_drains.load(Relaxed),
+            decoder_drain_failures: p.decoder_drain_failures.load(Relaxed),
         }
     }
 
@@ -174,6 +178,8 @@ impl Totals {
         self.frames_skipped += o.frames_skipped;
         self.ladder_failures += o.ladder_failures;
         self.in_band_reconfigurations += o.in_band_reconfigurations;
+        self.decoder_drains += o.decoder_drains;
+        self.decoder_drain_failures += o.decoder_drain_failures;
     }
 }
 
@@ -247,6 +253,10 @@ pub struct PipelineStats {
     /// New video configurations announced only by an in-band SPS (a new
     /// size, profile or level without a new sequence header).
     pub in_band_reconfigurations: AtomicU64,
+    /// Input pauses whose decoder-held pictures went to every rung, and
+    /// drains that failed (the renditions then wait for the next packets).
+    pub decoder_drains: AtomicU64,
+    pub decoder_drain_failures: AtomicU64,
     /// The running ladder's rungs; replaced when the source's video config changes.
     pub rungs: Mutex<Arc<Vec<RungCounters>>>,
     /// Per-stage latency, refreshed by the pipeline about once a second.
@@ -320,6 +330,9 @@ pub struct RungCounters {
     pub errors: AtomicU64,
     /// Frames this rung alone gave up after such an error.
     pub dropped_error: AtomicU64,
+    /// Frames sent after an input pause that show before a picture the
+    /// pause's drain gave out (B-frames of a mini-GOP the pause cut).
+    pub dropped_drain: AtomicU64,
     pub frame_rate: RateWindow,
     pub byte_rate: RateWindow,
 }
@@ -339,6 +352,7 @@ impl RungCounters {
             dropped_behind: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             dropped_error: AtomicU64::new(0),
+            dropped_drain: AtomicU64::new(0),
             frame_rate: RateWindow::default(),
             byte_rate: RateWindow::default(),
         }
@@ -464,6 +478,7 @@ impl LiveStream {
                 dropped_late: p.dropped_late.load(Relaxed),
                 ladder_failures: p.ladder_failures.load(Relaxed),
                 in_band_reconfigurations: p.in_band_reconfigurations.load(Relaxed),
+                decoder_drains: p.decoder_drains.load(Relaxed),
                 rungs: p
                     .rungs
                     .lock()
@@ -483,6 +498,7 @@ impl LiveStream {
                         dropped_behind: r.dropped_behind.load(Relaxed),
                         errors: r.errors.load(Relaxed),
                         dropped_error: r.dropped_error.load(Relaxed),
+                        dropped_drain: r.dropped_drain.load(Relaxed),
                     })
                     .collect(),
                 packets: p.packets.load(Relaxed),
@@ -560,6 +576,7 @@ pub struct PipelineView {
     pub dropped_late: u64,
     pub ladder_failures: u64,
     pub in_band_reconfigurations: u64,
+    pub decoder_drains: u64,
     pub latency: LatencySummary,
     pub rungs: Vec<RungView>,
     pub packets: u64,
@@ -589,6 +606,7 @@ pub struct RungView {
     pub dropped_behind: u64,
     pub errors: u64,
     pub dropped_error: u64,
+    pub dropped_drain: u64,
 }
 
 /// A finished publish: its final counters, once its pipeline has drained.

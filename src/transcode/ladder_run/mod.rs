@@ -3,7 +3,9 @@
 //!
 //! Drive contract: [`LadderRun::push`] every video packet in decode order,
 //! then [`LadderRun::finish`] once; encoded frames come out through the
-//! callback as `(rung index, frame)`, in presentation order per rung.
+//! callback as `(rung index, frame)`, in presentation order per rung. While
+//! the input pauses, [`LadderRun::drain`] gives out what the decoder holds
+//! and the pushes may go on after it.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -20,6 +22,7 @@ use crate::transcode::boundary::{Boundaries, Mode};
 use crate::transcode::ladder::{plan, Rung, RungConfig};
 use crate::transcode::{Decoder, EncodedFrame, Encoder, Frame, Scaler, StageError};
 
+mod drain;
 pub mod pool;
 mod threads;
 
@@ -183,7 +186,13 @@ pub struct LadderRun {
     /// Per picture in flight: rungs still to answer, when it was handed out,
     /// and its ingest arrival.
     in_flight: HashMap<i64, (usize, Instant, Instant)>,
+    /// Makes the second decoder a drain replays the GOP into (None: no drains).
+    spare_decoder: Option<SpareDecoder>,
+    held: drain::Held,
 }
+
+/// Makes a decoder of the stream's kind, for [`LadderRun::drain`].
+pub type SpareDecoder = Box<dyn FnMut() -> Result<Box<dyn Decoder>, StageError>>;
 
 impl LadderRun {
     /// Plans the rungs for this source and builds the CPU stages.
@@ -245,14 +254,22 @@ impl LadderRun {
             mode
         };
         let stages = backend.rung_stages(&rungs, segment_secs, (config.width, config.height))?;
-        Self::assemble(
+        let mut run = Self::assemble(
             backend.decoder(config)?,
             rungs,
             stages,
             fps,
             segment_secs,
             mode,
-        )
+        )?;
+        let (backend, config) = (backend.clone(), config.clone());
+        run.set_spare_decoder(Box::new(move || backend.decoder(&config)));
+        Ok(run)
+    }
+
+    /// How [`Self::drain`] makes its decoder (one like the ladder's own).
+    pub fn set_spare_decoder(&mut self, make: SpareDecoder) {
+        self.spare_decoder = Some(make);
     }
 
     /// The ladder from stages already built (one scaler and encoder per rung).
@@ -315,6 +332,8 @@ impl LadderRun {
             skipped: 0,
             waiting_for_keyframe: false,
             telemetry: true,
+            spare_decoder: None,
+            held: drain::Held::default(),
         })
     }
 
@@ -379,6 +398,7 @@ impl LadderRun {
         if packet.keyframe {
             self.source_keyframes.insert(packet.pts);
         }
+        self.held.pushed(packet);
         let t = Instant::now();
         let cpu = thread_cpu();
         let mut result = Ok(());
@@ -405,9 +425,61 @@ impl LadderRun {
         if let Err(e) = r {
             self.skipped += 1;
             self.waiting_for_keyframe = true;
+            self.held.failed();
             return Err(e);
         }
         result
+    }
+
+    /// The input paused: every picture the decoder holds for reordering
+    /// goes through the rungs now, and [`Self::push`] goes on after it with
+    /// the next packet (see `drain.rs`: a second decoder replays the packets
+    /// since the latest keyframe). Returns how many pictures it gave out: 0
+    /// when nothing was pushed since the last drain. Pictures the decoder
+    /// gives out later that show before the last one drained are dropped
+    /// and counted ([`Self::dropped_after_drain`]).
+    pub fn drain(&mut self, out: &mut dyn FnMut(usize, EncodedFrame)) -> Result<usize, StageError> {
+        let Some(make) = self.spare_decoder.as_mut() else {
+            return Ok(0);
+        };
+        let Some(gop) = self.held.take_replay() else {
+            return Ok(0);
+        };
+        let made = make();
+        let mut gave = 0;
+        let mut result = Ok(());
+        let replayed = made.and_then(|mut spare| {
+            let (_, mut stage) = self.split();
+            // As at the end of a feed: a burst with no real time to keep up
+            // with, every rung takes every picture; the latency histograms
+            // would count the pause.
+            stage.flushing = true;
+            stage.telemetry = false;
+            let mut give = |frame: &mut Frame| {
+                if stage.held.drained(frame.pts) {
+                    gave += 1;
+                    stage.fan(frame, out, &mut result);
+                }
+            };
+            for p in &gop {
+                spare.decode(p, &mut give)?;
+            }
+            spare.flush(&mut give)
+        });
+        self.held.replayed(gop, gave);
+        replayed?;
+        result.map(|()| gave)
+    }
+
+    /// Drains that gave out pictures.
+    pub fn drains(&self) -> u64 {
+        self.held.drains
+    }
+
+    /// Pictures dropped after a drain for showing before the last one it
+    /// gave out (B-frames sent after the pause: the timeline only goes forward).
+    pub fn dropped_after_drain(&self) -> u64 {
+        self.held.dropped
     }
 
     /// End of stream: drains the decoder's reorder buffer through the rungs,
@@ -484,6 +556,7 @@ impl LadderRun {
                 pool: &mut self.pool,
                 in_flight: &mut self.in_flight,
                 flushing: false,
+                held: &mut self.held,
             },
         )
     }
@@ -510,6 +583,7 @@ struct FanOut<'a> {
     in_flight: &'a mut HashMap<i64, (usize, Instant, Instant)>,
     /// The decoder is flushing: rung queues block instead of dropping.
     flushing: bool,
+    held: &'a mut drain::Held,
 }
 
 impl FanOut<'_> {
@@ -519,8 +593,22 @@ impl FanOut<'_> {
         self.mode == RungMode::Inline
     }
 
-    /// One decoded picture through every rung; returns the time it took.
+    /// One picture of the decoder through every rung (unless a drain gave
+    /// it out already); returns the time it took.
     fn picture(
+        &mut self,
+        frame: &mut Frame,
+        out: &mut dyn FnMut(usize, EncodedFrame),
+        result: &mut Result<(), StageError>,
+    ) -> Duration {
+        if !self.held.passes(frame.pts) {
+            return Duration::ZERO;
+        }
+        self.fan(frame, out, result)
+    }
+
+    /// One picture through every rung; returns the time it took.
+    fn fan(
         &mut self,
         frame: &mut Frame,
         out: &mut dyn FnMut(usize, EncodedFrame),
@@ -942,6 +1030,128 @@ mod tests {
         for (frames, (_, stats)) in out.iter().zip(l.rungs()) {
             assert_eq!(stats.dropped_behind, 0);
             assert_eq!(frames.len(), packets.len());
+        }
+    }
+
+    /// The B-frame capture through `ladder` with drains (a spare openh264
+    /// decoder), pushed up to `cut`, drained, then the rest pushed.
+    fn drained_run(mode: RungMode, cut: impl Fn(&[Packet]) -> usize) -> DrainedRun {
+        let (cfg, packets) = crate::transcode::cpu::decoder::tests::capture();
+        let cut = cut(&packets);
+        let mut l = ladder(&cfg, mode, |e| Box::new(e));
+        let spare_cfg = cfg.clone();
+        l.set_spare_decoder(Box::new(move || {
+            Ok(Box::new(OpenH264Decoder::new(spare_cfg.clone())?) as Box<dyn Decoder>)
+        }));
+        let mut out: Outputs = vec![Vec::new(), Vec::new()];
+        for p in &packets[..cut] {
+            l.push(p, &mut |i, f| out[i].push(f)).unwrap();
+        }
+        if mode == RungMode::Inline {
+            assert!(
+                out[0].len() < cut,
+                "the decoder held nothing back: no test of the drain"
+            );
+        }
+        let gave = l.drain(&mut |i, f| out[i].push(f)).unwrap();
+        assert!(gave > 0, "{mode:?}: the drain gave nothing out");
+        let sent_max = packets[..cut].iter().map(|p| p.pts).max().unwrap();
+        let caught_up = |_: &LadderRun, o: &Outputs| {
+            o.iter()
+                .all(|r| r.last().is_some_and(|f| f.pts == sent_max))
+        };
+        if mode != RungMode::Inline {
+            wait(&mut l, &mut out, caught_up);
+        }
+        assert!(
+            caught_up(&l, &out),
+            "{mode:?}: rungs stop short of the last picture sent"
+        );
+        assert_eq!(
+            l.drain(&mut |i, f| out[i].push(f)).unwrap(),
+            0,
+            "nothing new"
+        );
+        for p in &packets[cut..] {
+            l.push(p, &mut |i, f| out[i].push(f)).unwrap();
+        }
+        l.finish(&mut |i, f| out[i].push(f)).unwrap();
+        for r in &out {
+            assert!(
+                r.windows(2).all(|w| w[0].pts < w[1].pts),
+                "{mode:?}: pts out of order or twice"
+            );
+        }
+        DrainedRun {
+            l,
+            out,
+            packets,
+            cut,
+        }
+    }
+
+    struct DrainedRun {
+        l: LadderRun,
+        out: Outputs,
+        packets: Vec<Packet>,
+        cut: usize,
+    }
+
+    /// Latest pts before `k`, earliest from `k` on.
+    fn split_pts(packets: &[Packet], k: usize) -> (i64, i64) {
+        let before = packets[..k].iter().map(|p| p.pts).max().unwrap();
+        let after = packets[k..].iter().map(|p| p.pts).min().unwrap();
+        (before, after)
+    }
+
+    /// Issue 30: a publisher gone silent left the pictures the decoder holds
+    /// for reordering out of every rendition until input came back. A drain
+    /// gives them to every rung, and the ladder goes on with the next
+    /// packets: every picture once, in order, nothing dropped (the pause
+    /// falls between mini-GOPs).
+    #[test]
+    fn a_drain_gives_out_what_the_decoder_holds_and_the_ladder_goes_on() {
+        for mode in [RungMode::Inline, RungMode::Threads { queue: 2 }] {
+            let r = drained_run(mode, |packets| {
+                (packets.len() / 2..packets.len())
+                    .find(|&k| {
+                        let (before, after) = split_pts(packets, k);
+                        before < after && !packets[k].keyframe
+                    })
+                    .expect("a cut between mini-GOPs")
+            });
+            let mut want: Vec<i64> = r.packets.iter().map(|p| p.pts).collect();
+            want.sort();
+            for frames in &r.out {
+                let pts: Vec<i64> = frames.iter().map(|f| f.pts).collect();
+                assert_eq!(pts, want, "{mode:?}: cut at {}", r.cut);
+            }
+            assert_eq!(r.l.decoded, r.packets.len() as u64, "{mode:?}");
+            assert_eq!(
+                (r.l.drains(), r.l.dropped_after_drain()),
+                (1, 0),
+                "{mode:?}"
+            );
+        }
+    }
+
+    /// A pause inside a mini-GOP (after a P-frame, before the B-frames that
+    /// show before it): the drain gives the P-frame out, so those B-frames,
+    /// sent after the pause, are dropped and counted; the timeline only
+    /// goes forward.
+    #[test]
+    fn b_frames_sent_after_a_drain_that_show_before_it_are_dropped() {
+        let r = drained_run(RungMode::Inline, |packets| {
+            (packets.len() / 2..packets.len())
+                .find(|&k| split_pts(packets, k).0 > split_pts(packets, k).1)
+                .expect("a cut inside a mini-GOP")
+        });
+        let (before, _) = split_pts(&r.packets, r.cut);
+        let late = r.packets[r.cut..].iter().filter(|p| p.pts < before).count();
+        assert!(late > 0);
+        assert_eq!(r.l.dropped_after_drain(), late as u64);
+        for frames in &r.out {
+            assert_eq!(frames.len(), r.packets.len() - late, "cut at {}", r.cut);
         }
     }
 
