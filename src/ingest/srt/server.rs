@@ -580,7 +580,9 @@ fn install_log_handler(srt: &Srt, per_ip: Arc<PerIp>) {
                         warn!(reason = why.label(), unlogged, "SRT handshake rejected: {msg}; further ones only counted for a minute (srt_handshakes_rejected_total)");
                     }
                 }
-                LogLine::RejectionDetail => debug!(target: "libsrt", area = %area, "{msg}"),
+                LogLine::RejectionDetail | LogLine::Benign => {
+                    debug!(target: "libsrt", area = %area, "{msg}")
+                }
                 LogLine::Other => match stats.other_line(&area, Instant::now()) {
                     // syslog levels: 3 error, 4 warning.
                     Some(unlogged) if level <= 3 => {
