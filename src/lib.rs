@@ -1,6 +1,6 @@
 //! ladderd: a bare-metal live-video transcoding appliance.
 //!
-//! Data flow (see DESIGN.md): ingest → stream (transcode, package) → store → origin;
+//! Data flow (see docs/architecture.md): ingest → stream (transcode, package) → store → origin;
 //! admin reads snapshots; runtime wires the boxes.
 //! Each box owns its state; boxes talk through bounded channels of owned values.
 

@@ -7,7 +7,7 @@
 
 //!
 //! It lives in `stream`, not `ingest`: it encodes with `transcode`'s encoders,
-//! which ingest may not use (DESIGN.md's arrows).
+//! which ingest may not use (docs/architecture.md's arrows).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
