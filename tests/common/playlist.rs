@@ -1,0 +1,224 @@
+//! Playlists and MPDs as a player reads them: the segments a media playlist
+//! lists timed from their bytes, timeline holes and overlaps, object names,
+//! preload hints, hls-parser and the MPEG schema (xmllint).
+
+use std::path::Path;
+use std::process::Command;
+
+use super::{fragment_times, init_timescale, node, SegmentTime, Server};
+
+/// Every segment a media playlist (`/live/NAME/RENDITION/playlist.m3u8`) lists, timed from its bytes.
+pub fn segment_times(server: &Server, playlist: &str) -> Vec<SegmentTime> {
+    let text = server.get(playlist).unwrap().1;
+    let dir = &playlist[..playlist.rfind('/').unwrap() + 1];
+    let (mut out, mut extinf, mut disc) = (Vec::new(), None, false);
+    for l in text.lines() {
+        if let Some(v) = l.strip_prefix("#EXTINF:") {
+            extinf = v.split(',').next().and_then(|v| v.parse::<f64>().ok());
+        } else if l == "#EXT-X-DISCONTINUITY" {
+            disc = true;
+        } else if !l.starts_with('#') && !l.is_empty() {
+            let uri = l.to_string();
+            let fragments = fragment_times(&server.get_bytes(&format!("{dir}{uri}")));
+            out.push(SegmentTime {
+                tfdt: fragments.first().map_or(0, |f| f.0),
+                ticks: fragments.iter().map(|f| f.1).sum(),
+                fragments,
+                uri,
+                extinf: extinf.take().unwrap_or(0.0),
+                discontinuity: std::mem::take(&mut disc),
+            });
+        }
+    }
+    out
+}
+
+/// Where a rendition's media leaves a hole or overlaps (between the parts of
+/// a segment, and from one segment's end to the next one's start,
+/// discontinuities included: a re-join goes on from the last frame), or a
+/// segment's samples disagree with its EXTINF. Empty when the timeline is whole; with the segments.
+pub fn timeline_faults(server: &Server, playlist: &str) -> (Vec<SegmentTime>, Vec<String>) {
+    let text = server.get(playlist).unwrap().1;
+    let dir = &playlist[..playlist.rfind('/').unwrap() + 1];
+    let init = text
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-MAP:URI=\""))
+        .and_then(|r| r.split('"').next())
+        .unwrap_or_else(|| panic!("{playlist} has no EXT-X-MAP:\n{text}"));
+    let timescale = init_timescale(&server.get_bytes(&format!("{dir}{init}"))) as f64;
+    let segments = segment_times(server, playlist);
+    let mut faults = Vec::new();
+    for s in &segments {
+        for w in s.fragments.windows(2) {
+            if w[0].0 + w[0].1 != w[1].0 {
+                faults.push(format!(
+                    "{}: a fragment ends at {:.4} s, the next starts at {:.4} s",
+                    s.uri,
+                    (w[0].0 + w[0].1) as f64 / timescale,
+                    w[1].0 as f64 / timescale
+                ));
+            }
+        }
+        let secs = s.ticks as f64 / timescale;
+        if (secs - s.extinf).abs() > 0.002 {
+            faults.push(format!(
+                "{}: EXTINF {} but samples last {secs:.4} s",
+                s.uri, s.extinf
+            ));
+        }
+    }
+    for w in segments.windows(2) {
+        let end = w[0].tfdt + w[0].ticks;
+        if end != w[1].tfdt {
+            faults.push(format!(
+                "{} ends at {:.4} s, {}{} starts at {:.4} s",
+                w[0].uri,
+                end as f64 / timescale,
+                if w[1].discontinuity {
+                    "after a discontinuity "
+                } else {
+                    ""
+                },
+                w[1].uri,
+                w[1].tfdt as f64 / timescale
+            ));
+        }
+    }
+    (segments, faults)
+}
+
+/// [`timeline_faults`] of every media playlist a stream's master lists
+/// (variants and audio renditions): `(playlist, segments, faults)`.
+pub fn every_rendition_timeline(
+    server: &Server,
+    name: &str,
+) -> Vec<(String, Vec<SegmentTime>, Vec<String>)> {
+    let master = server.get(&format!("/live/{name}/master.m3u8")).unwrap().1;
+    let mut renditions: Vec<String> = master
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| l.to_string())
+        .collect();
+    renditions.extend(master.lines().filter_map(|l| {
+        let (_, rest) = l.split_once("URI=\"")?;
+        Some(rest.split('"').next()?.to_string())
+    }));
+    renditions.sort();
+    renditions.dedup();
+    renditions
+        .into_iter()
+        .map(|r| {
+            let (segments, faults) = timeline_faults(server, &format!("/live/{name}/{r}"));
+            (r, segments, faults)
+        })
+        .collect()
+}
+
+/// N of a ladder segment URI `seg{N}.m4s`, in its run's directory
+/// (`e{EPOCH}/seg{N}.m4s`, as playlists list them) or not.
+pub fn segment_number(uri: &str) -> Option<u64> {
+    object_name(uri)
+        .strip_prefix("seg")?
+        .strip_suffix(".m4s")?
+        .parse()
+        .ok()
+}
+
+/// A listed object URI without its run's directory: `e{EPOCH}/seg5.m4s` →
+/// `seg5.m4s` (other URIs as they are).
+pub fn object_name(uri: &str) -> &str {
+    match uri.split_once('/') {
+        Some((run, name))
+            if run.len() > 1
+                && run.starts_with('e')
+                && run[1..].bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            name
+        }
+        _ => uri,
+    }
+}
+
+/// The run directory (`e{EPOCH}`) a playlist's objects are listed under.
+pub fn run_dir(playlist: &str) -> Option<&str> {
+    playlist
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .chain(
+            playlist
+                .lines()
+                .filter_map(|l| l.split_once("URI=\"")?.1.split('"').next()),
+        )
+        .filter(|u| !u.starts_with(".."))
+        .find_map(|u| Some(u.split_once('/')?.0))
+        .filter(|d| d.starts_with('e'))
+}
+
+/// Where the MPD schema is: `LADDERD_DASH_SCHEMA`, `tests/data/dash-schema/`,
+/// or the shared checkout beside the repository (`../shared/dash-schema/`).
+/// The schema is not vendored: MPEG publishes it under the ISO/IEC Directives,
+/// not an open licence.
+pub fn dash_schema() -> Option<std::path::PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let candidates = [
+        std::env::var_os("LADDERD_DASH_SCHEMA").map(std::path::PathBuf::from),
+        Some(root.join("tests/data/dash-schema")),
+        Some(root.join("../shared/dash-schema")),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .map(|d| d.join("DASH-MPD.xsd"))
+        .find(|p| p.is_file())
+}
+
+/// `xmllint --schema DASH-MPD.xsd` on `mpd`; reports a skip (with the
+/// reason) where the schema is not on this machine.
+pub fn xmllint_mpd(mpd: &str, what: &str) {
+    let Some(xsd) = dash_schema() else {
+        eprintln!("{what}: no DASH-MPD.xsd here (set LADDERD_DASH_SCHEMA): schema check skipped");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("manifest.mpd");
+    std::fs::write(&file, mpd).unwrap();
+    let out = Command::new("xmllint")
+        .args(["--noout", "--schema"])
+        .arg(&xsd)
+        .arg(&file)
+        .output()
+        .expect("xmllint is not installed; run scripts/test.sh (libxml2-utils)");
+    let err = String::from_utf8_lossy(&out.stderr);
+    println!("xmllint {what}: {}", err.trim());
+    assert!(out.status.success(), "xmllint {what}: {err}\n{mpd}");
+}
+
+/// hls-parser (`check-playlists.mjs`) reads every playlist URL and reports
+/// nothing.
+pub fn assert_hls_parser_clean(urls: &[String]) {
+    let args: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let report = node("check-playlists.mjs", &args);
+    for (url, problems) in report.as_object().unwrap() {
+        assert_eq!(
+            problems.as_array().unwrap().len(),
+            0,
+            "hls-parser on {url}: {problems}"
+        );
+    }
+}
+
+/// The next part from a playlist: the preload hint's (msn, part).
+pub fn preload_hint(playlist: &str) -> (u64, u32) {
+    let line = playlist
+        .lines()
+        .find(|l| l.starts_with("#EXT-X-PRELOAD-HINT"))
+        .unwrap_or_else(|| panic!("no preload hint:\n{playlist}"));
+    let uri = object_name(line.split("URI=\"").nth(1).unwrap())
+        .strip_prefix("part")
+        .unwrap()
+        .split(".m4s")
+        .next()
+        .unwrap();
+    let (msn, part) = uri.split_once('.').unwrap();
+    (msn.parse().unwrap(), part.parse().unwrap())
+}
