@@ -3,13 +3,20 @@
 //! No media logic here: routes read the hot store. The operators' routes are
 //! `admin`'s, reached through the [`AdminRoutes`] callback `runtime` wires in.
 
+mod blocking;
 mod conn;
 mod io;
 pub mod limits;
+mod listing;
+pub mod path;
 pub mod playback;
 mod player;
+pub mod query;
+pub mod response;
 pub mod routes;
+mod runs;
 pub mod signing;
+mod streaming;
 pub mod tls;
 mod vod;
 
@@ -237,7 +244,7 @@ impl ConnWatch {
 /// length up front, a part streamed as it is written (no length yet) counted
 /// nothing (issue 30).
 struct Tracked {
-    body: routes::Body,
+    body: response::Body,
     watch: Rc<ConnWatch>,
     stats: Arc<HttpStats>,
     _held: Option<limits::Slot>,
@@ -245,7 +252,7 @@ struct Tracked {
 
 impl hyper::body::Body for Tracked {
     type Data = bytes::Bytes;
-    type Error = routes::BodyError;
+    type Error = response::BodyError;
     fn poll_frame(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
@@ -546,7 +553,7 @@ fn admit(
     req: &hyper::Request<hyper::body::Incoming>,
     surface: Surface,
     peer: Option<std::net::IpAddr>,
-) -> Result<Option<limits::Slot>, hyper::Response<routes::Body>> {
+) -> Result<Option<limits::Slot>, hyper::Response<response::Body>> {
     use hyper::body::Body as _;
     if surface != Surface::Public {
         return Ok(None);
@@ -569,8 +576,8 @@ fn admit(
 }
 
 /// The answer to a request a limit refused (counted by route like any other).
-fn limited(ctx: &Origin, limit: limits::Limit) -> hyper::Response<routes::Body> {
-    let mut resp = routes::text(limit.status(), &format!("{}\n", limit.label()));
+fn limited(ctx: &Origin, limit: limits::Limit) -> hyper::Response<response::Body> {
+    let mut resp = response::text(limit.status(), &format!("{}\n", limit.label()));
     let h = resp.headers_mut();
     if matches!(limit, limits::Limit::HeldRequests) {
         h.insert(
@@ -755,11 +762,11 @@ mod tests {
     fn streamed_bodies_count_the_bytes_sent() {
         let stats = Arc::new(HttpStats::default());
         let frames = ["moof", "mdat1234", "moof", "mdat56"].map(|s| {
-            Ok::<_, routes::BodyError>(hyper::body::Frame::data(bytes::Bytes::from_static(
+            Ok::<_, response::BodyError>(hyper::body::Frame::data(bytes::Bytes::from_static(
                 s.as_bytes(),
             )))
         });
-        let body: routes::Body = Box::pin(http_body_util::StreamBody::new(
+        let body: response::Body = Box::pin(http_body_util::StreamBody::new(
             futures_lite::stream::iter(frames),
         ));
         assert_eq!(hyper::body::Body::size_hint(&body).exact(), None);
@@ -776,7 +783,7 @@ mod tests {
         assert_eq!(stats.bytes_out.load(Relaxed), 22);
         // A whole body counts the same way.
         let whole = Tracked {
-            body: routes::full(bytes::Bytes::from_static(b"#EXTM3U\n")),
+            body: response::full(bytes::Bytes::from_static(b"#EXTM3U\n")),
             watch: Rc::new(ConnWatch::new(Duration::from_secs(5))),
             stats: stats.clone(),
             _held: None,

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
 
-use super::routes::{full, text, Body};
+use super::response::{full, text, Body};
 
 fn html(body: &'static str) -> Response<Body> {
     let mut r = Response::new(full(Bytes::from_static(body.as_bytes())));

@@ -4,67 +4,27 @@
 //! them and adds the common headers.
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
 use hyper::body::{Body as _, Incoming};
 use hyper::header::{
     HeaderValue, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
     ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_EXPOSE_HEADERS, ALLOW, CACHE_CONTROL,
-    CONTENT_LENGTH, CONTENT_TYPE,
+    CONTENT_LENGTH,
 };
 use hyper::{Method, Request, Response, StatusCode};
 
+use super::path::{parse_route, LiveFile, Named, Route, VodFile, OTHER};
+use super::response::{full, text, Body, UnknownLength};
+use super::signing::Scope;
 use super::Origin;
 use super::{playback, player, Surface};
-
-/// Whole bodies, or a part streamed as its CMAF chunks are written. Not
-/// `Send`: a streamed part waits on the executor's timer (connections never
-/// leave their core).
-pub type Body = std::pin::Pin<Box<dyn hyper::body::Body<Data = Bytes, Error = BodyError>>>;
-
-/// Why a body stopped before its end. The connection is cut rather than the
-/// body ended cleanly, so no client or cache takes a short body for the whole
-/// (immutable) object.
-#[derive(Debug, thiserror::Error)]
-pub enum BodyError {
-    #[error("{object} of {rendition} not complete {secs} s after the request")]
-    Late {
-        rendition: String,
-        /// The part or segment's name (`part12.3.m4s`, `seg12.m4s`).
-        object: String,
-        secs: u64,
-    },
-    #[error("{object} of {rendition} abandoned while it was being written")]
-    Abandoned { rendition: String, object: String },
-}
-
-pub fn full(b: Bytes) -> Body {
-    Box::pin(Full::new(b).map_err(|never| match never {}))
-}
-
-/// No bytes and no claimed length: the answer to a HEAD whose GET body has no
-/// known length (hyper then sends no Content-Length rather than a wrong `0`).
-struct UnknownLength;
-
-impl hyper::body::Body for UnknownLength {
-    type Data = Bytes;
-    type Error = BodyError;
-    fn poll_frame(
-        self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, BodyError>>> {
-        std::task::Poll::Ready(None)
-    }
-    fn is_end_stream(&self) -> bool {
-        true
-    }
-}
+use crate::telemetry::clock::unix_ms;
 
 pub async fn handle(ctx: &Origin, req: Request<Incoming>, surface: Surface) -> Response<Body> {
     let path = req.uri().path().to_string();
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let route = route_label(&unsigned(&segments));
-    let admin_route = matches!(segments.as_slice(), ["api", ..] | ["metrics"]);
-    let health = matches!(segments.as_slice(), ["healthz"] | ["readyz"]);
+    let route = parse_route(&path);
+    let label = route.as_ref().map_or(OTHER, Route::label);
+    let admin_route = route.as_ref().is_some_and(Route::is_admin);
+    let health = route == Some(Route::Health);
     let here = match surface {
         Surface::Admin => admin_route || health,
         Surface::Public => !admin_route || ctx.config.admin.listen.is_none(),
@@ -75,7 +35,7 @@ pub async fn handle(ctx: &Origin, req: Request<Incoming>, surface: Surface) -> R
             "an HTTP/1.1 request needs one Host header\n",
         )
     } else if here {
-        dispatch(ctx, &req, &segments).await
+        dispatch(ctx, &req, &path, route).await
     } else {
         text(StatusCode::NOT_FOUND, "not found\n")
     };
@@ -102,45 +62,17 @@ pub async fn handle(ctx: &Origin, req: Request<Incoming>, surface: Surface) -> R
             }
         }
     }
-    ctx.http.count(route, resp.status().as_u16());
+    ctx.http.count(label, resp.status().as_u16());
     resp
 }
 
-/// The path without a signed URL's token directory (`live/NAME/t/TOKEN/…`).
-fn unsigned<'a>(segments: &[&'a str]) -> Vec<&'a str> {
-    match segments {
-        [kind @ ("live" | "vod"), name, "t", _, "auth"] => vec![kind, name, "auth"],
-        [kind @ ("live" | "vod"), name, "t", _, rest @ ..] => {
-            let mut v = vec![*kind, *name];
-            v.extend_from_slice(rest);
-            v
-        }
-        _ => segments.to_vec(),
-    }
-}
-
-/// A bounded label per route (never a path a client made up).
-fn route_label(segments: &[&str]) -> &'static str {
-    match segments {
-        ["live" | "vod", _, "auth"] => "auth",
-        ["live", _, f] if f.ends_with(".m3u8") => "multivariant",
-        ["live", _, f] if f.ends_with(".mpd") => "mpd",
-        ["live", _, "steering.json"] => "steering",
-        ["live", _, _, f] if f.ends_with(".m3u8") => "media_playlist",
-        ["live", _, _, f] if f.starts_with("part") => "part",
-        ["live", _, _, f] if f.starts_with("init") => "init",
-        ["live", ..] => "segment",
-        ["vod", ..] => "vod",
-        [""] | ["watch", _] | ["assets", _] => "player",
-        ["healthz"] | ["readyz"] => "health",
-        ["time"] => "time",
-        ["metrics"] => "metrics",
-        ["api", ..] => "api",
-        _ => "other",
-    }
-}
-
-async fn dispatch(ctx: &Origin, req: &Request<Incoming>, segments: &[&str]) -> Response<Body> {
+/// The answer to `req`, whose path is `path` and names `route`.
+async fn dispatch(
+    ctx: &Origin,
+    req: &Request<Incoming>,
+    path: &str,
+    route: Option<Route<'_>>,
+) -> Response<Body> {
     let method = req.method();
     if method == Method::OPTIONS {
         let mut r = text(StatusCode::NO_CONTENT, "");
@@ -157,7 +89,8 @@ async fn dispatch(ctx: &Origin, req: &Request<Incoming>, segments: &[&str]) -> R
         h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
         return r;
     }
-    if let Some(r) = (ctx.admin)(method, segments, req.headers()) {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    if let Some(r) = (ctx.admin)(method, &segments, req.headers()) {
         let (parts, body) = r.into_parts();
         return Response::from_parts(parts, full(body));
     }
@@ -167,56 +100,69 @@ async fn dispatch(ctx: &Origin, req: &Request<Incoming>, segments: &[&str]) -> R
             .insert(ALLOW, HeaderValue::from_static("GET, HEAD, OPTIONS"));
         return r;
     }
-    match segments {
-        [kind @ ("live" | "vod"), name, rest @ ..] => {
-            let (dir, rest) = match access(ctx, kind, name, rest) {
-                Ok(scope) => scope,
-                Err(answer) => return *answer,
-            };
-            let mut path = vec![*name];
-            path.extend_from_slice(rest);
-            if *kind == "vod" {
-                return super::vod::handle(ctx, &path, req.headers()).await;
+    let head = method == Method::HEAD;
+    match route {
+        Some(Route::Live(named)) => {
+            let auth = named.file == LiveFile::Auth;
+            match access(ctx, Scope::Live, &named, auth) {
+                Ok(dir) => {
+                    let query = req.uri().query();
+                    playback::handle(
+                        ctx,
+                        named.name,
+                        named.file,
+                        &dir,
+                        query,
+                        req.headers(),
+                        head,
+                    )
+                    .await
+                }
+                Err(answer) => *answer,
             }
-            let head = method == Method::HEAD;
-            playback::handle(ctx, &path, &dir, req.uri().query(), req.headers(), head).await
         }
-        [""] => player::index(),
-        ["watch", name] => player::watch(name),
-        ["assets", "hls.min.js"] => player::script(&ctx.config.hls.hls_js, "hls.js", "hls.hls_js"),
-        ["assets", "dash.all.min.js"] => {
+        Some(Route::Vod(named)) => {
+            match access(ctx, Scope::Vod, &named, named.file == VodFile::Auth) {
+                Ok(_) => super::vod::handle(ctx, named.name, named.file, req.headers()).await,
+                Err(answer) => *answer,
+            }
+        }
+        Some(Route::Index) => player::index(),
+        Some(Route::Watch(name)) => player::watch(name),
+        Some(Route::Asset("hls.min.js")) => {
+            player::script(&ctx.config.hls.hls_js, "hls.js", "hls.hls_js")
+        }
+        Some(Route::Asset("dash.all.min.js")) => {
             player::script(&ctx.config.hls.dash_js, "dash.js", "hls.dash_js")
         }
-        ["time"] => time(),
+        Some(Route::Time) => time(),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
 }
 
 /// Who may read `/live/NAME/…` and `/vod/ID/…`: with `[playback]
 /// signing_key`, only a signed URL (`…/t/TOKEN/…`, see [`super::signing`]).
-/// `kind`: `live` or `vod`, the scope the token must be signed for.
-/// Ok: the token directory (`t/TOKEN/`, for URIs written absolute) and the
-/// path after it. Err: the answer (403; or an edge's token check, `…/auth`).
-fn access<'a>(
+/// `scope`: the scope the token must be signed for. `auth`: the path is
+/// `…/auth` (an edge's token check when behind a token).
+/// Ok: the token directory (`t/TOKEN/`, for URIs written absolute).
+/// Err: the answer (403; or an edge's token check, `…/t/TOKEN/auth`).
+fn access<F>(
     ctx: &Origin,
-    kind: &str,
-    name: &str,
-    rest: &'a [&'a str],
-) -> Result<(String, &'a [&'a str]), Box<Response<Body>>> {
+    scope: Scope,
+    named: &Named<'_, F>,
+    auth: bool,
+) -> Result<String, Box<Response<Body>>> {
     let key = ctx.keys.signing();
-    let scope = match kind {
-        "vod" => super::signing::Scope::Vod,
-        _ => super::signing::Scope::Live,
-    };
-    let now = playback::unix_ms() / 1000;
+    let name = named.name;
+    let now = unix_ms() / 1000;
     let max_age = |expires: u64| {
         u64::from(ctx.config.playback.auth_cache_secs)
             .min(expires.saturating_sub(now))
             .max(1)
     };
-    match (key, rest) {
+    match (key, named.token) {
         // An edge asks once per token whether it is good (deploy/varnish).
-        (key, ["t", token, "auth"]) => {
+        (key, Some(token)) if auth => {
             let verdict = match &key {
                 Some(k) => k
                     .verify(scope, name, token, now)
@@ -238,15 +184,12 @@ fn access<'a>(
             }))
         }
         // Signing off: a URL signed earlier still plays.
-        (None, ["t", _, tail @ ..]) => Ok((String::new(), tail)),
-        (None, tail) => Ok((String::new(), tail)),
-        (Some(k), ["t", token, tail @ ..]) => {
-            match k.check(scope, name, token, &tail.join("/"), now) {
-                Ok(_) => Ok((format!("t/{token}/"), tail)),
-                Err(why) => Err(Box::new(denied(ctx, name, why))),
-            }
-        }
-        (Some(_), _) => Err(Box::new(denied(ctx, name, super::signing::Denied::Missing))),
+        (None, _) => Ok(String::new()),
+        (Some(k), Some(token)) => match k.check(scope, name, token, &named.rest.join("/"), now) {
+            Ok(_) => Ok(format!("t/{token}/")),
+            Err(why) => Err(Box::new(denied(ctx, name, why))),
+        },
+        (Some(_), None) => Err(Box::new(denied(ctx, name, super::signing::Denied::Missing))),
     }
 }
 
@@ -268,28 +211,18 @@ fn denied(ctx: &Origin, name: &str, why: super::signing::Denied) -> Response<Bod
 /// `UTCTiming`, `urn:mpeg:dash:utc:http-iso:2014`), so players time segment
 /// availability by the origin's clock rather than their own.
 fn time() -> Response<Body> {
-    let now = crate::package::hls::iso8601(playback::unix_ms());
+    let now = crate::package::hls::iso8601(unix_ms());
     text(StatusCode::OK, &now)
-}
-
-pub fn text(status: StatusCode, body: &str) -> Response<Body> {
-    let mut r = Response::new(full(Bytes::copy_from_slice(body.as_bytes())));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    r.headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
 }
 
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
 
+    use http_body_util::BodyExt;
+
     use super::*;
-    use crate::origin::signing::{Scope, SigningKey};
+    use crate::origin::signing::SigningKey;
 
     /// An origin with signing on (no streams: `access` is all these need).
     fn origin() -> Origin {
@@ -310,7 +243,13 @@ mod tests {
 
     /// `access` for `/KIND/cam1/REST…`: the refusal, if any.
     fn refusal(ctx: &Origin, kind: &str, rest: &[&str]) -> Option<(StatusCode, Bytes)> {
-        let resp = access(ctx, kind, "cam1", rest).err()?;
+        let path = format!("/{kind}/cam1/{}", rest.join("/"));
+        let resp = match parse_route(&path) {
+            Some(Route::Live(n)) => access(ctx, Scope::Live, &n, n.file == LiveFile::Auth),
+            Some(Route::Vod(n)) => access(ctx, Scope::Vod, &n, n.file == VodFile::Auth),
+            other => panic!("{path}: {other:?}"),
+        }
+        .err()?;
         let status = resp.status();
         let body = futures_lite::future::block_on(resp.into_body().collect())
             .unwrap()
@@ -324,7 +263,7 @@ mod tests {
     fn a_token_opens_only_its_scope() {
         let ctx = origin();
         let key = ctx.keys.signing().unwrap();
-        let soon = playback::unix_ms() / 1000 + 60;
+        let soon = unix_ms() / 1000 + 60;
         let live = key.token(Scope::Live, "cam1", soon, None).unwrap();
         let vod = key.token(Scope::Vod, "cam1", soon, None).unwrap();
         for file in ["master.m3u8", "auth"] {
@@ -346,7 +285,7 @@ mod tests {
     fn every_refusal_reads_the_same() {
         let ctx = origin();
         let key = ctx.keys.signing().unwrap();
-        let now = playback::unix_ms() / 1000;
+        let now = unix_ms() / 1000;
         let good = key.token(Scope::Live, "cam1", now + 60, None).unwrap();
         let other = key.token(Scope::Live, "cam2", now + 60, None).unwrap();
         let expired = key.token(Scope::Live, "cam1", now - 1, None).unwrap();

@@ -6,22 +6,25 @@
 use hyper::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
 
-use super::playback::{media_object, playlist, IMMUTABLE};
-use super::routes::{text, Body};
+use super::path::VodFile;
+use super::response::{media_object, object_type, playlist, text, Body, IMMUTABLE};
 use super::Origin;
 use crate::package::{dash, hls};
 use crate::store::dvr::recordings::Recording;
 use crate::store::dvr::RecordingState;
 
-pub async fn handle(ctx: &Origin, rest: &[&str], headers: &HeaderMap) -> Response<Body> {
+/// `/vod/ID/FILE`.
+pub async fn handle(
+    ctx: &Origin,
+    id: &str,
+    file: VodFile<'_>,
+    headers: &HeaderMap,
+) -> Response<Body> {
     let Some(dvr) = ctx.store.dvr() else {
         return text(
             StatusCode::NOT_FOUND,
             "no recordings (dvr.dir is not set)\n",
         );
-    };
-    let Some(id) = rest.first() else {
-        return text(StatusCode::NOT_FOUND, "not found\n");
     };
     let rec = match dvr.recording(id) {
         Some(RecordingState::Done(rec)) => rec,
@@ -33,8 +36,8 @@ pub async fn handle(ctx: &Origin, rest: &[&str], headers: &HeaderMap) -> Respons
         }
         _ => return text(StatusCode::NOT_FOUND, "no such recording\n"),
     };
-    match rest {
-        [_, "master.m3u8"] => {
+    match file {
+        VodFile::Master => {
             let summaries: Vec<hls::RenditionSummary> =
                 rec.renditions.iter().map(|r| r.summary.clone()).collect();
             match hls::multivariant(&summaries, "index.m3u8", None) {
@@ -42,7 +45,7 @@ pub async fn handle(ctx: &Origin, rest: &[&str], headers: &HeaderMap) -> Respons
                 None => text(StatusCode::NOT_FOUND, "the recording has no video\n"),
             }
         }
-        [_, "manifest.mpd"] => match static_mpd(&rec) {
+        VodFile::Manifest => match static_mpd(&rec) {
             Ok(body) => {
                 let mut r = playlist(body, headers, IMMUTABLE);
                 r.headers_mut().insert(
@@ -53,14 +56,14 @@ pub async fn handle(ctx: &Origin, rest: &[&str], headers: &HeaderMap) -> Respons
             }
             Err(e) => text(StatusCode::NOT_FOUND, &format!("{e}\n")),
         },
-        [_, rendition, "index.m3u8"] => match rec.rendition(rendition) {
+        VodFile::Playlist { rendition } => match rec.rendition(rendition) {
             Some(r) => playlist(hls::vod_playlist(&r.segments), headers, IMMUTABLE),
             None => text(StatusCode::NOT_FOUND, "no such rendition\n"),
         },
-        [_, rendition, file] => match dvr.read_recorded(id, rendition, file).await {
+        VodFile::Object { rendition, file } => match dvr.read_recorded(id, rendition, file).await {
             Some(data) => media_object(
                 data,
-                super::playback::object_type(file),
+                object_type(file),
                 &format!("\"{id}-{rendition}-{file}\""),
                 headers,
             ),

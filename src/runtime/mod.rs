@@ -771,7 +771,7 @@ impl crate::telemetry::metrics::Report for ArchiveReport {
             "ladderd_archive_lag_seconds",
             "Age of the oldest waiting upload (0: none): how far the archive is behind.",
             vec![],
-            s.lag_secs(crate::origin::playback::unix_ms()),
+            s.lag_secs(crate::telemetry::clock::unix_ms()),
         );
     }
 }

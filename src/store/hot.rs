@@ -10,7 +10,7 @@ use bytes::{Bytes, BytesMut};
 use event_listener::Event;
 
 use crate::package::chunker::Chunk;
-use crate::package::hls::{PartEntry, RenditionSummary, SegmentEntry, Timing};
+use crate::package::hls::{ObjectName, PartEntry, RenditionSummary, SegmentEntry, Timing};
 use crate::package::Published;
 pub use crate::package::RenditionKind;
 use crate::store::dvr::Dvr;
@@ -681,6 +681,19 @@ impl Rendition {
         }
     }
 
+    /// The object a URI's file name asks for (`group`: LL segments per
+    /// standard one). Every number in it came from a client, so each lookup
+    /// takes any value (issue 12 item 6: `long18446744073709551615.m4s`
+    /// overflowed into an empty 200).
+    pub fn lookup(&self, group: u64, name: ObjectName) -> Object {
+        match name {
+            ObjectName::Init(v) => self.init(v),
+            ObjectName::Part(msn, i) => self.part(msn, i),
+            ObjectName::Segment(msn) => self.segment(msn),
+            ObjectName::Long(n) => self.long_segment(n, group),
+        }
+    }
+
     /// Standard-HLS segment `n`: LL segments `n*group ..` concatenated.
     pub fn long_segment(&self, n: u64, group: u64) -> Object {
         let t = self.lock();
@@ -817,6 +830,28 @@ pub(crate) fn test_stream(window_secs: f64) -> (Arc<StreamMedia>, Arc<Rendition>
     );
     r.set_init(Bytes::from_static(b"init"));
     (media, r)
+}
+
+/// Publishes segment `msn` of `r` whole: 2 s, one independent part of four
+/// bytes, each `msn as u8`.
+#[cfg(test)]
+pub(crate) fn test_segment(r: &Rendition, msn: u64) {
+    r.publish(Chunk::SegmentStart {
+        msn,
+        pdt_ms: 0,
+        discontinuity: false,
+        start: msn * 180_000,
+        timescale: 90_000,
+    });
+    r.publish(Chunk::Part {
+        msn,
+        index: 0,
+        independent: true,
+        duration: 2.0,
+        data: Bytes::from(vec![msn as u8; 4]),
+        frames: Vec::new(),
+    });
+    r.publish(Chunk::SegmentEnd { msn, duration: 2.0 });
 }
 
 #[cfg(test)]
