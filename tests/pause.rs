@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::io::{ErrorKind, Read, Write};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -61,10 +62,23 @@ fn video_renditions(server: &Server, name: &str) -> Vec<String> {
         .collect()
 }
 
-/// How long a rendition's published media lasts (seconds): from its first
-/// segment's start to the end of its last part (or segment, when no part
-/// follows it).
-fn media_span(server: &Server, playlist: &str) -> Option<f64> {
+/// The part a rendition's playlist hints (`EXT-X-PRELOAD-HINT`).
+fn hinted_part(server: &Server, playlist: &str) -> Option<String> {
+    let text = server.get(playlist).ok()?.1;
+    let dir = &playlist[..playlist.rfind('/')? + 1];
+    let hint = text
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\""))?
+        .split('"')
+        .next()?;
+    Some(format!("{dir}{hint}"))
+}
+
+/// What a low-latency player has of a rendition (seconds from its first
+/// segment's start): the parts its playlist lists, and what its request for
+/// the hinted part, made before the pause, has had streamed chunk by chunk
+/// as frames were placed (`chunked_parts`).
+fn delivered_span(server: &Server, playlist: &str, streamed: &[u8]) -> Option<f64> {
     let text = server.get(playlist).ok()?.1;
     let dir = &playlist[..playlist.rfind('/')? + 1];
     let init = text
@@ -73,15 +87,88 @@ fn media_span(server: &Server, playlist: &str) -> Option<f64> {
         .split('"')
         .next()?;
     let timescale = init_timescale(&server.get_bytes(&format!("{dir}{init}"))) as f64;
-    let last = text.lines().rev().find_map(|l| {
+    let start = segment_times(server, playlist).first()?.tfdt;
+    let listed = text.lines().rev().find_map(|l| {
         if let Some(rest) = l.strip_prefix("#EXT-X-PART:") {
             return Some(rest.split_once("URI=\"")?.1.split('"').next()?.to_string());
         }
         (!l.starts_with('#') && !l.is_empty()).then(|| l.to_string())
     })?;
-    let (tfdt, ticks) = *fragment_times(&server.get_bytes(&format!("{dir}{last}"))).last()?;
-    let start = segment_times(server, playlist).first()?.tfdt;
-    Some((tfdt + ticks - start) as f64 / timescale)
+    let end = |frag: &[u8]| fragment_times(frag).last().map(|(t, d)| t + d);
+    let listed = end(&server.get_bytes(&format!("{dir}{listed}")));
+    let end = listed.max(end(streamed))?;
+    Some((end - start) as f64 / timescale)
+}
+
+/// A GET of a part, read until it ends or `until`: its body so far (whole
+/// chunks of a chunked transfer) and whether it ended cleanly (the part was
+/// complete). A part being written comes chunk by chunk as its frames are
+/// placed.
+fn part_until(addr: std::net::SocketAddr, path: &str, until: Instant) -> (Vec<u8>, bool) {
+    let mut sock = std::net::TcpStream::connect(addr).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    write!(
+        sock,
+        "GET {path} HTTP/1.1\r\nHost: ladderd\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let (mut raw, mut buf, mut ended) = (Vec::new(), [0u8; 65536], false);
+    while Instant::now() < until {
+        match sock.read(&mut buf) {
+            Ok(0) => {
+                ended = true;
+                break;
+            }
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => break,
+        }
+    }
+    let Some(at) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return (Vec::new(), false);
+    };
+    let head = String::from_utf8_lossy(&raw[..at]).to_ascii_lowercase();
+    if !head.starts_with("http/1.1 200") {
+        return (Vec::new(), false);
+    }
+    let mut rest = &raw[at + 4..];
+    if !head.contains("transfer-encoding: chunked") {
+        return (rest.to_vec(), ended);
+    }
+    let mut body = Vec::new();
+    while let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") {
+        let size = std::str::from_utf8(&rest[..eol])
+            .ok()
+            .and_then(|l| usize::from_str_radix(l.split(';').next()?.trim(), 16).ok());
+        match size {
+            Some(0) => return (body, ended),
+            Some(n) if rest.len() >= eol + 2 + n => {
+                body.extend_from_slice(&rest[eol + 2..eol + 2 + n]);
+                rest = &rest[(eol + 4 + n).min(rest.len())..];
+            }
+            _ => break,
+        }
+    }
+    (body, false)
+}
+
+/// A low-latency player on one rendition for `secs`: it waits on the hinted
+/// part, and on the next one's hint when that one completes. Returns what
+/// it has of the part still being written when the time is up.
+fn follow(server: &Server, playlist: &str, secs: u64) -> Vec<u8> {
+    let until = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < until {
+        let Some(part) = hinted_part(server, playlist) else {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        };
+        let (body, complete) = part_until(server.http, &part, until);
+        if !complete {
+            return body;
+        }
+    }
+    Vec::new()
 }
 
 /// A rendition as a player decodes it: its init and every segment,
@@ -182,45 +269,61 @@ fn a_silent_publisher_leaves_no_picture_inside_the_ladder() {
     let server = Server::start(CONFIG);
     let mut client = RawClient::publish(server.rtmp, "paused");
     let zero = Instant::now();
-    send(&mut client, &tags[..cut], zero);
-    let paused = Instant::now();
-
-    // Silent: every rung encodes every picture sent.
-    let deadline = paused + Duration::from_secs(10);
-    loop {
-        let live = server.live("paused").expect("the stream is live");
-        let rungs = live["pipeline"]["rungs"].as_array().unwrap().clone();
-        let frames: Vec<u64> = rungs
-            .iter()
-            .map(|r| r["frames"].as_u64().unwrap())
-            .collect();
-        if !frames.is_empty() && frames.iter().all(|&f| f == sent as u64) {
-            println!(
-                "every rung at {sent} pictures {:.2} s into the pause",
-                paused.elapsed().as_secs_f64()
-            );
-            assert_eq!(live["pipeline"]["decoder_drains"], 1, "{live:#}");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "rungs stop short of the {sent} pictures sent, 10 s into the pause: {frames:?}\n{:#}",
-            live["pipeline"]
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert_eq!(
-        server.metric("ladderd_decoder_drains_total", &["stream=\"paused\""]),
-        1.0
-    );
-    // And the renditions' media reach the last picture sent, as far as the
-    // packager publishes (each rendition's latest frame waits for the next
-    // one, whose time gives its duration): a rung's up to the last picture's
-    // pts, the source's (frames in decode order) up to the last one's dts.
+    // Up to 2.2 s (the first segment out), then low-latency players wait
+    // on each rendition's hinted part, as hls.js does, while the last
+    // pictures go out and for 4 s of the pause.
+    let early = tags.iter().position(|t| t.ts >= 2200).unwrap().min(cut);
+    send(&mut client, &tags[..early], zero);
     let renditions = server.wait_for("the master", Duration::from_secs(10), || {
         let r = video_renditions(&server, "paused");
         (r.len() >= 2).then_some(r)
     });
+    let streamed: Vec<Vec<u8>> = std::thread::scope(|scope| {
+        let players: Vec<_> = renditions
+            .iter()
+            .map(|r| {
+                let server = &server;
+                scope.spawn(move || follow(server, r, 4))
+            })
+            .collect();
+        send(&mut client, &tags[early..cut], zero);
+        let paused = Instant::now();
+
+        // Silent: every rung encodes every picture sent.
+        let deadline = paused + Duration::from_secs(10);
+        loop {
+            let live = server.live("paused").expect("the stream is live");
+            let rungs = live["pipeline"]["rungs"].as_array().unwrap().clone();
+            let frames: Vec<u64> = rungs
+                .iter()
+                .map(|r| r["frames"].as_u64().unwrap())
+                .collect();
+            if !frames.is_empty() && frames.iter().all(|&f| f == sent as u64) {
+                println!(
+                    "every rung at {sent} pictures {:.2} s into the pause",
+                    paused.elapsed().as_secs_f64()
+                );
+                assert_eq!(live["pipeline"]["decoder_drains"], 1, "{live:#}");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "rungs stop short of the {sent} pictures sent, 10 s into the pause: {frames:?}\n{:#}",
+                live["pipeline"]
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        players.into_iter().map(|p| p.join().unwrap()).collect()
+    });
+    assert_eq!(
+        server.metric("ladderd_decoder_drains_total", &["stream=\"paused\""]),
+        1.0
+    );
+    // And what a low-latency player gets of every rendition reaches the
+    // last picture sent (each rendition's latest frame waits for the next
+    // one, whose time gives its duration): a rung's up to the last
+    // picture's pts, the source's (frames in decode order) up to the last
+    // one's dts.
     let first_pts = video.iter().map(|v| v.1).min().unwrap();
     let last_pts = video[..sent].iter().map(|v| v.1).max().unwrap();
     let dts = |k: usize| tags[video[k].0].ts as i64;
@@ -235,24 +338,16 @@ fn a_silent_publisher_leaves_no_picture_inside_the_ladder() {
             ms as f64 / 1000.0
         })
         .collect();
-    let mut spans = Vec::new();
-    let reached = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < reached {
-        spans = renditions.iter().map(|r| media_span(&server, r)).collect();
-        if spans
-            .iter()
-            .zip(&want)
-            .all(|(s, w)| s.is_some_and(|s| (s - w).abs() < 0.002))
-        {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let spans: Vec<Option<f64>> = renditions
+        .iter()
+        .zip(&streamed)
+        .map(|(r, s)| delivered_span(&server, r, s))
+        .collect();
     println!("{renditions:?}: media {spans:?} s, {want:?} sent");
     for ((r, s), w) in renditions.iter().zip(&spans).zip(&want) {
         assert!(
             s.is_some_and(|s| (s - w).abs() < 0.002),
-            "{r}: media lasts {s:?} s 10 s into the pause, {w} s sent"
+            "{r}: a player has {s:?} s 4 s into the pause, {w} s sent"
         );
     }
 

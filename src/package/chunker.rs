@@ -198,16 +198,6 @@ impl Chunker {
         Ok(out)
     }
 
-    /// The input paused: the part being written is published now, short,
-    /// so players get every frame placed without waiting for the next ones
-    /// (the held frame stays held: its duration is the gap to the next
-    /// frame). The next frame placed starts a new part, where this one ends.
-    pub fn pause(&mut self) -> Result<Vec<Chunk>, CmafError> {
-        let mut out = Vec::new();
-        self.close_part(&mut out)?;
-        Ok(out)
-    }
-
     /// End of stream: publishes the held frame and closes the segment.
     pub fn finish(&mut self) -> Result<Vec<Chunk>, CmafError> {
         let mut out = Vec::new();
@@ -366,64 +356,6 @@ mod tests {
             data: Bytes::from(vec![0, 0, 0, 1, 0x65]),
             arrival: Instant::now(),
             ready: Instant::now(),
-        }
-    }
-
-    /// Issue 30: a pause publishes the part being written (every frame but
-    /// the held one), and the frames after it go on in a new part of the
-    /// same segment, from where the short one ended: no hole, no overlap,
-    /// no second IDR.
-    #[test]
-    fn a_pause_publishes_the_open_part_and_the_timeline_goes_on() {
-        for chunked in [false, true] {
-            let mut c = Chunker::new(90_000, 30_000, 3000).chunked(chunked);
-            let mut parts = Vec::new();
-            let keep = |chunks: Vec<Chunk>, parts: &mut Vec<(u32, f64, Bytes)>| {
-                for ch in chunks {
-                    if let Chunk::Part {
-                        index,
-                        duration,
-                        data,
-                        ..
-                    } = ch
-                    {
-                        parts.push((index, duration, data));
-                    }
-                }
-            };
-            for i in 0..14 {
-                let chunks = c.push(frame(i, i == 0)).unwrap();
-                keep(chunks, &mut parts);
-            }
-            // Frames 0-9 in part 0; 10-12 placed, 13 held.
-            assert_eq!(parts.len(), 1);
-            keep(c.pause().unwrap(), &mut parts);
-            assert_eq!(parts.len(), 2, "chunked {chunked}");
-            let (tfdt, count) = tfdt_and_count(&parts[1].2);
-            // Chunked: one fragment per frame, the part their concatenation.
-            let frags = parts[1].2.windows(4).filter(|w| w == b"moof").count();
-            assert_eq!(
-                (tfdt, count as usize * frags),
-                (30_000, 3),
-                "chunked {chunked}"
-            );
-            assert!((parts[1].1 - 0.1).abs() < 1e-9);
-            assert!(c.pause().unwrap().is_empty(), "nothing more to publish");
-            for i in 14..30 {
-                let chunks = c.push(frame(i, false)).unwrap();
-                keep(chunks, &mut parts);
-            }
-            let chunks = c.finish().unwrap();
-            keep(chunks, &mut parts);
-            let mut at = 0;
-            for (k, (index, duration, data)) in parts.iter().enumerate() {
-                assert_eq!(*index as usize, k, "chunked {chunked}");
-                let (tfdt, _) = tfdt_and_count(data);
-                assert_eq!(tfdt, at, "chunked {chunked}: part {k}");
-                assert!(*duration <= 1.0 / 3.0 + 1e-9);
-                at += (duration * 90_000.0).round() as u64;
-            }
-            assert_eq!(at, 30 * 3000, "every frame once");
         }
     }
 

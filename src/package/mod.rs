@@ -263,17 +263,6 @@ impl Output {
         self.end(out);
     }
 
-    /// The input paused: the part being written goes out now.
-    fn pause(&mut self, stream: &str, now: Instant, out: &mut Vec<Published>) {
-        if self.ended {
-            return;
-        }
-        match self.chunker.pause() {
-            Ok(chunks) => self.publish(chunks, now, out),
-            Err(e) => self.fail(stream, e),
-        }
-    }
-
     /// Closed without flushing (the source rendition withdrawn).
     fn end(&mut self, out: &mut Vec<Published>) {
         self.ended = true;
@@ -972,26 +961,6 @@ impl StreamPackager {
             out.extend(o.buckets());
         }
         out
-    }
-
-    /// The input paused (and the ladder gave out what it held): every
-    /// rendition publishes the part it is writing, short, so players get
-    /// what was sent without waiting for more. Each keeps its latest frame,
-    /// whose duration the next one gives. Nothing else changes: the next
-    /// frames go on in a new part of the same segment.
-    #[must_use]
-    pub fn pause(&mut self, now: Instant) -> Vec<Published> {
-        let name = self.name.clone();
-        if let Some(s) = &mut self.source {
-            s.out.pause(&name, now, &mut self.out);
-        }
-        for r in self.rungs.iter_mut().flatten() {
-            r.pause(&name, now, &mut self.out);
-        }
-        if let Some(a) = &mut self.audio {
-            a.out.pause(&name, now, &mut self.out);
-        }
-        self.take()
     }
 
     /// End of stream: closes every rendition (`EXT-X-ENDLIST`).

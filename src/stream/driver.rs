@@ -10,8 +10,7 @@
 //! keyframe (counted per rung), so it catches up instead of falling further
 //! behind. While the input pauses (no video for
 //! `ingest.decoder_drain_after_ms`), the pictures the decoder holds for
-//! reordering go to every rung ([`LadderRun::drain`]), then every rendition
-//! publishes its open part. When ingest ends the
+//! reordering go to every rung ([`LadderRun::drain`]). When ingest ends the
 //! stream the pipeline drains what is queued, flushes the decoder, then
 //! files the session's final record.
 
@@ -515,9 +514,6 @@ struct StreamRun<'a> {
     last_latency_publish: Instant,
     /// When the ladder's held pictures are due out (the input paused).
     pause: PauseWatch,
-    /// The input paused: every rendition publishes its open part once the
-    /// rungs have handed back the pictures the drain gave them.
-    publish_on_pause: bool,
 }
 
 impl<'a> StreamRun<'a> {
@@ -544,7 +540,6 @@ impl<'a> StreamRun<'a> {
             slate_failed: false,
             last_latency_publish: Instant::now(),
             pause: PauseWatch::new(ctx.config.ingest.decoder_drain_after_ms),
-            publish_on_pause: false,
         }
     }
 
@@ -566,6 +561,7 @@ impl<'a> StreamRun<'a> {
     /// The ladder gives out every picture it holds (the decoder's reorder
     /// delay, the rungs' queues) and stops; its rungs are kept for the next.
     fn flush_ladder(&mut self) {
+        self.pause.clear();
         if let Some(l) = &mut self.ladder {
             let stream = self.stream.clone();
             let packager = &mut self.packager;
@@ -576,8 +572,6 @@ impl<'a> StreamRun<'a> {
         if let Some(l) = self.ladder.take() {
             self.rejoined_rungs = Some(l.run.rungs().map(|(r, _)| r.clone()).collect());
         }
-        // A pause that was waiting for the rungs: they have answered.
-        self.publish_if_paused();
     }
 
     /// Files a feed's session record.
@@ -676,7 +670,6 @@ impl<'a> StreamRun<'a> {
                 self.last_input = feed.last_input;
                 if p.track == Track::Video {
                     self.pause.video(feed.last_input);
-                    self.publish_on_pause = false;
                 }
                 if self.slate.is_some() {
                     // The publisher is back: its own pictures again.
@@ -843,40 +836,13 @@ impl<'a> StreamRun<'a> {
         at
     }
 
-    /// When what the ladder and the packager hold is due out: the input on
-    /// air paused (not while the slate feeds them).
+    /// When the ladder's held pictures are due out: the input on air paused
+    /// (not while the slate feeds the ladder).
     fn drain_due(&self) -> Option<Instant> {
-        if self.slate.is_some() || self.packager.is_none() {
+        if self.slate.is_some() || self.ladder.is_none() {
             return None;
         }
         self.pause.due()
-    }
-
-    /// The input paused: the ladder gives out what its decoder holds, then
-    /// (once the rungs have encoded it) every rendition its open part.
-    fn drain(&mut self) {
-        if let Some(l) = &mut self.ladder {
-            let stream = self.stream.clone();
-            let packager = &mut self.packager;
-            if contained(&stream, "drain", || l.drain(&stream, packager)).is_none() {
-                stop_ladder(&stream, &mut self.ladder);
-            }
-        }
-        self.publish_on_pause = true;
-        self.publish_if_paused();
-    }
-
-    /// Publishes every rendition's open part, if the input paused and the
-    /// rungs have handed back every picture.
-    fn publish_if_paused(&mut self) {
-        if !self.publish_on_pause || self.ladder.as_ref().is_some_and(|l| !l.run.idle()) {
-            return;
-        }
-        self.publish_on_pause = false;
-        if let Some(p) = &mut self.packager {
-            let published = p.packager.pause(Instant::now());
-            p.apply(published);
-        }
     }
 
     /// Failover and failback between the two feeds.
@@ -910,7 +876,13 @@ impl<'a> StreamRun<'a> {
     fn tick(&mut self, now: Instant) {
         self.choose_feed(now);
         if self.drain_due().is_some() && self.pause.poll(now) {
-            self.drain();
+            if let Some(l) = &mut self.ladder {
+                let stream = self.stream.clone();
+                let packager = &mut self.packager;
+                if contained(&stream, "drain", || l.drain(&stream, packager)).is_none() {
+                    stop_ladder(&stream, &mut self.ladder);
+                }
+            }
         }
         if self.slate_due().is_some_and(|at| at <= now) {
             self.start_slate(now);
@@ -932,7 +904,6 @@ impl<'a> StreamRun<'a> {
                 stop_ladder(&stream, &mut self.ladder);
             }
         }
-        self.publish_if_paused();
     }
 
     /// One input from the slate: its audio goes to the packager as it is.

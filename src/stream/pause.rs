@@ -1,12 +1,10 @@
-//! When a stream's input has paused long enough to give out what the ladder
-//! and the packager hold (sans-IO: `now` comes in). A decoder holds pictures
-//! for reordering until later packets arrive, and each rendition's open part
-//! waits for more frames; a publisher that goes silent (or drops, inside the
+//! When a stream's input has paused long enough to drain its ladder
+//! (sans-IO: `now` comes in). A decoder holds pictures for reordering until
+//! later packets arrive; a publisher that goes silent (or drops, inside the
 //! reconnect window) with no slate would leave them out of every rendition
 //! until it sends again. After `ingest.decoder_drain_after_ms` without video,
 //! and at least [`FRAME_INTERVALS`] of the source's frame interval (a slow
-//! source's normal gap is no pause), the driver drains the ladder and
-//! publishes the open parts, once per pause.
+//! source's normal gap is no pause), the driver drains the ladder once.
 
 use std::time::{Duration, Instant};
 
@@ -53,6 +51,11 @@ impl PauseWatch {
         }
     }
 
+    /// Nothing left to drain (the ladder was flushed or stopped).
+    pub fn clear(&mut self) {
+        self.since = None;
+    }
+
     /// When the next drain is due, if one is.
     pub fn due(&self) -> Option<Instant> {
         self.since.map(|t| t + self.wait)
@@ -90,7 +93,8 @@ mod tests {
         // Back: the next pause drains again.
         w.video(ms(6000));
         assert_eq!(w.due(), Some(ms(6250)));
-        assert!(w.poll(ms(6250)));
+        w.clear();
+        assert!(!w.poll(ms(7000)), "flushed meanwhile");
         // A 5 fps source: a pause is 800 ms (4 frames), not 250.
         w.set_fps(5.0);
         w.video(ms(8000));

@@ -471,12 +471,6 @@ impl LadderRun {
         result.map(|()| gave)
     }
 
-    /// Every picture handed to the rung threads has come back (inline
-    /// rungs: always).
-    pub fn idle(&self) -> bool {
-        self.in_flight.is_empty()
-    }
-
     /// Drains that gave out pictures.
     pub fn drains(&self) -> u64 {
         self.held.drains
