@@ -25,10 +25,6 @@ const END: &str = "<!-- arrows:end -->";
 /// circle always fails.
 const KNOWN_CIRCLES: &[(&str, &str)] = &[
     (
-        "origin/",
-        "routes.rs <-> playback.rs/vod.rs through Body/full/text: cut by the origin/response.rs change (issue 31 item 1)",
-    ),
-    (
         "stream/driver.rs -> stream/slate.rs",
         "slate.rs takes driver.rs's Input; driver.rs is being split (issue 31 item 4)",
     ),
