@@ -802,6 +802,12 @@ impl crate::telemetry::metrics::Report for DvrReport {
             n(&s.segments_evicted),
         );
         m.counter(
+            "ladderd_dvr_inits_evicted",
+            "DVR init objects deleted once no segment on disk named them (a run gets one at every input switch).",
+            vec![],
+            n(&s.inits_evicted),
+        );
+        m.counter(
             "ladderd_dvr_index_compactions",
             "DVR indexes rewritten without the records of evicted segments (every 1024 evictions of a rendition).",
             vec![],

@@ -52,6 +52,8 @@ pub struct DvrStats {
     pub bytes_written: AtomicU64,
     pub write_errors: AtomicU64,
     pub segments_evicted: AtomicU64,
+    /// Init objects deleted once no segment on disk named them.
+    pub inits_evicted: AtomicU64,
     pub bytes_on_disk: AtomicU64,
     pub recordings_made: AtomicU64,
     pub recording_errors: AtomicU64,
@@ -880,6 +882,7 @@ impl Dvr {
         if !gone.is_empty() {
             self.forget_emptied_runs();
         }
+        self.evict_inits();
         for (key, rendition, r) in gone {
             self.stats.bytes_on_disk.fetch_sub(r.bytes, Relaxed);
             self.stats.segments_evicted.fetch_add(1, Relaxed);
@@ -887,6 +890,51 @@ impl Dvr {
                 .rendition_dir(&key, &rendition)
                 .join(format!("seg{}.m4s", r.msn));
             let _ = std::fs::remove_file(path);
+        }
+    }
+
+    /// Removes the init objects no segment on disk names any more: older than
+    /// the oldest kept segment's (versions only grow within a run). A run
+    /// gets a new init at every input switch and new configuration, so a
+    /// channel that fails over all day would otherwise keep thousands.
+    /// The newest init stays even with no segment (the next one needs it).
+    fn evict_inits(&self) {
+        let mut freed = Vec::new();
+        {
+            let mut disk = self.disk.lock().unwrap_or_else(|e| e.into_inner());
+            for (key, renditions) in disk.iter_mut() {
+                for (rendition, d) in renditions.iter_mut() {
+                    // The newest segment's version when none is older: what
+                    // the window emptied leaves only the newest init.
+                    let Some(oldest) = d
+                        .records
+                        .front()
+                        .map(|r| r.init_version)
+                        .or_else(|| d.inits.last().copied())
+                    else {
+                        continue;
+                    };
+                    if d.inits.first().is_none_or(|&v| v >= oldest) {
+                        continue;
+                    }
+                    let stale: Vec<u32> = d.inits.range(..oldest).copied().collect();
+                    for v in stale {
+                        d.inits.remove(&v);
+                        let path = self
+                            .rendition_dir(key, rendition)
+                            .join(format!("init{v}.mp4"));
+                        let len = std::fs::metadata(&path).map_or(0, |m| m.len());
+                        d.overhead = d.overhead.saturating_sub(len);
+                        freed.push((path, len));
+                    }
+                }
+            }
+        }
+        for (path, len) in freed {
+            if std::fs::remove_file(&path).is_ok() {
+                self.stats.bytes_on_disk.fetch_sub(len, Relaxed);
+                self.stats.inits_evicted.fetch_add(1, Relaxed);
+            }
         }
     }
 
@@ -1383,6 +1431,49 @@ mod tests {
         let again = Dvr::start(config(dir.path(), window, 4), None).unwrap();
         assert_eq!(summary(&again.runs("cam", 2000, "v")), summary(&runs));
         assert_eq!(again.stats.bytes_on_disk.load(Relaxed), du(dir.path()));
+    }
+
+    /// Issue 30's soak: a run gets a new init at every input switch, and the
+    /// inits stayed after the window had taken every segment that named
+    /// them (93 of them after 46 min of a switch a minute). The ones older
+    /// than the oldest kept segment's go with it; the newest stays.
+    #[test]
+    fn inits_no_segment_names_are_evicted() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = unix_ms();
+        let old = now - 700_000;
+        let dvr = Dvr::start(config(dir.path(), 600.0, 4), None).unwrap();
+        let v = dir.path().join("cam/2000/v");
+        // Versions 0..3, two segments each: 0 and 1 old, 2 and 3 kept.
+        for version in 0..4u32 {
+            dvr.init("cam/2000", "v", version, Bytes::from_static(b"init-bytes"));
+            for i in 0..2u64 {
+                let msn = u64::from(version) * 2 + i;
+                let mut e = entry(msn, if version < 2 { old } else { now }, i == 0);
+                e.init_version = version;
+                dvr.segment("cam/2000", "v", &e, Bytes::from_static(b"seg"));
+            }
+        }
+        // A fifth init no segment names yet (a switch just happened).
+        dvr.init("cam/2000", "v", 4, Bytes::from_static(b"init-bytes"));
+        dvr.flush(std::time::Duration::from_secs(10)).unwrap();
+        let inits = |d: &Path| -> Vec<String> {
+            let mut v: Vec<String> = std::fs::read_dir(d)
+                .unwrap()
+                .flatten()
+                .filter_map(|e| e.file_name().to_str().map(str::to_string))
+                .filter(|n| n.starts_with("init"))
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(inits(&v), ["init2.mp4", "init3.mp4", "init4.mp4"]);
+        assert_eq!(dvr.stats.inits_evicted.load(Relaxed), 2);
+        assert_eq!(dvr.stats.bytes_on_disk.load(Relaxed), du(dir.path()));
+        // A restart reads back the same.
+        let again = Dvr::start(config(dir.path(), 600.0, 4), None).unwrap();
+        assert_eq!(again.stats.bytes_on_disk.load(Relaxed), du(dir.path()));
+        assert_eq!(inits(&v), ["init2.mp4", "init3.mp4", "init4.mp4"]);
     }
 
     /// Bytes of every file under `dir` but recordings.
