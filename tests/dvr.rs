@@ -518,12 +518,17 @@ fn assert_played_through(server: &Server, id: &str, numbers: &[u64]) {
         let r = node("vod-play.mjs", &[&base, id, player]);
         println!("{player} VOD {id}: {r}");
         assert_eq!(r["pageErrors"].as_array().map_or(1, Vec::len), 0, "{r:#}");
+        // hls.js's non-fatal `bufferStalledError` is its nudge when the
+        // buffer runs dry for a moment: at 2x speed on a starved 2-core box
+        // (seen with fuzzers and a soak beside the suite) it came once with
+        // no frozen tick at all. The page's own watch (`stalls`: 2 s without
+        // progress) is what fails a recording that does not play through.
         let errors: Vec<&str> = r["errors"]
             .as_array()
             .unwrap()
             .iter()
             .filter_map(|e| e.as_str())
-            .filter(|e| !hls_js_start_up_seek(e))
+            .filter(|e| !hls_js_start_up_seek(e) && *e != "mediaError/bufferStalledError")
             .collect();
         assert!(errors.is_empty(), "{r:#}");
         assert_eq!(r["stalls"], 0, "{r:#}");

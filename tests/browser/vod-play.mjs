@@ -21,14 +21,24 @@ try {
     const m = /\/vod\/[^/]+\/([^/]+)\/seg(\d+)\.m4s/.exec(r.url());
     if (m) (result.fetched[m[1]] ||= []).push(+m[2]);
   });
+  // Where playback began: the media element's position at its first
+  // timeupdate past 0, noted in the page as it happens (media events do not
+  // bubble; a capturing listener on the document sees them). Read after the
+  // wait, the position also counted however long a loaded machine took to
+  // poll (dash.js was seen "starting" at 1.06 s that way).
+  await page.evaluateOnNewDocument(() => {
+    document.addEventListener('timeupdate', e => {
+      if (window.__firstTime == null && e.target.currentTime > 0) window.__firstTime = e.target.currentTime;
+    }, true);
+  });
   await page.goto(`${base}/watch/${id}?mode=vod${kind === 'dash' ? '&player=dash' : ''}`, { waitUntil: 'load' });
-  await page.waitForFunction(() => document.getElementById('video').currentTime > 0, { timeout: 30000 });
+  await page.waitForFunction(() => window.__firstTime != null, { timeout: 30000 });
   const now = () => page.evaluate(() => {
     const v = document.getElementById('video');
     return { t: v.currentTime, d: v.duration, ended: v.ended, rate: v.playbackRate };
   });
   let s = await now();
-  result.first = s.t;
+  result.first = await page.evaluate(() => window.__firstTime);
   result.duration = s.d;
   await page.evaluate(() => { document.getElementById('video').playbackRate = 2; });
   // Until it ends (or 3 minutes), a stall being 2 s without progress.
