@@ -33,6 +33,9 @@ fn deploy() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/varnish")
 }
 
+/// The requests that show varnishncsa has attached (left out of its log's reading).
+const NCSA_PROBE: &str = "/healthz?varnishncsa-probe=";
+
 /// varnishd in the foreground on a free port, with `varnishncsa` logging
 /// every request it sends to the origin.
 struct Varnish {
@@ -107,26 +110,42 @@ impl Varnish {
             .stderr(Stdio::null())
             .spawn()
             .expect("varnishncsa");
-        // varnishncsa attaches to the log a moment after it starts.
-        std::thread::sleep(Duration::from_millis(500));
-        Varnish {
+        let v = Varnish {
             varnishd,
             ncsa,
             addr,
             backend_log,
             _dir: dir,
+        };
+        // varnishncsa attaches to the log a moment after it starts: probes
+        // (passed to the origin) until one of them is in its log.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for n in 0.. {
+            let probe = format!("{NCSA_PROBE}{n}");
+            let _ = ureq::get(&format!("{}{probe}", v.base())).call();
+            let seen = std::fs::read_to_string(&v.backend_log)
+                .unwrap_or_default()
+                .contains(NCSA_PROBE);
+            if seen {
+                break;
+            }
+            assert!(Instant::now() < deadline, "varnishncsa logged no request");
+            std::thread::sleep(Duration::from_millis(100));
         }
+        v
     }
 
     fn base(&self) -> String {
         format!("http://{}", self.addr)
     }
 
-    /// Every request Varnish sent to the origin so far: (path?query, status).
+    /// Every request Varnish sent to the origin so far: (path?query, status),
+    /// the start-up probes aside.
     fn backend_requests(&self) -> Vec<(String, u16)> {
         std::fs::read_to_string(&self.backend_log)
             .unwrap_or_default()
             .lines()
+            .filter(|l| !l.starts_with(NCSA_PROBE))
             .filter_map(|l| {
                 let (url, status) = l.rsplit_once(' ')?;
                 Some((url.to_string(), status.parse().ok()?))

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{free_udp_port, require, Proc};
 
@@ -49,7 +49,14 @@ pub fn srt_live_transmit_push(input: &Path, url: &str) -> (Proc, Proc) {
             .unwrap(),
     );
     // The relay listens on UDP before ffmpeg sends.
-    std::thread::sleep(Duration::from_millis(500));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !udp_bound(udp) {
+        assert!(
+            Instant::now() < deadline,
+            "srt-live-transmit did not bind UDP port {udp}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let ffmpeg = Proc(
         Command::new("ffmpeg")
             .args(["-hide_banner", "-nostdin", "-v", "error", "-re"])
@@ -63,4 +70,21 @@ pub fn srt_live_transmit_push(input: &Path, url: &str) -> (Proc, Proc) {
             .unwrap(),
     );
     (relay, ffmpeg)
+}
+
+/// Whether a UDP socket is bound to `port` on this machine (`/proc/net/udp`,
+/// `udp6`: the local address's port, in hex).
+fn udp_bound(port: u16) -> bool {
+    let hex = format!(":{port:04X}");
+    ["/proc/net/udp", "/proc/net/udp6"].iter().any(|f| {
+        std::fs::read_to_string(f)
+            .unwrap_or_default()
+            .lines()
+            .skip(1)
+            .any(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .is_some_and(|local| local.ends_with(&hex))
+            })
+    })
 }
