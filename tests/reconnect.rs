@@ -10,7 +10,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{every_rendition_timeline, input_360p30_high, push, segment_number, Server};
+use common::{every_rendition_timeline, input_360p30_high, push, run_dir, segment_number, Server};
 
 /// Every rendition's media, from the bytes of every segment listed, runs on
 /// without a hole or an overlap across each join, and each segment lasts its
@@ -175,10 +175,50 @@ fn without_a_window_a_new_publish_starts_new_playlists() {
     });
     ff.0.kill().unwrap();
     let _ = ff.0.wait();
-    server.wait_for("the end", Duration::from_secs(15), || {
+    let ended = server.wait_for("the end", Duration::from_secs(15), || {
         let text = server.get(rendition).ok()?.1;
-        text.contains("#EXT-X-ENDLIST").then_some(())
+        text.contains("#EXT-X-ENDLIST").then_some(text)
     });
+    let first_run = run_dir(&ended)
+        .unwrap_or_else(|| panic!("no run directory:\n{ended}"))
+        .to_string();
+    server.wait_for("the publish to end", Duration::from_secs(15), || {
+        server.live("cam").is_none().then_some(())
+    });
+
+    // The second publish under the same NAME is not a continuation: its
+    // playlists are new (a new run, no ENDLIST, no join to mark), and every
+    // URI they list is the new run's.
+    let mut ff = push(&input.path, &url, true);
+    let text = server.wait_for(
+        "the second publish's playlist",
+        Duration::from_secs(40),
+        || {
+            let (st, text) = server.get(rendition).ok()?;
+            let (_, uris, _) = (st == 200).then(|| playlist(&server, rendition))?;
+            (run_dir(&text).is_some_and(|d| d != first_run) && last_segment(&uris) >= 1)
+                .then_some(text)
+        },
+    );
+    let run = run_dir(&text).unwrap().to_string();
+    println!("first run {first_run}, second run {run}:\n{text}");
+    assert!(!text.contains("#EXT-X-ENDLIST"), "{text}");
+    assert!(!text.lines().any(|l| l == "#EXT-X-DISCONTINUITY"), "{text}");
+    let (msn, uris, _) = playlist(&server, rendition);
+    assert!(
+        uris.iter()
+            .filter(|u| !u.ends_with(".m3u8"))
+            .all(|u| u.starts_with(&format!("{run}/"))),
+        "{uris:?}"
+    );
+    // Numbered from the start again.
+    assert_eq!(msn, 0, "{text}");
+    assert_eq!(uris.iter().filter_map(|u| segment_number(u)).min(), Some(0));
+    assert_eq!(
+        server.live("cam").map(|l| l["publisher"].is_string()),
+        Some(true)
+    );
+    ff.0.kill().unwrap();
 }
 
 /// The two tests that play in Chromium run one at a time, ladders included:
