@@ -39,6 +39,10 @@ pub(super) struct Held {
     broken: bool,
     /// Packets pushed since the last drain.
     fresh: bool,
+    /// The latest pts pushed: beyond the latest handed to the rungs, the
+    /// decoder holds pictures (else a replay would give nothing: a stream
+    /// without B-frames on a decoder without delay).
+    last_in: Option<i64>,
     /// The latest pts handed to the rungs.
     last_out: Option<i64>,
     /// After a drain: its point (the latest pts it gave out) and the
@@ -66,6 +70,7 @@ impl Held {
         }
         self.gop.push(p.clone());
         self.fresh = true;
+        self.last_in = Some(self.last_in.map_or(p.pts, |l| l.max(p.pts)));
     }
 
     /// The live decoder failed on the latest packet (the ladder skips to its
@@ -78,7 +83,8 @@ impl Held {
     /// Packets to replay for a drain, if one is due (taken: hand them back
     /// with [`Self::replayed`]).
     pub fn take_replay(&mut self) -> Option<Vec<Packet>> {
-        if !self.fresh || self.broken || self.gop.is_empty() {
+        let held = self.last_in > self.last_out;
+        if !self.fresh || self.broken || self.gop.is_empty() || !held {
             return None;
         }
         self.fresh = false;
@@ -145,6 +151,8 @@ mod tests {
         let mut h = Held::default();
         h.pushed(&packet(0, true));
         assert!(h.passes(0));
+        assert!(h.take_replay().is_none(), "the decoder holds nothing");
+        h.pushed(&packet(4, false));
         let gop = h.take_replay().unwrap();
         assert!(h.take_replay().is_none(), "nothing new since");
         assert!(!h.drained(0), "the rungs had it");
