@@ -665,55 +665,6 @@ fn blocking_reload_preload_hints_delta_updates_and_http_semantics() {
     assert!(text.starts_with("#EXTM3U"));
 }
 
-/// A publisher that goes quiet without disconnecting: a blocking request for a
-/// part that never comes is answered 503 after 3 target durations (no slate:
-/// issue 15's would fill the silence).
-#[test]
-fn blocking_request_for_a_part_that_never_comes_is_503() {
-    let flv = input_360p30_flv();
-    let server = Server::start(QUIET);
-    let mut client = RawClient::publish(server.rtmp, "quiet");
-    let start = Instant::now();
-    for tag in FileTags::new(Bytes::from(std::fs::read(&flv).unwrap())).unwrap() {
-        let tag = tag.unwrap();
-        if tag.timestamp_ms > 3000 {
-            break;
-        }
-        if let Some(wait) =
-            Duration::from_millis(tag.timestamp_ms as u64).checked_sub(start.elapsed())
-        {
-            std::thread::sleep(wait);
-        }
-        match tag.kind {
-            9 => client.video(&tag.body, tag.timestamp_ms).unwrap(),
-            8 => client.audio(&tag.body, tag.timestamp_ms).unwrap(),
-            _ => {}
-        }
-    }
-    let path = "/live/quiet/source/playlist.m3u8";
-    let playlist = get(&server, path).text();
-    let target: f64 = playlist
-        .lines()
-        .find_map(|l| l.strip_prefix("#EXT-X-TARGETDURATION:"))
-        .unwrap()
-        .parse()
-        .unwrap();
-    // The held frame was published by now or never will be: ask one past it.
-    let (msn, part) = preload_hint(&playlist);
-    let t = Instant::now();
-    let r = get(
-        &server,
-        &format!("{path}?_HLS_msn={msn}&_HLS_part={}", part + 1),
-    );
-    let took = t.elapsed().as_secs_f64();
-    assert_eq!(r.status, 503, "{}", r.text());
-    assert!(
-        (3.0 * target - 0.5..3.0 * target + 2.0).contains(&took),
-        "503 after {took} s (target {target})"
-    );
-    drop(client);
-}
-
 /// Time to first and last body byte of a GET, and the body.
 fn timed_get(server: &Server, path: &str) -> (f64, f64, Vec<u8>) {
     let t = Instant::now();

@@ -1,12 +1,15 @@
 //! Blocking requests: how long one may wait on the live edge, the waits
-//! themselves (a publish, the deadline or shutdown, whichever is first), and
+//! themselves (the glue of the store's sans-IO waiter table: await the
+//! waiter's own notification or sleep until its deadline, or shutdown), and
 //! their accounting (`blocked_waiters`, the wake-to-answer time).
 
 use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use super::Origin;
-use crate::store::hot::{Rendition, StreamMedia};
+use crate::store::hot::{Parking, Rendition, StreamMedia};
+use crate::store::waiters::Wake;
+use crate::telemetry::clock;
 
 /// How long a blocking request (playlist reload, preload hint, a part being
 /// written) may wait:
@@ -17,54 +20,44 @@ pub fn blocking_limit(media: &StreamMedia) -> Duration {
 
 /// A parked request is being answered: how long after the publish that woke it.
 pub fn served_after_wait(ctx: &Origin, media: &StreamMedia, r: &Rendition) {
-    if let Some(d) = r.since_publish() {
+    if let Some(d) = r.since_publish(clock::now()) {
         media.record_served(d);
         ctx.http.record_wake(d);
     }
 }
 
-/// Waits for a publish (or the deadline, or shutdown); false on the deadline.
-pub async fn wait(
-    ctx: &Origin,
-    listener: event_listener::EventListener,
-    deadline: Instant,
-) -> bool {
-    let left = deadline.saturating_duration_since(Instant::now());
-    if left.is_zero() || ctx.shutdown.is_triggered() {
+/// Waits until a publish reaches `parking` (true: look at the store again),
+/// or its deadline passes or the origin shuts down (false: answer 503).
+pub async fn wait(ctx: &Origin, mut parking: Parking) -> bool {
+    if ctx.shutdown.is_triggered() {
         return false;
     }
     let _parked = Parked::new(&ctx.http.blocked_waiters);
-    let woke = futures_lite::future::or(
-        async {
-            listener.await;
-            true
-        },
-        async {
-            glommio::timer::sleep(left).await;
-            false
-        },
-    );
-    futures_lite::future::or(woke, async {
-        ctx.shutdown.wait().await;
-        false
-    })
-    .await
+    loop {
+        match parking.poll(clock::now()) {
+            Some(Wake::Ready) => return true,
+            Some(Wake::Expired) => return false,
+            None => {}
+        }
+        let left = parking.deadline().saturating_duration_since(clock::now());
+        let woke = futures_lite::future::or(parking.notified(), glommio::timer::sleep(left));
+        futures_lite::future::or(woke, ctx.shutdown.wait()).await;
+        if ctx.shutdown.is_triggered() {
+            return false;
+        }
+    }
 }
 
-/// Waits for a publish on any of `listeners` (or `until`, or shutdown).
-pub async fn wait_any(
-    ctx: &Origin,
-    mut listeners: Vec<event_listener::EventListener>,
-    until: Instant,
-) {
-    let left = until.saturating_duration_since(Instant::now());
+/// Waits until a publish reaches any of `parkings` (or `until`, or shutdown).
+pub async fn wait_any(ctx: &Origin, mut parkings: Vec<Parking>, until: Instant) {
+    let left = until.saturating_duration_since(clock::now());
     if left.is_zero() || ctx.shutdown.is_triggered() {
         return;
     }
     let _parked = Parked::new(&ctx.http.blocked_waiters);
-    let any = futures_lite::future::poll_fn(|cx| {
-        for l in listeners.iter_mut() {
-            if std::future::Future::poll(std::pin::Pin::new(l), cx).is_ready() {
+    let any = std::future::poll_fn(|cx| {
+        for p in parkings.iter_mut() {
+            if p.poll_notified(cx).is_ready() {
                 return std::task::Poll::Ready(());
             }
         }
@@ -95,7 +88,103 @@ impl Drop for Parked<'_> {
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+
     use super::*;
+    use crate::package::chunker::Chunk;
+    use crate::store::hot::{test_segment, test_stream, Block};
+    use crate::store::waiters::Position;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    /// RFC 8216bis 6.2.5.2 on a fake clock (`tests/hls.rs` waited out the
+    /// 6 s for this decision): a reload for the part after the live edge
+    /// waits; two segments past the edge is refused at once (400); a quiet
+    /// publisher's reload gives up at three target durations (503), not a
+    /// moment before; the publish that reaches it answers it, one short of
+    /// it does not.
+    #[test]
+    fn a_blocking_reload_gives_up_at_three_target_durations() {
+        let (media, r) = test_stream(30.0);
+        let limit = blocking_limit(&media);
+        assert_eq!(limit, Duration::from_secs(3 * 2));
+        test_segment(&r, 0);
+        let t0 = clock::now();
+        let deadline = t0 + limit;
+        assert_eq!(r.block(3, None), Block::TooFar);
+        assert_eq!(r.block(3, Some(0)), Block::TooFar);
+
+        let parking = r.park(Position::playlist(1, Some(0)), deadline);
+        assert_eq!(r.block(1, Some(0)), Block::Wait);
+        assert_eq!(r.parked(), 1);
+        assert_eq!(parking.poll(t0 + limit - ms(1)), None);
+        assert_eq!(parking.poll(deadline), Some(Wake::Expired));
+        assert_eq!(r.parked(), 0);
+        drop(parking);
+
+        let parking = r.park(Position::playlist(1, Some(0)), deadline);
+        r.publish_at(
+            Chunk::SegmentStart {
+                msn: 1,
+                pdt_ms: 0,
+                discontinuity: false,
+                start: 180_000,
+                timescale: 90_000,
+            },
+            t0 + ms(1000),
+        );
+        assert_eq!(parking.poll(t0 + ms(1000)), None);
+        r.publish_at(
+            Chunk::PartChunk {
+                msn: 1,
+                index: 0,
+                data: Bytes::from_static(b"a"),
+            },
+            t0 + ms(1100),
+        );
+        // A chunk of the part: not the part the playlist waits for.
+        assert_eq!(parking.poll(t0 + ms(1100)), None);
+        assert_eq!(r.block(1, Some(0)), Block::Wait);
+        r.publish_at(
+            Chunk::Part {
+                msn: 1,
+                index: 0,
+                independent: true,
+                duration: 1.0 / 3.0,
+                data: Bytes::from_static(b"a"),
+                frames: Vec::new(),
+            },
+            t0 + ms(1300),
+        );
+        assert_eq!(parking.poll(t0 + ms(1300)), Some(Wake::Ready));
+        assert_eq!(r.block(1, Some(0)), Block::Ready);
+        assert_eq!(r.since_publish(t0 + ms(1302)), Some(ms(2)));
+        drop(parking);
+        assert_eq!(r.parked(), 0);
+    }
+
+    /// Parked requests are woken by what they wait for only: a reload for
+    /// segment 2 sleeps through segment 1's publishes, and the end wakes
+    /// everyone (they find the rendition ended).
+    #[test]
+    fn a_publish_wakes_only_the_requests_it_reaches() {
+        let (_media, r) = test_stream(30.0);
+        test_segment(&r, 0);
+        let t0 = clock::now();
+        let far = r.park(Position::playlist(2, None), t0 + ms(6000));
+        let near = r.park(Position::playlist(1, None), t0 + ms(6000));
+        test_segment(&r, 1);
+        assert_eq!(near.poll(t0), Some(Wake::Ready));
+        assert_eq!(far.poll(t0), None);
+        r.end();
+        assert_eq!(far.poll(t0), Some(Wake::Ready));
+        let late = r.park(Position::playlist(9, None), t0 + ms(6000));
+        assert_eq!(late.poll(t0), Some(Wake::Ready));
+        drop((near, far, late));
+        assert_eq!(r.parked(), 0);
+    }
 
     /// Issue 30: a parked request dropped before its answer (the client went
     /// away) left `blocked_waiters` one higher for good.

@@ -15,7 +15,8 @@ use super::Origin;
 use crate::package::dash;
 use crate::package::hls;
 use crate::store::hot::StreamMedia;
-use crate::telemetry::clock::unix_ms;
+use crate::store::waiters::Position;
+use crate::telemetry::clock::{self, unix_ms};
 
 /// What a listing request (multivariant playlist or MPD) lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,13 +110,16 @@ pub async fn multivariant_file(
         }
         _ => multivariant_wait(media),
     };
-    let deadline = Instant::now() + wait;
+    let deadline = clock::now() + wait;
     loop {
-        // Listen before looking, so a publish in between is not missed.
-        let listeners: Vec<_> = media
+        // Park before looking, so a publish in between is not missed. A
+        // rendition added later has no waiter here: look again at least
+        // every 250 ms.
+        let step = deadline.min(clock::now() + Duration::from_millis(250));
+        let parkings: Vec<_> = media
             .renditions()
             .iter()
-            .map(|r| r.changed.listen())
+            .map(|r| r.park(Position::ANY, step))
             .collect();
         let body = match listing {
             Listing::Hls(playlist_name) => multivariant(media, playlist_name, steering),
@@ -125,7 +129,7 @@ pub async fn multivariant_file(
                 dvr,
             } => mpd(media, low_latency, audio_only, dvr, steering, unix_ms()),
         };
-        match listing_step(body, media, Instant::now(), deadline) {
+        match listing_step(body, media, clock::now(), deadline) {
             MultivariantStep::Serve(body) => {
                 let mut r = playlist(body, headers, cache);
                 if let Listing::Mpd { .. } = listing {
@@ -147,10 +151,7 @@ pub async fn multivariant_file(
                 return r;
             }
             MultivariantStep::Wait => {
-                // A rendition added later has no listener here: look again
-                // at least every 250 ms.
-                let step = deadline.min(Instant::now() + Duration::from_millis(250));
-                wait_any(ctx, listeners, step).await;
+                wait_any(ctx, parkings, step).await;
                 if ctx.shutdown.is_triggered() {
                     return text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n");
                 }

@@ -4,8 +4,6 @@
 //! segments (one being written is streamed as its parts land: LL-DASH), and
 //! earlier runs' objects from the DVR.
 
-use std::time::Instant;
-
 use bytes::Bytes;
 use hyper::header::{HeaderMap, HeaderValue, CACHE_CONTROL, RANGE};
 use hyper::{Response, StatusCode};
@@ -21,6 +19,8 @@ use super::Origin;
 use crate::package::hls::{self, MediaPlaylist, ObjectName, RenditionReport};
 use crate::store::dvr::RunSegments;
 use crate::store::hot::{Block, Object, Rendition, StreamMedia};
+use crate::store::waiters::Position;
+use crate::telemetry::clock;
 
 /// Segments whose parts a playlist lists.
 const PART_SEGMENTS: usize = 3;
@@ -148,7 +148,7 @@ async fn rendition_file(
     head: bool,
 ) -> Response<Body> {
     let limit = blocking_limit(media);
-    let deadline = Instant::now() + limit;
+    let deadline = clock::now() + limit;
     if file == "playlist.m3u8" {
         let q = match parse_query(query) {
             Ok(q) => q,
@@ -157,7 +157,7 @@ async fn rendition_file(
         if let Some(msn) = q.msn {
             let mut waited = false;
             loop {
-                let listener = r.changed.listen();
+                let parking = r.park(Position::playlist(msn, q.part), deadline);
                 match r.block(msn, q.part) {
                     Block::Ready => {
                         if waited {
@@ -172,7 +172,7 @@ async fn rendition_file(
                         )
                     }
                     Block::Wait => {
-                        if !wait(ctx, listener, deadline).await {
+                        if !wait(ctx, parking).await {
                             return text(
                                 StatusCode::SERVICE_UNAVAILABLE,
                                 "not available in time\n",
@@ -230,7 +230,7 @@ async fn rendition_file(
     };
     let mut waited = false;
     loop {
-        let listener = r.changed.listen();
+        let parking = r.park(Position::object(lookup), deadline);
         match r.lookup(media.group, lookup) {
             Object::Ready(data) => {
                 if waited {
@@ -255,7 +255,7 @@ async fn rendition_file(
                 return text(StatusCode::NOT_FOUND, "abandoned while being written\n")
             }
             Object::Growing(_) => {
-                let quiet = r.since_publish();
+                let quiet = r.since_publish(clock::now());
                 match (
                     lookup,
                     growing_step(
@@ -275,7 +275,7 @@ async fn rendition_file(
                         return streamed(r.clone(), media.group, lookup, deadline, limit);
                     }
                     _ => {
-                        if !wait(ctx, listener, deadline).await {
+                        if !wait(ctx, parking).await {
                             return text(
                                 StatusCode::SERVICE_UNAVAILABLE,
                                 "not available in time\n",
@@ -287,7 +287,7 @@ async fn rendition_file(
             }
             // The preload hint: answered the moment the part is published.
             Object::Pending => {
-                if !wait(ctx, listener, deadline).await {
+                if !wait(ctx, parking).await {
                     return text(StatusCode::SERVICE_UNAVAILABLE, "not available in time\n");
                 }
                 waited = true;

@@ -11,6 +11,8 @@ use hyper::Response;
 use super::response::{Body, BodyError, IMMUTABLE};
 use crate::package::hls::ObjectName;
 use crate::store::hot::{Object, Rendition};
+use crate::store::waiters::Position;
+use crate::telemetry::clock;
 
 /// What a request for a part being written does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,7 +75,7 @@ pub fn streamed(
             if st.done {
                 return None;
             }
-            let listener = st.r.changed.listen();
+            let mut parking = st.r.park(Position::object(lookup), deadline);
             let have = match st.r.lookup(group, lookup) {
                 Object::Ready(data) => {
                     st.done = true;
@@ -97,7 +99,7 @@ pub fn streamed(
             if st.done {
                 return None;
             }
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = deadline.saturating_duration_since(clock::now());
             if left.is_zero() {
                 st.done = true;
                 let e = BodyError::Late {
@@ -107,7 +109,7 @@ pub fn streamed(
                 };
                 return Some((Err(e), st));
             }
-            futures_lite::future::or(listener, glommio::timer::sleep(left)).await;
+            futures_lite::future::or(parking.notified(), glommio::timer::sleep(left)).await;
         }
     });
     let mut resp = Response::new(Box::pin(http_body_util::StreamBody::new(stream)) as Body);

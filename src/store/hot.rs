@@ -1,10 +1,12 @@
 //! The hot store: per stream and rendition, a ring of the most recent
 //! segments and their parts, in memory. Published objects never change; a
-//! rendition's `changed` event wakes every request waiting for the next part.
+//! publish wakes only the parked requests it reaches (each rendition's
+//! [`Waiters`] table; the request's glue sleeps until its deadline).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use event_listener::Event;
@@ -14,6 +16,8 @@ use crate::package::hls::{ObjectName, PartEntry, RenditionSummary, SegmentEntry,
 use crate::package::Published;
 pub use crate::package::RenditionKind;
 use crate::store::dvr::Dvr;
+use crate::store::waiters::{Position, WaiterId, Waiters, Wake};
+use crate::telemetry::clock;
 
 /// Sort key: the source rendition, then the rungs largest first (height, frame
 /// rate, bitrate), then audio.
@@ -186,9 +190,7 @@ struct RecentCount {
 
 impl RecentCount {
     fn now() -> u64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
+        clock::unix_ms() / 1000
     }
 
     fn add(&self) {
@@ -254,7 +256,7 @@ impl StreamMedia {
             description: Mutex::new((codecs, kind)),
             window_secs: self.window_secs,
             timeline: Mutex::new(Timeline::default()),
-            changed: Event::new(),
+            waiters: Mutex::default(),
             bytes_published: AtomicU64::new(0),
             parts_published: AtomicU64::new(0),
             segments_published: AtomicU64::new(0),
@@ -395,12 +397,12 @@ pub struct Rendition {
     description: Mutex<(String, RenditionKind)>,
     window_secs: f64,
     timeline: Mutex<Timeline>,
-    /// Notified on every publish and at the end.
-    pub changed: Event,
+    /// Requests parked on its live edge, each woken by its own event.
+    waiters: Mutex<Waiters<Arc<Event>>>,
     pub bytes_published: AtomicU64,
     pub parts_published: AtomicU64,
     pub segments_published: AtomicU64,
-    last_publish: Mutex<Option<std::time::Instant>>,
+    last_publish: Mutex<Option<Instant>>,
     /// Its playlist's PART-TARGET when it differs from the stream's (audio).
     pub part_target: std::sync::OnceLock<f64>,
 }
@@ -444,8 +446,14 @@ impl Rendition {
         version
     }
 
-    /// Publishes one chunk from the rendition's chunker.
+    /// Publishes one chunk from the rendition's chunker, now.
     pub fn publish(&self, chunk: Chunk) {
+        self.publish_at(chunk, clock::now());
+    }
+
+    /// Publishes one chunk at `now`, then wakes the requests it reaches.
+    pub fn publish_at(&self, chunk: Chunk, now: Instant) {
+        let at = Position::of(&chunk);
         {
             let mut t = self.lock();
             let version = t.inits.last().map_or(0, |(v, _)| *v);
@@ -513,22 +521,57 @@ impl Rendition {
                 }
             }
         }
-        *self.last_publish.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some(std::time::Instant::now());
-        self.changed.notify(usize::MAX);
+        *self.last_publish.lock().unwrap_or_else(|e| e.into_inner()) = Some(now);
+        let woken = self.waiters().publish(at);
+        for w in woken {
+            w.notify(usize::MAX);
+        }
     }
 
-    /// Time since the newest publish: how long a woken waiter took to answer.
-    pub fn since_publish(&self) -> Option<std::time::Duration> {
+    /// Time from the newest publish to `now`: how long a woken waiter took
+    /// to answer, or how long the writer has been quiet.
+    pub fn since_publish(&self, now: Instant) -> Option<Duration> {
         self.last_publish
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .map(|t| t.elapsed())
+            .map(|t| now.saturating_duration_since(t))
     }
 
     pub fn end(&self) {
         self.lock().ended = true;
-        self.changed.notify(usize::MAX);
+        let woken = self.waiters().end();
+        for w in woken {
+            w.notify(usize::MAX);
+        }
+    }
+
+    fn waiters(&self) -> MutexGuard<'_, Waiters<Arc<Event>>> {
+        self.waiters.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Parks a request until a publish reaches `at` (see [`Position`]), the
+    /// rendition ends, or `deadline`. Park *before* looking at the store, so
+    /// a publish in between wakes it rather than being missed.
+    pub fn park(self: &Arc<Self>, at: Position, deadline: Instant) -> Parking {
+        let wake = Arc::new(Event::new());
+        let listener = wake.listen();
+        let mut waiters = self.waiters();
+        let id = waiters.insert(at, deadline, wake.clone());
+        if waiters.is_ended() {
+            wake.notify(usize::MAX);
+        }
+        drop(waiters);
+        Parking {
+            r: self.clone(),
+            id,
+            deadline,
+            listener: Some(listener),
+        }
+    }
+
+    /// Requests parked on it now.
+    pub fn parked(&self) -> usize {
+        self.waiters().len()
     }
 
     pub fn is_ended(&self) -> bool {
@@ -724,6 +767,51 @@ impl Rendition {
             }
         }
         Object::Ready(out.freeze())
+    }
+}
+
+/// A request parked on a rendition ([`Rendition::park`]); leaves the
+/// table when dropped (answered, or the client went away).
+pub struct Parking {
+    r: Arc<Rendition>,
+    id: WaiterId,
+    deadline: Instant,
+    /// Fires once, when a publish reaches the waiter or the rendition ends;
+    /// `None` once it has.
+    listener: Option<event_listener::EventListener>,
+}
+
+impl Parking {
+    /// When the wait gives up.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Resolves when a publish reaches the waiter or the rendition ends
+    /// (at once if it already has).
+    pub async fn notified(&mut self) {
+        std::future::poll_fn(|cx| self.poll_notified(cx)).await
+    }
+
+    /// [`Parking::notified`] as a poll, for waiting on several at once.
+    pub fn poll_notified(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        if let Some(l) = self.listener.as_mut() {
+            std::task::ready!(std::future::Future::poll(std::pin::Pin::new(l), cx));
+            self.listener = None;
+        }
+        std::task::Poll::Ready(())
+    }
+
+    /// After a wake or at the deadline: how the wait ended at `now`, `None`
+    /// while it has not (a timer that fired early).
+    pub fn poll(&self, now: Instant) -> Option<Wake> {
+        self.r.waiters().poll(self.id, now)
+    }
+}
+
+impl Drop for Parking {
+    fn drop(&mut self) {
+        self.r.waiters().remove(self.id);
     }
 }
 

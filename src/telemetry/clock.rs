@@ -1,5 +1,12 @@
-//! The wall clock, read in one place. Sans-IO cores take `now` as an
+//! The clocks, read in one place. Sans-IO cores take `now` as an
 //! argument; the glue that calls them reads it here.
+
+use std::time::Instant;
+
+/// Monotonic now.
+pub fn now() -> Instant {
+    Instant::now()
+}
 
 /// Wall-clock now, Unix milliseconds (0 on a clock before 1970).
 pub fn unix_ms() -> u64 {
