@@ -14,15 +14,7 @@
 
 use libfuzzer_sys::fuzz_target;
 
-// `ladderd::origin` keeps `conn` private (`mod conn;` in src/origin/mod.rs), so
-// the scanner is compiled here from its source file, unchanged (it needs only
-// std and thiserror). Once the owner exposes it, replace this module with
-// `use ladderd::origin::conn::{RequestLines, UriTooLong};`.
-#[allow(dead_code)]
-#[path = "../../src/origin/conn.rs"]
-mod conn;
-
-use conn::{RequestLines, UriTooLong};
+use ladderd::origin::conn::{RequestLines, UriTooLong};
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
 

@@ -129,6 +129,9 @@ pub struct RequestLines {
     state: Scan,
     /// The first bytes of the connection (up to the h2 preface's length).
     head: Vec<u8>,
+    /// Where, in the last read, the request line being scanned began (0:
+    /// in an earlier read).
+    line_at: usize,
 }
 
 #[derive(Debug)]
@@ -162,12 +165,16 @@ impl RequestLines {
             max_line: max_uri_bytes + 1024,
             state: Scan::RequestLine(0),
             head: Vec::new(),
+            line_at: 0,
         }
     }
 
     /// The bytes just read (in order). `Err`: a request line is longer than
-    /// allowed; answer `414` and close, without handing hyper these bytes.
+    /// allowed; answer `414` and close, handing hyper only the bytes before
+    /// that line ([`RequestLines::refused_at`]: the requests pipelined ahead
+    /// of it, answered first).
     pub fn on_read(&mut self, bytes: &[u8]) -> Result<(), UriTooLong> {
+        self.line_at = 0;
         if self.head.len() < H2_PREFACE.len() {
             let take = (H2_PREFACE.len() - self.head.len()).min(bytes.len());
             self.head.extend_from_slice(&bytes[..take]);
@@ -185,6 +192,7 @@ impl RequestLines {
                     at += take as usize;
                     if *left == 0 {
                         self.state = Scan::RequestLine(0);
+                        self.line_at = at;
                     }
                 }
                 Scan::RequestLine(len) => {
@@ -224,6 +232,7 @@ impl RequestLines {
                                 (false, 0) => Scan::RequestLine(0),
                                 (false, n) => Scan::Body(n),
                             };
+                            self.line_at = at;
                         }
                         b'\n' => {
                             if let Some(v) = start.strip_prefix(b"content-length:") {
@@ -255,6 +264,15 @@ impl RequestLines {
             }
         }
         Ok(())
+    }
+}
+
+impl RequestLines {
+    /// After [`RequestLines::on_read`] refused a read: how many of its bytes
+    /// come before the refused line (whole requests, or the end of one, that
+    /// hyper still gets and answers before the `414`).
+    pub fn refused_at(&self) -> usize {
+        self.line_at
     }
 }
 
@@ -367,6 +385,32 @@ mod tests {
         let mut h2 = RequestLines::new(100);
         assert_eq!(h2.on_read(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), Ok(()));
         assert_eq!(h2.on_read(&[b'x'; 5000]), Ok(()));
+    }
+
+    /// Issue 31: a long line read together with requests pipelined ahead of
+    /// it (one read, or after a body) refuses only itself: the bytes before
+    /// it are still the server's to answer.
+    #[test]
+    fn a_refused_line_leaves_the_requests_before_it() {
+        let first = "GET /live/a/r/playlist.m3u8?_HLS_msn=9 HTTP/1.1\r\nHost: x\r\n\r\n";
+        // Over the line limit (100 + 1 KiB for method, version, authority).
+        let long = format!("GET /{} HTTP/1.1\r\n", "u".repeat(2000));
+        let mut scan = RequestLines::new(100);
+        let both = format!("{first}{long}");
+        assert_eq!(scan.on_read(both.as_bytes()), Err(UriTooLong));
+        assert_eq!(scan.refused_at(), first.len());
+        // After a body, in the same read.
+        let post = "POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc";
+        let mut scan = RequestLines::new(100);
+        let both = format!("{post}{long}");
+        assert_eq!(scan.on_read(both.as_bytes()), Err(UriTooLong));
+        assert_eq!(scan.refused_at(), post.len());
+        // A line begun in an earlier read: nothing of this one is before it.
+        let mut scan = RequestLines::new(100);
+        assert_eq!(scan.on_read(first.as_bytes()), Ok(()));
+        assert_eq!(scan.on_read(&long.as_bytes()[..50]), Ok(()));
+        assert_eq!(scan.on_read(&long.as_bytes()[50..]), Err(UriTooLong));
+        assert_eq!(scan.refused_at(), 0);
     }
 
     #[test]

@@ -94,9 +94,17 @@ impl<T: AsyncRead + AsyncWrite + Unpin> hyper::rt::Read for HyperIo<T> {
             Poll::Ready(Ok(n)) => {
                 this.watch.on_read(&slice[..n]);
                 if this.lines.on_read(&slice[..n]).is_err() {
-                    // hyper never sees these bytes.
+                    // hyper never sees the refused line; the requests read
+                    // before it are its to answer first (issue 31).
                     this.watch.uri_too_long.set(true);
                     this.refusing = Some(0);
+                    let before = this.lines.refused_at().min(n);
+                    if before > 0 {
+                        // SAFETY: the socket filled `n` bytes of the
+                        // initialised slice; `before` is at most `n`.
+                        unsafe { buf.advance(before) };
+                        return Poll::Ready(Ok(()));
+                    }
                     return this.poll_refuse(cx);
                 }
                 // SAFETY: the socket filled `n` bytes of the initialised slice.

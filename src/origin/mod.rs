@@ -4,7 +4,10 @@
 //! `admin`'s, reached through the [`AdminRoutes`] callback `runtime` wires in.
 
 mod blocking;
-mod conn;
+/// A connection's sans-IO pieces: its header deadline
+/// ([`conn::HeaderClock`]) and the request-line scanner every byte passes
+/// before hyper ([`conn::RequestLines`]). Public for the fuzz target.
+pub mod conn;
 mod io;
 pub mod limits;
 mod listing;
