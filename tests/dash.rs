@@ -304,10 +304,11 @@ fn demo_mpd_validates_plays_in_ffmpeg_and_streams_the_open_segment() {
     // Period ids and starts stay put while the window slides.
     let before = periods(&standard);
     assert_eq!(before.len(), 1, "{standard}");
-    std::thread::sleep(Duration::from_millis(2500));
-    let later = get(&server, "/live/demo/manifest.mpd").body;
+    let later = server.wait_for("the window to slide", Duration::from_secs(15), || {
+        let later = get(&server, "/live/demo/manifest.mpd").body;
+        (last_number(&later, "360p30") > last_number(&standard, "360p30")).then_some(later)
+    });
     assert_eq!(periods(&later), before, "{later}");
-    assert!(last_number(&later, "360p30") > last_number(&standard, "360p30"));
 
     bandwidth_is_at_least_the_measured_peak(&server, &standard);
 
@@ -337,8 +338,14 @@ fn demo_mpd_validates_plays_in_ffmpeg_and_streams_the_open_segment() {
     // LL-DASH: the newest segment the LL MPD lists is still being written;
     // it is served as its parts land (first bytes well before its end), and
     // its bytes are the finished segment's.
-    let ll = get(&server, "/live/demo/manifest.mpd?ll=1").body;
-    let open = last_number(&ll, "360p30");
+    // Asked as soon as the MPD lists it, so nearly all of it is still to come.
+    let ll =
+        |server: &Server| last_number(&get(server, "/live/demo/manifest.mpd?ll=1").body, "360p30");
+    let listed = ll(&server);
+    let open = server.wait_for("a new segment to open", Duration::from_secs(15), || {
+        let n = ll(&server);
+        (n > listed).then_some(n)
+    });
     let path = format!("/live/demo/360p30/seg{open}.m4s");
     let t0 = Instant::now();
     let resp = ureq::get(&format!("http://{}{path}", server.http))
