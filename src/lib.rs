@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod cli;
 pub mod config;
+pub mod dylib;
 pub mod ingest;
 pub mod media;
 pub mod origin;

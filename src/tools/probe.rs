@@ -26,7 +26,7 @@ pub struct Facility {
 }
 
 /// `srt`: whether libsrt loads (ingest finds it; the entry point asks).
-pub fn run(srt: Result<(), String>) -> Report {
+pub fn run(srt: Result<(), crate::dylib::Unavailable>) -> Report {
     Report {
         commit: env!("LADDERD_COMMIT"),
         codec_asm: env!("LADDERD_CODEC_ASM") == "yes",
@@ -40,7 +40,7 @@ pub fn run(srt: Result<(), String>) -> Report {
             },
             Err(e) => Facility {
                 available: false,
-                detail: e,
+                detail: e.to_string(),
             },
         },
         libavcodec: match crate::transcode::cpu::libav::probe() {

@@ -39,6 +39,13 @@ pub enum StageError {
     },
     #[error("{stage} backend unavailable: {reason}")]
     Unavailable { stage: &'static str, reason: String },
+    /// The stage's library, opened at run time, is missing or unusable.
+    #[error("{stage} backend unavailable: {source}")]
+    Library {
+        stage: &'static str,
+        #[source]
+        source: crate::dylib::Unavailable,
+    },
 }
 
 /// Packets in, pictures out (in presentation order).

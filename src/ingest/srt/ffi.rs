@@ -6,6 +6,8 @@
 use std::ffi::{c_char, c_int, c_void};
 use std::sync::OnceLock;
 
+use crate::dylib::{self, Unavailable};
+
 pub type SrtSocket = c_int;
 pub const SRT_INVALID_SOCK: SrtSocket = -1;
 pub const SRT_ERROR: c_int = -1;
@@ -170,36 +172,21 @@ const NAMES: &[&str] = &[
 ];
 
 /// libsrt, opened once per process (`srt_startup` called), or why not.
-pub fn srt() -> Result<&'static Srt, String> {
-    static SRT: OnceLock<Result<Srt, String>> = OnceLock::new();
-    SRT.get_or_init(load).as_ref().map_err(|e| e.clone())
+pub fn srt() -> Result<&'static Srt, Unavailable> {
+    static SRT: OnceLock<Result<Srt, Unavailable>> = OnceLock::new();
+    SRT.get_or_init(load).as_ref().map_err(Clone::clone)
 }
 
-fn load() -> Result<Srt, String> {
-    let mut last = String::new();
-    let mut lib = None;
-    for name in NAMES {
-        // SAFETY: libsrt's initialisers only set up its own globals.
-        match unsafe { libloading::Library::new(*name) } {
-            Ok(l) => {
-                lib = Some(l);
-                break;
-            }
-            Err(e) => last = e.to_string(),
-        }
-    }
-    let lib = lib.ok_or_else(|| {
-        format!(
-            "libsrt not found ({}: {last}); install Debian's libsrt1.5-gnutls",
-            NAMES.join(" / ")
-        )
-    })?;
+fn load() -> Result<Srt, Unavailable> {
+    // SAFETY: libsrt's initialisers only set up its own globals.
+    let (lib, file) = unsafe { dylib::open("libsrt", NAMES, "install Debian's libsrt1.5-gnutls") }?;
+    let fail = |reason: String| Unavailable::new("libsrt", &[file], reason);
     macro_rules! sym {
         ($name:literal) => {{
             // SAFETY: each symbol's type is its C declaration in srt.h 1.5.1,
             // written out above; the library lives as long as the table.
             let s = unsafe { lib.get(concat!($name, "\0").as_bytes()) }
-                .map_err(|e| format!("libsrt: {}: {e}", $name))?;
+                .map_err(|e| fail(format!("{}: {e}", $name)))?;
             *s
         }};
     }
@@ -225,7 +212,7 @@ fn load() -> Result<Srt, String> {
     };
     // SAFETY: srt_startup has no preconditions; it is called once (OnceLock).
     if unsafe { (srt.startup)() } < 0 {
-        return Err(format!("srt_startup: {}", srt.last_error()));
+        return Err(fail(format!("srt_startup: {}", srt.last_error())));
     }
     Ok(srt)
 }

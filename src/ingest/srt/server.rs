@@ -77,8 +77,9 @@ impl Watch {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SrtError {
-    #[error("SRT unavailable: {0}")]
-    Unavailable(String),
+    /// Its Display is the loader's ("libsrt unavailable (tried …): …").
+    #[error(transparent)]
+    Unavailable(#[from] crate::dylib::Unavailable),
     #[error("cannot listen on {addr} (SRT, UDP): {reason}")]
     Bind { addr: SocketAddr, reason: String },
 }
@@ -95,7 +96,7 @@ struct CallbackCtx {
 
 /// Binds the SRT listener and starts its accept thread.
 pub fn start(ingest: Arc<Ingest>) -> Result<Listener, SrtError> {
-    let srt = ffi::srt().map_err(SrtError::Unavailable)?;
+    let srt = ffi::srt()?;
     install_log_handler(srt, ingest.srt.clone());
     let addr = ingest.config.server.srt_listen;
     let bind_err = |reason: String| SrtError::Bind { addr, reason };

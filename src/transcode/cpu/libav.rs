@@ -14,6 +14,7 @@ use std::ffi::{c_char, c_int, c_void, CStr};
 use std::sync::OnceLock;
 use std::time::Instant;
 
+use crate::dylib::{self, Unavailable};
 use crate::media::h264::{avcc_to_annexb, AvcConfig};
 use crate::media::Packet;
 use crate::transcode::frame::{copy_plane, Frame};
@@ -96,13 +97,13 @@ const AVUTIL_NAMES: &[&str] = &["libavutil.so.57"];
 const AVCODEC_NAMES: &[&str] = &["libavcodec.so.59"];
 
 /// libavcodec, opened once per process, or why not (for `probe` and the log).
-fn av() -> Result<&'static Av, String> {
-    static AV: OnceLock<Result<Av, String>> = OnceLock::new();
-    AV.get_or_init(load).as_ref().map_err(|e| e.clone())
+fn av() -> Result<&'static Av, Unavailable> {
+    static AV: OnceLock<Result<Av, Unavailable>> = OnceLock::new();
+    AV.get_or_init(load).as_ref().map_err(Clone::clone)
 }
 
 /// Whether this box can decode with libavcodec, and which (or why not).
-pub fn probe() -> Result<String, String> {
+pub fn probe() -> Result<String, Unavailable> {
     let av = av()?;
     // SAFETY: version getters without arguments.
     let (u, c) = unsafe { ((av.avutil_version)(), (av.avcodec_version)()) };
@@ -110,35 +111,20 @@ pub fn probe() -> Result<String, String> {
     Ok(format!("libavcodec {} (libavutil {})", v(c), v(u)))
 }
 
-fn open(names: &[&str], what: &str) -> Result<libloading::Library, String> {
-    let mut last = String::new();
-    for name in names {
-        // SAFETY: FFmpeg's libraries have no initialisers with preconditions.
-        match unsafe { libloading::Library::new(*name) } {
-            Ok(l) => return Ok(l),
-            Err(e) => last = e.to_string(),
-        }
-    }
-    Err(format!(
-        "{what} not found ({}: {last}); install Debian's {}",
-        names.join(" / "),
-        if what == "libavutil" {
-            "libavutil57"
-        } else {
-            "libavcodec59"
-        }
-    ))
-}
-
-fn load() -> Result<Av, String> {
-    let util = open(AVUTIL_NAMES, "libavutil")?;
-    let codec = open(AVCODEC_NAMES, "libavcodec")?;
+fn load() -> Result<Av, Unavailable> {
+    // SAFETY: FFmpeg's libraries have no initialisers with preconditions.
+    let (util, util_file) =
+        unsafe { dylib::open("libavutil", AVUTIL_NAMES, "install Debian's libavutil57") }?;
+    // SAFETY: as above.
+    let (codec, codec_file) =
+        unsafe { dylib::open("libavcodec", AVCODEC_NAMES, "install Debian's libavcodec59") }?;
+    let fail = |reason: String| Unavailable::new("libavcodec", &[util_file, codec_file], reason);
     macro_rules! sym {
         ($lib:ident, $name:literal) => {{
             // SAFETY: each symbol's type is its C declaration in FFmpeg 5.1's
             // headers, written out in `Av`; the libraries live as long as it.
             let s = unsafe { $lib.get(concat!($name, "\0").as_bytes()) }
-                .map_err(|e| format!("{}: {e}", $name))?;
+                .map_err(|e| fail(format!("{}: {e}", $name)))?;
             *s
         }};
     }
@@ -163,9 +149,9 @@ fn load() -> Result<Av, String> {
     // SAFETY: version getters without arguments.
     let (u, c) = unsafe { ((av.avutil_version)() >> 16, (av.avcodec_version)() >> 16) };
     if u != AVUTIL_MAJOR || c != AVCODEC_MAJOR {
-        return Err(format!(
+        return Err(fail(format!(
             "libavutil {u} / libavcodec {c}: this build knows the layouts of {AVUTIL_MAJOR} / {AVCODEC_MAJOR} (FFmpeg 5.1) only"
-        ));
+        )));
     }
     Ok(av)
 }
@@ -202,7 +188,10 @@ impl LibavDecoder {
             stage: "libavcodec decoder",
             reason,
         };
-        let av = av().map_err(unavailable)?;
+        let av = av().map_err(|source| StageError::Library {
+            stage: "libavcodec decoder",
+            source,
+        })?;
         // SAFETY: FFmpeg's documented allocation sequence; every pointer is
         // checked before use and freed in Drop (or below, on failure).
         unsafe {

@@ -11,6 +11,7 @@
 use std::ffi::{c_int, c_void};
 use std::sync::OnceLock;
 
+use crate::dylib::{self, Unavailable};
 use crate::transcode::{Frame, Scaler, StageError};
 
 /// The major this build has been tested with (FFmpeg 5.1, Debian 12).
@@ -45,22 +46,23 @@ struct Sws {
     _lib: libloading::Library,
 }
 
-fn sws() -> Result<&'static Sws, String> {
-    static SWS: OnceLock<Result<Sws, String>> = OnceLock::new();
-    SWS.get_or_init(load).as_ref().map_err(|e| e.clone())
+fn sws() -> Result<&'static Sws, Unavailable> {
+    static SWS: OnceLock<Result<Sws, Unavailable>> = OnceLock::new();
+    SWS.get_or_init(load).as_ref().map_err(Clone::clone)
 }
 
-fn load() -> Result<Sws, String> {
-    let name = "libswscale.so.6";
+const NAMES: &[&str] = &["libswscale.so.6"];
+
+fn load() -> Result<Sws, Unavailable> {
     // SAFETY: libswscale has no initialisers with preconditions.
-    let lib = unsafe { libloading::Library::new(name) }
-        .map_err(|e| format!("{name} not found ({e}); install Debian's libswscale6"))?;
+    let (lib, file) = unsafe { dylib::open("libswscale", NAMES, "install Debian's libswscale6") }?;
+    let fail = |reason: String| Unavailable::new("libswscale", &[file], reason);
     macro_rules! sym {
         ($name:literal) => {{
             // SAFETY: each symbol's type is its declaration in FFmpeg 5.1's
             // swscale.h, written out in `Sws`; the library lives as long.
             let s = unsafe { lib.get(concat!($name, "\0").as_bytes()) }
-                .map_err(|e| format!("{}: {e}", $name))?;
+                .map_err(|e| fail(format!("{}: {e}", $name)))?;
             *s
         }};
     }
@@ -74,15 +76,15 @@ fn load() -> Result<Sws, String> {
     // SAFETY: a version getter without arguments.
     let major = unsafe { (sws.version)() } >> 16;
     if major != SWSCALE_MAJOR {
-        return Err(format!(
+        return Err(fail(format!(
             "libswscale {major}: this build knows {SWSCALE_MAJOR} (FFmpeg 5.1) only"
-        ));
+        )));
     }
     Ok(sws)
 }
 
 /// Whether this box can scale with libswscale, and which (or why not).
-pub fn probe() -> Result<String, String> {
+pub fn probe() -> Result<String, Unavailable> {
     let sws = sws()?;
     // SAFETY: a version getter without arguments.
     let v = unsafe { (sws.version)() };
@@ -108,9 +110,9 @@ unsafe impl Send for SwsScaler {}
 
 impl SwsScaler {
     pub fn new() -> Result<Self, StageError> {
-        let sws = sws().map_err(|reason| StageError::Unavailable {
+        let sws = sws().map_err(|source| StageError::Library {
             stage: "libswscale scaler",
-            reason,
+            source,
         })?;
         Ok(SwsScaler {
             sws,

@@ -31,6 +31,9 @@ pub enum GpuError {
     Nvenc { call: String, reason: String },
     #[error("{0}")]
     Unsupported(String),
+    /// NVDEC or NVENC, opened at run time, is missing or unusable.
+    #[error(transparent)]
+    Library(#[from] crate::dylib::Unavailable),
 }
 
 pub(crate) fn cu(call: &'static str, code: CUresult) -> Result<(), GpuError> {

@@ -11,9 +11,10 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::context::{DeviceBuffer, Gpu, GpuError};
+use super::ffi::entry;
 use super::ffi::nvcuvid_sys as nv;
-use super::ffi::{open, symbol};
 use super::scaler::pitch_for;
+use crate::dylib::{self, Unavailable};
 use crate::media::h264::{avcc_to_annexb, AvcConfig};
 use crate::media::Packet;
 use crate::transcode::frame::DevicePicture;
@@ -44,58 +45,31 @@ pub struct NvdecLib {
     destroy_parser: unsafe extern "C" fn(nv::CUvideoparser) -> nv::CUresult,
 }
 
-fn required<T>(f: Option<T>, name: &str) -> Result<T, String> {
-    f.ok_or_else(|| format!("{name} is NULL"))
-}
+const NAMES: &[&str] = &["libnvcuvid.so.1", "libnvcuvid.so"];
 
 impl NvdecLib {
-    fn load() -> Result<NvdecLib, String> {
-        let lib = open(&["libnvcuvid.so.1", "libnvcuvid.so"])?;
+    fn load() -> Result<NvdecLib, Unavailable> {
+        // SAFETY: the NVIDIA driver libraries run no initialisers that depend on
+        // the caller's state; opening one is how the driver expects to be found.
+        let (lib, file) = unsafe { dylib::open("NVDEC", NAMES, "") }?;
         Ok(NvdecLib {
-            get_caps: required(
-                symbol::<nv::tcuvidGetDecoderCaps>(&lib, "cuvidGetDecoderCaps")?,
-                "cuvidGetDecoderCaps",
-            )?,
-            create_decoder: required(
-                symbol::<nv::tcuvidCreateDecoder>(&lib, "cuvidCreateDecoder")?,
-                "cuvidCreateDecoder",
-            )?,
-            destroy_decoder: required(
-                symbol::<nv::tcuvidDestroyDecoder>(&lib, "cuvidDestroyDecoder")?,
-                "cuvidDestroyDecoder",
-            )?,
-            decode_picture: required(
-                symbol::<nv::tcuvidDecodePicture>(&lib, "cuvidDecodePicture")?,
-                "cuvidDecodePicture",
-            )?,
-            map: required(
-                symbol::<nv::tcuvidMapVideoFrame64>(&lib, "cuvidMapVideoFrame64")?,
-                "cuvidMapVideoFrame64",
-            )?,
-            unmap: required(
-                symbol::<nv::tcuvidUnmapVideoFrame64>(&lib, "cuvidUnmapVideoFrame64")?,
-                "cuvidUnmapVideoFrame64",
-            )?,
-            create_parser: required(
-                symbol::<nv::tcuvidCreateVideoParser>(&lib, "cuvidCreateVideoParser")?,
-                "cuvidCreateVideoParser",
-            )?,
-            parse: required(
-                symbol::<nv::tcuvidParseVideoData>(&lib, "cuvidParseVideoData")?,
-                "cuvidParseVideoData",
-            )?,
-            destroy_parser: required(
-                symbol::<nv::tcuvidDestroyVideoParser>(&lib, "cuvidDestroyVideoParser")?,
-                "cuvidDestroyVideoParser",
-            )?,
+            get_caps: entry(&lib, "NVDEC", file, "cuvidGetDecoderCaps")?,
+            create_decoder: entry(&lib, "NVDEC", file, "cuvidCreateDecoder")?,
+            destroy_decoder: entry(&lib, "NVDEC", file, "cuvidDestroyDecoder")?,
+            decode_picture: entry(&lib, "NVDEC", file, "cuvidDecodePicture")?,
+            map: entry(&lib, "NVDEC", file, "cuvidMapVideoFrame64")?,
+            unmap: entry(&lib, "NVDEC", file, "cuvidUnmapVideoFrame64")?,
+            create_parser: entry(&lib, "NVDEC", file, "cuvidCreateVideoParser")?,
+            parse: entry(&lib, "NVDEC", file, "cuvidParseVideoData")?,
+            destroy_parser: entry(&lib, "NVDEC", file, "cuvidDestroyVideoParser")?,
             _lib: lib,
         })
     }
 }
 
 /// The process's NVDEC library, loaded once; the error says why it is unusable.
-pub fn lib() -> Result<&'static NvdecLib, String> {
-    static LIB: OnceLock<Result<NvdecLib, String>> = OnceLock::new();
+pub fn lib() -> Result<&'static NvdecLib, Unavailable> {
+    static LIB: OnceLock<Result<NvdecLib, Unavailable>> = OnceLock::new();
     LIB.get_or_init(NvdecLib::load)
         .as_ref()
         .map_err(Clone::clone)
@@ -137,7 +111,7 @@ pub struct DecodeCaps {
 
 /// NVDEC capabilities of the current context's device for the codecs we take.
 pub fn caps(gpu: &Gpu) -> Result<Vec<DecodeCaps>, String> {
-    let lib = lib()?;
+    let lib = lib().map_err(|e| e.to_string())?;
     gpu.bind().map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     for (codec, name) in [
@@ -397,7 +371,7 @@ unsafe impl Send for NvdecDecoder {}
 
 impl NvdecDecoder {
     pub fn new(gpu: Arc<Gpu>, config: AvcConfig) -> Result<Self, GpuError> {
-        let lib = lib().map_err(GpuError::Unsupported)?;
+        let lib = lib()?;
         gpu.bind()?;
         let stream = gpu.new_stream()?;
         let session = Box::new(Session {

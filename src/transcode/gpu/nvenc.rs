@@ -14,8 +14,9 @@ use std::sync::{Arc, OnceLock};
 use bytes::Bytes;
 
 use super::context::{Gpu, GpuError};
+use super::ffi;
 use super::ffi::nvenc_sys as ne;
-use super::ffi::{self, open, symbol};
+use crate::dylib::{self, Unavailable};
 use crate::transcode::ladder::Rung;
 use crate::transcode::{EncodedFrame, Encoder, Frame, StageError};
 
@@ -40,31 +41,31 @@ unsafe impl Send for NvencLib {}
 unsafe impl Sync for NvencLib {}
 
 impl NvencLib {
-    fn load() -> Result<NvencLib, String> {
-        let lib = open(&["libnvidia-encode.so.1", "libnvidia-encode.so"])?;
-        type MaxVersion = Option<unsafe extern "C" fn(*mut u32) -> ne::NVENCSTATUS>;
-        type Create =
-            Option<unsafe extern "C" fn(*mut ne::NV_ENCODE_API_FUNCTION_LIST) -> ne::NVENCSTATUS>;
-        let max = symbol::<MaxVersion>(&lib, "NvEncodeAPIGetMaxSupportedVersion")?
-            .ok_or("NvEncodeAPIGetMaxSupportedVersion is NULL")?;
-        let create = symbol::<Create>(&lib, "NvEncodeAPICreateInstance")?
-            .ok_or("NvEncodeAPICreateInstance is NULL")?;
+    fn load() -> Result<NvencLib, Unavailable> {
+        // SAFETY: the NVIDIA driver libraries run no initialisers that depend on
+        // the caller's state; opening one is how the driver expects to be found.
+        let (lib, file) = unsafe { dylib::open("NVENC", NAMES, "") }?;
+        let fail = |reason: String| Unavailable::new("NVENC", &[file], reason);
+        type MaxVersion = unsafe extern "C" fn(*mut u32) -> ne::NVENCSTATUS;
+        type Create = unsafe extern "C" fn(*mut ne::NV_ENCODE_API_FUNCTION_LIST) -> ne::NVENCSTATUS;
+        let max: MaxVersion = ffi::entry(&lib, "NVENC", file, "NvEncodeAPIGetMaxSupportedVersion")?;
+        let create: Create = ffi::entry(&lib, "NVENC", file, "NvEncodeAPICreateInstance")?;
         let mut v = 0u32;
         // SAFETY: out-pointer to a local.
         let s = unsafe { max(&mut v) };
         if s != ne::NV_ENC_SUCCESS {
-            return Err(format!(
+            return Err(fail(format!(
                 "NvEncodeAPIGetMaxSupportedVersion: {}",
                 ffi::nvenc_status_name(s)
-            ));
+            )));
         }
         let driver_api = (v >> 4, v & 0xf);
         let ours = (ne::NVENCAPI_MAJOR_VERSION, ne::NVENCAPI_MINOR_VERSION);
         if driver_api < ours {
-            return Err(format!(
+            return Err(fail(format!(
                 "driver offers NVENC API {}.{}, ladderd needs {}.{} (update the NVIDIA driver)",
                 driver_api.0, driver_api.1, ours.0, ours.1
-            ));
+            )));
         }
         // SAFETY: plain C data; version set as the API requires.
         let mut api: ne::NV_ENCODE_API_FUNCTION_LIST = unsafe { std::mem::zeroed() };
@@ -72,10 +73,10 @@ impl NvencLib {
         // SAFETY: `api` is a zeroed table with its version set.
         let s = unsafe { create(&mut api) };
         if s != ne::NV_ENC_SUCCESS {
-            return Err(format!(
+            return Err(fail(format!(
                 "NvEncodeAPICreateInstance: {}",
                 ffi::nvenc_status_name(s)
-            ));
+            )));
         }
         Ok(NvencLib {
             _lib: lib,
@@ -85,8 +86,10 @@ impl NvencLib {
     }
 }
 
-pub fn lib() -> Result<&'static NvencLib, String> {
-    static LIB: OnceLock<Result<NvencLib, String>> = OnceLock::new();
+const NAMES: &[&str] = &["libnvidia-encode.so.1", "libnvidia-encode.so"];
+
+pub fn lib() -> Result<&'static NvencLib, Unavailable> {
+    static LIB: OnceLock<Result<NvencLib, Unavailable>> = OnceLock::new();
     LIB.get_or_init(NvencLib::load)
         .as_ref()
         .map_err(Clone::clone)
@@ -118,7 +121,7 @@ struct Session {
 
 impl Session {
     fn open(gpu: &Gpu) -> Result<Session, GpuError> {
-        let lib = lib().map_err(GpuError::Unsupported)?;
+        let lib = lib()?;
         gpu.bind()?;
         // SAFETY: plain C data.
         let mut p: ne::NV_ENC_OPEN_ENCODE_SESSION_EX_PARAMS = unsafe { std::mem::zeroed() };

@@ -1,8 +1,8 @@
 //! NVDEC and NVENC declarations: struct layouts generated once by bindgen
 //! (`scripts/gen-ffi.sh`) from the MIT-licensed ffnvcodec 11.1 headers and
 //! committed, plus what bindgen cannot carry (GUID values, struct versions) and
-//! a symbol loader. Nothing here links anything: the libraries are opened with
-//! libloading at run time and every entry point comes back as a `Result`.
+//! an entry-point loader. Nothing here links anything: the libraries are opened
+//! with libloading at run time and every entry point comes back as a `Result`.
 
 #[allow(
     non_camel_case_types,
@@ -23,28 +23,24 @@ pub mod nvenc_sys;
 
 use nvenc_sys::GUID;
 
-/// Opens the first of `names` that loads; the error lists what was tried.
-pub fn open(names: &[&str]) -> Result<libloading::Library, String> {
-    let mut last = String::new();
-    for name in names {
-        // SAFETY: the NVIDIA driver libraries run no initialisers that depend on
-        // the caller's state; opening one is how the driver expects to be found.
-        match unsafe { libloading::Library::new(*name) } {
-            Ok(lib) => return Ok(lib),
-            Err(e) => last = e.to_string(),
-        }
-    }
-    Err(format!("{} not found ({last})", names.join(" / ")))
-}
+use crate::dylib::Unavailable;
 
-/// Looks up one entry point. `T` must be the symbol's `Option<extern fn>` type
-/// as bindgen wrote it; a missing symbol is an error, not a panic.
-pub fn symbol<T: Copy>(lib: &libloading::Library, name: &str) -> Result<T, String> {
+/// Looks up one entry point that must be there. `F` is the function type
+/// inside bindgen's `Option<extern fn>`; a missing or NULL symbol makes the
+/// library (`what`, opened from `file`) unavailable, not a panic.
+pub fn entry<F: Copy>(
+    lib: &libloading::Library,
+    what: &'static str,
+    file: &str,
+    name: &str,
+) -> Result<F, Unavailable> {
     let mut c = name.as_bytes().to_vec();
     c.push(0);
-    // SAFETY: `T` is the bindgen-declared type of the C function `name` (the
+    // SAFETY: `F` is the bindgen-declared type of the C function `name` (the
     // caller's contract); the library outlives the copy (both live in one struct).
-    unsafe { lib.get::<T>(c.as_slice()).map(|s| *s) }.map_err(|e| format!("{name}: {e}"))
+    let f = unsafe { lib.get::<Option<F>>(c.as_slice()).map(|s| *s) }
+        .map_err(|e| Unavailable::new(what, &[file], format!("{name}: {e}")))?;
+    f.ok_or_else(|| Unavailable::new(what, &[file], format!("{name} is NULL")))
 }
 
 /// `NVENCAPI_STRUCT_VERSION(ver)` from nvEncodeAPI.h.
@@ -186,8 +182,21 @@ mod tests {
     }
 
     #[test]
-    fn missing_library_is_an_error_naming_it() {
-        let e = open(&["libladderd-no-such-lib.so.1"]).unwrap_err();
-        assert!(e.contains("libladderd-no-such-lib.so.1"), "{e}");
+    fn a_missing_entry_point_makes_the_library_unavailable() {
+        // SAFETY: libc's initialisers have run already in this process.
+        let lib = unsafe { libloading::Library::new("libc.so.6") }.expect("libc opens");
+        let e = match entry::<unsafe extern "C" fn()>(&lib, "NVENC", "libc.so.6", "NvLadderdNoSuch")
+        {
+            Ok(_) => panic!("a symbol libc lacks was found"),
+            Err(e) => e,
+        };
+        assert_eq!(
+            (e.lib, e.tried.as_slice()),
+            ("NVENC", &["libc.so.6".to_string()][..])
+        );
+        assert!(e.reason.starts_with("NvLadderdNoSuch: "), "{e}");
+        let found: Result<unsafe extern "C" fn() -> i32, _> =
+            entry(&lib, "libc", "libc.so.6", "getpid");
+        assert!(found.is_ok());
     }
 }
