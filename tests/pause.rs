@@ -17,7 +17,7 @@ use ladderd::media::flv::FileTags;
 /// No slate, no reconnect window (the end of the publish ends the
 /// renditions), no lag policy (a loaded machine must not drop frames), an
 /// idle publisher kept.
-const CONFIG: &str = "[ingest]\nallow_any_key = true\nslate_after_ms = 0\nreconnect_window_secs = 0\n\n[ladder]\nmax_lag_secs = 60.0\n\n[limits]\nrtmp_idle_timeout_secs = 60.0\n";
+const CONFIG: &str = "[ingest]\nallow_any_key = true\ndecoder_drain_after_ms = 250\nslate_after_ms = 0\nreconnect_window_secs = 0\n\n[ladder]\nmax_lag_secs = 60.0\n\n[limits]\nrtmp_idle_timeout_secs = 60.0\n";
 
 struct Tag {
     ts: u32,
