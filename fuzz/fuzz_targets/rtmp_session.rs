@@ -1,7 +1,7 @@
 //! Arbitrary bytes after a valid handshake, through our session wrapper around
 //! rml_rtmp. A panic inside rml_rtmp must come back as an error, never escape, and
-//! nothing may recurse past the I/O thread's stack: each input runs on a thread
-//! with the executors' stack size (libFuzzer's main thread has 8 MiB, which hid
+//! nothing may recurse past the I/O thread's stack: each input runs on a worker
+//! thread with the executors' stack size (libFuzzer's main thread has 8 MiB, which hid
 //! the nested-AMF0 overflow). Seeds: `fuzz/seeds/rtmp_session/`.
 #![no_main]
 
@@ -9,14 +9,39 @@ use ladderd::ingest::rtmp::session::{Event, Output, Session};
 use libfuzzer_sys::fuzz_target;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 
+/// One long-lived worker with the I/O threads' stack, fed over a channel: a thread
+/// spawned per input spent most of each run mapping and faulting in its stack.
+struct Worker {
+    input: std::sync::mpsc::SyncSender<Vec<u8>>,
+    done: std::sync::mpsc::Receiver<()>,
+}
+
+fn worker() -> &'static std::sync::Mutex<Worker> {
+    static WORKER: std::sync::OnceLock<std::sync::Mutex<Worker>> = std::sync::OnceLock::new();
+    WORKER.get_or_init(|| {
+        let (input, inputs) = std::sync::mpsc::sync_channel::<Vec<u8>>(0);
+        let (finished, done) = std::sync::mpsc::sync_channel(0);
+        std::thread::Builder::new()
+            .stack_size(ladderd::runtime::IO_THREAD_STACK)
+            .spawn(move || {
+                for data in inputs {
+                    run(&data);
+                    if finished.send(()).is_err() {
+                        return;
+                    }
+                }
+            })
+            .expect("spawn fuzz worker");
+        std::sync::Mutex::new(Worker { input, done })
+    })
+}
+
 fuzz_target!(|data: &[u8]| {
-    let data = data.to_vec();
-    std::thread::Builder::new()
-        .stack_size(ladderd::runtime::IO_THREAD_STACK)
-        .spawn(move || run(&data))
-        .expect("spawn fuzz thread")
-        .join()
-        .expect("session code panicked outside its containment");
+    let w = worker().lock().expect("fuzz worker lock");
+    w.input.send(data.to_vec()).expect("fuzz worker gone");
+    // A panic that escapes the session wrapper ends the worker: recv fails and the
+    // run stops here, as a panic on the fuzzer's own thread would.
+    w.done.recv().expect("session code panicked outside its containment");
 });
 
 fn run(data: &[u8]) {

@@ -128,7 +128,11 @@ impl Server {
         std::fs::write(&cfg, config).unwrap();
         let log = dir.path().join("ladderd.log");
         let srt: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_ladderd"))
+        // LADDERD_TEST_BIN: the same tests against another build (an A/B of a
+        // default, a release binary).
+        let bin = std::env::var_os("LADDERD_TEST_BIN")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_ladderd").into());
+        let child = Command::new(bin)
             .arg("--config")
             .arg(&cfg)
             .arg("--rtmp-listen")
