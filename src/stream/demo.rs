@@ -17,7 +17,7 @@ use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::media::CodecConfig;
-use crate::stream::{EndReason, Input, Streams};
+use crate::stream::{EndReason, Streams};
 use crate::telemetry::shutdown::Shutdown;
 use crate::transcode::pattern::{PatternSource, ToneSource};
 
@@ -37,7 +37,7 @@ pub fn spawn(
     Ok(())
 }
 
-fn run(config: &Config, streams: &Streams, shutdown: &Shutdown) -> Result<(), String> {
+fn run(config: &Config, streams: &Arc<Streams>, shutdown: &Shutdown) -> Result<(), String> {
     let cfg = &config.demo;
     let publisher = SocketAddr::from(([127, 0, 0, 1], 0));
     let publish = streams
@@ -50,18 +50,17 @@ fn run(config: &Config, streams: &Streams, shutdown: &Shutdown) -> Result<(), St
             crate::stream::Role::Primary,
         )
         .map_err(|r| r.describe().to_string())?;
-    let (stream, tx) = (publish.stream, publish.input);
+    let id = publish.stream().id;
     // Our encoder writes no VUI timing; say the frame rate the way a publisher would.
-    stream.info().metadata = Some(serde_json::json!({
+    publish.metadata(serde_json::json!({
         "width": cfg.width, "height": cfg.height, "framerate": cfg.fps, "encoder": "ladderd demo",
     }));
     let gop = ((cfg.fps as f64 * config.ladder.segment_secs).round() as u64).max(1);
     let mut source = PatternSource::new(cfg.width, cfg.height, cfg.fps, cfg.bitrate_kbps, gop)?;
     let mut audio = if cfg.tone {
         let a = ToneSource::new(cfg.audio_kbps * 1000)?;
-        stream.info().audio = Some(crate::media::AudioConfig::Aac(a.config().clone()));
-        if tx
-            .send(Input::Config(CodecConfig::Aac(a.config().clone())))
+        if publish
+            .config_blocking(CodecConfig::Aac(a.config().clone()))
             .is_err()
         {
             return Ok(());
@@ -82,46 +81,31 @@ fn run(config: &Config, streams: &Streams, shutdown: &Shutdown) -> Result<(), St
             std::thread::sleep(wait);
         }
         n += 1;
-        let Some((config, packet)) = source.next(stream.id)? else {
+        let Some((config, packet)) = source.next(id)? else {
             continue;
         };
         if let Some(config) = config {
-            stream.info().video = Some(config.clone());
-            if tx.send(Input::Config(CodecConfig::Avc(config))).is_err() {
+            if publish.config_blocking(CodecConfig::Avc(config)).is_err() {
                 break EndReason::Shutdown;
             }
         }
-        let s = &stream.stats;
-        s.video_packets
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        s.keyframes
-            .fetch_add(packet.keyframe as u64, std::sync::atomic::Ordering::Relaxed);
-        s.record(
-            packet.arrival.saturating_duration_since(stream.started),
-            packet.data.len(),
-        );
-        if tx.send(Input::Packet(packet)).is_err() {
+        let len = packet.data.len();
+        if publish.packet_blocking(packet, len).is_err() {
             break EndReason::Shutdown;
         }
         if let Some(a) = &mut audio {
             // The tone up to this picture's time, in whole AAC frames.
             let until = Duration::from_secs_f64(n as f64 / cfg.fps as f64);
             let mut closed = false;
-            a.until(until, stream.id, &mut |p| {
-                s.audio_packets
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                s.record(
-                    p.arrival.saturating_duration_since(stream.started),
-                    p.data.len(),
-                );
-                closed |= tx.send(Input::Packet(p)).is_err();
+            a.until(until, id, &mut |p| {
+                let len = p.data.len();
+                closed |= publish.packet_blocking(p, len).is_err();
             })?;
             if closed {
                 break EndReason::Shutdown;
             }
         }
     };
-    streams.registry.release(&stream);
-    let _ = tx.send(Input::End(reason));
+    publish.end_blocking(reason);
     Ok(())
 }

@@ -11,6 +11,7 @@ pub mod driver;
 pub mod inputs;
 pub mod pause;
 pub mod policy;
+pub mod publisher;
 pub mod registry;
 pub mod slate;
 
@@ -19,6 +20,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 pub use driver::{Driver, Input, Job};
+pub use publisher::{Closed, Publisher};
 pub use registry::{EndReason, LiveStream, Registry, Rejection};
 
 /// A publisher's part in its NAME: the one the renditions follow, or a
@@ -47,12 +49,6 @@ pub struct Streams {
     holder_silent_after: Option<std::time::Duration>,
 }
 
-/// A claimed stream and its input channel.
-pub struct Publish {
-    pub stream: Arc<LiveStream>,
-    pub input: flume::Sender<Input>,
-}
-
 impl Streams {
     /// `cores`: one job queue per media core (round-robin).
     pub fn new(cores: Vec<flume::Sender<Job>>, packet_queue: usize) -> Self {
@@ -77,16 +73,17 @@ impl Streams {
     /// NAME's driver: the running one (a publisher back within the reconnect
     /// window, a backup beside its primary), else a new one on the next media
     /// core. With `takeover`, an existing publisher of the role is told to
-    /// stop and replaced.
+    /// stop and replaced. The [`Publisher`] is how the publish hands its
+    /// media on.
     pub fn publish(
-        &self,
+        self: &Arc<Self>,
         name: &str,
         publisher: SocketAddr,
         protocol: &'static str,
         takeover: bool,
         max_streams: usize,
         role: Role,
-    ) -> Result<Publish, Rejection> {
+    ) -> Result<Publisher, Rejection> {
         let claim = registry::Claim {
             takeover,
             max_streams,
@@ -107,7 +104,7 @@ impl Streams {
         // under it too, then takes what was sent (`Streams::retire`).
         if let Some(running) = drivers.get(name) {
             match running.attach.send(job) {
-                Ok(()) => return Ok(Publish { stream, input: tx }),
+                Ok(()) => return Ok(Publisher::new(stream, tx, self.clone(), takeover)),
                 Err(e) => {
                     job = e.into_inner();
                     drivers.remove(name);
@@ -116,7 +113,7 @@ impl Streams {
         }
         drop(drivers);
         self.start_driver(job)?;
-        Ok(Publish { stream, input: tx })
+        Ok(Publisher::new(stream, tx, self.clone(), takeover))
     }
 
     /// A new driver for `job`'s NAME on the next media core (the NAME has

@@ -4,22 +4,21 @@
 //! and [`crate::ingest::auth`]; this file only moves bytes and decisions.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use super::admission::{Refusal, Ticket};
 use super::session::{Event, Output, Session, SessionError};
 use crate::ingest::auth::{self, Rejection};
 use crate::ingest::Ingest;
 use crate::media::flv::{Demuxed, Demuxer, FlvError};
-use crate::media::{CodecConfig, Track};
-use crate::stream::{EndReason, Input, LiveStream};
+use crate::media::Track;
+use crate::stream::{EndReason, Publisher};
 
 const READ_BUF: usize = 64 * 1024;
 
@@ -83,10 +82,8 @@ enum Close {
 }
 
 struct Publish {
-    stream: Arc<LiveStream>,
+    publisher: Publisher,
     demuxer: Demuxer,
-    tx: flume::Sender<Input>,
-    logged_tag_error: bool,
 }
 
 struct Connection {
@@ -121,7 +118,7 @@ impl Connection {
             + Duration::from_secs_f64(self.ctx.config.limits.rtmp_setup_timeout_secs);
         let mut buf = vec![0u8; READ_BUF];
         loop {
-            let stop = self.publish.as_ref().map(|p| p.stream.clone());
+            let stop = self.publish.as_ref().map(|p| p.publisher.stream().clone());
             let read = futures_lite::future::or(async { Ok(socket.read(&mut buf).await) }, async {
                 // Ok: the stream or the process stops; Err: this connection closes.
                 let shutdown = async {
@@ -229,7 +226,7 @@ impl Connection {
             Event::PublishFinished => Err(Close::Unpublished),
             Event::Metadata(meta) => {
                 if let Some(p) = &self.publish {
-                    p.stream.info().metadata = Some(metadata_json(&meta));
+                    p.publisher.metadata(metadata_json(&meta));
                 }
                 Ok(())
             }
@@ -302,16 +299,13 @@ impl Connection {
                 crate::stream::Role::Primary
             },
         );
-        let (stream, tx) = match claim {
-            Ok(p) => (p.stream, p.input),
+        let publisher = match claim {
+            Ok(p) => p,
             Err(why) => return self.reject(request, Some(&authorized.name), why),
         };
-        info!(peer = %self.peer, stream = %stream.name, id = stream.id, takeover = authorized.takeover, "publish started");
         self.publish = Some(Publish {
-            demuxer: Demuxer::new(stream.id),
-            stream,
-            tx,
-            logged_tag_error: false,
+            demuxer: Demuxer::new(publisher.stream().id),
+            publisher,
         });
         self.session.publishing();
         self.session.accept(request).map_err(Close::Session)
@@ -338,60 +332,25 @@ impl Connection {
             Ok(Demuxed::ConfigAndPacket(cfg, packet)) => (Some(cfg), Some(packet)),
             Err(e) if e.is_fatal() => return Err(Close::Stream(e)),
             Err(e) => {
-                p.stream.stats.tag_errors.fetch_add(1, Relaxed);
-                if !p.logged_tag_error {
-                    warn!(stream = %p.stream.name, ?track, timestamp_ms = ts, len = data.len(), "dropping malformed tag: {e} (further ones are only counted)");
-                    p.logged_tag_error = true;
+                if p.publisher.tag_error() == 0 {
+                    warn!(stream = %p.publisher.stream().name, ?track, timestamp_ms = ts, len = data.len(), "dropping malformed tag: {e} (further ones are only counted)");
                 }
                 return Ok(());
             }
         };
-        // Per tag, on the hot path: at most a config then a packet, no allocation.
-        let (mut config_input, mut packet_input) = (None, None);
+        // Per tag, on the hot path: at most a config then a packet.
+        // Backpressure: wait for the pipeline rather than buffer without bound.
+        let stopped =
+            |_: crate::stream::Closed| Close::Stopped(EndReason::Error("pipeline stopped".into()));
         if let Some(cfg) = config {
-            let mut info = p.stream.info();
-            match &cfg {
-                CodecConfig::Avc(v) => {
-                    if info.video.as_ref() != Some(v) {
-                        info!(stream = %p.stream.name, codec = %v.codec_string(), width = v.width, height = v.height, fps = ?v.fps, "video config");
-                    }
-                    info.video = Some(v.clone());
-                }
-                audio_cfg => {
-                    let Some(audio) = audio_cfg.audio() else {
-                        return Ok(());
-                    };
-                    if info.audio.as_ref() != Some(&audio) {
-                        info!(stream = %p.stream.name, codec = %audio.codec_string(), sample_rate = audio.sample_rate(), channels = audio.channels(), "audio config");
-                    }
-                    info.audio = Some(audio);
-                }
-            }
-            config_input = Some(Input::Config(cfg));
+            p.publisher.config(cfg).await.map_err(stopped)?;
         }
         if let Some(packet) = packet {
-            let s = &p.stream.stats;
-            match packet.track {
-                Track::Video => s.video_packets.fetch_add(1, Relaxed),
-                Track::Audio => s.audio_packets.fetch_add(1, Relaxed),
-            };
-            if packet.keyframe && packet.track == Track::Video {
-                s.keyframes.fetch_add(1, Relaxed);
-            }
-            if packet.discontinuity {
-                s.discontinuities.fetch_add(1, Relaxed);
-            }
-            s.record(
-                arrival.saturating_duration_since(p.stream.started),
-                data.len(),
-            );
-            packet_input = Some(Input::Packet(packet));
-        }
-        // Backpressure: wait for the pipeline rather than buffer without bound.
-        for input in [config_input, packet_input].into_iter().flatten() {
-            if p.tx.send_async(input).await.is_err() {
-                return Err(Close::Stopped(EndReason::Error("pipeline stopped".into())));
-            }
+            // Counted as the tag's bytes, as received.
+            p.publisher
+                .packet(packet, data.len())
+                .await
+                .map_err(stopped)?;
         }
         Ok(())
     }
@@ -420,12 +379,11 @@ impl Connection {
             self.ctx.rtmp.count(why);
         }
         match (&self.publish, &close) {
+            // The publisher logs the end of the publish.
             (Some(p), Close::Stream(e)) => {
-                warn!(peer = %self.peer, stream = %p.stream.name, "publish refused: {e}")
+                warn!(peer = %self.peer, stream = %p.publisher.stream().name, "publish refused: {e}")
             }
-            (Some(p), _) => {
-                info!(peer = %self.peer, stream = %p.stream.name, id = p.stream.id, reason = ?reason, "publish ended")
-            }
+            (Some(_), _) => {}
             (None, Close::Session(e)) => {
                 // Anyone can send a broken handshake: every one is counted, one a minute logged.
                 let why = protocol.unwrap_or(Refusal::ProtocolError);
@@ -459,9 +417,7 @@ impl Connection {
             (None, _) => debug!(peer = %self.peer, ?close, "rtmp connection closed"),
         }
         if let Some(p) = self.publish.take() {
-            self.ctx.streams.registry.release(&p.stream);
-            // The pipeline drains what is queued, then files the session record.
-            let _ = p.tx.send_async(Input::End(reason)).await;
+            p.publisher.end(reason).await;
         }
     }
 }

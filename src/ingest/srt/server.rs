@@ -18,9 +18,8 @@ use super::stats::{classify, ts_unusable_input, LogLine};
 use crate::ingest::auth::{self, Rejection};
 use crate::ingest::Ingest;
 use crate::media::mpegts::{Counters, Demuxed, Demuxer};
-use crate::media::{CodecConfig, Track};
 use crate::stream::registry::TransportStats;
-use crate::stream::{EndReason, Input};
+use crate::stream::{EndReason, Publisher};
 
 /// Largest SRT live-mode payload (SRTO_PAYLOADSIZE 1316 by default; 1456 max).
 const MAX_MESSAGE: usize = 1500;
@@ -400,10 +399,10 @@ fn connection(srt: &Srt, s: SrtSocket, peer: SocketAddr, ingest: &Ingest) {
             return;
         }
     };
-    let (stream, tx) = (publish.stream, publish.input);
+    let stream = publish.stream().clone();
     // The passphrase matched (libsrt let it through): the address starts clean.
     ingest.auth.succeeded(peer.ip());
-    info!(%peer, stream = %stream.name, id = stream.id, latency_ms = admitted.latency_ms, "SRT publish started");
+    info!(%peer, stream = %stream.name, latency_ms = admitted.latency_ms, "SRT receive latency");
     let _ = srt.set_int(s, ffi::SRTO_RCVTIMEO, RECV_TIMEOUT_MS);
     let mut demuxer = Demuxer::new(stream.id);
     let mut buf = vec![0u8; MAX_MESSAGE];
@@ -430,7 +429,7 @@ fn connection(srt: &Srt, s: SrtSocket, peer: SocketAddr, ingest: &Ingest) {
             }
         }
         if last_stats.elapsed() >= Duration::from_secs(1) {
-            publish_stats(srt, s, &stream, admitted.latency_ms);
+            publish_stats(srt, s, &publish, admitted.latency_ms);
             last_stats = Instant::now();
         }
         // SAFETY: `buf` has MAX_MESSAGE bytes of room.
@@ -453,7 +452,7 @@ fn connection(srt: &Srt, s: SrtSocket, peer: SocketAddr, ingest: &Ingest) {
             if matches!(out, Demuxed::Packet(_)) {
                 watch.media(arrival);
             }
-            closed |= !forward(&stream, &tx, out);
+            closed |= !forward(&publish, out);
         }
         let c = *demuxer.counters();
         if c != seen {
@@ -461,10 +460,7 @@ fn connection(srt: &Srt, s: SrtSocket, peer: SocketAddr, ingest: &Ingest) {
                 if seen.continuity_errors == 0 {
                     warn!(stream = %stream.name, "MPEG-TS continuity errors (lost TS packets): a video frame with a gap goes on damaged (the decoder conceals it), an audio PES with one is dropped; counted (ingest_continuity_errors_total), the stream goes on");
                 }
-                stream
-                    .stats
-                    .continuity_errors
-                    .store(c.continuity_errors, Relaxed);
+                publish.continuity_errors(c.continuity_errors);
             }
             if !logged_unusable && ts_unusable_input(&c) {
                 logged_unusable = true;
@@ -481,54 +477,23 @@ fn connection(srt: &Srt, s: SrtSocket, peer: SocketAddr, ingest: &Ingest) {
             break EndReason::Shutdown;
         }
     };
-    publish_stats(srt, s, &stream, admitted.latency_ms);
-    info!(%peer, stream = %stream.name, reason = ?reason, "SRT publish ended");
-    ingest.streams.registry.release(&stream);
-    let _ = tx.send(Input::End(reason));
+    publish_stats(srt, s, &publish, admitted.latency_ms);
+    publish.end_blocking(reason);
 }
 
 /// Hands one demuxed value to the stream; `false` once the stream is gone.
-fn forward(stream: &crate::stream::LiveStream, tx: &flume::Sender<Input>, out: Demuxed) -> bool {
+fn forward(publish: &Publisher, out: Demuxed) -> bool {
     match out {
-        Demuxed::Config(c) => {
-            match &c {
-                CodecConfig::Avc(v) => {
-                    info!(stream = %stream.name, codec = %v.codec_string(), width = v.width, height = v.height, fps = ?v.fps, "video config");
-                    stream.info().video = Some(v.clone());
-                }
-                other => {
-                    if let Some(a) = other.audio() {
-                        info!(stream = %stream.name, codec = %a.codec_string(), sample_rate = a.sample_rate(), channels = a.channels(), "audio config");
-                        stream.info().audio = Some(a);
-                    }
-                }
-            }
-            tx.send(Input::Config(c)).is_ok()
-        }
+        Demuxed::Config(c) => publish.config_blocking(c).is_ok(),
+        // Counted as the packet's own bytes.
         Demuxed::Packet(p) => {
-            let st = &stream.stats;
-            match p.track {
-                Track::Video => {
-                    st.video_packets.fetch_add(1, Relaxed);
-                    st.keyframes.fetch_add(p.keyframe as u64, Relaxed);
-                }
-                Track::Audio => {
-                    st.audio_packets.fetch_add(1, Relaxed);
-                }
-            }
-            if p.discontinuity {
-                st.discontinuities.fetch_add(1, Relaxed);
-            }
-            st.record(
-                p.arrival.saturating_duration_since(stream.started),
-                p.data.len(),
-            );
-            tx.send(Input::Packet(p)).is_ok()
+            let len = p.data.len();
+            publish.packet_blocking(p, len).is_ok()
         }
     }
 }
 
-fn publish_stats(srt: &Srt, s: SrtSocket, stream: &crate::stream::LiveStream, latency_ms: u32) {
+fn publish_stats(srt: &Srt, s: SrtSocket, publish: &Publisher, latency_ms: u32) {
     let Some(b) = srt.stats(s) else { return };
     let t = TransportStats {
         rtt_ms: b.ms_rtt,
@@ -544,7 +509,7 @@ fn publish_stats(srt: &Srt, s: SrtSocket, stream: &crate::stream::LiveStream, la
             latency_ms as u64
         },
     };
-    *stream.transport.lock().unwrap_or_else(|e| e.into_inner()) = Some(t);
+    publish.transport(t);
 }
 
 /// libsrt's log lines into `tracing` (warnings and errors only: its notices
