@@ -20,8 +20,7 @@ pub fn blocking_limit(media: &StreamMedia) -> Duration {
 
 /// A parked request is being answered: how long after the publish that woke it.
 pub fn served_after_wait(ctx: &Origin, media: &StreamMedia, r: &Rendition) {
-    if let Some(d) = r.since_publish(clock::now()) {
-        media.record_served(d);
+    if let Some(d) = media.answered(r, clock::now()) {
         ctx.http.record_wake(d);
     }
 }

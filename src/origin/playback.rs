@@ -42,10 +42,9 @@ pub async fn handle(
     if file == LiveFile::Steering {
         return steering_manifest(ctx, name);
     }
-    let Some(media) = ctx.store.get(name) else {
+    let Some(media) = ctx.store.playback(name) else {
         return text(StatusCode::NOT_FOUND, "no such stream\n");
     };
-    media.count_request();
     let steered = Steered::of(ctx, name, dir);
     let steering = steered.as_ref().map(Steered::view);
     match file {
