@@ -252,9 +252,8 @@ impl Running {
             self.skipping_to_keyframe = false;
         }
         let (decoded_before, skipped_before) = (self.run.decoded, self.run.skipped);
-        let result = self
-            .run
-            .push(p, &mut rung_sink(&self.counters, stream.started, packager));
+        let result = self.run.handle_packet(p);
+        self.take_outputs(stream, packager);
         self.sync_drops();
         stats
             .frames_decoded
@@ -280,13 +279,26 @@ impl Running {
 
     /// Results a rung thread finished between packets.
     fn accept(&mut self, stream: &LiveStream, o: RungOutput, packager: &mut Option<Packaging>) {
-        let accepted = self
-            .run
-            .accept(o, &mut rung_sink(&self.counters, stream.started, packager));
+        let accepted = self.run.handle_rung_output(o);
+        self.take_outputs(stream, packager);
         if let Err(e) = accepted {
             self.rung_error(stream, &e);
         }
         self.sync_drops();
+    }
+
+    /// Where the ladder's encoded frames go, drained after each call into
+    /// it: counted per rung, then packaged and published.
+    fn take_outputs(&mut self, stream: &LiveStream, packager: &mut Option<Packaging>) {
+        while let Some((i, f)) = self.run.poll_output() {
+            count_output(&self.counters, i, &f, stream.started);
+            if let Some(pk) = packager.as_mut() {
+                let published = pk
+                    .packager
+                    .rung_frame(i, &policy::picture(&f), Instant::now());
+                pk.apply(published);
+            }
+        }
     }
 
     /// A rung's scale or encode error (counted per rung by the ladder): that
@@ -320,9 +332,8 @@ impl Running {
     fn drain(&mut self, stream: &LiveStream, packager: &mut Option<Packaging>) {
         let stats = &stream.pipeline;
         let decoded_before = self.run.decoded;
-        let drained = self
-            .run
-            .drain(&mut rung_sink(&self.counters, stream.started, packager));
+        let drained = self.run.handle_pause();
+        self.take_outputs(stream, packager);
         stats
             .frames_decoded
             .fetch_add(self.run.decoded - decoded_before, Relaxed);
@@ -358,9 +369,14 @@ impl Running {
 
     fn finish(&mut self, stream: &LiveStream, packager: &mut Option<Packaging>) {
         let decoded_before = self.run.decoded;
-        let finished = self
-            .run
-            .finish(&mut rung_sink(&self.counters, stream.started, packager));
+        let flushed = self.run.handle_end();
+        // Each rung thread's last pictures are published as they come.
+        self.take_outputs(stream, packager);
+        // The last error, as the flush and the rung threads gave them.
+        let finished = match (flushed, self.run.end_result()) {
+            (_, Err(e)) | (Err(e), Ok(())) => Err(e),
+            (Ok(()), Ok(())) => Ok(()),
+        };
         if let Err(e) = finished {
             warn!(stream = %stream.name, "ladder flush: {e}");
         }
@@ -370,23 +386,6 @@ impl Running {
             .frames_decoded
             .fetch_add(self.run.decoded - decoded_before, Relaxed);
         self.publish_latency(stream, packager.as_ref());
-    }
-}
-
-/// Where a ladder's encoded frames go: counted per rung, then packaged.
-fn rung_sink<'a>(
-    counters: &'a [RungCounters],
-    started: std::time::Instant,
-    packager: &'a mut Option<Packaging>,
-) -> impl FnMut(usize, EncodedFrame) + 'a {
-    move |i, f| {
-        count_output(counters, i, &f, started);
-        if let Some(pk) = packager.as_mut() {
-            let published = pk
-                .packager
-                .rung_frame(i, &policy::picture(&f), Instant::now());
-            pk.apply(published);
-        }
     }
 }
 
