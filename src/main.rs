@@ -172,6 +172,21 @@ fn main() -> ExitCode {
 }
 
 /// The signed playback URLs of NAME (HLS, DASH, the player page), one a line.
+/// Why `ladderd sign` made no URL.
+#[derive(Debug, thiserror::Error)]
+enum SignError {
+    #[error("playback.signing_key is not set in the configuration")]
+    NoKey,
+    #[error("{0:?} is not a stream name")]
+    Name(String),
+    #[error("--ttl {0:?}: use 90s, 30m, 1h or 2d")]
+    Ttl(String),
+    #[error(transparent)]
+    Key(#[from] ladderd::origin::signing::KeyError),
+    #[error("--prefix: letters, digits, '.', '-' or '_'")]
+    Prefix,
+}
+
 fn sign(
     config: &Config,
     name: &str,
@@ -179,24 +194,22 @@ fn sign(
     prefix: Option<&str>,
     vod: bool,
     base_url: Option<String>,
-) -> Result<String, String> {
+) -> Result<String, SignError> {
     use ladderd::origin::signing::{parse_ttl, Scope, SigningKey};
     let path = &config.playback.signing_key;
     if path.as_os_str().is_empty() {
-        return Err("playback.signing_key is not set in the configuration".into());
+        return Err(SignError::NoKey);
     }
     if !ladderd::config::valid_name(name) {
-        return Err(format!("{name:?} is not a stream name"));
+        return Err(SignError::Name(name.to_string()));
     }
-    let ttl = parse_ttl(ttl).ok_or_else(|| format!("--ttl {ttl:?}: use 90s, 30m, 1h or 2d"))?;
-    let key = SigningKey::load(path).map_err(|e| e.to_string())?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let ttl = parse_ttl(ttl).ok_or_else(|| SignError::Ttl(ttl.to_string()))?;
+    let key = SigningKey::load(path)?;
+    let now = ladderd::telemetry::clock::unix_ms() / 1000;
     let scope = if vod { Scope::Vod } else { Scope::Live };
     let token = key
         .token(scope, name, now + ttl, prefix)
-        .map_err(|_| "--prefix: letters, digits, '.', '-' or '_'".to_string())?;
+        .map_err(|_| SignError::Prefix)?;
     let base = base_url.unwrap_or_else(|| {
         let mut addr = config.server.http_listen;
         if addr.ip().is_unspecified() {

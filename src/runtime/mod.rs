@@ -38,7 +38,7 @@ pub enum RuntimeError {
     #[error("executor thread on CPU {0} exited unexpectedly")]
     ExecutorDied(usize),
     #[error("ladder.{0}")]
-    Backend(String),
+    Backend(#[from] crate::transcode::backend::BackendError),
     #[error("{0}")]
     Srt(String),
     #[error("dvr.dir: {0}")]
@@ -114,14 +114,13 @@ fn select_backend(config: &Config) -> Result<crate::transcode::backend::Backend,
     // `decoder = "libavcodec"` or `scaler = "swscale"` on a box without
     // the library stops here, saying why.
     let soft = config.ladder.soft_codecs();
-    soft.decoder_name().map_err(RuntimeError::Backend)?;
-    soft.scaler_name().map_err(RuntimeError::Backend)?;
+    soft.decoder_name()?;
+    soft.scaler_name()?;
     let (backend, why_not_gpu) = Backend::select(
         config.ladder.backend,
         config.ladder.gpu_device,
         config.ladder.soft_codecs(),
-    )
-    .map_err(RuntimeError::Backend)?;
+    )?;
     match why_not_gpu {
         Some(why) => tracing::info!(
             backend = backend.kind(),

@@ -262,8 +262,8 @@ pub fn ladder(
             d.as_secs_f64()
         )
     };
-    let decoder = soft.decoder_name().unwrap_or_else(|e| e);
-    let scaler = soft.scaler_name().unwrap_or_else(|e| e);
+    let decoder = soft.decoder_name().unwrap_or_else(|e| e.to_string());
+    let scaler = soft.scaler_name().unwrap_or_else(|e| e.to_string());
     let mut text = format!(
         "bench ladder: {} ({}x{}@{fps:.0}, {} frames) -> {names:?}, decode once, {cores} cores\n{}{}{}\
          ratio ladderd / best ffmpeg: {ratio:.2}x (vs one-thread ffmpeg: {:.2}x)\n  ladderd {}\n",
@@ -419,7 +419,7 @@ pub fn channels(input: Option<&Path>, max: usize) -> Result<String, BenchError> 
         path.display(),
         packets.len(),
         realtime.as_secs_f64(),
-        soft.decoder_name().unwrap_or_else(|e| e),
+        soft.decoder_name().unwrap_or_else(|e| e.to_string()),
         soft.describe()
     );
     let rungs = plan(&default_ladder(), cfg.width, cfg.height, fps);

@@ -115,18 +115,38 @@ impl Report {
     }
 }
 
+/// Why a check stopped before its end (its row says so).
+#[derive(Debug, thiserror::Error)]
+enum CheckError {
+    #[error(transparent)]
+    Stage(#[from] crate::transcode::StageError),
+    #[error(transparent)]
+    Gpu(#[from] gpu::GpuError),
+    /// The test pattern could not be made (its encoder's words).
+    #[error("test pattern: {0}")]
+    Pattern(String),
+    /// What the check compared did not match.
+    #[error("{0}")]
+    Mismatch(String),
+    /// Something the check needs did not come.
+    #[error("{0}")]
+    Missing(&'static str),
+}
+
 /// The 1080p60 pattern, encoded (2 s GOPs at 12 Mbit/s).
-fn clip(frames: usize) -> Result<(AvcConfig, Vec<Packet>), String> {
-    let mut src = PatternSource::new(1920, 1080, 60, 12_000, 120)?;
+fn clip(frames: usize) -> Result<(AvcConfig, Vec<Packet>), CheckError> {
+    let mut src = PatternSource::new(1920, 1080, 60, 12_000, 120).map_err(CheckError::Pattern)?;
     let mut config = None;
     let mut packets = Vec::with_capacity(frames);
     while packets.len() < frames {
-        if let Some((c, p)) = src.next(0)? {
+        if let Some((c, p)) = src.next(0).map_err(CheckError::Pattern)? {
             config = config.or(c);
             packets.push(p);
         }
     }
-    Ok((config.ok_or("no config from the pattern encoder")?, packets))
+    let config =
+        config.ok_or_else(|| CheckError::Pattern("no config from the pattern encoder".into()))?;
+    Ok((config, packets))
 }
 
 pub fn run(opts: &Options) -> Report {
@@ -231,12 +251,15 @@ pub fn run(opts: &Options) -> Report {
 }
 
 /// A few CPU-decoded pictures of the clip (host frames).
-fn host_pictures(config: &AvcConfig, packets: &[Packet], n: usize) -> Result<Vec<Frame>, String> {
-    let mut dec = OpenH264Decoder::new(config.clone()).map_err(|e| e.to_string())?;
+fn host_pictures(
+    config: &AvcConfig,
+    packets: &[Packet],
+    n: usize,
+) -> Result<Vec<Frame>, CheckError> {
+    let mut dec = OpenH264Decoder::new(config.clone())?;
     let mut out = Vec::new();
     for p in packets {
-        dec.decode(p, &mut |f| out.push(f.clone()))
-            .map_err(|e| e.to_string())?;
+        dec.decode(p, &mut |f| out.push(f.clone()))?;
         if out.len() >= n {
             break;
         }
@@ -252,21 +275,19 @@ fn kernel_correctness(
     rungs: &[Rung],
 ) {
     let check = "kernel vs CPU scaler";
-    let result = (|| -> Result<Vec<(String, f64, f64)>, String> {
+    let result = (|| -> Result<Vec<(String, f64, f64)>, CheckError> {
         let pics = host_pictures(config, packets, 31)?;
-        let src = pics.last().ok_or("no decoded picture")?;
+        let src = pics
+            .last()
+            .ok_or_else(|| CheckError::Missing("no decoded picture"))?;
         let sizes: Vec<(u32, u32)> = rungs.iter().map(|r| (r.width, r.height)).collect();
-        let shared = LadderScaler::new(gpu.clone(), &sizes).map_err(|e| e.to_string())?;
+        let shared = LadderScaler::new(gpu.clone(), &sizes)?;
         let mut out = Vec::new();
         for (i, rung) in rungs.iter().enumerate() {
             let mut g = Frame::new(rung.width, rung.height);
-            GpuRungScaler::new(shared.clone(), i, true)
-                .scale(src, &mut g)
-                .map_err(|e| e.to_string())?;
+            GpuRungScaler::new(shared.clone(), i, true).scale(src, &mut g)?;
             let mut c = Frame::new(rung.width, rung.height);
-            BilinearScaler::new()
-                .scale(src, &mut c)
-                .map_err(|e| e.to_string())?;
+            BilinearScaler::new().scale(src, &mut c)?;
             let uv = (psnr(&g.u, &c.u) + psnr(&g.v, &c.v)) / 2.0;
             out.push((rung.name.clone(), psnr(&g.y, &c.y), uv));
         }
@@ -308,14 +329,14 @@ fn nvdec_throughput(
         );
         return;
     }
-    let result = (|| -> Result<(usize, Duration), String> {
-        let mut dec = NvdecDecoder::new(gpu.clone(), config.clone()).map_err(|e| e.to_string())?;
+    let result = (|| -> Result<(usize, Duration), CheckError> {
+        let mut dec = NvdecDecoder::new(gpu.clone(), config.clone())?;
         let mut n = 0usize;
         let t = Instant::now();
         for p in packets {
-            dec.decode(p, &mut |_| n += 1).map_err(|e| e.to_string())?;
+            dec.decode(p, &mut |_| n += 1)?;
         }
-        dec.flush(&mut |_| n += 1).map_err(|e| e.to_string())?;
+        dec.flush(&mut |_| n += 1)?;
         Ok((n, t.elapsed()))
     })();
     match result {
@@ -338,20 +359,18 @@ fn nvdec_throughput(
 /// back within the same `decode()` call (the low-latency contract: all of them).
 fn nvdec_exact(r: &mut Report, gpu: &Arc<Gpu>, config: &AvcConfig, packets: &[Packet]) {
     let check = "nvdec pictures = software decoder";
-    let result = (|| -> Result<(usize, usize, usize), String> {
-        let mut dec = NvdecDecoder::new(gpu.clone(), config.clone()).map_err(|e| e.to_string())?;
-        let mut soft = OpenH264Decoder::new(config.clone()).map_err(|e| e.to_string())?;
+    let result = (|| -> Result<(usize, usize, usize), CheckError> {
+        let mut dec = NvdecDecoder::new(gpu.clone(), config.clone())?;
+        let mut soft = OpenH264Decoder::new(config.clone())?;
         let mut want = std::collections::HashMap::new();
         let (mut same, mut compared, mut prompt) = (0usize, 0usize, 0usize);
         let mut err = None;
         for p in packets {
             soft.decode(p, &mut |f| {
                 want.insert(f.pts, f.clone());
-            })
-            .map_err(|e| e.to_string())?;
+            })?;
             let mut got = Vec::new();
-            dec.decode(p, &mut |f| got.push(host_copy(gpu, f)))
-                .map_err(|e| e.to_string())?;
+            dec.decode(p, &mut |f| got.push(host_copy(gpu, f)))?;
             if got.iter().any(|g| matches!(g, Ok(f) if f.pts == p.pts)) {
                 prompt += 1;
             }
@@ -370,7 +389,7 @@ fn nvdec_exact(r: &mut Report, gpu: &Arc<Gpu>, config: &AvcConfig, packets: &[Pa
             }
         }
         match err {
-            Some(e) if same == 0 => Err(e),
+            Some(e) if same == 0 => Err(CheckError::Mismatch(e)),
             _ => Ok((same, compared, prompt)),
         }
     })();
@@ -395,19 +414,17 @@ fn nvdec_exact(r: &mut Report, gpu: &Arc<Gpu>, config: &AvcConfig, packets: &[Pa
 }
 
 /// A decoded device picture (NV12, pitched) as a host I420 frame.
-fn host_copy(gpu: &Arc<Gpu>, f: &Frame) -> Result<Frame, String> {
+fn host_copy(gpu: &Arc<Gpu>, f: &Frame) -> Result<Frame, CheckError> {
     let d = f
         .device
         .as_ref()
-        .ok_or("NVDEC gave a picture without device memory")?;
+        .ok_or_else(|| CheckError::Missing("NVDEC gave a picture without device memory"))?;
     let (w, h) = (f.width as usize, f.height as usize);
     let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
     let mut luma = vec![0u8; d.pitch * h];
     let mut chroma = vec![0u8; d.pitch * ch];
-    gpu.download(&gpu.stream, d.luma, &mut luma)
-        .map_err(|e| e.to_string())?;
-    gpu.download(&gpu.stream, d.chroma, &mut chroma)
-        .map_err(|e| e.to_string())?;
+    gpu.download(&gpu.stream, d.luma, &mut luma)?;
+    gpu.download(&gpu.stream, d.chroma, &mut chroma)?;
     let mut out = Frame::new(f.width, f.height);
     out.pts = f.pts;
     for y in 0..h {
@@ -427,14 +444,14 @@ fn time_scaler(
     src: &Frame,
     index: usize,
     iters: usize,
-) -> Result<f64, String> {
+) -> Result<f64, CheckError> {
     let mut s = GpuRungScaler::new(shared.clone(), index, false);
     let mut dst = Frame::new(2, 2);
     let mut src = src.clone();
     let t = Instant::now();
     for i in 0..iters {
         src.pts = i as i64; // a new picture each time, so the launch really runs
-        s.scale(&src, &mut dst).map_err(|e| e.to_string())?;
+        s.scale(&src, &mut dst)?;
     }
     Ok(t.elapsed().as_secs_f64() * 1e6 / iters as f64)
 }
@@ -447,24 +464,22 @@ fn scale_timing(
     rungs: &[Rung],
     iters: usize,
 ) {
-    let result = (|| -> Result<(Vec<(String, f64)>, f64), String> {
+    let result = (|| -> Result<(Vec<(String, f64)>, f64), CheckError> {
         let pics = host_pictures(config, packets, 1)?;
-        let host = pics.first().ok_or("no decoded picture")?;
+        let host = pics
+            .first()
+            .ok_or_else(|| CheckError::Missing("no decoded picture"))?;
         // A source picture on the device, as NVDEC would leave it.
-        let staging = LadderScaler::new(gpu.clone(), &[(host.width, host.height)])
-            .map_err(|e| e.to_string())?;
+        let staging = LadderScaler::new(gpu.clone(), &[(host.width, host.height)])?;
         let mut src = Frame::new(host.width, host.height);
-        GpuRungScaler::new(staging.clone(), 0, false)
-            .scale(host, &mut src)
-            .map_err(|e| e.to_string())?;
+        GpuRungScaler::new(staging.clone(), 0, false).scale(host, &mut src)?;
         let mut per = Vec::new();
         for rung in rungs {
-            let one = LadderScaler::new(gpu.clone(), &[(rung.width, rung.height)])
-                .map_err(|e| e.to_string())?;
+            let one = LadderScaler::new(gpu.clone(), &[(rung.width, rung.height)])?;
             per.push((rung.name.clone(), time_scaler(&one, &src, 0, iters)?));
         }
         let sizes: Vec<(u32, u32)> = rungs.iter().map(|r| (r.width, r.height)).collect();
-        let all = LadderScaler::new(gpu.clone(), &sizes).map_err(|e| e.to_string())?;
+        let all = LadderScaler::new(gpu.clone(), &sizes)?;
         Ok((per, time_scaler(&all, &src, 0, iters)?))
     })();
     match result {
@@ -494,23 +509,23 @@ fn nvenc_throughput(
     rungs: &[Rung],
     iters: usize,
 ) {
-    let result = (|| -> Result<Vec<(String, f64)>, String> {
+    let result = (|| -> Result<Vec<(String, f64)>, CheckError> {
         let pics = host_pictures(config, packets, 1)?;
-        let host = pics.first().ok_or("no decoded picture")?;
+        let host = pics
+            .first()
+            .ok_or_else(|| CheckError::Missing("no decoded picture"))?;
         let sizes: Vec<(u32, u32)> = rungs.iter().map(|r| (r.width, r.height)).collect();
-        let shared = LadderScaler::new(gpu.clone(), &sizes).map_err(|e| e.to_string())?;
+        let shared = LadderScaler::new(gpu.clone(), &sizes)?;
         let mut out = Vec::new();
         for (i, rung) in rungs.iter().enumerate() {
             let mut pic = Frame::new(rung.width, rung.height);
-            GpuRungScaler::new(shared.clone(), i, false)
-                .scale(host, &mut pic)
-                .map_err(|e| e.to_string())?;
-            let mut enc = NvencEncoder::new(gpu.clone(), rung, 2.0).map_err(|e| e.to_string())?;
+            GpuRungScaler::new(shared.clone(), i, false).scale(host, &mut pic)?;
+            let mut enc = NvencEncoder::new(gpu.clone(), rung, 2.0)?;
             let n = iters;
             let t = Instant::now();
             for k in 0..n {
                 pic.pts = k as i64 * 1500;
-                enc.encode(&pic, k % 120 == 0).map_err(|e| e.to_string())?;
+                enc.encode(&pic, k % 120 == 0)?;
             }
             out.push((rung.name.clone(), n as f64 / t.elapsed().as_secs_f64()));
         }
@@ -530,15 +545,14 @@ fn ladder_once(
     backend: &Backend,
     config: &AvcConfig,
     packets: &[Packet],
-) -> Result<(LadderRun, Duration), String> {
-    let mut run = LadderRun::with_backend(config, 60.0, &default_ladder(), 2.0, backend)
-        .map_err(|e| e.to_string())?;
+) -> Result<(LadderRun, Duration), CheckError> {
+    let mut run = LadderRun::with_backend(config, 60.0, &default_ladder(), 2.0, backend)?;
     let mut sink = |_: usize, _| {};
     let t = Instant::now();
     for p in packets {
-        run.push(p, &mut sink).map_err(|e| e.to_string())?;
+        run.push(p, &mut sink)?;
     }
-    run.finish(&mut sink).map_err(|e| e.to_string())?;
+    run.finish(&mut sink)?;
     Ok((run, t.elapsed()))
 }
 
@@ -602,7 +616,7 @@ fn channels(r: &mut Report, backend: &Backend, config: &AvcConfig, packets: &[Pa
         let slowest = crate::tools::bench::slowest_of(
             n,
             || ladder_once(backend, config, clip).map(|(_, d)| d),
-            || "ladder thread panicked".to_string(),
+            || CheckError::Missing("ladder thread panicked"),
         );
         match slowest {
             Err(e) => {

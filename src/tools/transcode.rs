@@ -41,7 +41,7 @@ pub enum TranscodeError {
     #[error("{0}: audio: {1}")]
     Audio(PathBuf, String),
     #[error("ladder backend: {0}")]
-    Backend(String),
+    Backend(#[from] crate::transcode::backend::BackendError),
 }
 
 #[derive(Debug)]

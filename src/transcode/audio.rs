@@ -119,14 +119,27 @@ enum SourceDecoder {
     },
 }
 
+/// Why one source access unit did not decode (counted; the unit is skipped).
+#[derive(Debug, thiserror::Error)]
+enum UnitError {
+    #[error("fdk-aac: {0}")]
+    Aac(fdk_aac::dec::DecoderError),
+    #[error("MP3: {0}")]
+    Mp3(#[from] symphonia::core::errors::Error),
+    #[error("MP3 decoder panicked on this frame")]
+    Mp3Panicked,
+    #[error("MP3 decoder gave a sample format other than f32")]
+    Mp3SampleFormat,
+}
+
 impl SourceDecoder {
     /// One access unit to interleaved PCM in `pcm` (at most the encoder's
     /// channel count); returns the samples written (all channels).
-    fn decode(&mut self, data: &[u8], pcm: &mut Vec<i16>) -> Result<usize, String> {
+    fn decode(&mut self, data: &[u8], pcm: &mut Vec<i16>) -> Result<usize, UnitError> {
         match self {
             SourceDecoder::Aac(d) => {
-                d.fill(data).map_err(|e| format!("{e:?}"))?;
-                d.decode_frame(pcm).map_err(|e| format!("{e:?}"))?;
+                d.fill(data).map_err(UnitError::Aac)?;
+                d.decode_frame(pcm).map_err(UnitError::Aac)?;
                 Ok(d.decoded_frame_size().min(pcm.len()))
             }
             SourceDecoder::Mp3 { decoder, channels } => {
@@ -139,15 +152,15 @@ impl SourceDecoder {
                 }));
                 match outcome {
                     Ok(Ok(())) => {}
-                    Ok(Err(e)) => return Err(e.to_string()),
+                    Ok(Err(e)) => return Err(e.into()),
                     Err(_) => {
                         decoder.reset();
-                        return Err("MP3 decoder panicked on this frame".into());
+                        return Err(UnitError::Mp3Panicked);
                     }
                 }
                 let decoded = decoder.last_decoded();
                 let AudioBufferRef::F32(buf) = decoded else {
-                    return Err("MP3 decoder gave a sample format other than f32".into());
+                    return Err(UnitError::Mp3SampleFormat);
                 };
                 let (frames, have) = (buf.frames(), buf.spec().channels.count());
                 if have == 0 {

@@ -17,6 +17,17 @@ use crate::transcode::{Decoder, Encoder, Scaler, StageError};
 /// Each rung's scaler and encoder, in ladder order.
 pub type RungStages = Vec<(Box<dyn Scaler>, Box<dyn Encoder>)>;
 
+/// Why a configured stage cannot run here; start-up stops with it.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("backend = \"gpu\": {0}")]
+    Gpu(gpu::context::GpuError),
+    #[error("decoder = \"libavcodec\": {0}")]
+    Libavcodec(crate::dylib::Unavailable),
+    #[error("scaler = \"swscale\": {0}")]
+    Swscale(crate::dylib::Unavailable),
+}
+
 pub use crate::config::{BackendChoice, DecoderChoice, EncoderChoice, ScalerChoice, SoftCodecs};
 
 impl SoftCodecs {
@@ -64,12 +75,12 @@ impl SoftCodecs {
     }
 
     /// The scaler rungs will get (as [`Self::decoder_name`]).
-    pub fn scaler_name(&self) -> Result<String, String> {
+    pub fn scaler_name(&self) -> Result<String, BackendError> {
         let sws = crate::transcode::cpu::swscale::probe();
         match (self.scaler, sws) {
             (ScalerChoice::FastImageResize, _) => Ok("fast_image_resize".into()),
             (_, Ok(v)) => Ok(v),
-            (ScalerChoice::Swscale, Err(why)) => Err(format!("scaler = \"swscale\": {why}")),
+            (ScalerChoice::Swscale, Err(why)) => Err(BackendError::Swscale(why)),
             (ScalerChoice::Auto, Err(why)) => {
                 Ok(format!("fast_image_resize (no libswscale: {why})"))
             }
@@ -78,14 +89,12 @@ impl SoftCodecs {
 
     /// The decoder streams will get: `libavcodec` without the library is an
     /// error (start-up stops, saying why); `auto` says what it took.
-    pub fn decoder_name(&self) -> Result<String, String> {
+    pub fn decoder_name(&self) -> Result<String, BackendError> {
         let libav = crate::transcode::cpu::libav::probe();
         match (self.decoder, libav) {
             (DecoderChoice::Openh264, _) => Ok("openh264".into()),
             (_, Ok(v)) => Ok(format!("{v} x{} threads", self.decoder_threads)),
-            (DecoderChoice::Libavcodec, Err(why)) => {
-                Err(format!("decoder = \"libavcodec\": {why}"))
-            }
+            (DecoderChoice::Libavcodec, Err(why)) => Err(BackendError::Libavcodec(why)),
             (DecoderChoice::Auto, Err(why)) => Ok(format!("openh264 (no libavcodec: {why})")),
         }
     }
@@ -122,12 +131,12 @@ impl Backend {
         choice: BackendChoice,
         device: usize,
         soft: SoftCodecs,
-    ) -> Result<(Backend, Option<String>), String> {
+    ) -> Result<(Backend, Option<gpu::context::GpuError>), BackendError> {
         match choice {
             BackendChoice::Cpu => Ok((Backend::Cpu(soft), None)),
             BackendChoice::Gpu => gpu::open(device)
                 .map(|(gpu, plan)| (Backend::Gpu { gpu, plan, soft }, None))
-                .map_err(|why| format!("backend = \"gpu\": {why}")),
+                .map_err(BackendError::Gpu),
             BackendChoice::Auto => Ok(match gpu::open(device) {
                 Ok((gpu, plan)) => (Backend::Gpu { gpu, plan, soft }, None),
                 Err(why) => (Backend::Cpu(soft), Some(why)),
@@ -144,8 +153,8 @@ impl Backend {
     pub fn describe(&self) -> String {
         match self {
             Backend::Cpu(soft) => {
-                let decoder = soft.decoder_name().unwrap_or_else(|e| e);
-                let scaler = soft.scaler_name().unwrap_or_else(|e| e);
+                let decoder = soft.decoder_name().unwrap_or_else(|e| e.to_string());
+                let scaler = soft.scaler_name().unwrap_or_else(|e| e.to_string());
                 format!(
                     "cpu: {decoder} decode + {scaler} scale + {}",
                     soft.describe()

@@ -24,13 +24,26 @@ pub enum GpuError {
     #[error("CUDA {call}: {reason}")]
     Cuda { call: &'static str, reason: String },
     #[error("kernels: {0}")]
-    Kernels(String),
+    Kernels(#[from] super::kernels::NvrtcError),
+    /// The driver refuses the PTX and NVRTC cannot build machine code instead.
+    #[error("kernels: the driver refuses the PTX ({refused}) and NVRTC cannot build {arch} machine code instead: {nvrtc}")]
+    KernelsRefused {
+        refused: String,
+        arch: String,
+        nvrtc: super::kernels::NvrtcError,
+    },
     #[error("NVDEC {call}: {reason}")]
     Nvdec { call: &'static str, reason: String },
     #[error("NVENC {call}: {reason}")]
     Nvenc { call: String, reason: String },
     #[error("{0}")]
     Unsupported(String),
+    /// No usable driver, or no device of that ordinal (the probe's words).
+    #[error("{0}")]
+    NoDevice(String),
+    /// The device's context did not open, so nothing else was asked.
+    #[error("no context")]
+    NoContext,
     /// NVDEC or NVENC, opened at run time, is missing or unusable.
     #[error(transparent)]
     Library(#[from] crate::dylib::Unavailable),
@@ -116,7 +129,7 @@ impl Gpu {
             .compute_capability()
             .map_err(driver_err("cuDeviceGetAttribute"))?;
         let name = ctx.name().map_err(driver_err("cuDeviceGetName"))?;
-        let ptx = kernels::ptx_for(compute_capability).map_err(GpuError::Kernels)?;
+        let ptx = kernels::ptx_for(compute_capability)?;
         let (module, kernels_from) = match ctx.load_module(cudarc::nvrtc::Ptx::from_src(ptx)) {
             Ok(m) => (m, "PTX".to_string()),
             // The PTX's ISA is newer than this driver JIT-compiles (NVRTC 12.9
@@ -126,12 +139,10 @@ impl Gpu {
                 let (major, minor) = compute_capability;
                 let arch = format!("sm_{major}{minor}");
                 let cubin = kernels::compile("scale.cu", kernels::SCALE_CU, &arch)
-                    .map_err(|why| {
-                        GpuError::Kernels(format!(
-                            "the driver refuses the PTX ({}) and NVRTC cannot build {arch} \
-                             machine code instead: {why}",
-                            describe(e.0)
-                        ))
+                    .map_err(|nvrtc| GpuError::KernelsRefused {
+                        refused: describe(e.0),
+                        arch: arch.clone(),
+                        nvrtc,
                     })?
                     .cubin;
                 let m = ctx

@@ -140,19 +140,23 @@ pub(crate) fn describe(code: CUresult) -> String {
     }
 }
 
-fn check(code: CUresult) -> Result<(), String> {
-    if code == CUresult::CUDA_SUCCESS {
-        Ok(())
-    } else {
-        Err(describe(code))
-    }
+/// A driver call that failed, or that this libcuda does not export.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{call}: {reason}")]
+pub struct CallError {
+    pub call: &'static str,
+    pub reason: String,
 }
 
-fn call(name: &str, f: impl FnOnce() -> CUresult) -> Result<(), String> {
+fn call(name: &'static str, f: impl FnOnce() -> CUresult) -> Result<(), CallError> {
+    let failed = |reason| Err(CallError { call: name, reason });
     if !exports(name) {
-        return Err(format!("libcuda lacks {name}"));
+        return failed(format!("libcuda lacks {name}"));
     }
-    check(f())
+    match f() {
+        CUresult::CUDA_SUCCESS => Ok(()),
+        code => failed(describe(code)),
+    }
 }
 
 /// Loads the driver, initialises it and lists the devices. Never panics.
@@ -169,14 +173,20 @@ pub fn probe() -> Driver {
     })
     .ok()
     .map(|_| format!("{}.{}", v / 1000, (v % 1000) / 10));
-    if let Err(reason) = init {
-        return Driver::NoDevice { version, reason };
+    if let Err(e) = init {
+        return Driver::NoDevice {
+            version,
+            reason: e.to_string(),
+        };
     }
     let mut count: c_int = 0;
-    if let Err(reason) = call("cuDeviceGetCount", || unsafe {
+    if let Err(e) = call("cuDeviceGetCount", || unsafe {
         sys::cuDeviceGetCount(&mut count)
     }) {
-        return Driver::NoDevice { version, reason };
+        return Driver::NoDevice {
+            version,
+            reason: e.to_string(),
+        };
     }
     if count == 0 {
         return Driver::NoDevice {
@@ -199,7 +209,7 @@ pub fn probe() -> Driver {
     Driver::Ready { version, devices }
 }
 
-fn device_info(ordinal: c_int) -> Result<DeviceInfo, String> {
+fn device_info(ordinal: c_int) -> Result<DeviceInfo, CallError> {
     let mut dev: sys::CUdevice = 0;
     // SAFETY: out-pointers to locals; entry points checked by `call`.
     call("cuDeviceGet", || unsafe {
@@ -213,7 +223,7 @@ fn device_info(ordinal: c_int) -> Result<DeviceInfo, String> {
     let name = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }
         .to_string_lossy()
         .into_owned();
-    let attr = |a: CUdevice_attribute| -> Result<i32, String> {
+    let attr = |a: CUdevice_attribute| -> Result<i32, CallError> {
         let mut v: c_int = 0;
         call("cuDeviceGetAttribute", || unsafe {
             sys::cuDeviceGetAttribute(&mut v, a, dev)

@@ -31,16 +31,47 @@ pub fn nvrtc_present() -> bool {
     unsafe { sys::is_culib_present() }
 }
 
+/// Why a kernel could not be compiled at run time (which kernel, for which
+/// architecture, the NVRTC call and its words).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum NvrtcError {
+    #[error("libnvrtc not found (libnvrtc.so.12; e.g. pip install nvidia-cuda-nvrtc-cu12 and put its lib/ on LD_LIBRARY_PATH)")]
+    Missing,
+    #[error("{kernel}: {call}: {reason}")]
+    Call {
+        kernel: String,
+        call: &'static str,
+        reason: String,
+    },
+    #[error("{kernel} for {arch}: {reason}\n{log}")]
+    Compile {
+        kernel: String,
+        arch: String,
+        reason: String,
+        log: String,
+    },
+    /// The device is older than the built-in PTX and NVRTC failed too.
+    #[error("no built-in PTX for sm_{}{} and NVRTC failed: {nvrtc}", .cc.0, .cc.1)]
+    NoPtx {
+        cc: (i32, i32),
+        nvrtc: Box<NvrtcError>,
+    },
+}
+
 /// "12.9", or why there is no NVRTC.
-pub fn nvrtc_version() -> Result<String, String> {
+pub fn nvrtc_version() -> Result<String, NvrtcError> {
     if !nvrtc_present() {
-        return Err("libnvrtc not found (libnvrtc.so.12; e.g. pip install nvidia-cuda-nvrtc-cu12 and put its lib/ on LD_LIBRARY_PATH)".into());
+        return Err(NvrtcError::Missing);
     }
     let (mut major, mut minor): (c_int, c_int) = (0, 0);
     // SAFETY: NVRTC is present; out-pointers to locals.
     let r = unsafe { sys::nvrtcVersion(&mut major, &mut minor) };
     if r != sys::nvrtcResult::NVRTC_SUCCESS {
-        return Err(format!("nvrtcVersion: {r:?}"));
+        return Err(NvrtcError::Call {
+            kernel: String::new(),
+            call: "nvrtcVersion",
+            reason: format!("{r:?}"),
+        });
     }
     Ok(format!("{major}.{minor}"))
 }
@@ -54,14 +85,21 @@ pub struct Compiled {
 }
 
 /// Compiles `source` for `arch` (`compute_75` → PTX only, `sm_90` → PTX and cubin).
-pub fn compile(name: &str, source: &str, arch: &str) -> Result<Compiled, String> {
+pub fn compile(name: &str, source: &str, arch: &str) -> Result<Compiled, NvrtcError> {
     if !nvrtc_present() {
-        return Err(nvrtc_version().unwrap_err());
+        return Err(NvrtcError::Missing);
     }
-    let src = CString::new(source).map_err(|e| format!("{name}: {e}"))?;
-    let cname = CString::new(name).map_err(|e| format!("{name}: {e}"))?;
+    let failed = |call: &'static str| {
+        move |reason: String| NvrtcError::Call {
+            kernel: name.to_string(),
+            call,
+            reason,
+        }
+    };
+    let src = CString::new(source).map_err(|e| failed("source")(e.to_string()))?;
+    let cname = CString::new(name).map_err(|e| failed("name")(e.to_string()))?;
     let prog = result::create_program(&src, Some(&cname))
-        .map_err(|e| format!("{name}: nvrtcCreateProgram: {e:?}"))?;
+        .map_err(|e| failed("nvrtcCreateProgram")(format!("{e:?}")))?;
     let mut opts: Vec<String> = OPTIONS.iter().map(|s| s.to_string()).collect();
     opts.push(format!("--gpu-architecture={arch}"));
     // SAFETY: `prog` is live until the destroy below; every call gets it.
@@ -71,13 +109,18 @@ pub fn compile(name: &str, source: &str, arch: &str) -> Result<Compiled, String>
             .map(|l| c_chars_to_string(&l))
             .unwrap_or_default();
         let out = match compiled {
-            Err(e) => Err(format!("{name} for {arch}: {e:?}\n{log}")),
+            Err(e) => Err(NvrtcError::Compile {
+                kernel: name.to_string(),
+                arch: arch.to_string(),
+                reason: format!("{e:?}"),
+                log,
+            }),
             Ok(()) => {
                 let ptx = result::get_ptx(prog)
                     .map(|p| c_chars_to_string(&p))
-                    .map_err(|e| format!("{name}: nvrtcGetPTX: {e:?}"));
+                    .map_err(|e| failed("nvrtcGetPTX")(format!("{e:?}")));
                 let cubin = if arch.starts_with("sm_") {
-                    cubin_of(prog).map_err(|e| format!("{name}: {e}"))
+                    cubin_of(prog).map_err(|(call, r)| failed(call)(format!("{r:?}")))
                 } else {
                     Ok(Vec::new())
                 };
@@ -92,18 +135,19 @@ pub fn compile(name: &str, source: &str, arch: &str) -> Result<Compiled, String>
 
 /// # Safety
 /// `prog` must be a live, compiled program.
-unsafe fn cubin_of(prog: sys::nvrtcProgram) -> Result<Vec<u8>, String> {
+/// On failure: the call and NVRTC's result.
+unsafe fn cubin_of(prog: sys::nvrtcProgram) -> Result<Vec<u8>, (&'static str, sys::nvrtcResult)> {
     let mut size = 0usize;
     // SAFETY: the caller's contract; out-pointer to a local.
     let r = unsafe { sys::nvrtcGetCUBINSize(prog, &mut size) };
     if r != sys::nvrtcResult::NVRTC_SUCCESS {
-        return Err(format!("nvrtcGetCUBINSize: {r:?}"));
+        return Err(("nvrtcGetCUBINSize", r));
     }
     let mut buf = vec![0u8; size];
     // SAFETY: `buf` holds the size NVRTC just reported.
     let r = unsafe { sys::nvrtcGetCUBIN(prog, buf.as_mut_ptr().cast()) };
     if r != sys::nvrtcResult::NVRTC_SUCCESS {
-        return Err(format!("nvrtcGetCUBIN: {r:?}"));
+        return Err(("nvrtcGetCUBIN", r));
     }
     Ok(buf)
 }
@@ -115,7 +159,7 @@ fn c_chars_to_string(c: &[std::ffi::c_char]) -> String {
 
 /// The PTX to load on a device of compute capability `cc`: the built-in PTX
 /// when there is one and the device can JIT it, else an NVRTC compile now.
-pub fn ptx_for(cc: (i32, i32)) -> Result<String, String> {
+pub fn ptx_for(cc: (i32, i32)) -> Result<String, NvrtcError> {
     if let Some(ptx) = built_ptx() {
         if cc >= BUILT_ARCH {
             return Ok(ptx.to_string());
@@ -124,11 +168,9 @@ pub fn ptx_for(cc: (i32, i32)) -> Result<String, String> {
     let arch = format!("compute_{}{}", cc.0, cc.1);
     compile("scale.cu", SCALE_CU, &arch)
         .map(|c| c.ptx)
-        .map_err(|e| {
-            format!(
-                "no built-in PTX for sm_{}{} and NVRTC failed: {e}",
-                cc.0, cc.1
-            )
+        .map_err(|e| NvrtcError::NoPtx {
+            cc,
+            nvrtc: Box::new(e),
         })
 }
 
@@ -231,6 +273,12 @@ mod tests {
         )
         .err()
         .expect("must not compile");
-        assert!(err.contains("undefined_thing"), "{err}");
+        // Which kernel, for which architecture, and the compiler's log.
+        assert!(
+            matches!(&err, NvrtcError::Compile { kernel, arch, log, .. }
+                if kernel == "bad.cu" && arch == "compute_75" && log.contains("undefined_thing")),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("undefined_thing"), "{err}");
     }
 }

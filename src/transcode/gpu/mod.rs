@@ -35,7 +35,7 @@ pub struct GpuReport {
     /// NVRTC version, or why it is missing (needed only when the built-in PTX
     /// does not fit the device).
     #[serde(serialize_with = "facility")]
-    pub nvrtc: Result<String, String>,
+    pub nvrtc: Result<String, kernels::NvrtcError>,
     /// PTX for the scaler kernels was compiled at build time.
     pub kernels_built_in: bool,
 }
@@ -46,27 +46,27 @@ pub struct DeviceReport {
     pub info: cuda::DeviceInfo,
     /// Opening the context and loading the kernels.
     #[serde(serialize_with = "facility")]
-    pub context: Result<(), String>,
+    pub context: Result<(), GpuError>,
     /// The kernel image the driver took (PTX, or an NVRTC cubin).
     pub kernels: Option<String>,
     #[serde(serialize_with = "facility")]
-    pub nvdec: Result<Vec<nvdec::DecodeCaps>, String>,
+    pub nvdec: Result<Vec<nvdec::DecodeCaps>, GpuError>,
     #[serde(serialize_with = "facility")]
-    pub nvenc: Result<Vec<String>, String>,
+    pub nvenc: Result<Vec<String>, GpuError>,
 }
 
 /// `probe --json`'s one shape for anything that may be missing:
 /// `{"available": true, "detail": null, "value": …}` or
 /// `{"available": false, "detail": "why", "value": null}` (serde's own `Result`
 /// shape, `{"Ok": …}` / `{"Err": …}`, is no interface for operators' scripts).
-fn facility<T: Serialize, S: serde::Serializer>(
-    r: &Result<T, String>,
+fn facility<T: Serialize, E: std::fmt::Display, S: serde::Serializer>(
+    r: &Result<T, E>,
     s: S,
 ) -> Result<S::Ok, S::Error> {
     use serde::ser::SerializeStruct;
     let mut st = s.serialize_struct("Facility", 3)?;
     st.serialize_field("available", &r.is_ok())?;
-    st.serialize_field("detail", &r.as_ref().err())?;
+    st.serialize_field("detail", &r.as_ref().err().map(|e| e.to_string()))?;
     st.serialize_field("value", &r.as_ref().ok())?;
     st.end()
 }
@@ -98,17 +98,14 @@ pub fn probe() -> GpuReport {
     };
     for info in infos {
         let opened = Gpu::open(info.ordinal);
-        let (context, nvdec, nvenc) = match &opened {
-            Ok(gpu) => (Ok(()), nvdec::caps(gpu), nvenc::codecs(gpu)),
-            Err(e) => (
-                Err(e.to_string()),
-                Err("no context".to_string()),
-                Err("no context".to_string()),
-            ),
+        let kernels = opened.as_ref().ok().map(|g| g.kernels_from.clone());
+        let (context, nvdec, nvenc) = match opened {
+            Ok(gpu) => (Ok(()), nvdec::caps(&gpu), nvenc::codecs(&gpu)),
+            Err(e) => (Err(e), Err(GpuError::NoContext), Err(GpuError::NoContext)),
         };
         devices.push(DeviceReport {
             info,
-            kernels: opened.as_ref().ok().map(|g| g.kernels_from.clone()),
+            kernels,
             context,
             nvdec,
             nvenc,
@@ -186,18 +183,18 @@ fn plan_of(d: &DeviceReport) -> Plan {
 
 /// Opens device `ordinal` for the GPU backend and decides its stages, or says
 /// why the GPU backend cannot run.
-pub fn open(ordinal: usize) -> Result<(Arc<Gpu>, Plan), String> {
+pub fn open(ordinal: usize) -> Result<(Arc<Gpu>, Plan), GpuError> {
     let driver = cuda::probe();
     let cuda::Driver::Ready { devices, .. } = &driver else {
-        return Err(driver.summary());
+        return Err(GpuError::NoDevice(driver.summary()));
     };
     let Some(info) = devices.iter().find(|d| d.ordinal == ordinal).cloned() else {
-        return Err(format!(
+        return Err(GpuError::NoDevice(format!(
             "no CUDA device {ordinal} ({} present)",
             devices.len()
-        ));
+        )));
     };
-    let gpu = Gpu::open(ordinal).map_err(|e| e.to_string())?;
+    let gpu = Gpu::open(ordinal)?;
     let report = DeviceReport {
         info,
         kernels: Some(gpu.kernels_from.clone()),

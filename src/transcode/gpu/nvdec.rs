@@ -110,9 +110,9 @@ pub struct DecodeCaps {
 }
 
 /// NVDEC capabilities of the current context's device for the codecs we take.
-pub fn caps(gpu: &Gpu) -> Result<Vec<DecodeCaps>, String> {
-    let lib = lib().map_err(|e| e.to_string())?;
-    gpu.bind().map_err(|e| e.to_string())?;
+pub fn caps(gpu: &Gpu) -> Result<Vec<DecodeCaps>, GpuError> {
+    let lib = lib()?;
+    gpu.bind()?;
     let mut out = Vec::new();
     for (codec, name) in [
         (nv::cudaVideoCodec_H264, "h264"),
@@ -125,8 +125,7 @@ pub fn caps(gpu: &Gpu) -> Result<Vec<DecodeCaps>, String> {
         c.eChromaFormat = nv::cudaVideoChromaFormat_420;
         c.nBitDepthMinus8 = 0;
         // SAFETY: a valid, initialised struct; the device's context is current.
-        check("cuvidGetDecoderCaps", unsafe { (lib.get_caps)(&mut c) })
-            .map_err(|e| e.to_string())?;
+        check("cuvidGetDecoderCaps", unsafe { (lib.get_caps)(&mut c) })?;
         out.push(DecodeCaps {
             codec: name,
             supported: c.bIsSupported != 0,

@@ -191,9 +191,8 @@ impl Drop for Session {
 }
 
 /// The codecs NVENC offers on this GPU, or why it offers none.
-pub fn codecs(gpu: &Gpu) -> Result<Vec<String>, String> {
-    let s = Session::open(gpu).map_err(|e| e.to_string())?;
-    s.codecs().map_err(|e| e.to_string())
+pub fn codecs(gpu: &Gpu) -> Result<Vec<String>, GpuError> {
+    Session::open(gpu)?.codecs()
 }
 
 struct Registration {
