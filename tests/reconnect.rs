@@ -28,7 +28,12 @@ fn assert_whole_timelines(server: &Server, name: &str) {
 
 /// (msn of the first segment, every URI listed, discontinuity count).
 fn playlist(server: &Server, path: &str) -> (u64, Vec<String>, usize) {
-    let text = server.get(path).unwrap().1;
+    parse_playlist(path, &server.get(path).unwrap().1)
+}
+
+/// [`playlist`] of a text already fetched: a second GET can find another
+/// state (a new publish's rendition is 404 until its ladder starts).
+fn parse_playlist(path: &str, text: &str) -> (u64, Vec<String>, usize) {
     let msn = text
         .lines()
         .find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))
@@ -170,8 +175,8 @@ fn without_a_window_a_new_publish_starts_new_playlists() {
     let rendition = "/live/cam/360p30/playlist.m3u8";
     let mut ff = push(&input.path, &url, true);
     server.wait_for("segments", Duration::from_secs(40), || {
-        let (st, _) = server.get(rendition).ok()?;
-        (st == 200 && last_segment(&playlist(&server, rendition).1) >= 2).then_some(())
+        let (st, text) = server.get(rendition).ok()?;
+        (st == 200 && last_segment(&parse_playlist(rendition, &text).1) >= 2).then_some(())
     });
     ff.0.kill().unwrap();
     let _ = ff.0.wait();
@@ -195,7 +200,7 @@ fn without_a_window_a_new_publish_starts_new_playlists() {
         Duration::from_secs(40),
         || {
             let (st, text) = server.get(rendition).ok()?;
-            let (_, uris, _) = (st == 200).then(|| playlist(&server, rendition))?;
+            let (_, uris, _) = (st == 200).then(|| parse_playlist(rendition, &text))?;
             (run_dir(&text).is_some_and(|d| d != first_run) && last_segment(&uris) >= 1)
                 .then_some(text)
         },
@@ -269,8 +274,8 @@ fn a_gone_publisher_leaves_the_slate_on_air_until_it_is_back() {
     let rendition = "/live/cam/360p30/playlist.m3u8";
     let mut ff = push(&input.path, &url, true);
     server.wait_for("segments", Duration::from_secs(40), || {
-        let (st, _) = server.get(rendition).ok()?;
-        (st == 200 && last_segment(&playlist(&server, rendition).1) >= 2).then_some(())
+        let (st, text) = server.get(rendition).ok()?;
+        (st == 200 && last_segment(&parse_playlist(rendition, &text).1) >= 2).then_some(())
     });
     let pattern = mean_luma(
         &format!("http://{}/live/cam/360p30/index.m3u8", server.http),
@@ -450,7 +455,29 @@ fn a_backup_takes_over_when_the_primary_dies_and_hands_back() {
                 .then_some(())
         });
         let secs = killed.elapsed().as_secs_f64();
-        player.join().unwrap();
+        let played = player.join();
+        // What the segments hold across the switch, printed before a player
+        // failure is raised: a hole in the media, or the player's placement.
+        for (r, segments, faults) in every_rendition_timeline(&server, "cam") {
+            for s in &segments {
+                println!(
+                    "{r} {}{} tfdt {} ticks {} EXTINF {}",
+                    if s.discontinuity { "(disc) " } else { "" },
+                    s.uri,
+                    s.tfdt,
+                    s.ticks,
+                    s.extinf
+                );
+            }
+            println!("{r} faults: {faults:?}");
+        }
+        println!(
+            "{}",
+            server.get("/live/cam/360p30/playlist.m3u8").unwrap().1
+        );
+        if let Err(e) = played {
+            std::panic::resume_unwind(e);
+        }
         secs
     });
     println!(

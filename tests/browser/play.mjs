@@ -54,6 +54,8 @@ try {
   };
   await run(Number(seconds) * 1000);
   result.played = last.t - start;
+  // hls.js's appends, when the buffer has a hole: which part was missed.
+  if (result.holes.length) result.appended = await page.evaluate(() => window.player.appended || []);
   // What was played: the picture's size, the SourceBuffers, the levels' codecs.
   result.media = await page.evaluate(() => ({
     videoWidth: document.getElementById('video').videoWidth,
