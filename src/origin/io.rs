@@ -1,15 +1,21 @@
-//! Adapters that let hyper run on glommio: its socket traits and a local executor.
+//! Adapters that let hyper run on glommio (its socket traits and a local
+//! executor), and the connection's header clock its socket reads feed.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{ready, Context, Poll};
+use std::time::{Duration, Instant};
 
 use futures_lite::{AsyncRead, AsyncWrite};
 
-use super::conn::RequestLines;
-use super::ConnWatch;
+use super::conn::{self, RequestLines};
+
+/// What an over-long request line reads (see [`RequestLines`]): the
+/// body the request checks' `414` has, and a close.
+const URI_TOO_LONG: &[u8] = b"HTTP/1.1 414 URI Too Long\r\nContent-Type: text/plain; charset=utf-8\r\nCache-Control: no-store\r\nContent-Length: 10\r\nConnection: close\r\n\r\nuri_bytes\n";
 
 /// A glommio socket seen through hyper's `Read`/`Write` traits; every read
 /// that returns bytes is reported to the connection's header clock, and
@@ -53,7 +59,7 @@ impl<T: AsyncWrite + Unpin> HyperIo<T> {
                 }
             }
         }
-        let answer = super::URI_TOO_LONG;
+        let answer = URI_TOO_LONG;
         let mut done = self.refusing.unwrap_or(0);
         while done < answer.len() {
             match Pin::new(&mut self.io).poll_write(cx, &answer[done..]) {
@@ -143,5 +149,66 @@ where
 {
     fn execute(&self, fut: F) {
         glommio::spawn_local(fut).detach();
+    }
+}
+
+/// A connection's header clock, shared by its socket reads, its service and its watchdog.
+pub struct ConnWatch {
+    clock: RefCell<conn::HeaderClock>,
+    /// Notified when a deadline is armed, so the watchdog sleeps until it.
+    armed: event_listener::Event,
+    /// Notified when a response is done (an answer the socket glue holds back waits for it).
+    idle: event_listener::Event,
+    /// The socket glue answered an over-long request line itself (counted when the connection ends).
+    pub(super) uri_too_long: std::cell::Cell<bool>,
+}
+
+impl ConnWatch {
+    pub(super) fn new(timeout: Duration) -> Self {
+        ConnWatch {
+            clock: RefCell::new(conn::HeaderClock::new(Instant::now(), timeout)),
+            armed: event_listener::Event::new(),
+            idle: event_listener::Event::new(),
+            uri_too_long: std::cell::Cell::new(false),
+        }
+    }
+
+    /// Whether a request is being answered.
+    fn busy(&self) -> bool {
+        self.clock.borrow().in_flight()
+    }
+
+    fn on_read(&self, bytes: &[u8]) {
+        if self.clock.borrow_mut().on_read(Instant::now(), bytes) {
+            self.armed.notify(usize::MAX);
+        }
+    }
+
+    pub(super) fn on_request(&self) {
+        self.clock.borrow_mut().on_request();
+    }
+
+    pub(super) fn on_response_done(&self) {
+        if self.clock.borrow_mut().on_response_done(Instant::now()) {
+            self.armed.notify(usize::MAX);
+        }
+        self.idle.notify(usize::MAX);
+    }
+
+    /// Returns when the connection's headers are overdue.
+    pub(super) async fn overdue(&self) {
+        loop {
+            let listener = self.armed.listen();
+            let due = self.clock.borrow().due();
+            let Some(due) = due else {
+                listener.await;
+                continue;
+            };
+            let now = Instant::now();
+            if self.clock.borrow().expired(now) {
+                return;
+            }
+            futures_lite::future::or(listener, glommio::timer::sleep(due - now)).await;
+        }
     }
 }

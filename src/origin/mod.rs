@@ -23,7 +23,6 @@ mod streaming;
 pub mod tls;
 mod vod;
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::rc::Rc;
@@ -42,7 +41,7 @@ use tracing::{debug, warn};
 use crate::config::Config;
 use crate::store::hot::HotStore;
 use crate::telemetry::shutdown::Shutdown;
-use io::{HyperIo, LocalExec};
+use io::{ConnWatch, HyperIo, LocalExec};
 
 /// Answers an operators' route (`/api/…`, `/metrics`, `/healthz`, `/readyz`)
 /// from its method, path segments and headers; `None`: not one of them.
@@ -174,71 +173,6 @@ async fn refuse(mut stream: glommio::net::TcpStream, answer: &[u8], tls: bool) {
         glommio::timer::sleep(Duration::from_millis(100)),
     )
     .await;
-}
-
-/// What an over-long request line reads (see [`conn::RequestLines`]): the
-/// body the request checks' `414` has, and a close.
-const URI_TOO_LONG: &[u8] = b"HTTP/1.1 414 URI Too Long\r\nContent-Type: text/plain; charset=utf-8\r\nCache-Control: no-store\r\nContent-Length: 10\r\nConnection: close\r\n\r\nuri_bytes\n";
-
-/// A connection's header clock, shared by its socket reads, its service and its watchdog.
-pub struct ConnWatch {
-    clock: RefCell<conn::HeaderClock>,
-    /// Notified when a deadline is armed, so the watchdog sleeps until it.
-    armed: event_listener::Event,
-    /// Notified when a response is done (an answer the socket glue holds back waits for it).
-    idle: event_listener::Event,
-    /// The socket glue answered an over-long request line itself (counted when the connection ends).
-    uri_too_long: std::cell::Cell<bool>,
-}
-
-impl ConnWatch {
-    fn new(timeout: Duration) -> Self {
-        ConnWatch {
-            clock: RefCell::new(conn::HeaderClock::new(Instant::now(), timeout)),
-            armed: event_listener::Event::new(),
-            idle: event_listener::Event::new(),
-            uri_too_long: std::cell::Cell::new(false),
-        }
-    }
-
-    /// Whether a request is being answered.
-    fn busy(&self) -> bool {
-        self.clock.borrow().in_flight()
-    }
-
-    fn on_read(&self, bytes: &[u8]) {
-        if self.clock.borrow_mut().on_read(Instant::now(), bytes) {
-            self.armed.notify(usize::MAX);
-        }
-    }
-
-    fn on_request(&self) {
-        self.clock.borrow_mut().on_request();
-    }
-
-    fn on_response_done(&self) {
-        if self.clock.borrow_mut().on_response_done(Instant::now()) {
-            self.armed.notify(usize::MAX);
-        }
-        self.idle.notify(usize::MAX);
-    }
-
-    /// Returns when the connection's headers are overdue.
-    async fn overdue(&self) {
-        loop {
-            let listener = self.armed.listen();
-            let due = self.clock.borrow().due();
-            let Some(due) = due else {
-                listener.await;
-                continue;
-            };
-            let now = Instant::now();
-            if self.clock.borrow().expired(now) {
-                return;
-            }
-            futures_lite::future::or(listener, glommio::timer::sleep(due - now)).await;
-        }
-    }
 }
 
 /// A response body that tells the connection's clock when it is done (sent or
