@@ -8,18 +8,24 @@
 
 pub mod demo;
 pub mod driver;
+pub mod feed;
+pub mod input;
 pub mod inputs;
 pub mod pause;
 pub mod policy;
 pub mod publisher;
 pub mod registry;
+pub mod running;
 pub mod slate;
+pub mod switcher;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-pub use driver::{Driver, Input, Job};
+pub use driver::Driver;
+pub use feed::Job;
+pub use input::Input;
 pub use publisher::{Closed, Publisher};
 pub use registry::{EndReason, LiveStream, Registry, Rejection};
 
@@ -37,7 +43,7 @@ pub struct Streams {
     pub registry: Registry,
     /// Each NAME's running driver: how a later publisher of the NAME (a
     /// reconnect, a backup) reaches it.
-    drivers: std::sync::Mutex<std::collections::HashMap<String, driver::Parked>>,
+    drivers: std::sync::Mutex<std::collections::HashMap<String, feed::Parked>>,
     next_token: std::sync::atomic::AtomicU64,
     cores: Vec<flume::Sender<Job>>,
     next: AtomicUsize,
@@ -125,7 +131,7 @@ impl Streams {
         job.attach = Some((token, attach_rx));
         self.lock_drivers().insert(
             name.clone(),
-            driver::Parked {
+            feed::Parked {
                 attach: attach_tx,
                 token,
             },
@@ -176,7 +182,7 @@ impl Streams {
 
     fn lock_drivers(
         &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, driver::Parked>> {
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, feed::Parked>> {
         self.drivers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
