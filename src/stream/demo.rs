@@ -37,7 +37,17 @@ pub fn spawn(
     Ok(())
 }
 
-fn run(config: &Config, streams: &Arc<Streams>, shutdown: &Shutdown) -> Result<(), String> {
+/// Why the demo source stopped.
+#[derive(Debug, thiserror::Error)]
+enum DemoError {
+    /// The NAME could not be published (its reason, as a publisher would get it).
+    #[error("{0}")]
+    Refused(&'static str),
+    #[error(transparent)]
+    Pattern(#[from] crate::transcode::pattern::PatternError),
+}
+
+fn run(config: &Config, streams: &Arc<Streams>, shutdown: &Shutdown) -> Result<(), DemoError> {
     let cfg = &config.demo;
     let publisher = SocketAddr::from(([127, 0, 0, 1], 0));
     let publish = streams
@@ -49,7 +59,7 @@ fn run(config: &Config, streams: &Arc<Streams>, shutdown: &Shutdown) -> Result<(
             usize::MAX,
             crate::stream::Role::Primary,
         )
-        .map_err(|r| r.describe().to_string())?;
+        .map_err(|r| DemoError::Refused(r.describe()))?;
     let id = publish.stream().id;
     // Our encoder writes no VUI timing; say the frame rate the way a publisher would.
     publish.metadata(serde_json::json!({

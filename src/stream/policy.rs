@@ -61,13 +61,17 @@ impl AudioRoute {
     /// One publisher audio packet in; the rendition's AAC frames out. A unit the
     /// re-encoder cannot take is skipped (its init is the re-encoder's), never
     /// passed through.
-    pub fn push(&mut self, p: &Packet, out: &mut dyn FnMut(&Packet)) -> Result<(), String> {
+    pub fn push(
+        &mut self,
+        p: &Packet,
+        out: &mut dyn FnMut(&Packet),
+    ) -> Result<(), crate::transcode::StageError> {
         match self {
             AudioRoute::Pass(_) => {
                 out(p);
                 Ok(())
             }
-            AudioRoute::Reencode(t) => t.push(p, &mut |o| out(&o)).map_err(|e| e.to_string()),
+            AudioRoute::Reencode(t) => t.push(p, &mut |o| out(&o)),
             AudioRoute::Dropped(_) => Ok(()),
         }
     }

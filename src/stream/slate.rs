@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::media::aac::AudioSpecificConfig;
 use crate::media::{CodecConfig, StreamId, Track};
 use crate::stream::Input;
-use crate::transcode::pattern::{PatternSource, ToneSource};
+use crate::transcode::pattern::{PatternError, PatternSource, ToneSource};
 
 /// The slate's video bitrate: a still picture needs little.
 const VIDEO_KBPS: u32 = 400;
@@ -37,15 +37,14 @@ impl Slate {
         audio: Option<&AudioSpecificConfig>,
         stream: StreamId,
         now: Instant,
-    ) -> Result<Slate, String> {
+    ) -> Result<Slate, PatternError> {
         let fps = (fps.round() as u32).clamp(1, 60);
         let gop = ((fps as f64 * segment_secs).round() as u64).max(1);
         let video =
             PatternSource::slate(size.0.max(16), size.1.max(16), fps, VIDEO_KBPS, gop, name)?;
         let audio = match audio {
             Some(a) if a.sample_rate > 0 && (1..=2).contains(&a.channels) => Some(
-                ToneSource::silence(a.sample_rate, a.channels, AUDIO_BPS)
-                    .map_err(|e| format!("slate audio: {e}"))?,
+                ToneSource::silence(a.sample_rate, a.channels, AUDIO_BPS)?,
             ),
             _ => None,
         };
@@ -70,7 +69,7 @@ impl Slate {
 
     /// Every picture (and the silence up to it) due by `now`, in time order;
     /// the video configuration comes before the first picture.
-    pub fn due(&mut self, now: Instant, out: &mut Vec<Input>) -> Result<(), String> {
+    pub fn due(&mut self, now: Instant, out: &mut Vec<Input>) -> Result<(), PatternError> {
         while self.next_due() <= now {
             self.n += 1;
             if let Some((config, packet)) = self.video.next(self.stream)? {

@@ -122,9 +122,8 @@ enum CheckError {
     Stage(#[from] crate::transcode::StageError),
     #[error(transparent)]
     Gpu(#[from] gpu::GpuError),
-    /// The test pattern could not be made (its encoder's words).
-    #[error("test pattern: {0}")]
-    Pattern(String),
+    #[error(transparent)]
+    Pattern(#[from] crate::transcode::pattern::PatternError),
     /// What the check compared did not match.
     #[error("{0}")]
     Mismatch(String),
@@ -135,17 +134,17 @@ enum CheckError {
 
 /// The 1080p60 pattern, encoded (2 s GOPs at 12 Mbit/s).
 fn clip(frames: usize) -> Result<(AvcConfig, Vec<Packet>), CheckError> {
-    let mut src = PatternSource::new(1920, 1080, 60, 12_000, 120).map_err(CheckError::Pattern)?;
+    let mut src = PatternSource::new(1920, 1080, 60, 12_000, 120)?;
     let mut config = None;
     let mut packets = Vec::with_capacity(frames);
     while packets.len() < frames {
-        if let Some((c, p)) = src.next(0).map_err(CheckError::Pattern)? {
+        if let Some((c, p)) = src.next(0)? {
             config = config.or(c);
             packets.push(p);
         }
     }
     let config =
-        config.ok_or_else(|| CheckError::Pattern("no config from the pattern encoder".into()))?;
+        config.ok_or(CheckError::Missing("no config from the pattern encoder"))?;
     Ok((config, packets))
 }
 

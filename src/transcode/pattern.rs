@@ -12,7 +12,18 @@ use crate::media::{Packet, StreamId, Track, TIMESCALE};
 use crate::transcode::audio::{AacEncoder, Tone};
 use crate::transcode::cpu::OpenH264Encoder;
 use crate::transcode::ladder::Rung;
-use crate::transcode::{Encoder, Frame};
+use crate::transcode::{Encoder, Frame, StageError};
+
+/// Why a test source made no picture or sound.
+#[derive(Debug, thiserror::Error)]
+pub enum PatternError {
+    #[error("test pattern encoder: {0}")]
+    Encode(#[from] StageError),
+    #[error("the first test pattern frame carries no SPS/PPS")]
+    NoParameterSets,
+    #[error("test pattern parameter sets: {0}")]
+    ParameterSets(#[from] crate::media::h264::AvcConfigError),
+}
 
 /// The test pattern, encoded: one H.264 packet (AVCC, parameter sets in the
 /// config, not the packets) per call, a keyframe every `gop` frames, timed at
@@ -44,7 +55,7 @@ impl PatternSource {
         fps: u32,
         bitrate_kbps: u32,
         gop: u64,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, PatternError> {
         Self::drawing(width, height, fps, bitrate_kbps, gop, Picture::Bars)
     }
 
@@ -56,7 +67,7 @@ impl PatternSource {
         bitrate_kbps: u32,
         gop: u64,
         name: &str,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, PatternError> {
         let picture = Picture::Slate {
             name: name.to_string(),
         };
@@ -70,7 +81,7 @@ impl PatternSource {
         bitrate_kbps: u32,
         gop: u64,
         picture: Picture,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, PatternError> {
         let rung = Rung {
             name: "demo-source".into(),
             width,
@@ -80,7 +91,7 @@ impl PatternSource {
             bitrate_bps: bitrate_kbps * 1000,
         };
         Ok(PatternSource {
-            encoder: OpenH264Encoder::new(&rung).map_err(|e| e.to_string())?,
+            encoder: OpenH264Encoder::new(&rung)?,
             frame: Frame::new(width, height),
             fps,
             gop: gop.max(1),
@@ -96,7 +107,7 @@ impl PatternSource {
     pub fn next(
         &mut self,
         stream: StreamId,
-    ) -> Result<Option<(Option<AvcConfig>, Packet)>, String> {
+    ) -> Result<Option<(Option<AvcConfig>, Packet)>, PatternError> {
         let n = self.n;
         self.n += 1;
         match &self.picture {
@@ -107,8 +118,7 @@ impl PatternSource {
         self.frame.arrival = Instant::now();
         let Some(encoded) = self
             .encoder
-            .encode(&self.frame, n % self.gop == 0)
-            .map_err(|e| e.to_string())?
+            .encode(&self.frame, n % self.gop == 0)?
         else {
             return Ok(None);
         };
@@ -118,9 +128,9 @@ impl PatternSource {
             let sps = nals.iter().find(|n| n.first().map(|b| b & 0x1f) == Some(7));
             let pps = nals.iter().find(|n| n.first().map(|b| b & 0x1f) == Some(8));
             let (Some(sps), Some(pps)) = (sps, pps) else {
-                return Err("first pattern frame carries no SPS/PPS".into());
+                return Err(PatternError::NoParameterSets);
             };
-            config = Some(AvcConfig::from_parameter_sets(sps, pps).map_err(|e| e.to_string())?);
+            config = Some(AvcConfig::from_parameter_sets(sps, pps)?);
             self.config_sent = true;
         }
         // Parameter sets travel in the config, not the packets.
@@ -158,20 +168,20 @@ pub struct ToneSource {
 }
 
 impl ToneSource {
-    pub fn new(bitrate_bps: u32) -> Result<Self, String> {
+    pub fn new(bitrate_bps: u32) -> Result<Self, PatternError> {
         Self::with(-18.0, 48_000, 2, bitrate_bps)
     }
 
     /// Digital silence as AAC-LC at `rate` and `channels` (a slate's audio, in
     /// the layout of the stream it stands in for).
-    pub fn silence(rate: u32, channels: u8, bitrate_bps: u32) -> Result<Self, String> {
+    pub fn silence(rate: u32, channels: u8, bitrate_bps: u32) -> Result<Self, PatternError> {
         Self::with(f64::NEG_INFINITY, rate, channels, bitrate_bps)
     }
 
-    fn with(level_dbfs: f64, rate: u32, channels: u8, bitrate_bps: u32) -> Result<Self, String> {
+    fn with(level_dbfs: f64, rate: u32, channels: u8, bitrate_bps: u32) -> Result<Self, PatternError> {
         Ok(ToneSource {
             tone: Tone::new(1000.0, level_dbfs, rate, channels as usize),
-            encoder: AacEncoder::new(rate, channels, bitrate_bps).map_err(|e| e.to_string())?,
+            encoder: AacEncoder::new(rate, channels, bitrate_bps)?,
             rate,
             produced: 0,
             pcm: Vec::new(),
@@ -188,7 +198,7 @@ impl ToneSource {
         t: Duration,
         stream: StreamId,
         out: &mut dyn FnMut(Packet),
-    ) -> Result<(), String> {
+    ) -> Result<(), PatternError> {
         let due = (t.as_secs_f64() * self.rate as f64) as u64;
         if due <= self.produced {
             return Ok(());
@@ -212,7 +222,7 @@ impl ToneSource {
                     arrival: now,
                 })
             })
-            .map_err(|e| e.to_string())
+            .map_err(PatternError::from)
     }
 }
 

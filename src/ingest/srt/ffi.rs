@@ -172,6 +172,14 @@ const NAMES: &[&str] = &[
 ];
 
 /// libsrt, opened once per process (`srt_startup` called), or why not.
+/// A socket option libsrt refused, with its words.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("SRT option {opt}: {reason}")]
+pub struct OptionError {
+    pub opt: c_int,
+    pub reason: String,
+}
+
 pub fn srt() -> Result<&'static Srt, Unavailable> {
     static SRT: OnceLock<Result<Srt, Unavailable>> = OnceLock::new();
     SRT.get_or_init(load).as_ref().map_err(Clone::clone)
@@ -238,7 +246,7 @@ impl Srt {
     }
 
     /// Sets an integer socket option.
-    pub fn set_int(&self, s: SrtSocket, opt: c_int, v: c_int) -> Result<(), String> {
+    pub fn set_int(&self, s: SrtSocket, opt: c_int, v: c_int) -> Result<(), OptionError> {
         // SAFETY: `v` outlives the call; its size is passed.
         let rc = unsafe {
             (self.setsockflag)(
@@ -252,16 +260,19 @@ impl Srt {
     }
 
     /// Sets a string socket option (passphrase, stream id).
-    pub fn set_str(&self, s: SrtSocket, opt: c_int, v: &str) -> Result<(), String> {
+    pub fn set_str(&self, s: SrtSocket, opt: c_int, v: &str) -> Result<(), OptionError> {
         // SAFETY: the bytes outlive the call; libsrt copies them.
         let rc =
             unsafe { (self.setsockflag)(s, opt, v.as_ptr() as *const c_void, v.len() as c_int) };
         self.check(rc, opt)
     }
 
-    fn check(&self, rc: c_int, opt: c_int) -> Result<(), String> {
+    fn check(&self, rc: c_int, opt: c_int) -> Result<(), OptionError> {
         if rc == SRT_ERROR {
-            Err(format!("SRT option {opt}: {}", self.last_error()))
+            Err(OptionError {
+                opt,
+                reason: self.last_error(),
+            })
         } else {
             Ok(())
         }

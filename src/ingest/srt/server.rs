@@ -109,13 +109,14 @@ pub fn start(ingest: Arc<Ingest>) -> Result<Listener, SrtError> {
         bind_err(e)
     };
     // Exclusive port: a second ladderd must fail to bind, not share the traffic.
-    srt.set_int(lsn, ffi::SRTO_REUSEADDR, 0).map_err(fail)?;
+    srt.set_int(lsn, ffi::SRTO_REUSEADDR, 0)
+        .map_err(|e| fail(e.to_string()))?;
     srt.set_int(
         lsn,
         ffi::SRTO_RCVLATENCY,
         ingest.config.ingest.srt_latency_ms as c_int,
     )
-    .map_err(fail)?;
+    .map_err(|e| fail(e.to_string()))?;
     let sa = socket2::SockAddr::from(addr);
     // SAFETY: `sa` is a valid sockaddr of the length passed.
     if unsafe { (srt.bind)(lsn, sa.as_ptr(), sa.len() as c_int) } < 0 {
