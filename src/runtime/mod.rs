@@ -46,7 +46,7 @@ pub enum RuntimeError {
     #[error("{0}")]
     Archive(#[from] crate::store::archive::ArchiveError),
     #[error("archive.credentials_file {0}")]
-    ArchiveCredentials(String),
+    ArchiveCredentials(crate::config::CredentialsError),
     #[error("{0}")]
     Keys(#[from] crate::origin::KeysError),
 }

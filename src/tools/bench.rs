@@ -195,7 +195,7 @@ pub fn ladder(
     encoder: Option<EncoderChoice>,
 ) -> Result<LadderReport, BenchError> {
     let soft = bench_encoder(encoder);
-    soft.check().map_err(BenchError::Input)?;
+    soft.check().map_err(|e| BenchError::Input(e.to_string()))?;
     let path = match input {
         Some(p) => p.to_path_buf(),
         None => clip("1920x1080", 30, 10)?,

@@ -28,7 +28,80 @@ pub enum BackendError {
     Swscale(crate::dylib::Unavailable),
 }
 
-pub use crate::config::{BackendChoice, DecoderChoice, EncoderChoice, ScalerChoice, SoftCodecs};
+pub use crate::config::{BackendChoice, DecoderChoice, EncoderChoice, ScalerChoice};
+use crate::config::{EncoderUnusable, Ladder};
+
+/// The software codecs with their settings, as configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SoftCodecs {
+    /// The encoder.
+    pub choice: EncoderChoice,
+    pub x264_preset: String,
+    pub x264_threads: u32,
+    pub decoder: DecoderChoice,
+    /// libavcodec's frame threads per stream (1: no added delay).
+    pub decoder_threads: u32,
+    pub scaler: ScalerChoice,
+    /// Rungs below 720p scale from the 720p picture ([`crate::transcode::cpu::cascade`]).
+    pub cascade: bool,
+}
+
+impl Default for SoftCodecs {
+    fn default() -> Self {
+        SoftCodecs {
+            choice: EncoderChoice::Openh264,
+            x264_preset: "veryfast".into(),
+            x264_threads: 1,
+            decoder: DecoderChoice::Auto,
+            decoder_threads: 1,
+            scaler: ScalerChoice::Auto,
+            cascade: true,
+        }
+    }
+}
+
+impl SoftCodecs {
+    /// Whether this build can run the choice (x264 needs the `x264` feature);
+    /// the same check `ladder.encoder` gets when the configuration loads.
+    pub fn check(&self) -> Result<(), EncoderUnusable> {
+        crate::config::encoder_usable(self.choice, &self.x264_preset)
+    }
+
+    /// The fastest this build has, with the encoder's own threads (no rung
+    /// threads on the GPU path): x264 ultrafast, else openh264.
+    pub fn fastest() -> SoftCodecs {
+        SoftCodecs {
+            choice: if cfg!(feature = "x264") {
+                EncoderChoice::X264
+            } else {
+                EncoderChoice::Openh264
+            },
+            x264_preset: "ultrafast".into(),
+            x264_threads: 0,
+            decoder: DecoderChoice::Auto,
+            decoder_threads: 1,
+            scaler: ScalerChoice::Auto,
+            cascade: true,
+        }
+    }
+}
+
+/// `[ladder]`'s software codec choices as the transcoder runs them (an
+/// inherent method of the config type, written here so that what the
+/// choices mean stays in `transcode`).
+impl Ladder {
+    pub fn soft_codecs(&self) -> SoftCodecs {
+        SoftCodecs {
+            choice: self.encoder,
+            x264_preset: self.x264_preset.clone(),
+            x264_threads: self.x264_threads,
+            decoder: self.decoder,
+            decoder_threads: self.decoder_threads,
+            scaler: self.scaler,
+            cascade: self.cascade,
+        }
+    }
+}
 
 impl SoftCodecs {
     /// One rung's encoder.
@@ -44,7 +117,11 @@ impl SoftCodecs {
             #[cfg(not(feature = "x264"))]
             EncoderChoice::X264 => Err(StageError::Unavailable {
                 stage: "x264 encoder",
-                reason: self.check().err().unwrap_or_default(),
+                reason: self
+                    .check()
+                    .err()
+                    .map(|e| e.to_string())
+                    .unwrap_or_default(),
             }),
         }
     }
