@@ -37,7 +37,7 @@ impl crate::telemetry::metrics::Report for auth::AuthBackoff {
             "ladderd_publish_auth_backed_off_addresses",
             "Addresses waiting out a publish-auth backoff now.",
             vec![],
-            self.backed_off(std::time::Instant::now()) as i64,
+            self.backed_off(crate::telemetry::clock::now()) as i64,
         );
     }
 }

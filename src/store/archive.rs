@@ -251,11 +251,7 @@ impl Archive {
     }
 }
 
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
+use crate::telemetry::clock::unix_ms;
 
 #[cfg(test)]
 mod tests {

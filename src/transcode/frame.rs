@@ -53,7 +53,7 @@ impl Frame {
             width: 0,
             height: 0,
             pts: 0,
-            arrival: Instant::now(),
+            arrival: crate::telemetry::clock::now(),
             y: Vec::new(),
             u: Vec::new(),
             v: Vec::new(),

@@ -3,7 +3,7 @@
 //! 1 kHz tone encoded to AAC. The demo stream paces them in real time; `hwtest`
 //! and the benches take clips of them as fast as they encode.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -115,7 +115,7 @@ impl PatternSource {
             Picture::Slate { name } => draw_slate(&mut self.frame, name),
         }
         self.frame.pts = n as i64 * (TIMESCALE as i64 / self.fps as i64);
-        self.frame.arrival = Instant::now();
+        self.frame.arrival = crate::telemetry::clock::now();
         let Some(encoded) = self
             .encoder
             .encode(&self.frame, n % self.gop == 0)?
@@ -207,7 +207,7 @@ impl ToneSource {
         self.tone
             .fill((due - self.produced) as usize, &mut self.pcm);
         self.produced = due;
-        let now = Instant::now();
+        let now = crate::telemetry::clock::now();
         self.encoder
             .encode(&self.pcm, &mut |first, au| {
                 let pts = (first as i128 * TIMESCALE as i128 / self.rate as i128) as i64;
@@ -261,9 +261,7 @@ fn draw(f: &mut Frame, n: u64, fps: u32) {
         f.y[y * w + bx..y * w + bx + size].fill(235);
     }
     // Frame counter and UTC wall clock, burned in.
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
+    let ms = crate::telemetry::clock::unix_ms();
     let day_ms = ms % 86_400_000;
     let clock = format!(
         "{:02}:{:02}:{:02}.{:03}",
@@ -284,9 +282,7 @@ fn draw_slate(f: &mut Frame, name: &str) {
     f.y.fill(40);
     f.u.fill(140);
     f.v.fill(120);
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
+    let ms = crate::telemetry::clock::unix_ms();
     let day_ms = ms % 86_400_000;
     let clock = format!(
         "{:02}:{:02}:{:02} UTC",

@@ -41,11 +41,11 @@ pub async fn accept_loop(listener: TcpListener, ctx: Arc<Ingest>) {
         let peer = stream
             .peer_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-        let ticket = match ctx.rtmp.admit(peer.ip(), Instant::now()) {
+        let ticket = match ctx.rtmp.admit(peer.ip(), crate::telemetry::clock::now()) {
             Ok(t) => t,
             Err(why) => {
                 // One line a minute at most (across cores): a flood must not flood the log too.
-                if let Some(unlogged) = ctx.rtmp.log_due(why, Instant::now()) {
+                if let Some(unlogged) = ctx.rtmp.log_due(why, crate::telemetry::clock::now()) {
                     warn!(%peer, reason = why.label(), unlogged, "rtmp connection refused (limits.max_rtmp_connections, max_rtmp_pending_connections, max_rtmp_connections_per_ip); further refusals only counted for a minute (rtmp_connections_refused_total)");
                 }
                 drop(stream);
@@ -114,7 +114,7 @@ impl Connection {
         }
         let _ = socket.set_nodelay(true);
         // However busy a stranger keeps the socket, it must have published by then.
-        let setup_deadline = Instant::now()
+        let setup_deadline = crate::telemetry::clock::now()
             + Duration::from_secs_f64(self.ctx.config.limits.rtmp_setup_timeout_secs);
         let mut buf = vec![0u8; READ_BUF];
         loop {
@@ -132,7 +132,7 @@ impl Connection {
                     None => {
                         let setup = async {
                             glommio::timer::sleep(
-                                setup_deadline.saturating_duration_since(Instant::now()),
+                                setup_deadline.saturating_duration_since(crate::telemetry::clock::now()),
                             )
                             .await;
                             Err(Close::SetupTimeout)
@@ -155,7 +155,7 @@ impl Connection {
                 Ok(Err(e)) if e.kind() == std::io::ErrorKind::TimedOut => return Close::Timeout,
                 Ok(Err(e)) => return Close::Io(e),
             };
-            let arrival = Instant::now();
+            let arrival = crate::telemetry::clock::now();
             if let Err(e) = self.session.handle_input(&buf[..n]) {
                 return Close::Session(e);
             }
@@ -242,7 +242,7 @@ impl Connection {
     }
 
     fn reject(&mut self, request: u32, name: Option<&str>, why: Rejection) -> Result<(), Close> {
-        let now = std::time::Instant::now();
+        let now = crate::telemetry::clock::now();
         if let Some(unlogged) = self.ctx.streams.registry.count_rejection(why, now) {
             warn!(
                 peer = %self.peer,
@@ -271,7 +271,7 @@ impl Connection {
         if self.ctx.shutdown.is_triggered() {
             return self.reject(request, None, Rejection::ShuttingDown);
         }
-        let (ip, now) = (self.peer.ip(), Instant::now());
+        let (ip, now) = (self.peer.ip(), crate::telemetry::clock::now());
         if self.ctx.auth.check(ip, now).is_err() {
             return self.reject(request, None, Rejection::BackedOff);
         }
@@ -387,7 +387,7 @@ impl Connection {
             (None, Close::Session(e)) => {
                 // Anyone can send a broken handshake: every one is counted, one a minute logged.
                 let why = protocol.unwrap_or(Refusal::ProtocolError);
-                match self.ctx.rtmp.log_due(why, Instant::now()) {
+                match self.ctx.rtmp.log_due(why, crate::telemetry::clock::now()) {
                     Some(unlogged) => {
                         warn!(peer = %self.peer, reason = why.label(), unlogged, "rtmp connection closed: {e}; further ones only counted for a minute (rtmp_connections_refused_total)")
                     }
@@ -409,7 +409,7 @@ impl Connection {
                 if let Some(unlogged) = self
                     .ctx
                     .rtmp
-                    .log_due(Refusal::PendingBuffer, Instant::now())
+                    .log_due(Refusal::PendingBuffer, crate::telemetry::clock::now())
                 {
                     warn!(peer = %self.peer, buffered = self.session.buffered(), unlogged, "rtmp connection closed: unauthenticated connections' buffer budget spent (limits.rtmp_pending_buffer_bytes); further ones only counted for a minute")
                 }

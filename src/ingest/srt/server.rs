@@ -183,7 +183,7 @@ unsafe extern "C" fn on_connect(
         // SAFETY: libsrt passes the caller's address (or null).
         let ip = unsafe { hook_peer(peer) };
         let ingest = &ctx.ingest;
-        let now = Instant::now();
+        let now = crate::telemetry::clock::now();
         if let Some(ip) = ip {
             if ingest.auth.check(ip, now).is_err() {
                 refuse(
@@ -277,7 +277,7 @@ fn refuse(srt: &Srt, ns: SrtSocket, ingest: &Ingest, id: &str, why: Refused) {
     let Some(unlogged) = ingest
         .streams
         .registry
-        .count_rejection(r, std::time::Instant::now())
+        .count_rejection(r, crate::telemetry::clock::now())
     else {
         return;
     };
@@ -393,7 +393,7 @@ fn connection(srt: &Srt, s: SrtSocket, peer: SocketAddr, ingest: &Ingest) {
     ) {
         Ok(p) => p,
         Err(why) => {
-            let now = std::time::Instant::now();
+            let now = crate::telemetry::clock::now();
             if let Some(unlogged) = ingest.streams.registry.count_rejection(why, now) {
                 warn!(%peer, stream = %admitted.name, reason = why.label(), unlogged, "SRT publish rejected: {} (counted in ladderd_publishers_rejected_total; logged once a minute per reason)", why.describe());
             }
@@ -407,8 +407,8 @@ fn connection(srt: &Srt, s: SrtSocket, peer: SocketAddr, ingest: &Ingest) {
     let _ = srt.set_int(s, ffi::SRTO_RCVTIMEO, RECV_TIMEOUT_MS);
     let mut demuxer = Demuxer::new(stream.id);
     let mut buf = vec![0u8; MAX_MESSAGE];
-    let mut watch = Watch::new(Instant::now());
-    let mut last_stats = Instant::now();
+    let mut watch = Watch::new(crate::telemetry::clock::now());
+    let mut last_stats = crate::telemetry::clock::now();
     // The demuxer's counters as last exported, and whether its trouble was logged.
     let mut seen = Counters::default();
     let mut logged_unusable = false;
@@ -419,7 +419,7 @@ fn connection(srt: &Srt, s: SrtSocket, peer: SocketAddr, ingest: &Ingest) {
         if ingest.shutdown.is_triggered() {
             break EndReason::Shutdown;
         }
-        match watch.check(Instant::now()) {
+        match watch.check(crate::telemetry::clock::now()) {
             None => {}
             Some(Gone::Silent) => break EndReason::Timeout,
             Some(Gone::Unusable) => {
@@ -431,7 +431,7 @@ fn connection(srt: &Srt, s: SrtSocket, peer: SocketAddr, ingest: &Ingest) {
         }
         if last_stats.elapsed() >= Duration::from_secs(1) {
             publish_stats(srt, s, &publish, admitted.latency_ms);
-            last_stats = Instant::now();
+            last_stats = crate::telemetry::clock::now();
         }
         // SAFETY: `buf` has MAX_MESSAGE bytes of room.
         let n = unsafe { (srt.recvmsg)(s, buf.as_mut_ptr() as *mut c_char, buf.len() as c_int) };
@@ -444,7 +444,7 @@ fn connection(srt: &Srt, s: SrtSocket, peer: SocketAddr, ingest: &Ingest) {
             break EndReason::PublisherClosed;
         }
         let n = n as usize;
-        let arrival = Instant::now();
+        let arrival = crate::telemetry::clock::now();
         watch.data(arrival);
         let Some(data) = buf.get(..n) else { continue };
         let pushed = demuxer.push(data, arrival);
@@ -543,14 +543,14 @@ fn install_log_handler(srt: &Srt, per_ip: Arc<PerIp>) {
             let stats = unsafe { &(*(opaque as *const PerIp)).stats };
             match classify(&msg) {
                 LogLine::Rejected(why) => {
-                    if let Some(unlogged) = stats.handshake_rejected(why, Instant::now()) {
+                    if let Some(unlogged) = stats.handshake_rejected(why, crate::telemetry::clock::now()) {
                         warn!(reason = why.label(), unlogged, "SRT handshake rejected: {msg}; further ones only counted for a minute (srt_handshakes_rejected_total)");
                     }
                 }
                 LogLine::RejectionDetail | LogLine::Benign => {
                     debug!(target: "libsrt", area = %area, "{msg}")
                 }
-                LogLine::Other => match stats.other_line(&area, Instant::now()) {
+                LogLine::Other => match stats.other_line(&area, crate::telemetry::clock::now()) {
                     // syslog levels: 3 error, 4 warning.
                     Some(unlogged) if level <= 3 => {
                         tracing::error!(target: "libsrt", area = %area, unlogged, "{msg}")
