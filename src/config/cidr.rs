@@ -13,7 +13,6 @@ pub enum CidrError {
     Prefix { block: String, max: u8 },
 }
 
-/// An absolute http(s) URL with a host and nothing after the path.
 /// An address block (`10.0.0.0/8`, `2001:db8::/32`, or one address).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cidr {

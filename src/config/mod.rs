@@ -1,9 +1,10 @@
 //! The one TOML configuration file, CLI overrides, and validation.
 //!
 //! Every error names the key at fault (`server.rtmp_listen: invalid socket
-//! address syntax`), and the binary exits with code 2 on any of them.//!
+//! address syntax`), and the binary exits with code 2 on any of them.
+//!
 //! One file per section: each owns its keys' types, defaults and `validate`
-//! (a typed [`Invalid`] built through the one range check, [`invalid::range`]);
+//! (a typed [`Invalid`] built through the one range check, `invalid::range`);
 //! this one loads the file, applies the CLI overrides and checks every
 //! section after them. Config holds the choices as plain data: what a codec
 //! choice does is `transcode`'s (`transcode::backend::SoftCodecs`).
@@ -174,8 +175,9 @@ impl Config {
         Ok(config)
     }
 
-    /// Every section's own check, then what spans sections; the first
-    /// invalid key is the answer.
+    /// Each section's own check, a section after those it is checked
+    /// against (`[hls]` after `[ladder]`, `[dvr]` after `[hls]`, ...); the
+    /// first invalid key is the answer.
     fn validate(&self) -> Result<(), Invalid> {
         self.cdn.validate()?;
         self.runtime.validate()?;

@@ -9,7 +9,8 @@
 //! One clock for all renditions: decode times are the ingest 90 kHz
 //! timestamps minus a per-stream base (audio converted to its sample rate),
 //! and program date-times derive from the same pts, so a player can switch
-//! renditions at any segment boundary and line audio up with video.//!
+//! renditions at any segment boundary and line audio up with video.
+//!
 //! Files: `input` and `published` are what the packager takes and gives;
 //! `packager/` is the per-stream packager (`output` one rendition's chunker
 //! and latency, `video` the source and rung pictures, `audio` the AAC).

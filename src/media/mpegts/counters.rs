@@ -12,7 +12,8 @@ pub struct Counters {
     /// Continuity-counter gaps on the video or audio PID (lost or repeated TS packets).
     pub continuity_errors: u64,
     /// PES packets dropped: audio cut by a continuity error, header unreadable
-    /// or split across TS packets, no timestamp to place them, or over [`MAX_PES_BYTES`](super::MAX_PES_BYTES).
+    /// or split across TS packets, no timestamp to place them, or over
+    /// [`MAX_PES_BYTES`](super::MAX_PES_BYTES).
     pub dropped_pes: u64,
     /// Video PES that lost (or repeated) TS packets and were kept anyway, as
     /// damaged access units: a decoder conceals a missing piece of a slice,

@@ -2,8 +2,8 @@
 //!
 //! [`Demuxer::push`] takes bytes as they arrive, split anywhere (SRT messages
 //! are usually 7 × 188 bytes, but nothing here relies on it); [`Demuxer::poll`]
-//! hands back codec configs and [`Packet`]s on the 90 kHz timeline, as
-//! `flv::Demuxer` does for RTMP. Drive contract: after every `push` (and after
+//! hands back codec configs and [`Packet`](crate::media::Packet)s on the 90 kHz
+//! timeline, as `flv::Demuxer` does for RTMP. Drive contract: after every `push` (and after
 //! [`Demuxer::flush`]), call `poll` until it returns `None`; output is queued
 //! until then.
 //!

@@ -1,6 +1,7 @@
 //! HLS playlists: multivariant, LL-HLS media (parts, preload hint, delta
 //! updates, rendition reports) and standard media playlists. Sans-IO: a
-//! description of what the store holds in, playlist text out.//!
+//! description of what the store holds in, playlist text out.
+//!
 //! Files: `segments` (what a window holds, the stream's timing), `names`
 //! (object file names and URIs, the origin's only URI grammar), `media`
 //! (LL-HLS media playlists), `standard` (standard HLS, DVR and VOD

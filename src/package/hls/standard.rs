@@ -85,7 +85,7 @@ fn whole_segments_head(
 }
 
 /// The standard (non-LL) media playlist over whole groups; `prefix` as in
-/// [`MediaPlaylist::prefix`].
+/// [`MediaPlaylist::prefix`](super::MediaPlaylist::prefix).
 pub fn standard_playlist(
     segments: &[LongSegment],
     discontinuity_sequence: u64,

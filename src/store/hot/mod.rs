@@ -1,7 +1,9 @@
 //! The hot store: per stream and rendition, a ring of the most recent
 //! segments and their parts, in memory. Published objects never change; a
 //! publish wakes only the parked requests it reaches (each rendition's
-//! [`Waiters`] table; the request's glue sleeps until its deadline).//!
+//! [`Waiters`](crate::store::waiters::Waiters) table; the request's glue
+//! sleeps until its deadline).
+//!
 //! Files: this one holds the streams by name; `stream` is one publish's
 //! media (its renditions, viewers, DVR tap), `rendition` one rendition's
 //! publish and lookups and the requests parked on it, `timeline` the window
