@@ -43,9 +43,9 @@ impl Slate {
         let video =
             PatternSource::slate(size.0.max(16), size.1.max(16), fps, VIDEO_KBPS, gop, name)?;
         let audio = match audio {
-            Some(a) if a.sample_rate > 0 && (1..=2).contains(&a.channels) => Some(
-                ToneSource::silence(a.sample_rate, a.channels, AUDIO_BPS)?,
-            ),
+            Some(a) if a.sample_rate > 0 && (1..=2).contains(&a.channels) => {
+                Some(ToneSource::silence(a.sample_rate, a.channels, AUDIO_BPS)?)
+            }
             _ => None,
         };
         Ok(Slate {

@@ -143,8 +143,7 @@ fn clip(frames: usize) -> Result<(AvcConfig, Vec<Packet>), CheckError> {
             packets.push(p);
         }
     }
-    let config =
-        config.ok_or(CheckError::Missing("no config from the pattern encoder"))?;
+    let config = config.ok_or(CheckError::Missing("no config from the pattern encoder"))?;
     Ok((config, packets))
 }
 

@@ -116,10 +116,7 @@ impl PatternSource {
         }
         self.frame.pts = n as i64 * (TIMESCALE as i64 / self.fps as i64);
         self.frame.arrival = crate::telemetry::clock::now();
-        let Some(encoded) = self
-            .encoder
-            .encode(&self.frame, n % self.gop == 0)?
-        else {
+        let Some(encoded) = self.encoder.encode(&self.frame, n % self.gop == 0)? else {
             return Ok(None);
         };
         let mut config = None;
@@ -178,7 +175,12 @@ impl ToneSource {
         Self::with(f64::NEG_INFINITY, rate, channels, bitrate_bps)
     }
 
-    fn with(level_dbfs: f64, rate: u32, channels: u8, bitrate_bps: u32) -> Result<Self, PatternError> {
+    fn with(
+        level_dbfs: f64,
+        rate: u32,
+        channels: u8,
+        bitrate_bps: u32,
+    ) -> Result<Self, PatternError> {
         Ok(ToneSource {
             tone: Tone::new(1000.0, level_dbfs, rate, channels as usize),
             encoder: AacEncoder::new(rate, channels, bitrate_bps)?,

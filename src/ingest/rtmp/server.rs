@@ -132,7 +132,8 @@ impl Connection {
                     None => {
                         let setup = async {
                             glommio::timer::sleep(
-                                setup_deadline.saturating_duration_since(crate::telemetry::clock::now()),
+                                setup_deadline
+                                    .saturating_duration_since(crate::telemetry::clock::now()),
                             )
                             .await;
                             Err(Close::SetupTimeout)

@@ -543,7 +543,9 @@ fn install_log_handler(srt: &Srt, per_ip: Arc<PerIp>) {
             let stats = unsafe { &(*(opaque as *const PerIp)).stats };
             match classify(&msg) {
                 LogLine::Rejected(why) => {
-                    if let Some(unlogged) = stats.handshake_rejected(why, crate::telemetry::clock::now()) {
+                    if let Some(unlogged) =
+                        stats.handshake_rejected(why, crate::telemetry::clock::now())
+                    {
                         warn!(reason = why.label(), unlogged, "SRT handshake rejected: {msg}; further ones only counted for a minute (srt_handshakes_rejected_total)");
                     }
                 }
