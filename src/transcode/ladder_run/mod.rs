@@ -586,29 +586,15 @@ impl LadderRun {
     }
 
     /// End of stream: drains the decoder's reorder buffer through the rungs,
-    /// then waits for every rung thread to hand back its last pictures.
+    /// then waits for every rung thread to hand back its last pictures
+    /// ([`Self::handle_end`] and [`Self::poll_output`] with a callback).
     pub fn finish(&mut self, out: &mut dyn FnMut(usize, EncodedFrame)) -> Result<(), StageError> {
-        let mut result = Ok(());
-        {
-            let (decoder, mut stage) = self.split();
-            // The decoder's held pictures come in one burst with no real
-            // time to keep up with: every rung takes each one (a drop here
-            // would leave a hole at the end of each rung's timeline, with no
-            // next picture to stretch the one before over it).
-            stage.flushing = true;
-            decoder.flush(&mut |frame| {
-                stage.picture(frame, out, &mut result);
-            })?;
+        let ended = self.handle_end();
+        while let Some((i, f)) = self.poll_output() {
+            out(i, f);
         }
-        self.close_rungs();
-        if let Some(rx) = self.outputs.clone() {
-            // Every rung's task ends once its queue is empty and closed.
-            for o in rx.iter() {
-                let (_, mut stage) = self.split();
-                stage.accept(o, out, &mut result);
-            }
-        }
-        result
+        // A rung thread's error came last, so it is the one to report.
+        self.end_result().and(ended)
     }
 
     /// The channel rung threads answer on (threaded modes), for a caller that
