@@ -13,7 +13,11 @@
 //! So a second decoder of the same kind decodes the packets since the
 //! latest keyframe and is flushed: the pictures it gives out that the rungs
 //! have not had go to them. The cost (a GOP's decode at most) falls while
-//! the input is silent, not when it comes back.
+//! the input is silent, not when it comes back, and it is paid a few
+//! packets at a time ([`Replay::step`]) so the stream's core goes on
+//! serving its input (a blocking replay held it past `slate_after_ms` on a
+//! loaded box); a video packet that arrives meanwhile cancels the replay,
+//! since the live decoder then gives out what it held.
 //!
 //! The live decoder goes on untouched. The pictures it gives out later up
 //! to the drain point are passed over (the drain gave them out) or dropped
@@ -24,6 +28,7 @@
 use std::collections::HashSet;
 
 use crate::media::Packet;
+use crate::transcode::{Decoder, Frame, StageError};
 
 /// Packets kept for a drain, at most (33 s at 30 fps); a longer GOP is not
 /// drained until its next keyframe.
@@ -52,6 +57,51 @@ pub(super) struct Held {
     pub drains: u64,
     /// Pictures dropped for showing before a drain's point.
     pub dropped: u64,
+    /// Drains cancelled before they were over (input came back first).
+    pub cancelled: u64,
+}
+
+/// A drain under way: the spare decoder and the packets it replays, a few
+/// per [`Self::step`].
+pub(super) struct Replay {
+    spare: Box<dyn Decoder>,
+    gop: Vec<Packet>,
+    next: usize,
+    /// Pictures given out so far.
+    pub gave: usize,
+}
+
+impl Replay {
+    pub fn new(spare: Box<dyn Decoder>, gop: Vec<Packet>) -> Self {
+        Replay {
+            spare,
+            gop,
+            next: 0,
+            gave: 0,
+        }
+    }
+
+    /// Decodes up to `packets` more packets and, once every one is in,
+    /// flushes the decoder; `give` says whether it gave a picture out.
+    /// True when the replay is over.
+    pub fn step(
+        &mut self,
+        packets: usize,
+        give: &mut dyn FnMut(&mut Frame) -> bool,
+    ) -> Result<bool, StageError> {
+        let gave = &mut self.gave;
+        let mut out = |f: &mut Frame| *gave += usize::from(give(f));
+        let end = self.gop.len().min(self.next.saturating_add(packets));
+        while self.next < end {
+            self.spare.decode(&self.gop[self.next], &mut out)?;
+            self.next += 1;
+        }
+        if self.next < self.gop.len() {
+            return Ok(false);
+        }
+        self.spare.flush(&mut out)?;
+        Ok(true)
+    }
 }
 
 impl Held {
@@ -80,21 +130,25 @@ impl Held {
         self.broken = true;
     }
 
-    /// Packets to replay for a drain, if one is due (taken: hand them back
-    /// with [`Self::replayed`]).
+    /// Packets to replay for a drain, if one is due (a copy: the live
+    /// decoder's packets go on into the GOP while the replay runs).
     pub fn take_replay(&mut self) -> Option<Vec<Packet>> {
         let held = self.last_in > self.last_out;
         if !self.fresh || self.broken || self.gop.is_empty() || !held {
             return None;
         }
         self.fresh = false;
-        Some(std::mem::take(&mut self.gop))
+        Some(self.gop.clone())
     }
 
-    /// The drain is over: its packets back, and whether it gave anything out.
-    pub fn replayed(&mut self, gop: Vec<Packet>, gave: usize) {
-        self.gop = gop;
+    /// The drain is over: whether it gave anything out.
+    pub fn replayed(&mut self, gave: usize) {
         self.drains += u64::from(gave > 0);
+    }
+
+    /// A drain was cancelled: the input came back (or ended) first.
+    pub fn cancelled(&mut self) {
+        self.cancelled += 1;
     }
 
     /// Whether a picture of the live decoder goes to the rungs.
@@ -154,10 +208,11 @@ mod tests {
         assert!(h.take_replay().is_none(), "the decoder holds nothing");
         h.pushed(&packet(4, false));
         let gop = h.take_replay().unwrap();
+        assert_eq!(gop.len(), 2, "the GOP since the keyframe");
         assert!(h.take_replay().is_none(), "nothing new since");
         assert!(!h.drained(0), "the rungs had it");
         assert!(h.drained(4));
-        h.replayed(gop, 1);
+        h.replayed(1);
         assert_eq!(h.drains, 1);
         let passed: Vec<i64> = [1, 2, 3, 4, 5, 6]
             .into_iter()

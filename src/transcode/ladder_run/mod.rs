@@ -196,6 +196,8 @@ pub struct LadderRun {
     /// Makes the second decoder a drain replays the GOP into (None: no drains).
     spare_decoder: Option<SpareDecoder>,
     held: drain::Held,
+    /// The drain under way, a few packets per [`Self::drain_step`].
+    replay: Option<drain::Replay>,
     /// Encoded frames not yet taken by [`Self::poll_output`].
     ready: VecDeque<(usize, EncodedFrame)>,
     /// After [`Self::handle_end`]: the rung threads still to hand back their
@@ -347,6 +349,7 @@ impl LadderRun {
             telemetry: true,
             spare_decoder: None,
             held: drain::Held::default(),
+            replay: None,
             ready: VecDeque::new(),
             ending: None,
         })
@@ -411,8 +414,20 @@ impl LadderRun {
     /// The input paused: see [`Self::drain`]; the pictures come out of
     /// [`Self::poll_output`].
     pub fn handle_pause(&mut self) -> Result<usize, StageError> {
+        self.handle_pause_step(usize::MAX)
+            .map(|gave| gave.unwrap_or(0))
+    }
+
+    /// The input paused: a drain starts if none is under way
+    /// ([`Self::start_drain`]) and replays up to `packets` more packets
+    /// ([`Self::drain_step`]); the pictures come out of [`Self::poll_output`].
+    /// `Some(pictures given out)` once it is over (0: nothing to drain).
+    pub fn handle_pause_step(&mut self, packets: usize) -> Result<Option<usize>, StageError> {
+        if !self.start_drain()? {
+            return Ok(Some(0));
+        }
         let mut ready = std::mem::take(&mut self.ready);
-        let r = self.drain(&mut |i, f| ready.push_back((i, f)));
+        let r = self.drain_step(packets, &mut |i, f| ready.push_back((i, f)));
         self.ready = ready;
         r
     }
@@ -433,6 +448,10 @@ impl LadderRun {
     /// Returns the decoder's or an inline rung's error (a decoder's stops
     /// the end there).
     pub fn handle_end(&mut self) -> Result<(), StageError> {
+        if self.replay.take().is_some() {
+            // The live decoder's flush gives out what it held.
+            self.held.cancelled();
+        }
         let mut result = Ok(());
         let mut ready = std::mem::take(&mut self.ready);
         let flushed = {
@@ -501,6 +520,10 @@ impl LadderRun {
         if packet.keyframe {
             self.source_keyframes.insert(packet.pts);
         }
+        if packet.track == crate::media::Track::Video && self.replay.take().is_some() {
+            // The input is back: the live decoder gives out what it held.
+            self.held.cancelled();
+        }
         self.held.pushed(packet);
         let t = Instant::now();
         let cpu = thread_cpu();
@@ -540,18 +563,58 @@ impl LadderRun {
     /// since the latest keyframe). Returns how many pictures it gave out: 0
     /// when nothing was pushed since the last drain. Pictures the decoder
     /// gives out later that show before the last one drained are dropped
-    /// and counted ([`Self::dropped_after_drain`]).
+    /// and counted ([`Self::dropped_after_drain`]). The whole replay at
+    /// once: a caller that must stay responsive uses [`Self::start_drain`]
+    /// and [`Self::drain_step`].
     pub fn drain(&mut self, out: &mut dyn FnMut(usize, EncodedFrame)) -> Result<usize, StageError> {
-        let Some(make) = self.spare_decoder.as_mut() else {
+        if !self.start_drain()? {
             return Ok(0);
+        }
+        loop {
+            if let Some(gave) = self.drain_step(usize::MAX, out)? {
+                return Ok(gave);
+            }
+        }
+    }
+
+    /// Starts a drain ([`Self::drain`]) to be run by [`Self::drain_step`]:
+    /// false when none is due (nothing pushed since the last one, no
+    /// pictures held, no spare decoder). A drain already under way goes on.
+    pub fn start_drain(&mut self) -> Result<bool, StageError> {
+        if self.replay.is_some() {
+            return Ok(true);
+        }
+        let Some(make) = self.spare_decoder.as_mut() else {
+            return Ok(false);
         };
         let Some(gop) = self.held.take_replay() else {
-            return Ok(0);
+            return Ok(false);
         };
-        let made = make();
-        let mut gave = 0;
+        self.replay = Some(drain::Replay::new(make()?, gop));
+        Ok(true)
+    }
+
+    /// Whether a drain is under way (started, not finished or cancelled).
+    pub fn draining(&self) -> bool {
+        self.replay.is_some()
+    }
+
+    /// The drain under way replays up to `packets` more packets, and once
+    /// they are all in, flushes the spare decoder: the pictures the rungs
+    /// have not had go to them. `Some(pictures given out)` when the drain
+    /// is over, `None` while packets remain (or no drain is under way). A
+    /// video packet pushed meanwhile cancels it ([`Self::push`]): the live
+    /// decoder then gives the held pictures out itself.
+    pub fn drain_step(
+        &mut self,
+        packets: usize,
+        out: &mut dyn FnMut(usize, EncodedFrame),
+    ) -> Result<Option<usize>, StageError> {
+        let Some(mut replay) = self.replay.take() else {
+            return Ok(None);
+        };
         let mut result = Ok(());
-        let replayed = made.and_then(|mut spare| {
+        let stepped = {
             let (_, mut stage) = self.split();
             // As at the end of a feed: a burst with no real time to keep up
             // with, every rung takes every picture; the latency histograms
@@ -560,23 +623,40 @@ impl LadderRun {
             stage.telemetry = false;
             let mut give = |frame: &mut Frame| {
                 if stage.held.drained(frame.pts) {
-                    gave += 1;
                     stage.fan(frame, out, &mut result);
+                    true
+                } else {
+                    false
                 }
             };
-            for p in &gop {
-                spare.decode(p, &mut give)?;
+            replay.step(packets, &mut give)
+        };
+        let over = match stepped {
+            Ok(false) => {
+                self.replay = Some(replay);
+                None
             }
-            spare.flush(&mut give)
-        });
-        self.held.replayed(gop, gave);
-        replayed?;
-        result.map(|()| gave)
+            Ok(true) => Some(replay.gave),
+            Err(e) => {
+                self.held.replayed(replay.gave);
+                return Err(e);
+            }
+        };
+        if let Some(gave) = over {
+            self.held.replayed(gave);
+        }
+        result.map(|()| over)
     }
 
     /// Drains that gave out pictures.
     pub fn drains(&self) -> u64 {
         self.held.drains
+    }
+
+    /// Drains cancelled before they were over: the input came back (or
+    /// ended) first.
+    pub fn drains_cancelled(&self) -> u64 {
+        self.held.cancelled
     }
 
     /// Pictures dropped after a drain for showing before the last one it

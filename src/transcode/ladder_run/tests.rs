@@ -323,16 +323,46 @@ fn the_end_of_feed_flush_drops_nothing_in_realtime_mode() {
     }
 }
 
-/// The B-frame capture through `ladder` with drains (a spare openh264
-/// decoder), pushed up to `cut`, drained, then the rest pushed.
-fn drained_run(mode: RungMode, cut: impl Fn(&[Packet]) -> usize) -> DrainedRun {
+/// The B-frame capture's ladder, with drains (a spare openh264 decoder).
+fn drainable(mode: RungMode) -> (LadderRun, Vec<Packet>) {
     let (cfg, packets) = crate::transcode::cpu::decoder::tests::capture();
-    let cut = cut(&packets);
     let mut l = ladder(&cfg, mode, |e| Box::new(e));
     let spare_cfg = cfg.clone();
     l.set_spare_decoder(Box::new(move || {
         Ok(Box::new(OpenH264Decoder::new(spare_cfg.clone())?) as Box<dyn Decoder>)
     }));
+    (l, packets)
+}
+
+/// A drain `step` packets at a time ([`LadderRun::drain_step`]); `usize::MAX`:
+/// [`LadderRun::drain`] itself.
+fn drain_by(l: &mut LadderRun, step: usize, out: &mut Outputs) -> usize {
+    if step == usize::MAX {
+        return l.drain(&mut |i, f| out[i].push(f)).unwrap();
+    }
+    if !l.start_drain().unwrap() {
+        return 0;
+    }
+    let mut steps = 0;
+    loop {
+        steps += 1;
+        assert!(l.draining());
+        if let Some(gave) = l.drain_step(step, &mut |i, f| out[i].push(f)).unwrap() {
+            assert!(!l.draining());
+            assert!(
+                step > 1 || steps > 1,
+                "a one-packet step replayed a whole GOP"
+            );
+            return gave;
+        }
+    }
+}
+
+/// The B-frame capture through `ladder` with drains, pushed up to `cut`,
+/// drained (`step` packets at a time), then the rest pushed.
+fn drained_run(mode: RungMode, step: usize, cut: impl Fn(&[Packet]) -> usize) -> DrainedRun {
+    let (mut l, packets) = drainable(mode);
+    let cut = cut(&packets);
     let mut out: Outputs = vec![Vec::new(), Vec::new()];
     for p in &packets[..cut] {
         l.push(p, &mut |i, f| out[i].push(f)).unwrap();
@@ -343,7 +373,7 @@ fn drained_run(mode: RungMode, cut: impl Fn(&[Packet]) -> usize) -> DrainedRun {
             "the decoder held nothing back: no test of the drain"
         );
     }
-    let gave = l.drain(&mut |i, f| out[i].push(f)).unwrap();
+    let gave = drain_by(&mut l, step, &mut out);
     assert!(gave > 0, "{mode:?}: the drain gave nothing out");
     let sent_max = packets[..cut].iter().map(|p| p.pts).max().unwrap();
     let caught_up = |_: &LadderRun, o: &Outputs| {
@@ -357,11 +387,7 @@ fn drained_run(mode: RungMode, cut: impl Fn(&[Packet]) -> usize) -> DrainedRun {
         caught_up(&l, &out),
         "{mode:?}: rungs stop short of the last picture sent"
     );
-    assert_eq!(
-        l.drain(&mut |i, f| out[i].push(f)).unwrap(),
-        0,
-        "nothing new"
-    );
+    assert_eq!(drain_by(&mut l, step, &mut out), 0, "nothing new");
     for p in &packets[cut..] {
         l.push(p, &mut |i, f| out[i].push(f)).unwrap();
     }
@@ -398,11 +424,18 @@ fn split_pts(packets: &[Packet], k: usize) -> (i64, i64) {
 /// for reordering out of every rendition until input came back. A drain
 /// gives them to every rung, and the ladder goes on with the next
 /// packets: every picture once, in order, nothing dropped (the pause
-/// falls between mini-GOPs).
+/// falls between mini-GOPs). The same whether the replay runs at once or
+/// a packet or three per step (the driver's wakes).
 #[test]
 fn a_drain_gives_out_what_the_decoder_holds_and_the_ladder_goes_on() {
-    for mode in [RungMode::Inline, RungMode::Threads { queue: 2 }] {
-        let r = drained_run(mode, |packets| {
+    let runs = [
+        (RungMode::Inline, usize::MAX),
+        (RungMode::Threads { queue: 2 }, usize::MAX),
+        (RungMode::Inline, 1),
+        (RungMode::Threads { queue: 2 }, 3),
+    ];
+    for (mode, step) in runs {
+        let r = drained_run(mode, step, |packets| {
             (packets.len() / 2..packets.len())
                 .find(|&k| {
                     let (before, after) = split_pts(packets, k);
@@ -431,7 +464,7 @@ fn a_drain_gives_out_what_the_decoder_holds_and_the_ladder_goes_on() {
 /// goes forward.
 #[test]
 fn b_frames_sent_after_a_drain_that_show_before_it_are_dropped() {
-    let r = drained_run(RungMode::Inline, |packets| {
+    let r = drained_run(RungMode::Inline, usize::MAX, |packets| {
         (packets.len() / 2..packets.len())
             .find(|&k| split_pts(packets, k).0 > split_pts(packets, k).1)
             .expect("a cut inside a mini-GOP")
@@ -443,6 +476,47 @@ fn b_frames_sent_after_a_drain_that_show_before_it_are_dropped() {
     for frames in &r.out {
         assert_eq!(frames.len(), r.packets.len() - late, "cut at {}", r.cut);
     }
+}
+
+/// The input comes back while a drain is under way (replayed a packet
+/// per step): the next video packet cancels it, the live decoder gives
+/// out what it held, and every picture reaches every rung once, in
+/// order, nothing dropped.
+#[test]
+fn input_back_during_a_drain_cancels_it_and_loses_nothing() {
+    let (mut l, packets) = drainable(RungMode::Inline);
+    // Between mini-GOPs, at least two packets after the latest keyframe
+    // (a one-packet step then leaves the replay unfinished).
+    let cut = (packets.len() / 2..packets.len())
+        .find(|&k| {
+            let (before, after) = split_pts(&packets, k);
+            let key = packets[..k].iter().rposition(|p| p.keyframe);
+            before < after && !packets[k].keyframe && key.is_some_and(|key| k - key >= 2)
+        })
+        .expect("a cut between mini-GOPs");
+    let mut out: Outputs = vec![Vec::new(), Vec::new()];
+    for p in &packets[..cut] {
+        l.push(p, &mut |i, f| out[i].push(f)).unwrap();
+    }
+    assert!(l.start_drain().unwrap());
+    assert_eq!(l.drain_step(1, &mut |i, f| out[i].push(f)).unwrap(), None);
+    assert!(l.draining(), "one packet of a longer GOP: still replaying");
+    for p in &packets[cut..] {
+        l.push(p, &mut |i, f| out[i].push(f)).unwrap();
+        assert!(!l.draining(), "a video packet cancels the drain");
+    }
+    assert_eq!(l.drain_step(1, &mut |i, f| out[i].push(f)).unwrap(), None);
+    l.finish(&mut |i, f| out[i].push(f)).unwrap();
+    let mut want: Vec<i64> = packets.iter().map(|p| p.pts).collect();
+    want.sort();
+    for frames in &out {
+        let pts: Vec<i64> = frames.iter().map(|f| f.pts).collect();
+        assert_eq!(pts, want, "cut at {cut}");
+    }
+    assert_eq!(
+        (l.drains(), l.drains_cancelled(), l.dropped_after_drain()),
+        (0, 1, 0)
+    );
 }
 
 /// An encoder that waits for a token per picture: a rung held back on cue.
