@@ -8,22 +8,51 @@
 mod common;
 
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Duration;
 
-use common::{every_rendition_timeline, input_360p30_high, push, run_dir, segment_number, Server};
+use common::{
+    every_rendition_timeline, input_360p30_high, push, record_timelines, run_dir, segment_number,
+    SegmentTime, Server,
+};
 
 /// Every rendition's media, from the bytes of every segment listed, runs on
 /// without a hole or an overlap across each join, and each segment lasts its
 /// EXTINF (what a player needs not to stall, whatever its gap handling).
 fn assert_whole_timelines(server: &Server, name: &str) {
+    assert_whole(&every_rendition_timeline(server, name));
+}
+
+/// [`assert_whole_timelines`] of timelines already read (or recorded over
+/// a run: `record_timelines`).
+fn assert_whole(timelines: &[(String, Vec<SegmentTime>, Vec<String>)]) {
     let mut faults = Vec::new();
-    for (r, segments, rendition_faults) in every_rendition_timeline(server, name) {
+    for (r, segments, rendition_faults) in timelines {
         let joins = segments.iter().filter(|s| s.discontinuity).count();
         println!("{r}: {} segments, {joins} discontinuities", segments.len());
         assert!(segments.len() >= 4 && joins >= 1, "{r}: {segments:?}");
-        faults.extend(rendition_faults.into_iter().map(|f| format!("{r}: {f}")));
+        faults.extend(rendition_faults.iter().map(|f| format!("{r}: {f}")));
     }
     assert!(faults.is_empty(), "{}", faults.join("\n"));
+}
+
+/// Every rendition's segments (tfdt, ticks, EXTINF, discontinuity) and
+/// timeline faults: what a player failure is to be read against.
+fn print_timelines(timelines: &[(String, Vec<SegmentTime>, Vec<String>)]) {
+    for (r, segments, faults) in timelines {
+        for s in segments {
+            println!(
+                "{r} {}{} tfdt {} ticks {} EXTINF {} fragments {:?}",
+                if s.discontinuity { "(disc) " } else { "" },
+                s.uri,
+                s.tfdt,
+                s.ticks,
+                s.extinf,
+                s.fragments
+            );
+        }
+        println!("{r} faults: {faults:?}");
+    }
 }
 
 /// (msn of the first segment, every URI listed, discontinuity count).
@@ -374,7 +403,9 @@ fn hls_js_plays_through_three_publisher_drops() {
         let p = playlist(&server, "/live/cam/360p30/playlist.m3u8");
         (last_segment(&p.1) >= 2).then_some(())
     });
-    let played = std::thread::scope(|scope| {
+    let stop = AtomicBool::new(false);
+    let (played, recorded) = std::thread::scope(|scope| {
+        let recorder = scope.spawn(|| record_timelines(&server, "cam", &stop));
         let player = scope.spawn(|| common::play_in_chromium(&server, "cam", "ll", "20", false));
         for _ in 0..3 {
             std::thread::sleep(Duration::from_secs(3));
@@ -383,19 +414,21 @@ fn hls_js_plays_through_three_publisher_drops() {
             std::thread::sleep(Duration::from_millis(2500));
             ff = push(&input.path, &url, true);
         }
-        player.join()
+        let played = player.join();
+        stop.store(true, Relaxed);
+        (played, recorder.join().unwrap())
     });
     if let Err(e) = played {
-        // What the player tripped on, from the segments' bytes.
-        for (r, _, faults) in every_rendition_timeline(&server, "cam") {
-            eprintln!("{r}: {faults:?}");
-        }
+        // What the player tripped on, from the bytes of every segment
+        // listed while it played (the window has moved on since).
+        print_timelines(&recorded);
         std::panic::resume_unwind(e);
     }
     assert_eq!(
         server.metric("ladderd_input_switches_total", &["reason=\"input_lost\""]),
         3.0
     );
+    assert_whole(&recorded);
     assert_whole_timelines(&server, "cam");
     ff.0.kill().unwrap();
 }
@@ -430,7 +463,9 @@ fn a_backup_takes_over_when_the_primary_dies_and_hands_back() {
     });
     let active = |server: &Server| server.live("cam").map(|l| l["input"]["active"].clone());
     assert_eq!(active(&server), Some("publisher".into()));
+    let stop = AtomicBool::new(false);
     let switch_secs = std::thread::scope(|scope| {
+        let recorder = scope.spawn(|| record_timelines(&server, "cam", &stop));
         // Open defect (issue note, session 9): the renditions wait
         // `failover_after_ms` (1 s) before following the backup, about the
         // LL player's whole buffer, so hls.js may report one non-fatal
@@ -456,21 +491,12 @@ fn a_backup_takes_over_when_the_primary_dies_and_hands_back() {
         });
         let secs = killed.elapsed().as_secs_f64();
         let played = player.join();
-        // What the segments hold across the switch, printed before a player
-        // failure is raised: a hole in the media, or the player's placement.
-        for (r, segments, faults) in every_rendition_timeline(&server, "cam") {
-            for s in &segments {
-                println!(
-                    "{r} {}{} tfdt {} ticks {} EXTINF {}",
-                    if s.discontinuity { "(disc) " } else { "" },
-                    s.uri,
-                    s.tfdt,
-                    s.ticks,
-                    s.extinf
-                );
-            }
-            println!("{r} faults: {faults:?}");
-        }
+        stop.store(true, Relaxed);
+        let recorded = recorder.join().unwrap();
+        // What the segments hold across the switch (every one listed
+        // while the player played), printed before a player failure is
+        // raised: a hole in the media, or the player's placement.
+        print_timelines(&recorded);
         println!(
             "{}",
             server.get("/live/cam/360p30/playlist.m3u8").unwrap().1
@@ -478,6 +504,7 @@ fn a_backup_takes_over_when_the_primary_dies_and_hands_back() {
         if let Err(e) = played {
             std::panic::resume_unwind(e);
         }
+        assert_whole(&recorded);
         secs
     });
     println!(

@@ -39,16 +39,27 @@ pub fn segment_times(server: &Server, playlist: &str) -> Vec<SegmentTime> {
 /// segment's samples disagree with its EXTINF. Empty when the timeline is whole; with the segments.
 pub fn timeline_faults(server: &Server, playlist: &str) -> (Vec<SegmentTime>, Vec<String>) {
     let text = server.get(playlist).unwrap().1;
+    let timescale = playlist_timescale(server, playlist, &text);
+    let segments = segment_times(server, playlist);
+    let faults = faults_in(&segments, timescale);
+    (segments, faults)
+}
+
+/// The timescale of the init a media playlist's `EXT-X-MAP` names.
+fn playlist_timescale(server: &Server, playlist: &str, text: &str) -> f64 {
     let dir = &playlist[..playlist.rfind('/').unwrap() + 1];
     let init = text
         .lines()
         .find_map(|l| l.strip_prefix("#EXT-X-MAP:URI=\""))
         .and_then(|r| r.split('"').next())
         .unwrap_or_else(|| panic!("{playlist} has no EXT-X-MAP:\n{text}"));
-    let timescale = init_timescale(&server.get_bytes(&format!("{dir}{init}"))) as f64;
-    let segments = segment_times(server, playlist);
+    init_timescale(&server.get_bytes(&format!("{dir}{init}"))) as f64
+}
+
+/// [`timeline_faults`] of segments already timed.
+pub fn faults_in(segments: &[SegmentTime], timescale: f64) -> Vec<String> {
     let mut faults = Vec::new();
-    for s in &segments {
+    for s in segments {
         for w in s.fragments.windows(2) {
             if w[0].0 + w[0].1 != w[1].0 {
                 faults.push(format!(
@@ -84,16 +95,12 @@ pub fn timeline_faults(server: &Server, playlist: &str) -> (Vec<SegmentTime>, Ve
             ));
         }
     }
-    (segments, faults)
+    faults
 }
 
-/// [`timeline_faults`] of every media playlist a stream's master lists
-/// (variants and audio renditions): `(playlist, segments, faults)`.
-pub fn every_rendition_timeline(
-    server: &Server,
-    name: &str,
-) -> Vec<(String, Vec<SegmentTime>, Vec<String>)> {
-    let master = server.get(&format!("/live/{name}/master.m3u8")).unwrap().1;
+/// The media playlists a stream's master lists (variants and audio
+/// renditions), relative to `/live/NAME/`, sorted.
+fn renditions_of(master: &str) -> Vec<String> {
     let mut renditions: Vec<String> = master
         .lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
@@ -105,6 +112,80 @@ pub fn every_rendition_timeline(
     }));
     renditions.sort();
     renditions.dedup();
+    renditions
+}
+
+/// Every segment each rendition of stream `name` lists until `stop` is
+/// set, timed from its bytes as soon as a playlist lists it (polled every
+/// 250 ms), then [`faults_in`] over all of them: the whole run, where a
+/// live playlist's window has forgotten the early segments by the time a
+/// test looks (`(playlist, segments, faults)`, as
+/// [`every_rendition_timeline`]). Run it on a thread beside the test.
+pub fn record_timelines(
+    server: &Server,
+    name: &str,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Vec<(String, Vec<SegmentTime>, Vec<String>)> {
+    use std::collections::{BTreeMap, HashSet};
+    let mut seen: BTreeMap<String, (HashSet<String>, Vec<SegmentTime>, f64)> = BTreeMap::new();
+    loop {
+        // Read before the poll: the poll after `stop` is the last.
+        let last = stop.load(std::sync::atomic::Ordering::Relaxed);
+        let master = server.get(&format!("/live/{name}/master.m3u8"));
+        for r in master.map(|m| renditions_of(&m.1)).unwrap_or_default() {
+            let playlist = format!("/live/{name}/{r}");
+            let Ok((200, text)) = server.get(&playlist) else {
+                continue;
+            };
+            let dir = &playlist[..playlist.rfind('/').unwrap() + 1];
+            let entry = seen.entry(r.clone()).or_default();
+            if text.contains("#EXT-X-MAP:URI=") {
+                entry.2 = playlist_timescale(server, &playlist, &text);
+            }
+            let (mut extinf, mut disc) = (None, false);
+            for l in text.lines() {
+                if let Some(v) = l.strip_prefix("#EXTINF:") {
+                    extinf = v.split(',').next().and_then(|v| v.parse::<f64>().ok());
+                } else if l == "#EXT-X-DISCONTINUITY" {
+                    disc = true;
+                } else if !l.starts_with('#') && !l.is_empty() {
+                    let (extinf, discontinuity) = (extinf.take(), std::mem::take(&mut disc));
+                    if !entry.0.insert(l.to_string()) {
+                        continue;
+                    }
+                    let fragments = fragment_times(&server.get_bytes(&format!("{dir}{l}")));
+                    entry.1.push(SegmentTime {
+                        tfdt: fragments.first().map_or(0, |f| f.0),
+                        ticks: fragments.iter().map(|f| f.1).sum(),
+                        fragments,
+                        uri: l.to_string(),
+                        extinf: extinf.unwrap_or(0.0),
+                        discontinuity,
+                    });
+                }
+            }
+        }
+        if last {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    seen.into_iter()
+        .map(|(r, (_, segments, timescale))| {
+            let faults = faults_in(&segments, timescale);
+            (r, segments, faults)
+        })
+        .collect()
+}
+
+/// [`timeline_faults`] of every media playlist a stream's master lists
+/// (variants and audio renditions): `(playlist, segments, faults)`.
+pub fn every_rendition_timeline(
+    server: &Server,
+    name: &str,
+) -> Vec<(String, Vec<SegmentTime>, Vec<String>)> {
+    let master = server.get(&format!("/live/{name}/master.m3u8")).unwrap().1;
+    let renditions = renditions_of(&master);
     renditions
         .into_iter()
         .map(|r| {
