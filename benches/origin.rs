@@ -6,7 +6,8 @@
 //! P-256, no resumption, ALPN h2) on `server.https_listen` vs nginx's
 //! `listen … ssl http2` with the same certificate, from a rustls client.
 //! `cargo bench --bench origin` (needs wrk and nginx: `apt-get install wrk
-//! nginx-light varnish`). Prints each and the ratio.
+//! nginx-light varnish`). Prints each and the ratio. `LADDERD_BENCH_BIN`
+//! runs it against another build of ladderd.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -80,8 +81,12 @@ fn main() {
             key_pem.display()
         ),
     );
+    // LADDERD_BENCH_BIN: another build of ladderd (a before/after of a
+    // change: run the bench once per build and compare each to nginx).
+    let bin = std::env::var_os("LADDERD_BENCH_BIN")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_ladderd").into());
     let _ladderd = Guard(
-        Command::new(env!("CARGO_BIN_EXE_ladderd"))
+        Command::new(bin)
             .args(["--config"])
             .arg(&cfg)
             .args(["--http-listen", &format!("127.0.0.1:{http}")])
