@@ -6,7 +6,9 @@
 //! in a circle. A failure names the file and line.
 //!
 //! References are read from the code with comments, string literals and
-//! `#[cfg(test)]` items left out: `use` trees (nested groups included) and
+//! `#[cfg(test)]` items left out (a file brought in by `#[cfg(test)] mod
+//! NAME;` is test code too: its references are left out, so a box's tests may
+//! use what they need): `use` trees (nested groups included) and
 //! `crate::`/`super::`/`self::` paths in expressions. A path to an item is
 //! followed through the `use` that brings it into the module it is named in,
 //! so `super::Body` from `origin/playback.rs` counts as a use of the file that
@@ -20,10 +22,14 @@ const BEGIN: &str = "<!-- arrows:begin -->";
 const END: &str = "<!-- arrows:end -->";
 
 /// File-level circles inside a box that are known and being fixed: listed, not
-/// failed on. Each is (the start of the circle, as `a.rs -> b.rs`, files
-/// relative to src/; why it is left). Empty once every circle is gone; a new
-/// circle always fails.
-const KNOWN_CIRCLES: &[(&str, &str)] = &[];
+/// failed on. Each is (the circle, as `a.rs -> b.rs` from its smallest file,
+/// files relative to src/; why it is left). Empty once every circle is gone; a
+/// new circle always fails, and so does an entry whose circle is gone.
+const KNOWN_CIRCLES: &[(&str, &str)] = &[(
+    "transcode/ladder_run/mod.rs -> transcode/ladder_run/threads.rs",
+    "threads.rs takes Due, FanOut, RungExec, RungMode and thread_cpu from the module root; \
+     they move to a leaf file once the decoder-drain work in ladder_run/ has landed",
+)];
 
 /// The checkout to read: this one, or `LADDERD_ARROWS_ROOT` (to try the check
 /// on another tree).
@@ -313,6 +319,24 @@ fn without_test_items(code: &str) -> String {
     b.into_iter().collect()
 }
 
+/// The modules `code` declares as `#[cfg(test)] mod NAME;` (a file of tests).
+fn test_modules(code: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for (pos, marker) in code.match_indices("#[cfg(test)]") {
+        let rest = code[pos + marker.len()..].trim_start();
+        let rest = rest.strip_prefix("pub(crate)").unwrap_or(rest).trim_start();
+        let Some(rest) = rest.strip_prefix("mod ") else {
+            continue;
+        };
+        let rest = rest.trim_start();
+        let name: String = rest.chars().take_while(|c| is_ident(*c)).collect();
+        if !name.is_empty() && rest[name.len()..].trim_start().starts_with(';') {
+            out.insert(name);
+        }
+    }
+    out
+}
+
 /// One source file's module path and what it says.
 struct SourceFile {
     rel: PathBuf,
@@ -320,6 +344,8 @@ struct SourceFile {
     module: Vec<String>,
     /// Child modules declared with `mod NAME;`.
     children: BTreeSet<String>,
+    /// Child modules declared with `#[cfg(test)] mod NAME;`: test code.
+    test_children: BTreeSet<String>,
     /// Every `use` leaf: (line, the name it binds, the path it names).
     uses: Vec<(usize, String, Vec<String>)>,
     /// `crate::`/`super::`/`self::` paths outside `use`: (line, path).
@@ -425,12 +451,15 @@ fn read_source(src: &Path, f: &Path) -> SourceFile {
         module.pop();
     }
     let text = std::fs::read_to_string(f).unwrap();
-    let code = without_test_items(&code_only(&text));
+    let code = code_only(&text);
+    let test_children = test_modules(&code);
+    let code = without_test_items(&code);
     let line_at = |pos: usize| code[..pos].matches('\n').count() + 1;
     let mut file = SourceFile {
         rel,
         module,
         children: BTreeSet::new(),
+        test_children,
         uses: Vec::new(),
         paths: Vec::new(),
     };
@@ -563,6 +592,17 @@ impl Crate {
         Crate { files, modules }
     }
 
+    /// Whether file `i` is test code: it, or a module above it, is declared
+    /// `#[cfg(test)] mod NAME;` by its parent.
+    fn test_only(&self, i: usize) -> bool {
+        let module = &self.files[i].module;
+        (1..=module.len()).any(|n| {
+            self.modules
+                .get(&module[..n - 1])
+                .is_some_and(|&p| self.files[p].test_children.contains(&module[n - 1]))
+        })
+    }
+
     /// The file that defines what the absolute `path` names: the deepest
     /// module file on it, followed through that file's `use` of the item.
     fn resolve(&self, path: &[String], hops: usize) -> Option<usize> {
@@ -608,6 +648,9 @@ struct Edge {
 fn edges(krate: &Crate, table: &BTreeMap<String, BoxRow>) -> Vec<Edge> {
     let mut out = Vec::new();
     for (i, file) in krate.files.iter().enumerate() {
+        if krate.test_only(i) {
+            continue;
+        }
         let refs = file
             .uses
             .iter()
@@ -774,9 +817,9 @@ fn no_import_cycles_between_boxes() {
 
 /// File-level circles inside one box: file A uses something of file B and B
 /// of A, directly or around a longer loop (a re-exported item counts as a use
-/// of the file that defines it). A circle through a module's root file
-/// (`mod.rs`: a parent whose code uses a child that uses the parent's shared
-/// types) is listed, not failed on; a circle between the parts themselves fails.
+/// of the file that defines it). Every circle fails, one through a module's
+/// root file (`mod.rs`: a parent whose code uses a child that uses the parent's
+/// shared types) too: shared types go in a leaf file the root re-exports.
 #[test]
 fn no_import_circles_between_files_of_a_box() {
     let table = table();
@@ -801,28 +844,37 @@ fn no_import_circles_between_files_of_a_box() {
     );
     let found = cycles(&graph);
     let mut failing = Vec::new();
-    let (mut through_root, mut known) = (0, 0);
+    let mut known = BTreeSet::new();
     for (nodes, hops) in &found {
         let files = nodes.join(" -> ");
-        if nodes.iter().any(|n| n.ends_with("mod.rs") || n == "lib.rs") {
-            through_root += 1;
-            println!("circle through a module root (listed): {hops}");
-        } else if let Some((_, why)) = KNOWN_CIRCLES.iter().find(|(k, _)| files.starts_with(k)) {
-            known += 1;
+        if let Some((k, why)) = KNOWN_CIRCLES.iter().find(|(k, _)| files == *k) {
+            known.insert(*k);
             println!("known circle ({why}): {hops}");
         } else {
+            println!("circle: {hops}");
             failing.push(hops.clone());
         }
     }
     println!(
-        "{refs} references between files of a box; circles: {} between parts ({known} known), \
-         {through_root} through a module root",
-        failing.len() + known
+        "{refs} references between files of a box; {} circles ({} known)",
+        found.len(),
+        known.len()
     );
     assert!(
         failing.is_empty(),
-        "import circles between files of one box:\n{}",
+        "import circles between files of one box (a type both sides use goes in a leaf \
+         file; a module root only declares and re-exports):\n{}",
         failing.join("\n")
+    );
+    let gone: Vec<&str> = KNOWN_CIRCLES
+        .iter()
+        .map(|(k, _)| *k)
+        .filter(|k| !known.contains(k))
+        .collect();
+    assert!(
+        gone.is_empty(),
+        "KNOWN_CIRCLES entries whose circle is gone (delete them): {}",
+        gone.join(", ")
     );
 }
 
@@ -874,4 +926,8 @@ fn use_trees_and_literals_are_read_as_rust_reads_them() {
         "use crate::a;\n#[cfg(test)]\nmod tests {\n use crate::b;\n}\nuse crate::c;",
     );
     assert!(t.contains("crate::a") && !t.contains("crate::b") && t.contains("crate::c"));
+    let tests = test_modules(&code_only(
+        "mod a;\n#[cfg(test)]\nmod tests;\n#[cfg(test)] mod b { }\n#[cfg(test)] pub(crate) mod c ;",
+    ));
+    assert_eq!(tests, ["c".to_string(), "tests".to_string()].into());
 }

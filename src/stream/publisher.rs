@@ -18,8 +18,8 @@ use std::sync::Arc;
 use tracing::info;
 
 use crate::media::{CodecConfig, Packet, Track};
+use crate::stream::input::Input;
 use crate::stream::registry::{EndReason, LiveStream, TransportStats};
-use crate::stream::{Input, Streams};
 
 /// The stream's pipeline is gone (it stopped, or the process is shutting
 /// down): the publish ends.
@@ -29,25 +29,33 @@ pub struct Closed {
     pub stream: String,
 }
 
+/// What a publish needs of what claimed its NAME: a way to give it back when
+/// the publish ends. [`Streams`](super::Streams) gives its registry's; a
+/// [`Publisher`] holds nothing else of it.
+pub trait Release: Send + Sync {
+    /// `stream`'s claim of its NAME is over.
+    fn release(&self, stream: &LiveStream);
+}
+
 /// One claimed publish of a NAME, as its protocol glue holds it.
 pub struct Publisher {
     stream: Arc<LiveStream>,
     input: flume::Sender<Input>,
-    streams: Arc<Streams>,
+    release: Arc<dyn Release>,
 }
 
 impl Publisher {
     pub(super) fn new(
         stream: Arc<LiveStream>,
         input: flume::Sender<Input>,
-        streams: Arc<Streams>,
+        release: Arc<dyn Release>,
         takeover: bool,
     ) -> Publisher {
         info!(peer = %stream.publisher, stream = %stream.name, id = stream.id, protocol = stream.protocol, role = ?stream.role, takeover, "publish started");
         Publisher {
             stream,
             input,
-            streams,
+            release,
         }
     }
 
@@ -123,7 +131,7 @@ impl Publisher {
 
     fn finish(self, reason: EndReason) -> (flume::Sender<Input>, Input) {
         info!(peer = %self.stream.publisher, stream = %self.stream.name, id = self.stream.id, protocol = self.stream.protocol, reason = ?reason, "publish ended");
-        self.streams.registry.release(&self.stream);
+        self.release.release(&self.stream);
         (self.input, Input::End(reason))
     }
 
