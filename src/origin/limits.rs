@@ -16,6 +16,7 @@ use std::time::Instant;
 use hyper::StatusCode;
 use tracing::warn;
 
+use super::path::{LiveFile, Route};
 use crate::config::{Cidr, Server};
 use crate::telemetry::throttle::LogThrottle;
 
@@ -109,10 +110,15 @@ pub fn host_ok(version: hyper::Version, headers: &hyper::HeaderMap) -> bool {
 /// Requests that may wait on the live edge: a blocking playlist reload, or a
 /// part or segment that may still be being written. These are what a client
 /// could pile up by the thousand; everything else answers at once.
-pub fn may_hold(path: &str, query: Option<&str>) -> bool {
-    path.starts_with("/live/")
-        && (query.is_some_and(|q| q.split('&').any(|kv| kv.starts_with("_HLS_msn=")))
-            || path.ends_with(".m4s"))
+pub fn may_hold(route: Option<&Route<'_>>, query: Option<&str>) -> bool {
+    let Some(Route::Live(named)) = route else {
+        return false;
+    };
+    let media = match named.file {
+        LiveFile::Rendition { file, .. } | LiveFile::Run { file, .. } => file.ends_with(".m4s"),
+        _ => false,
+    };
+    media || query.is_some_and(|q| q.split('&').any(|kv| kv.starts_with("_HLS_msn=")))
 }
 
 /// A client, as the caps count it.
@@ -399,15 +405,18 @@ mod tests {
 
     #[test]
     fn which_requests_may_hold() {
-        assert!(may_hold(
+        let holds =
+            |path: &str, query| may_hold(super::super::path::parse_route(path).as_ref(), query);
+        assert!(holds(
             "/live/cam/720p/index.m3u8",
             Some("_HLS_msn=4&_HLS_part=1")
         ));
-        assert!(may_hold("/live/cam/720p/part4.1.m4s", None));
-        assert!(may_hold("/live/cam/t/TOKEN/720p/seg4.m4s", None));
-        assert!(!may_hold("/live/cam/720p/index.m3u8", None));
-        assert!(!may_hold("/live/cam/720p/init.mp4", None));
-        assert!(!may_hold("/vod/cam/720p/seg4.m4s", None));
-        assert!(!may_hold("/metrics", Some("_HLS_msn=1")));
+        assert!(holds("/live/cam/720p/part4.1.m4s", None));
+        assert!(holds("/live/cam/t/TOKEN/720p/seg4.m4s", None));
+        assert!(holds("/live/cam/720p/e17/seg4.m4s", None));
+        assert!(!holds("/live/cam/720p/index.m3u8", None));
+        assert!(!holds("/live/cam/720p/init.mp4", None));
+        assert!(!holds("/vod/cam/720p/seg4.m4s", None));
+        assert!(!holds("/metrics", Some("_HLS_msn=1")));
     }
 }

@@ -406,8 +406,12 @@ async fn serve<T>(
             watch.on_request();
             let (ctx, watch) = (ctx.clone(), watch.clone());
             async move {
-                let (resp, held) = match admit(&ctx, &req, surface, peer) {
-                    Ok(held) => (routes::handle(&ctx, req, surface).await, held),
+                // The path parsed once: admission, dispatch, the metrics
+                // label and the handlers read the same route.
+                let path = req.uri().path().to_string();
+                let route = path::parse_route(&path);
+                let (resp, held) = match admit(&ctx, &req, route.as_ref(), surface, peer) {
+                    Ok(held) => (routes::handle(&ctx, req, &path, route, surface).await, held),
                     Err(resp) => (resp, None),
                 };
                 Ok::<_, Infallible>(resp.map(|body| Tracked {
@@ -488,6 +492,7 @@ async fn serve<T>(
 fn admit(
     ctx: &Origin,
     req: &hyper::Request<hyper::body::Incoming>,
+    route: Option<&path::Route<'_>>,
     surface: Surface,
     peer: Option<std::net::IpAddr>,
 ) -> Result<Option<limits::Slot>, hyper::Response<response::Body>> {
@@ -503,7 +508,7 @@ fn admit(
     limits::check_request(&ctx.config.server, req.uri(), req.headers(), body_upper)
         .map_err(refused)?;
     let Some(ip) = peer else { return Ok(None) };
-    if !limits::may_hold(req.uri().path(), req.uri().query()) {
+    if !limits::may_hold(route, req.uri().query()) {
         return Ok(None);
     }
     match ctx.limits.hold(ip, Instant::now()) {

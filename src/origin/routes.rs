@@ -12,16 +12,21 @@ use hyper::header::{
 };
 use hyper::{Method, Request, Response, StatusCode};
 
-use super::path::{parse_route, LiveFile, Named, Route, VodFile, OTHER};
+use super::path::{LiveFile, Named, Route, VodFile, OTHER};
 use super::response::{full, text, Body, UnknownLength};
 use super::signing::Scope;
 use super::Origin;
 use super::{playback, player, Surface};
 use crate::telemetry::clock::unix_ms;
 
-pub async fn handle(ctx: &Origin, req: Request<Incoming>, surface: Surface) -> Response<Body> {
-    let path = req.uri().path().to_string();
-    let route = parse_route(&path);
+/// One request, its path already parsed (`route`, from `path`).
+pub async fn handle(
+    ctx: &Origin,
+    req: Request<Incoming>,
+    path: &str,
+    route: Option<Route<'_>>,
+    surface: Surface,
+) -> Response<Body> {
     let label = route.as_ref().map_or(OTHER, Route::label);
     let admin_route = route.as_ref().is_some_and(Route::is_admin);
     let health = route == Some(Route::Health);
@@ -35,7 +40,7 @@ pub async fn handle(ctx: &Origin, req: Request<Incoming>, surface: Surface) -> R
             "an HTTP/1.1 request needs one Host header\n",
         )
     } else if here {
-        dispatch(ctx, &req, &path, route).await
+        dispatch(ctx, &req, path, route).await
     } else {
         text(StatusCode::NOT_FOUND, "not found\n")
     };
@@ -222,6 +227,7 @@ mod tests {
     use http_body_util::BodyExt;
 
     use super::*;
+    use crate::origin::path::parse_route;
     use crate::origin::signing::SigningKey;
 
     /// An origin with signing on (no streams: `access` is all these need).
