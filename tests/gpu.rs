@@ -1180,7 +1180,8 @@ fn standin_failure_in_one_stream_leaves_the_other_playing() {
         .collect();
     assert_eq!(errors.len(), 1, "logged once:\n{log}");
     assert!(
-        errors[0].contains("stream=cam") && errors[0].contains("CUDA_ERROR_OUT_OF_MEMORY"),
+        errors[0].contains(r#"stream "cam": decode"#)
+            && errors[0].contains("CUDA_ERROR_OUT_OF_MEMORY"),
         "{log}"
     );
     let capped: Vec<&str> = log

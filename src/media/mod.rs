@@ -3,6 +3,7 @@
 //! Pure data and parsing; nothing here does I/O.
 
 pub mod aac;
+pub mod ctx;
 pub mod flv;
 pub mod h264;
 pub mod mp3;
@@ -12,6 +13,8 @@ pub mod timeline;
 use std::time::Instant;
 
 use bytes::Bytes;
+
+pub use ctx::StreamCtx;
 
 /// Media time runs at 90 kHz from ingest to packager (DESIGN: "time is one clock").
 pub const TIMESCALE: u32 = 90_000;

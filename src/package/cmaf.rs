@@ -11,7 +11,7 @@ use mp4_atom::{
 
 use crate::media::aac::AudioSpecificConfig;
 use crate::media::h264::AvcConfig;
-use crate::media::TIMESCALE;
+use crate::media::{StreamCtx, TIMESCALE};
 
 /// Every rendition is one track; its id is always 1.
 const TRACK_ID: u32 = 1;
@@ -27,6 +27,36 @@ pub enum CmafError {
     Encode(#[from] mp4_atom::Error),
     #[error("fragment too large for a 32-bit trun data offset")]
     TooLarge,
+    /// The error and where it happened: the packager's output for a
+    /// rendition adds it ([`CmafError::in_stream`]).
+    #[error("{ctx}: {source}")]
+    InStream {
+        ctx: StreamCtx,
+        #[source]
+        source: Box<CmafError>,
+    },
+}
+
+impl CmafError {
+    /// This error as it happened in `ctx`. One that names its stream
+    /// already keeps what it has.
+    pub fn in_stream(self, ctx: StreamCtx) -> CmafError {
+        match self {
+            e @ CmafError::InStream { .. } => e,
+            e => CmafError::InStream {
+                ctx,
+                source: Box::new(e),
+            },
+        }
+    }
+
+    /// The stream (and rendition, pts) this error names, if any.
+    pub fn ctx(&self) -> Option<&StreamCtx> {
+        match self {
+            CmafError::InStream { ctx, .. } => Some(ctx),
+            _ => None,
+        }
+    }
 }
 
 /// What one rendition's track carries.
@@ -305,6 +335,18 @@ pub fn avcc_to_len4(data: &Bytes, nal_length_size: u8) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_in_a_stream_names_the_stream_rendition_and_pts() {
+        let e = CmafError::TooLarge.in_stream(StreamCtx::new("cam1").rendition("720p").pts(123456));
+        assert_eq!(
+            e.to_string(),
+            r#"stream "cam1", rendition 720p, pts 123456: fragment too large for a 32-bit trun data offset"#
+        );
+        assert_eq!(e.ctx().and_then(|c| c.rendition.as_deref()), Some("720p"));
+        let again = e.in_stream(StreamCtx::new("other"));
+        assert_eq!(again.ctx().map(|c| c.stream.as_str()), Some("cam1"));
+    }
 
     /// Top-level boxes of a buffer: (type, offset, size).
     fn boxes(b: &[u8]) -> Vec<(String, usize, usize)> {

@@ -672,7 +672,7 @@ impl<'a> StreamRun<'a> {
                                 pk.apply(published);
                             });
                             if let Err(e) = pushed {
-                                warn!(stream = %stream.name, pts = p.pts, "audio re-encode: {e}");
+                                warn!("audio re-encode: {}", e.in_stream(stream.ctx()));
                             }
                         }
                         (Track::Audio, None) => {}

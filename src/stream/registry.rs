@@ -382,6 +382,11 @@ impl LiveStream {
         self.info.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// This stream, for an error that happened in it.
+    pub fn ctx(&self) -> crate::media::StreamCtx {
+        crate::media::StreamCtx::new(&self.name)
+    }
+
     /// Asks the connection that owns this publish to end it.
     pub fn stop(&self, reason: EndReason) {
         {

@@ -132,7 +132,7 @@ impl Running {
                 })
             }
             Err(e) => {
-                warn!(stream = %stream.name, "ladder not started: {e}");
+                warn!("ladder not started: {}", e.in_stream(stream.ctx()));
                 None
             }
         }
@@ -182,11 +182,14 @@ impl Running {
             Err(e @ crate::transcode::StageError::Decode { .. }) => {
                 stats.decode_errors.fetch_add(1, Relaxed);
                 if !self.logged_decode_error {
-                    warn!(stream = %stream.name, "{e}; skipping to the next keyframe (further errors are only counted)");
+                    warn!(
+                        "{}; skipping to the next keyframe (further errors are only counted)",
+                        e.in_stream(stream.ctx())
+                    );
                     self.logged_decode_error = true;
                 }
             }
-            Err(e) => self.rung_error(stream, &e),
+            Err(e) => self.rung_error(stream, e),
             Ok(()) => {}
         }
     }
@@ -196,7 +199,7 @@ impl Running {
         let accepted = self.run.handle_rung_output(o);
         self.take_outputs(stream, packager);
         if let Err(e) = accepted {
-            self.rung_error(stream, &e);
+            self.rung_error(stream, e);
         }
         self.sync_drops();
     }
@@ -217,9 +220,9 @@ impl Running {
 
     /// A rung's scale or encode error (counted per rung by the ladder): that
     /// rung alone skips to its next IDR. Logged once per ladder.
-    fn rung_error(&mut self, stream: &LiveStream, e: &crate::transcode::StageError) {
+    fn rung_error(&mut self, stream: &LiveStream, e: crate::transcode::StageError) {
         if !self.logged_rung_error {
-            warn!(stream = %stream.name, "{e}; that rung skips to its next IDR, the other renditions go on (counted in ladderd_rung_errors_total; logged once per ladder)");
+            warn!("{}; that rung skips to its next IDR, the other renditions go on (counted in ladderd_rung_errors_total; logged once per ladder)", e.in_stream(stream.ctx()));
             self.logged_rung_error = true;
         }
     }
@@ -261,7 +264,7 @@ impl Running {
             Err(e) => {
                 stats.decoder_drain_failures.fetch_add(1, Relaxed);
                 if !self.logged_drain_error {
-                    warn!(stream = %stream.name, "input paused, decoder drain: {e}; the renditions wait for the next packets (counted in ladderd_decoder_drain_failures_total; logged once per ladder)");
+                    warn!("input paused, decoder drain: {}; the renditions wait for the next packets (counted in ladderd_decoder_drain_failures_total; logged once per ladder)", e.in_stream(stream.ctx()));
                     self.logged_drain_error = true;
                 }
             }
@@ -292,7 +295,7 @@ impl Running {
             (Ok(()), Ok(())) => Ok(()),
         };
         if let Err(e) = finished {
-            warn!(stream = %stream.name, "ladder flush: {e}");
+            warn!("ladder flush: {}", e.in_stream(stream.ctx()));
         }
         self.sync_drops();
         stream

@@ -291,7 +291,15 @@ impl AudioTranscoder {
             pcm.resize(8 * 2048, 0);
         }
         self.pcm = pcm;
-        r
+        // The encoder knows no time: the error names the unit it came from.
+        r.map_err(|e| match e {
+            StageError::Encode { rung, reason, .. } => StageError::Encode {
+                rung,
+                pts: packet.pts,
+                reason,
+            },
+            e => e,
+        })
     }
 }
 

@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::media::Packet;
+use crate::media::{Packet, StreamCtx};
 pub use frame::Frame;
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +46,44 @@ pub enum StageError {
         #[source]
         source: crate::dylib::Unavailable,
     },
+    /// A stage's error and the stream it happened in: a decoder or encoder
+    /// does not know the stream, its owner adds it ([`StageError::in_stream`]).
+    #[error("{ctx}: {source}")]
+    InStream {
+        ctx: StreamCtx,
+        #[source]
+        source: Box<StageError>,
+    },
+}
+
+impl StageError {
+    /// This error as it happened in `ctx`. One that names its stream
+    /// already keeps what it has.
+    pub fn in_stream(self, ctx: StreamCtx) -> StageError {
+        match self {
+            e @ StageError::InStream { .. } => e,
+            e => StageError::InStream {
+                ctx,
+                source: Box::new(e),
+            },
+        }
+    }
+
+    /// The stream (and rendition, pts) this error names, if any.
+    pub fn ctx(&self) -> Option<&StreamCtx> {
+        match self {
+            StageError::InStream { ctx, .. } => Some(ctx),
+            _ => None,
+        }
+    }
+
+    /// The stage's own error, under its context if it has one.
+    pub fn stage(&self) -> &StageError {
+        match self {
+            StageError::InStream { source, .. } => source.stage(),
+            e => e,
+        }
+    }
 }
 
 /// Packets in, pictures out (in presentation order).
@@ -89,4 +127,49 @@ pub struct EncodedFrame {
     pub keyframe: bool,
     pub data: Bytes,
     pub arrival: Instant,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StageError;
+    use crate::media::StreamCtx;
+
+    #[test]
+    fn an_error_in_a_stream_names_the_stream_rendition_and_pts() {
+        let e = StageError::Scale {
+            width: 1280,
+            height: 720,
+            reason: "bad stride".into(),
+        }
+        .in_stream(StreamCtx::new("cam1").rendition("720p").pts(123456));
+        assert_eq!(
+            e.to_string(),
+            r#"stream "cam1", rendition 720p, pts 123456: scale to 1280x720: bad stride"#
+        );
+        assert_eq!(e.ctx().and_then(|c| c.pts), Some(123456));
+        assert!(matches!(e.stage(), StageError::Scale { width: 1280, .. }));
+        let source = std::error::Error::source(&e).map(|s| s.to_string());
+        assert_eq!(source.as_deref(), Some("scale to 1280x720: bad stride"));
+    }
+
+    #[test]
+    fn a_rung_error_gets_the_stream_once() {
+        let e = StageError::Encode {
+            rung: "720p".into(),
+            pts: 3003,
+            reason: "rc -1".into(),
+        }
+        .in_stream(StreamCtx::new("cam1"))
+        .in_stream(StreamCtx::new("other"));
+        assert_eq!(
+            e.to_string(),
+            r#"stream "cam1": encode of rung 720p at pts 3003: rc -1"#
+        );
+        assert!(StageError::Decode {
+            dts: 0,
+            reason: String::new()
+        }
+        .ctx()
+        .is_none());
+    }
 }

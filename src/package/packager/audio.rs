@@ -9,7 +9,7 @@ use tracing::warn;
 use super::output::Output;
 use super::{AudioOutput, QueuedAudio, StreamPackager};
 use crate::media::aac::AudioSpecificConfig;
-use crate::media::{Packet, TIMESCALE};
+use crate::media::{Packet, StreamCtx, TIMESCALE};
 use crate::package::chunker::{Chunker, Frame};
 use crate::package::cmaf::{self, TrackConfig};
 use crate::package::published::{Published, RenditionKind};
@@ -41,7 +41,8 @@ impl StreamPackager {
         let init = match cmaf::init_segment(&track) {
             Ok(i) => i,
             Err(e) => {
-                warn!(stream = %self.name, "audio init segment: {e}");
+                let e = e.in_stream(StreamCtx::new(&self.name).rendition("audio"));
+                warn!("init segment: {e}");
                 return;
             }
         };

@@ -19,7 +19,7 @@ use super::hls::Timing;
 use super::input::{PackagerConfig, RungInfo};
 use super::published::{Published, RenditionKind};
 use crate::media::h264::AvcConfig;
-use crate::media::TIMESCALE;
+use crate::media::{StreamCtx, TIMESCALE};
 use crate::telemetry::latency::StageBuckets;
 use output::{Break, Name, NewConfig, Output};
 
@@ -190,7 +190,8 @@ impl StreamPackager {
         let new = match self.video_config(cfg, nominal_bps) {
             Ok(n) => n,
             Err(e) => {
-                warn!(stream = %self.name, rendition = name, "init segment: {e}");
+                let e = e.in_stream(StreamCtx::new(&self.name).rendition(name));
+                warn!("init segment: {e}");
                 return None;
             }
         };

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use hdrhistogram::Histogram;
 use tracing::warn;
 
+use crate::media::StreamCtx;
 use crate::package::chunker::{Chunk, Chunker, Frame};
 use crate::package::cmaf;
 use crate::package::published::{Published, RenditionKind};
@@ -80,10 +81,10 @@ impl Output {
         if self.ended {
             return;
         }
-        let now = frame.ready;
+        let (now, pts) = (frame.ready, frame.pts);
         match self.chunker.push(frame) {
             Ok(chunks) => self.publish(chunks, now, out),
-            Err(e) => self.fail(stream, e),
+            Err(e) => self.fail(e.in_stream(self.ctx(stream).pts(pts))),
         }
     }
 
@@ -139,7 +140,7 @@ impl Output {
         self.ended = true;
         match self.chunker.finish() {
             Ok(chunks) => self.publish(chunks, now, out),
-            Err(e) => self.fail(stream, e),
+            Err(e) => self.fail(e.in_stream(self.ctx(stream))),
         }
         self.end(out);
     }
@@ -185,9 +186,15 @@ impl Output {
         ]
     }
 
-    pub(super) fn fail(&mut self, stream: &str, e: cmaf::CmafError) {
+    /// `stream` and this rendition, for an error.
+    fn ctx(&self, stream: &str) -> StreamCtx {
+        StreamCtx::new(stream).rendition(&*self.rendition.0)
+    }
+
+    /// A packaging error (named in its stream), logged once per rendition.
+    pub(super) fn fail(&mut self, e: cmaf::CmafError) {
         if !self.failed {
-            warn!(stream, rendition = %self.rendition, "packaging: {e}");
+            warn!("packaging: {e}");
             self.failed = true;
         }
     }

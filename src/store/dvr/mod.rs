@@ -33,13 +33,14 @@ mod writer;
 mod tests;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use tracing::{info, warn};
 
+use crate::media::StreamCtx;
 use crate::package::hls::{RenditionSummary, SegmentEntry};
 use files::read_path;
 use index::Record;
@@ -121,6 +122,51 @@ pub enum DvrError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// One of a rendition's files (`what`: a segment, an init segment, its
+    /// index, its chain) was not written.
+    #[error("{ctx}: {what} {path}: {source}")]
+    Write {
+        ctx: StreamCtx,
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The storage thread's queue was full: `what` is not kept.
+    #[error("{ctx}: the storage thread is behind; {what} not kept")]
+    Behind { ctx: StreamCtx, what: &'static str },
+}
+
+impl DvrError {
+    /// The stream and rendition of a DVR lane: run `key` (`NAME/EPOCH`) of
+    /// the stream NAME.
+    fn lane(key: &str, rendition: &str) -> StreamCtx {
+        let stream = split_key(key).map_or(key, |(name, _)| name);
+        StreamCtx::new(stream).rendition(rendition)
+    }
+
+    /// `what` of `rendition` in run `key`, at `path`, not written.
+    pub(super) fn write(
+        key: &str,
+        rendition: &str,
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    ) -> DvrError {
+        DvrError::Write {
+            ctx: DvrError::lane(key, rendition),
+            what,
+            path,
+            source,
+        }
+    }
+
+    /// The stream (and rendition) this error names, if any.
+    pub fn ctx(&self) -> Option<&StreamCtx> {
+        match self {
+            DvrError::Write { ctx, .. } | DvrError::Behind { ctx, .. } => Some(ctx),
+            DvrError::Dir { .. } | DvrError::Thread { .. } => None,
+        }
+    }
 }
 
 impl Dvr {
@@ -330,11 +376,15 @@ impl Dvr {
     /// Never blocks the packager: a storage thread that cannot keep up
     /// loses segments, counted like any write error.
     fn submit(&self, job: Job) {
-        if self.jobs.try_send(job).is_err() {
-            self.failed(
-                &self.config.dir,
-                "the storage thread is behind; segment not kept",
-            );
+        if let Err(e) = self.jobs.try_send(job) {
+            let (key, rendition, what) = match e.into_inner() {
+                Job::Init { key, rendition, .. } => (key, rendition, "init segment"),
+                Job::Segment { key, rendition, .. } => (key, rendition, "segment"),
+                // Queued by their own callers, never through here.
+                Job::Record { .. } | Job::Flush(_) => return,
+            };
+            let ctx = DvrError::lane(&key, &rendition);
+            self.failed(DvrError::Behind { ctx, what });
         } else {
             self.unfinished.fetch_add(1, Relaxed);
         }
@@ -362,10 +412,10 @@ impl Dvr {
         }
     }
 
-    fn failed(&self, path: &Path, why: &str) {
+    fn failed(&self, e: DvrError) {
         self.stats.write_errors.fetch_add(1, Relaxed);
         if !self.logged.swap(true, Relaxed) {
-            warn!(path = %path.display(), "DVR write failed: {why} (the live stream plays on from RAM; further failures are counted in ladderd_dvr_write_errors_total)");
+            warn!("DVR write failed: {e} (the live stream plays on from RAM; further failures are counted in ladderd_dvr_write_errors_total)");
         }
     }
 

@@ -227,3 +227,19 @@ fn du(dir: &Path) -> u64 {
     }
     n
 }
+
+#[test]
+fn a_write_error_names_the_stream_and_rendition() {
+    let e = DvrError::write(
+        "cam/1/1700000000000",
+        "720p",
+        "segment",
+        PathBuf::from("/dvr/cam/1/1700000000000/720p/seg12.m4s"),
+        std::io::Error::other("No space left on device"),
+    );
+    assert_eq!(
+        e.to_string(),
+        r#"stream "cam/1", rendition 720p: segment /dvr/cam/1/1700000000000/720p/seg12.m4s: No space left on device"#
+    );
+    assert_eq!(e.ctx().and_then(|c| c.rendition.as_deref()), Some("720p"));
+}

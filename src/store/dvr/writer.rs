@@ -13,7 +13,7 @@ use super::index::{self, Record};
 use super::job::Job;
 use super::recordings;
 use super::timeline::{chain_for, push, OnDisk, CHAIN_FILE};
-use super::{unix_ms, Dvr, RecordingState};
+use super::{unix_ms, Dvr, DvrError, RecordingState};
 
 impl Dvr {
     pub(super) fn run(
@@ -129,7 +129,9 @@ impl Dvr {
                         }
                         self.archive(format!("{key}/{rendition}/init{version}.mp4"), path);
                     }
-                    Err(e) => self.failed(&path, &e.to_string()),
+                    Err(e) => {
+                        self.failed(DvrError::write(&key, &rendition, "init segment", path, e))
+                    }
                 }
             }
             Job::Segment {
@@ -166,7 +168,7 @@ impl Dvr {
                     }
                     Err(e) => {
                         let _ = std::fs::remove_file(&path);
-                        self.failed(&path, &e.to_string());
+                        self.failed(DvrError::write(&key, &rendition, "segment", path, e));
                     }
                 }
             }
@@ -222,7 +224,8 @@ impl Dvr {
         let written = match write_durably(&dir, CHAIN_FILE, text.as_bytes()) {
             Ok(()) => text.len() as u64,
             Err(e) => {
-                self.failed(&dir.join(CHAIN_FILE), &e.to_string());
+                let path = dir.join(CHAIN_FILE);
+                self.failed(DvrError::write(key, rendition, "chain", path, e));
                 0
             }
         };
@@ -269,7 +272,7 @@ impl Dvr {
             }
             Err(e) => {
                 let _ = std::fs::remove_file(&tmp);
-                self.failed(&tmp, &format!("index compaction: {e}"));
+                self.failed(DvrError::write(key, rendition, "index compaction", tmp, e));
                 // Tried again after as many evictions more.
                 self.with(key, rendition, |d| d.stale = 0);
             }
