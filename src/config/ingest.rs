@@ -30,9 +30,9 @@ pub struct Ingest {
     /// After this many ms without video on air (at least 4 frame
     /// intervals) every rung gets the pictures the decoder holds for
     /// reordering, so the renditions do not stop short of what was sent
-    /// while the input pauses; 0 (the default): they wait for the next
-    /// packets. Off by default: the replay runs on the media core and, on
-    /// a loaded box, can hold it past `slate_after_ms` (issue 30 note).
+    /// while the input pauses; 0: they wait for the next packets. The
+    /// replay runs a few packets per wake of the media core, so it never
+    /// holds the core (or the slate's timer) for a GOP's decode.
     pub decoder_drain_after_ms: u64,
     /// A primary without input for this many ms hands the renditions to its
     /// backup (`role=backup`), from the backup's latest keyframe.
@@ -69,7 +69,7 @@ impl Default for Ingest {
             srt_latency_ms: 120,
             reconnect_window_secs: 30.0,
             slate_after_ms: 1000,
-            decoder_drain_after_ms: 0,
+            decoder_drain_after_ms: 250,
             failover_after_ms: 1000,
             failback: Failback::Auto,
             auth_failures_before_backoff: 5,

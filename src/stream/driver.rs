@@ -42,10 +42,15 @@ use crate::stream::running::{contained, stop_ladder, Packaging, Running};
 use crate::stream::slate::Slate;
 use crate::stream::switcher::{Decision, Event, Rules, Switcher};
 use crate::stream::{Input, Streams};
+use crate::telemetry::clock;
 use crate::telemetry::shutdown::Shutdown;
 use crate::transcode::backend::Backend;
 use crate::transcode::ladder::Rung;
 use crate::transcode::ladder_run::RungOutput;
+
+/// Packets a drain replays per wake of the stream's loop: a GOP's decode
+/// would hold the core (and its input) for up to a GOP's decode time.
+const DRAIN_STEP_PACKETS: usize = 4;
 
 /// What a media core's drivers share: built once by `runtime`.
 pub struct Driver {
@@ -126,7 +131,7 @@ struct StreamRun<'a> {
 }
 
 impl<'a> StreamRun<'a> {
-    fn new(job: Job, ctx: &'a Driver) -> Self {
+    fn new(job: Job, ctx: &'a Driver, now: Instant) -> Self {
         let inputs = ctx.streams.registry.input(&job.stream.name);
         let feed = Feed::new(job);
         inputs.set_active(feed.active());
@@ -138,7 +143,6 @@ impl<'a> StreamRun<'a> {
             failback: ingest.failback,
             reconnect_window: Duration::from_secs_f64(ingest.reconnect_window_secs),
         };
-        let now = Instant::now();
         StreamRun {
             ctx,
             stream: feed.stream.clone(),
@@ -189,7 +193,7 @@ impl<'a> StreamRun<'a> {
                             self.file(&old);
                         }
                     }
-                    self.put_on_air(feed);
+                    self.put_on_air(feed, now);
                 }
                 Decision::Standby { replaces } => {
                     let Some(feed) = joining.take() else { continue };
@@ -201,16 +205,16 @@ impl<'a> StreamRun<'a> {
                     }
                     self.standby = Some(feed);
                 }
-                Decision::Swap(why) => self.swap(why),
+                Decision::Swap(why) => self.swap(why, now),
                 Decision::SlateOn => self.start_slate(now),
                 Decision::SlateOff => {
                     // The publisher is back: its own pictures again.
                     let Some(feed) = &self.on_air else { continue };
                     let (video, audio, active) =
                         (feed.video.clone(), feed.audio.clone(), feed.active());
-                    self.end_slate(Switch::InputReturned, active);
-                    self.switch_input(None);
-                    self.apply_configs(video, audio);
+                    self.end_slate(Switch::InputReturned, active, now);
+                    self.switch_input(None, now);
+                    self.apply_configs(video, audio, now);
                 }
                 Decision::Retire { window_over } => return Flow::Retire { window_over },
                 Decision::End => return Flow::End,
@@ -222,8 +226,8 @@ impl<'a> StreamRun<'a> {
     /// Every rendition goes on from a new input: the ladder is flushed (its
     /// rungs kept for the next), the clock re-bases after the last frame,
     /// and the next video configuration restarts the ladder.
-    fn switch_input(&mut self, pdt: Option<u64>) {
-        self.flush_ladder();
+    fn switch_input(&mut self, pdt: Option<u64>, now: Instant) {
+        self.flush_ladder(now);
         if let Some(p) = &mut self.packager {
             p.packager.rejoin(pdt);
         }
@@ -232,12 +236,12 @@ impl<'a> StreamRun<'a> {
 
     /// The ladder gives out every picture it holds (the decoder's reorder
     /// delay, the rungs' queues) and stops; its rungs are kept for the next.
-    fn flush_ladder(&mut self) {
+    fn flush_ladder(&mut self, now: Instant) {
         self.pause.clear();
         if let Some(l) = &mut self.ladder {
             let stream = self.stream.clone();
             let packager = &mut self.packager;
-            if contained(&stream, "finish", || l.finish(&stream, packager)).is_none() {
+            if contained(&stream, "finish", || l.finish(&stream, packager, now)).is_none() {
                 stop_ladder(&stream, &mut self.ladder);
             }
         }
@@ -266,12 +270,12 @@ impl<'a> StreamRun<'a> {
     /// A joining feed goes on air. With the slate on air it stays there
     /// until the feed's first packet (see `from_on_air`); else the media has
     /// a gap and program date-time resumes at the wall clock.
-    fn put_on_air(&mut self, feed: Feed) {
+    fn put_on_air(&mut self, feed: Feed, now: Instant) {
         self.stream = feed.stream.clone();
         if self.slate.is_none() {
             self.inputs.set_active(feed.active());
             if self.packager.is_some() {
-                self.switch_input(Some(unix_ms()));
+                self.switch_input(Some(crate::telemetry::clock::unix_ms()), now);
             }
         }
         self.on_air = Some(feed);
@@ -310,13 +314,13 @@ impl<'a> StreamRun<'a> {
                 // first packet takes over from it.
                 if self.slate.is_none() {
                     self.last_video = Some((cfg.clone(), fps));
-                    self.handle(Input::Config(CodecConfig::Avc(cfg)), Some(fps));
+                    self.handle(Input::Config(CodecConfig::Avc(cfg)), Some(fps), now);
                 }
             }
             Input::Config(audio) => {
                 feed.audio = Some(audio.clone());
                 if self.slate.is_none() {
-                    self.handle(Input::Config(audio), None);
+                    self.handle(Input::Config(audio), None, now);
                 }
             }
             Input::Packet(p) => {
@@ -327,18 +331,23 @@ impl<'a> StreamRun<'a> {
                 // With the slate on air: off it goes (`Decision::SlateOff`).
                 self.event(now, Event::OnAirPacket);
                 let _ = self.apply(now, None);
-                self.handle(Input::Packet(p), None);
+                self.handle(Input::Packet(p), None, now);
             }
         }
     }
 
-    fn apply_configs(&mut self, video: Option<(AvcConfig, f64)>, audio: Option<CodecConfig>) {
+    fn apply_configs(
+        &mut self,
+        video: Option<(AvcConfig, f64)>,
+        audio: Option<CodecConfig>,
+        now: Instant,
+    ) {
         if let Some(audio) = audio {
-            self.handle(Input::Config(audio), None);
+            self.handle(Input::Config(audio), None, now);
         }
         if let Some((cfg, fps)) = video {
             self.last_video = Some((cfg.clone(), fps));
-            self.handle(Input::Config(CodecConfig::Avc(cfg)), Some(fps));
+            self.handle(Input::Config(CodecConfig::Avc(cfg)), Some(fps), now);
         }
     }
 
@@ -373,7 +382,7 @@ impl<'a> StreamRun<'a> {
         let Some(f) = self.on_air.take() else {
             return Flow::Go;
         };
-        self.flush_ladder();
+        self.flush_ladder(now);
         self.file(&f);
         let parkable = matches!(
             f.ended,
@@ -394,16 +403,16 @@ impl<'a> StreamRun<'a> {
 
     /// The feed off air goes on air (`why`): re-timed to go on right after
     /// the last frame, from its latest keyframe.
-    fn swap(&mut self, why: Switch) {
+    fn swap(&mut self, why: Switch, now: Instant) {
         let Some(mut next) = self.standby.take() else {
             return;
         };
         let from = self.on_air.as_ref().map(|f| f.role);
         info!(stream = %next.stream.name, from = ?from, to = ?next.role, reason = why.label(), "input switch");
         if let Some((_, since)) = self.slate.take() {
-            self.inputs.add_slate_ms(since.elapsed().as_millis() as u64);
+            self.inputs.add_slate_ms(slate_ms(since, now));
         }
-        self.switch_input(None);
+        self.switch_input(None, now);
         self.stream = next.stream.clone();
         let gop = std::mem::take(&mut next.gop);
         let (video, audio) = (next.video.clone(), next.audio.clone());
@@ -412,12 +421,11 @@ impl<'a> StreamRun<'a> {
         if let Some(old) = &mut self.standby {
             old.gop.clear();
         }
-        self.apply_configs(video, audio);
+        self.apply_configs(video, audio, now);
         // Re-timed, so not late: the ladder must not skip them (max_lag).
-        let now = Instant::now();
         for mut p in gop {
             p.arrival = now;
-            self.handle(Input::Packet(p), None);
+            self.handle(Input::Packet(p), None, now);
         }
     }
 
@@ -443,7 +451,7 @@ impl<'a> StreamRun<'a> {
             Ok(slate) => {
                 info!(stream = %self.stream.name, after_ms = self.ctx.config.ingest.slate_after_ms, "no input: the slate is on air until a publisher is back");
                 self.inputs.switched(Switch::InputLost, Active::Slate);
-                self.switch_input(None);
+                self.switch_input(None, now);
                 self.slate = Some((slate, now));
             }
             Err(e) => {
@@ -453,9 +461,9 @@ impl<'a> StreamRun<'a> {
         }
     }
 
-    fn end_slate(&mut self, why: Switch, to: Active) {
+    fn end_slate(&mut self, why: Switch, to: Active, now: Instant) {
         if let Some((_, since)) = self.slate.take() {
-            self.inputs.add_slate_ms(since.elapsed().as_millis() as u64);
+            self.inputs.add_slate_ms(slate_ms(since, now));
             self.inputs.switched(why, to);
             info!(stream = %self.stream.name, "slate off air: {}", why.label());
         }
@@ -475,7 +483,7 @@ impl<'a> StreamRun<'a> {
         }
         let fps = self.last_video.as_ref().map(|v| v.1);
         for input in due {
-            self.handle_slate(input, fps);
+            self.handle_slate(input, fps, now);
         }
     }
 
@@ -492,7 +500,16 @@ impl<'a> StreamRun<'a> {
         if let Some(d) = self.drain_due() {
             at = at.min(d);
         }
+        if self.draining() {
+            // The replay's next packets, once the channels are served.
+            at = at.min(now);
+        }
         at
+    }
+
+    /// A drain is under way (replayed a few packets per wake).
+    fn draining(&self) -> bool {
+        self.slate.is_none() && self.ladder.as_ref().is_some_and(|l| l.run.draining())
     }
 
     /// When the ladder's held pictures are due out: the input on air paused
@@ -514,11 +531,12 @@ impl<'a> StreamRun<'a> {
         if flow != Flow::Go {
             return flow;
         }
-        if self.drain_due().is_some() && self.pause.poll(now) {
+        if self.draining() || (self.drain_due().is_some() && self.pause.poll(now)) {
             if let Some(l) = &mut self.ladder {
                 let stream = self.stream.clone();
                 let packager = &mut self.packager;
-                if contained(&stream, "drain", || l.drain(&stream, packager)).is_none() {
+                let step = || l.drain(&stream, packager, DRAIN_STEP_PACKETS);
+                if contained(&stream, "drain", step).is_none() {
                     stop_ladder(&stream, &mut self.ladder);
                 }
             }
@@ -528,7 +546,7 @@ impl<'a> StreamRun<'a> {
         self.slate_step(now);
         if now >= self.last_latency_publish + Duration::from_secs(1) {
             if let Some(l) = &mut self.ladder {
-                l.publish_latency(&self.stream, self.packager.as_ref());
+                l.publish_latency(&self.stream, self.packager.as_ref(), now);
             }
             self.last_latency_publish = now;
         }
@@ -546,21 +564,21 @@ impl<'a> StreamRun<'a> {
     }
 
     /// One input from the slate: its audio goes to the packager as it is.
-    fn handle_slate(&mut self, input: Input, fps: Option<f64>) {
+    fn handle_slate(&mut self, input: Input, fps: Option<f64>, now: Instant) {
         match input {
             Input::Packet(p) if p.track == Track::Audio => {
                 if let (Some(pk), Some(_)) = (&mut self.packager, &self.audio) {
                     // Silence in the rendition's own layout: no re-encode.
-                    let published = pk.packager.audio(&p, Instant::now());
+                    let published = pk.packager.audio(&p, now);
                     pk.apply(published);
                 }
             }
-            other => self.handle(other, fps),
+            other => self.handle(other, fps, now),
         }
     }
 
     /// One input on air. `fps`: a video configuration's frame rate.
-    fn handle(&mut self, input: Input, fps: Option<f64>) {
+    fn handle(&mut self, input: Input, fps: Option<f64>, now: Instant) {
         if let (Input::Config(CodecConfig::Avc(_)), Some(fps)) = (&input, fps) {
             self.pause.set_fps(fps);
         }
@@ -584,12 +602,13 @@ impl<'a> StreamRun<'a> {
                     .or_else(|| self.rejoined_rungs.take());
                 let rungs = policy::rungs_for(&ctx.config.ladder, previous.as_deref(), &cfg, fps);
                 if let Some(l) = &mut self.ladder {
-                    l.finish(&stream, &mut self.packager);
+                    l.finish(&stream, &mut self.packager, now);
                 }
                 self.ladder = None;
                 if ctx.config.ladder.enabled {
                     self.ladder = contained(&stream, "start", || {
-                        Running::start(&stream, &cfg, fps, rungs, &ctx.config.ladder, &ctx.backend)
+                        let (ladder, backend) = (&ctx.config.ladder, &ctx.backend);
+                        Running::start(&stream, &cfg, fps, rungs, ladder, backend, now)
                     })
                     .flatten();
                     if self.ladder.is_none() {
@@ -604,12 +623,9 @@ impl<'a> StreamRun<'a> {
                 if let Some(p) = &mut self.packager {
                     // Same store, same playlists: new inits and a discontinuity.
                     info!(stream = %stream.name, source = %format!("{}x{}@{fps:.2}", cfg.width, cfg.height), "new video configuration: every rendition continues after a discontinuity");
-                    let published = p.packager.reconfigure(
-                        &cfg,
-                        fps,
-                        policy::rung_infos(&running),
-                        Instant::now(),
-                    );
+                    let published =
+                        p.packager
+                            .reconfigure(&cfg, fps, policy::rung_infos(&running), now);
                     p.apply(published);
                     self.video_config = Some(cfg);
                     return;
@@ -629,7 +645,7 @@ impl<'a> StreamRun<'a> {
                     published.extend(p.set_audio(a));
                 }
                 if self.ladder.is_some() {
-                    published.extend(p.set_rungs(policy::rung_infos(&running), Instant::now()));
+                    published.extend(p.set_rungs(policy::rung_infos(&running), now));
                 }
                 let p = Packaging { packager: p, media };
                 p.apply(published);
@@ -663,12 +679,12 @@ impl<'a> StreamRun<'a> {
                 if let Some(pk) = &mut self.packager {
                     match (p.track, &mut self.audio) {
                         (Track::Video, _) => {
-                            let published = pk.packager.source_video(&p, Instant::now());
+                            let published = pk.packager.source_video(&p, now);
                             pk.apply(published);
                         }
                         (Track::Audio, Some(route)) => {
                             let pushed = route.push(&p, &mut |o| {
-                                let published = pk.packager.audio(o, Instant::now());
+                                let published = pk.packager.audio(o, now);
                                 pk.apply(published);
                             });
                             if let Err(e) = pushed {
@@ -682,8 +698,10 @@ impl<'a> StreamRun<'a> {
                     if let Some(l) = &mut self.ladder {
                         let packager = &mut self.packager;
                         let max_lag = self.max_lag;
-                        if contained(&stream, "push", || l.push(&stream, &p, max_lag, packager))
-                            .is_none()
+                        if contained(&stream, "push", || {
+                            l.push(&stream, &p, max_lag, packager, now)
+                        })
+                        .is_none()
                         {
                             stop_ladder(&stream, &mut self.ladder);
                         }
@@ -695,14 +713,14 @@ impl<'a> StreamRun<'a> {
     }
 
     /// End of the stream: the ladder flushed, every rendition ended.
-    fn finish(mut self) {
+    fn finish(mut self, now: Instant) {
         if let Some((_, since)) = self.slate.take() {
-            self.inputs.add_slate_ms(since.elapsed().as_millis() as u64);
+            self.inputs.add_slate_ms(slate_ms(since, now));
         }
-        self.flush_ladder();
+        self.flush_ladder(now);
         if let Some(p) = self.packager.take() {
             let name = self.stream.name.clone();
-            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.finish())).is_err() {
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.finish(now))).is_err() {
                 tracing::error!(stream = %name, "packager failed while ending the stream");
             }
         }
@@ -813,29 +831,33 @@ async fn run_stream(mut job: Job, ctx: &Driver) {
         Some(a) => a,
         None => (0, flume::unbounded().1),
     };
-    let mut s = StreamRun::new(job, ctx);
+    let mut s = StreamRun::new(job, ctx, clock::now());
     'run: loop {
-        let next = wake(&s, &attach_rx, &ctx.shutdown, Instant::now()).await;
+        // The clock is read to set the wait's timer, then once per wake:
+        // every decision the wake leads to (the switcher, the slate, a
+        // drain, the ladder's lag, the packager's clock) takes that `now`.
+        let next = wake(&s, &attach_rx, &ctx.shutdown, clock::now()).await;
+        let now = clock::now();
         let mut flow = match next {
             Wake::OnAir(Ok(input)) => {
-                s.from_on_air(input, Instant::now());
+                s.from_on_air(input, now);
                 // Let the I/O side of this core breathe between frames.
                 glommio::yield_if_needed().await;
                 Flow::Go
             }
             Wake::Standby(Ok(input)) => {
-                s.from_standby(input, Instant::now());
+                s.from_standby(input, now);
                 Flow::Go
             }
-            Wake::OnAir(Err(_)) => s.on_air_closed(Instant::now()),
-            Wake::Standby(Err(_)) => s.standby_closed(Instant::now()),
-            Wake::Attach(job) => s.attach(job, Instant::now()),
+            Wake::OnAir(Err(_)) => s.on_air_closed(now),
+            Wake::Standby(Err(_)) => s.standby_closed(now),
+            Wake::Attach(job) => s.attach(job, now),
             Wake::Output(o) => {
                 s.output(o);
                 Flow::Go
             }
             Wake::Shutdown => Flow::End,
-            Wake::Tick => s.tick(Instant::now()),
+            Wake::Tick => s.tick(now),
         };
         loop {
             match flow {
@@ -843,7 +865,7 @@ async fn run_stream(mut job: Job, ctx: &Driver) {
                 Flow::End => break 'run,
                 Flow::Retire { window_over } => {
                     match ctx.streams.retire(&name, token, &attach_rx) {
-                        Some(job) => flow = s.attach(job, Instant::now()),
+                        Some(job) => flow = s.attach(job, now),
                         None => {
                             if window_over {
                                 info!(stream = %name, "reconnect window over: the stream's renditions end");
@@ -859,7 +881,7 @@ async fn run_stream(mut job: Job, ctx: &Driver) {
     // own (it would otherwise wait on a channel nobody reads); at shutdown
     // it ends.
     let orphan = ctx.streams.retire(&name, token, &attach_rx);
-    s.finish();
+    s.finish(clock::now());
     // The ladder's pictures and queues went with `s`: hand the pages back.
     crate::telemetry::memory::release_free_heap();
     if let Some(job) = orphan {
@@ -871,8 +893,7 @@ async fn run_stream(mut job: Job, ctx: &Driver) {
     }
 }
 
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+/// Slate time on air, for the inputs' counters.
+fn slate_ms(since: Instant, now: Instant) -> u64 {
+    now.saturating_duration_since(since).as_millis() as u64
 }

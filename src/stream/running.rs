@@ -31,8 +31,8 @@ pub struct Packaging {
 
 impl Packaging {
     /// End of stream: every rendition ends (`EXT-X-ENDLIST`).
-    pub fn finish(mut self) {
-        let published = self.packager.finish(Instant::now());
+    pub fn finish(mut self, now: Instant) {
+        let published = self.packager.finish(now);
         self.apply(published);
     }
 
@@ -46,7 +46,7 @@ impl Packaging {
 /// The ladder of one stream and where its output is counted.
 pub struct Running {
     pub run: LadderRun,
-    last_latency_publish: std::time::Instant,
+    last_latency_publish: Instant,
     counters: Arc<Vec<RungCounters>>,
     /// Per rung, `dropped_behind` of the ladders this publish ran before
     /// (a new video configuration restarts the ladder, not the counts).
@@ -71,6 +71,7 @@ impl Running {
         rungs: Vec<Rung>,
         ladder: &Ladder,
         backend: &Backend,
+        now: Instant,
     ) -> Option<Running> {
         let mode = if ladder.rung_threads {
             RungMode::Realtime {
@@ -121,7 +122,7 @@ impl Running {
                     .unwrap_or_else(|e| e.into_inner()) = counters.clone();
                 Some(Running {
                     run,
-                    last_latency_publish: std::time::Instant::now(),
+                    last_latency_publish: now,
                     counters,
                     behind_before,
                     skipping_to_keyframe: false,
@@ -144,9 +145,10 @@ impl Running {
         p: &Packet,
         max_lag: Duration,
         packager: &mut Option<Packaging>,
+        now: Instant,
     ) {
         let stats = &stream.pipeline;
-        let lag = p.arrival.elapsed();
+        let lag = now.saturating_duration_since(p.arrival);
         let late = lag > max_lag;
         if late && !p.keyframe {
             if !self.skipping_to_keyframe && !self.logged_late {
@@ -175,8 +177,8 @@ impl Running {
         stats
             .frames_skipped
             .fetch_add(self.run.skipped - skipped_before, Relaxed);
-        if self.last_latency_publish.elapsed() >= Duration::from_secs(1) {
-            self.publish_latency(stream, packager.as_ref());
+        if now >= self.last_latency_publish + Duration::from_secs(1) {
+            self.publish_latency(stream, packager.as_ref(), now);
         }
         match result {
             Err(e @ crate::transcode::StageError::Decode { .. }) => {
@@ -207,12 +209,14 @@ impl Running {
     /// Where the ladder's encoded frames go, drained after each call into
     /// it: counted per rung, then packaged and published.
     fn take_outputs(&mut self, stream: &LiveStream, packager: &mut Option<Packaging>) {
+        // A measurement, not a decision: when each frame reached the
+        // packager, after the encode (inline rungs encode inside the call
+        // that gave the frame; the wake's `now` would hide that time).
+        let stamp = crate::telemetry::clock::now;
         while let Some((i, f)) = self.run.poll_output() {
             count_output(&self.counters, i, &f, stream.started);
             if let Some(pk) = packager.as_mut() {
-                let published = pk
-                    .packager
-                    .rung_frame(i, &policy::picture(&f), Instant::now());
+                let published = pk.packager.rung_frame(i, &policy::picture(&f), stamp());
                 pk.apply(published);
             }
         }
@@ -245,19 +249,27 @@ impl Running {
         }
     }
 
-    /// The input paused: the pictures the decoder holds go to every rung.
-    pub fn drain(&mut self, stream: &LiveStream, packager: &mut Option<Packaging>) {
+    /// The input paused: the pictures the decoder holds go to every rung,
+    /// the replay up to `packets` packets per call
+    /// (`LadderRun::handle_pause_step`). True while the drain goes on.
+    pub fn drain(
+        &mut self,
+        stream: &LiveStream,
+        packager: &mut Option<Packaging>,
+        packets: usize,
+    ) -> bool {
         let stats = &stream.pipeline;
         let decoded_before = self.run.decoded;
-        let drained = self.run.handle_pause();
+        let drained = self.run.handle_pause_step(packets);
         self.take_outputs(stream, packager);
         stats
             .frames_decoded
             .fetch_add(self.run.decoded - decoded_before, Relaxed);
         self.sync_drops();
         match drained {
-            Ok(0) => {}
-            Ok(pictures) => {
+            Ok(None) => return true,
+            Ok(Some(0)) => {}
+            Ok(Some(pictures)) => {
                 stats.decoder_drains.fetch_add(1, Relaxed);
                 tracing::debug!(stream = %stream.name, pictures, "input paused: the pictures the decoder held went to every rung");
             }
@@ -269,9 +281,15 @@ impl Running {
                 }
             }
         }
+        false
     }
 
-    pub fn publish_latency(&mut self, stream: &LiveStream, packager: Option<&Packaging>) {
+    pub fn publish_latency(
+        &mut self,
+        stream: &LiveStream,
+        packager: Option<&Packaging>,
+        now: Instant,
+    ) {
         let mut summary = self.run.latency_summary();
         if let Some(p) = packager {
             summary.histograms.extend(p.packager.latency_buckets());
@@ -281,10 +299,10 @@ impl Running {
             .latency
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = summary;
-        self.last_latency_publish = std::time::Instant::now();
+        self.last_latency_publish = now;
     }
 
-    pub fn finish(&mut self, stream: &LiveStream, packager: &mut Option<Packaging>) {
+    pub fn finish(&mut self, stream: &LiveStream, packager: &mut Option<Packaging>, now: Instant) {
         let decoded_before = self.run.decoded;
         let flushed = self.run.handle_end();
         // Each rung thread's last pictures are published as they come.
@@ -302,7 +320,7 @@ impl Running {
             .pipeline
             .frames_decoded
             .fetch_add(self.run.decoded - decoded_before, Relaxed);
-        self.publish_latency(stream, packager.as_ref());
+        self.publish_latency(stream, packager.as_ref(), now);
     }
 }
 
