@@ -25,11 +25,7 @@ const END: &str = "<!-- arrows:end -->";
 /// failed on. Each is (the circle, as `a.rs -> b.rs` from its smallest file,
 /// files relative to src/; why it is left). Empty once every circle is gone; a
 /// new circle always fails, and so does an entry whose circle is gone.
-const KNOWN_CIRCLES: &[(&str, &str)] = &[(
-    "transcode/ladder_run/mod.rs -> transcode/ladder_run/threads.rs",
-    "threads.rs takes Due, FanOut, RungExec, RungMode and thread_cpu from the module root; \
-     they move to a leaf file once the decoder-drain work in ladder_run/ has landed",
-)];
+const KNOWN_CIRCLES: &[(&str, &str)] = &[];
 
 /// The checkout to read: this one, or `LADDERD_ARROWS_ROOT` (to try the check
 /// on another tree).

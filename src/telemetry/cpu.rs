@@ -1,5 +1,7 @@
 //! CPU time of the executor threads, from `/proc/self/task/*/{comm,stat}`.
 
+use std::time::Duration;
+
 /// (thread name, CPU seconds) for every `ladderd-*` thread name, summed over
 /// threads sharing a name (glommio's helper threads take their executor's).
 pub fn per_thread_cpu_seconds() -> Vec<(String, f64)> {
@@ -40,4 +42,21 @@ pub fn per_thread_cpu_seconds() -> Vec<(String, f64)> {
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
+}
+
+/// CPU time the calling thread has used (a measurement: the ladder's
+/// per-stage CPU figures).
+pub fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: writes one timespec; CLOCK_THREAD_CPUTIME_ID exists on Linux.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(
+        ts.tv_sec.max(0) as u64,
+        ts.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
 }

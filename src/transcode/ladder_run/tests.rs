@@ -1,6 +1,7 @@
 //! The ladder's unit tests: due rungs, rung errors and panics, threads,
 //! the shared pool, the end-of-feed flush, drains, a rung behind.
 
+use super::fan::Due;
 use super::*;
 
 /// The one "which rungs are due" decision: a half-rate rung takes the
