@@ -1,13 +1,14 @@
 //! Adapters that let hyper run on glommio (its socket traits and a local
 //! executor), and the connection's header clock its socket reads feed.
 
+use crate::telemetry::clock;
 use std::cell::RefCell;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{ready, Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_lite::{AsyncRead, AsyncWrite};
 
@@ -166,7 +167,7 @@ pub struct ConnWatch {
 impl ConnWatch {
     pub(super) fn new(timeout: Duration) -> Self {
         ConnWatch {
-            clock: RefCell::new(conn::HeaderClock::new(Instant::now(), timeout)),
+            clock: RefCell::new(conn::HeaderClock::new(clock::now(), timeout)),
             armed: event_listener::Event::new(),
             idle: event_listener::Event::new(),
             uri_too_long: std::cell::Cell::new(false),
@@ -179,7 +180,7 @@ impl ConnWatch {
     }
 
     fn on_read(&self, bytes: &[u8]) {
-        if self.clock.borrow_mut().on_read(Instant::now(), bytes) {
+        if self.clock.borrow_mut().on_read(clock::now(), bytes) {
             self.armed.notify(usize::MAX);
         }
     }
@@ -189,7 +190,7 @@ impl ConnWatch {
     }
 
     pub(super) fn on_response_done(&self) {
-        if self.clock.borrow_mut().on_response_done(Instant::now()) {
+        if self.clock.borrow_mut().on_response_done(clock::now()) {
             self.armed.notify(usize::MAX);
         }
         self.idle.notify(usize::MAX);
@@ -204,7 +205,7 @@ impl ConnWatch {
                 listener.await;
                 continue;
             };
-            let now = Instant::now();
+            let now = clock::now();
             if self.clock.borrow().expired(now) {
                 return;
             }

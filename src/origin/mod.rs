@@ -40,6 +40,7 @@ use tracing::{debug, warn};
 
 use crate::config::Config;
 use crate::store::hot::HotStore;
+use crate::telemetry::clock;
 use crate::telemetry::shutdown::Shutdown;
 use io::{ConnWatch, HyperIo, LocalExec};
 
@@ -246,7 +247,7 @@ impl Conns {
     async fn drained(&self, until: Instant) {
         loop {
             let closed = self.closed.listen();
-            let left = until.saturating_duration_since(Instant::now());
+            let left = until.saturating_duration_since(clock::now());
             if self.open.get() == 0 || left.is_zero() {
                 return;
             }
@@ -303,7 +304,7 @@ pub async fn accept_loop(listener: TcpListener, ctx: Arc<Origin>, surface: Surfa
                         limit = ctx.config.server.http_max_connections,
                         "http connection limit reached; refusing connections"
                     );
-                    last_full_log = Some(Instant::now());
+                    last_full_log = Some(clock::now());
                 }
                 refuse(stream, REFUSED, tls).await;
                 continue;
@@ -311,7 +312,7 @@ pub async fn accept_loop(listener: TcpListener, ctx: Arc<Origin>, surface: Surfa
         }
         let peer = stream.peer_addr().ok().map(|a| a.ip());
         let client = match (counted, peer) {
-            (true, Some(ip)) => match ctx.limits.connect(ip, Instant::now()) {
+            (true, Some(ip)) => match ctx.limits.connect(ip, clock::now()) {
                 Ok(slot) => Some(slot),
                 Err(_) => {
                     ctx.http.open_connections.fetch_sub(1, SeqCst);
@@ -378,7 +379,7 @@ pub async fn accept_loop(listener: TcpListener, ctx: Arc<Origin>, surface: Surfa
         })
         .detach();
     }
-    let until = Instant::now() + drain_limit(&ctx.config);
+    let until = clock::now() + drain_limit(&ctx.config);
     drop(listener);
     conns.drained(until).await;
     if conns.open.get() > 0 {
@@ -480,7 +481,7 @@ async fn serve<T>(
     if watch.uri_too_long.get() {
         if surface == Surface::Public {
             ctx.limits
-                .refused(limits::Limit::UriBytes, peer, Instant::now());
+                .refused(limits::Limit::UriBytes, peer, clock::now());
         }
         ctx.http.count("limited", 414);
     }
@@ -501,7 +502,7 @@ fn admit(
         return Ok(None);
     }
     let refused = |limit: limits::Limit| {
-        ctx.limits.refused(limit, peer, Instant::now());
+        ctx.limits.refused(limit, peer, clock::now());
         limited(ctx, limit)
     };
     let body_upper = req.body().size_hint().upper();
@@ -511,7 +512,7 @@ fn admit(
     if !limits::may_hold(route, req.uri().query()) {
         return Ok(None);
     }
-    match ctx.limits.hold(ip, Instant::now()) {
+    match ctx.limits.hold(ip, clock::now()) {
         Ok(slot) => Ok(Some(slot)),
         Err(limit) => Err(limited(ctx, limit)),
     }

@@ -11,10 +11,11 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tracing::{info, warn};
 
+use crate::telemetry::clock;
 use crate::config::Config;
 use crate::media::CodecConfig;
 use crate::stream::{EndReason, Streams};
@@ -79,7 +80,7 @@ fn run(config: &Config, streams: &Arc<Streams>, shutdown: &Shutdown) -> Result<(
     } else {
         None
     };
-    let start = Instant::now();
+    let start = clock::now();
     info!(stream = %cfg.name, size = %format!("{}x{}@{}", cfg.width, cfg.height, cfg.fps), "demo source started");
     let mut n: u64 = 0;
     let reason = loop {
@@ -87,7 +88,7 @@ fn run(config: &Config, streams: &Arc<Streams>, shutdown: &Shutdown) -> Result<(
             break EndReason::Shutdown;
         }
         let due = start + Duration::from_secs_f64(n as f64 / cfg.fps as f64);
-        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+        if let Some(wait) = due.checked_duration_since(clock::now()) {
             std::thread::sleep(wait);
         }
         n += 1;

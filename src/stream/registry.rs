@@ -7,11 +7,12 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use event_listener::Event;
 use serde::Serialize;
 
+use crate::telemetry::clock;
 use crate::media::h264::AvcConfig;
 use crate::media::StreamId;
 use crate::telemetry::latency::LatencySummary;
@@ -650,7 +651,7 @@ impl Registry {
             max_streams,
             role,
             holder_silent_after: None,
-            now: Instant::now(),
+            now: clock::now(),
         };
         self.claim_with(name, publisher, protocol, claim)
     }
@@ -702,10 +703,8 @@ impl Registry {
             protocol,
             role,
             transport: Mutex::new(None),
-            started: Instant::now(),
-            started_unix_ms: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
+            started: clock::now(),
+            started_unix_ms: clock::unix_ms(),
             stats: IngestStats::default(),
             pipeline: PipelineStats::default(),
             info: Mutex::new(SourceInfo::default()),

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use crate::telemetry::clock;
 use crate::stream::feed::{self, Job};
 use crate::stream::publisher::{Publisher, Release};
 use crate::stream::registry::{self, LiveStream, Registry, Rejection};
@@ -70,7 +71,7 @@ impl Streams {
             max_streams,
             role,
             holder_silent_after: self.holder_silent_after,
-            now: std::time::Instant::now(),
+            now: clock::now(),
         };
         let stream = self.registry.claim_with(name, publisher, protocol, claim)?;
         let (tx, rx) = flume::bounded(self.packet_queue.max(1));

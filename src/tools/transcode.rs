@@ -6,10 +6,11 @@
 //! audio (passed through, or re-encoded as `[ladder]` says).
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::telemetry::clock;
 use crate::config::Config;
 use crate::media::flv::{Demuxed, Demuxer, FileTags, FlvError};
 use crate::media::{CodecConfig, Packet, Track, TIMESCALE};
@@ -82,14 +83,14 @@ pub struct Summary {
 /// settings into CMAF files under OUT_DIR.
 pub fn transcode(input: &Path, out_dir: &Path, config: &Config) -> Result<Summary, TranscodeError> {
     let segment_secs = config.ladder.segment_secs;
-    let started = Instant::now();
+    let started = clock::now();
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| TranscodeError::Io { path, source }
     };
     let data = Bytes::from(std::fs::read(input).map_err(io(input))?);
     let mut demuxer = Demuxer::new(0);
-    let now = Instant::now();
+    let now = clock::now();
     let mut video: Vec<Packet> = Vec::new();
     let mut audio: Vec<Packet> = Vec::new();
     // The audio's last announced config (AAC or MP3).
@@ -193,9 +194,7 @@ pub fn transcode(input: &Path, out_dir: &Path, config: &Config) -> Result<Summar
     // The live packager, whole parts (no chunks), its output collected per rendition.
     let mut packaging = PackagerConfig::from_config(config);
     packaging.chunked_parts = false;
-    let started_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
+    let started_ms = clock::unix_ms();
     let mut tracks = Tracks::default();
     let mut packager = StreamPackager::new(&packaging, "file", started_ms, &video_config, fps);
     tracks.add(packager.take());

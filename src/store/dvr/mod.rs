@@ -40,8 +40,10 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use tracing::{info, warn};
 
+// The wall clock the DVR's windows are kept on (Unix ms).
 use crate::media::StreamCtx;
 use crate::package::hls::{RenditionSummary, SegmentEntry};
+use crate::telemetry::clock::unix_ms;
 use files::read_path;
 use index::Record;
 use job::Job;
@@ -495,10 +497,4 @@ impl Dvr {
         }
         read_path(&self.rendition_dir(key, rendition).join(file)).await
     }
-}
-
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }

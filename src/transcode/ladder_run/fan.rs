@@ -11,6 +11,7 @@ use super::drain;
 use super::pool;
 use super::stats::{RungStats, StageLatency};
 use super::threads::{RungJob, RungOutput};
+use crate::telemetry::clock;
 use crate::telemetry::cpu::thread_cpu;
 use crate::transcode::boundary::Boundaries;
 use crate::transcode::ladder::Rung;
@@ -128,7 +129,7 @@ impl FanOut<'_> {
                 .decoded_us
                 .record(frame.arrival.elapsed().as_micros() as u64);
         }
-        let t = Instant::now();
+        let t = clock::now();
         if self.mode != RungMode::Inline {
             self.dispatch(frame);
             self.drain(out, result);
@@ -215,14 +216,14 @@ fn fan_out(
         else {
             continue;
         };
-        let t = Instant::now();
+        let t = clock::now();
         let c = thread_cpu();
         if let Err(e) = scaler.scale(frame, scaled) {
             r.failed();
             first_error.get_or_insert(e);
             continue;
         }
-        let t2 = Instant::now();
+        let t2 = clock::now();
         let c2 = thread_cpu();
         r.stats.scale_time += t2 - t;
         r.stats.scale_cpu += c2.saturating_sub(c);
@@ -357,7 +358,7 @@ impl FanOut<'_> {
         }
         if handed > 0 {
             self.in_flight
-                .insert(frame.pts, (handed, Instant::now(), frame.arrival));
+                .insert(frame.pts, (handed, clock::now(), frame.arrival));
         }
     }
 

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 pub use crate::telemetry::latency::{latency_histogram, LatencySummary, Percentiles, StageBuckets};
 
+use crate::telemetry::clock;
 use crate::media::h264::AvcConfig;
 use crate::media::{Packet, TIMESCALE};
 use crate::transcode::backend::Backend;
@@ -396,7 +397,7 @@ impl LadderRun {
             self.held.cancelled();
         }
         self.held.pushed(packet);
-        let t = Instant::now();
+        let t = clock::now();
         let cpu = thread_cpu();
         let mut result = Ok(());
         let mut fan_out_time = Duration::ZERO;

@@ -4,8 +4,9 @@
 //! takes results back between packets.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::telemetry::clock;
 use crate::telemetry::cpu::thread_cpu;
 use crate::transcode::{EncodedFrame, Encoder, Frame, Scaler, StageError};
 
@@ -34,7 +35,7 @@ pub(super) fn rung_job(
     frame: &mut Frame,
     job: RungJob,
 ) -> RungOutput {
-    let (t, c) = (Instant::now(), thread_cpu());
+    let (t, c) = (clock::now(), thread_cpu());
     // A rung the source's size encodes the shared picture itself: no copy.
     let same = (job.frame.width, job.frame.height) == (frame.width, frame.height)
         && job.frame.device.is_none();
@@ -43,7 +44,7 @@ pub(super) fn rung_job(
     } else {
         scaler.scale(&job.frame, frame)
     };
-    let (t2, c2) = (Instant::now(), thread_cpu());
+    let (t2, c2) = (clock::now(), thread_cpu());
     let input: &Frame = if same { &job.frame } else { frame };
     let result = scaled.and_then(|()| encoder.encode(input, job.force_idr));
     RungOutput {
