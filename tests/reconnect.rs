@@ -8,12 +8,12 @@
 mod common;
 
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use common::{
     every_rendition_timeline, input_360p30_high, push, record_timelines, run_dir, segment_number,
-    SegmentTime, Server,
+    SegmentTime, Server, StopOnDrop,
 };
 
 /// Every rendition's media, from the bytes of every segment listed, runs on
@@ -26,6 +26,7 @@ fn assert_whole_timelines(server: &Server, name: &str) {
 /// [`assert_whole_timelines`] of timelines already read (or recorded over
 /// a run: `record_timelines`).
 fn assert_whole(timelines: &[(String, Vec<SegmentTime>, Vec<String>)]) {
+    assert!(!timelines.is_empty(), "no rendition's timeline was read");
     let mut faults = Vec::new();
     for (r, segments, rendition_faults) in timelines {
         let joins = segments.iter().filter(|s| s.discontinuity).count();
@@ -34,6 +35,17 @@ fn assert_whole(timelines: &[(String, Vec<SegmentTime>, Vec<String>)]) {
         faults.extend(rendition_faults.iter().map(|f| format!("{r}: {f}")));
     }
     assert!(faults.is_empty(), "{}", faults.join("\n"));
+}
+
+/// A recorder thread's timelines; none if it panicked (said here, so the
+/// player's failure, if any, is the one raised).
+fn recorded(
+    joined: std::thread::Result<Vec<(String, Vec<SegmentTime>, Vec<String>)>>,
+) -> Vec<(String, Vec<SegmentTime>, Vec<String>)> {
+    joined.unwrap_or_else(|_| {
+        eprintln!("the timeline recorder panicked: no recorded timelines");
+        Vec::new()
+    })
 }
 
 /// Every rendition's segments (tfdt, ticks, EXTINF, discontinuity) and
@@ -406,6 +418,7 @@ fn hls_js_plays_through_three_publisher_drops() {
     let stop = AtomicBool::new(false);
     let (played, recorded) = std::thread::scope(|scope| {
         let recorder = scope.spawn(|| record_timelines(&server, "cam", &stop));
+        let stopping = StopOnDrop(&stop);
         let player = scope.spawn(|| common::play_in_chromium(&server, "cam", "ll", "20", false));
         for _ in 0..3 {
             std::thread::sleep(Duration::from_secs(3));
@@ -415,8 +428,8 @@ fn hls_js_plays_through_three_publisher_drops() {
             ff = push(&input.path, &url, true);
         }
         let played = player.join();
-        stop.store(true, Relaxed);
-        (played, recorder.join().unwrap())
+        drop(stopping);
+        (played, recorded(recorder.join()))
     });
     if let Err(e) = played {
         // What the player tripped on, from the bytes of every segment
@@ -466,6 +479,7 @@ fn a_backup_takes_over_when_the_primary_dies_and_hands_back() {
     let stop = AtomicBool::new(false);
     let switch_secs = std::thread::scope(|scope| {
         let recorder = scope.spawn(|| record_timelines(&server, "cam", &stop));
+        let stopping = StopOnDrop(&stop);
         // Open defect (issue note, session 9): the renditions wait
         // `failover_after_ms` (1 s) before following the backup, about the
         // LL player's whole buffer, so hls.js may report one non-fatal
@@ -491,8 +505,8 @@ fn a_backup_takes_over_when_the_primary_dies_and_hands_back() {
         });
         let secs = killed.elapsed().as_secs_f64();
         let played = player.join();
-        stop.store(true, Relaxed);
-        let recorded = recorder.join().unwrap();
+        drop(stopping);
+        let recorded = recorded(recorder.join());
         // What the segments hold across the switch (every one listed
         // while the player played), printed before a player failure is
         // raised: a hole in the media, or the player's placement.

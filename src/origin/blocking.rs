@@ -124,7 +124,7 @@ mod tests {
         drop(parking);
 
         let parking = r.park(Position::playlist(1, Some(0)), deadline);
-        r.publish_at(
+        r.publish(
             Chunk::SegmentStart {
                 msn: 1,
                 pdt_ms: 0,
@@ -135,7 +135,7 @@ mod tests {
             t0 + ms(1000),
         );
         assert_eq!(parking.poll(t0 + ms(1000)), None);
-        r.publish_at(
+        r.publish(
             Chunk::PartChunk {
                 msn: 1,
                 index: 0,
@@ -146,7 +146,7 @@ mod tests {
         // A chunk of the part: not the part the playlist waits for.
         assert_eq!(parking.poll(t0 + ms(1100)), None);
         assert_eq!(r.block(1, Some(0)), Block::Wait);
-        r.publish_at(
+        r.publish(
             Chunk::Part {
                 msn: 1,
                 index: 0,

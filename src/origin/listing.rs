@@ -426,14 +426,14 @@ mod tests {
         for msn in 0..4 {
             test_segment(&r, msn);
         }
-        r.publish(Chunk::SegmentStart {
+        r.publish_now(Chunk::SegmentStart {
             msn: 4,
             pdt_ms: 0,
             discontinuity: false,
             start: 720_000,
             timescale: 90_000,
         });
-        r.publish(Chunk::Part {
+        r.publish_now(Chunk::Part {
             msn: 4,
             index: 0,
             independent: true,

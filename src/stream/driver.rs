@@ -16,12 +16,9 @@
 //! decisions. When ingest ends the stream the pipeline drains what is
 //! queued, flushes the decoder, then files the session's final record.
 
-use std::future::Future;
-use std::pin::pin;
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
@@ -41,6 +38,7 @@ use crate::stream::registry::{EndReason, LiveStream};
 use crate::stream::running::{contained, stop_ladder, Packaging, Running};
 use crate::stream::slate::Slate;
 use crate::stream::switcher::{Decision, Event, Rules, Switcher};
+use crate::stream::wake::{wake, Waits, Wake};
 use crate::stream::{Input, Streams};
 use crate::telemetry::clock;
 use crate::telemetry::shutdown::Shutdown;
@@ -422,9 +420,12 @@ impl<'a> StreamRun<'a> {
             old.gop.clear();
         }
         self.apply_configs(video, audio, now);
-        // Re-timed, so not late: the ladder must not skip them (max_lag).
+        // Re-timed, so not late: the ladder must not skip them (max_lag);
+        // stamped after the ladder's restart, so the latency figures do not
+        // count it.
+        let retimed = clock::now();
         for mut p in gop {
-            p.arrival = now;
+            p.arrival = retimed;
             self.handle(Input::Packet(p), None, now);
         }
     }
@@ -570,7 +571,7 @@ impl<'a> StreamRun<'a> {
                 if let (Some(pk), Some(_)) = (&mut self.packager, &self.audio) {
                     // Silence in the rendition's own layout: no re-encode.
                     let published = pk.packager.audio(&p, now);
-                    pk.apply(published);
+                    pk.apply(published, now);
                 }
             }
             other => self.handle(other, fps, now),
@@ -626,7 +627,7 @@ impl<'a> StreamRun<'a> {
                     let published =
                         p.packager
                             .reconfigure(&cfg, fps, policy::rung_infos(&running), now);
-                    p.apply(published);
+                    p.apply(published, now);
                     self.video_config = Some(cfg);
                     return;
                 }
@@ -648,7 +649,7 @@ impl<'a> StreamRun<'a> {
                     published.extend(p.set_rungs(policy::rung_infos(&running), now));
                 }
                 let p = Packaging { packager: p, media };
-                p.apply(published);
+                p.apply(published, now);
                 self.packager = Some(p);
                 self.video_config = Some(cfg);
             }
@@ -667,7 +668,7 @@ impl<'a> StreamRun<'a> {
                 }
                 if let (Some(p), Some(asc)) = (&mut self.packager, route.config()) {
                     let published = p.packager.set_audio(asc);
-                    p.apply(published);
+                    p.apply(published, now);
                 }
                 self.audio = Some(route);
             }
@@ -680,12 +681,12 @@ impl<'a> StreamRun<'a> {
                     match (p.track, &mut self.audio) {
                         (Track::Video, _) => {
                             let published = pk.packager.source_video(&p, now);
-                            pk.apply(published);
+                            pk.apply(published, now);
                         }
                         (Track::Audio, Some(route)) => {
                             let pushed = route.push(&p, &mut |o| {
                                 let published = pk.packager.audio(o, now);
-                                pk.apply(published);
+                                pk.apply(published, now);
                             });
                             if let Err(e) = pushed {
                                 warn!("audio re-encode: {}", e.in_stream(stream.ctx()));
@@ -742,87 +743,15 @@ impl<'a> StreamRun<'a> {
     }
 }
 
-/// What woke a stream's driver.
-enum Wake {
-    OnAir(Result<Input, flume::RecvError>),
-    Standby(Result<Input, flume::RecvError>),
-    Attach(Job),
-    Output(RungOutput),
-    Tick,
-    Shutdown,
-}
-
-async fn recv_or_pending(rx: Option<flume::Receiver<Input>>) -> Result<Input, flume::RecvError> {
-    match rx {
-        Some(rx) => rx.recv_async().await,
-        None => futures_lite::future::pending().await,
+/// What the driver's next wait is on.
+fn waits(s: &StreamRun<'_>, now: Instant) -> Waits {
+    Waits {
+        wake_at: s.next_wake(now),
+        outputs: s.ladder.as_ref().and_then(|l| l.run.output_receiver()),
+        on_air: s.on_air.as_ref().map(|f| f.input.clone()),
+        standby: s.standby.as_ref().map(|f| f.input.clone()),
+        waiting: s.switcher.waiting(),
     }
-}
-
-/// Waits for the first of: input from the feed on air, from the standby, a
-/// rung thread's result, a publisher joining, shutdown (only while the
-/// renditions wait for a publisher), the next tick at `wake_at`. Polled in
-/// that order, so input on air comes first.
-async fn wake(
-    s: &StreamRun<'_>,
-    attach: &flume::Receiver<Job>,
-    shutdown: &Shutdown,
-    now: Instant,
-) -> Wake {
-    let wake_at = s.next_wake(now);
-    let outputs = s.ladder.as_ref().and_then(|l| l.run.output_receiver());
-    let on_air = s.on_air.as_ref().map(|f| f.input.clone());
-    let standby = s.standby.as_ref().map(|f| f.input.clone());
-    let waiting = s.switcher.waiting();
-    let mut on_air = pin!(async { Wake::OnAir(recv_or_pending(on_air).await) });
-    let mut standby = pin!(async { Wake::Standby(recv_or_pending(standby).await) });
-    let mut output = pin!(async {
-        match &outputs {
-            Some(rx) => match rx.recv_async().await {
-                Ok(o) => Wake::Output(o),
-                Err(_) => futures_lite::future::pending().await,
-            },
-            None => futures_lite::future::pending().await,
-        }
-    });
-    let mut joined = pin!(async {
-        match attach.recv_async().await {
-            Ok(job) => Wake::Attach(job),
-            Err(_) => futures_lite::future::pending().await,
-        }
-    });
-    let mut stop = pin!(async {
-        if !waiting {
-            return futures_lite::future::pending().await;
-        }
-        shutdown.wait().await;
-        Wake::Shutdown
-    });
-    let mut tick = pin!(async {
-        glommio::timer::sleep(wake_at.saturating_duration_since(now)).await;
-        Wake::Tick
-    });
-    // One at a time, the first ready wins: a later one is not polled (a
-    // channel polled ready would have given up its message).
-    std::future::poll_fn(|cx| {
-        if let Poll::Ready(w) = on_air.as_mut().poll(cx) {
-            return Poll::Ready(w);
-        }
-        if let Poll::Ready(w) = standby.as_mut().poll(cx) {
-            return Poll::Ready(w);
-        }
-        if let Poll::Ready(w) = output.as_mut().poll(cx) {
-            return Poll::Ready(w);
-        }
-        if let Poll::Ready(w) = joined.as_mut().poll(cx) {
-            return Poll::Ready(w);
-        }
-        if let Poll::Ready(w) = stop.as_mut().poll(cx) {
-            return Poll::Ready(w);
-        }
-        tick.as_mut().poll(cx)
-    })
-    .await
 }
 
 async fn run_stream(mut job: Job, ctx: &Driver) {
@@ -836,7 +765,8 @@ async fn run_stream(mut job: Job, ctx: &Driver) {
         // The clock is read to set the wait's timer, then once per wake:
         // every decision the wake leads to (the switcher, the slate, a
         // drain, the ladder's lag, the packager's clock) takes that `now`.
-        let next = wake(&s, &attach_rx, &ctx.shutdown, clock::now()).await;
+        let now = clock::now();
+        let next = wake(waits(&s, now), &attach_rx, &ctx.shutdown, now).await;
         let now = clock::now();
         let mut flow = match next {
             Wake::OnAir(Ok(input)) => {
@@ -857,7 +787,17 @@ async fn run_stream(mut job: Job, ctx: &Driver) {
                 Flow::Go
             }
             Wake::Shutdown => Flow::End,
-            Wake::Tick => s.tick(now),
+            Wake::Tick => {
+                let flow = s.tick(now);
+                if s.draining() {
+                    // A drain's next packets wait their turn: the other
+                    // streams on this core (and, on one core, ingest and
+                    // the origin) run first. The tick's timer at `now` is
+                    // ready at once, so the wait itself never yields.
+                    futures_lite::future::yield_now().await;
+                }
+                flow
+            }
         };
         loop {
             match flow {

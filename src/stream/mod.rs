@@ -24,6 +24,7 @@ pub mod running;
 pub mod slate;
 pub mod streams;
 pub mod switcher;
+pub mod wake;
 
 pub use driver::Driver;
 pub use feed::Job;

@@ -33,12 +33,12 @@ impl Packaging {
     /// End of stream: every rendition ends (`EXT-X-ENDLIST`).
     pub fn finish(mut self, now: Instant) {
         let published = self.packager.finish(now);
-        self.apply(published);
+        self.apply(published, now);
     }
 
-    pub fn apply(&self, published: Vec<Published>) {
+    pub fn apply(&self, published: Vec<Published>, now: Instant) {
         for p in published {
-            self.media.apply(p);
+            self.media.apply(p, now);
         }
     }
 }
@@ -216,8 +216,9 @@ impl Running {
         while let Some((i, f)) = self.run.poll_output() {
             count_output(&self.counters, i, &f, stream.started);
             if let Some(pk) = packager.as_mut() {
-                let published = pk.packager.rung_frame(i, &policy::picture(&f), stamp());
-                pk.apply(published);
+                let now = stamp();
+                let published = pk.packager.rung_frame(i, &policy::picture(&f), now);
+                pk.apply(published, now);
             }
         }
     }
@@ -259,19 +260,24 @@ impl Running {
         packets: usize,
     ) -> bool {
         let stats = &stream.pipeline;
-        let decoded_before = self.run.decoded;
+        let (decoded_before, drains_before) = (self.run.decoded, self.run.drains());
         let drained = self.run.handle_pause_step(packets);
         self.take_outputs(stream, packager);
         stats
             .frames_decoded
             .fetch_add(self.run.decoded - decoded_before, Relaxed);
+        let drains = self.run.drains() - drains_before;
+        stats.decoder_drains.fetch_add(drains, Relaxed);
         self.sync_drops();
         match drained {
-            Ok(None) => return true,
-            Ok(Some(0)) => {}
-            Ok(Some(pictures)) => {
-                stats.decoder_drains.fetch_add(1, Relaxed);
+            Ok(Some(pictures)) if pictures > 0 => {
                 tracing::debug!(stream = %stream.name, pictures, "input paused: the pictures the decoder held went to every rung");
+            }
+            Ok(_) => {}
+            // A rung's own scale or encode error: that rung skips to its
+            // next IDR (counted by the ladder), the drain goes on.
+            Err(e) if !matches!(e.stage(), crate::transcode::StageError::Decode { .. }) => {
+                self.rung_error(stream, e)
             }
             Err(e) => {
                 stats.decoder_drain_failures.fetch_add(1, Relaxed);
@@ -281,7 +287,7 @@ impl Running {
                 }
             }
         }
-        false
+        self.run.draining()
     }
 
     pub fn publish_latency(

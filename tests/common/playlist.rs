@@ -120,27 +120,49 @@ fn renditions_of(master: &str) -> Vec<String> {
 /// 250 ms), then [`faults_in`] over all of them: the whole run, where a
 /// live playlist's window has forgotten the early segments by the time a
 /// test looks (`(playlist, segments, faults)`, as
-/// [`every_rendition_timeline`]). Run it on a thread beside the test.
+/// [`every_rendition_timeline`]). Run it on a thread beside the test, with
+/// a [`StopOnDrop`] so a panic in the test ends it too. A segment gone
+/// before its bytes could be fetched is left out (and shows as a fault
+/// where it was), never a panic here.
 pub fn record_timelines(
     server: &Server,
     name: &str,
     stop: &std::sync::atomic::AtomicBool,
 ) -> Vec<(String, Vec<SegmentTime>, Vec<String>)> {
     use std::collections::{BTreeMap, HashSet};
-    let mut seen: BTreeMap<String, (HashSet<String>, Vec<SegmentTime>, f64)> = BTreeMap::new();
+    #[derive(Default)]
+    struct Seen {
+        uris: HashSet<String>,
+        segments: Vec<SegmentTime>,
+        /// The init's URI and timescale, read again only when it changes.
+        init: Option<(String, f64)>,
+    }
+    let mut seen: BTreeMap<String, Seen> = BTreeMap::new();
     loop {
         // Read before the poll: the poll after `stop` is the last.
         let last = stop.load(std::sync::atomic::Ordering::Relaxed);
         let master = server.get(&format!("/live/{name}/master.m3u8"));
-        for r in master.map(|m| renditions_of(&m.1)).unwrap_or_default() {
+        let renditions = match master {
+            Ok((200, m)) => renditions_of(&m),
+            _ => Vec::new(),
+        };
+        for r in renditions {
             let playlist = format!("/live/{name}/{r}");
             let Ok((200, text)) = server.get(&playlist) else {
                 continue;
             };
             let dir = &playlist[..playlist.rfind('/').unwrap() + 1];
             let entry = seen.entry(r.clone()).or_default();
-            if text.contains("#EXT-X-MAP:URI=") {
-                entry.2 = playlist_timescale(server, &playlist, &text);
+            let init = text
+                .lines()
+                .find_map(|l| l.strip_prefix("#EXT-X-MAP:URI=\""))
+                .and_then(|r| r.split('"').next());
+            if let Some(init) = init {
+                if entry.init.as_ref().is_none_or(|(uri, _)| uri != init) {
+                    if let Some(bytes) = fetch_ok(server, &format!("{dir}{init}")) {
+                        entry.init = Some((init.to_string(), init_timescale(&bytes) as f64));
+                    }
+                }
             }
             let (mut extinf, mut disc) = (None, false);
             for l in text.lines() {
@@ -150,11 +172,14 @@ pub fn record_timelines(
                     disc = true;
                 } else if !l.starts_with('#') && !l.is_empty() {
                     let (extinf, discontinuity) = (extinf.take(), std::mem::take(&mut disc));
-                    if !entry.0.insert(l.to_string()) {
+                    if !entry.uris.insert(l.to_string()) {
                         continue;
                     }
-                    let fragments = fragment_times(&server.get_bytes(&format!("{dir}{l}")));
-                    entry.1.push(SegmentTime {
+                    let Some(bytes) = fetch_ok(server, &format!("{dir}{l}")) else {
+                        continue;
+                    };
+                    let fragments = fragment_times(&bytes);
+                    entry.segments.push(SegmentTime {
                         tfdt: fragments.first().map_or(0, |f| f.0),
                         ticks: fragments.iter().map(|f| f.1).sum(),
                         fragments,
@@ -171,11 +196,34 @@ pub fn record_timelines(
         std::thread::sleep(std::time::Duration::from_millis(250));
     }
     seen.into_iter()
-        .map(|(r, (_, segments, timescale))| {
-            let faults = faults_in(&segments, timescale);
-            (r, segments, faults)
+        .map(|(r, seen)| {
+            let timescale = seen.init.map_or(90_000.0, |(_, t)| t);
+            let faults = faults_in(&seen.segments, timescale);
+            (r, seen.segments, faults)
         })
         .collect()
+}
+
+/// Sets its flag when dropped: a [`record_timelines`] thread ends when the
+/// test that started it ends, panicking or not.
+pub struct StopOnDrop<'a>(pub &'a std::sync::atomic::AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// The body of a GET that answered 200, else `None`.
+fn fetch_ok(server: &Server, path: &str) -> Option<Vec<u8>> {
+    let url = format!("http://{}{}", server.http, path);
+    let reply = ureq::get(&url)
+        .timeout(std::time::Duration::from_secs(10))
+        .call()
+        .ok()?;
+    let mut body = Vec::new();
+    std::io::Read::read_to_end(&mut reply.into_reader(), &mut body).ok()?;
+    Some(body)
 }
 
 /// [`timeline_faults`] of every media playlist a stream's master lists

@@ -460,7 +460,7 @@ mod tests {
             let dims = rungs.iter().map(|r| (r.width, r.height)).collect();
             published.extend(p.set_rungs(infos(&rungs), Instant::now()));
             for v in published {
-                media.apply(v);
+                media.apply(v, std::time::Instant::now());
             }
             Publish {
                 store,
@@ -572,7 +572,7 @@ mod tests {
 
         fn apply(&self, published: Vec<Published>) {
             for v in published {
-                self.media.apply(v);
+                self.media.apply(v, std::time::Instant::now());
             }
         }
 

@@ -15,7 +15,6 @@ use crate::package::chunker::Chunk;
 use crate::package::hls::{ObjectName, PartEntry, RenditionSummary, SegmentEntry};
 use crate::package::RenditionKind;
 use crate::store::waiters::{Position, WaiterId, Waiters, Wake};
-use crate::telemetry::clock;
 
 pub struct Rendition {
     pub(super) dvr: Option<DvrTap>,
@@ -74,13 +73,14 @@ impl Rendition {
         version
     }
 
-    /// Publishes one chunk from the rendition's chunker, now.
-    pub fn publish(&self, chunk: Chunk) {
-        self.publish_at(chunk, clock::now());
+    /// Publishes one chunk now (tests).
+    #[cfg(test)]
+    pub fn publish_now(&self, chunk: Chunk) {
+        self.publish(chunk, crate::telemetry::clock::now());
     }
 
     /// Publishes one chunk at `now`, then wakes the requests it reaches.
-    pub fn publish_at(&self, chunk: Chunk, now: Instant) {
+    pub fn publish(&self, chunk: Chunk, now: Instant) {
         let at = Position::of(&chunk);
         {
             let mut t = self.lock();

@@ -151,8 +151,8 @@ impl StreamMedia {
             .cloned()
     }
 
-    /// Applies one value the stream's packager published.
-    pub fn apply(&self, p: Published) {
+    /// Applies one value the stream's packager published, at `now`.
+    pub fn apply(&self, p: Published, now: Instant) {
         let named = |name: &str| self.rendition(name);
         match p {
             Published::Rendition {
@@ -180,7 +180,7 @@ impl StreamMedia {
             }
             Published::Chunk { rendition, chunk } => {
                 if let Some(r) = named(&rendition) {
-                    r.publish(chunk);
+                    r.publish(chunk, now);
                 }
             }
             Published::End { rendition } => {

@@ -37,14 +37,14 @@ pub(crate) fn test_stream(window_secs: f64) -> (Arc<StreamMedia>, Arc<Rendition>
 /// Publishes segment `msn` of `r` whole: 2 s, one independent part of four
 /// bytes, each `msn as u8`.
 pub(crate) fn test_segment(r: &Rendition, msn: u64) {
-    r.publish(Chunk::SegmentStart {
+    r.publish_now(Chunk::SegmentStart {
         msn,
         pdt_ms: 0,
         discontinuity: false,
         start: msn * 180_000,
         timescale: 90_000,
     });
-    r.publish(Chunk::Part {
+    r.publish_now(Chunk::Part {
         msn,
         index: 0,
         independent: true,
@@ -52,7 +52,7 @@ pub(crate) fn test_segment(r: &Rendition, msn: u64) {
         data: Bytes::from(vec![msn as u8; 4]),
         frames: Vec::new(),
     });
-    r.publish(Chunk::SegmentEnd { msn, duration: 2.0 });
+    r.publish_now(Chunk::SegmentEnd { msn, duration: 2.0 });
 }
 
 fn rendition(window: f64) -> Arc<Rendition> {
@@ -60,7 +60,7 @@ fn rendition(window: f64) -> Arc<Rendition> {
 }
 
 fn segment(r: &Rendition, msn: u64, parts: u32) {
-    r.publish(Chunk::SegmentStart {
+    r.publish_now(Chunk::SegmentStart {
         msn,
         pdt_ms: 0,
         discontinuity: false,
@@ -68,7 +68,7 @@ fn segment(r: &Rendition, msn: u64, parts: u32) {
         timescale: 90_000,
     });
     for index in 0..parts {
-        r.publish(Chunk::Part {
+        r.publish_now(Chunk::Part {
             msn,
             index,
             independent: index == 0,
@@ -80,7 +80,7 @@ fn segment(r: &Rendition, msn: u64, parts: u32) {
 }
 
 fn end(r: &Rendition, msn: u64) {
-    r.publish(Chunk::SegmentEnd { msn, duration: 2.0 });
+    r.publish_now(Chunk::SegmentEnd { msn, duration: 2.0 });
 }
 
 /// Issue 13 (e): the API listed renditions in the order they first published
@@ -134,7 +134,7 @@ fn blocking_reload_states() {
     assert_eq!(r.block(0, None), Block::Wait);
     assert_eq!(r.block(2, Some(0)), Block::Wait);
     assert_eq!(r.block(3, Some(0)), Block::TooFar);
-    r.publish(Chunk::Part {
+    r.publish_now(Chunk::Part {
         msn: 0,
         index: 2,
         independent: false,
@@ -147,7 +147,7 @@ fn blocking_reload_states() {
     assert_eq!(r.block(0, None), Block::Ready);
     // A part index past the end of a complete segment means the next one.
     assert_eq!(r.block(0, Some(3)), Block::Wait);
-    r.publish(Chunk::SegmentStart {
+    r.publish_now(Chunk::SegmentStart {
         msn: 1,
         pdt_ms: 0,
         discontinuity: false,
@@ -155,7 +155,7 @@ fn blocking_reload_states() {
         timescale: 90_000,
     });
     assert_eq!(r.block(0, Some(3)), Block::Wait);
-    r.publish(Chunk::Part {
+    r.publish_now(Chunk::Part {
         msn: 1,
         index: 0,
         independent: true,
@@ -208,14 +208,14 @@ fn objects_pending_ready_gone() {
 fn long_segment_ends_at_a_discontinuity() {
     let r = rendition(30.0);
     for msn in 0..3 {
-        r.publish(Chunk::SegmentStart {
+        r.publish_now(Chunk::SegmentStart {
             msn,
             pdt_ms: 0,
             discontinuity: msn == 2,
             start: msn * 180_000,
             timescale: 90_000,
         });
-        r.publish(Chunk::Part {
+        r.publish_now(Chunk::Part {
             msn,
             index: 0,
             independent: true,
@@ -241,14 +241,14 @@ fn timeline_keeps_the_oldest_runs_start_while_evicting() {
     }
     // A 4 s window of 2 s segments: msn 0 evicted, the run began at its start.
     assert_eq!(run_start(&r), (1, Some(0)));
-    r.publish(Chunk::SegmentStart {
+    r.publish_now(Chunk::SegmentStart {
         msn: 3,
         pdt_ms: 0,
         discontinuity: true,
         start: 900_000,
         timescale: 90_000,
     });
-    r.publish(Chunk::PartChunk {
+    r.publish_now(Chunk::PartChunk {
         msn: 3,
         index: 0,
         data: Bytes::from_static(b"c0"),
@@ -258,7 +258,7 @@ fn timeline_keeps_the_oldest_runs_start_while_evicting() {
         r.segment(3),
         Object::Growing(vec![Bytes::from_static(b"c0")])
     );
-    r.publish(Chunk::Part {
+    r.publish_now(Chunk::Part {
         msn: 3,
         index: 0,
         independent: true,
