@@ -14,6 +14,19 @@ use std::process::Command;
 fn main() {
     println!("cargo:rerun-if-changed=kernels");
     println!("cargo:rerun-if-changed=.git/HEAD");
+    // A commit moves the branch HEAD names, not HEAD itself: watch that ref
+    // too, or the binary goes on reporting the commit of its first build.
+    if let Some(branch) = std::fs::read_to_string(".git/HEAD")
+        .ok()
+        .and_then(|h| h.strip_prefix("ref: ").map(|r| r.trim().to_string()))
+    {
+        // Only paths that exist: a missing one would rerun this every build.
+        for path in [format!(".git/{branch}"), ".git/packed-refs".into()] {
+            if std::path::Path::new(&path).exists() {
+                println!("cargo:rerun-if-changed={path}");
+            }
+        }
+    }
     let commit = Command::new("git")
         .args(["rev-parse", "--short=12", "HEAD"])
         .output()
