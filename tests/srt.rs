@@ -567,6 +567,17 @@ fn unusable_srt_publish_ends_after_the_idle_timeout() {
         1.0
     );
     assert!(server.metric("ladderd_srt_ts_skipped_bytes_total", &[]) > 0.0);
+    // The same, per stream, and kept after the publish ended; the good
+    // publisher's are untouched.
+    let junk = server.metric(
+        "ladderd_ingest_ts_skipped_bytes_total",
+        &["stream=\"junk\""],
+    );
+    assert!(junk > 0.0, "junk skipped {junk} bytes");
+    assert_eq!(
+        server.metric("ladderd_ingest_ts_skipped_bytes_total", &["stream=\"cam\""]),
+        0.0
+    );
     let log = server.log_text();
     assert_eq!(
         log.matches("data but no usable media").count(),

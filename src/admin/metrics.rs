@@ -88,6 +88,25 @@ fn gather(ctx: &Admin, s: &mut MetricSet) {
         ] {
             s.counter(metric, help, ls.clone(), n);
         }
+        s.counter(
+            "ladderd_ingest_ts_skipped_bytes",
+            "Bytes the MPEG-TS demuxer skipped looking for the packet cadence (SRT input: garbage, torn packets).",
+            ls.clone(),
+            t.ts.skipped_bytes,
+        );
+        for (event, n) in [
+            ("resync", t.ts.resyncs),
+            ("dropped_pes", t.ts.dropped_pes),
+            ("damaged_pes", t.ts.damaged_pes),
+            ("pes_length_mismatch", t.ts.pes_length_mismatches),
+        ] {
+            s.counter(
+                "ladderd_ingest_ts_demux_events",
+                "What the MPEG-TS demuxer repaired or dropped in the stream's SRT input, by event (continuity errors: ladderd_ingest_continuity_errors_total).",
+                l(&[("stream", &name), ("event", event)]),
+                n,
+            );
+        }
     }
     for st in &live {
         let name = st.name.as_str();

@@ -19,7 +19,7 @@ use tracing::info;
 
 use crate::media::{CodecConfig, Packet, Track};
 use crate::stream::input::Input;
-use crate::stream::registry::{EndReason, LiveStream, TransportStats};
+use crate::stream::registry::{EndReason, LiveStream, TransportStats, TsDemuxCounts};
 
 /// The stream's pipeline is gone (it stopped, or the process is shutting
 /// down): the publish ends.
@@ -101,9 +101,17 @@ impl Publisher {
         self.stream.stats.tag_errors.fetch_add(1, Relaxed)
     }
 
-    /// The MPEG-TS continuity errors seen so far in the publish.
-    pub fn continuity_errors(&self, total: u64) {
-        self.stream.stats.continuity_errors.store(total, Relaxed);
+    /// The MPEG-TS demuxer's counts so far in the publish.
+    pub fn ts_demux(&self, c: &crate::media::mpegts::Counters) {
+        let stats = &self.stream.stats;
+        stats.continuity_errors.store(c.continuity_errors, Relaxed);
+        stats.ts.set(TsDemuxCounts {
+            skipped_bytes: c.skipped_bytes,
+            resyncs: c.resyncs,
+            dropped_pes: c.dropped_pes,
+            damaged_pes: c.damaged_pes,
+            pes_length_mismatches: c.pes_length_mismatches,
+        });
     }
 
     /// The transport's own figures (SRT's RTT, losses, buffer).

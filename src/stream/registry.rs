@@ -12,9 +12,9 @@ use std::time::Instant;
 use event_listener::Event;
 use serde::Serialize;
 
-use crate::telemetry::clock;
 use crate::media::h264::AvcConfig;
 use crate::media::StreamId;
+use crate::telemetry::clock;
 use crate::telemetry::latency::LatencySummary;
 
 /// Why a publish was refused; the label is used in logs and metrics.
@@ -145,6 +145,7 @@ pub struct Totals {
     pub audio_packets: u64,
     pub bytes: u64,
     pub continuity_errors: u64,
+    pub ts: TsDemuxCounts,
     pub decode_errors: u64,
     pub frames_skipped: u64,
     pub ladder_failures: u64,
@@ -161,6 +162,7 @@ impl Totals {
             audio_packets: i.audio_packets.load(Relaxed),
             bytes: i.bytes.load(Relaxed),
             continuity_errors: i.continuity_errors.load(Relaxed),
+            ts: i.ts.counts(),
             decode_errors: p.decode_errors.load(Relaxed),
             frames_skipped: p.frames_skipped.load(Relaxed),
             ladder_failures: p.ladder_failures.load(Relaxed),
@@ -175,6 +177,7 @@ impl Totals {
         self.audio_packets += o.audio_packets;
         self.bytes += o.bytes;
         self.continuity_errors += o.continuity_errors;
+        self.ts.add(&o.ts);
         self.decode_errors += o.decode_errors;
         self.frames_skipped += o.frames_skipped;
         self.ladder_failures += o.ladder_failures;
@@ -213,6 +216,66 @@ pub struct SourceInfo {
     pub metadata: Option<serde_json::Value>,
 }
 
+/// The MPEG-TS demuxer's own counts for one publish (SRT), beyond
+/// continuity errors: what an operator reads to tell a broken encoder
+/// (garbage, unreadable PES) from a lossy network.
+#[derive(Debug, Default)]
+pub struct TsDemuxStats {
+    /// Bytes skipped looking for the 0x47 packet cadence.
+    pub skipped_bytes: AtomicU64,
+    /// Times the cadence was lost and found again.
+    pub resyncs: AtomicU64,
+    /// PES packets dropped (unreadable, unplaceable, too large, or audio
+    /// with a lost TS packet).
+    pub dropped_pes: AtomicU64,
+    /// Video PES kept though a TS packet was lost (a damaged picture).
+    pub damaged_pes: AtomicU64,
+    /// PES whose declared length disagreed with the data.
+    pub pes_length_mismatches: AtomicU64,
+}
+
+/// [`TsDemuxStats`] as numbers (the API, `/metrics`, ended publishes' totals).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct TsDemuxCounts {
+    pub skipped_bytes: u64,
+    pub resyncs: u64,
+    pub dropped_pes: u64,
+    pub damaged_pes: u64,
+    pub pes_length_mismatches: u64,
+}
+
+impl TsDemuxStats {
+    /// The demuxer's counts so far in the publish.
+    pub fn set(&self, c: TsDemuxCounts) {
+        self.skipped_bytes.store(c.skipped_bytes, Relaxed);
+        self.resyncs.store(c.resyncs, Relaxed);
+        self.dropped_pes.store(c.dropped_pes, Relaxed);
+        self.damaged_pes.store(c.damaged_pes, Relaxed);
+        self.pes_length_mismatches
+            .store(c.pes_length_mismatches, Relaxed);
+    }
+
+    pub fn counts(&self) -> TsDemuxCounts {
+        TsDemuxCounts {
+            skipped_bytes: self.skipped_bytes.load(Relaxed),
+            resyncs: self.resyncs.load(Relaxed),
+            dropped_pes: self.dropped_pes.load(Relaxed),
+            damaged_pes: self.damaged_pes.load(Relaxed),
+            pes_length_mismatches: self.pes_length_mismatches.load(Relaxed),
+        }
+    }
+}
+
+impl TsDemuxCounts {
+    fn add(&mut self, o: &TsDemuxCounts) {
+        self.skipped_bytes += o.skipped_bytes;
+        self.resyncs += o.resyncs;
+        self.dropped_pes += o.dropped_pes;
+        self.damaged_pes += o.damaged_pes;
+        self.pes_length_mismatches += o.pes_length_mismatches;
+    }
+}
+
 /// Written by the connection task that owns the publish.
 #[derive(Default)]
 pub struct IngestStats {
@@ -225,6 +288,8 @@ pub struct IngestStats {
     pub tag_errors: AtomicU64,
     /// MPEG-TS continuity-counter gaps (SRT: TS packets lost or repeated).
     pub continuity_errors: AtomicU64,
+    /// What the MPEG-TS demuxer skipped or dropped in this publish (SRT).
+    pub ts: TsDemuxStats,
     /// Milliseconds after `started` of the last packet.
     pub last_packet_ms: AtomicU64,
     rate: RateWindow,
@@ -476,6 +541,7 @@ impl LiveStream {
             discontinuities: s.discontinuities.load(Relaxed),
             tag_errors: s.tag_errors.load(Relaxed),
             continuity_errors: s.continuity_errors.load(Relaxed),
+            ts_demux: s.ts.counts(),
             pipeline: PipelineView {
                 frames_decoded: p.frames_decoded.load(Relaxed),
                 decode_errors: p.decode_errors.load(Relaxed),
@@ -548,6 +614,8 @@ pub struct StreamView {
     pub discontinuities: u64,
     pub tag_errors: u64,
     pub continuity_errors: u64,
+    /// The MPEG-TS demuxer's counts (SRT; zeros for RTMP).
+    pub ts_demux: TsDemuxCounts,
     pub pipeline: PipelineView,
 }
 

@@ -461,8 +461,8 @@ fn connection(srt: &Srt, s: SrtSocket, peer: SocketAddr, ingest: &Ingest) {
                 if seen.continuity_errors == 0 {
                     warn!(stream = %stream.name, "MPEG-TS continuity errors (lost TS packets): a video frame with a gap goes on damaged (the decoder conceals it), an audio PES with one is dropped; counted (ingest_continuity_errors_total), the stream goes on");
                 }
-                publish.continuity_errors(c.continuity_errors);
             }
+            publish.ts_demux(&c);
             if !logged_unusable && ts_unusable_input(&c) {
                 logged_unusable = true;
                 warn!(stream = %stream.name, skipped_bytes = c.skipped_bytes, resyncs = c.resyncs, dropped_pes = c.dropped_pes, pes_length_mismatches = c.pes_length_mismatches, "MPEG-TS input the demuxer cannot fully use (bytes between packets, PES it cannot read or place); counted (srt_ts_skipped_bytes_total, srt_ts_demux_events_total), further ones only counted");
