@@ -11,6 +11,18 @@ use super::{fragment_times, init_timescale, node, SegmentTime, Server};
 pub fn segment_times(server: &Server, playlist: &str) -> Vec<SegmentTime> {
     let text = server.get(playlist).unwrap().1;
     let dir = &playlist[..playlist.rfind('/').unwrap() + 1];
+    listed(&text)
+        .into_iter()
+        .map(|(uri, extinf, disc)| {
+            let bytes = server.get_bytes(&format!("{dir}{uri}"));
+            timed(uri, extinf, disc, &bytes)
+        })
+        .collect()
+}
+
+/// The segments a media playlist's text lists: (URI, EXTINF, whether an
+/// `EXT-X-DISCONTINUITY` comes before it).
+fn listed(text: &str) -> Vec<(String, f64, bool)> {
     let (mut out, mut extinf, mut disc) = (Vec::new(), None, false);
     for l in text.lines() {
         if let Some(v) = l.strip_prefix("#EXTINF:") {
@@ -18,19 +30,24 @@ pub fn segment_times(server: &Server, playlist: &str) -> Vec<SegmentTime> {
         } else if l == "#EXT-X-DISCONTINUITY" {
             disc = true;
         } else if !l.starts_with('#') && !l.is_empty() {
-            let uri = l.to_string();
-            let fragments = fragment_times(&server.get_bytes(&format!("{dir}{uri}")));
-            out.push(SegmentTime {
-                tfdt: fragments.first().map_or(0, |f| f.0),
-                ticks: fragments.iter().map(|f| f.1).sum(),
-                fragments,
-                uri,
-                extinf: extinf.take().unwrap_or(0.0),
-                discontinuity: std::mem::take(&mut disc),
-            });
+            let extinf = extinf.take().unwrap_or(0.0);
+            out.push((l.to_string(), extinf, std::mem::take(&mut disc)));
         }
     }
     out
+}
+
+/// A listed segment timed from its bytes.
+fn timed(uri: String, extinf: f64, discontinuity: bool, bytes: &[u8]) -> SegmentTime {
+    let fragments = fragment_times(bytes);
+    SegmentTime {
+        tfdt: fragments.first().map_or(0, |f| f.0),
+        ticks: fragments.iter().map(|f| f.1).sum(),
+        fragments,
+        uri,
+        extinf,
+        discontinuity,
+    }
 }
 
 /// Where a rendition's media leaves a hole or overlaps (between the parts of
@@ -164,29 +181,12 @@ pub fn record_timelines(
                     }
                 }
             }
-            let (mut extinf, mut disc) = (None, false);
-            for l in text.lines() {
-                if let Some(v) = l.strip_prefix("#EXTINF:") {
-                    extinf = v.split(',').next().and_then(|v| v.parse::<f64>().ok());
-                } else if l == "#EXT-X-DISCONTINUITY" {
-                    disc = true;
-                } else if !l.starts_with('#') && !l.is_empty() {
-                    let (extinf, discontinuity) = (extinf.take(), std::mem::take(&mut disc));
-                    if !entry.uris.insert(l.to_string()) {
-                        continue;
-                    }
-                    let Some(bytes) = fetch_ok(server, &format!("{dir}{l}")) else {
-                        continue;
-                    };
-                    let fragments = fragment_times(&bytes);
-                    entry.segments.push(SegmentTime {
-                        tfdt: fragments.first().map_or(0, |f| f.0),
-                        ticks: fragments.iter().map(|f| f.1).sum(),
-                        fragments,
-                        uri: l.to_string(),
-                        extinf: extinf.unwrap_or(0.0),
-                        discontinuity,
-                    });
+            for (uri, extinf, disc) in listed(&text) {
+                if !entry.uris.insert(uri.clone()) {
+                    continue;
+                }
+                if let Some(bytes) = fetch_ok(server, &format!("{dir}{uri}")) {
+                    entry.segments.push(timed(uri, extinf, disc, &bytes));
                 }
             }
         }
