@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{
-    input_1080p30_high, input_360p30_high, noise, play_in_chromium, require, Proc, Server,
+    input_1080p30_high, input_360p30_high, input_360p30_high_long, noise, play_in_chromium,
+    require, Proc, Server,
 };
 
 const KEY: &str = "s3cret-srt-key";
@@ -148,7 +149,8 @@ fn srt_publish_1080p_high_bframes_is_described_and_its_ladder_decodes() {
 #[test]
 fn srt_publish_plays_in_hls_js() {
     let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
-    let input = input_360p30_high();
+    // Long enough not to loop while hls.js plays (see the input's doc).
+    let input = input_360p30_high_long();
     let server = Server::start(&config());
     let _ff = push_srt(
         &input.path,

@@ -24,23 +24,34 @@ fn media_dir() -> PathBuf {
 /// 10 s of 1280x720@30 H.264 High with B-frames + AAC stereo 48 kHz.
 pub fn input_720p30_high() -> &'static Input {
     static I: OnceLock<Input> = OnceLock::new();
-    I.get_or_init(|| high_with_bframes("720p30-high-bf-aac-10s.mp4", "1280x720"))
+    I.get_or_init(|| high_with_bframes("720p30-high-bf-aac-10s.mp4", "1280x720", "10"))
 }
 
 /// 10 s of 1920x1080@30 H.264 High with B-frames + AAC stereo 48 kHz.
 pub fn input_1080p30_high() -> &'static Input {
     static I: OnceLock<Input> = OnceLock::new();
-    I.get_or_init(|| high_with_bframes("1080p30-high-bf-aac-10s.mp4", "1920x1080"))
+    I.get_or_init(|| high_with_bframes("1080p30-high-bf-aac-10s.mp4", "1920x1080", "10"))
 }
 
 /// The same at 640x360: a light ladder (one rung), for tests that run several
 /// live ladders at once on 2 cores.
 pub fn input_360p30_high() -> &'static Input {
     static I: OnceLock<Input> = OnceLock::new();
-    I.get_or_init(|| high_with_bframes("360p30-high-bf-aac-10s.mp4", "640x360"))
+    I.get_or_init(|| high_with_bframes("360p30-high-bf-aac-10s.mp4", "640x360", "10"))
 }
 
-fn high_with_bframes(name: &str, size: &str) -> Input {
+/// As [`input_360p30_high`], 40 s: a publish that must not loop while a
+/// player watches. ffmpeg's `-stream_loop -1 -c copy` re-stamps each loop by
+/// the file's longest track (the AAC audio, 10.005 s), so the video jumps
+/// 5.3 ms at every loop: a publisher artifact, and the B-frame source
+/// rendition then has a 5.3 ms presentation gap there that hls.js can stall
+/// on when it switches levels across it (issue 30 note, session 18).
+pub fn input_360p30_high_long() -> &'static Input {
+    static I: OnceLock<Input> = OnceLock::new();
+    I.get_or_init(|| high_with_bframes("360p30-high-bf-aac-40s.mp4", "640x360", "40"))
+}
+
+fn high_with_bframes(name: &str, size: &str, secs: &str) -> Input {
     let src = format!("testsrc2=size={size}:rate=30");
     make_input(
         name,
@@ -54,7 +65,7 @@ fn high_with_bframes(name: &str, size: &str) -> Input {
             "-i",
             "sine=frequency=440:sample_rate=48000",
             "-t",
-            "10",
+            secs,
             "-c:v",
             "libx264",
             "-preset",
