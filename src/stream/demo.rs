@@ -15,10 +15,10 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
-use crate::telemetry::clock;
 use crate::config::Config;
 use crate::media::CodecConfig;
 use crate::stream::{EndReason, Streams};
+use crate::telemetry::clock;
 use crate::telemetry::shutdown::Shutdown;
 use crate::transcode::pattern::{PatternSource, ToneSource};
 

@@ -8,11 +8,11 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crate::telemetry::clock;
 use crate::stream::feed::{self, Job};
 use crate::stream::publisher::{Publisher, Release};
 use crate::stream::registry::{self, LiveStream, Registry, Rejection};
 use crate::stream::role::Role;
+use crate::telemetry::clock;
 
 /// What ingest holds: the live names, and the way into a media core.
 pub struct Streams {

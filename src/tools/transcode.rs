@@ -10,13 +10,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::telemetry::clock;
 use crate::config::Config;
 use crate::media::flv::{Demuxed, Demuxer, FileTags, FlvError};
 use crate::media::{CodecConfig, Packet, Track, TIMESCALE};
 use crate::package::chunker::Chunk;
 use crate::package::{PackagerConfig, Published, StreamPackager};
 use crate::stream::policy::{self, AudioRoute};
+use crate::telemetry::clock;
 use crate::transcode::backend::Backend;
 use crate::transcode::ladder_run::LadderRun;
 use crate::transcode::StageError;

@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 
 pub use crate::telemetry::latency::{latency_histogram, LatencySummary, Percentiles, StageBuckets};
 
-use crate::telemetry::clock;
 use crate::media::h264::AvcConfig;
 use crate::media::{Packet, TIMESCALE};
+use crate::telemetry::clock;
 use crate::transcode::backend::Backend;
 use crate::transcode::boundary::{Boundaries, Mode};
 use crate::transcode::ladder::{plan, Rung, RungConfig};
