@@ -10,7 +10,7 @@
 //! drop source frames up to its next keyframe (counted per rung), so it
 //! catches up instead of falling further behind. While the input pauses (no
 //! video for `ingest.decoder_drain_after_ms`), the pictures the decoder holds
-//! for reordering go to every rung (`LadderRun::handle_pause`). Which input
+//! for reordering go to every rung (`LadderRun::handle_pause_step`). Which input
 //! the renditions follow (failover, failback, the slate, the reconnect
 //! window) is the [`Switcher`]'s to decide; this file applies its
 //! decisions. When ingest ends the stream the pipeline drains what is

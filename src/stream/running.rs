@@ -252,13 +252,9 @@ impl Running {
 
     /// The input paused: the pictures the decoder holds go to every rung,
     /// the replay up to `packets` packets per call
-    /// (`LadderRun::handle_pause_step`). True while the drain goes on.
-    pub fn drain(
-        &mut self,
-        stream: &LiveStream,
-        packager: &mut Option<Packaging>,
-        packets: usize,
-    ) -> bool {
+    /// (`LadderRun::handle_pause_step`); `LadderRun::draining` says
+    /// whether it goes on.
+    pub fn drain(&mut self, stream: &LiveStream, packager: &mut Option<Packaging>, packets: usize) {
         let stats = &stream.pipeline;
         let (decoded_before, drains_before) = (self.run.decoded, self.run.drains());
         let drained = self.run.handle_pause_step(packets);
@@ -287,7 +283,6 @@ impl Running {
                 }
             }
         }
-        self.run.draining()
     }
 
     pub fn publish_latency(

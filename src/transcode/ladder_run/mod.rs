@@ -8,8 +8,8 @@
 //! thread finished between packets), call [`LadderRun::poll_output`] until
 //! it returns `None`: the encoded frames come out as `(rung index, frame)`,
 //! in presentation order per rung. While the input pauses,
-//! [`LadderRun::handle_pause`] gives out what the decoder holds and the
-//! packets may go on after it. Callers that take every frame at once
+//! [`LadderRun::handle_pause_step`] gives out what the decoder holds, a
+//! few packets of replay per call, and the packets may go on after it. Callers that take every frame at once
 //! (files, benches, tests) may use [`LadderRun::push`], [`LadderRun::drain`],
 //! [`LadderRun::accept`] and [`LadderRun::finish`], which do both steps
 //! with a callback.
@@ -281,13 +281,6 @@ impl LadderRun {
         let r = self.push(packet, &mut |i, f| ready.push_back((i, f)));
         self.ready = ready;
         r
-    }
-
-    /// The input paused: see [`Self::drain`]; the pictures come out of
-    /// [`Self::poll_output`].
-    pub fn handle_pause(&mut self) -> Result<usize, StageError> {
-        self.handle_pause_step(usize::MAX)
-            .map(|gave| gave.unwrap_or(0))
     }
 
     /// The input paused: a drain starts if none is under way
