@@ -496,21 +496,14 @@ impl LadderRun {
             };
             replay.step(packets, &mut give)
         };
-        let over = match stepped {
-            Ok(false) => {
-                self.replay = Some(replay);
-                None
-            }
-            Ok(true) => Some(replay.gave),
-            Err(e) => {
-                self.held.replayed(replay.gave);
-                return Err(e);
-            }
-        };
-        if let Some(gave) = over {
-            self.held.replayed(gave);
+        if let Ok(false) = stepped {
+            self.replay = Some(replay);
+            return result.map(|()| None);
         }
-        result.map(|()| over)
+        // Over (or failed): the drain is counted if it gave anything out.
+        self.held.replayed(replay.gave);
+        stepped?;
+        result.map(|()| Some(replay.gave))
     }
 
     /// Drains that gave out pictures.
